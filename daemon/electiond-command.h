@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * Commands: what goes through the replicated log. One Raft entry holds a batch of commands
+ * (concurrent D-Bus calls are batched into one append). The encoding is a versioned,
+ * little-endian binary format; decoding treats input as hostile (it also arrives over the
+ * network when followers forward to the leader): every length is checked, strings must be
+ * NUL-free, and any error yields -EBADMSG, never a crash.
+ */
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum CommandType {
+        COMMAND_ENTER = 1,
+        COMMAND_LEAVE,
+        COMMAND_EVICT,
+        COMMAND_ANOINT,
+        COMMAND_PROMOTE,
+        COMMAND_DROP_OWNER, /* a bus connection went away: (node, run, owner) loses its connection-bound candidacies */
+        COMMAND_DROP_RUN,   /* node restarted as run R: its connection-bound candidacies with run != R go */
+        COMMAND_DROP_NODE,  /* node failed (cluster): every candidacy owned by node goes */
+        _COMMAND_TYPE_MAX,
+} CommandType;
+
+enum {
+        COMMAND_FLAG_PERSISTENT = 1u << 0, /* Enter: candidacy survives its connection and restarts */
+        COMMAND_FLAG_AUTHORIZED = 1u << 1, /* caller passed uid 0 / polkit manage: may re-bind, Leave persistent of others */
+};
+
+typedef struct Command {
+        CommandType type;
+        char *origin;           /* node that submitted it */
+        uint64_t origin_run;    /* that node's daemon run id */
+        uint64_t request_id;    /* unique per (origin, origin_run); dedup key for retries */
+        char *election;         /* election name ("" for DROP_*) */
+        char *id;               /* candidate id ("" for DROP_*) */
+        char *node;             /* Enter: owner node; DROP_*: the node concerned */
+        char *owner;            /* Enter/Leave/DROP_OWNER: caller's bus unique name */
+        uint64_t run;           /* Enter/DROP_OWNER/DROP_RUN: owner node's run id */
+        uint32_t uid;           /* caller's Unix uid */
+        uint32_t flags;         /* COMMAND_FLAG_* */
+        uint32_t max_elections; /* limits of the submitting node, so all nodes decide alike; 0 = unlimited */
+        uint32_t max_candidates;
+} Command;
+
+Command *command_new(CommandType type);
+Command *command_free(Command *c);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Command, command_free)
+Command *command_copy(const Command *c);
+const char *command_type_to_string(CommandType t);
+
+/* Append one command to a batch under construction (starts a batch when buf is empty). */
+int command_batch_append(GByteArray *buf, const Command *c);
+/* Decode a whole batch: *ret is a GPtrArray of Command* (with free func). */
+int command_batch_decode(const void *data, size_t size, GPtrArray **ret);

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define ELECTIOND_DEFAULT_CONFIG    "/etc/electiond/electiond.conf"
+#define ELECTIOND_DEFAULT_STATE_DIR "/var/lib/electiond"
+
+typedef struct Config {
+        /* [Node] */
+        char *node_name;            /* Name=, default: host name */
+        unsigned max_elections;     /* MaxElections=, default 65536 (0 = unlimited) */
+        unsigned max_candidates;    /* MaxCandidates=, default 1024 per election (0 = unlimited) */
+
+        /* [Cluster]: only used when key_file is set; otherwise the node is standalone and
+         * sends nothing on the network. */
+        char *cluster_name;         /* Name=, default "default" */
+        char *key_file;             /* KeyFile= */
+        char **interfaces;          /* Interfaces=, NULL = every up non-loopback interface with an address */
+        uint16_t port;              /* Port=, default 7946 */
+        char **peers;               /* Peers= */
+        unsigned bootstrap_expect;  /* BootstrapExpect=, default 1 */
+        unsigned max_voters;        /* MaxVoters=, default 5, odd */
+        uint64_t probe_interval_usec;   /* ProbeIntervalSec= */
+        uint64_t lease_usec;            /* LeaseSec= */
+        uint64_t node_timeout_usec;     /* NodeTimeoutSec= */
+        uint64_t dead_member_timeout_usec; /* RemoveDeadAfterSec= */
+} Config;
+
+void config_init_defaults(Config *c);
+void config_done(Config *c);
+/* Loads path into c (on top of the defaults). A missing file is not an error (-ENOENT is
+ * swallowed when allow_missing); a malformed one is -EINVAL with a message in *ret_error. */
+int config_load(Config *c, const char *path, bool allow_missing, char **ret_error);
+bool config_is_clustered(const Config *c);

@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The election rules: a pure state machine, no I/O, no clocks. Every node applies the same
+ * committed commands (electiond-command.h) in the same order and reaches the same state, so
+ * nothing here may depend on local configuration or time: limits travel inside the commands.
+ *
+ * Invariant: an election has a leader iff it has candidates, and the leader is candidates[0].
+ * An election that ever had a term (term_id > 0) is kept forever so its term id is never reused.
+ */
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "electiond-command.h"
+
+typedef struct Candidacy {
+        char *id;          /* candidate id, as given to Enter */
+        char *node;        /* owner node name */
+        char *owner;       /* owner's bus unique name, "" when persistent */
+        uint64_t run;      /* owner node's daemon run id (connection-bound only; 0 if persistent) */
+        uint32_t uid;      /* Unix uid of the caller that entered/re-bound it */
+        bool persistent;
+} Candidacy;
+
+typedef struct Election {
+        char *name;
+        uint64_t term_id;
+        GPtrArray *candidates; /* Candidacy*, owned; [0] leads when non-empty */
+} Election;
+
+typedef struct ElectionState ElectionState;
+
+typedef enum ElectionResult {
+        ELECTION_CHANGED = 0,      /* term or candidate list changed: exactly one event */
+        ELECTION_NOOP,             /* nothing changed (incl. Enter re-bind): no event */
+        ELECTION_NOT_CANDIDATE,    /* -> org.electiond.Election1.Error.NotCandidate */
+        ELECTION_LIMIT_EXCEEDED,   /* -> org.electiond.Election1.Error.LimitExceeded */
+        ELECTION_ACCESS_DENIED,    /* -> org.freedesktop.DBus.Error.AccessDenied */
+        ELECTION_INVALID,          /* malformed command (bad name/id); never changes state */
+        ELECTION_DUPLICATE,        /* request id already applied: ignored */
+} ElectionResult;
+
+/* Called once per changed election, in commit order, while applying a command. */
+typedef void (*ElectionChangedFn)(const Election *e, void *userdata);
+
+ElectionState *election_state_new(void);
+ElectionState *election_state_free(ElectionState *s);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(ElectionState, election_state_free)
+
+/* Apply one committed command. For commands that touch one election (Enter..Evict),
+ * *ret_election (optional) is set to it (NULL if it does not exist), so the caller can copy the
+ * resulting term. Bulk commands (DropOwner/DropRun/DropNode) call changed() once per election
+ * they change. changed() is also called for single-election commands that change state. */
+ElectionResult election_state_apply(ElectionState *s, const Command *c,
+                                    ElectionChangedFn changed, void *userdata,
+                                    const Election **ret_election);
+
+const Election *election_state_get(const ElectionState *s, const char *name);
+unsigned election_state_count(const ElectionState *s);
+/* Sorted by name; the array is newly allocated, the elements are borrowed. */
+GPtrArray *election_state_list(const ElectionState *s);
+
+static inline const char *election_leader(const Election *e) {
+        return (e && e->candidates->len > 0) ? ((Candidacy *) e->candidates->pdata[0])->id : "";
+}
+const Candidacy *election_find(const Election *e, const char *id, unsigned *ret_index);
+/* NULL-terminated array of candidate ids, newly allocated (g_strfreev). */
+char **election_candidate_ids(const Election *e);
+
+/* Snapshots for the Raft engine: a full, versioned serialization of the state (including the
+ * request-id dedup table). Restore replaces the state; on a decode error it returns -EBADMSG
+ * and leaves the state unchanged. */
+int election_state_serialize(const ElectionState *s, GBytes **ret);
+int election_state_restore(ElectionState *s, const void *data, size_t size);
+
+bool election_state_equal(const ElectionState *a, const ElectionState *b);

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The manager ties the pieces together: configuration, the election state, the engine, pending
+ * D-Bus calls waiting for their commands to commit, and the bus edge. It owns the Manager object.
+ */
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "electiond-command.h"
+#include "electiond-config.h"
+#include "electiond-election.h"
+#include "electiond-engine.h"
+
+typedef struct Term {
+        uint64_t id;
+        char *leader;
+        char **candidates; /* NULL-terminated */
+} Term;
+
+Term *term_new_from_election(const Election *e); /* e may be NULL: term 0, no leader */
+Term *term_free(Term *t);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Term, term_free)
+
+typedef struct Manager Manager;
+
+/* result: the rules' verdict; term: the election's term right after this command applied
+ * (borrowed, valid during the call); status < 0: the command could not be committed
+ * (-ETIMEDOUT -> NoQuorum, -ESHUTDOWN, ...), result/term are then meaningless. */
+typedef void (*ManagerDoneFn)(Manager *m, int status, ElectionResult result, const Term *term, void *userdata);
+
+typedef struct ManagerOptions {
+        const char *config_path;
+        const char *state_dir;
+        bool user_bus;
+} ManagerOptions;
+
+int manager_new(const ManagerOptions *opts, Manager **ret);
+Manager *manager_free(Manager *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free)
+/* Starts the engine, takes the bus name, and runs the event loop until SIGTERM/SIGINT. */
+int manager_run(Manager *m);
+
+/* Takes ownership of c; fills in origin, origin_run, request_id and limits. */
+int manager_submit(Manager *m, Command *c, ManagerDoneFn done, void *userdata);
+
+sd_event *manager_get_event(Manager *m);
+sd_bus *manager_get_bus(Manager *m);
+const Config *manager_get_config(Manager *m);
+const ElectionState *manager_get_state(Manager *m);
+const char *manager_node_name(Manager *m);
+uint64_t manager_run_id(Manager *m);
+bool manager_quorate(Manager *m);
+/* A candidate owned by this node leads e, and this node is quorate with an unexpired lease.
+ * Evaluated at the moment of the call (never a cached flag). */
+bool manager_local_leader(Manager *m, const Election *e);
