@@ -37,7 +37,7 @@ typedef struct Command {
         uint64_t request_id;    /* unique per (origin, origin_run); dedup key for retries */
         char *election;         /* election name ("" for DROP_*) */
         char *id;               /* candidate id ("" for DROP_*) */
-        char *node;             /* Enter: owner node; DROP_*: the node concerned */
+        char *node;             /* Enter/Leave: caller's node ("" -> origin); DROP_*: the node concerned */
         char *owner;            /* Enter/Leave/DROP_OWNER: caller's bus unique name */
         uint64_t run;           /* Enter/DROP_OWNER/DROP_RUN: owner node's run id */
         uint32_t uid;           /* caller's Unix uid */
@@ -52,7 +52,14 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(Command, command_free)
 Command *command_copy(const Command *c);
 const char *command_type_to_string(CommandType t);
 
-/* Append one command to a batch under construction (starts a batch when buf is empty). */
+/* Codec limits: longest string field in bytes, most commands in one batch. */
+#define COMMAND_STRING_MAX 4096u
+#define COMMAND_BATCH_MAX 65536u
+
+/* Append one command to a batch under construction (starts a batch when buf is empty).
+ * NULL string fields encode as "". Returns -EINVAL for an unknown type or a buf that is not a
+ * batch, -E2BIG for a string over COMMAND_STRING_MAX, -ENOBUFS when the batch is full (start a
+ * new one). */
 int command_batch_append(GByteArray *buf, const Command *c);
 /* Decode a whole batch: *ret is a GPtrArray of Command* (with free func). */
 int command_batch_decode(const void *data, size_t size, GPtrArray **ret);
