@@ -1,0 +1,437 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The replication engine on a real libraft + libuv storage in a temporary directory. */
+
+#include <ftw.h>
+#include <glib.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <systemd/sd-event.h>
+
+#include "electiond-engine.h"
+
+#define PAYLOAD_SIZE 64
+#define WAIT_USEC    (10 * USEC_PER_SEC)
+
+/* The test's state machine: the list of values applied, in order. */
+typedef struct TestFsm {
+        GArray *values;       /* uint64_t */
+        uint64_t last_index;
+        unsigned n_bad_order; /* index not strictly increasing */
+        unsigned n_bad_data;  /* payload not what was submitted */
+        unsigned n_snapshots;
+        unsigned n_restores;
+        unsigned n_role_changes;
+} TestFsm;
+
+typedef struct Tracker {
+        unsigned n_done;
+        unsigned n_ok;
+        unsigned n_shutdown;
+        int last_error;
+} Tracker;
+
+static void payload_fill(uint8_t *p, uint64_t value) {
+        memcpy(p, &value, sizeof value);
+        for (size_t i = sizeof value; i < PAYLOAD_SIZE; i++)
+                p[i] = (uint8_t) (value * 31 + i);
+}
+
+static void fsm_apply(void *userdata, const void *data, size_t size, uint64_t index) {
+        TestFsm *f = userdata;
+        uint8_t expect[PAYLOAD_SIZE];
+        uint64_t value;
+
+        if (index <= f->last_index)
+                f->n_bad_order++;
+        f->last_index = index;
+
+        if (size != PAYLOAD_SIZE) {
+                f->n_bad_data++;
+                return;
+        }
+        memcpy(&value, data, sizeof value);
+        payload_fill(expect, value);
+        if (memcmp(expect, data, PAYLOAD_SIZE) != 0)
+                f->n_bad_data++;
+        g_array_append_val(f->values, value);
+}
+
+static int fsm_snapshot(void *userdata, GBytes **ret) {
+        TestFsm *f = userdata;
+
+        f->n_snapshots++;
+        *ret = g_bytes_new(f->values->data, f->values->len * sizeof(uint64_t));
+        return 0;
+}
+
+static int fsm_restore(void *userdata, const void *data, size_t size) {
+        TestFsm *f = userdata;
+
+        if (size % sizeof(uint64_t) != 0)
+                return -EBADMSG;
+        f->n_restores++;
+        g_array_set_size(f->values, 0);
+        g_array_append_vals(f->values, data, size / sizeof(uint64_t));
+        /* Entries after the snapshot come next; their indexes are checked relative to each other. */
+        f->last_index = 0;
+        return 0;
+}
+
+static void fsm_role_changed(void *userdata) {
+        TestFsm *f = userdata;
+        f->n_role_changes++;
+}
+
+static const EngineCallbacks test_callbacks = {
+        .apply = fsm_apply,
+        .snapshot = fsm_snapshot,
+        .restore = fsm_restore,
+        .role_changed = fsm_role_changed,
+};
+
+static void test_fsm_init(TestFsm *f) {
+        *f = (TestFsm) { .values = g_array_new(false, false, sizeof(uint64_t)) };
+}
+
+static void test_fsm_done(TestFsm *f) {
+        g_array_unref(f->values);
+}
+
+static void tracker_done(int status, void *userdata) {
+        Tracker *t = userdata;
+
+        t->n_done++;
+        if (status == 0)
+                t->n_ok++;
+        else if (status == -ESHUTDOWN)
+                t->n_shutdown++;
+        else
+                t->last_error = status;
+}
+
+typedef bool (*Condition)(void *userdata);
+
+/* Run the loop until cond holds or the deadline passes. */
+static bool run_until(sd_event *event, Condition cond, void *userdata, uint64_t timeout_usec) {
+        uint64_t deadline = now_monotonic_usec() + timeout_usec;
+
+        while (!cond(userdata)) {
+                uint64_t now = now_monotonic_usec();
+                if (now >= deadline)
+                        return false;
+                g_assert_cmpint(sd_event_run(event, deadline - now), >=, 0);
+        }
+        return true;
+}
+
+static bool cond_leader(void *userdata) {
+        return engine_is_leader(userdata);
+}
+
+typedef struct TrackerWait {
+        Tracker *tracker;
+        unsigned n;
+} TrackerWait;
+
+static bool cond_tracker(void *userdata) {
+        TrackerWait *w = userdata;
+        return w->tracker->n_done >= w->n;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        return remove(path);
+}
+
+static void rm_rf(const char *dir) {
+        g_assert_cmpint(nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS), ==, 0);
+}
+
+static char *make_tmpdir(void) {
+        GError *error = NULL;
+        char *dir = g_dir_make_tmp("test-engine-XXXXXX", &error);
+        g_assert_no_error(error);
+        return dir;
+}
+
+static Engine *open_engine(sd_event *event, const char *dir, unsigned snapshot_threshold, TestFsm *f) {
+        Engine *e = NULL;
+        EngineConfig config = {
+                .dir = dir,
+                .server_id = 1,
+                .snapshot_threshold = snapshot_threshold,
+        };
+
+        g_assert_cmpint(engine_new(event, &config, &test_callbacks, f, &e), ==, 0);
+        g_assert_cmpint(engine_start(e), ==, 0);
+        return e;
+}
+
+/* Starts and waits until the engine is usable; returns the time that took. */
+static uint64_t open_engine_leader(sd_event *event, const char *dir, unsigned snapshot_threshold, TestFsm *f, Engine **ret) {
+        uint64_t start = now_monotonic_usec();
+        Engine *e = open_engine(event, dir, snapshot_threshold, f);
+
+        g_assert_true(run_until(event, cond_leader, e, WAIT_USEC));
+        g_assert_cmpstr(engine_role_name(e), ==, "leader");
+        *ret = e;
+        return now_monotonic_usec() - start;
+}
+
+static void submit_value(Engine *e, uint64_t value, Tracker *t) {
+        uint8_t p[PAYLOAD_SIZE];
+
+        payload_fill(p, value);
+        g_assert_cmpint(engine_submit(e, p, sizeof p, tracker_done, t), ==, 0);
+}
+
+static void wait_tracker(sd_event *event, Tracker *t, unsigned n) {
+        TrackerWait w = { t, n };
+        g_assert_true(run_until(event, cond_tracker, &w, WAIT_USEC));
+}
+
+static void assert_values_sequence(const TestFsm *f, uint64_t n) {
+        g_assert_cmpuint(f->values->len, ==, n);
+        for (uint64_t i = 0; i < n; i++)
+                g_assert_cmpuint(g_array_index(f->values, uint64_t, i), ==, i);
+        g_assert_cmpuint(f->n_bad_order, ==, 0);
+        g_assert_cmpuint(f->n_bad_data, ==, 0);
+}
+
+static void test_submit_and_restart(void) {
+        g_autofree char *dir = make_tmpdir();
+        sd_event *event = NULL;
+        Engine *e = NULL;
+        TestFsm f;
+        Tracker t = {};
+        uint64_t usec, start, last_index;
+        const unsigned n = 1000;
+
+        g_assert_cmpint(sd_event_new(&event), >=, 0);
+        test_fsm_init(&f);
+
+        usec = open_engine_leader(event, dir, 0, &f, &e);
+        printf("# startup to leader (fresh dir): %.2f ms\n", usec / 1000.0);
+        g_assert_cmpuint(f.n_role_changes, >=, 1);
+
+        /* One at a time: each waits for its commit before the next. */
+        start = now_monotonic_usec();
+        for (unsigned i = 0; i < n; i++) {
+                submit_value(e, i, &t);
+                wait_tracker(event, &t, i + 1);
+        }
+        usec = now_monotonic_usec() - start;
+        printf("# sequential: %u entries in %.1f ms, %.0f entries/s\n", n, usec / 1000.0, n * 1e6 / usec);
+
+        /* Many in flight at once: libraft batches them into fewer disk writes. */
+        start = now_monotonic_usec();
+        for (unsigned i = 0; i < n; i++)
+                submit_value(e, n + i, &t);
+        wait_tracker(event, &t, 2 * n);
+        usec = now_monotonic_usec() - start;
+        printf("# concurrent: %u entries in %.1f ms, %.0f entries/s\n", n, usec / 1000.0, n * 1e6 / usec);
+
+        g_assert_cmpuint(t.n_ok, ==, 2 * n);
+        g_assert_cmpint(t.last_error, ==, 0);
+        assert_values_sequence(&f, 2 * n);
+        last_index = f.last_index;
+        g_assert_cmpuint(engine_last_applied(e), >=, last_index);
+
+        e = engine_free(e);
+        g_assert_cmpstr(engine_role_name(e), ==, "unavailable");
+
+        /* Restart on the same directory: everything comes back from the log, in order. */
+        test_fsm_done(&f);
+        test_fsm_init(&f);
+        usec = open_engine_leader(event, dir, 0, &f, &e);
+        printf("# startup to leader (%u entries in log): %.2f ms\n", 2 * n, usec / 1000.0);
+        assert_values_sequence(&f, 2 * n);
+        g_assert_cmpuint(f.last_index, ==, last_index);
+
+        t = (Tracker) {};
+        for (unsigned i = 0; i < 10; i++)
+                submit_value(e, 2 * n + i, &t);
+        wait_tracker(event, &t, 10);
+        g_assert_cmpuint(t.n_ok, ==, 10);
+        assert_values_sequence(&f, 2 * n + 10);
+        g_assert_cmpuint(f.last_index, >, last_index + 10);
+
+        engine_free(e);
+        test_fsm_done(&f);
+        sd_event_unref(event);
+        rm_rf(dir);
+}
+
+static bool dir_has_snapshot(const char *dir) {
+        g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+        const char *name;
+
+        g_assert_nonnull(d);
+        while ((name = g_dir_read_name(d)))
+                if (g_str_has_prefix(name, "snapshot-") && !g_str_has_suffix(name, ".meta"))
+                        return true;
+        return false;
+}
+
+static void test_snapshot(void) {
+        g_autofree char *dir = make_tmpdir();
+        sd_event *event = NULL;
+        Engine *e = NULL;
+        TestFsm f;
+        Tracker t = {};
+        uint64_t last_index;
+        const unsigned n = 500;
+
+        g_assert_cmpint(sd_event_new(&event), >=, 0);
+        test_fsm_init(&f);
+
+        (void) open_engine_leader(event, dir, 64, &f, &e);
+        for (unsigned i = 0; i < n; i++) {
+                submit_value(e, i, &t);
+                /* Mix waiting and pipelining so snapshots happen between and during appends. */
+                if (i % 7 == 0)
+                        wait_tracker(event, &t, i + 1);
+        }
+        wait_tracker(event, &t, n);
+        g_assert_cmpuint(t.n_ok, ==, n);
+        assert_values_sequence(&f, n);
+        g_assert_cmpuint(f.n_snapshots, >=, 2);
+        g_assert_true(dir_has_snapshot(dir));
+        last_index = f.last_index;
+        engine_free(e);
+
+        /* Restart: state comes from the snapshot, then the trailing entries. */
+        test_fsm_done(&f);
+        test_fsm_init(&f);
+        (void) open_engine_leader(event, dir, 64, &f, &e);
+        g_assert_cmpuint(f.n_restores, ==, 1);
+        assert_values_sequence(&f, n);
+
+        t = (Tracker) {};
+        for (unsigned i = 0; i < 100; i++)
+                submit_value(e, n + i, &t);
+        wait_tracker(event, &t, 100);
+        g_assert_cmpuint(t.n_ok, ==, 100);
+        assert_values_sequence(&f, n + 100);
+        g_assert_cmpuint(f.last_index, >, last_index + 100);
+
+        engine_free(e);
+        test_fsm_done(&f);
+        sd_event_unref(event);
+        rm_rf(dir);
+}
+
+/* A child commits K entries and dies without closing anything (as kill -9 would leave it). */
+static void test_crash(void) {
+        g_autofree char *dir = make_tmpdir();
+        const uint64_t k = 137;
+        int pipefd[2];
+        pid_t pid;
+
+        g_assert_cmpint(pipe(pipefd), ==, 0);
+        pid = fork();
+        g_assert_cmpint(pid, >=, 0);
+        if (pid == 0) {
+                sd_event *event = NULL;
+                Engine *e = NULL;
+                TestFsm f;
+                Tracker t = {};
+                uint64_t acked;
+
+                close(pipefd[0]);
+                if (sd_event_new(&event) < 0)
+                        _exit(2);
+                test_fsm_init(&f);
+                (void) open_engine_leader(event, dir, 0, &f, &e);
+                /* Pipelined, and the last one waited for: done(0) for K means K is durable. */
+                for (uint64_t i = 0; i <= k; i++)
+                        submit_value(e, i, &t);
+                wait_tracker(event, &t, k + 1);
+                if (t.n_ok != k + 1)
+                        _exit(3);
+                acked = k;
+                if (write(pipefd[1], &acked, sizeof acked) != sizeof acked)
+                        _exit(4);
+                _exit(0);
+        }
+
+        close(pipefd[1]);
+        uint64_t acked = UINT64_MAX;
+        g_assert_cmpint(read(pipefd[0], &acked, sizeof acked), ==, sizeof acked);
+        close(pipefd[0]);
+        int status;
+        g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+        g_assert_true(WIFEXITED(status));
+        g_assert_cmpint(WEXITSTATUS(status), ==, 0);
+        g_assert_cmpuint(acked, ==, k);
+
+        sd_event *event = NULL;
+        Engine *e = NULL;
+        TestFsm f;
+        Tracker t = {};
+
+        g_assert_cmpint(sd_event_new(&event), >=, 0);
+        test_fsm_init(&f);
+        (void) open_engine_leader(event, dir, 0, &f, &e);
+        assert_values_sequence(&f, k + 1);
+
+        submit_value(e, k + 1, &t);
+        wait_tracker(event, &t, 1);
+        g_assert_cmpuint(t.n_ok, ==, 1);
+        assert_values_sequence(&f, k + 2);
+
+        engine_free(e);
+        test_fsm_done(&f);
+        sd_event_unref(event);
+        rm_rf(dir);
+}
+
+/* Closing with entries in flight completes every one exactly once: committed or -ESHUTDOWN. */
+static void test_shutdown_pending(void) {
+        g_autofree char *dir = make_tmpdir();
+        sd_event *event = NULL;
+        Engine *e = NULL;
+        TestFsm f;
+        Tracker t = {};
+        const unsigned n = 200;
+
+        g_assert_cmpint(sd_event_new(&event), >=, 0);
+        test_fsm_init(&f);
+        (void) open_engine_leader(event, dir, 0, &f, &e);
+
+        for (unsigned i = 0; i < n; i++)
+                submit_value(e, i, &t);
+        g_assert_cmpuint(t.n_done, ==, 0); /* never synchronously */
+        engine_free(e);
+
+        g_assert_cmpuint(t.n_done, ==, n);
+        g_assert_cmpuint(t.n_ok + t.n_shutdown, ==, n);
+        g_assert_cmpint(t.last_error, ==, 0);
+        printf("# closed with %u in flight: %u committed, %u shut down\n", n, t.n_ok, t.n_shutdown);
+
+        /* Whatever was acknowledged is there after a restart, in order. */
+        unsigned acked = t.n_ok;
+        test_fsm_done(&f);
+        test_fsm_init(&f);
+        (void) open_engine_leader(event, dir, 0, &f, &e);
+        g_assert_cmpuint(f.values->len, >=, acked);
+        assert_values_sequence(&f, f.values->len);
+
+        engine_free(e);
+        test_fsm_done(&f);
+        sd_event_unref(event);
+        rm_rf(dir);
+}
+
+int main(int argc, char *argv[]) {
+        g_test_init(&argc, &argv, NULL);
+        setvbuf(stdout, NULL, _IOLBF, 0);
+        if (g_getenv("ELECTIOND_TEST_DEBUG"))
+                log_set_max_level(LOG_DEBUG);
+
+        g_test_add_func("/engine/submit-and-restart", test_submit_and_restart);
+        g_test_add_func("/engine/snapshot", test_snapshot);
+        g_test_add_func("/engine/crash", test_crash);
+        g_test_add_func("/engine/shutdown-pending", test_shutdown_pending);
+        return g_test_run();
+}
