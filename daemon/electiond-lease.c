@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "electiond-lease.h"
+
+/* Rounds a requester remembers: an ack of an older round is ignored, which only shortens leases. */
+#define LEASE_ROUNDS_KEPT 64
+/* Stored-index history a granter keeps beyond G, in entries (one per change). */
+#define LEASE_STORED_HISTORY_MAX 4096
+
+bool lease_params_valid(const LeaseParams *p) {
+        double need = (double) p->lease_usec * (1.0 + LEASE_CLOCK_RATE_BOUND) + (double) LEASE_ACT_MARGIN_USEC;
+        return p->lease_usec > 0 && (double) p->node_timeout_usec > need;
+}
+
+uint64_t lease_grace_usec(const LeaseParams *p) {
+        return p->lease_usec / 2;
+}
+
+uint64_t lease_handover_wait_usec(const LeaseParams *p) {
+        return lease_grace_usec(p) + (uint64_t) ((double) p->lease_usec * (1.0 + LEASE_CLOCK_RATE_BOUND)) +
+               LEASE_ACT_MARGIN_USEC;
+}
+
+/* ---- requester ---- */
+
+typedef struct Round {
+        uint64_t seq;
+        uint64_t sent;
+} Round;
+
+struct LeaseRequester {
+        uint64_t self_id;
+        LeaseParams params;
+        GArray *voters;       /* uint64_t */
+        GHashTable *last_ack; /* voter id → send time of its newest acked round (uint64_t*) */
+        Round rounds[LEASE_ROUNDS_KEPT];
+        uint64_t next_seq;
+};
+
+LeaseRequester *lease_requester_new(uint64_t self_id, const LeaseParams *p) {
+        LeaseRequester *r = g_new0(LeaseRequester, 1);
+        r->self_id = self_id;
+        r->params = *p;
+        r->voters = g_array_new(false, false, sizeof(uint64_t));
+        r->last_ack = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+        r->next_seq = 1;
+        return r;
+}
+
+LeaseRequester *lease_requester_free(LeaseRequester *r) {
+        if (!r)
+                return NULL;
+        g_array_unref(r->voters);
+        g_hash_table_unref(r->last_ack);
+        g_free(r);
+        return NULL;
+}
+
+static bool id_in(const GArray *a, uint64_t id) {
+        for (guint i = 0; i < a->len; i++)
+                if (g_array_index(a, uint64_t, i) == id)
+                        return true;
+        return false;
+}
+
+void lease_requester_set_voters(LeaseRequester *r, const uint64_t *ids, size_t n) {
+        g_array_set_size(r->voters, 0);
+        for (size_t i = 0; i < n; i++)
+                if (!id_in(r->voters, ids[i]))
+                        g_array_append_val(r->voters, ids[i]);
+
+        /* Forget acks of former voters: they no longer count towards a quorum. */
+        GHashTableIter it;
+        gpointer key;
+        g_hash_table_iter_init(&it, r->last_ack);
+        while (g_hash_table_iter_next(&it, &key, NULL))
+                if (!id_in(r->voters, *(uint64_t *) key))
+                        g_hash_table_iter_remove(&it);
+}
+
+uint64_t lease_requester_begin_round(LeaseRequester *r, uint64_t now) {
+        uint64_t seq = r->next_seq++;
+        r->rounds[seq % LEASE_ROUNDS_KEPT] = (Round) { .seq = seq, .sent = now };
+        return seq;
+}
+
+void lease_requester_ack(LeaseRequester *r, uint64_t voter, uint64_t seq) {
+        const Round *round = &r->rounds[seq % LEASE_ROUNDS_KEPT];
+
+        if (seq == 0 || round->seq != seq)
+                return; /* unknown, or overwritten by a newer round */
+        if (!id_in(r->voters, voter))
+                return;
+
+        uint64_t *old = g_hash_table_lookup(r->last_ack, &voter);
+        if (old) {
+                if (round->sent > *old)
+                        *old = round->sent;
+                return;
+        }
+        g_hash_table_insert(r->last_ack, g_memdup2(&voter, sizeof voter), g_memdup2(&round->sent, sizeof round->sent));
+}
+
+static int cmp_desc_u64(gconstpointer a, gconstpointer b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+        return x < y ? 1 : x > y ? -1 : 0;
+}
+
+uint64_t lease_requester_expiry(const LeaseRequester *r) {
+        guint n = r->voters->len;
+        if (n == 0)
+                return 0;
+
+        guint quorum = n / 2 + 1;
+        g_autoptr(GArray) sent = g_array_new(false, false, sizeof(uint64_t));
+        for (guint i = 0; i < n; i++) {
+                uint64_t id = g_array_index(r->voters, uint64_t, i);
+                /* Our own vote counts only through our own granter (rules 2 and 3 apply to us too). */
+                const uint64_t *v = g_hash_table_lookup(r->last_ack, &id);
+                if (!v)
+                        continue;
+                g_array_append_val(sent, *v);
+        }
+        if (sent->len < quorum)
+                return 0;
+
+        g_array_sort(sent, cmp_desc_u64);
+        return g_array_index(sent, uint64_t, quorum - 1) + r->params.lease_usec;
+}
+
+bool lease_requester_quorate(const LeaseRequester *r, uint64_t now) {
+        return now < lease_requester_expiry(r);
+}
+
+/* ---- granter ---- */
+
+typedef struct Stored {
+        uint64_t time;
+        uint64_t index;
+} Stored;
+
+typedef struct Grant {
+        uint64_t last_grant;   /* 0 = never */
+        bool fenced;
+        uint64_t fence_term;   /* raft term of the leader that asked */
+        uint64_t fence_until;  /* after a drop: fenced until then; 0 = until dropped/cleared */
+} Grant;
+
+struct LeaseGranter {
+        LeaseParams params;
+        GArray *stored;     /* Stored, oldest first */
+        GHashTable *grants; /* node id → Grant */
+};
+
+LeaseGranter *lease_granter_new(const LeaseParams *p) {
+        LeaseGranter *g = g_new0(LeaseGranter, 1);
+        g->params = *p;
+        g->stored = g_array_new(false, false, sizeof(Stored));
+        g->grants = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+        return g;
+}
+
+LeaseGranter *lease_granter_free(LeaseGranter *g) {
+        if (!g)
+                return NULL;
+        g_array_unref(g->stored);
+        g_hash_table_unref(g->grants);
+        g_free(g);
+        return NULL;
+}
+
+static Grant *grant_get(LeaseGranter *g, uint64_t node, bool create) {
+        Grant *gr = g_hash_table_lookup(g->grants, &node);
+        if (!gr && create) {
+                gr = g_new0(Grant, 1);
+                g_hash_table_insert(g->grants, g_memdup2(&node, sizeof node), gr);
+        }
+        return gr;
+}
+
+void lease_granter_note_stored(LeaseGranter *g, uint64_t index, uint64_t now) {
+        g_array_append_val(g->stored, ((Stored) { .time = now, .index = index }));
+
+        /* Keep one entry at or before now − G (the value that rule 3 reads), drop older ones. */
+        uint64_t horizon = now > lease_grace_usec(&g->params) ? now - lease_grace_usec(&g->params) : 0;
+        guint keep_from = 0;
+        for (guint i = 0; i < g->stored->len; i++)
+                if (g_array_index(g->stored, Stored, i).time <= horizon)
+                        keep_from = i;
+        if (g->stored->len - keep_from > LEASE_STORED_HISTORY_MAX)
+                keep_from = g->stored->len - LEASE_STORED_HISTORY_MAX;
+        if (keep_from > 0)
+                g_array_remove_range(g->stored, 0, keep_from);
+}
+
+/* The last index stored at or before t (0 if none known). */
+static uint64_t stored_at(const LeaseGranter *g, uint64_t t) {
+        uint64_t index = 0;
+        for (guint i = 0; i < g->stored->len; i++) {
+                const Stored *s = &g_array_index(g->stored, Stored, i);
+                if (s->time > t)
+                        break;
+                index = s->index;
+        }
+        return index;
+}
+
+bool lease_granter_fenced(const LeaseGranter *g, uint64_t node, uint64_t now) {
+        const Grant *gr = g_hash_table_lookup(g->grants, &node);
+        if (!gr || !gr->fenced)
+                return false;
+        return gr->fence_until == 0 || now < gr->fence_until;
+}
+
+bool lease_granter_request(LeaseGranter *g, uint64_t node, uint64_t applied, uint64_t now) {
+        Grant *gr = grant_get(g, node, true);
+
+        if (gr->fenced) {
+                if (gr->fence_until == 0 || now < gr->fence_until)
+                        return false;
+                gr->fenced = false;
+                gr->fence_until = 0;
+        }
+
+        uint64_t g_usec = lease_grace_usec(&g->params);
+        if (now >= g_usec && applied < stored_at(g, now - g_usec))
+                return false; /* it has not applied what we stored a while ago: it may act on stale state */
+
+        gr->last_grant = now;
+        return true;
+}
+
+bool lease_granter_expired(LeaseGranter *g, uint64_t node, uint64_t raft_term, uint64_t now) {
+        Grant *gr = grant_get(g, node, true);
+
+        if (gr->last_grant != 0 && now - gr->last_grant <= g->params.node_timeout_usec)
+                return false;
+
+        gr->fenced = true;
+        gr->fence_until = 0;
+        if (raft_term > gr->fence_term)
+                gr->fence_term = raft_term;
+        return true;
+}
+
+void lease_granter_node_dropped(LeaseGranter *g, uint64_t node, uint64_t now) {
+        Grant *gr = grant_get(g, node, true);
+        gr->fenced = true;
+        gr->fence_until = now + lease_grace_usec(&g->params);
+        if (gr->fence_until == 0)
+                gr->fence_until = 1;
+}
+
+void lease_granter_clear_fences_before(LeaseGranter *g, uint64_t raft_term) {
+        GHashTableIter it;
+        gpointer value;
+        g_hash_table_iter_init(&it, g->grants);
+        while (g_hash_table_iter_next(&it, NULL, &value)) {
+                Grant *gr = value;
+                if (gr->fenced && gr->fence_until == 0 && gr->fence_term < raft_term)
+                        gr->fenced = false;
+        }
+}
+
+uint64_t lease_granter_last_grant(const LeaseGranter *g, uint64_t node) {
+        const Grant *gr = g_hash_table_lookup(g->grants, &node);
+        return gr ? gr->last_grant : 0;
+}
+
+/* ---- hand-over ---- */
+
+void lease_handover_begin(LeaseHandover *h, uint64_t index, uint64_t now) {
+        h->index = index;
+        h->applied_at = now;
+        if (!h->confirmed)
+                h->confirmed = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+        else
+                g_hash_table_remove_all(h->confirmed);
+}
+
+void lease_handover_clear(LeaseHandover *h) {
+        h->index = 0;
+        h->applied_at = 0;
+        if (h->confirmed)
+                g_hash_table_remove_all(h->confirmed);
+}
+
+void lease_handover_note_applied(LeaseHandover *h, uint64_t node, uint64_t applied) {
+        if (h->index == 0 || applied < h->index || !h->confirmed)
+                return;
+        g_hash_table_add(h->confirmed, g_memdup2(&node, sizeof node));
+}
+
+uint64_t lease_handover_deadline(const LeaseHandover *h, const LeaseParams *p) {
+        return h->index == 0 ? 0 : h->applied_at + lease_handover_wait_usec(p);
+}
+
+bool lease_handover_cleared(const LeaseHandover *h, const uint64_t *members, size_t n_members,
+                            const LeaseParams *p, uint64_t now) {
+        if (h->index == 0)
+                return true;
+        if (now >= lease_handover_deadline(h, p))
+                return true;
+        for (size_t i = 0; i < n_members; i++)
+                if (!h->confirmed || !g_hash_table_contains(h->confirmed, &members[i]))
+                        return false;
+        return true;
+}
+
+void lease_handover_done(LeaseHandover *h) {
+        if (h->confirmed)
+                g_hash_table_unref(h->confirmed);
+        *h = (LeaseHandover) {};
+}
