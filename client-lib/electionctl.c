@@ -1,0 +1,929 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* electionctl: query and control electiond's elections, systemd-style (verbs, --json, exit codes). */
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <libintl.h>
+#include <locale.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "election.h"
+
+#define _(s) gettext(s)
+#define N_(s) s
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define USEC_PER_SEC UINT64_C(1000000)
+
+/* Exit codes (documented in electionctl(1)). */
+enum {
+        EXIT_OK = 0,
+        EXIT_NO = 1,            /* is-leader: the candidate does not lead */
+        EXIT_USAGE = 2,         /* bad command line, invalid election name or candidate id */
+        EXIT_NOT_RUNNING = 3,   /* the bus or electiond cannot be reached */
+        EXIT_DENIED = 4,        /* access denied */
+        EXIT_NOT_CANDIDATE = 5, /* the id is not a candidate (also: run/enter was evicted) */
+        EXIT_ERROR = 6,         /* anything else (limit exceeded, no quorum, I/O, ...) */
+};
+
+static bool arg_user = false;
+static bool arg_json = false;
+static bool arg_persistent = false;
+static const char *arg_id = NULL;
+static uint64_t arg_stop_timeout_usec = 10 * USEC_PER_SEC;
+
+static inline void election_client_unrefp(ElectionClient **c) {
+        election_client_unref(*c);
+}
+static inline void election_unrefp(Election **e) {
+        election_unref(*e);
+}
+static inline void election_term_unrefp(ElectionTerm **t) {
+        election_term_unref(*t);
+}
+static inline void election_list_freep(ElectionList **l) {
+        election_list_free(*l);
+}
+static inline void election_options_freep(ElectionOptions **o) {
+        election_options_free(*o);
+}
+static inline void sd_event_unrefp_(sd_event **e) {
+        sd_event_unref(*e);
+}
+static inline void freep(void *p) {
+        free(*(void **) p);
+}
+
+static bool streq_ptr(const char *a, const char *b) {
+        return a && b ? strcmp(a, b) == 0 : a == b;
+}
+
+/* ---- messages and exit codes ----------------------------------------------------------------- */
+
+static int error_exit_code(ElectionClient *c, int r) {
+        const char *n = c ? election_client_last_error_name(c) : NULL;
+
+        if (!n)
+                return r == -ENOENT || r == -ECONNREFUSED ? EXIT_NOT_RUNNING : EXIT_ERROR;
+        if (streq_ptr(n, "org.freedesktop.DBus.Error.ServiceUnknown") ||
+            streq_ptr(n, "org.freedesktop.DBus.Error.NameHasNoOwner") ||
+            strncmp(n, "org.freedesktop.DBus.Error.Spawn.", 33) == 0)
+                return EXIT_NOT_RUNNING;
+        if (streq_ptr(n, ELECTION_ERROR_ACCESS_DENIED))
+                return EXIT_DENIED;
+        if (streq_ptr(n, ELECTION_ERROR_NOT_CANDIDATE))
+                return EXIT_NOT_CANDIDATE;
+        if (streq_ptr(n, ELECTION_ERROR_INVALID_NAME) || streq_ptr(n, ELECTION_ERROR_INVALID_ID) ||
+            streq_ptr(n, "org.freedesktop.DBus.Error.InvalidArgs"))
+                return EXIT_USAGE;
+        return EXIT_ERROR;
+}
+
+/* Prints a clear message for the failure R of a call on C (about election NAME, candidate ID, either
+ * may be NULL) and returns the matching exit code. */
+static int report(ElectionClient *c, int r, const char *name, const char *id) {
+        const char *n = c ? election_client_last_error_name(c) : NULL;
+        const char *m = c ? election_client_last_error_message(c) : NULL;
+        int code = error_exit_code(c, r);
+
+        if (code == EXIT_NOT_RUNNING)
+                fprintf(stderr, _("electiond is not running (nothing owns org.electiond.Election1 on the %s bus).\n"),
+                        arg_user ? _("session") : _("system"));
+        else if (code == EXIT_DENIED)
+                fprintf(stderr,
+                        _("Access denied. Anoint, promote, evict and taking over another user's candidacy need root "
+                          "or the polkit authorization org.electiond.Election1.manage; a connection-bound candidacy "
+                          "can only be left by the connection that holds it.\n"));
+        else if (code == EXIT_NOT_CANDIDATE)
+                fprintf(stderr, _("\"%s\" is not a candidate in election \"%s\".\n"), id ?: "", name ?: "");
+        else if (streq_ptr(n, ELECTION_ERROR_INVALID_NAME))
+                fprintf(stderr, _("Invalid election name \"%s\": names are 1 to 255 bytes of UTF-8 without control "
+                                  "characters.\n"), name ?: "");
+        else if (streq_ptr(n, ELECTION_ERROR_INVALID_ID))
+                fprintf(stderr, _("Invalid candidate id \"%s\": ids are 1 to 255 bytes of UTF-8 without control "
+                                  "characters.\n"), id ?: "");
+        else if (streq_ptr(n, ELECTION_ERROR_LIMIT_EXCEEDED))
+                fprintf(stderr, _("Limit exceeded: electiond allows no more elections or candidates.\n"));
+        else if (streq_ptr(n, ELECTION_ERROR_NO_QUORUM))
+                fprintf(stderr, _("No quorum: the change could not be committed in time.\n"));
+        else if (n)
+                fprintf(stderr, _("Operation failed: %s (%s)\n"), m ?: "", n);
+        else
+                fprintf(stderr, _("Operation failed: %s\n"), strerror(-r));
+        return code;
+}
+
+/* ---- output ---------------------------------------------------------------------------------- */
+
+static void json_string(const char *s) {
+        putchar('"');
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+                if (*p == '"' || *p == '\\')
+                        printf("\\%c", *p);
+                else if (*p < 0x20)
+                        printf("\\u%04x", *p);
+                else
+                        putchar(*p);
+        }
+        putchar('"');
+}
+
+static void print_term_json(const char *name, const ElectionTerm *t) {
+        const char *const *c = election_term_get_candidates(t);
+
+        printf("{\"name\":");
+        json_string(name);
+        printf(",\"term\":%" PRIu64 ",\"leader\":", election_term_get_id(t));
+        json_string(election_term_get_leader(t));
+        printf(",\"candidates\":[");
+        for (size_t i = 0; c && c[i]; i++) {
+                if (i > 0)
+                        putchar(',');
+                json_string(c[i]);
+        }
+        printf("]}\n");
+        fflush(stdout);
+}
+
+static void print_candidates(const ElectionTerm *t) {
+        const char *const *c = election_term_get_candidates(t);
+
+        if (!c || !c[0]) {
+                fputs(_("(none)"), stdout);
+                return;
+        }
+        for (size_t i = 0; c[i]; i++)
+                printf("%s%s", i > 0 ? ", " : "", c[i]);
+}
+
+static const char *leader_or_none(const char *leader) {
+        return leader && leader[0] ? leader : _("(none)");
+}
+
+static void print_term(const char *name, const ElectionTerm *t) {
+        if (arg_json) {
+                print_term_json(name, t);
+                return;
+        }
+        printf(_("  Election: %s\n"), name);
+        printf(_("      Term: %" PRIu64 "\n"), election_term_get_id(t));
+        printf(_("    Leader: %s\n"), leader_or_none(election_term_get_leader(t)));
+        fputs(_("Candidates: "), stdout);
+        print_candidates(t);
+        putchar('\n');
+        fflush(stdout);
+}
+
+/* One line per term, for watch. */
+static void print_term_line(const char *name, const ElectionTerm *t) {
+        if (arg_json) {
+                print_term_json(name, t);
+                return;
+        }
+        printf(_("term %" PRIu64 ", leader %s, candidates: "), election_term_get_id(t),
+               leader_or_none(election_term_get_leader(t)));
+        print_candidates(t);
+        putchar('\n');
+        fflush(stdout);
+}
+
+/* ---- plumbing -------------------------------------------------------------------------------- */
+
+static int connect_client(ElectionClient **ret) {
+        int r;
+
+        r = arg_user ? election_client_new_user(ret) : election_client_new(ret);
+        if (r < 0) {
+                fprintf(stderr, _("Cannot connect to the %s bus: %s\n"), arg_user ? _("session") : _("system"),
+                        strerror(-r));
+                return EXIT_NOT_RUNNING;
+        }
+        return EXIT_OK;
+}
+
+/* Connects and gets election NAME with the command-line options applied. */
+static int open_election(const char *name, bool reenter, ElectionClient **ret_client, Election **ret) {
+        _cleanup_(election_options_freep) ElectionOptions *o = NULL;
+        int r, code;
+
+        code = connect_client(ret_client);
+        if (code != EXIT_OK)
+                return code;
+
+        r = election_options_new(&o);
+        if (r >= 0)
+                r = election_options_set_id(o, arg_id);
+        if (r >= 0)
+                r = election_options_set_persistent(o, arg_persistent);
+        if (r >= 0)
+                r = election_options_set_reenter(o, reenter);
+        if (r < 0) {
+                fprintf(stderr, _("Out of memory.\n"));
+                return EXIT_ERROR;
+        }
+
+        r = election_client_get_election(*ret_client, name, o, ret);
+        if (r < 0)
+                return report(*ret_client, r, name, arg_id);
+        return EXIT_OK;
+}
+
+static int setup_event(ElectionClient *c, sd_event **ret) {
+        sigset_t mask;
+        int r;
+
+        /* sd-event needs these blocked to deliver them as events; children get a clean mask back. */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGCHLD);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return -errno;
+
+        r = sd_event_new(ret);
+        if (r < 0)
+                return r;
+        r = election_client_attach_event(c, *ret, 0);
+        if (r < 0)
+                return r;
+        return 0;
+}
+
+/* ---- verbs ----------------------------------------------------------------------------------- */
+
+static int verb_status(int argc, char **argv) {
+        _cleanup_(election_client_unrefp) ElectionClient *c = NULL;
+        _cleanup_(election_list_freep) ElectionList *l = NULL;
+        _cleanup_(freep) char *node = NULL, *version = NULL;
+        int r, code;
+
+        code = connect_client(&c);
+        if (code != EXIT_OK)
+                return code;
+        r = election_client_get_node_name(c, &node);
+        if (r >= 0)
+                r = election_client_get_version(c, &version);
+        if (r >= 0)
+                r = election_client_list_elections(c, &l);
+        if (r < 0)
+                return report(c, r, NULL, NULL);
+
+        if (arg_json) {
+                printf("{\"node\":");
+                json_string(node);
+                printf(",\"version\":");
+                json_string(version);
+                printf(",\"elections\":[");
+                for (size_t i = 0; i < election_list_size(l); i++) {
+                        printf("%s{\"name\":", i > 0 ? "," : "");
+                        json_string(election_list_get_name(l, i));
+                        printf(",\"term\":%" PRIu64 ",\"leader\":", election_list_get_term_id(l, i));
+                        json_string(election_list_get_leader(l, i));
+                        printf("}");
+                }
+                printf("]}\n");
+                return EXIT_OK;
+        }
+
+        printf(_("     Node: %s\n"), node);
+        printf(_("  Version: %s\n"), version);
+        printf(_("Elections: %zu\n"), election_list_size(l));
+        for (size_t i = 0; i < election_list_size(l); i++) {
+                const char *leader = election_list_get_leader(l, i);
+                printf(_("           %s: term %" PRIu64 ", leader %s\n"), election_list_get_name(l, i),
+                       election_list_get_term_id(l, i), leader_or_none(leader));
+        }
+        return EXIT_OK;
+}
+
+static int verb_list(int argc, char **argv) {
+        _cleanup_(election_client_unrefp) ElectionClient *c = NULL;
+        _cleanup_(election_list_freep) ElectionList *l = NULL;
+        int r, code;
+
+        code = connect_client(&c);
+        if (code != EXIT_OK)
+                return code;
+        r = election_client_list_elections(c, &l);
+        if (r < 0)
+                return report(c, r, NULL, NULL);
+
+        if (arg_json) {
+                putchar('[');
+                for (size_t i = 0; i < election_list_size(l); i++) {
+                        printf("%s{\"name\":", i > 0 ? "," : "");
+                        json_string(election_list_get_name(l, i));
+                        printf(",\"term\":%" PRIu64 ",\"leader\":", election_list_get_term_id(l, i));
+                        json_string(election_list_get_leader(l, i));
+                        putchar('}');
+                }
+                printf("]\n");
+                return EXIT_OK;
+        }
+
+        if (election_list_size(l) == 0) {
+                printf(_("No elections.\n"));
+                return EXIT_OK;
+        }
+        printf("%-30s %10s  %s\n", _("NAME"), _("TERM"), _("LEADER"));
+        for (size_t i = 0; i < election_list_size(l); i++)
+                printf("%-30s %10" PRIu64 "  %s\n", election_list_get_name(l, i), election_list_get_term_id(l, i),
+                       election_list_get_leader(l, i));
+        return EXIT_OK;
+}
+
+static int verb_term(int argc, char **argv) {
+        _cleanup_(election_client_unrefp) ElectionClient *c = NULL;
+        _cleanup_(election_unrefp) Election *e = NULL;
+        _cleanup_(election_term_unrefp) ElectionTerm *t = NULL;
+        int r, code;
+
+        code = open_election(argv[1], false, &c, &e);
+        if (code != EXIT_OK)
+                return code;
+        r = election_get_term(e, &t);
+        if (r < 0)
+                return report(c, r, argv[1], NULL);
+        print_term(argv[1], t);
+        return EXIT_OK;
+}
+
+static int verb_is_leader(int argc, char **argv) {
+        _cleanup_(election_client_unrefp) ElectionClient *c = NULL;
+        _cleanup_(election_unrefp) Election *e = NULL;
+        _cleanup_(election_term_unrefp) ElectionTerm *t = NULL;
+        int r, code;
+
+        code = open_election(argv[1], false, &c, &e);
+        if (code != EXIT_OK)
+                return code == EXIT_NO ? EXIT_ERROR : code;
+        r = election_get_term(e, &t);
+        if (r < 0)
+                return report(c, r, argv[1], NULL);
+        /* "That candidate leads" = the term's Leader is the id (default: the node name). */
+        return election_term_is_leader(t, election_get_id(e)) ? EXIT_OK : EXIT_NO;
+}
+
+typedef int (*election_op_t)(Election *e, const char *id, ElectionTerm **ret);
+
+static int op_leave(Election *e, const char *id, ElectionTerm **ret) {
+        return election_leave(e, ret);
+}
+
+static int op_enter(Election *e, const char *id, ElectionTerm **ret) {
+        return election_enter(e, ret);
+}
+
+static int run_op(const char *name, const char *id, election_op_t op) {
+        _cleanup_(election_client_unrefp) ElectionClient *c = NULL;
+        _cleanup_(election_unrefp) Election *e = NULL;
+        _cleanup_(election_term_unrefp) ElectionTerm *t = NULL;
+        int r, code;
+
+        code = open_election(name, false, &c, &e);
+        if (code != EXIT_OK)
+                return code;
+        r = op(e, id, &t);
+        if (r < 0)
+                return report(c, r, name, id ?: election_get_id(e));
+        if (arg_json)
+                print_term_json(name, t);
+        return EXIT_OK;
+}
+
+static int verb_leave(int argc, char **argv) {
+        return run_op(argv[1], NULL, op_leave);
+}
+
+static int verb_anoint(int argc, char **argv) {
+        return run_op(argv[1], argv[2], election_anoint);
+}
+
+static int verb_promote(int argc, char **argv) {
+        return run_op(argv[1], argv[2], election_promote);
+}
+
+static int verb_evict(int argc, char **argv) {
+        return run_op(argv[1], argv[2], election_evict);
+}
+
+/* watch and enter share this: a loop that ends on SIGINT/SIGTERM or a lost bus. */
+typedef struct Loop {
+        sd_event *event;
+        const char *name;
+        bool print;
+        int code;
+} Loop;
+
+static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Loop *l = userdata;
+
+        return sd_event_exit(l->event, 0);
+}
+
+static void on_watch(Election *e, int status, const ElectionTerm *t, void *userdata) {
+        Loop *l = userdata;
+
+        if (status == -ESHUTDOWN) {
+                fprintf(stderr, _("electiond went away; waiting for it to come back.\n"));
+                return;
+        }
+        if (status == -ECONNRESET) {
+                fprintf(stderr, _("Lost the connection to the bus.\n"));
+                l->code = EXIT_NOT_RUNNING;
+                (void) sd_event_exit(l->event, 0);
+                return;
+        }
+        if (status < 0) {
+                /* Daemon not there at the start: say so once, keep waiting as watch is meant to. */
+                l->code = report(election_get_client(e), status, l->name, NULL);
+                if (l->code != EXIT_NOT_RUNNING)
+                        (void) sd_event_exit(l->event, 0);
+                return;
+        }
+        l->code = EXIT_OK;
+        if (l->print)
+                print_term_line(l->name, t);
+}
+
+static int loop_run(Loop *l, ElectionClient *c, Election *e) {
+        int r;
+
+        r = sd_event_add_signal(l->event, NULL, SIGINT, on_exit_signal, l);
+        if (r >= 0)
+                r = sd_event_add_signal(l->event, NULL, SIGTERM, on_exit_signal, l);
+        if (r >= 0)
+                r = election_watch(e, on_watch, l);
+        if (r < 0)
+                return report(c, r, l->name, NULL);
+        r = sd_event_loop(l->event);
+        if (r < 0)
+                return report(c, r, l->name, NULL);
+        election_unwatch(e);
+        return l->code;
+}
+
+static int verb_watch(int argc, char **argv) {
+        _cleanup_(election_client_unrefp) ElectionClient *c = NULL;
+        _cleanup_(election_unrefp) Election *e = NULL;
+        _cleanup_(sd_event_unrefp_) sd_event *event = NULL;
+        Loop l = { .name = argv[1], .print = true };
+        int r, code;
+
+        code = open_election(argv[1], false, &c, &e);
+        if (code != EXIT_OK)
+                return code;
+        r = setup_event(c, &event);
+        if (r < 0)
+                return report(NULL, r, argv[1], NULL);
+        l.event = event;
+        return loop_run(&l, c, e);
+}
+
+static int verb_enter(int argc, char **argv) {
+        _cleanup_(election_client_unrefp) ElectionClient *c = NULL;
+        _cleanup_(election_unrefp) Election *e = NULL;
+        _cleanup_(election_term_unrefp) ElectionTerm *t = NULL;
+        _cleanup_(sd_event_unrefp_) sd_event *event = NULL;
+        Loop l = { .name = argv[1] };
+        int r, code;
+
+        if (arg_persistent)
+                return run_op(argv[1], NULL, op_enter);
+
+        /* Connection-bound: hold the candidacy (and re-enter after a daemon restart) until told to stop. */
+        code = open_election(argv[1], true, &c, &e);
+        if (code != EXIT_OK)
+                return code;
+        r = setup_event(c, &event);
+        if (r < 0)
+                return report(NULL, r, argv[1], NULL);
+        r = election_enter(e, &t);
+        if (r < 0)
+                return report(c, r, argv[1], election_get_id(e));
+        if (arg_json)
+                print_term_json(argv[1], t);
+
+        l.event = event;
+        code = loop_run(&l, c, e);
+        r = election_leave(e, NULL);
+        if (r < 0 && code == EXIT_OK)
+                code = report(c, r, argv[1], election_get_id(e));
+        return code;
+}
+
+/* ---- run ------------------------------------------------------------------------------------- */
+
+typedef struct Runner {
+        sd_event *event;
+        Election *election;
+        const char *name;
+        char **argv;
+
+        ElectionTerm *term;        /* current term, NULL while the daemon is away */
+        bool rejoining;            /* daemon restarted: our candidacy may briefly be missing */
+        pid_t pid;                 /* running COMMAND, 0 if none */
+        uint64_t child_term;       /* the term COMMAND was started in */
+        bool stopping;             /* we sent SIGTERM */
+        sd_event_source *child_source;
+        sd_event_source *kill_timer;
+
+        bool interrupted;
+        bool evicted;
+        bool finished;
+        int code;
+} Runner;
+
+static void runner_update(Runner *r);
+
+static void runner_finish(Runner *r, int code) {
+        if (r->finished)
+                return;
+        r->finished = true;
+        r->code = code;
+        (void) sd_event_exit(r->event, 0);
+}
+
+static int on_kill_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Runner *r = userdata;
+
+        if (r->pid > 0) {
+                fprintf(stderr, _("Command did not stop in time, killing it.\n"));
+                (void) kill(r->pid, SIGKILL);
+        }
+        return 0;
+}
+
+static void runner_stop_child(Runner *r) {
+        uint64_t now;
+
+        if (r->pid <= 0 || r->stopping)
+                return;
+        r->stopping = true;
+        (void) kill(r->pid, SIGTERM);
+        (void) sd_event_now(r->event, CLOCK_MONOTONIC, &now);
+        (void) sd_event_add_time(r->event, &r->kill_timer, CLOCK_MONOTONIC, now + arg_stop_timeout_usec, 0,
+                                 on_kill_timer, r);
+}
+
+static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
+        Runner *r = userdata;
+        bool stopped_by_us = r->stopping;
+        int status;
+
+        status = si->si_code == CLD_EXITED ? si->si_status : 128 + si->si_status;
+        r->pid = 0;
+        r->stopping = false;
+        r->child_source = sd_event_source_unref(r->child_source);
+        r->kill_timer = sd_event_source_disable_unref(r->kill_timer);
+
+        if (!stopped_by_us || r->interrupted) {
+                /* COMMAND ended on its own (or we are shutting down): leave and pass its status on. */
+                runner_finish(r, status);
+                return 0;
+        }
+        if (r->evicted) {
+                runner_finish(r, EXIT_NOT_CANDIDATE);
+                return 0;
+        }
+        runner_update(r); /* leadership was lost; maybe it is back already */
+        return 0;
+}
+
+static int runner_start_child(Runner *r) {
+        char term[32];
+        pid_t pid;
+        int ret;
+
+        snprintf(term, sizeof term, "%" PRIu64, election_term_get_id(r->term));
+        pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                sigset_t mask;
+
+                /* Don't outlive electionctl: a leader's command must not run unsupervised. */
+                (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+                sigemptyset(&mask);
+                (void) sigprocmask(SIG_SETMASK, &mask, NULL);
+                if (setenv("ELECTION_NAME", r->name, 1) < 0 ||
+                    setenv("ELECTION_ID", election_get_id(r->election), 1) < 0 ||
+                    setenv("ELECTION_TERM", term, 1) < 0)
+                        _exit(127);
+                execvp(r->argv[0], r->argv);
+                fprintf(stderr, _("Failed to execute %s: %s\n"), r->argv[0], strerror(errno));
+                _exit(127);
+        }
+
+        r->pid = pid;
+        r->child_term = election_term_get_id(r->term);
+        ret = sd_event_add_child(r->event, &r->child_source, pid, WEXITED, on_child, r);
+        if (ret < 0) {
+                (void) kill(pid, SIGKILL);
+                return ret;
+        }
+        return 0;
+}
+
+static void runner_update(Runner *r) {
+        const char *id = election_get_id(r->election);
+        bool leads = r->term && election_term_is_leader(r->term, id);
+
+        if (r->pid > 0) {
+                if (!leads || election_term_get_id(r->term) != r->child_term || r->interrupted || r->evicted)
+                        runner_stop_child(r);
+                return;
+        }
+        if (r->interrupted) {
+                runner_finish(r, EXIT_OK);
+                return;
+        }
+        if (r->evicted) {
+                runner_finish(r, EXIT_NOT_CANDIDATE);
+                return;
+        }
+        if (leads) {
+                int ret = runner_start_child(r);
+                if (ret < 0) {
+                        fprintf(stderr, _("Failed to start the command: %s\n"), strerror(-ret));
+                        runner_finish(r, EXIT_ERROR);
+                }
+        }
+}
+
+static void on_run_watch(Election *e, int status, const ElectionTerm *t, void *userdata) {
+        Runner *r = userdata;
+        const char *id = election_get_id(e);
+        bool member = false;
+
+        if (status < 0) {
+                /* Leadership is unknown without the daemon: stop COMMAND, wait for a restart. */
+                r->term = election_term_unref(r->term);
+                r->rejoining = true;
+                if (status == -ECONNRESET) {
+                        fprintf(stderr, _("Lost the connection to the bus.\n"));
+                        r->interrupted = true;
+                } else if (status == -ESHUTDOWN)
+                        fprintf(stderr, _("electiond went away; waiting for it to come back.\n"));
+                runner_update(r);
+                return;
+        }
+
+        election_term_unref(r->term);
+        r->term = election_term_ref((ElectionTerm *) t);
+        for (const char *const *c = election_term_get_candidates(t); c && *c; c++)
+                if (strcmp(*c, id) == 0)
+                        member = true;
+        if (member)
+                r->rejoining = false;
+        else if (!r->rejoining && !r->evicted) {
+                fprintf(stderr, _("\"%s\" is no longer a candidate in election \"%s\" (evicted).\n"), id, r->name);
+                r->evicted = true;
+        }
+        runner_update(r);
+}
+
+static int on_run_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Runner *r = userdata;
+
+        r->interrupted = true;
+        runner_update(r);
+        return 0;
+}
+
+static int verb_run(int argc, char **argv) {
+        _cleanup_(election_client_unrefp) ElectionClient *c = NULL;
+        _cleanup_(election_unrefp) Election *e = NULL;
+        _cleanup_(sd_event_unrefp_) sd_event *event = NULL;
+        Runner runner = {};
+        int r, code;
+
+        if (argc < 3) {
+                fprintf(stderr, _("Missing command: electionctl run NAME [--id ID] -- COMMAND...\n"));
+                return EXIT_USAGE;
+        }
+        if (arg_persistent) {
+                fprintf(stderr, _("--persistent cannot be used with run.\n"));
+                return EXIT_USAGE;
+        }
+
+        code = open_election(argv[1], true, &c, &e);
+        if (code != EXIT_OK)
+                return code;
+        r = setup_event(c, &event);
+        if (r < 0)
+                return report(NULL, r, argv[1], NULL);
+
+        runner = (Runner) {
+                .event = event,
+                .election = e,
+                .name = argv[1],
+                .argv = argv + 2,
+        };
+        r = sd_event_add_signal(event, NULL, SIGINT, on_run_signal, &runner);
+        if (r >= 0)
+                r = sd_event_add_signal(event, NULL, SIGTERM, on_run_signal, &runner);
+        if (r < 0)
+                return report(NULL, r, argv[1], NULL);
+
+        r = election_enter(e, NULL);
+        if (r < 0)
+                return report(c, r, argv[1], election_get_id(e));
+        r = election_watch(e, on_run_watch, &runner);
+        if (r < 0)
+                return report(c, r, argv[1], NULL);
+
+        r = sd_event_loop(event);
+        election_unwatch(e);
+        if (runner.pid > 0) /* only on a loop failure */
+                (void) kill(runner.pid, SIGKILL);
+        sd_event_source_unref(runner.child_source);
+        sd_event_source_disable_unref(runner.kill_timer);
+        election_term_unref(runner.term);
+        if (r < 0)
+                return report(NULL, r, argv[1], NULL);
+
+        if (!runner.evicted) {
+                r = election_leave(e, NULL);
+                if (r < 0 && election_client_last_error_name(c) &&
+                    error_exit_code(c, r) != EXIT_NOT_RUNNING)
+                        (void) report(c, r, argv[1], election_get_id(e));
+        }
+        return runner.code;
+}
+
+/* ---- command line ---------------------------------------------------------------------------- */
+
+static void help(void) {
+        printf(_("%s [OPTIONS...] COMMAND ...\n\n"
+                 "Query and control the elections of electiond.\n\n"
+                 "Commands:\n"
+                 "  status                     Show this node and its elections\n"
+                 "  list                       List the elections\n"
+                 "  term NAME                  Show the current term of an election\n"
+                 "  watch NAME                 Print the term and then every change\n"
+                 "  enter NAME                 Become a candidate (held until interrupted,\n"
+                 "                             unless --persistent)\n"
+                 "  leave NAME                 Stop being a candidate\n"
+                 "  anoint NAME ID             Make a candidate the leader\n"
+                 "  promote NAME ID            Move a candidate one place up\n"
+                 "  evict NAME ID              Remove a candidate\n"
+                 "  is-leader NAME             Exit 0 if the candidate leads, 1 if not\n"
+                 "  run NAME -- COMMAND...     Campaign and run COMMAND while leading\n\n"
+                 "Options:\n"
+                 "  -h --help                  Show this help\n"
+                 "     --version               Show the version\n"
+                 "     --user                  Talk to the daemon on the session bus\n"
+                 "     --json                  Print JSON\n"
+                 "     --id=ID                 Candidate id (default: the node name)\n"
+                 "     --persistent            enter: keep the candidacy until left or evicted\n"
+                 "     --stop-timeout=SEC      run: seconds between SIGTERM and SIGKILL (default 10)\n\n"
+                 "See the electionctl(1) man page for details and exit codes.\n"),
+               program_invocation_short_name);
+}
+
+typedef struct Verb {
+        const char *name;
+        int min_args, max_args; /* including the verb; -1 = unlimited */
+        int (*run)(int argc, char **argv);
+} Verb;
+
+static const Verb verbs[] = {
+        { "status",    1, 1,  verb_status },
+        { "list",      1, 1,  verb_list },
+        { "term",      2, 2,  verb_term },
+        { "watch",     2, 2,  verb_watch },
+        { "enter",     2, 2,  verb_enter },
+        { "leave",     2, 2,  verb_leave },
+        { "anoint",    3, 3,  verb_anoint },
+        { "promote",   3, 3,  verb_promote },
+        { "evict",     3, 3,  verb_evict },
+        { "is-leader", 2, 2,  verb_is_leader },
+        { "run",       2, -1, verb_run },
+};
+
+static int parse_argv(int argc, char *argv[]) {
+        enum {
+                ARG_VERSION = 0x100,
+                ARG_USER,
+                ARG_JSON,
+                ARG_ID,
+                ARG_PERSISTENT,
+                ARG_STOP_TIMEOUT,
+        };
+        static const struct option options[] = {
+                { "help",         no_argument,       NULL, 'h' },
+                { "version",      no_argument,       NULL, ARG_VERSION },
+                { "user",         no_argument,       NULL, ARG_USER },
+                { "system",       no_argument,       NULL, ARG_USER + 0x100 },
+                { "json",         no_argument,       NULL, ARG_JSON },
+                { "id",           required_argument, NULL, ARG_ID },
+                { "persistent",   no_argument,       NULL, ARG_PERSISTENT },
+                { "stop-timeout", required_argument, NULL, ARG_STOP_TIMEOUT },
+                {}
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("electionctl %s\n", ELECTIOND_VERSION);
+                        return 0;
+                case ARG_USER:
+                        arg_user = true;
+                        break;
+                case ARG_USER + 0x100:
+                        arg_user = false;
+                        break;
+                case ARG_JSON:
+                        arg_json = true;
+                        break;
+                case ARG_ID:
+                        if (!optarg[0]) {
+                                fprintf(stderr, _("The candidate id must not be empty.\n"));
+                                return -EINVAL;
+                        }
+                        arg_id = optarg;
+                        break;
+                case ARG_PERSISTENT:
+                        arg_persistent = true;
+                        break;
+                case ARG_STOP_TIMEOUT: {
+                        char *end = NULL;
+                        double sec;
+
+                        errno = 0;
+                        sec = strtod(optarg, &end);
+                        if (errno != 0 || !end || *end || end == optarg || !(sec >= 0) || sec > 86400.0 * 365) {
+                                fprintf(stderr, _("Invalid --stop-timeout value: %s\n"), optarg);
+                                return -EINVAL;
+                        }
+                        arg_stop_timeout_usec = (uint64_t) (sec * (double) USEC_PER_SEC);
+                        break;
+                }
+                case '?':
+                        return -EINVAL;
+                default:
+                        return -EINVAL;
+                }
+        return 1;
+}
+
+int main(int argc, char *argv[]) {
+        const char *localedir;
+        int r;
+
+        setlocale(LC_ALL, "");
+        /* Lets the test suite use the catalogues in the build tree; harmless for a non-setuid tool. */
+        localedir = secure_getenv("ELECTIONCTL_LOCALEDIR");
+        bindtextdomain(GETTEXT_PACKAGE, localedir && localedir[0] ? localedir : LOCALEDIR);
+        bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");
+        textdomain(GETTEXT_PACKAGE);
+
+        /* A vanished reader of our stdout must not kill a supervising `run`. */
+        signal(SIGPIPE, SIG_IGN);
+
+        r = parse_argv(argc, argv);
+        if (r < 0)
+                return EXIT_USAGE;
+        if (r == 0)
+                return EXIT_OK;
+
+        if (optind >= argc) {
+                fprintf(stderr, _("Missing command. See %s --help.\n"), program_invocation_short_name);
+                return EXIT_USAGE;
+        }
+
+        for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
+                const Verb *v = &verbs[i];
+                int n = argc - optind;
+
+                if (strcmp(v->name, argv[optind]) != 0)
+                        continue;
+                if (n < v->min_args) {
+                        fprintf(stderr, _("Too few arguments for \"%s\". See %s --help.\n"), v->name,
+                                program_invocation_short_name);
+                        return EXIT_USAGE;
+                }
+                if (v->max_args >= 0 && n > v->max_args) {
+                        fprintf(stderr, _("Too many arguments for \"%s\". See %s --help.\n"), v->name,
+                                program_invocation_short_name);
+                        return EXIT_USAGE;
+                }
+                return v->run(n, argv + optind);
+        }
+
+        fprintf(stderr, _("Unknown command \"%s\". See %s --help.\n"), argv[optind], program_invocation_short_name);
+        return EXIT_USAGE;
+}
