@@ -287,7 +287,8 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf) {
 /* --- leadership --- */
 
 static unsigned engine_state(const Engine *e) {
-        return e->raft_initialized ? e->raft.state : RAFT_UNAVAILABLE;
+        /* libraft says "follower" right after raft_init(); nothing runs before raft_start(). */
+        return e->raft_initialized && e->started ? e->raft.state : RAFT_UNAVAILABLE;
 }
 
 static bool engine_usable(const Engine *e) {

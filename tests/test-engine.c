@@ -154,17 +154,22 @@ static char *make_tmpdir(void) {
         return dir;
 }
 
-static Engine *open_engine(sd_event *event, const char *dir, unsigned snapshot_threshold, TestFsm *f) {
+static Engine *open_engine_config(sd_event *event, const EngineConfig *config, TestFsm *f) {
         Engine *e = NULL;
+
+        g_assert_cmpint(engine_new(event, config, &test_callbacks, f, &e), ==, 0);
+        g_assert_cmpint(engine_start(e), ==, 0);
+        return e;
+}
+
+static Engine *open_engine(sd_event *event, const char *dir, unsigned snapshot_threshold, TestFsm *f) {
         EngineConfig config = {
                 .dir = dir,
                 .server_id = 1,
                 .snapshot_threshold = snapshot_threshold,
         };
 
-        g_assert_cmpint(engine_new(event, &config, &test_callbacks, f, &e), ==, 0);
-        g_assert_cmpint(engine_start(e), ==, 0);
-        return e;
+        return open_engine_config(event, &config, f);
 }
 
 /* Starts and waits until the engine is usable; returns the time that took. */
@@ -397,6 +402,13 @@ static void test_shutdown_pending(void) {
 
         g_assert_cmpint(sd_event_new(&event), >=, 0);
         test_fsm_init(&f);
+
+        /* Created but never started: closes cleanly too. */
+        EngineConfig config = { .dir = dir, .server_id = 1 };
+        g_assert_cmpint(engine_new(event, &config, &test_callbacks, &f, &e), ==, 0);
+        e = engine_free(e);
+        g_assert_null(e);
+
         (void) open_engine_leader(event, dir, 0, &f, &e);
 
         for (unsigned i = 0; i < n; i++)
@@ -423,6 +435,60 @@ static void test_shutdown_pending(void) {
         rm_rf(dir);
 }
 
+static int on_idle_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
+        *(bool *) userdata = true;
+        return 0;
+}
+
+/* An idle leader keeps its role (the libuv timer must be followed precisely) without spinning. */
+static void test_idle(void) {
+        g_autofree char *dir = make_tmpdir();
+        sd_event *event = NULL;
+        sd_event_source *deadline = NULL;
+        Engine *e = NULL;
+        TestFsm f;
+        Tracker t = {};
+        bool expired = false;
+        unsigned iterations = 0, role_changes;
+        EngineConfig config = {
+                .dir = dir,
+                .server_id = 1,
+                .election_timeout_msec = 100,
+                .heartbeat_timeout_msec = 20,
+        };
+
+        /* Not started: refused synchronously, done never called. */
+        g_assert_cmpint(sd_event_new(&event), >=, 0);
+        test_fsm_init(&f);
+        g_assert_cmpint(engine_new(event, &config, &test_callbacks, &f, &e), ==, 0);
+        g_assert_false(engine_is_leader(e));
+        g_assert_cmpstr(engine_role_name(e), ==, "unavailable");
+        g_assert_cmpint(engine_submit(e, "x", 1, tracker_done, &t), ==, -ENOTCONN);
+        g_assert_cmpint(engine_start(e), ==, 0);
+        g_assert_cmpint(engine_start(e), ==, -EALREADY);
+        g_assert_true(run_until(event, cond_leader, e, WAIT_USEC));
+        role_changes = f.n_role_changes;
+
+        /* Ten election timeouts of nothing to do. */
+        g_assert_cmpint(sd_event_add_time_relative(event, &deadline, CLOCK_MONOTONIC, 1000 * USEC_PER_MSEC, 1,
+                                                   on_idle_deadline, &expired), >=, 0);
+        while (!expired) {
+                g_assert_cmpint(sd_event_run(event, UINT64_MAX), >=, 0);
+                iterations++;
+                g_assert_true(engine_is_leader(e));
+        }
+        printf("# idle second: %u loop iterations (tick every %u ms)\n", iterations, config.heartbeat_timeout_msec);
+        g_assert_cmpuint(f.n_role_changes, ==, role_changes);
+        g_assert_cmpuint(iterations, <, 400);
+        g_assert_cmpuint(t.n_done, ==, 0);
+
+        sd_event_source_unref(deadline);
+        engine_free(e);
+        test_fsm_done(&f);
+        sd_event_unref(event);
+        rm_rf(dir);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         setvbuf(stdout, NULL, _IOLBF, 0);
@@ -433,5 +499,6 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/engine/snapshot", test_snapshot);
         g_test_add_func("/engine/crash", test_crash);
         g_test_add_func("/engine/shutdown-pending", test_shutdown_pending);
+        g_test_add_func("/engine/idle", test_idle);
         return g_test_run();
 }
