@@ -1,0 +1,818 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include <glib/gstdio.h>
+
+#include "electiond-elections-d.h"
+#include "electiond-units.h"
+
+#define SD_SERVICE   "org.freedesktop.systemd1"
+#define SD_PATH      "/org/freedesktop/systemd1"
+#define SD_MANAGER   "org.freedesktop.systemd1.Manager"
+#define SD_UNIT      "org.freedesktop.systemd1.Unit"
+
+#define RETRY_MIN_USEC   (500 * USEC_PER_MSEC)
+#define RETRY_MAX_USEC   (30 * USEC_PER_SEC)
+/* While something is led, re-check LocalLeader this often: a lease can run out without any
+ * event reaching us, and demotion must not wait for one. */
+#define RECHECK_USEC     (200 * USEC_PER_MSEC)
+
+typedef struct UnitsElection UnitsElection;
+
+struct Units {
+        Manager *manager;
+        sd_bus *bus;
+        sd_event *event;
+        char *leader_dir;
+        GPtrArray *elections;       /* UnitsElection* */
+        GHashTable *jobs;           /* job object path -> UnitsJob* */
+        GHashTable *calls;          /* UnitsCall* (owns its slot) */
+        GPtrArray *tickets;         /* UnitsTicket* of manager_submit() calls in flight */
+        sd_bus_slot *job_removed_slot;
+        sd_event_source *subscribe_retry;
+        unsigned subscribe_attempts;
+        sd_event_source *recheck;
+        bool started;
+};
+
+struct UnitsElection {
+        Units *units;
+        ElectionUnitConfig *config;
+        char *target;               /* electiond-leader@NAME.target */
+        char *flag_path;
+
+        int acted;                  /* -1: not yet, 0: stopped, 1: started (what we last asked for) */
+        uint64_t flag_term;         /* term id written to the flag file */
+        unsigned generation;        /* bumped per act; replies/jobs of older ones are ignored */
+        unsigned pending;           /* calls + jobs of this generation still outstanding */
+        bool failed;                /* something of this generation failed: retry when settled */
+        unsigned attempts;
+        sd_event_source *retry;
+
+        /* Health gating */
+        char *health_path;
+        char *health_state;
+        sd_bus_slot *health_match;
+        unsigned health_attempts;
+        sd_event_source *health_retry;
+        bool health_known;
+        bool want_candidate;
+        int candidate;              /* -1 unknown, 0 left, 1 entered (last committed by us) */
+        bool candidate_busy;
+        unsigned candidate_attempts;
+        sd_event_source *candidate_retry;
+};
+
+typedef struct UnitsJob {
+        UnitsElection *election;
+        unsigned generation;
+        char *unit;
+        bool start;
+} UnitsJob;
+
+typedef enum CallKind {
+        CALL_JOB,
+        CALL_SUBSCRIBE,
+        CALL_LOAD_HEALTH,
+        CALL_GET_HEALTH,
+} CallKind;
+
+typedef struct UnitsCall {
+        Units *units;
+        CallKind kind;
+        UnitsElection *election;
+        unsigned generation;
+        char *unit;
+        bool start;
+        sd_bus_slot *slot;
+} UnitsCall;
+
+/* manager_submit() callbacks may outlive us: they find u == NULL then. */
+typedef struct UnitsTicket {
+        Units *units;
+        UnitsElection *election;
+        bool enter;
+} UnitsTicket;
+
+static void units_job_free(void *p) {
+        UnitsJob *j = p;
+        if (!j)
+                return;
+        g_free(j->unit);
+        g_free(j);
+}
+
+static void units_call_free(void *p) {
+        UnitsCall *c = p;
+        if (!c)
+                return;
+        sd_bus_slot_unref(c->slot);
+        g_free(c->unit);
+        g_free(c);
+}
+
+static uint64_t backoff_usec(unsigned attempts) {
+        uint64_t t = RETRY_MIN_USEC;
+        for (unsigned i = 1; i < attempts && t < RETRY_MAX_USEC; i++)
+                t *= 2;
+        return t < RETRY_MAX_USEC ? t : RETRY_MAX_USEC;
+}
+
+static int schedule(Units *u, sd_event_source **s, uint64_t usec, sd_event_time_handler_t cb, void *userdata) {
+        int r;
+
+        *s = sd_event_source_disable_unref(*s);
+        r = sd_event_add_time_relative(u->event, s, CLOCK_BOOTTIME, usec, 0, cb, userdata);
+        if (r < 0)
+                return log_error_errno(r, "Failed to schedule a retry: %m");
+        return 0;
+}
+
+static UnitsElection *units_find(Units *u, const char *name) {
+        for (unsigned i = 0; i < u->elections->len; i++) {
+                UnitsElection *e = u->elections->pdata[i];
+                if (streq_ptr(e->config->name, name))
+                        return e;
+        }
+        return NULL;
+}
+
+static void units_election_free(void *p) {
+        UnitsElection *e = p;
+        if (!e)
+                return;
+        sd_event_source_disable_unref(e->retry);
+        sd_event_source_disable_unref(e->health_retry);
+        sd_event_source_disable_unref(e->candidate_retry);
+        sd_bus_slot_unref(e->health_match);
+        election_unit_config_free(e->config);
+        g_free(e->target);
+        g_free(e->flag_path);
+        g_free(e->health_path);
+        g_free(e->health_state);
+        g_free(e);
+}
+
+/* ---- flag file ---- */
+
+static int flag_write(UnitsElection *e, uint64_t term_id) {
+        Units *u = e->units;
+        g_autofree char *tmp = NULL;
+        char buf[32];
+        int n, r;
+
+        if (g_mkdir_with_parents(u->leader_dir, 0755) < 0)
+                return log_error_errno(errno, "Failed to create %s: %m", u->leader_dir);
+
+        /* Temp file + rename: readers see no file or a complete one, never a partial term id. */
+        tmp = g_build_filename(u->leader_dir, ".#flag.XXXXXX", NULL);
+        _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0)
+                return log_error_errno(errno, "Failed to create a temporary file in %s: %m", u->leader_dir);
+        if (fchmod(fd, 0644) < 0) {
+                r = -errno;
+                (void) unlink(tmp);
+                return log_error_errno(r, "Failed to chmod %s: %m", tmp);
+        }
+        n = snprintf(buf, sizeof buf, "%" PRIu64 "\n", term_id);
+        if (write(fd, buf, (size_t) n) != n) {
+                r = errno > 0 ? -errno : -EIO;
+                (void) unlink(tmp);
+                return log_error_errno(r, "Failed to write %s: %m", tmp);
+        }
+        if (rename(tmp, e->flag_path) < 0) {
+                r = -errno;
+                (void) unlink(tmp);
+                return log_error_errno(r, "Failed to rename %s to %s: %m", tmp, e->flag_path);
+        }
+        e->flag_term = term_id;
+        return 0;
+}
+
+static void flag_remove(UnitsElection *e) {
+        if (unlink(e->flag_path) < 0 && errno != ENOENT)
+                log_error_errno(errno, "Failed to remove %s: %m", e->flag_path);
+        e->flag_term = 0;
+}
+
+static void leader_dir_clear(Units *u) {
+        g_autoptr(GDir) d = g_dir_open(u->leader_dir, 0, NULL);
+        const char *de;
+
+        /* A crashed previous run may have left flags behind: we lead nothing yet. */
+        if (!d)
+                return;
+        while ((de = g_dir_read_name(d))) {
+                g_autofree char *p = g_build_filename(u->leader_dir, de, NULL);
+                if (!g_file_test(p, G_FILE_TEST_IS_DIR) && unlink(p) < 0 && errno != ENOENT)
+                        log_warning_errno(errno, "Failed to remove stale %s: %m", p);
+        }
+}
+
+/* ---- unit jobs ---- */
+
+static void election_settle(UnitsElection *e);
+
+static void election_op_done(UnitsElection *e, unsigned generation, const char *unit, bool start, const char *error) {
+        if (generation != e->generation)
+                return; /* superseded by a later act */
+        if (error) {
+                log_warning("Failed to %s %s (election %s): %s", start ? "start" : "stop", unit,
+                            e->config->name, error);
+                e->failed = true;
+        }
+        if (e->pending > 0)
+                e->pending--;
+        election_settle(e);
+}
+
+static int job_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        UnitsCall *c = userdata;
+        Units *u = c->units;
+        UnitsElection *e = c->election;
+        const sd_bus_error *err = sd_bus_message_get_error(m);
+        const char *job;
+        int r;
+
+        if (err)
+                election_op_done(e, c->generation, c->unit, c->start, err->message ? err->message : err->name);
+        else {
+                r = sd_bus_message_read(m, "o", &job);
+                if (r < 0)
+                        election_op_done(e, c->generation, c->unit, c->start, "bad reply");
+                else if (c->generation == e->generation) {
+                        UnitsJob *j = g_new0(UnitsJob, 1);
+                        j->election = e;
+                        j->generation = c->generation;
+                        j->unit = g_strdup(c->unit);
+                        j->start = c->start;
+                        g_hash_table_replace(u->jobs, g_strdup(job), j);
+                }
+        }
+        g_hash_table_remove(u->calls, c);
+        return 0;
+}
+
+static int job_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Units *u = userdata;
+        const char *job, *unit, *result;
+        uint32_t id;
+        UnitsJob *j;
+        int r;
+
+        r = sd_bus_message_read(m, "uoss", &id, &job, &unit, &result);
+        if (r < 0) {
+                log_debug_errno(r, "Ignoring malformed JobRemoved signal: %m");
+                return 0;
+        }
+        j = g_hash_table_lookup(u->jobs, job);
+        if (!j)
+                return 0;
+
+        /* Stop jobs that find nothing to stop are fine; anything but "done" is a failure. */
+        if (streq_ptr(result, "done"))
+                election_op_done(j->election, j->generation, j->unit, j->start, NULL);
+        else {
+                g_autofree char *msg = g_strdup_printf("job %s", result);
+                election_op_done(j->election, j->generation, j->unit, j->start, msg);
+        }
+        g_hash_table_remove(u->jobs, job);
+        return 0;
+}
+
+static int call_start(Units *u, CallKind kind, UnitsElection *e, const char *unit, bool start, const char *member,
+                      sd_bus_message_handler_t cb, const char *path, const char *iface, const char *types, ...) {
+        UnitsCall *c;
+        va_list ap;
+        int r;
+
+        c = g_new0(UnitsCall, 1);
+        c->units = u;
+        c->kind = kind;
+        c->election = e;
+        c->generation = e ? e->generation : 0;
+        c->unit = g_strdup(unit);
+        c->start = start;
+
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
+        r = sd_bus_message_new_method_call(u->bus, &msg, SD_SERVICE, path, iface, member);
+        if (r >= 0 && types) {
+                va_start(ap, types);
+                r = sd_bus_message_appendv(msg, types, ap);
+                va_end(ap);
+        }
+        if (r >= 0)
+                r = sd_bus_call_async(u->bus, &c->slot, msg, cb, c, 0);
+        if (r < 0) {
+                units_call_free(c);
+                return log_error_errno(r, "Failed to call %s.%s: %m", iface, member);
+        }
+        g_hash_table_add(u->calls, c);
+        return 0;
+}
+
+static void election_issue(UnitsElection *e) {
+        Units *u = e->units;
+        bool start = e->acted == 1;
+        int r;
+
+        e->generation++;
+        e->pending = 0;
+        e->failed = false;
+        e->retry = sd_event_source_disable_unref(e->retry);
+
+        /* The target first: leader units hang off it with WantedBy=/PartOf=. */
+        for (int i = -1; i < 0 || e->config->units[i]; i++) {
+                const char *unit = i < 0 ? e->target : e->config->units[i];
+
+                r = call_start(u, CALL_JOB, e, unit, start, start ? "StartUnit" : "StopUnit", job_reply,
+                               SD_PATH, SD_MANAGER, "ss", unit, "replace");
+                if (r < 0)
+                        e->failed = true;
+                else
+                        e->pending++;
+        }
+        election_settle(e);
+}
+
+static int election_retry_cb(sd_event_source *s, uint64_t usec, void *userdata) {
+        UnitsElection *e = userdata;
+
+        e->retry = sd_event_source_disable_unref(e->retry);
+        log_info("Retrying to %s the units of election %s.", e->acted == 1 ? "start" : "stop", e->config->name);
+        election_issue(e);
+        return 0;
+}
+
+static void election_settle(UnitsElection *e) {
+        if (e->pending > 0)
+                return;
+        if (!e->failed) {
+                if (e->attempts > 0)
+                        log_info("Units of election %s are %s.", e->config->name, e->acted == 1 ? "started" : "stopped");
+                e->attempts = 0;
+                return;
+        }
+        e->attempts++;
+        (void) schedule(e->units, &e->retry, backoff_usec(e->attempts), election_retry_cb, e);
+}
+
+/* ---- leadership ---- */
+
+static void units_update_recheck(Units *u);
+
+static void election_evaluate(UnitsElection *e, const Election *el) {
+        Units *u = e->units;
+        bool leading;
+
+        if (!u->started)
+                return;
+
+        /* Our configured candidate leads, it is owned by this node, and we hold quorum and an
+         * unexpired lease: asked now, not remembered. */
+        leading = el && streq_ptr(election_leader(el), e->config->id) && manager_local_leader(u->manager, el);
+
+        if (leading) {
+                if (e->acted != 1 || e->flag_term != el->term_id)
+                        /* Written before the start jobs so ConditionPathExists= sees it. A failure
+                         * is logged; the units still follow leadership. */
+                        (void) flag_write(e, el->term_id);
+                if (e->acted == 1)
+                        return;
+                log_info("This node leads election %s (term %" PRIu64 "): starting %s and %u unit(s).",
+                         e->config->name, el->term_id, e->target, g_strv_length(e->config->units));
+                e->acted = 1;
+        } else {
+                if (e->acted == 0)
+                        return;
+                /* Flag first, then stop at once: demotion must beat the next leader's start. */
+                flag_remove(e);
+                if (e->acted == 1)
+                        log_info("This node no longer leads election %s: stopping its units.", e->config->name);
+                e->acted = 0;
+        }
+        election_issue(e);
+        units_update_recheck(u);
+}
+
+static void units_evaluate_all(Units *u) {
+        const ElectionState *s = manager_get_state(u->manager);
+
+        for (unsigned i = 0; i < u->elections->len; i++) {
+                UnitsElection *e = u->elections->pdata[i];
+                election_evaluate(e, s ? election_state_get(s, e->config->name) : NULL);
+        }
+}
+
+static int recheck_cb(sd_event_source *s, uint64_t usec, void *userdata) {
+        Units *u = userdata;
+
+        u->recheck = sd_event_source_disable_unref(u->recheck);
+        units_evaluate_all(u);
+        units_update_recheck(u);
+        return 0;
+}
+
+static void units_update_recheck(Units *u) {
+        if (units_n_leading(u) == 0) {
+                u->recheck = sd_event_source_disable_unref(u->recheck);
+                return;
+        }
+        if (u->recheck)
+                return;
+        if (schedule(u, &u->recheck, RECHECK_USEC, recheck_cb, u) >= 0)
+                /* Lease expiry goes before ordinary work. */
+                (void) sd_event_source_set_priority(u->recheck, SD_EVENT_PRIORITY_IMPORTANT);
+}
+
+void units_election_changed(Units *u, const Election *e) {
+        UnitsElection *ue;
+
+        if (!u || !e)
+                return;
+        ue = units_find(u, e->name);
+        if (ue)
+                election_evaluate(ue, e);
+}
+
+void units_quorum_changed(Units *u) {
+        if (u)
+                units_evaluate_all(u);
+}
+
+/* ---- candidacy (Enter / Leave of the configured id) ---- */
+
+static void candidate_sync(UnitsElection *e);
+
+static int candidate_retry_cb(sd_event_source *s, uint64_t usec, void *userdata) {
+        UnitsElection *e = userdata;
+
+        e->candidate_retry = sd_event_source_disable_unref(e->candidate_retry);
+        candidate_sync(e);
+        return 0;
+}
+
+static void candidate_done(Manager *m, int status, ElectionResult result, const Term *term, void *userdata) {
+        UnitsTicket *t = userdata;
+        Units *u = t->units;
+        UnitsElection *e = t->election;
+        bool enter = t->enter;
+
+        if (u)
+                g_ptr_array_remove_fast(u->tickets, t);
+        g_free(t);
+        if (!u)
+                return; /* we are gone */
+
+        e->candidate_busy = false;
+        if (status < 0 || (result != ELECTION_CHANGED && result != ELECTION_NOOP && result != ELECTION_DUPLICATE)) {
+                if (status < 0)
+                        log_warning_errno(status, "Failed to %s election %s as %s: %m", enter ? "enter" : "leave",
+                                          e->config->name, e->config->id);
+                else
+                        log_warning("Failed to %s election %s as %s: result %d", enter ? "enter" : "leave",
+                                    e->config->name, e->config->id, (int) result);
+                e->candidate_attempts++;
+                (void) schedule(u, &e->candidate_retry, backoff_usec(e->candidate_attempts), candidate_retry_cb, e);
+                return;
+        }
+        e->candidate_attempts = 0;
+        e->candidate = enter;
+        log_info("%s election %s as %s.", enter ? "Entered" : "Left", e->config->name, e->config->id);
+        candidate_sync(e); /* the wish may have changed meanwhile */
+}
+
+static void candidate_sync(UnitsElection *e) {
+        Units *u = e->units;
+        g_autoptr(Command) c = NULL;
+        UnitsTicket *t;
+        int r;
+
+        if (!u->started || e->candidate_busy || e->candidate_retry)
+                return;
+        if (e->config->health_unit && !e->health_known)
+                return; /* don't stand before we know the health unit is not failed */
+        if (e->candidate == (int) e->want_candidate)
+                return;
+
+        c = command_new(e->want_candidate ? COMMAND_ENTER : COMMAND_LEAVE);
+        if (!c) {
+                log_oom();
+                return;
+        }
+        c->election = g_strdup(e->config->name);
+        c->id = g_strdup(e->config->id);
+        c->node = g_strdup(manager_node_name(u->manager));
+        c->owner = g_strdup("");
+        c->run = manager_run_id(u->manager);
+        /* Configured by root in /etc: the daemon acts as uid 0, authorized. */
+        c->uid = 0;
+        c->flags = COMMAND_FLAG_AUTHORIZED | (e->want_candidate ? COMMAND_FLAG_PERSISTENT : 0);
+
+        t = g_new0(UnitsTicket, 1);
+        t->units = u;
+        t->election = e;
+        t->enter = e->want_candidate;
+        g_ptr_array_add(u->tickets, t);
+        e->candidate_busy = true;
+
+        r = manager_submit(u->manager, g_steal_pointer(&c), candidate_done, t);
+        if (r < 0) {
+                /* Not queued: the done callback will not run. */
+                g_ptr_array_remove_fast(u->tickets, t);
+                g_free(t);
+                e->candidate_busy = false;
+                log_warning_errno(r, "Failed to submit for election %s: %m", e->config->name);
+                e->candidate_attempts++;
+                (void) schedule(u, &e->candidate_retry, backoff_usec(e->candidate_attempts), candidate_retry_cb, e);
+        }
+}
+
+/* ---- health unit ---- */
+
+static void health_lookup(UnitsElection *e);
+
+static void health_state_update(UnitsElection *e, const char *state) {
+        bool first = !e->health_known;
+
+        if (first || !streq_ptr(state, e->health_state))
+                log_info("Health unit %s of election %s is %s.", e->config->health_unit, e->config->name, state);
+        g_free(e->health_state);
+        e->health_state = g_strdup(state);
+        e->health_known = true;
+
+        /* Failed withdraws; only "active" re-enters. At start anything but failed counts as healthy. */
+        if (streq_ptr(state, "failed"))
+                e->want_candidate = false;
+        else if (streq_ptr(state, "active") || first)
+                e->want_candidate = true;
+        candidate_sync(e);
+}
+
+static int health_retry_cb(sd_event_source *s, uint64_t usec, void *userdata) {
+        UnitsElection *e = userdata;
+
+        e->health_retry = sd_event_source_disable_unref(e->health_retry);
+        health_lookup(e);
+        return 0;
+}
+
+static void health_failed(UnitsElection *e, const char *what, const sd_bus_error *err) {
+        log_warning("Failed to %s health unit %s of election %s: %s", what, e->config->health_unit, e->config->name,
+                    err && err->message ? err->message : "bad reply");
+        e->health_attempts++;
+        (void) schedule(e->units, &e->health_retry, backoff_usec(e->health_attempts), health_retry_cb, e);
+}
+
+static int health_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        UnitsElection *e = userdata;
+        const char *iface, *key, *state;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &iface);
+        if (r < 0 || !streq_ptr(iface, SD_UNIT))
+                return 0;
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return 0;
+        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                r = sd_bus_message_read(m, "s", &key);
+                if (r < 0)
+                        return 0;
+                if (streq_ptr(key, "ActiveState")) {
+                        r = sd_bus_message_read(m, "v", "s", &state);
+                        if (r < 0)
+                                return 0;
+                        health_state_update(e, state);
+                } else if (sd_bus_message_skip(m, "v") < 0)
+                        return 0;
+                if (sd_bus_message_exit_container(m) < 0)
+                        return 0;
+        }
+        return 0;
+}
+
+static int health_get_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        UnitsCall *c = userdata;
+        UnitsElection *e = c->election;
+        const char *state;
+
+        if (sd_bus_message_is_method_error(m, NULL))
+                health_failed(e, "read the state of", sd_bus_message_get_error(m));
+        else if (sd_bus_message_read(m, "v", "s", &state) < 0)
+                health_failed(e, "read the state of", NULL);
+        else
+                health_state_update(e, state);
+        g_hash_table_remove(c->units->calls, c);
+        return 0;
+}
+
+static int health_load_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        UnitsCall *c = userdata;
+        Units *u = c->units;
+        UnitsElection *e = c->election;
+        const char *path;
+        int r;
+
+        if (sd_bus_message_is_method_error(m, NULL)) {
+                health_failed(e, "load", sd_bus_message_get_error(m));
+                goto done;
+        }
+        if (sd_bus_message_read(m, "o", &path) < 0) {
+                health_failed(e, "load", NULL);
+                goto done;
+        }
+        g_free(e->health_path);
+        e->health_path = g_strdup(path);
+
+        /* Match first, then read: no change can slip in between. */
+        e->health_match = sd_bus_slot_unref(e->health_match);
+        r = sd_bus_match_signal_async(u->bus, &e->health_match, SD_SERVICE, e->health_path,
+                                      "org.freedesktop.DBus.Properties", "PropertiesChanged",
+                                      health_properties_changed, NULL, e);
+        if (r < 0) {
+                log_error_errno(r, "Failed to watch %s: %m", e->config->health_unit);
+                health_failed(e, "watch", NULL);
+                goto done;
+        }
+        r = call_start(u, CALL_GET_HEALTH, e, e->config->health_unit, false, "Get", health_get_reply,
+                       e->health_path, "org.freedesktop.DBus.Properties", "ss", SD_UNIT, "ActiveState");
+        if (r < 0)
+                health_failed(e, "read the state of", NULL);
+done:
+        g_hash_table_remove(u->calls, c);
+        return 0;
+}
+
+static void health_lookup(UnitsElection *e) {
+        int r;
+
+        r = call_start(e->units, CALL_LOAD_HEALTH, e, e->config->health_unit, false, "LoadUnit", health_load_reply,
+                       SD_PATH, SD_MANAGER, "s", e->config->health_unit);
+        if (r < 0)
+                health_failed(e, "load", NULL);
+}
+
+/* ---- subscription ---- */
+
+static void units_subscribe(Units *u);
+
+static int subscribe_retry_cb(sd_event_source *s, uint64_t usec, void *userdata) {
+        Units *u = userdata;
+
+        u->subscribe_retry = sd_event_source_disable_unref(u->subscribe_retry);
+        units_subscribe(u);
+        return 0;
+}
+
+static int subscribe_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        UnitsCall *c = userdata;
+        Units *u = c->units;
+
+        /* Without it systemd sends us no JobRemoved and jobs would never settle. */
+        if (sd_bus_message_is_method_error(m, NULL)) {
+                const sd_bus_error *err = sd_bus_message_get_error(m);
+                log_warning("Failed to subscribe to the service manager: %s", err->message ? err->message : err->name);
+                u->subscribe_attempts++;
+                (void) schedule(u, &u->subscribe_retry, backoff_usec(u->subscribe_attempts), subscribe_retry_cb, u);
+        } else
+                u->subscribe_attempts = 0;
+        g_hash_table_remove(u->calls, c);
+        return 0;
+}
+
+static void units_subscribe(Units *u) {
+        if (call_start(u, CALL_SUBSCRIBE, NULL, NULL, false, "Subscribe", subscribe_reply, SD_PATH, SD_MANAGER, NULL) < 0) {
+                u->subscribe_attempts++;
+                (void) schedule(u, &u->subscribe_retry, backoff_usec(u->subscribe_attempts), subscribe_retry_cb, u);
+        }
+}
+
+/* ---- lifecycle ---- */
+
+int units_new(Manager *m, const char *elections_dir, const char *runtime_dir, Units **ret) {
+        g_autoptr(GPtrArray) configs = NULL;
+        Units *u;
+        int r;
+
+        g_assert(m);
+        g_assert(ret);
+
+        r = elections_d_load(elections_dir ?: ELECTIOND_DEFAULT_ELECTIONS_DIR, manager_node_name(m), &configs);
+        if (r < 0)
+                return r;
+
+        u = g_new0(Units, 1);
+        u->manager = m;
+        u->bus = sd_bus_ref(manager_get_bus(m));
+        u->event = sd_event_ref(manager_get_event(m));
+        u->leader_dir = g_build_filename(runtime_dir ?: ELECTIOND_DEFAULT_RUNTIME_DIR, ELECTIOND_LEADER_SUBDIR, NULL);
+        u->elections = g_ptr_array_new_with_free_func(units_election_free);
+        u->jobs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, units_job_free);
+        u->calls = g_hash_table_new_full(g_direct_hash, g_direct_equal, units_call_free, NULL);
+        u->tickets = g_ptr_array_new();
+
+        for (unsigned i = 0; i < configs->len; i++) {
+                UnitsElection *e = g_new0(UnitsElection, 1);
+
+                e->units = u;
+                e->config = g_steal_pointer(&configs->pdata[i]);
+                e->target = leader_target_for_election(e->config->name);
+                e->flag_path = g_build_filename(u->leader_dir, e->config->name, NULL);
+                e->acted = -1;
+                e->candidate = -1;
+                e->want_candidate = true;
+                g_ptr_array_add(u->elections, e);
+                log_info("Election %s: candidate %s, %u unit(s)%s%s.", e->config->name, e->config->id,
+                         g_strv_length(e->config->units), e->config->health_unit ? ", health unit " : "",
+                         e->config->health_unit ?: "");
+        }
+
+        leader_dir_clear(u);
+        *ret = u;
+        return 0;
+}
+
+int units_start(Units *u) {
+        int r;
+
+        if (!u || u->started)
+                return 0;
+        u->started = true;
+        if (u->elections->len == 0)
+                return 0; /* nothing configured: never talk to the service manager */
+
+        r = sd_bus_match_signal_async(u->bus, &u->job_removed_slot, SD_SERVICE, SD_PATH, SD_MANAGER, "JobRemoved",
+                                      job_removed, NULL, u);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch systemd jobs: %m");
+        units_subscribe(u);
+
+        for (unsigned i = 0; i < u->elections->len; i++) {
+                UnitsElection *e = u->elections->pdata[i];
+
+                if (e->config->health_unit)
+                        health_lookup(e);
+                else
+                        candidate_sync(e);
+        }
+        /* Units left running by an earlier run are stopped unless we lead right now. */
+        units_evaluate_all(u);
+        return 0;
+}
+
+unsigned units_n_elections(const Units *u) {
+        return u ? u->elections->len : 0;
+}
+
+unsigned units_n_leading(const Units *u) {
+        unsigned n = 0;
+
+        if (!u)
+                return 0;
+        for (unsigned i = 0; i < u->elections->len; i++)
+                if (((UnitsElection *) u->elections->pdata[i])->acted == 1)
+                        n++;
+        return n;
+}
+
+Units *units_free(Units *u) {
+        if (!u)
+                return NULL;
+
+        /* Whoever leads next must not meet our units still running: flag off, stop, flush. */
+        for (unsigned i = 0; i < u->elections->len; i++) {
+                UnitsElection *e = u->elections->pdata[i];
+
+                if (e->acted != 1)
+                        continue;
+                flag_remove(e);
+                (void) sd_bus_call_method_async(u->bus, NULL, SD_SERVICE, SD_PATH, SD_MANAGER, "StopUnit", NULL, NULL,
+                                                "ss", e->target, "replace");
+                for (char **unit = e->config->units; *unit; unit++)
+                        (void) sd_bus_call_method_async(u->bus, NULL, SD_SERVICE, SD_PATH, SD_MANAGER, "StopUnit", NULL,
+                                                        NULL, "ss", *unit, "replace");
+        }
+        if (u->bus && units_n_leading(u) > 0)
+                (void) sd_bus_flush(u->bus);
+
+        for (unsigned i = 0; i < u->tickets->len; i++)
+                ((UnitsTicket *) u->tickets->pdata[i])->units = NULL;
+        g_ptr_array_unref(u->tickets);
+
+        g_hash_table_destroy(u->calls);
+        g_hash_table_destroy(u->jobs);
+        sd_bus_slot_unref(u->job_removed_slot);
+        sd_event_source_disable_unref(u->subscribe_retry);
+        sd_event_source_disable_unref(u->recheck);
+        g_ptr_array_unref(u->elections);
+        g_free(u->leader_dir);
+        sd_event_unref(u->event);
+        sd_bus_unref(u->bus);
+        g_free(u);
+        return NULL;
+}
