@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The replication engine on a real libraft + libuv storage in a temporary directory. */
 
+#include <arpa/inet.h>
 #include <ftw.h>
 #include <glib.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <systemd/sd-event.h>
 
@@ -489,6 +492,131 @@ static void test_idle(void) {
         rm_rf(dir);
 }
 
+static char *loopback_address(void) {
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof sa;
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        /* Let the kernel pick a free port; the tiny reuse race is acceptable in a test. */
+        g_assert_cmpint(fd, >=, 0);
+        g_assert_cmpint(bind(fd, (struct sockaddr *) &sa, sizeof sa), ==, 0);
+        g_assert_cmpint(getsockname(fd, (struct sockaddr *) &sa, &len), ==, 0);
+        close(fd);
+        return g_strdup_printf("127.0.0.1:%u", ntohs(sa.sin_port));
+}
+
+typedef struct AppliedWait {
+        TestFsm *fsm;
+        unsigned n;
+} AppliedWait;
+
+static bool cond_applied(void *userdata) {
+        AppliedWait *w = userdata;
+        return w->fsm->values->len >= w->n;
+}
+
+static void wait_applied(sd_event *event, TestFsm *f, unsigned n) {
+        AppliedWait w = { f, n };
+        g_assert_true(run_until(event, cond_applied, &w, WAIT_USEC));
+}
+
+/* Two servers over loopback TCP: bootstrap, add, promote, replicate, transfer, remove. */
+static void test_cluster_two_nodes(void) {
+        g_autofree char *dir1 = make_tmpdir(), *dir2 = make_tmpdir();
+        g_autofree char *addr1 = loopback_address(), *addr2 = loopback_address();
+        g_autofree EngineServer *servers = NULL;
+        sd_event *event = NULL;
+        Engine *e1, *e2;
+        TestFsm f1, f2;
+        Tracker t = {}, change = {};
+        size_t n_servers;
+        uint64_t leader_id;
+        const char *leader_address;
+        EngineConfig c1 = { .dir = dir1, .server_id = 1, .address = addr1 };
+        EngineConfig c2 = { .dir = dir2, .server_id = 2, .address = addr2 };
+        EngineServer boot = { .id = 1, .address = addr1, .voter = true };
+
+        g_assert_cmpint(sd_event_new(&event), >=, 0);
+        test_fsm_init(&f1);
+        test_fsm_init(&f2);
+
+        g_assert_cmpint(engine_new(event, &c1, &test_callbacks, &f1, &e1), ==, 0);
+        g_assert_cmpint(engine_bootstrap(e1, &boot, 1), ==, 0);
+        g_assert_cmpint(engine_bootstrap(e1, &boot, 1), ==, -EEXIST);
+        g_assert_cmpint(engine_start(e1), ==, 0);
+        g_assert_cmpint(engine_bootstrap(e1, &boot, 1), ==, -EBUSY);
+        g_assert_true(run_until(event, cond_leader, e1, WAIT_USEC));
+
+        /* A node without state waits to be added. */
+        g_assert_cmpint(engine_new(event, &c2, &test_callbacks, &f2, &e2), ==, 0);
+        g_assert_cmpint(engine_start(e2), ==, 0);
+        g_assert_false(engine_is_leader(e2));
+
+        for (unsigned i = 0; i < 10; i++)
+                submit_value(e1, i, &t);
+        wait_tracker(event, &t, 10);
+        g_assert_cmpuint(t.n_ok, ==, 10);
+
+        g_assert_cmpint(engine_add_member(e1, 2, addr2, tracker_done, &change), ==, 0);
+        wait_tracker(event, &change, 1);
+        g_assert_cmpuint(change.n_ok, ==, 1);
+        g_assert_cmpuint(engine_n_voters(e1), ==, 1);
+        g_assert_cmpint(engine_add_member(e1, 2, addr2, tracker_done, &change), ==, -EEXIST);
+
+        g_assert_cmpint(engine_assign_member(e1, 2, true, tracker_done, &change), ==, 0);
+        wait_tracker(event, &change, 2);
+        g_assert_cmpuint(change.n_ok, ==, 2);
+        g_assert_cmpuint(engine_n_voters(e1), ==, 2);
+
+        g_assert_cmpint(engine_get_servers(e1, &servers, &n_servers), ==, 0);
+        g_assert_cmpuint(n_servers, ==, 2);
+        for (size_t i = 0; i < n_servers; i++) {
+                g_assert_true(servers[i].voter);
+                g_assert_cmpstr(servers[i].address, ==, servers[i].id == 1 ? addr1 : addr2);
+        }
+
+        for (unsigned i = 10; i < 20; i++)
+                submit_value(e1, i, &t);
+        wait_tracker(event, &t, 20);
+        g_assert_cmpuint(t.n_ok, ==, 20);
+        wait_applied(event, &f2, 20);
+        assert_values_sequence(&f1, 20);
+        assert_values_sequence(&f2, 20);
+
+        engine_leader(e2, &leader_id, &leader_address);
+        g_assert_cmpuint(leader_id, ==, 1);
+        g_assert_cmpstr(leader_address, ==, addr1);
+
+        /* Hand leadership over; the new leader serves after its own barrier. */
+        g_assert_cmpint(engine_transfer_leadership(e1, 2, tracker_done, &change), ==, 0);
+        wait_tracker(event, &change, 3);
+        g_assert_cmpuint(change.n_ok, ==, 3);
+        g_assert_true(run_until(event, cond_leader, e2, WAIT_USEC));
+        g_assert_false(engine_is_leader(e1));
+        g_assert_cmpint(engine_submit(e1, "x", 1, tracker_done, &t), ==, -ENOTCONN);
+        g_assert_cmpuint(engine_current_term(e2), >=, 2);
+
+        submit_value(e2, 20, &t);
+        wait_tracker(event, &t, 21);
+        g_assert_cmpuint(t.n_ok, ==, 21);
+        wait_applied(event, &f1, 21);
+        assert_values_sequence(&f1, 21);
+        assert_values_sequence(&f2, 21);
+
+        g_assert_cmpint(engine_remove_member(e2, 1, tracker_done, &change), ==, 0);
+        wait_tracker(event, &change, 4);
+        g_assert_cmpuint(change.n_ok, ==, 4);
+        g_assert_cmpuint(engine_n_voters(e2), ==, 1);
+
+        engine_free(e1);
+        engine_free(e2);
+        test_fsm_done(&f1);
+        test_fsm_done(&f2);
+        sd_event_unref(event);
+        rm_rf(dir1);
+        rm_rf(dir2);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         setvbuf(stdout, NULL, _IOLBF, 0);
@@ -500,5 +628,6 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/engine/crash", test_crash);
         g_test_add_func("/engine/shutdown-pending", test_shutdown_pending);
         g_test_add_func("/engine/idle", test_idle);
+        g_test_add_func("/engine/cluster-two-nodes", test_cluster_two_nodes);
         return g_test_run();
 }
