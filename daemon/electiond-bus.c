@@ -1,3 +1,795 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* stub: being written */
+#include <glib.h>
+#include <inttypes.h>
+
+#include "electiond-bus.h"
 #include "electiond-util.h"
+
+#define POLKIT_NAME      "org.freedesktop.PolicyKit1"
+#define POLKIT_PATH      "/org/freedesktop/PolicyKit1/Authority"
+#define POLKIT_INTERFACE "org.freedesktop.PolicyKit1.Authority"
+
+/* One bus connection that owns connection-bound candidacies: when it goes, so do they. */
+typedef struct TrackedOwner {
+        BusEdge *edge;
+        char *owner;
+        sd_bus_track *track;
+        sd_bus_slot *check_slot;  /* GetNameOwner: catches a caller that left before the track existed */
+} TrackedOwner;
+
+/* A mutating method call between its arrival and its reply. */
+typedef struct Call {
+        BusEdge *edge;
+        sd_bus_message *message;
+        Command *command;         /* until submitted */
+        sd_bus_slot *polkit_slot; /* while waiting for polkit */
+        GList link;               /* in BusEdge.authorizing while polkit_slot is set */
+} Call;
+
+struct BusEdge {
+        Manager *manager;
+        sd_bus *bus;
+        sd_bus_slot *manager_slot;
+        sd_bus_slot *object_manager_slot;
+        sd_bus_slot *election_slot;
+        sd_bus_slot *enumerator_slot;
+        GHashTable *tracks;       /* owner -> TrackedOwner* */
+        GHashTable *local_leader; /* election name -> GINT_TO_POINTER(1 + LocalLeader) as last announced */
+        GQueue authorizing;       /* Call*, waiting for polkit */
+};
+
+char *bus_election_path(const char *name) {
+        _cleanup_free_ char *p = NULL;
+
+        if (sd_bus_path_encode(ELECTIOND_ELECTION_PREFIX, name, &p) < 0)
+                return NULL;
+        return g_strdup(p);
+}
+
+/* The election name of an object path, or NULL if the path is not the canonical path of a valid
+ * name (so each election has exactly one object). */
+static char *election_name_from_path(const char *path) {
+        _cleanup_free_ char *name = NULL;
+        g_autofree char *canonical = NULL;
+
+        if (sd_bus_path_decode(path, ELECTIOND_ELECTION_PREFIX, &name) <= 0)
+                return NULL;
+        if (!election_string_valid(name))
+                return NULL;
+        canonical = bus_election_path(name);
+        if (!streq_ptr(canonical, path))
+                return NULL;
+        return g_strdup(name);
+}
+
+static const Election *edge_election(BusEdge *b, const char *name) {
+        return election_state_get(manager_get_state(b->manager), name);
+}
+
+static int append_term(sd_bus_message *reply, const Term *t) {
+        int r;
+
+        r = sd_bus_message_append(reply, "ts", t->id, t->leader);
+        if (r < 0)
+                return r;
+        return sd_bus_message_append_strv(reply, t->candidates);
+}
+
+static int reply_term(sd_bus_message *call, const Term *t) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_return(call, &reply);
+        if (r < 0)
+                return r;
+        r = append_term(reply, t);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+/* ---- Calls ---- */
+
+static Call *call_free(Call *c) {
+        if (!c)
+                return NULL;
+        if (c->polkit_slot) {
+                c->polkit_slot = sd_bus_slot_unref(c->polkit_slot);
+                g_queue_unlink(&c->edge->authorizing, &c->link);
+        }
+        sd_bus_message_unref(c->message);
+        command_free(c->command);
+        g_free(c);
+        return NULL;
+}
+
+static void call_reply_errno(Call *c, int error) {
+        int r = sd_bus_reply_method_errnof(c->message, error, "Request failed: %m");
+        if (r < 0)
+                log_debug_errno(r, "Failed to send error reply: %m");
+}
+
+static void on_call_done(Manager *m, int status, ElectionResult result, const Term *term, void *userdata) {
+        Call *c = userdata;
+        const char *name = sd_bus_message_get_member(c->message);
+        int r;
+
+        if (status == -ETIMEDOUT)
+                r = sd_bus_reply_method_errorf(c->message, ELECTIOND_ERROR_NO_QUORUM,
+                                               "The change could not be committed in time.");
+        else if (status < 0) {
+                call_reply_errno(c, status);
+                r = 0;
+        } else
+                switch (result) {
+                case ELECTION_CHANGED:
+                case ELECTION_NOOP:
+                case ELECTION_DUPLICATE:
+                        r = reply_term(c->message, term);
+                        break;
+                case ELECTION_NOT_CANDIDATE:
+                        r = sd_bus_reply_method_errorf(c->message, ELECTIOND_ERROR_NOT_CANDIDATE,
+                                                       "Not a candidate of this election.");
+                        break;
+                case ELECTION_LIMIT_EXCEEDED:
+                        r = sd_bus_reply_method_errorf(c->message, ELECTIOND_ERROR_LIMIT_EXCEEDED,
+                                                       "Too many elections or candidates.");
+                        break;
+                case ELECTION_ACCESS_DENIED:
+                        r = sd_bus_reply_method_errorf(c->message, SD_BUS_ERROR_ACCESS_DENIED,
+                                                       "Not allowed to change this candidacy.");
+                        break;
+                case ELECTION_INVALID:
+                default:
+                        r = sd_bus_reply_method_errorf(c->message, SD_BUS_ERROR_INVALID_ARGS,
+                                                       "Invalid request.");
+                        break;
+                }
+        if (r < 0)
+                log_debug_errno(r, "Failed to reply to %s(): %m", name);
+
+        call_free(c);
+}
+
+static void call_submit(Call *c) {
+        Command *cmd = g_steal_pointer(&c->command);
+        int r;
+
+        r = manager_submit(c->edge->manager, cmd, on_call_done, c);
+        if (r < 0) {
+                call_reply_errno(c, r);
+                call_free(c);
+        }
+}
+
+static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Call *c = userdata;
+        const sd_bus_error *e;
+        int authorized = false, challenge = false, r;
+
+        c->polkit_slot = sd_bus_slot_unref(c->polkit_slot);
+        g_queue_unlink(&c->edge->authorizing, &c->link);
+
+        e = sd_bus_message_get_error(reply);
+        if (e)
+                log_debug("polkit check failed (%s: %s), denying.", e->name, e->message ?: "");
+        else {
+                r = sd_bus_message_enter_container(reply, 'r', "bba{ss}");
+                if (r >= 0)
+                        r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
+                if (r < 0) {
+                        log_debug_errno(r, "Failed to parse polkit reply, denying: %m");
+                        authorized = false;
+                }
+        }
+
+        if (!authorized) {
+                r = sd_bus_reply_method_errorf(c->message, SD_BUS_ERROR_ACCESS_DENIED,
+                                               "Not authorized: this needs uid 0 or polkit action %s.",
+                                               ELECTIOND_POLKIT_ACTION);
+                if (r < 0)
+                        log_debug_errno(r, "Failed to send reply: %m");
+                call_free(c);
+                return 0;
+        }
+
+        c->command->flags |= COMMAND_FLAG_AUTHORIZED;
+        call_submit(c);
+        return 0;
+}
+
+/* Asks polkit without blocking; the call continues in on_polkit_reply(). */
+static int call_authorize(Call *c) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *req = NULL;
+        const char *sender = sd_bus_message_get_sender(c->message);
+        int r;
+
+        if (!sender)
+                return -EPERM;
+
+        r = sd_bus_message_new_method_call(c->edge->bus, &req, POLKIT_NAME, POLKIT_PATH, POLKIT_INTERFACE,
+                                           "CheckAuthorization");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(req, "(sa{sv})sa{ss}us",
+                                  "system-bus-name", 1, "name", "s", sender,
+                                  ELECTIOND_POLKIT_ACTION,
+                                  0,
+                                  UINT32_C(1), /* AllowUserInteraction */
+                                  "");
+        if (r < 0)
+                return r;
+        r = sd_bus_call_async(c->edge->bus, &c->polkit_slot, req, on_polkit_reply, c, 0);
+        if (r < 0)
+                return r;
+        g_queue_push_tail_link(&c->edge->authorizing, &c->link);
+        return 0;
+}
+
+/* ---- Connection tracking ---- */
+
+static TrackedOwner *tracked_owner_free(TrackedOwner *o) {
+        if (!o)
+                return NULL;
+        sd_bus_slot_unref(o->check_slot);
+        sd_bus_track_unref(o->track);
+        g_free(o->owner);
+        g_free(o);
+        return NULL;
+}
+
+static void tracked_owner_destroy(void *p) {
+        tracked_owner_free(p);
+}
+
+static void on_drop_owner_done(Manager *m, int status, ElectionResult result, const Term *term, void *userdata) {
+        g_autofree char *owner = userdata;
+
+        if (status < 0)
+                log_warning_errno(status, "Failed to remove candidacies of departed connection %s: %m", owner);
+        else
+                log_debug("Candidacies of departed connection %s removed.", owner);
+}
+
+static void tracked_owner_gone(TrackedOwner *o) {
+        BusEdge *b = o->edge;
+        Command *c;
+        int r;
+
+        log_debug("Bus connection %s went away.", o->owner);
+
+        c = command_new(COMMAND_DROP_OWNER);
+        c->election = g_strdup("");
+        c->id = g_strdup("");
+        c->node = g_strdup(manager_node_name(b->manager));
+        c->owner = g_strdup(o->owner);
+        c->run = manager_run_id(b->manager);
+        r = manager_submit(b->manager, c, on_drop_owner_done, g_strdup(o->owner));
+        if (r < 0)
+                log_warning_errno(r, "Failed to submit removal of %s's candidacies: %m", o->owner);
+
+        g_hash_table_remove(b->tracks, o->owner); /* frees o */
+}
+
+static int on_track_empty(sd_bus_track *t, void *userdata) {
+        tracked_owner_gone(userdata);
+        return 0;
+}
+
+static int on_name_owner_checked(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        TrackedOwner *o = userdata;
+
+        o->check_slot = sd_bus_slot_unref(o->check_slot);
+        if (sd_bus_message_is_method_error(reply, NULL))
+                tracked_owner_gone(o);
+        return 0;
+}
+
+static int edge_track_owner(BusEdge *b, const char *owner) {
+        TrackedOwner *o;
+        int r;
+
+        if (g_hash_table_contains(b->tracks, owner))
+                return 0;
+
+        o = g_new0(TrackedOwner, 1);
+        o->edge = b;
+        o->owner = g_strdup(owner);
+
+        r = sd_bus_track_new(b->bus, &o->track, on_track_empty, o);
+        if (r < 0)
+                goto fail;
+        r = sd_bus_track_add_name(o->track, owner);
+        if (r < 0)
+                goto fail;
+        /* The track's match is installed before this query reaches the bus, so a connection that
+         * left earlier is caught here and one that leaves later by the track. */
+        r = sd_bus_call_method_async(b->bus, &o->check_slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                     "org.freedesktop.DBus", "GetNameOwner", on_name_owner_checked, o, "s", owner);
+        if (r < 0)
+                goto fail;
+
+        g_hash_table_insert(b->tracks, o->owner, o);
+        return 0;
+
+fail:
+        tracked_owner_free(o);
+        return log_error_errno(r, "Failed to track bus connection %s: %m", owner);
+}
+
+/* ---- Election object ---- */
+
+static int election_object_find(sd_bus *bus, const char *path, const char *interface, void *userdata,
+                         void **ret_found, sd_bus_error *error) {
+        g_autofree char *name = election_name_from_path(path);
+
+        if (!name)
+                return 0;
+        *ret_found = userdata;
+        return 1;
+}
+
+static int election_enumerate(sd_bus *bus, const char *prefix, void *userdata, char ***ret_nodes, sd_bus_error *error) {
+        BusEdge *b = userdata;
+        g_autoptr(GPtrArray) list = election_state_list(manager_get_state(b->manager));
+        char **nodes;
+        unsigned n = 0;
+
+        /* sd-bus frees this with free(). */
+        nodes = calloc(list->len + 1, sizeof(char *));
+        if (!nodes)
+                return -ENOMEM;
+        for (unsigned i = 0; i < list->len; i++) {
+                const Election *e = list->pdata[i];
+                char *p = NULL;
+
+                if (sd_bus_path_encode(ELECTIOND_ELECTION_PREFIX, e->name, &p) < 0)
+                        continue;
+                nodes[n++] = p;
+        }
+        *ret_nodes = nodes;
+        return 1;
+}
+
+static int method_get_term(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BusEdge *b = userdata;
+        g_autofree char *name = election_name_from_path(sd_bus_message_get_path(msg));
+        g_autoptr(Term) t = NULL;
+
+        if (!name)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT, "No such election object.");
+        t = term_new_from_election(edge_election(b, name));
+        return reply_term(msg, t);
+}
+
+static bool command_needs_authorization(BusEdge *b, const Command *c) {
+        const Candidacy *cand;
+
+        if (c->uid == 0)
+                return false;
+
+        switch (c->type) {
+        case COMMAND_ANOINT:
+        case COMMAND_PROMOTE:
+        case COMMAND_EVICT:
+                return true;
+        case COMMAND_ENTER:
+                /* Re-binding a candidacy another user holds. */
+                cand = election_find(edge_election(b, c->election), c->id, NULL);
+                return cand && cand->uid != c->uid;
+        case COMMAND_LEAVE:
+                /* Leaving another user's persistent candidacy. */
+                cand = election_find(edge_election(b, c->election), c->id, NULL);
+                return cand && cand->persistent && cand->uid != c->uid;
+        default:
+                return false;
+        }
+}
+
+static int election_mutate(sd_bus_message *msg, BusEdge *b, CommandType type, sd_bus_error *error) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        g_autofree char *name = election_name_from_path(sd_bus_message_get_path(msg));
+        g_autoptr(Command) cmd = NULL;
+        const char *id, *sender;
+        uint64_t flags = 0;
+        uid_t uid;
+        Call *c;
+        int r;
+
+        if (!name)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT, "No such election object.");
+
+        if (type == COMMAND_ENTER)
+                r = sd_bus_message_read(msg, "st", &id, &flags);
+        else
+                r = sd_bus_message_read(msg, "s", &id);
+        if (r < 0)
+                return r;
+
+        if (!*id)
+                id = manager_node_name(b->manager);
+        if (!election_string_valid(id))
+                return sd_bus_error_setf(error, ELECTIOND_ERROR_INVALID_ID,
+                                         "Candidate ids are 1-255 bytes of UTF-8 without control characters.");
+        if (flags & ~UINT64_C(1))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Unknown flags 0x%" PRIx64 " (only 1 = persistent is defined).", flags & ~UINT64_C(1));
+
+        r = sd_bus_query_sender_creds(msg, SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT, &creds);
+        if (r < 0)
+                return r;
+        r = sd_bus_creds_get_euid(creds, &uid);
+        if (r < 0)
+                return r;
+        sender = sd_bus_message_get_sender(msg);
+
+        cmd = command_new(type);
+        cmd->election = g_steal_pointer(&name);
+        cmd->id = g_strdup(id);
+        cmd->node = g_strdup(manager_node_name(b->manager));
+        cmd->owner = g_strdup(sender ?: "");
+        cmd->run = manager_run_id(b->manager);
+        cmd->uid = (uint32_t) uid;
+        if (flags & 1)
+                cmd->flags |= COMMAND_FLAG_PERSISTENT;
+        if (uid == 0)
+                cmd->flags |= COMMAND_FLAG_AUTHORIZED;
+
+        /* Watch the caller's connection before the candidacy exists, so that its departure is
+         * queued after the Enter and cannot be missed. */
+        if (type == COMMAND_ENTER && !(flags & 1) && sender) {
+                r = edge_track_owner(b, sender);
+                if (r < 0)
+                        return r;
+        }
+
+        c = g_new0(Call, 1);
+        c->edge = b;
+        c->message = sd_bus_message_ref(msg);
+        c->link.data = c;
+
+        if (command_needs_authorization(b, cmd)) {
+                c->command = g_steal_pointer(&cmd);
+                r = call_authorize(c);
+                if (r < 0) {
+                        log_debug_errno(r, "Cannot ask polkit, denying: %m");
+                        call_free(c);
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                                 "Not authorized: this needs uid 0 or polkit action %s.",
+                                                 ELECTIOND_POLKIT_ACTION);
+                }
+                return 1;
+        }
+
+        c->command = g_steal_pointer(&cmd);
+        call_submit(c);
+        return 1;
+}
+
+static int method_enter(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return election_mutate(msg, userdata, COMMAND_ENTER, error);
+}
+
+static int method_leave(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return election_mutate(msg, userdata, COMMAND_LEAVE, error);
+}
+
+static int method_anoint(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return election_mutate(msg, userdata, COMMAND_ANOINT, error);
+}
+
+static int method_promote(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return election_mutate(msg, userdata, COMMAND_PROMOTE, error);
+}
+
+static int method_evict(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return election_mutate(msg, userdata, COMMAND_EVICT, error);
+}
+
+static int property_election(sd_bus *bus, const char *path, const char *interface, const char *property,
+                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        BusEdge *b = userdata;
+        g_autofree char *name = election_name_from_path(path);
+        const Election *e;
+        g_autoptr(Term) t = NULL;
+        int r;
+
+        if (!name)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT, "No such election object.");
+        e = edge_election(b, name);
+
+        if (streq_ptr(property, "Name"))
+                return sd_bus_message_append(reply, "s", name);
+        if (streq_ptr(property, "LocalLeader"))
+                return sd_bus_message_append(reply, "b", manager_local_leader(b->manager, e));
+
+        t = term_new_from_election(e);
+        if (streq_ptr(property, "TermId"))
+                return sd_bus_message_append(reply, "t", t->id);
+        if (streq_ptr(property, "Leader"))
+                return sd_bus_message_append(reply, "s", t->leader);
+        if (streq_ptr(property, "Candidates"))
+                return sd_bus_message_append_strv(reply, t->candidates);
+        if (streq_ptr(property, "Term")) {
+                r = sd_bus_message_open_container(reply, 'r', "tsas");
+                if (r < 0)
+                        return r;
+                r = append_term(reply, t);
+                if (r < 0)
+                        return r;
+                return sd_bus_message_close_container(reply);
+        }
+        return -ENOENT;
+}
+
+static const sd_bus_vtable election_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_METHOD_WITH_NAMES("GetTerm",
+                                 NULL, ,
+                                 "tsas", SD_BUS_PARAM(id) SD_BUS_PARAM(leader) SD_BUS_PARAM(candidates),
+                                 method_get_term, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Enter",
+                                 "st", SD_BUS_PARAM(id) SD_BUS_PARAM(flags),
+                                 "tsas", SD_BUS_PARAM(term_id) SD_BUS_PARAM(leader) SD_BUS_PARAM(candidates),
+                                 method_enter, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Leave",
+                                 "s", SD_BUS_PARAM(id),
+                                 "tsas", SD_BUS_PARAM(term_id) SD_BUS_PARAM(leader) SD_BUS_PARAM(candidates),
+                                 method_leave, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Anoint",
+                                 "s", SD_BUS_PARAM(id),
+                                 "tsas", SD_BUS_PARAM(term_id) SD_BUS_PARAM(leader) SD_BUS_PARAM(candidates),
+                                 method_anoint, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Promote",
+                                 "s", SD_BUS_PARAM(id),
+                                 "tsas", SD_BUS_PARAM(term_id) SD_BUS_PARAM(leader) SD_BUS_PARAM(candidates),
+                                 method_promote, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Evict",
+                                 "s", SD_BUS_PARAM(id),
+                                 "tsas", SD_BUS_PARAM(term_id) SD_BUS_PARAM(leader) SD_BUS_PARAM(candidates),
+                                 method_evict, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_NAMES("TermChanged", "tsas",
+                                 SD_BUS_PARAM(id) SD_BUS_PARAM(leader) SD_BUS_PARAM(candidates), 0),
+        SD_BUS_PROPERTY("Name", "s", property_election, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Term", "(tsas)", property_election, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("TermId", "t", property_election, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Leader", "s", property_election, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Candidates", "as", property_election, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("LocalLeader", "b", property_election, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_VTABLE_END
+};
+
+/* ---- Manager object ---- */
+
+static int method_get_election(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        g_autofree char *path = NULL;
+        const char *name;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &name);
+        if (r < 0)
+                return r;
+        if (!election_string_valid(name))
+                return sd_bus_error_setf(error, ELECTIOND_ERROR_INVALID_NAME,
+                                         "Election names are 1-255 bytes of UTF-8 without control characters.");
+        path = bus_election_path(name);
+        if (!path)
+                return -ENOMEM;
+        return sd_bus_reply_method_return(msg, "o", path);
+}
+
+static int method_list_elections(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BusEdge *b = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        g_autoptr(GPtrArray) list = election_state_list(manager_get_state(b->manager));
+        int r;
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(stso)");
+        if (r < 0)
+                return r;
+        for (unsigned i = 0; i < list->len; i++) {
+                const Election *e = list->pdata[i];
+                g_autofree char *path = bus_election_path(e->name);
+
+                if (!path)
+                        return -ENOMEM;
+                r = sd_bus_message_append(reply, "(stso)", e->name, e->term_id, election_leader(e), path);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int property_manager(sd_bus *bus, const char *path, const char *interface, const char *property,
+                            sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        BusEdge *b = userdata;
+        const Config *c = manager_get_config(b->manager);
+
+        if (streq_ptr(property, "NodeName"))
+                return sd_bus_message_append(reply, "s", manager_node_name(b->manager));
+        if (streq_ptr(property, "Version"))
+                return sd_bus_message_append(reply, "s", ELECTIOND_VERSION);
+        if (streq_ptr(property, "ClusterName"))
+                return sd_bus_message_append(reply, "s", config_is_clustered(c) ? c->cluster_name : "");
+        if (streq_ptr(property, "Quorate"))
+                return sd_bus_message_append(reply, "b", manager_quorate(b->manager));
+        if (streq_ptr(property, "Members"))
+                /* Standalone: no cluster, no members. */
+                return sd_bus_message_append(reply, "a(ssss)", 0);
+        return -ENOENT;
+}
+
+static const sd_bus_vtable manager_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_METHOD_WITH_NAMES("GetElection",
+                                 "s", SD_BUS_PARAM(name),
+                                 "o", SD_BUS_PARAM(path),
+                                 method_get_election, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("ListElections",
+                                 NULL, ,
+                                 "a(stso)", SD_BUS_PARAM(elections),
+                                 method_list_elections, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_PROPERTY("NodeName", "s", property_manager, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Version", "s", property_manager, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("ClusterName", "s", property_manager, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Quorate", "b", property_manager, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Members", "a(ssss)", property_manager, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_VTABLE_END
+};
+
+/* ---- Signals ---- */
+
+static void emit_term_changed(BusEdge *b, const char *path, const Election *e) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *s = NULL;
+        g_autoptr(Term) t = term_new_from_election(e);
+        int r;
+
+        r = sd_bus_message_new_signal(b->bus, &s, path, ELECTIOND_ELECTION_INTERFACE, "TermChanged");
+        if (r >= 0)
+                r = append_term(s, t);
+        if (r >= 0)
+                r = sd_bus_send(b->bus, s, NULL);
+        if (r < 0)
+                log_warning_errno(r, "Failed to emit TermChanged for election '%s': %m", e->name);
+}
+
+void bus_edge_term_changed(BusEdge *b, const Election *e) {
+        g_autofree char *path = NULL;
+        gpointer old;
+        bool local, known, moved;
+        int r;
+
+        g_assert(b);
+        g_assert(e);
+
+        path = bus_election_path(e->name);
+        if (!path)
+                return (void) log_oom();
+
+        local = manager_local_leader(b->manager, e);
+        known = g_hash_table_lookup_extended(b->local_leader, e->name, NULL, &old);
+        moved = known && (GPOINTER_TO_INT(old) - 1) != local;
+        if (!known || moved)
+                g_hash_table_insert(b->local_leader, g_strdup(e->name), GINT_TO_POINTER(1 + local));
+
+        if (!known) {
+                r = sd_bus_emit_object_added(b->bus, path);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to emit InterfacesAdded for election '%s': %m", e->name);
+        }
+
+        emit_term_changed(b, path, e);
+
+        r = sd_bus_emit_properties_changed(b->bus, path, ELECTIOND_ELECTION_INTERFACE,
+                                           "Term", "TermId", "Leader", "Candidates",
+                                           moved ? "LocalLeader" : NULL, NULL);
+        if (r < 0)
+                log_warning_errno(r, "Failed to emit PropertiesChanged for election '%s': %m", e->name);
+}
+
+void bus_edge_cluster_changed(BusEdge *b) {
+        g_autoptr(GPtrArray) list = NULL;
+        int r;
+
+        g_assert(b);
+
+        r = sd_bus_emit_properties_changed(b->bus, ELECTIOND_MANAGER_PATH, ELECTIOND_MANAGER_INTERFACE,
+                                           "Quorate", "Members", NULL);
+        if (r < 0)
+                log_warning_errno(r, "Failed to emit PropertiesChanged on the manager: %m");
+
+        list = election_state_list(manager_get_state(b->manager));
+        for (unsigned i = 0; i < list->len; i++) {
+                const Election *e = list->pdata[i];
+                bool local = manager_local_leader(b->manager, e);
+                gpointer old;
+                g_autofree char *path = NULL;
+
+                if (g_hash_table_lookup_extended(b->local_leader, e->name, NULL, &old) &&
+                    (GPOINTER_TO_INT(old) - 1) == local)
+                        continue;
+                g_hash_table_insert(b->local_leader, g_strdup(e->name), GINT_TO_POINTER(1 + local));
+
+                path = bus_election_path(e->name);
+                if (!path)
+                        continue;
+                r = sd_bus_emit_properties_changed(b->bus, path, ELECTIOND_ELECTION_INTERFACE, "LocalLeader", NULL);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to emit PropertiesChanged for election '%s': %m", e->name);
+        }
+}
+
+/* ---- Life cycle ---- */
+
+int bus_edge_new(Manager *m, sd_bus *bus, BusEdge **ret) {
+        _cleanup_(bus_edge_freep) BusEdge *b = NULL;
+        g_autoptr(GPtrArray) list = NULL;
+        int r;
+
+        g_assert(m);
+        g_assert(bus);
+        g_assert(ret);
+
+        b = g_new0(BusEdge, 1);
+        b->manager = m;
+        b->bus = sd_bus_ref(bus);
+        b->tracks = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, tracked_owner_destroy);
+        b->local_leader = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        g_queue_init(&b->authorizing);
+
+        /* Elections restored from disk are not "new": no InterfacesAdded for them. */
+        list = election_state_list(manager_get_state(m));
+        for (unsigned i = 0; i < list->len; i++) {
+                const Election *e = list->pdata[i];
+                g_hash_table_insert(b->local_leader, g_strdup(e->name),
+                                    GINT_TO_POINTER(1 + manager_local_leader(m, e)));
+        }
+
+        r = sd_bus_add_object_vtable(bus, &b->manager_slot, ELECTIOND_MANAGER_PATH, ELECTIOND_MANAGER_INTERFACE,
+                                     manager_vtable, b);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add manager object: %m");
+        r = sd_bus_add_object_manager(bus, &b->object_manager_slot, ELECTIOND_MANAGER_PATH);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add object manager: %m");
+        r = sd_bus_add_fallback_vtable(bus, &b->election_slot, ELECTIOND_ELECTION_PREFIX,
+                                       ELECTIOND_ELECTION_INTERFACE, election_vtable, election_object_find, b);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add election objects: %m");
+        r = sd_bus_add_node_enumerator(bus, &b->enumerator_slot, ELECTIOND_ELECTION_PREFIX, election_enumerate, b);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add election enumerator: %m");
+
+        *ret = g_steal_pointer(&b);
+        return 0;
+}
+
+BusEdge *bus_edge_free(BusEdge *b) {
+        GList *l;
+
+        if (!b)
+                return NULL;
+
+        /* Calls still waiting for polkit get an answer rather than silence. */
+        while ((l = g_queue_peek_head_link(&b->authorizing))) {
+                Call *c = l->data;
+                call_reply_errno(c, -ESHUTDOWN);
+                call_free(c);
+        }
+
+        g_clear_pointer(&b->tracks, g_hash_table_destroy);
+        g_clear_pointer(&b->local_leader, g_hash_table_destroy);
+        sd_bus_slot_unref(b->enumerator_slot);
+        sd_bus_slot_unref(b->election_slot);
+        sd_bus_slot_unref(b->object_manager_slot);
+        sd_bus_slot_unref(b->manager_slot);
+        sd_bus_unref(b->bus);
+        g_free(b);
+        return NULL;
+}

@@ -13,6 +13,7 @@ typedef struct Config {
         char *node_name;            /* Name=, default: host name */
         unsigned max_elections;     /* MaxElections=, default 65536 (0 = unlimited) */
         unsigned max_candidates;    /* MaxCandidates=, default 1024 per election (0 = unlimited) */
+        uint64_t commit_timeout_usec; /* CommitTimeoutSec=, default 5 s: pending calls fail with NoQuorum after it */
 
         /* [Cluster]: only used when key_file is set; otherwise the node is standalone and
          * sends nothing on the network. */
@@ -28,6 +29,11 @@ typedef struct Config {
         uint64_t node_timeout_usec;     /* NodeTimeoutSec= */
         uint64_t dead_member_timeout_usec; /* RemoveDeadAfterSec= */
 } Config;
+
+/* Bound on clock-rate difference between nodes, and the time to act on lease expiry: the cluster
+ * may only take over a node's candidacies after NodeTimeout > Lease * (1 + RHO) + DELTA. */
+#define CONFIG_CLOCK_RATE_BOUND_PERCENT 1
+#define CONFIG_LEASE_MARGIN_USEC (100 * UINT64_C(1000))
 
 void config_init_defaults(Config *c);
 void config_done(Config *c);

@@ -1,3 +1,643 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* stub: being written */
+#include <glib.h>
+#include <glib/gi18n.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <sys/random.h>
+#include <systemd/sd-daemon.h>
+
+#include "electiond-bus.h"
+#include "electiond-manager.h"
 #include "electiond-util.h"
+
+/* A command waiting to be committed; completed exactly once (applied, failed or timed out). */
+typedef struct Pending {
+        Manager *manager;
+        uint64_t request_id;     /* hash key */
+        Command *command;        /* until it is encoded into a batch */
+        GList link;              /* in Manager.queue while not yet handed to the engine */
+        bool queued;
+        sd_event_source *timeout;
+        ManagerDoneFn done;
+        void *userdata;
+} Pending;
+
+/* One engine entry: the request ids it carries, to fail them if the entry cannot be committed. */
+typedef struct Batch {
+        Manager *manager;
+        GArray *request_ids;     /* uint64_t */
+} Batch;
+
+struct Manager {
+        Config config;
+        char *state_dir;
+        char *engine_dir;
+        bool user_bus;
+
+        sd_event *event;
+        sd_bus *bus;
+        sd_bus_slot *name_slot;
+        Engine *engine;
+        ElectionState *state;
+        BusEdge *edge;
+
+        uint64_t run_id;
+        uint64_t next_request_id;
+
+        GQueue queue;            /* Pending*, not yet submitted to the engine */
+        GHashTable *pending;     /* &Pending.request_id -> Pending*, every uncompleted record */
+        GHashTable *batches;     /* Batch*, submitted and not yet reported done */
+        sd_event_source *flush_event;
+
+        bool drop_run_submitted;
+        bool serving;
+        bool shutting_down;
+};
+
+Term *term_new_from_election(const Election *e) {
+        Term *t = g_new0(Term, 1);
+
+        t->id = e ? e->term_id : 0;
+        t->leader = g_strdup(election_leader(e));
+        t->candidates = e ? election_candidate_ids(e) : g_new0(char *, 1);
+        return t;
+}
+
+Term *term_free(Term *t) {
+        if (!t)
+                return NULL;
+        g_free(t->leader);
+        g_strfreev(t->candidates);
+        g_free(t);
+        return NULL;
+}
+
+static Pending *pending_free(Pending *p) {
+        if (!p)
+                return NULL;
+        command_free(p->command);
+        sd_event_source_disable_unref(p->timeout);
+        g_free(p);
+        return NULL;
+}
+
+/* Detaches p from the manager, frees it, then reports: done() may submit again. */
+static void pending_complete(Pending *p, int status, ElectionResult result, const Term *term) {
+        Manager *m = p->manager;
+        ManagerDoneFn done = p->done;
+        void *userdata = p->userdata;
+
+        g_hash_table_remove(m->pending, &p->request_id);
+        if (p->queued)
+                g_queue_unlink(&m->queue, &p->link);
+        pending_free(p);
+
+        if (done)
+                done(m, status, result, term, userdata);
+}
+
+static void pending_fail(Pending *p, int status) {
+        g_autoptr(Term) t = term_new_from_election(NULL);
+
+        pending_complete(p, status, ELECTION_INVALID, t);
+}
+
+static int on_pending_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        Pending *p = userdata;
+
+        log_debug("Request %" PRIu64 " not committed within %" PRIu64 " ms.",
+                  p->request_id, p->manager->config.commit_timeout_usec / USEC_PER_MSEC);
+        pending_fail(p, -ETIMEDOUT);
+        return 0;
+}
+
+static Batch *batch_free(Batch *b) {
+        if (!b)
+                return NULL;
+        g_array_unref(b->request_ids);
+        g_free(b);
+        return NULL;
+}
+
+static void on_batch_done(int status, void *userdata) {
+        Batch *b = userdata;
+        Manager *m = b->manager;
+
+        g_hash_table_remove(m->batches, b);
+
+        /* On success every record was completed when the entry was applied. */
+        if (status < 0) {
+                log_debug_errno(status, "Batch of %u commands failed: %m", b->request_ids->len);
+                for (unsigned i = 0; i < b->request_ids->len; i++) {
+                        Pending *p = g_hash_table_lookup(m->pending, &g_array_index(b->request_ids, uint64_t, i));
+                        if (p)
+                                pending_fail(p, status);
+                }
+        }
+        batch_free(b);
+}
+
+/* libraft wants entry lengths in multiples of 8 bytes, but the batch codec rejects trailing bytes:
+ * an entry is the batch length (u64, little-endian), the batch, and zero padding. */
+#define ENTRY_HEADER_SIZE 8
+
+static void entry_frame(GByteArray *buf) {
+        uint64_t len = GUINT64_TO_LE((uint64_t) buf->len);
+        static const uint8_t zeros[8] = {};
+
+        g_byte_array_prepend(buf, (const uint8_t *) &len, sizeof len);
+        if (buf->len % 8 != 0)
+                g_byte_array_append(buf, zeros, 8 - buf->len % 8);
+}
+
+static int entry_unframe(const void *data, size_t size, const void **ret_batch, size_t *ret_size) {
+        uint64_t len;
+
+        if (size < ENTRY_HEADER_SIZE)
+                return -EBADMSG;
+        memcpy(&len, data, sizeof len);
+        len = GUINT64_FROM_LE(len);
+        if (len > size - ENTRY_HEADER_SIZE || size - ENTRY_HEADER_SIZE - len >= 8)
+                return -EBADMSG;
+        *ret_batch = (const uint8_t *) data + ENTRY_HEADER_SIZE;
+        *ret_size = len;
+        return 0;
+}
+
+static int on_flush(sd_event_source *s, void *userdata) {
+        Manager *m = userdata;
+        g_autoptr(GByteArray) buf = NULL;
+        Batch *b;
+        GList *l;
+        int r;
+
+        if (g_queue_is_empty(&m->queue))
+                return 0;
+        /* Not the leader (yet): the records stay queued until leadership returns or they time out. */
+        if (!engine_is_leader(m->engine)) {
+                log_debug("Engine is %s, holding %u queued commands.", engine_role_name(m->engine), m->queue.length);
+                return 0;
+        }
+
+        buf = g_byte_array_new();
+        b = g_new0(Batch, 1);
+        b->manager = m;
+        b->request_ids = g_array_new(false, false, sizeof(uint64_t));
+
+        while ((l = g_queue_pop_head_link(&m->queue))) {
+                Pending *p = l->data;
+
+                p->queued = false;
+                r = command_batch_append(buf, p->command);
+                if (r < 0) {
+                        log_warning_errno(r, "Failed to encode %s command, refusing it: %m",
+                                          command_type_to_string(p->command->type));
+                        pending_fail(p, r);
+                        continue;
+                }
+                g_array_append_val(b->request_ids, p->request_id);
+                p->command = command_free(p->command);
+        }
+
+        if (b->request_ids->len == 0) {
+                batch_free(b);
+                return 0;
+        }
+
+        entry_frame(buf);
+        log_debug("Submitting a batch of %u commands (%u bytes).", b->request_ids->len, buf->len);
+        g_hash_table_add(m->batches, b);
+        r = engine_submit(m->engine, buf->data, buf->len, on_batch_done, b);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to submit a batch of %u commands: %m", b->request_ids->len);
+                on_batch_done(r, b);
+        }
+        return 0;
+}
+
+static void manager_schedule_flush(Manager *m) {
+        int r;
+
+        r = sd_event_source_set_enabled(m->flush_event, SD_EVENT_ONESHOT);
+        if (r < 0)
+                log_warning_errno(r, "Failed to schedule the command flush: %m");
+}
+
+int manager_submit(Manager *m, Command *c, ManagerDoneFn done, void *userdata) {
+        g_autoptr(Command) cmd = c;
+        Pending *p;
+        int r;
+
+        g_assert(m);
+        g_assert(c);
+
+        if (m->shutting_down)
+                return -ESHUTDOWN;
+
+        g_free(cmd->origin);
+        cmd->origin = g_strdup(m->config.node_name);
+        cmd->origin_run = m->run_id;
+        cmd->request_id = ++m->next_request_id;
+        /* Our limits travel with the command so that every node decides alike. */
+        cmd->max_elections = m->config.max_elections;
+        cmd->max_candidates = m->config.max_candidates;
+
+        p = g_new0(Pending, 1);
+        p->manager = m;
+        p->request_id = cmd->request_id;
+        p->done = done;
+        p->userdata = userdata;
+        p->link.data = p;
+
+        r = sd_event_add_time_relative(m->event, &p->timeout, CLOCK_MONOTONIC, m->config.commit_timeout_usec,
+                                       10 * USEC_PER_MSEC, on_pending_timeout, p);
+        if (r < 0) {
+                pending_free(p);
+                return log_error_errno(r, "Failed to add commit timeout: %m");
+        }
+
+        log_debug("Queued request %" PRIu64 ": %s election='%s' id='%s' node='%s' owner='%s' flags=%u",
+                  cmd->request_id, command_type_to_string(cmd->type), cmd->election ?: "", cmd->id ?: "",
+                  cmd->node ?: "", cmd->owner ?: "", cmd->flags);
+
+        p->command = g_steal_pointer(&cmd);
+        g_hash_table_insert(m->pending, &p->request_id, p);
+        g_queue_push_tail_link(&m->queue, &p->link);
+        p->queued = true;
+
+        manager_schedule_flush(m);
+        return 0;
+}
+
+static void on_election_changed(const Election *e, void *userdata) {
+        Manager *m = userdata;
+
+        log_debug("Election '%s' now at term %" PRIu64 ", leader '%s', %u candidates.",
+                  e->name, e->term_id, election_leader(e), e->candidates->len);
+        if (m->edge)
+                bus_edge_term_changed(m->edge, e);
+}
+
+static void on_engine_apply(void *userdata, const void *data, size_t size, uint64_t index) {
+        Manager *m = userdata;
+        g_autoptr(GPtrArray) cmds = NULL;
+        const void *batch = NULL;
+        size_t batch_size = 0;
+        int r;
+
+        r = entry_unframe(data, size, &batch, &batch_size);
+        if (r >= 0)
+                r = command_batch_decode(batch, batch_size, &cmds);
+        if (r < 0) {
+                /* Every node skips the same undecodable entry, so states stay equal. */
+                log_error_errno(r, "Failed to decode log entry %" PRIu64 " (%zu bytes), skipping it: %m", index, size);
+                return;
+        }
+
+        for (unsigned i = 0; i < cmds->len; i++) {
+                const Command *c = cmds->pdata[i];
+                const Election *e = NULL;
+                ElectionResult result;
+                Pending *p;
+
+                result = election_state_apply(m->state, c, on_election_changed, m, &e);
+                log_debug("Applied entry %" PRIu64 " request %s/%" PRIu64 ": %s election='%s' id='%s' -> %d",
+                          index, c->origin ?: "", c->request_id, command_type_to_string(c->type),
+                          c->election ?: "", c->id ?: "", (int) result);
+
+                if (!streq_ptr(c->origin, m->config.node_name) || c->origin_run != m->run_id)
+                        continue;
+                p = g_hash_table_lookup(m->pending, &c->request_id);
+                if (p) {
+                        g_autoptr(Term) t = term_new_from_election(e);
+                        pending_complete(p, 0, result, t);
+                }
+        }
+}
+
+static int on_engine_snapshot(void *userdata, GBytes **ret) {
+        Manager *m = userdata;
+
+        return election_state_serialize(m->state, ret);
+}
+
+static int on_engine_restore(void *userdata, const void *data, size_t size) {
+        Manager *m = userdata;
+        int r;
+
+        r = election_state_restore(m->state, data, size);
+        if (r < 0)
+                return log_error_errno(r, "Failed to restore a snapshot of %zu bytes: %m", size);
+        log_debug("Restored a snapshot: %u elections.", election_state_count(m->state));
+        return 0;
+}
+
+static void start_drop_run(Manager *m);
+
+static int on_name_acquired(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Manager *m = userdata;
+        const sd_bus_error *e;
+        uint32_t code;
+        int r;
+
+        m->name_slot = sd_bus_slot_unref(m->name_slot);
+
+        e = sd_bus_message_get_error(reply);
+        if (e) {
+                r = sd_bus_error_get_errno(e);
+                log_error_errno(r, "Failed to acquire bus name %s: %s", ELECTIOND_BUS_NAME, e->message ?: e->name);
+                return sd_event_exit(m->event, EXIT_FAILURE);
+        }
+        r = sd_bus_message_read(reply, "u", &code);
+        if (r < 0) {
+                log_error_errno(r, "Failed to parse RequestName reply: %m");
+                return sd_event_exit(m->event, EXIT_FAILURE);
+        }
+        if (code != 1 && code != 4) { /* DBUS_REQUEST_NAME_REPLY_{PRIMARY,ALREADY}_OWNER */
+                log_error("Bus name %s is already owned by another process.", ELECTIOND_BUS_NAME);
+                return sd_event_exit(m->event, EXIT_FAILURE);
+        }
+
+        m->serving = true;
+        log_info("Serving %s on the %s bus as node '%s' (%u elections).", ELECTIOND_BUS_NAME,
+                 m->user_bus ? "session" : "system", m->config.node_name, election_state_count(m->state));
+        (void) sd_notifyf(false, "READY=1\nSTATUS=Serving %u elections as node %s",
+                          election_state_count(m->state), m->config.node_name);
+        return 0;
+}
+
+static int start_serving(Manager *m) {
+        int r;
+
+        r = bus_edge_new(m, m->bus, &m->edge);
+        if (r < 0)
+                return log_error_errno(r, "Failed to register bus objects: %m");
+
+        r = sd_bus_request_name_async(m->bus, &m->name_slot, ELECTIOND_BUS_NAME, 0, on_name_acquired, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to request bus name %s: %m", ELECTIOND_BUS_NAME);
+        return 0;
+}
+
+static void on_drop_run_done(Manager *m, int status, ElectionResult result, const Term *term, void *userdata) {
+        int r;
+
+        if (status < 0) {
+                log_warning_errno(status, "Failed to commit removal of the previous run's candidacies: %m");
+                m->drop_run_submitted = false;
+                /* Without quorum we retry as long as we lead; otherwise role_changed retries. */
+                if (status == -ETIMEDOUT && engine_is_leader(m->engine))
+                        start_drop_run(m);
+                return;
+        }
+
+        log_debug("Previous runs' connection-bound candidacies removed.");
+        if (m->edge)
+                return;
+        r = start_serving(m);
+        if (r < 0)
+                (void) sd_event_exit(m->event, EXIT_FAILURE);
+}
+
+/* Candidacies bound to connections of an earlier run of this daemon are gone with it. */
+static void start_drop_run(Manager *m) {
+        Command *c;
+        int r;
+
+        if (m->drop_run_submitted || m->shutting_down)
+                return;
+
+        c = command_new(COMMAND_DROP_RUN);
+        c->election = g_strdup("");
+        c->id = g_strdup("");
+        c->owner = g_strdup("");
+        c->node = g_strdup(m->config.node_name);
+        c->run = m->run_id;
+
+        r = manager_submit(m, c, on_drop_run_done, NULL);
+        if (r < 0) {
+                log_error_errno(r, "Failed to submit removal of the previous run's candidacies: %m");
+                (void) sd_event_exit(m->event, EXIT_FAILURE);
+                return;
+        }
+        m->drop_run_submitted = true;
+}
+
+static void on_engine_role_changed(void *userdata) {
+        Manager *m = userdata;
+
+        log_debug("Engine role: %s%s", engine_role_name(m->engine), engine_is_leader(m->engine) ? " (ready)" : "");
+        if (m->shutting_down || !engine_is_leader(m->engine))
+                return;
+
+        start_drop_run(m);
+        if (!g_queue_is_empty(&m->queue))
+                manager_schedule_flush(m);
+}
+
+int manager_new(const ManagerOptions *opts, Manager **ret) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        g_autofree char *error = NULL;
+        sigset_t mask;
+        int r;
+
+        g_assert(opts);
+        g_assert(ret);
+
+        m = g_new0(Manager, 1);
+        config_init_defaults(&m->config);
+        g_queue_init(&m->queue);
+        m->pending = g_hash_table_new(g_int64_hash, g_int64_equal);
+        m->batches = g_hash_table_new(NULL, NULL);
+        m->user_bus = opts->user_bus;
+        m->state_dir = g_strdup(opts->state_dir ?: ELECTIOND_DEFAULT_STATE_DIR);
+        m->engine_dir = g_build_filename(m->state_dir, "raft", NULL);
+
+        r = config_load(&m->config, opts->config_path ?: ELECTIOND_DEFAULT_CONFIG, !opts->config_required, &error);
+        if (r < 0) {
+                log_error("%s", error ?: "Failed to load the configuration.");
+                return r;
+        }
+        if (!election_string_valid(m->config.node_name)) {
+                log_error(_("The host name is not a valid node name; set [Node] Name= in %s."),
+                          opts->config_path ?: ELECTIOND_DEFAULT_CONFIG);
+                return -EINVAL;
+        }
+        if (config_is_clustered(&m->config))
+                log_warning("KeyFile= is set, but clustering is not available in this build; running standalone.");
+
+        /* A fresh run id per start: connection-bound candidacies of earlier runs are recognisable. */
+        do {
+                if (getrandom(&m->run_id, sizeof m->run_id, 0) != sizeof m->run_id)
+                        return log_error_errno(errno, "Failed to get a random run id: %m");
+        } while (m->run_id == 0);
+
+        m->state = election_state_new();
+
+        if (g_mkdir_with_parents(m->state_dir, 0755) < 0)
+                return log_error_errno(errno, "Failed to create state directory %s: %m", m->state_dir);
+
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to allocate event loop: %m");
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return log_error_errno(errno, "Failed to block signals: %m");
+        /* A NULL handler makes sd-event exit the loop with the userdata as exit code: 0. */
+        r = sd_event_add_signal(m->event, NULL, SIGTERM, NULL, NULL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch SIGTERM: %m");
+        r = sd_event_add_signal(m->event, NULL, SIGINT, NULL, NULL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch SIGINT: %m");
+        /* Writes to a peer that went away must fail with EPIPE, not kill us. */
+        (void) signal(SIGPIPE, SIG_IGN);
+
+        r = sd_event_set_watchdog(m->event, true);
+        if (r < 0)
+                log_warning_errno(r, "Failed to enable the watchdog, ignoring: %m");
+
+        /* Idle priority: all pending bus messages are read first, so concurrent calls share one entry. */
+        r = sd_event_add_defer(m->event, &m->flush_event, on_flush, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add flush event source: %m");
+        (void) sd_event_source_set_priority(m->flush_event, SD_EVENT_PRIORITY_IDLE);
+        (void) sd_event_source_set_enabled(m->flush_event, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(m->flush_event, "command-flush");
+
+        r = m->user_bus ? sd_bus_open_user(&m->bus) : sd_bus_open_system(&m->bus);
+        if (r < 0)
+                return log_error_errno(r, "Failed to connect to the %s bus: %m", m->user_bus ? "session" : "system");
+        r = sd_bus_set_exit_on_disconnect(m->bus, true);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set exit-on-disconnect: %m");
+        r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to attach the bus to the event loop: %m");
+
+        EngineConfig ec = {
+                .dir = m->engine_dir,
+                .server_id = 1,
+        };
+        static const EngineCallbacks callbacks = {
+                .apply = on_engine_apply,
+                .snapshot = on_engine_snapshot,
+                .restore = on_engine_restore,
+                .role_changed = on_engine_role_changed,
+        };
+        r = engine_new(m->event, &ec, &callbacks, m, &m->engine);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the replication engine in %s: %m", m->engine_dir);
+
+        log_info("electiond %s starting: node '%s', state directory %s, %s bus.", ELECTIOND_VERSION,
+                 m->config.node_name, m->state_dir, m->user_bus ? "session" : "system");
+
+        *ret = g_steal_pointer(&m);
+        return 0;
+}
+
+int manager_run(Manager *m) {
+        int r;
+
+        g_assert(m);
+
+        r = engine_start(m->engine);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the replication engine: %m");
+        on_engine_role_changed(m);
+
+        r = sd_event_loop(m->event);
+        if (r < 0)
+                return log_error_errno(r, "Event loop failed: %m");
+
+        (void) sd_notify(false, "STOPPING=1\nSTATUS=Shutting down");
+        log_info("Exiting (status %d).", r);
+        return r;
+}
+
+Manager *manager_free(Manager *m) {
+        GHashTableIter iter;
+        gpointer v;
+
+        if (!m)
+                return NULL;
+
+        m->shutting_down = true;
+
+        /* Answer every caller still waiting, while the bus edge can still reply. */
+        if (m->pending) {
+                g_autoptr(GList) values = g_hash_table_get_values(m->pending);
+                for (GList *l = values; l; l = l->next)
+                        pending_fail(l->data, -ESHUTDOWN);
+        }
+
+        m->edge = bus_edge_free(m->edge);
+        m->name_slot = sd_bus_slot_unref(m->name_slot);
+        m->flush_event = sd_event_source_disable_unref(m->flush_event);
+
+        /* The engine may still report batches (as failed) while closing. */
+        m->engine = engine_free(m->engine);
+        if (m->batches) {
+                g_hash_table_iter_init(&iter, m->batches);
+                while (g_hash_table_iter_next(&iter, &v, NULL))
+                        batch_free(v);
+                g_hash_table_destroy(m->batches);
+        }
+        if (m->pending) {
+                g_hash_table_iter_init(&iter, m->pending);
+                while (g_hash_table_iter_next(&iter, NULL, &v))
+                        pending_free(v);
+                g_hash_table_destroy(m->pending);
+        }
+
+        m->bus = sd_bus_flush_close_unref(m->bus);
+        m->state = election_state_free(m->state);
+        m->event = sd_event_unref(m->event);
+
+        config_done(&m->config);
+        g_free(m->state_dir);
+        g_free(m->engine_dir);
+        g_free(m);
+        return NULL;
+}
+
+sd_event *manager_get_event(Manager *m) {
+        return m->event;
+}
+
+sd_bus *manager_get_bus(Manager *m) {
+        return m->bus;
+}
+
+const Config *manager_get_config(Manager *m) {
+        return &m->config;
+}
+
+const ElectionState *manager_get_state(Manager *m) {
+        return m->state;
+}
+
+const char *manager_node_name(Manager *m) {
+        return m->config.node_name;
+}
+
+uint64_t manager_run_id(Manager *m) {
+        return m->run_id;
+}
+
+bool manager_quorate(Manager *m) {
+        /* Standalone: this node is the whole cluster. */
+        return true;
+}
+
+bool manager_local_leader(Manager *m, const Election *e) {
+        const Candidacy *leader;
+
+        if (!e || e->candidates->len == 0)
+                return false;
+        leader = e->candidates->pdata[0];
+        return streq_ptr(leader->node, m->config.node_name) && manager_quorate(m);
+}

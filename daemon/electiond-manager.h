@@ -33,6 +33,7 @@ typedef void (*ManagerDoneFn)(Manager *m, int status, ElectionResult result, con
 
 typedef struct ManagerOptions {
         const char *config_path;
+        bool config_required;   /* given explicitly: a missing file is an error */
         const char *state_dir;
         bool user_bus;
 } ManagerOptions;
