@@ -617,6 +617,100 @@ static void test_cluster_two_nodes(void) {
         rm_rf(dir2);
 }
 
+typedef struct Chain {
+        Engine *engine;
+        TestFsm *fsm;
+        Tracker tracker;
+        uint64_t next;
+        uint64_t n;
+        unsigned n_expected; /* completions to wait for */
+        int submit_error;
+} Chain;
+
+static void chain_done(int status, void *userdata) {
+        Chain *c = userdata;
+        uint8_t p[PAYLOAD_SIZE];
+        int r;
+
+        tracker_done(status, &c->tracker);
+        if (status < 0 || c->next >= c->n)
+                return;
+        /* Submitting from a completion, i.e. from inside the engine's libuv pass. */
+        payload_fill(p, c->next++);
+        r = engine_submit(c->engine, p, sizeof p, chain_done, c);
+        if (r < 0)
+                c->submit_error = r;
+}
+
+static Chain *apply_chain;
+
+static void chain_apply(void *userdata, const void *data, size_t size, uint64_t index) {
+        uint8_t p[PAYLOAD_SIZE];
+        uint64_t value;
+        int r;
+
+        fsm_apply(userdata, data, size, index);
+        /* Submitting from inside apply: every even value asks for the next odd one. */
+        memcpy(&value, data, sizeof value);
+        if (!apply_chain || value % 2 != 0 || value + 1 >= apply_chain->n)
+                return;
+        payload_fill(p, value + 1);
+        r = engine_submit(apply_chain->engine, p, sizeof p, tracker_done, &apply_chain->tracker);
+        if (r < 0)
+                apply_chain->submit_error = r;
+}
+
+static bool cond_chain(void *userdata) {
+        Chain *c = userdata;
+        return c->tracker.n_done >= c->n_expected || c->submit_error < 0;
+}
+
+static void test_reentrant_submit(void) {
+        g_autofree char *dir = make_tmpdir();
+        sd_event *event = NULL;
+        Engine *e = NULL;
+        TestFsm f;
+        Chain c = {};
+        EngineCallbacks cb = test_callbacks;
+        EngineConfig config = { .dir = dir, .server_id = 1 };
+
+        g_assert_cmpint(sd_event_new(&event), >=, 0);
+        test_fsm_init(&f);
+        cb.apply = chain_apply;
+        g_assert_cmpint(engine_new(event, &config, &cb, &f, &e), ==, 0);
+        g_assert_cmpint(engine_start(e), ==, 0);
+        g_assert_true(run_until(event, cond_leader, e, WAIT_USEC));
+
+        /* From done callbacks. */
+        c = (Chain) { .engine = e, .fsm = &f, .next = 1, .n = 100, .n_expected = 99 };
+        chain_done(0, &c);
+        c.tracker = (Tracker) {};
+        g_assert_true(run_until(event, cond_chain, &c, WAIT_USEC));
+        g_assert_cmpint(c.submit_error, ==, 0);
+        g_assert_cmpuint(c.tracker.n_ok, ==, 99);
+        g_assert_cmpuint(f.values->len, ==, 99);
+        for (unsigned i = 0; i < 99; i++)
+                g_assert_cmpuint(g_array_index(f.values, uint64_t, i), ==, i + 1);
+
+        /* From apply. */
+        g_array_set_size(f.values, 0);
+        c = (Chain) { .engine = e, .fsm = &f, .n = 100, .n_expected = 100 };
+        apply_chain = &c;
+        for (uint64_t v = 0; v < c.n; v += 2)
+                submit_value(e, v, &c.tracker);
+        g_assert_true(run_until(event, cond_chain, &c, WAIT_USEC));
+        apply_chain = NULL;
+        g_assert_cmpint(c.submit_error, ==, 0);
+        g_assert_cmpuint(c.tracker.n_ok, ==, c.n);
+        g_assert_cmpuint(f.values->len, ==, c.n);
+        g_assert_cmpuint(f.n_bad_order, ==, 0);
+
+        engine_free(e);
+        test_fsm_done(&f);
+        sd_event_unref(event);
+        rm_rf(dir);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         setvbuf(stdout, NULL, _IOLBF, 0);
@@ -628,6 +722,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/engine/crash", test_crash);
         g_test_add_func("/engine/shutdown-pending", test_shutdown_pending);
         g_test_add_func("/engine/idle", test_idle);
+        g_test_add_func("/engine/reentrant-submit", test_reentrant_submit);
         g_test_add_func("/engine/cluster-two-nodes", test_cluster_two_nodes);
         return g_test_run();
 }
