@@ -36,7 +36,11 @@ struct BusEdge {
         GHashTable *tracks;       /* owner -> TrackedOwner* */
         GHashTable *local_leader; /* election name -> GINT_TO_POINTER(1 + LocalLeader) as last announced */
         GQueue authorizing;       /* Call*, waiting for polkit */
+        GHashTable *uids;         /* unique name -> uid + 1: unique names are never reused */
 };
+
+/* Querying the bus for a sender's uid is a synchronous round trip; do it once per connection. */
+#define UID_CACHE_MAX 4096
 
 char *bus_election_path(const char *name) {
         _cleanup_free_ char *p = NULL;
@@ -257,6 +261,7 @@ static void tracked_owner_gone(TrackedOwner *o) {
         int r;
 
         log_debug("Bus connection %s went away.", o->owner);
+        g_hash_table_remove(b->uids, o->owner);
 
         c = command_new(COMMAND_DROP_OWNER);
         c->election = g_strdup("");
@@ -362,6 +367,34 @@ static int method_get_term(sd_bus_message *msg, void *userdata, sd_bus_error *er
         return reply_term(msg, t);
 }
 
+static int edge_sender_uid(BusEdge *b, sd_bus_message *msg, uid_t *ret) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        const char *sender = sd_bus_message_get_sender(msg);
+        gpointer v;
+        uid_t uid;
+        int r;
+
+        if (sender && (v = g_hash_table_lookup(b->uids, sender))) {
+                *ret = (uid_t) (GPOINTER_TO_SIZE(v) - 1);
+                return 0;
+        }
+
+        r = sd_bus_query_sender_creds(msg, SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT, &creds);
+        if (r < 0)
+                return r;
+        r = sd_bus_creds_get_euid(creds, &uid);
+        if (r < 0)
+                return r;
+
+        if (sender) {
+                if (g_hash_table_size(b->uids) >= UID_CACHE_MAX)
+                        g_hash_table_remove_all(b->uids);
+                g_hash_table_insert(b->uids, g_strdup(sender), GSIZE_TO_POINTER((gsize) uid + 1));
+        }
+        *ret = uid;
+        return 0;
+}
+
 static bool command_needs_authorization(BusEdge *b, const Command *c) {
         const Candidacy *cand;
 
@@ -387,7 +420,6 @@ static bool command_needs_authorization(BusEdge *b, const Command *c) {
 }
 
 static int election_mutate(sd_bus_message *msg, BusEdge *b, CommandType type, sd_bus_error *error) {
-        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
         g_autofree char *name = election_name_from_path(sd_bus_message_get_path(msg));
         g_autoptr(Command) cmd = NULL;
         const char *id, *sender;
@@ -415,10 +447,7 @@ static int election_mutate(sd_bus_message *msg, BusEdge *b, CommandType type, sd
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Unknown flags 0x%" PRIx64 " (only 1 = persistent is defined).", flags & ~UINT64_C(1));
 
-        r = sd_bus_query_sender_creds(msg, SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT, &creds);
-        if (r < 0)
-                return r;
-        r = sd_bus_creds_get_euid(creds, &uid);
+        r = edge_sender_uid(b, msg, &uid);
         if (r < 0)
                 return r;
         sender = sd_bus_message_get_sender(msg);
@@ -742,6 +771,7 @@ int bus_edge_new(Manager *m, sd_bus *bus, BusEdge **ret) {
         b->tracks = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, tracked_owner_destroy);
         b->local_leader = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         g_queue_init(&b->authorizing);
+        b->uids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 
         /* Elections restored from disk are not "new": no InterfacesAdded for them. */
         list = election_state_list(manager_get_state(m));
@@ -785,6 +815,7 @@ BusEdge *bus_edge_free(BusEdge *b) {
 
         g_clear_pointer(&b->tracks, g_hash_table_destroy);
         g_clear_pointer(&b->local_leader, g_hash_table_destroy);
+        g_clear_pointer(&b->uids, g_hash_table_destroy);
         sd_bus_slot_unref(b->enumerator_slot);
         sd_bus_slot_unref(b->election_slot);
         sd_bus_slot_unref(b->object_manager_slot);
