@@ -1,3 +1,799 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* stub: being written */
+#include <glib.h>
+
+#include "electiond-election.h"
 #include "electiond-util.h"
+
+/* Request ids remembered per (origin, origin_run): those in (max - DEDUP_WINDOW, max]. Anything
+ * older counts as already applied, so a very late retry can never apply twice. */
+#define DEDUP_WINDOW 4096u
+
+typedef struct DedupEntry {
+        char *origin;
+        uint64_t origin_run;
+        uint64_t max;                       /* highest request id applied */
+        uint64_t seen[DEDUP_WINDOW / 64];   /* bit (id % DEDUP_WINDOW): id applied */
+} DedupEntry;
+
+struct ElectionState {
+        GHashTable *elections; /* name (borrowed from Election) -> Election* */
+        /* Secondary indexes so that bulk drops touch only the elections concerned:
+         * key -> (Election* -> number of matching candidacies). */
+        GHashTable *by_owner;  /* owner bus name of connection-bound candidacies */
+        GHashTable *by_node;   /* node of every candidacy */
+        GHashTable *dedup;     /* set of DedupEntry* */
+};
+
+#define KNOWN_FLAGS (COMMAND_FLAG_PERSISTENT | COMMAND_FLAG_AUTHORIZED)
+
+static const char *strempty(const char *s) {
+        return s ?: "";
+}
+
+static bool isempty(const char *s) {
+        return !s || !*s;
+}
+
+static Candidacy *candidacy_free(Candidacy *c) {
+        if (!c)
+                return NULL;
+        g_free(c->id);
+        g_free(c->node);
+        g_free(c->owner);
+        g_free(c);
+        return NULL;
+}
+
+static void candidacy_destroy(gpointer p) {
+        candidacy_free(p);
+}
+
+static Election *election_new(const char *name) {
+        Election *e = g_new0(Election, 1);
+        e->name = g_strdup(name);
+        e->candidates = g_ptr_array_new_with_free_func(candidacy_destroy);
+        return e;
+}
+
+static Election *election_free(Election *e) {
+        if (!e)
+                return NULL;
+        g_ptr_array_unref(e->candidates);
+        g_free(e->name);
+        g_free(e);
+        return NULL;
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(Election *, election_free)
+
+static void election_destroy(gpointer p) {
+        election_free(p);
+}
+
+static DedupEntry *dedup_entry_free(DedupEntry *d) {
+        if (!d)
+                return NULL;
+        g_free(d->origin);
+        g_free(d);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(DedupEntry *, dedup_entry_free)
+
+static void dedup_entry_destroy(gpointer p) {
+        dedup_entry_free(p);
+}
+
+static guint dedup_entry_hash(gconstpointer p) {
+        const DedupEntry *d = p;
+        return g_str_hash(d->origin) ^ g_int64_hash(&d->origin_run);
+}
+
+static gboolean dedup_entry_equal(gconstpointer a, gconstpointer b) {
+        const DedupEntry *x = a, *y = b;
+        return x->origin_run == y->origin_run && strcmp(x->origin, y->origin) == 0;
+}
+
+static void index_table_free(gpointer p) {
+        g_hash_table_unref(p);
+}
+
+ElectionState *election_state_new(void) {
+        ElectionState *s = g_new0(ElectionState, 1);
+
+        s->elections = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, election_destroy);
+        s->by_owner = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, index_table_free);
+        s->by_node = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, index_table_free);
+        s->dedup = g_hash_table_new_full(dedup_entry_hash, dedup_entry_equal, dedup_entry_destroy, NULL);
+        return s;
+}
+
+ElectionState *election_state_free(ElectionState *s) {
+        if (!s)
+                return NULL;
+        /* Indexes first: they point at elections. */
+        g_hash_table_unref(s->by_owner);
+        g_hash_table_unref(s->by_node);
+        g_hash_table_unref(s->elections);
+        g_hash_table_unref(s->dedup);
+        g_free(s);
+        return NULL;
+}
+
+const Election *election_state_get(const ElectionState *s, const char *name) {
+        if (!s || !name)
+                return NULL;
+        return g_hash_table_lookup(s->elections, name);
+}
+
+unsigned election_state_count(const ElectionState *s) {
+        return s ? g_hash_table_size(s->elections) : 0;
+}
+
+static gint election_compare_by_name(gconstpointer a, gconstpointer b) {
+        const Election *x = *(Election *const *) a, *y = *(Election *const *) b;
+        return strcmp(x->name, y->name);
+}
+
+GPtrArray *election_state_list(const ElectionState *s) {
+        GPtrArray *l = g_ptr_array_sized_new(election_state_count(s));
+        GHashTableIter i;
+        gpointer v;
+
+        if (!s)
+                return l;
+        g_hash_table_iter_init(&i, s->elections);
+        while (g_hash_table_iter_next(&i, NULL, &v))
+                g_ptr_array_add(l, v);
+        g_ptr_array_sort(l, election_compare_by_name);
+        return l;
+}
+
+const Candidacy *election_find(const Election *e, const char *id, unsigned *ret_index) {
+        if (!e || !id)
+                return NULL;
+        for (unsigned i = 0; i < e->candidates->len; i++) {
+                Candidacy *c = e->candidates->pdata[i];
+                if (strcmp(c->id, id) == 0) {
+                        if (ret_index)
+                                *ret_index = i;
+                        return c;
+                }
+        }
+        return NULL;
+}
+
+char **election_candidate_ids(const Election *e) {
+        unsigned n = e ? e->candidates->len : 0;
+        char **ids = g_new0(char *, n + 1);
+
+        for (unsigned i = 0; i < n; i++)
+                ids[i] = g_strdup(((Candidacy *) e->candidates->pdata[i])->id);
+        return ids;
+}
+
+/* ---- indexes ---- */
+
+static void index_adjust(GHashTable *index, const char *key, Election *e, int delta) {
+        GHashTable *set;
+        unsigned n;
+
+        set = g_hash_table_lookup(index, key);
+        if (!set) {
+                g_assert(delta > 0);
+                set = g_hash_table_new(NULL, NULL);
+                g_hash_table_insert(index, g_strdup(key), set);
+        }
+
+        n = GPOINTER_TO_UINT(g_hash_table_lookup(set, e));
+        g_assert(delta > 0 || n > 0);
+        n += delta;
+        if (n > 0)
+                g_hash_table_insert(set, e, GUINT_TO_POINTER(n));
+        else {
+                g_hash_table_remove(set, e);
+                if (g_hash_table_size(set) == 0)
+                        g_hash_table_remove(index, key);
+        }
+}
+
+static void candidacy_index(ElectionState *s, Election *e, const Candidacy *c, int delta) {
+        index_adjust(s->by_node, c->node, e, delta);
+        if (!c->persistent)
+                index_adjust(s->by_owner, c->owner, e, delta);
+}
+
+/* Elections referenced by an index entry, in name order so that events are deterministic. */
+static GPtrArray *index_elections(GHashTable *index, const char *key) {
+        GPtrArray *l = g_ptr_array_new();
+        GHashTable *set;
+        GHashTableIter i;
+        gpointer e;
+
+        set = g_hash_table_lookup(index, key);
+        if (!set)
+                return l;
+        g_hash_table_iter_init(&i, set);
+        while (g_hash_table_iter_next(&i, &e, NULL))
+                g_ptr_array_add(l, e);
+        g_ptr_array_sort(l, election_compare_by_name);
+        return l;
+}
+
+/* ---- dedup ---- */
+
+static bool dedup_bit(const DedupEntry *d, uint64_t id) {
+        uint64_t b = id % DEDUP_WINDOW;
+        return d->seen[b / 64] & (UINT64_C(1) << (b % 64));
+}
+
+static void dedup_set(DedupEntry *d, uint64_t id, bool on) {
+        uint64_t b = id % DEDUP_WINDOW;
+        if (on)
+                d->seen[b / 64] |= UINT64_C(1) << (b % 64);
+        else
+                d->seen[b / 64] &= ~(UINT64_C(1) << (b % 64));
+}
+
+/* Returns true if (origin, origin_run, id) was applied before; otherwise records it. */
+static bool dedup_check_and_record(ElectionState *s, const char *origin, uint64_t origin_run, uint64_t id) {
+        DedupEntry key = { .origin = (char *) origin, .origin_run = origin_run }, *d;
+
+        d = g_hash_table_lookup(s->dedup, &key);
+        if (!d) {
+                d = g_new0(DedupEntry, 1);
+                d->origin = g_strdup(origin);
+                d->origin_run = origin_run;
+                d->max = id;
+                dedup_set(d, id, true);
+                g_hash_table_add(s->dedup, d);
+                return false;
+        }
+
+        if (id > d->max) {
+                /* Slide the window: forget the ids that fall out of it. */
+                if (id - d->max >= DEDUP_WINDOW)
+                        memset(d->seen, 0, sizeof d->seen);
+                else
+                        for (uint64_t k = d->max + 1; k < id; k++)
+                                dedup_set(d, k, false);
+                d->max = id;
+                dedup_set(d, id, true);
+                return false;
+        }
+
+        if (d->max - id >= DEDUP_WINDOW || dedup_bit(d, id))
+                return true;
+        dedup_set(d, id, true);
+        return false;
+}
+
+/* ---- the rules ---- */
+
+typedef bool (*CandidacyMatchFn)(const Candidacy *cand, const Command *c);
+
+/* Removes every candidacy of e that match() selects. At most one term change: if the leader
+ * went and someone is left, the first survivor leads with term_id + 1. Returns whether anything
+ * was removed. */
+static bool election_remove_where(ElectionState *s, Election *e, CandidacyMatchFn match, const Command *c) {
+        const Candidacy *leader = e->candidates->len > 0 ? e->candidates->pdata[0] : NULL;
+        bool removed = false, leader_gone = false;
+
+        for (unsigned i = 0; i < e->candidates->len;) {
+                Candidacy *cand = e->candidates->pdata[i];
+
+                if (!match(cand, c)) {
+                        i++;
+                        continue;
+                }
+                if (cand == leader)
+                        leader_gone = true;
+                candidacy_index(s, e, cand, -1);
+                g_ptr_array_remove_index(e->candidates, i);
+                removed = true;
+        }
+
+        if (leader_gone && e->candidates->len > 0)
+                e->term_id++;
+        return removed;
+}
+
+static bool match_id(const Candidacy *cand, const Command *c) {
+        return streq_ptr(cand->id, c->id);
+}
+
+static bool match_owner(const Candidacy *cand, const Command *c) {
+        return !cand->persistent && cand->run == c->run &&
+                streq_ptr(cand->node, strempty(c->node)) && streq_ptr(cand->owner, strempty(c->owner));
+}
+
+static bool match_old_run(const Candidacy *cand, const Command *c) {
+        return !cand->persistent && cand->run != c->run && streq_ptr(cand->node, strempty(c->node));
+}
+
+static bool match_node(const Candidacy *cand, const Command *c) {
+        return streq_ptr(cand->node, strempty(c->node));
+}
+
+/* The node the caller sits on: Enter/Leave carry it in node, falling back to the submitter. */
+static const char *command_caller_node(const Command *c) {
+        return !isempty(c->node) ? c->node : strempty(c->origin);
+}
+
+static void candidacy_bind(Candidacy *cand, const Command *c) {
+        bool persistent = c->flags & COMMAND_FLAG_PERSISTENT;
+
+        g_free(cand->node);
+        cand->node = g_strdup(command_caller_node(c));
+        g_free(cand->owner);
+        cand->owner = g_strdup(persistent ? "" : strempty(c->owner));
+        cand->run = persistent ? 0 : c->run;
+        cand->uid = c->uid;
+        cand->persistent = persistent;
+}
+
+static ElectionResult apply_enter(ElectionState *s, const Command *c, Election **e) {
+        Candidacy *cand;
+
+        if (*e) {
+                cand = (Candidacy *) election_find(*e, c->id, NULL);
+                if (cand) {
+                        /* Re-bind: another Unix user's candidacy needs authorization. */
+                        if (cand->uid != c->uid && !(c->flags & COMMAND_FLAG_AUTHORIZED))
+                                return ELECTION_ACCESS_DENIED;
+                        candidacy_index(s, *e, cand, -1);
+                        candidacy_bind(cand, c);
+                        candidacy_index(s, *e, cand, +1);
+                        return ELECTION_NOOP;
+                }
+                if (c->max_candidates > 0 && (*e)->candidates->len >= c->max_candidates)
+                        return ELECTION_LIMIT_EXCEEDED;
+        } else {
+                if (c->max_elections > 0 && election_state_count(s) >= c->max_elections)
+                        return ELECTION_LIMIT_EXCEEDED;
+                *e = election_new(c->election);
+                g_hash_table_insert(s->elections, (*e)->name, *e);
+        }
+
+        cand = g_new0(Candidacy, 1);
+        cand->id = g_strdup(c->id);
+        candidacy_bind(cand, c);
+        g_ptr_array_add((*e)->candidates, cand);
+        candidacy_index(s, *e, cand, +1);
+        if ((*e)->candidates->len == 1)
+                (*e)->term_id++;
+        return ELECTION_CHANGED;
+}
+
+static ElectionResult apply_leave(ElectionState *s, const Command *c, Election *e) {
+        const Candidacy *cand;
+
+        cand = election_find(e, c->id, NULL);
+        if (!cand)
+                return ELECTION_NOOP;
+
+        if (!cand->persistent) {
+                /* Only the owning connection leaves a connection-bound candidacy (others Evict). */
+                if (!streq_ptr(cand->node, command_caller_node(c)) || !streq_ptr(cand->owner, strempty(c->owner)))
+                        return ELECTION_ACCESS_DENIED;
+        } else if (cand->uid != c->uid && !(c->flags & COMMAND_FLAG_AUTHORIZED))
+                return ELECTION_ACCESS_DENIED;
+
+        election_remove_where(s, e, match_id, c);
+        return ELECTION_CHANGED;
+}
+
+static ElectionResult apply_evict(ElectionState *s, const Command *c, Election *e) {
+        if (!election_find(e, c->id, NULL))
+                return ELECTION_NOT_CANDIDATE;
+        election_remove_where(s, e, match_id, c);
+        return ELECTION_CHANGED;
+}
+
+static ElectionResult apply_anoint(const Command *c, Election *e) {
+        unsigned idx;
+
+        if (!election_find(e, c->id, &idx))
+                return ELECTION_NOT_CANDIDATE;
+        if (idx == 0)
+                return ELECTION_NOOP;
+
+        g_ptr_array_insert(e->candidates, 0, g_ptr_array_steal_index(e->candidates, idx));
+        e->term_id++;
+        return ELECTION_CHANGED;
+}
+
+static ElectionResult apply_promote(const Command *c, Election *e) {
+        gpointer t;
+        unsigned idx;
+
+        if (!election_find(e, c->id, &idx))
+                return ELECTION_NOT_CANDIDATE;
+        if (idx == 0)
+                return ELECTION_NOOP;
+
+        t = e->candidates->pdata[idx - 1];
+        e->candidates->pdata[idx - 1] = e->candidates->pdata[idx];
+        e->candidates->pdata[idx] = t;
+        if (idx == 1)
+                e->term_id++;
+        return ELECTION_CHANGED;
+}
+
+static ElectionResult apply_drop(ElectionState *s, const Command *c, ElectionChangedFn changed, void *userdata) {
+        g_autoptr(GPtrArray) affected = NULL;
+        CandidacyMatchFn match;
+        bool any = false;
+
+        switch (c->type) {
+        case COMMAND_DROP_OWNER:
+                affected = index_elections(s->by_owner, strempty(c->owner));
+                match = match_owner;
+                break;
+        case COMMAND_DROP_RUN:
+                affected = index_elections(s->by_node, strempty(c->node));
+                match = match_old_run;
+                break;
+        case COMMAND_DROP_NODE:
+                affected = index_elections(s->by_node, strempty(c->node));
+                match = match_node;
+                break;
+        default:
+                g_assert_not_reached();
+        }
+
+        for (unsigned i = 0; i < affected->len; i++) {
+                Election *e = affected->pdata[i];
+
+                if (!election_remove_where(s, e, match, c))
+                        continue;
+                any = true;
+                if (changed)
+                        changed(e, userdata);
+        }
+        return any ? ELECTION_CHANGED : ELECTION_NOOP;
+}
+
+ElectionResult election_state_apply(ElectionState *s, const Command *c,
+                                    ElectionChangedFn changed, void *userdata,
+                                    const Election **ret_election) {
+        ElectionResult r;
+        Election *e = NULL;
+        bool single;
+
+        if (ret_election)
+                *ret_election = NULL;
+        if (!s || !c || (int) c->type <= 0 || c->type >= _COMMAND_TYPE_MAX)
+                return ELECTION_INVALID;
+
+        single = c->type <= COMMAND_PROMOTE;
+        if (single && c->election)
+                e = g_hash_table_lookup(s->elections, c->election);
+
+        if (dedup_check_and_record(s, strempty(c->origin), c->origin_run, c->request_id)) {
+                r = ELECTION_DUPLICATE;
+                goto finish;
+        }
+
+        if ((c->flags & ~KNOWN_FLAGS) != 0 ||
+            (single && (!election_string_valid(c->election) || !election_string_valid(c->id)))) {
+                r = ELECTION_INVALID;
+                goto finish;
+        }
+
+        switch (c->type) {
+        case COMMAND_ENTER:
+                r = apply_enter(s, c, &e);
+                break;
+        case COMMAND_LEAVE:
+                r = e ? apply_leave(s, c, e) : ELECTION_NOOP;
+                break;
+        case COMMAND_EVICT:
+                r = e ? apply_evict(s, c, e) : ELECTION_NOT_CANDIDATE;
+                break;
+        case COMMAND_ANOINT:
+                r = e ? apply_anoint(c, e) : ELECTION_NOT_CANDIDATE;
+                break;
+        case COMMAND_PROMOTE:
+                r = e ? apply_promote(c, e) : ELECTION_NOT_CANDIDATE;
+                break;
+        default:
+                return apply_drop(s, c, changed, userdata);
+        }
+
+        if (r == ELECTION_CHANGED && changed)
+                changed(e, userdata);
+finish:
+        if (ret_election)
+                *ret_election = e;
+        return r;
+}
+
+/* ---- snapshots ----
+ * "ELST" u32 version=1
+ * u32 n_elections, each: str name, u64 term_id, u32 n, n times:
+ *     str id, str node, str owner, u64 run, u32 uid, u8 persistent
+ * u32 n_dedup, each: str origin, u64 origin_run, u64 max, DEDUP_WINDOW/64 times u64 bits
+ * Elections and dedup entries are written sorted, so equal states serialize identically. */
+
+#define SNAPSHOT_MAGIC "ELST"
+#define SNAPSHOT_VERSION 1u
+#define SNAPSHOT_STRING_MAX 4096u
+
+static void put_u8(GByteArray *b, uint8_t v) {
+        g_byte_array_append(b, &v, 1);
+}
+
+static void put_u32(GByteArray *b, uint32_t v) {
+        uint8_t x[4];
+        for (unsigned i = 0; i < 4; i++)
+                x[i] = (uint8_t) (v >> (8 * i));
+        g_byte_array_append(b, x, sizeof x);
+}
+
+static void put_u64(GByteArray *b, uint64_t v) {
+        uint8_t x[8];
+        for (unsigned i = 0; i < 8; i++)
+                x[i] = (uint8_t) (v >> (8 * i));
+        g_byte_array_append(b, x, sizeof x);
+}
+
+static void put_str(GByteArray *b, const char *s) {
+        size_t n = strlen(s);
+        put_u32(b, (uint32_t) n);
+        g_byte_array_append(b, (const uint8_t *) s, (guint) n);
+}
+
+static gint dedup_compare(gconstpointer a, gconstpointer b) {
+        const DedupEntry *x = *(DedupEntry *const *) a, *y = *(DedupEntry *const *) b;
+        int k = strcmp(x->origin, y->origin);
+        if (k != 0)
+                return k;
+        return x->origin_run < y->origin_run ? -1 : x->origin_run > y->origin_run;
+}
+
+int election_state_serialize(const ElectionState *s, GBytes **ret) {
+        g_autoptr(GByteArray) b = NULL;
+        g_autoptr(GPtrArray) elections = NULL, dedup = NULL;
+        GHashTableIter it;
+        gpointer d;
+
+        if (!s || !ret)
+                return -EINVAL;
+
+        b = g_byte_array_new();
+        g_byte_array_append(b, (const uint8_t *) SNAPSHOT_MAGIC, 4);
+        put_u32(b, SNAPSHOT_VERSION);
+
+        elections = election_state_list(s);
+        put_u32(b, elections->len);
+        for (unsigned i = 0; i < elections->len; i++) {
+                const Election *e = elections->pdata[i];
+
+                put_str(b, e->name);
+                put_u64(b, e->term_id);
+                put_u32(b, e->candidates->len);
+                for (unsigned j = 0; j < e->candidates->len; j++) {
+                        const Candidacy *c = e->candidates->pdata[j];
+
+                        put_str(b, c->id);
+                        put_str(b, c->node);
+                        put_str(b, c->owner);
+                        put_u64(b, c->run);
+                        put_u32(b, c->uid);
+                        put_u8(b, c->persistent);
+                }
+        }
+
+        dedup = g_ptr_array_sized_new(g_hash_table_size(s->dedup));
+        g_hash_table_iter_init(&it, s->dedup);
+        while (g_hash_table_iter_next(&it, &d, NULL))
+                g_ptr_array_add(dedup, d);
+        g_ptr_array_sort(dedup, dedup_compare);
+        put_u32(b, dedup->len);
+        for (unsigned i = 0; i < dedup->len; i++) {
+                const DedupEntry *e = dedup->pdata[i];
+
+                put_str(b, e->origin);
+                put_u64(b, e->origin_run);
+                put_u64(b, e->max);
+                for (unsigned k = 0; k < ELEMENTSOF(e->seen); k++)
+                        put_u64(b, e->seen[k]);
+        }
+
+        *ret = g_byte_array_free_to_bytes(g_steal_pointer(&b));
+        return 0;
+}
+
+typedef struct Reader {
+        const uint8_t *p;
+        size_t left;
+} Reader;
+
+static bool read_bytes(Reader *r, size_t n, const uint8_t **ret) {
+        if (r->left < n)
+                return false;
+        *ret = r->p;
+        r->p += n;
+        r->left -= n;
+        return true;
+}
+
+static bool read_u8(Reader *r, uint8_t *ret) {
+        const uint8_t *p;
+        if (!read_bytes(r, 1, &p))
+                return false;
+        *ret = *p;
+        return true;
+}
+
+static bool read_u32(Reader *r, uint32_t *ret) {
+        const uint8_t *p;
+        if (!read_bytes(r, 4, &p))
+                return false;
+        *ret = (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24;
+        return true;
+}
+
+static bool read_u64(Reader *r, uint64_t *ret) {
+        const uint8_t *p;
+        uint64_t v = 0;
+        if (!read_bytes(r, 8, &p))
+                return false;
+        for (unsigned i = 0; i < 8; i++)
+                v |= (uint64_t) p[i] << (8 * i);
+        *ret = v;
+        return true;
+}
+
+static bool read_str(Reader *r, char **ret) {
+        const uint8_t *p;
+        uint32_t n;
+
+        if (!read_u32(r, &n) || n > SNAPSHOT_STRING_MAX || !read_bytes(r, n, &p) || memchr(p, 0, n))
+                return false;
+        *ret = g_strndup((const char *) p, n);
+        return true;
+}
+
+/* Refuse element counts the remaining input cannot hold, before allocating for them. */
+static bool read_count(Reader *r, size_t min_element_size, uint32_t *ret) {
+        if (!read_u32(r, ret))
+                return false;
+        return (uint64_t) *ret * min_element_size <= r->left;
+}
+
+#define CANDIDACY_MIN_SIZE (3 * 4 + 8 + 4 + 1)
+#define ELECTION_MIN_SIZE (4 + 1 + 8 + 4)
+#define DEDUP_MIN_SIZE (4 + 8 + 8 + DEDUP_WINDOW / 8)
+
+static int restore_election(ElectionState *n, Reader *r) {
+        _cleanup_(election_freep) Election *e = NULL;
+        g_autofree char *name = NULL;
+        uint32_t count;
+
+        if (!read_str(r, &name) || !election_string_valid(name) || g_hash_table_contains(n->elections, name))
+                return -EBADMSG;
+        e = election_new(name);
+        if (!read_u64(r, &e->term_id) || e->term_id == 0) /* term-0 elections are never stored */
+                return -EBADMSG;
+        if (!read_count(r, CANDIDACY_MIN_SIZE, &count))
+                return -EBADMSG;
+
+        for (uint32_t j = 0; j < count; j++) {
+                g_autofree char *id = NULL;
+                Candidacy *c;
+                uint8_t persistent;
+
+                if (!read_str(r, &id) || !election_string_valid(id) || election_find(e, id, NULL))
+                        return -EBADMSG;
+                c = g_new0(Candidacy, 1);
+                c->id = g_steal_pointer(&id);
+                g_ptr_array_add(e->candidates, c); /* freed with e on error */
+                if (!read_str(r, &c->node) || !read_str(r, &c->owner) ||
+                    !read_u64(r, &c->run) || !read_u32(r, &c->uid) ||
+                    !read_u8(r, &persistent) || persistent > 1)
+                        return -EBADMSG;
+                c->persistent = persistent;
+        }
+
+        for (unsigned j = 0; j < e->candidates->len; j++)
+                candidacy_index(n, e, e->candidates->pdata[j], +1);
+        g_hash_table_insert(n->elections, e->name, e);
+        e = NULL;
+        return 0;
+}
+
+static int restore_dedup(ElectionState *n, Reader *r) {
+        _cleanup_(dedup_entry_freep) DedupEntry *d = g_new0(DedupEntry, 1);
+
+        if (!read_str(r, &d->origin) || !read_u64(r, &d->origin_run) || !read_u64(r, &d->max))
+                return -EBADMSG;
+        for (unsigned k = 0; k < ELEMENTSOF(d->seen); k++)
+                if (!read_u64(r, &d->seen[k]))
+                        return -EBADMSG;
+        if (g_hash_table_contains(n->dedup, d))
+                return -EBADMSG;
+        g_hash_table_add(n->dedup, g_steal_pointer(&d));
+        return 0;
+}
+
+int election_state_restore(ElectionState *s, const void *data, size_t size) {
+        g_autoptr(ElectionState) n = NULL;
+        Reader r = { .p = data, .left = size };
+        const uint8_t *magic;
+        uint32_t version, count;
+        ElectionState t;
+        int k;
+
+        if (!s || (!data && size > 0))
+                return -EINVAL;
+
+        if (!read_bytes(&r, 4, &magic) || memcmp(magic, SNAPSHOT_MAGIC, 4) != 0 ||
+            !read_u32(&r, &version) || version != SNAPSHOT_VERSION)
+                return -EBADMSG;
+
+        n = election_state_new();
+
+        if (!read_count(&r, ELECTION_MIN_SIZE, &count))
+                return -EBADMSG;
+        for (uint32_t i = 0; i < count; i++) {
+                k = restore_election(n, &r);
+                if (k < 0)
+                        return k;
+        }
+
+        if (!read_count(&r, DEDUP_MIN_SIZE, &count))
+                return -EBADMSG;
+        for (uint32_t i = 0; i < count; i++) {
+                k = restore_dedup(n, &r);
+                if (k < 0)
+                        return k;
+        }
+
+        if (r.left != 0)
+                return -EBADMSG;
+
+        /* Swap contents, so callers' pointer to s stays valid; the old state goes with n. */
+        t = *s;
+        *s = *n;
+        *n = t;
+        return 0;
+}
+
+static bool candidacy_equal(const Candidacy *a, const Candidacy *b) {
+        return streq_ptr(a->id, b->id) && streq_ptr(a->node, b->node) && streq_ptr(a->owner, b->owner) &&
+                a->run == b->run && a->uid == b->uid && a->persistent == b->persistent;
+}
+
+bool election_state_equal(const ElectionState *a, const ElectionState *b) {
+        GHashTableIter i;
+        gpointer v;
+
+        if (a == b)
+                return true;
+        if (!a || !b)
+                return false;
+        if (g_hash_table_size(a->elections) != g_hash_table_size(b->elections) ||
+            g_hash_table_size(a->dedup) != g_hash_table_size(b->dedup))
+                return false;
+
+        g_hash_table_iter_init(&i, a->elections);
+        while (g_hash_table_iter_next(&i, NULL, &v)) {
+                const Election *x = v, *y = g_hash_table_lookup(b->elections, x->name);
+
+                if (!y || x->term_id != y->term_id || x->candidates->len != y->candidates->len)
+                        return false;
+                for (unsigned j = 0; j < x->candidates->len; j++)
+                        if (!candidacy_equal(x->candidates->pdata[j], y->candidates->pdata[j]))
+                                return false;
+        }
+
+        g_hash_table_iter_init(&i, a->dedup);
+        while (g_hash_table_iter_next(&i, &v, NULL)) {
+                const DedupEntry *x = v, *y = g_hash_table_lookup(b->dedup, x);
+
+                if (!y || x->max != y->max || memcmp(x->seen, y->seen, sizeof x->seen) != 0)
+                        return false;
+        }
+        return true;
+}

@@ -1,0 +1,1265 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The election rules: every operation in every relevant state, then a long random sequence checked
+ * step by step against a small independent model. */
+
+#include <glib.h>
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "electiond-election.h"
+#include "electiond-util.h"
+
+/* ---------------------------------------------------------------------------------------------
+ * Helpers for the hand-written cases
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct Caller {
+        const char *node;
+        const char *owner;
+        uint64_t run;
+        uint32_t uid;
+} Caller;
+
+static const Caller A = { "n1", ":1.1", 11, 1000 };   /* n1, connection :1.1, uid 1000 */
+static const Caller A2 = { "n1", ":1.2", 11, 1000 };  /* same node and uid, other connection */
+static const Caller B = { "n1", ":1.3", 11, 1001 };   /* other uid */
+static const Caller R = { "n2", ":1.1", 22, 0 };      /* other node, same bus name as A */
+
+static uint64_t next_request_id = 1;
+
+typedef struct Events {
+        unsigned n;
+        char *names; /* "e1,e2," in callback order */
+} Events;
+
+static Events events;
+
+static void on_changed(const Election *e, void *userdata) {
+        char *n;
+
+        g_assert_true(userdata == &events);
+        g_assert_nonnull(e);
+        /* Invariant visible to the bus edge: leader == candidates[0]. */
+        if (e->candidates->len > 0)
+                g_assert_cmpstr(election_leader(e), ==, ((Candidacy *) e->candidates->pdata[0])->id);
+        n = g_strdup_printf("%s%s,", events.names ?: "", e->name);
+        g_free(events.names);
+        events.names = n;
+        events.n++;
+}
+
+static void events_reset(void) {
+        g_clear_pointer(&events.names, g_free);
+        events.n = 0;
+}
+
+static Command *cmd(CommandType t, const char *election, const char *id, const Caller *who, uint32_t flags) {
+        Command *c = command_new(t);
+
+        c->origin = g_strdup(who->node);
+        c->origin_run = who->run;
+        c->request_id = next_request_id++;
+        c->election = g_strdup(election);
+        c->id = g_strdup(id);
+        c->node = g_strdup(who->node);
+        c->owner = g_strdup(who->owner);
+        c->run = who->run;
+        c->uid = who->uid;
+        c->flags = flags;
+        return c;
+}
+
+/* Applies c (consumed), checks result and number of changed() calls. */
+static const Election *apply_full(ElectionState *s, Command *c, ElectionResult expect, unsigned expect_events) {
+        g_autoptr(Command) owned = c;
+        const Election *e = (const Election *) 0x1;
+        ElectionResult r;
+
+        events_reset();
+        r = election_state_apply(s, c, on_changed, &events, &e);
+        g_assert_cmpint(r, ==, expect);
+        g_assert_cmpuint(events.n, ==, expect_events);
+        if (c->type <= COMMAND_PROMOTE)
+                g_assert_true(e == election_state_get(s, c->election));
+        else
+                g_assert_null(e);
+        return e;
+}
+
+static const Election *apply(ElectionState *s, CommandType t, const char *election, const char *id,
+                             const Caller *who, uint32_t flags, ElectionResult expect) {
+        return apply_full(s, cmd(t, election, id, who, flags), expect,
+                          expect == ELECTION_CHANGED && t <= COMMAND_PROMOTE ? 1 : 0);
+}
+
+#define ENTER(s, e, id, who, flags, r)  apply((s), COMMAND_ENTER, (e), (id), (who), (flags), (r))
+#define LEAVE(s, e, id, who, flags, r)  apply((s), COMMAND_LEAVE, (e), (id), (who), (flags), (r))
+#define EVICT(s, e, id, r)              apply((s), COMMAND_EVICT, (e), (id), &R, COMMAND_FLAG_AUTHORIZED, (r))
+#define ANOINT(s, e, id, r)             apply((s), COMMAND_ANOINT, (e), (id), &R, COMMAND_FLAG_AUTHORIZED, (r))
+#define PROMOTE(s, e, id, r)            apply((s), COMMAND_PROMOTE, (e), (id), &R, COMMAND_FLAG_AUTHORIZED, (r))
+
+/* candidates as "a,b,c" */
+static void assert_term(const ElectionState *s, const char *name, uint64_t term, const char *candidates) {
+        const Election *e = election_state_get(s, name);
+        g_auto(GStrv) ids = NULL;
+        g_autofree char *joined = NULL;
+
+        if (term == 0) {
+                g_assert_null(e);
+                return;
+        }
+        g_assert_nonnull(e);
+        g_assert_cmpstr(e->name, ==, name);
+        g_assert_cmpuint(e->term_id, ==, term);
+        ids = election_candidate_ids(e);
+        joined = g_strjoinv(",", ids);
+        g_assert_cmpstr(joined, ==, candidates);
+        g_assert_cmpstr(election_leader(e), ==, ids[0] ?: "");
+}
+
+static const Candidacy *get_candidacy(const ElectionState *s, const char *name, const char *id) {
+        const Candidacy *c = election_find(election_state_get(s, name), id, NULL);
+        g_assert_nonnull(c);
+        return c;
+}
+
+/* [a, b, c] entered by A, term 1 */
+static ElectionState *state_abc(void) {
+        ElectionState *s = election_state_new();
+        ENTER(s, "e", "a", &A, 0, ELECTION_CHANGED);
+        ENTER(s, "e", "b", &A, 0, ELECTION_CHANGED);
+        ENTER(s, "e", "c", &A, 0, ELECTION_CHANGED);
+        assert_term(s, "e", 1, "a,b,c");
+        return s;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Enter
+ * ------------------------------------------------------------------------------------------- */
+
+static void test_enter(void) {
+        g_autoptr(ElectionState) s = election_state_new();
+        const Election *e;
+        const Candidacy *c;
+
+        g_assert_cmpuint(election_state_count(s), ==, 0);
+        g_assert_null(election_state_get(s, "e"));
+
+        e = ENTER(s, "e", "a", &A, 0, ELECTION_CHANGED);
+        g_assert_nonnull(e);
+        assert_term(s, "e", 1, "a");
+        g_assert_cmpstr(events.names, ==, "e,");
+
+        ENTER(s, "e", "b", &A, 0, ELECTION_CHANGED);
+        assert_term(s, "e", 1, "a,b");
+        ENTER(s, "e", "c", &B, COMMAND_FLAG_PERSISTENT, ELECTION_CHANGED);
+        assert_term(s, "e", 1, "a,b,c");
+        g_assert_cmpuint(election_state_count(s), ==, 1);
+
+        c = get_candidacy(s, "e", "a");
+        g_assert_cmpstr(c->node, ==, "n1");
+        g_assert_cmpstr(c->owner, ==, ":1.1");
+        g_assert_cmpuint(c->run, ==, 11);
+        g_assert_cmpuint(c->uid, ==, 1000);
+        g_assert_false(c->persistent);
+
+        c = get_candidacy(s, "e", "c");
+        g_assert_cmpstr(c->owner, ==, "");
+        g_assert_cmpuint(c->run, ==, 0);
+        g_assert_cmpuint(c->uid, ==, 1001);
+        g_assert_true(c->persistent);
+
+        /* A second election is independent. */
+        ENTER(s, "f", "a", &A, 0, ELECTION_CHANGED);
+        assert_term(s, "f", 1, "a");
+        assert_term(s, "e", 1, "a,b,c");
+        g_assert_cmpuint(election_state_count(s), ==, 2);
+}
+
+static void test_enter_rebind(void) {
+        g_autoptr(ElectionState) s = state_abc();
+        const Candidacy *c;
+
+        /* Same uid, other connection: re-bind at front, middle, back; no reorder, no term, no event. */
+        ENTER(s, "e", "a", &A2, 0, ELECTION_NOOP);
+        ENTER(s, "e", "b", &A2, 0, ELECTION_NOOP);
+        ENTER(s, "e", "c", &A2, COMMAND_FLAG_PERSISTENT, ELECTION_NOOP);
+        assert_term(s, "e", 1, "a,b,c");
+        g_assert_cmpstr(get_candidacy(s, "e", "a")->owner, ==, ":1.2");
+        c = get_candidacy(s, "e", "c");
+        g_assert_true(c->persistent);
+        g_assert_cmpstr(c->owner, ==, "");
+        g_assert_cmpuint(c->run, ==, 0);
+
+        /* Persistent back to connection-bound. */
+        ENTER(s, "e", "c", &A, 0, ELECTION_NOOP);
+        c = get_candidacy(s, "e", "c");
+        g_assert_false(c->persistent);
+        g_assert_cmpstr(c->owner, ==, ":1.1");
+        g_assert_cmpuint(c->run, ==, 11);
+
+        /* Other uid: refused without authorization, state untouched. */
+        ENTER(s, "e", "b", &B, 0, ELECTION_ACCESS_DENIED);
+        ENTER(s, "e", "b", &B, COMMAND_FLAG_PERSISTENT, ELECTION_ACCESS_DENIED);
+        c = get_candidacy(s, "e", "b");
+        g_assert_cmpuint(c->uid, ==, 1000);
+        g_assert_cmpstr(c->owner, ==, ":1.2");
+        g_assert_false(c->persistent);
+
+        /* Authorized: takes it over (uid, node, owner, run). */
+        ENTER(s, "e", "b", &R, COMMAND_FLAG_AUTHORIZED, ELECTION_NOOP);
+        c = get_candidacy(s, "e", "b");
+        g_assert_cmpuint(c->uid, ==, 0);
+        g_assert_cmpstr(c->node, ==, "n2");
+        g_assert_cmpuint(c->run, ==, 22);
+        assert_term(s, "e", 1, "a,b,c");
+
+        /* The new owner's identity now governs Leave. */
+        LEAVE(s, "e", "b", &A2, 0, ELECTION_ACCESS_DENIED);
+        LEAVE(s, "e", "b", &R, 0, ELECTION_CHANGED);
+        assert_term(s, "e", 1, "a,c");
+}
+
+static void test_enter_node_fallback(void) {
+        g_autoptr(ElectionState) s = election_state_new();
+        Command *c;
+
+        /* node "" means the submitting node (origin). */
+        c = cmd(COMMAND_ENTER, "e", "a", &A, 0);
+        g_free(c->node);
+        c->node = g_strdup("");
+        apply_full(s, c, ELECTION_CHANGED, 1);
+        g_assert_cmpstr(get_candidacy(s, "e", "a")->node, ==, "n1");
+
+        c = cmd(COMMAND_LEAVE, "e", "a", &A, 0);
+        g_clear_pointer(&c->node, g_free);
+        apply_full(s, c, ELECTION_CHANGED, 1);
+        assert_term(s, "e", 1, "");
+}
+
+static void test_invalid(void) {
+        g_autoptr(ElectionState) s = election_state_new();
+        g_autofree char *long_name = g_strnfill(256, 'x');
+        g_autofree char *max_name = g_strnfill(255, 'x');
+        const char *bad[] = { "", "a\nb", "tab\there", "\xff\xfe", "\x7f", long_name };
+
+        for (unsigned i = 0; i < ELEMENTSOF(bad); i++)
+                for (CommandType t = COMMAND_ENTER; t <= COMMAND_PROMOTE; t++) {
+                        apply(s, t, bad[i], "a", &A, 0, ELECTION_INVALID);
+                        apply(s, t, "e", bad[i], &A, 0, ELECTION_INVALID);
+                }
+        g_assert_cmpuint(election_state_count(s), ==, 0);
+
+        /* NULL strings are invalid, not a crash. */
+        apply_full(s, command_new(COMMAND_ENTER), ELECTION_INVALID, 0);
+
+        /* Unknown flag bits. */
+        ENTER(s, "e", "a", &A, 1u << 7, ELECTION_INVALID);
+        apply_full(s, cmd(COMMAND_DROP_NODE, "", "", &A, 1u << 5), ELECTION_INVALID, 0);
+        g_assert_cmpuint(election_state_count(s), ==, 0);
+
+        /* Unknown command type. */
+        g_autoptr(Command) c = cmd(COMMAND_ENTER, "e", "a", &A, 0);
+        c->type = _COMMAND_TYPE_MAX;
+        g_assert_cmpint(election_state_apply(s, c, on_changed, &events, NULL), ==, ELECTION_INVALID);
+
+        /* Limits of the valid range, incl. UTF-8. */
+        ENTER(s, max_name, max_name, &A, 0, ELECTION_CHANGED);
+        ENTER(s, "wahl-\xc3\xa4\xc3\xb6", "kandidat \xe2\x9c\x93", &A, 0, ELECTION_CHANGED);
+        g_assert_cmpuint(election_state_count(s), ==, 2);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Leave / Evict
+ * ------------------------------------------------------------------------------------------- */
+
+static void test_leave(void) {
+        g_autoptr(ElectionState) s = NULL;
+        const Election *e;
+
+        /* Not a candidate: no-op, and no empty election left behind. */
+        s = election_state_new();
+        e = LEAVE(s, "e", "a", &A, 0, ELECTION_NOOP);
+        g_assert_null(e);
+        g_assert_cmpuint(election_state_count(s), ==, 0);
+        g_clear_pointer(&s, election_state_free);
+
+        /* Leader leaves: next leads, term + 1. */
+        s = state_abc();
+        LEAVE(s, "e", "x", &A, 0, ELECTION_NOOP);
+        LEAVE(s, "e", "a", &A, 0, ELECTION_CHANGED);
+        assert_term(s, "e", 2, "b,c");
+        g_clear_pointer(&s, election_state_free);
+
+        /* Middle and back: no term change. */
+        s = state_abc();
+        LEAVE(s, "e", "b", &A, 0, ELECTION_CHANGED);
+        assert_term(s, "e", 1, "a,c");
+        LEAVE(s, "e", "c", &A, 0, ELECTION_CHANGED);
+        assert_term(s, "e", 1, "a");
+        LEAVE(s, "e", "c", &A, 0, ELECTION_NOOP);
+
+        /* Last one leaves: no leader, term stays, election kept (its term id is never reused). */
+        e = LEAVE(s, "e", "a", &A, 0, ELECTION_CHANGED);
+        g_assert_nonnull(e);
+        assert_term(s, "e", 1, "");
+        g_assert_cmpuint(election_state_count(s), ==, 1);
+        LEAVE(s, "e", "a", &A, 0, ELECTION_NOOP);
+
+        /* Entering again starts the next term, never term 1 again. */
+        ENTER(s, "e", "a", &A, 0, ELECTION_CHANGED);
+        assert_term(s, "e", 2, "a");
+}
+
+static void test_leave_access(void) {
+        g_autoptr(ElectionState) s = state_abc();
+
+        /* Connection-bound: only (node, owner) of the candidacy, whatever uid or authorization. */
+        LEAVE(s, "e", "a", &A2, 0, ELECTION_ACCESS_DENIED);
+        LEAVE(s, "e", "a", &A2, COMMAND_FLAG_AUTHORIZED, ELECTION_ACCESS_DENIED);
+        LEAVE(s, "e", "a", &R, COMMAND_FLAG_AUTHORIZED, ELECTION_ACCESS_DENIED); /* same owner name, other node */
+        LEAVE(s, "e", "b", &B, 0, ELECTION_ACCESS_DENIED);
+        assert_term(s, "e", 1, "a,b,c");
+
+        /* Persistent: same uid from any connection; other uid only when authorized. */
+        ENTER(s, "p", "x", &A, COMMAND_FLAG_PERSISTENT, ELECTION_CHANGED);
+        ENTER(s, "p", "y", &A, COMMAND_FLAG_PERSISTENT, ELECTION_CHANGED);
+        LEAVE(s, "p", "x", &B, 0, ELECTION_ACCESS_DENIED);
+        assert_term(s, "p", 1, "x,y");
+        LEAVE(s, "p", "x", &B, COMMAND_FLAG_AUTHORIZED, ELECTION_CHANGED);
+        assert_term(s, "p", 2, "y");
+        LEAVE(s, "p", "y", &A2, 0, ELECTION_CHANGED);
+        assert_term(s, "p", 2, "");
+}
+
+static void test_evict(void) {
+        g_autoptr(ElectionState) s = NULL;
+
+        s = election_state_new();
+        EVICT(s, "e", "a", ELECTION_NOT_CANDIDATE);
+        g_assert_cmpuint(election_state_count(s), ==, 0);
+        g_clear_pointer(&s, election_state_free);
+
+        s = state_abc();
+        EVICT(s, "e", "x", ELECTION_NOT_CANDIDATE);
+        EVICT(s, "e", "b", ELECTION_CHANGED); /* middle */
+        assert_term(s, "e", 1, "a,c");
+        ENTER(s, "e", "b", &B, COMMAND_FLAG_PERSISTENT, ELECTION_CHANGED);
+        EVICT(s, "e", "b", ELECTION_CHANGED); /* back, persistent of another uid: no ownership check */
+        assert_term(s, "e", 1, "a,c");
+        EVICT(s, "e", "a", ELECTION_CHANGED); /* front */
+        assert_term(s, "e", 2, "c");
+        EVICT(s, "e", "c", ELECTION_CHANGED); /* only */
+        assert_term(s, "e", 2, "");
+        EVICT(s, "e", "c", ELECTION_NOT_CANDIDATE);
+        assert_term(s, "e", 2, "");
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Anoint / Promote
+ * ------------------------------------------------------------------------------------------- */
+
+static void test_anoint(void) {
+        g_autoptr(ElectionState) s = election_state_new();
+
+        ANOINT(s, "e", "a", ELECTION_NOT_CANDIDATE);
+        g_assert_cmpuint(election_state_count(s), ==, 0);
+        g_clear_pointer(&s, election_state_free);
+
+        s = state_abc();
+        ANOINT(s, "e", "x", ELECTION_NOT_CANDIDATE);
+        ANOINT(s, "e", "a", ELECTION_NOOP);
+        assert_term(s, "e", 1, "a,b,c");
+        ANOINT(s, "e", "b", ELECTION_CHANGED); /* middle */
+        assert_term(s, "e", 2, "b,a,c");
+        ANOINT(s, "e", "c", ELECTION_CHANGED); /* back */
+        assert_term(s, "e", 3, "c,b,a");
+        ANOINT(s, "e", "c", ELECTION_NOOP);
+        assert_term(s, "e", 3, "c,b,a");
+}
+
+static void test_promote(void) {
+        g_autoptr(ElectionState) s = election_state_new();
+
+        PROMOTE(s, "e", "a", ELECTION_NOT_CANDIDATE);
+        g_assert_cmpuint(election_state_count(s), ==, 0);
+        g_clear_pointer(&s, election_state_free);
+
+        s = state_abc();
+        PROMOTE(s, "e", "x", ELECTION_NOT_CANDIDATE);
+        PROMOTE(s, "e", "a", ELECTION_NOOP);
+        PROMOTE(s, "e", "c", ELECTION_CHANGED); /* back -> middle: leader unchanged, still an event */
+        assert_term(s, "e", 1, "a,c,b");
+        PROMOTE(s, "e", "c", ELECTION_CHANGED); /* reaches the front */
+        assert_term(s, "e", 2, "c,a,b");
+        PROMOTE(s, "e", "c", ELECTION_NOOP);
+        PROMOTE(s, "e", "a", ELECTION_CHANGED);
+        assert_term(s, "e", 3, "a,c,b");
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Limits
+ * ------------------------------------------------------------------------------------------- */
+
+static void enter_limited(ElectionState *s, const char *e, const char *id, uint32_t max_e, uint32_t max_c,
+                          ElectionResult expect) {
+        Command *c = cmd(COMMAND_ENTER, e, id, &A, 0);
+        c->max_elections = max_e;
+        c->max_candidates = max_c;
+        apply_full(s, c, expect, expect == ELECTION_CHANGED);
+}
+
+static void test_limits(void) {
+        g_autoptr(ElectionState) s = election_state_new();
+
+        enter_limited(s, "e1", "a", 2, 0, ELECTION_CHANGED);
+        enter_limited(s, "e2", "a", 2, 0, ELECTION_CHANGED);
+        enter_limited(s, "e3", "a", 2, 0, ELECTION_LIMIT_EXCEEDED);
+        g_assert_null(election_state_get(s, "e3"));
+        g_assert_cmpuint(election_state_count(s), ==, 2);
+        /* Existing elections still take candidates. */
+        enter_limited(s, "e2", "b", 2, 0, ELECTION_CHANGED);
+        /* An election without candidates still exists (term > 0) and counts. */
+        LEAVE(s, "e1", "a", &A, 0, ELECTION_CHANGED);
+        enter_limited(s, "e3", "a", 2, 0, ELECTION_LIMIT_EXCEEDED);
+        enter_limited(s, "e1", "a", 2, 0, ELECTION_CHANGED);
+        assert_term(s, "e1", 2, "a");
+        /* 0 = unlimited. */
+        enter_limited(s, "e3", "a", 0, 0, ELECTION_CHANGED);
+
+        /* Candidates per election. */
+        enter_limited(s, "e2", "c", 0, 3, ELECTION_CHANGED);
+        enter_limited(s, "e2", "d", 0, 3, ELECTION_LIMIT_EXCEEDED);
+        assert_term(s, "e2", 1, "a,b,c");
+        /* Re-bind at the limit is not a new candidacy. */
+        enter_limited(s, "e2", "c", 0, 3, ELECTION_NOOP);
+        enter_limited(s, "e2", "d", 0, 4, ELECTION_CHANGED);
+        enter_limited(s, "e4", "a", 0, 1, ELECTION_CHANGED);
+        enter_limited(s, "e4", "b", 0, 1, ELECTION_LIMIT_EXCEEDED);
+        assert_term(s, "e4", 1, "a");
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Bulk drops
+ * ------------------------------------------------------------------------------------------- */
+
+static void drop(ElectionState *s, CommandType t, const char *node, uint64_t run, const char *owner,
+                 ElectionResult expect, unsigned n_events, const char *names) {
+        Command *c = command_new(t);
+
+        c->origin = g_strdup(node);
+        c->origin_run = 999;
+        c->request_id = next_request_id++;
+        c->election = g_strdup("");
+        c->id = g_strdup("");
+        c->node = g_strdup(node);
+        c->owner = g_strdup(owner);
+        c->run = run;
+        apply_full(s, c, expect, n_events);
+        g_assert_cmpstr(events.names, ==, names);
+}
+
+/* Various owners in several elections. */
+static ElectionState *state_mixed(void) {
+        static const Caller A_old = { "n1", ":1.1", 10, 1000 };
+        static const Caller R2 = { "n2", ":1.9", 22, 0 };
+        ElectionState *s = election_state_new();
+
+        ENTER(s, "e1", "a", &A, 0, ELECTION_CHANGED);             /* A leads */
+        ENTER(s, "e1", "b", &R, 0, ELECTION_CHANGED);
+        ENTER(s, "e2", "x", &R, 0, ELECTION_CHANGED);
+        ENTER(s, "e2", "a", &A, 0, ELECTION_CHANGED);             /* A in the middle */
+        ENTER(s, "e2", "y", &A_old, 0, ELECTION_CHANGED);
+        ENTER(s, "e3", "a", &A, 0, ELECTION_CHANGED);             /* two of A's incl. the leader */
+        ENTER(s, "e3", "p", &A, COMMAND_FLAG_PERSISTENT, ELECTION_CHANGED);
+        ENTER(s, "e3", "b", &A, 0, ELECTION_CHANGED);
+        ENTER(s, "e3", "r", &R2, 0, ELECTION_CHANGED);
+        ENTER(s, "e4", "a", &A, 0, ELECTION_CHANGED);             /* only A */
+        ENTER(s, "e5", "r", &R, 0, ELECTION_CHANGED);             /* not n1 at all */
+        ENTER(s, "e6", "z", &A2, 0, ELECTION_CHANGED);            /* n1, other connection */
+        return s;
+}
+
+static void test_drop_owner(void) {
+        g_autoptr(ElectionState) s = state_mixed();
+
+        /* (n1, 11, :1.1): leaves R's ":1.1" on n2, the persistent p, A_old's run 10, A2 alone. */
+        drop(s, COMMAND_DROP_OWNER, "n1", 11, ":1.1", ELECTION_CHANGED, 4, "e1,e2,e3,e4,");
+        assert_term(s, "e1", 2, "b");
+        assert_term(s, "e2", 1, "x,y");
+        assert_term(s, "e3", 2, "p,r"); /* two removed incl. leader: one term change */
+        assert_term(s, "e4", 1, "");
+        assert_term(s, "e5", 1, "r");
+        assert_term(s, "e6", 1, "z");
+
+        drop(s, COMMAND_DROP_OWNER, "n1", 11, ":1.1", ELECTION_NOOP, 0, NULL);
+        drop(s, COMMAND_DROP_OWNER, "n3", 11, ":1.1", ELECTION_NOOP, 0, NULL);
+        drop(s, COMMAND_DROP_OWNER, "n1", 10, ":1.1", ELECTION_CHANGED, 1, "e2,");
+        assert_term(s, "e2", 1, "x");
+}
+
+static void test_drop_run(void) {
+        g_autoptr(ElectionState) s = state_mixed();
+
+        /* n1 restarted as run 11: only A_old (run 10) goes; persistent p stays. */
+        drop(s, COMMAND_DROP_RUN, "n1", 11, "", ELECTION_CHANGED, 1, "e2,");
+        assert_term(s, "e2", 1, "x,a");
+        drop(s, COMMAND_DROP_RUN, "n1", 11, "", ELECTION_NOOP, 0, NULL);
+
+        /* n1 restarted as run 12: every connection-bound one of n1 goes. */
+        drop(s, COMMAND_DROP_RUN, "n1", 12, "", ELECTION_CHANGED, 5, "e1,e2,e3,e4,e6,");
+        assert_term(s, "e1", 2, "b");
+        assert_term(s, "e2", 1, "x");
+        assert_term(s, "e3", 2, "p,r");
+        assert_term(s, "e4", 1, "");
+        assert_term(s, "e5", 1, "r");
+        assert_term(s, "e6", 1, "");
+}
+
+static void test_drop_node(void) {
+        g_autoptr(ElectionState) s = state_mixed();
+
+        drop(s, COMMAND_DROP_NODE, "n1", 0, "", ELECTION_CHANGED, 5, "e1,e2,e3,e4,e6,");
+        assert_term(s, "e1", 2, "b");
+        assert_term(s, "e2", 1, "x");
+        assert_term(s, "e3", 2, "r"); /* a, p (persistent), b gone: one term change */
+        assert_term(s, "e4", 1, "");
+        assert_term(s, "e5", 1, "r");
+        assert_term(s, "e6", 1, "");
+        drop(s, COMMAND_DROP_NODE, "n1", 0, "", ELECTION_NOOP, 0, NULL);
+
+        drop(s, COMMAND_DROP_NODE, "n2", 0, "", ELECTION_CHANGED, 4, "e1,e2,e3,e5,");
+        assert_term(s, "e1", 2, "");
+        assert_term(s, "e3", 2, "");
+        g_assert_cmpuint(election_state_count(s), ==, 6);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Dedup
+ * ------------------------------------------------------------------------------------------- */
+
+static ElectionResult apply_rid(ElectionState *s, CommandType t, const char *id, uint64_t run, uint64_t rid) {
+        g_autoptr(Command) c = cmd(t, "e", id, &A, 0);
+        c->origin_run = run;
+        c->request_id = rid;
+        return election_state_apply(s, c, NULL, NULL, NULL);
+}
+
+static void test_dedup(void) {
+        g_autoptr(ElectionState) s = election_state_new();
+        g_autoptr(ElectionState) t = election_state_new();
+        g_autoptr(GBytes) snap = NULL;
+        g_autoptr(Command) c = cmd(COMMAND_ENTER, "e", "a", &A, 0);
+
+        c->request_id = 5000;
+        g_assert_cmpint(election_state_apply(s, c, on_changed, &events, NULL), ==, ELECTION_CHANGED);
+        events_reset();
+        /* A retry of the same request: nothing happens, not even after a Leave. */
+        const Election *e = NULL;
+        g_assert_cmpint(election_state_apply(s, c, on_changed, &events, &e), ==, ELECTION_DUPLICATE);
+        g_assert_true(e == election_state_get(s, "e"));
+        g_assert_cmpuint(events.n, ==, 0);
+        g_assert_cmpint(apply_rid(s, COMMAND_LEAVE, "a", 11, 5001), ==, ELECTION_CHANGED);
+        g_assert_cmpint(election_state_apply(s, c, NULL, NULL, NULL), ==, ELECTION_DUPLICATE);
+        assert_term(s, "e", 1, "");
+
+        /* Same id from another run or origin is a different request. */
+        g_assert_cmpint(apply_rid(s, COMMAND_ENTER, "a", 12, 5000), ==, ELECTION_CHANGED);
+        g_free(c->origin);
+        c->origin = g_strdup("n9");
+        g_assert_cmpint(election_state_apply(s, c, NULL, NULL, NULL), ==, ELECTION_NOOP);
+
+        /* Window: ids up to 4095 below the highest are remembered individually, older ones count as seen. */
+        g_assert_cmpint(apply_rid(s, COMMAND_LEAVE, "zz", 11, 4999), ==, ELECTION_NOOP);
+        g_assert_cmpint(apply_rid(s, COMMAND_LEAVE, "zz", 11, 4999), ==, ELECTION_DUPLICATE);
+        g_assert_cmpint(apply_rid(s, COMMAND_LEAVE, "zz", 11, 906), ==, ELECTION_NOOP);    /* 5001 - 4095 */
+        g_assert_cmpint(apply_rid(s, COMMAND_LEAVE, "zz", 11, 905), ==, ELECTION_DUPLICATE);
+        g_assert_cmpint(apply_rid(s, COMMAND_LEAVE, "zz", 11, 0), ==, ELECTION_DUPLICATE);
+        /* Results other than CHANGED are recorded too (INVALID included). */
+        g_assert_cmpint(apply_rid(s, COMMAND_LEAVE, "", 11, 6000), ==, ELECTION_INVALID);
+        g_assert_cmpint(apply_rid(s, COMMAND_LEAVE, "zz", 11, 6000), ==, ELECTION_DUPLICATE);
+        /* A jump beyond the window forgets everything below it. */
+        g_assert_cmpint(apply_rid(s, COMMAND_LEAVE, "zz", 11, 100000), ==, ELECTION_NOOP);
+        g_assert_cmpint(apply_rid(s, COMMAND_LEAVE, "zz", 11, 99999), ==, ELECTION_NOOP);
+        g_assert_cmpint(apply_rid(s, COMMAND_LEAVE, "zz", 11, 100000 - 4096), ==, ELECTION_DUPLICATE);
+        g_assert_cmpint(apply_rid(s, COMMAND_LEAVE, "zz", 11, 100000 - 4095), ==, ELECTION_NOOP);
+        /* Request id 0 is an ordinary id for a new (origin, run). */
+        g_assert_cmpint(apply_rid(s, COMMAND_LEAVE, "zz", 77, 0), ==, ELECTION_NOOP);
+        g_assert_cmpint(apply_rid(s, COMMAND_LEAVE, "zz", 77, 0), ==, ELECTION_DUPLICATE);
+        g_assert_cmpint(apply_rid(s, COMMAND_LEAVE, "zz", 77, UINT64_MAX), ==, ELECTION_NOOP);
+        g_assert_cmpint(apply_rid(s, COMMAND_LEAVE, "zz", 77, UINT64_MAX), ==, ELECTION_DUPLICATE);
+        g_assert_cmpint(apply_rid(s, COMMAND_LEAVE, "zz", 77, 1), ==, ELECTION_DUPLICATE);
+
+        /* The table travels in snapshots: a restored node decides alike. */
+        g_assert_cmpint(election_state_serialize(s, &snap), ==, 0);
+        g_assert_cmpint(election_state_restore(t, g_bytes_get_data(snap, NULL), g_bytes_get_size(snap)), ==, 0);
+        g_assert_true(election_state_equal(s, t));
+        g_assert_cmpint(apply_rid(t, COMMAND_LEAVE, "zz", 11, 99999), ==, ELECTION_DUPLICATE);
+        g_assert_cmpint(apply_rid(t, COMMAND_ENTER, "a", 12, 5000), ==, ELECTION_DUPLICATE);
+        g_assert_cmpint(apply_rid(t, COMMAND_LEAVE, "zz", 11, 100001), ==, ELECTION_NOOP);
+        g_assert_false(election_state_equal(s, t));
+        g_assert_cmpint(apply_rid(s, COMMAND_LEAVE, "zz", 11, 100001), ==, ELECTION_NOOP);
+        g_assert_true(election_state_equal(s, t));
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Snapshots, listing, equality
+ * ------------------------------------------------------------------------------------------- */
+
+static GBytes *serialize(const ElectionState *s) {
+        GBytes *b = NULL;
+        g_assert_cmpint(election_state_serialize(s, &b), ==, 0);
+        g_assert_nonnull(b);
+        return b;
+}
+
+static ElectionState *state_from(GBytes *snap) {
+        ElectionState *s = election_state_new();
+        g_assert_cmpint(election_state_restore(s, g_bytes_get_data(snap, NULL), g_bytes_get_size(snap)), ==, 0);
+        return s;
+}
+
+static void test_snapshot(void) {
+        g_autoptr(ElectionState) s = state_mixed();
+        g_autoptr(ElectionState) t = election_state_new();
+        g_autoptr(ElectionState) empty = election_state_new();
+        g_autoptr(GBytes) snap = NULL, snap_t = NULL, snap_empty = NULL;
+        const uint8_t *p;
+        size_t n;
+
+        snap = serialize(s);
+        p = g_bytes_get_data(snap, &n);
+        g_assert_cmpmem(p, 4, "ELST", 4);
+
+        g_assert_false(election_state_equal(s, t));
+        g_assert_cmpint(election_state_restore(t, p, n), ==, 0);
+        g_assert_true(election_state_equal(s, t));
+        snap_t = serialize(t);
+        g_assert_true(g_bytes_equal(snap, snap_t));
+
+        /* The restored state works, including its indexes (same request id: same dedup table). */
+        uint64_t rid = next_request_id;
+        drop(t, COMMAND_DROP_OWNER, "n1", 11, ":1.1", ELECTION_CHANGED, 4, "e1,e2,e3,e4,");
+        next_request_id = rid;
+        drop(s, COMMAND_DROP_OWNER, "n1", 11, ":1.1", ELECTION_CHANGED, 4, "e1,e2,e3,e4,");
+        g_assert_true(election_state_equal(s, t));
+
+        /* Every truncation and any trailing byte is refused, leaving the state as it was. */
+        for (size_t k = 0; k < n; k++)
+                g_assert_cmpint(election_state_restore(t, p, k), ==, -EBADMSG);
+        g_autofree uint8_t *longer = g_malloc(n + 1);
+        memcpy(longer, p, n);
+        longer[n] = 0;
+        g_assert_cmpint(election_state_restore(t, longer, n + 1), ==, -EBADMSG);
+        g_assert_true(election_state_equal(s, t));
+
+        /* Restoring the empty state empties it. */
+        snap_empty = serialize(empty);
+        g_assert_cmpint(election_state_restore(t, g_bytes_get_data(snap_empty, NULL), g_bytes_get_size(snap_empty)), ==, 0);
+        g_assert_cmpuint(election_state_count(t), ==, 0);
+        g_assert_true(election_state_equal(t, empty));
+}
+
+/* A hand-built snapshot with one election and no dedup entries. */
+static GByteArray *snapshot_one(const char *name, uint64_t term, const char *id1, const char *id2, uint8_t persistent) {
+        GByteArray *b = g_byte_array_new();
+        uint8_t u32[4], u64[8];
+
+#define PUT32(v) do { uint32_t _v = (v); for (int i = 0; i < 4; i++) u32[i] = _v >> (8 * i); g_byte_array_append(b, u32, 4); } while (0)
+#define PUT64(v) do { uint64_t _v = (v); for (int i = 0; i < 8; i++) u64[i] = _v >> (8 * i); g_byte_array_append(b, u64, 8); } while (0)
+#define PUTS(s) do { PUT32(strlen(s)); g_byte_array_append(b, (const uint8_t *) (s), strlen(s)); } while (0)
+        g_byte_array_append(b, (const uint8_t *) "ELST", 4);
+        PUT32(1);
+        PUT32(1);
+        PUTS(name);
+        PUT64(term);
+        PUT32(2);
+        PUTS(id1); PUTS("n1"); PUTS(":1.1"); PUT64(1); PUT32(0); g_byte_array_append(b, &persistent, 1);
+        PUTS(id2); PUTS("n1"); PUTS(":1.1"); PUT64(1); PUT32(0); g_byte_array_append(b, &persistent, 1);
+        PUT32(0);
+#undef PUT32
+#undef PUT64
+#undef PUTS
+        return b;
+}
+
+static void test_snapshot_malformed(void) {
+        g_autoptr(ElectionState) s = state_mixed();
+        g_autoptr(GBytes) before = serialize(s);
+        struct {
+                const char *name, *id1, *id2;
+                uint64_t term;
+                uint8_t persistent;
+                int expect;
+        } cases[] = {
+                { "e", "a", "b", 1, 0, 0 },
+                { "e", "a", "b", 1, 1, 0 },
+                { "e", "a", "b", 0, 0, -EBADMSG },   /* term 0 is never stored */
+                { "e", "a", "a", 1, 0, -EBADMSG },   /* duplicate id */
+                { "", "a", "b", 1, 0, -EBADMSG },    /* invalid name */
+                { "e", "a\n", "b", 1, 0, -EBADMSG }, /* invalid id */
+                { "e", "a", "b", 1, 2, -EBADMSG },   /* bool out of range */
+        };
+
+        for (unsigned i = 0; i < ELEMENTSOF(cases); i++) {
+                g_autoptr(ElectionState) t = state_from(before);
+                g_autoptr(GByteArray) b = snapshot_one(cases[i].name, cases[i].term, cases[i].id1, cases[i].id2,
+                                                       cases[i].persistent);
+                g_autoptr(GBytes) after = NULL;
+
+                g_assert_cmpint(election_state_restore(t, b->data, b->len), ==, cases[i].expect);
+                after = serialize(t);
+                if (cases[i].expect < 0)
+                        g_assert_true(g_bytes_equal(before, after));
+                else {
+                        assert_term(t, cases[i].name, cases[i].term, "a,b");
+                        g_assert_cmpuint(election_state_count(t), ==, 1);
+                }
+        }
+
+        /* Wrong magic / version, NULL. */
+        g_autoptr(GByteArray) b = snapshot_one("e", 1, "a", "b", 0);
+        b->data[0] = 'X';
+        g_assert_cmpint(election_state_restore(s, b->data, b->len), ==, -EBADMSG);
+        b->data[0] = 'E';
+        b->data[4] = 2;
+        g_assert_cmpint(election_state_restore(s, b->data, b->len), ==, -EBADMSG);
+        g_assert_cmpint(election_state_restore(s, NULL, 0), ==, -EBADMSG);
+        /* Huge counts are refused without allocating. */
+        b->data[4] = 1;
+        b->data[8] = b->data[9] = b->data[10] = b->data[11] = 0xff;
+        g_assert_cmpint(election_state_restore(s, b->data, b->len), ==, -EBADMSG);
+
+        /* Random corruption: refused with the state unchanged, or accepted and re-serializable. */
+        g_autoptr(GBytes) snap = serialize(s);
+        GRand *rnd = g_rand_new_with_seed(99);
+        for (unsigned iter = 0; iter < 3000; iter++) {
+                g_autoptr(ElectionState) t = state_from(before);
+                gsize n = g_bytes_get_size(snap);
+                g_autofree uint8_t *p = g_memdup2(g_bytes_get_data(snap, NULL), n);
+                int r;
+
+                for (unsigned k = g_rand_int_range(rnd, 1, 4); k > 0; k--)
+                        p[g_rand_int_range(rnd, 0, n)] ^= 1u << g_rand_int_range(rnd, 0, 8);
+                r = election_state_restore(t, p, n);
+                if (r < 0) {
+                        g_autoptr(GBytes) after = serialize(t);
+                        g_assert_cmpint(r, ==, -EBADMSG);
+                        g_assert_true(g_bytes_equal(before, after));
+                } else {
+                        g_autoptr(GBytes) again = serialize(t);
+                        g_autoptr(ElectionState) u = election_state_new();
+                        g_assert_cmpint(election_state_restore(u, g_bytes_get_data(again, NULL), g_bytes_get_size(again)), ==, 0);
+                        g_assert_true(election_state_equal(t, u));
+                }
+        }
+        g_rand_free(rnd);
+}
+
+static void test_list_and_lookup(void) {
+        g_autoptr(ElectionState) s = election_state_new();
+        g_autoptr(GPtrArray) l = NULL;
+        g_auto(GStrv) ids = NULL;
+        const char *names[] = { "zeta", "alpha", "Mu", "beta", "alpha2" };
+        const char *sorted[] = { "Mu", "alpha", "alpha2", "beta", "zeta" };
+        unsigned idx = 99;
+
+        l = election_state_list(s);
+        g_assert_cmpuint(l->len, ==, 0);
+        g_clear_pointer(&l, g_ptr_array_unref);
+
+        for (unsigned i = 0; i < ELEMENTSOF(names); i++)
+                ENTER(s, names[i], "c", &A, 0, ELECTION_CHANGED);
+        l = election_state_list(s);
+        g_assert_cmpuint(l->len, ==, ELEMENTSOF(sorted));
+        for (unsigned i = 0; i < l->len; i++)
+                g_assert_cmpstr(((Election *) l->pdata[i])->name, ==, sorted[i]);
+
+        ENTER(s, "beta", "d", &A, 0, ELECTION_CHANGED);
+        g_assert_nonnull(election_find(election_state_get(s, "beta"), "d", &idx));
+        g_assert_cmpuint(idx, ==, 1);
+        g_assert_null(election_find(election_state_get(s, "beta"), "x", NULL));
+        g_assert_null(election_find(NULL, "x", NULL));
+        ids = election_candidate_ids(NULL);
+        g_assert_null(ids[0]);
+        g_assert_cmpstr(election_leader(NULL), ==, "");
+        g_assert_null(election_state_free(NULL));
+}
+
+/* 10,000 elections; connection drops must only touch the elections concerned. */
+static void test_many_elections(void) {
+        g_autoptr(ElectionState) s = election_state_new();
+        g_autoptr(GBytes) snap = NULL;
+        g_autoptr(ElectionState) t = election_state_new();
+        uint64_t start = now_monotonic_usec(), used;
+
+        for (unsigned i = 0; i < 10000; i++) {
+                g_autofree char *name = g_strdup_printf("election-%05u", i);
+                g_autofree char *owner = g_strdup_printf(":1.%u", i);
+                Caller who = { "n1", owner, 5, 1000 };
+                ENTER(s, name, "a", &who, 0, ELECTION_CHANGED);
+                ENTER(s, name, "b", &R, 0, ELECTION_CHANGED);
+        }
+        snap = serialize(s);
+        g_assert_cmpint(election_state_restore(t, g_bytes_get_data(snap, NULL), g_bytes_get_size(snap)), ==, 0);
+        g_assert_true(election_state_equal(s, t));
+        for (unsigned i = 0; i < 10000; i++) {
+                g_autofree char *owner = g_strdup_printf(":1.%u", i);
+                g_autofree char *name = g_strdup_printf("election-%05u,", i);
+                drop(s, COMMAND_DROP_OWNER, "n1", 5, owner, ELECTION_CHANGED, 1, name);
+        }
+        g_assert_cmpuint(election_state_count(s), ==, 10000);
+        assert_term(s, "election-04711", 2, "b");
+        used = now_monotonic_usec() - start;
+        g_test_message("10000 elections: %" PRIu64 " ms", used / 1000);
+        /* Generous bound (shared 2-core machine, valgrind): a full scan per drop would be quadratic. */
+        if (!g_getenv("ELECTIOND_TEST_SLOW"))
+                g_assert_cmpuint(used, <, 20 * USEC_PER_SEC);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Random sequence against a reference model
+ * ------------------------------------------------------------------------------------------- */
+
+enum {
+        M_ELECTIONS = 4,
+        M_IDS = 6,
+        M_NODES = 3,
+        M_OWNERS = 3,
+        M_RUNS = 2, /* runs 1, 2 */
+        M_WINDOW = 4096,
+};
+
+static const uint32_t m_uids[] = { 0, 1000, 1001 };
+
+typedef struct MCand {
+        int id, node, owner; /* owner -1: persistent */
+        uint64_t run;
+        uint32_t uid;
+} MCand;
+
+typedef struct MElection {
+        uint64_t term;
+        int n;
+        MCand c[M_IDS];
+} MElection;
+
+typedef struct MDedup {
+        bool used;
+        uint64_t max;
+        GHashTable *applied; /* every id ever applied (uint64 in a pointer-sized key via g_int64) */
+} MDedup;
+
+typedef struct Model {
+        MElection e[M_ELECTIONS];
+        MDedup d[M_NODES][M_RUNS + 1];
+} Model;
+
+/* A generated command in model terms. */
+typedef struct MCmd {
+        CommandType type;
+        int election, id;   /* -1: invalid string */
+        int node, owner;    /* caller (Enter/Leave) or target (drops) */
+        bool node_empty;    /* Enter/Leave with node "": falls back to origin */
+        uint64_t run;
+        uint32_t uid, flags, max_e, max_c;
+        int origin;
+        uint64_t origin_run, rid;
+} MCmd;
+
+static int m_find(const MElection *e, int id) {
+        for (int i = 0; i < e->n; i++)
+                if (e->c[i].id == id)
+                        return i;
+        return -1;
+}
+
+/* Removes the candidates flagged in kill[]; returns whether any went. */
+static bool m_remove(MElection *e, const bool kill[]) {
+        bool any = false, leader = e->n > 0 && kill[0];
+        int k = 0;
+
+        for (int i = 0; i < e->n; i++) {
+                if (kill[i]) {
+                        any = true;
+                        continue;
+                }
+                e->c[k++] = e->c[i];
+        }
+        e->n = k;
+        if (leader && e->n > 0)
+                e->term++;
+        return any;
+}
+
+static bool m_dup(Model *m, const MCmd *c) {
+        MDedup *d = &m->d[c->origin][c->origin_run];
+
+        if (d->used && ((c->rid <= d->max && d->max - c->rid >= M_WINDOW) ||
+                        g_hash_table_contains(d->applied, &c->rid)))
+                return true;
+        if (!d->used || c->rid > d->max)
+                d->max = c->rid;
+        d->used = true;
+        g_hash_table_add(d->applied, g_memdup2(&c->rid, sizeof c->rid));
+        return false;
+}
+
+/* Model of the rules; sets changed[] for the elections it changed. */
+static ElectionResult m_apply(Model *m, const MCmd *c, bool changed[]) {
+        memset(changed, 0, sizeof(bool) * M_ELECTIONS);
+
+        if (m_dup(m, c))
+                return ELECTION_DUPLICATE;
+        if (c->flags & ~3u)
+                return ELECTION_INVALID;
+
+        if (c->type <= COMMAND_PROMOTE) {
+                MElection *e;
+                int i;
+
+                if (c->election < 0 || c->id < 0)
+                        return ELECTION_INVALID;
+                e = &m->e[c->election];
+                i = m_find(e, c->id);
+
+                switch (c->type) {
+                case COMMAND_ENTER: {
+                        bool persistent = c->flags & COMMAND_FLAG_PERSISTENT;
+                        MCand nc = { c->id, c->node, persistent ? -1 : c->owner, persistent ? 0 : c->run, c->uid };
+
+                        if (i >= 0) {
+                                if (e->c[i].uid != c->uid && !(c->flags & COMMAND_FLAG_AUTHORIZED))
+                                        return ELECTION_ACCESS_DENIED;
+                                e->c[i] = nc;
+                                return ELECTION_NOOP;
+                        }
+                        if (e->term == 0 && c->max_e > 0) {
+                                unsigned count = 0;
+                                for (int k = 0; k < M_ELECTIONS; k++)
+                                        count += m->e[k].term > 0;
+                                if (count >= c->max_e)
+                                        return ELECTION_LIMIT_EXCEEDED;
+                        }
+                        if (c->max_c > 0 && (unsigned) e->n >= c->max_c)
+                                return ELECTION_LIMIT_EXCEEDED;
+                        e->c[e->n++] = nc;
+                        if (e->n == 1)
+                                e->term++;
+                        changed[c->election] = true;
+                        return ELECTION_CHANGED;
+                }
+                case COMMAND_LEAVE:
+                case COMMAND_EVICT: {
+                        bool kill[M_IDS] = {};
+
+                        if (i < 0)
+                                return c->type == COMMAND_LEAVE ? ELECTION_NOOP : ELECTION_NOT_CANDIDATE;
+                        if (c->type == COMMAND_LEAVE) {
+                                const MCand *x = &e->c[i];
+                                if (x->owner >= 0 && (x->node != c->node || x->owner != c->owner))
+                                        return ELECTION_ACCESS_DENIED;
+                                if (x->owner < 0 && x->uid != c->uid && !(c->flags & COMMAND_FLAG_AUTHORIZED))
+                                        return ELECTION_ACCESS_DENIED;
+                        }
+                        kill[i] = true;
+                        m_remove(e, kill);
+                        changed[c->election] = true;
+                        return ELECTION_CHANGED;
+                }
+                case COMMAND_ANOINT:
+                        if (i < 0)
+                                return ELECTION_NOT_CANDIDATE;
+                        if (i == 0)
+                                return ELECTION_NOOP;
+                        {
+                                MCand x = e->c[i];
+                                memmove(&e->c[1], &e->c[0], sizeof(MCand) * i);
+                                e->c[0] = x;
+                        }
+                        e->term++;
+                        changed[c->election] = true;
+                        return ELECTION_CHANGED;
+                case COMMAND_PROMOTE:
+                        if (i < 0)
+                                return ELECTION_NOT_CANDIDATE;
+                        if (i == 0)
+                                return ELECTION_NOOP;
+                        {
+                                MCand x = e->c[i];
+                                e->c[i] = e->c[i - 1];
+                                e->c[i - 1] = x;
+                        }
+                        if (i == 1)
+                                e->term++;
+                        changed[c->election] = true;
+                        return ELECTION_CHANGED;
+                default:
+                        g_assert_not_reached();
+                }
+        }
+
+        bool any = false;
+        for (int k = 0; k < M_ELECTIONS; k++) {
+                MElection *e = &m->e[k];
+                bool kill[M_IDS] = {};
+
+                for (int i = 0; i < e->n; i++) {
+                        const MCand *x = &e->c[i];
+                        if (x->node != c->node)
+                                continue;
+                        if (c->type == COMMAND_DROP_OWNER)
+                                kill[i] = x->owner >= 0 && x->owner == c->owner && x->run == c->run;
+                        else if (c->type == COMMAND_DROP_RUN)
+                                kill[i] = x->owner >= 0 && x->run != c->run;
+                        else
+                                kill[i] = true;
+                }
+                if (m_remove(e, kill))
+                        changed[k] = any = true;
+        }
+        return any ? ELECTION_CHANGED : ELECTION_NOOP;
+}
+
+static char *m_name(int election) {
+        return election < 0 ? g_strdup(election == -1 ? "" : "bad\x01") : g_strdup_printf("e%d", election);
+}
+
+static Command *m_to_command(const MCmd *m) {
+        Command *c = command_new(m->type);
+
+        c->origin = g_strdup_printf("n%d", m->origin);
+        c->origin_run = m->origin_run;
+        c->request_id = m->rid;
+        if (m->type <= COMMAND_PROMOTE) {
+                c->election = m_name(m->election);
+                c->id = m->id < 0 ? g_strdup("x\ty") : g_strdup_printf("c%d", m->id);
+        } else {
+                c->election = g_strdup("");
+                c->id = g_strdup("");
+        }
+        c->node = m->node_empty ? g_strdup("") : g_strdup_printf("n%d", m->node);
+        c->owner = g_strdup_printf(":1.%d", m->owner);
+        c->run = m->run;
+        c->uid = m->uid;
+        c->flags = m->flags;
+        c->max_elections = m->max_e;
+        c->max_candidates = m->max_c;
+        return c;
+}
+
+static MCmd m_random(GRand *r, Model *m) {
+        MCmd c = {};
+        unsigned p = g_rand_int_range(r, 0, 100);
+        MDedup *d;
+
+        c.type = p < 30 ? COMMAND_ENTER : p < 50 ? COMMAND_LEAVE : p < 58 ? COMMAND_EVICT :
+                 p < 66 ? COMMAND_ANOINT : p < 78 ? COMMAND_PROMOTE : p < 87 ? COMMAND_DROP_OWNER :
+                 p < 93 ? COMMAND_DROP_RUN : p < 96 ? COMMAND_DROP_NODE : COMMAND_ENTER;
+        c.election = g_rand_int_range(r, 0, M_ELECTIONS);
+        c.id = g_rand_int_range(r, 0, M_IDS);
+        if (g_rand_int_range(r, 0, 200) == 0)
+                c.election = -g_rand_int_range(r, 1, 3);
+        if (g_rand_int_range(r, 0, 200) == 0)
+                c.id = -1;
+        c.node = g_rand_int_range(r, 0, M_NODES);
+        c.owner = g_rand_int_range(r, 0, M_OWNERS);
+        c.run = g_rand_int_range(r, 1, M_RUNS + 1);
+        c.uid = m_uids[g_rand_int_range(r, 0, ELEMENTSOF(m_uids))];
+        c.flags = (g_rand_int_range(r, 0, 3) == 0 ? COMMAND_FLAG_PERSISTENT : 0) |
+                  (g_rand_int_range(r, 0, 3) == 0 ? COMMAND_FLAG_AUTHORIZED : 0) |
+                  (g_rand_int_range(r, 0, 300) == 0 ? 1u << 9 : 0);
+        c.max_e = g_rand_int_range(r, 0, 4) == 0 ? g_rand_int_range(r, 1, M_ELECTIONS + 1) : 0;
+        c.max_c = g_rand_int_range(r, 0, 4) == 0 ? g_rand_int_range(r, 1, M_IDS + 1) : 0;
+
+        /* The submitter: for Enter/Leave the caller's node, or "" meaning that same origin. */
+        c.origin = c.type <= COMMAND_PROMOTE ? c.node : g_rand_int_range(r, 0, M_NODES);
+        if (c.type == COMMAND_ENTER || c.type == COMMAND_LEAVE)
+                c.node_empty = g_rand_int_range(r, 0, 5) == 0;
+        c.origin_run = g_rand_int_range(r, 1, M_RUNS + 1);
+
+        /* Mostly fresh ids; sometimes retries (recent or ancient) and jumps beyond the window. */
+        d = &m->d[c.origin][c.origin_run];
+        p = g_rand_int_range(r, 0, 100);
+        if (!d->used)
+                c.rid = g_rand_int_range(r, 0, 3);
+        else if (p < 85)
+                c.rid = d->max + 1;
+        else if (p < 87)
+                c.rid = d->max + g_rand_int_range(r, 2, 2 * M_WINDOW);
+        else {
+                uint64_t back = g_rand_int_range(r, 0, M_WINDOW + 200);
+                c.rid = d->max - MIN(d->max, back);
+        }
+        return c;
+}
+
+static void m_check(const Model *m, const ElectionState *s, const uint64_t prev_terms[]) {
+        unsigned count = 0;
+
+        for (int k = 0; k < M_ELECTIONS; k++) {
+                g_autofree char *name = m_name(k);
+                const MElection *me = &m->e[k];
+                const Election *e = election_state_get(s, name);
+
+                if (me->term == 0) {
+                        g_assert_null(e);
+                        g_assert_cmpint(me->n, ==, 0);
+                        continue;
+                }
+                count++;
+                g_assert_nonnull(e);
+                g_assert_cmpuint(e->term_id, ==, me->term);
+                g_assert_cmpuint(e->term_id, >=, prev_terms[k]);
+                g_assert_cmpuint(e->candidates->len, ==, (unsigned) me->n);
+                for (int i = 0; i < me->n; i++) {
+                        const Candidacy *c = e->candidates->pdata[i];
+                        const MCand *x = &me->c[i];
+                        char buf[32];
+
+                        snprintf(buf, sizeof buf, "c%d", x->id);
+                        g_assert_cmpstr(c->id, ==, buf);
+                        snprintf(buf, sizeof buf, "n%d", x->node);
+                        g_assert_cmpstr(c->node, ==, buf);
+                        if (x->owner < 0) {
+                                g_assert_true(c->persistent);
+                                g_assert_cmpstr(c->owner, ==, "");
+                        } else {
+                                g_assert_false(c->persistent);
+                                snprintf(buf, sizeof buf, ":1.%d", x->owner);
+                                g_assert_cmpstr(c->owner, ==, buf);
+                        }
+                        g_assert_cmpuint(c->run, ==, x->run);
+                        g_assert_cmpuint(c->uid, ==, x->uid);
+                }
+                /* Global invariant: the leader is candidates[0], and only with candidates. */
+                g_assert_cmpstr(election_leader(e), ==, me->n > 0 ? ((Candidacy *) e->candidates->pdata[0])->id : "");
+        }
+        g_assert_cmpuint(election_state_count(s), ==, count);
+}
+
+static void run_random(guint32 seed, unsigned steps) {
+        g_autoptr(ElectionState) s = election_state_new();
+        GRand *r = g_rand_new_with_seed(seed);
+        Model m = {};
+        uint64_t prev_terms[M_ELECTIONS] = {};
+        unsigned results[ELECTION_DUPLICATE + 1] = {}, snapshots = 0;
+
+        g_test_message("random sequence: seed %u, %u steps", seed, steps);
+        for (int n = 0; n < M_NODES; n++)
+                for (int k = 0; k <= M_RUNS; k++)
+                        m.d[n][k].applied = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+
+        for (unsigned step = 0; step < steps; step++) {
+                MCmd mc = m_random(r, &m);
+                g_autoptr(Command) c = m_to_command(&mc);
+                bool changed[M_ELECTIONS];
+                g_autoptr(GString) expect_names = g_string_new(NULL);
+                ElectionResult want, got;
+                const Election *e = NULL;
+                unsigned expect_events = 0;
+
+                want = m_apply(&m, &mc, changed);
+                for (int k = 0; k < M_ELECTIONS; k++)
+                        if (changed[k]) {
+                                g_string_append_printf(expect_names, "e%d,", k);
+                                expect_events++;
+                        }
+
+                events_reset();
+                got = election_state_apply(s, c, on_changed, &events, &e);
+                if (got != want || events.n != expect_events)
+                        g_test_message("step %u: %s election=%s id=%s origin=%s/%" PRIu64 " rid=%" PRIu64 " max=%" PRIu64,
+                                       step, command_type_to_string(c->type), c->election, c->id, c->origin,
+                                       c->origin_run, c->request_id, m.d[mc.origin][mc.origin_run].max);
+                g_assert_cmpint(got, ==, want);
+                g_assert_cmpuint(events.n, ==, expect_events);
+                g_assert_cmpstr(events.names ?: "", ==, expect_names->str);
+                g_assert_true(e == (mc.type <= COMMAND_PROMOTE ? election_state_get(s, c->election) : NULL));
+                results[got]++;
+
+                m_check(&m, s, prev_terms);
+                for (int k = 0; k < M_ELECTIONS; k++)
+                        prev_terms[k] = m.e[k].term;
+
+                /* Snapshot round trips at random points; sometimes continue on the restored copy. */
+                if (g_rand_int_range(r, 0, 500) == 0) {
+                        g_autoptr(GBytes) snap = serialize(s), again = NULL;
+                        g_autoptr(ElectionState) t = election_state_new();
+
+                        g_assert_cmpint(election_state_restore(t, g_bytes_get_data(snap, NULL), g_bytes_get_size(snap)), ==, 0);
+                        g_assert_true(election_state_equal(s, t));
+                        again = serialize(t);
+                        g_assert_true(g_bytes_equal(snap, again));
+                        if (g_rand_boolean(r)) {
+                                ElectionState *x = s;
+                                s = g_steal_pointer(&t);
+                                t = x;
+                        }
+                        snapshots++;
+                }
+        }
+
+        g_test_message("results: changed %u noop %u not-candidate %u limit %u denied %u invalid %u duplicate %u; %u snapshots",
+                       results[0], results[1], results[2], results[3], results[4], results[5], results[6], snapshots);
+        /* The generator must reach every outcome, or this test proves less than it claims. */
+        for (unsigned i = 0; i < ELEMENTSOF(results); i++)
+                g_assert_cmpuint(results[i], >, 0);
+        g_assert_cmpuint(snapshots, >, 0);
+
+        for (int n = 0; n < M_NODES; n++)
+                for (int k = 0; k <= M_RUNS; k++)
+                        g_hash_table_unref(m.d[n][k].applied);
+        g_rand_free(r);
+        events_reset();
+}
+
+static unsigned random_steps(void) {
+        const char *e = g_getenv("ELECTIOND_TEST_STEPS");
+        return e ? (unsigned) g_ascii_strtoull(e, NULL, 10) : 100000;
+}
+
+static void test_random_fixed(void) {
+        run_random(1, random_steps());
+}
+
+static guint32 env_seed;
+
+static void test_random_env(void) {
+        run_random(env_seed, random_steps());
+}
+
+int main(int argc, char *argv[]) {
+        const char *env = g_getenv("ELECTIOND_TEST_SEED");
+        int r;
+
+        g_test_init(&argc, &argv, NULL);
+        env_seed = env ? (guint32) g_ascii_strtoull(env, NULL, 10) : (guint32) g_random_int();
+        /* Printed so that a failure with a random seed can be replayed. */
+        g_print("# second random sequence uses seed %u (ELECTIOND_TEST_SEED=%u to replay)\n", env_seed, env_seed);
+
+        g_test_add_func("/election/enter", test_enter);
+        g_test_add_func("/election/enter-rebind", test_enter_rebind);
+        g_test_add_func("/election/enter-node-fallback", test_enter_node_fallback);
+        g_test_add_func("/election/invalid", test_invalid);
+        g_test_add_func("/election/leave", test_leave);
+        g_test_add_func("/election/leave-access", test_leave_access);
+        g_test_add_func("/election/evict", test_evict);
+        g_test_add_func("/election/anoint", test_anoint);
+        g_test_add_func("/election/promote", test_promote);
+        g_test_add_func("/election/limits", test_limits);
+        g_test_add_func("/election/drop-owner", test_drop_owner);
+        g_test_add_func("/election/drop-run", test_drop_run);
+        g_test_add_func("/election/drop-node", test_drop_node);
+        g_test_add_func("/election/dedup", test_dedup);
+        g_test_add_func("/election/snapshot", test_snapshot);
+        g_test_add_func("/election/snapshot-malformed", test_snapshot_malformed);
+        g_test_add_func("/election/list-lookup", test_list_and_lookup);
+        g_test_add_func("/election/many-elections", test_many_elections);
+        g_test_add_func("/election/random-fixed-seed", test_random_fixed);
+        g_test_add_func("/election/random-env-seed", test_random_env);
+
+        r = g_test_run();
+        events_reset();
+        return r;
+}
