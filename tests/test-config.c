@@ -1,0 +1,254 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Config parsing: defaults, every key, every malformed value, missing files. */
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "electiond-config.h"
+#include "electiond-util.h"
+
+static char *tmpdir;
+
+static char *write_config(const char *name, const char *text) {
+        char *path = g_build_filename(tmpdir, name, NULL);
+        g_assert_true(g_file_set_contents(path, text, -1, NULL));
+        return path;
+}
+
+/* Loads text on top of the defaults; returns the status and the error message. */
+static int load_text(const char *text, Config *c, char **ret_error) {
+        g_autofree char *path = write_config("electiond.conf", text);
+
+        config_init_defaults(c);
+        return config_load(c, path, false, ret_error);
+}
+
+static void test_defaults(void) {
+        Config c;
+
+        config_init_defaults(&c);
+        g_assert_cmpstr(c.node_name, ==, g_get_host_name());
+        g_assert_cmpuint(c.max_elections, ==, 65536);
+        g_assert_cmpuint(c.max_candidates, ==, 1024);
+        g_assert_cmpuint(c.commit_timeout_usec, ==, 5 * USEC_PER_SEC);
+        g_assert_cmpstr(c.cluster_name, ==, "default");
+        g_assert_null(c.key_file);
+        g_assert_null(c.interfaces);
+        g_assert_null(c.peers);
+        g_assert_cmpuint(c.port, ==, 7946);
+        g_assert_cmpuint(c.bootstrap_expect, ==, 1);
+        g_assert_cmpuint(c.max_voters, ==, 5);
+        g_assert_cmpuint(c.probe_interval_usec, ==, 100 * USEC_PER_MSEC);
+        g_assert_cmpuint(c.lease_usec, ==, 300 * USEC_PER_MSEC);
+        g_assert_cmpuint(c.node_timeout_usec, ==, 500 * USEC_PER_MSEC);
+        g_assert_cmpuint(c.dead_member_timeout_usec, ==, 3600 * USEC_PER_SEC);
+        g_assert_false(config_is_clustered(&c));
+        config_done(&c);
+        config_done(NULL);
+}
+
+static void test_missing(void) {
+        g_autofree char *path = g_build_filename(tmpdir, "does-not-exist.conf", NULL);
+        g_autofree char *error = NULL;
+        Config c;
+
+        config_init_defaults(&c);
+        g_assert_cmpint(config_load(&c, path, true, &error), ==, 0);
+        g_assert_null(error);
+        g_assert_cmpuint(c.max_elections, ==, 65536);
+
+        g_assert_cmpint(config_load(&c, path, false, &error), ==, -ENOENT);
+        g_assert_nonnull(error);
+        g_assert_nonnull(strstr(error, path));
+        config_done(&c);
+}
+
+static void test_every_key(void) {
+        g_autofree char *error = NULL;
+        Config c;
+
+        g_assert_cmpint(load_text("# comment\n"
+                                  "[Node]\n"
+                                  "Name=node-ä 1\n"
+                                  "MaxElections=7\n"
+                                  "MaxCandidates=0\n"
+                                  "CommitTimeoutSec=0.25\n"
+                                  "[Cluster]\n"
+                                  "Name=lab\n"
+                                  "KeyFile=/etc/electiond/cluster.key\n"
+                                  "Interfaces=eth0;br-lan, veth1\n"
+                                  "Peers=10.0.0.2:7946;[fd00::1]:7000\n"
+                                  "Port=8000\n"
+                                  "BootstrapExpect=3\n"
+                                  "MaxVoters=7\n"
+                                  "ProbeIntervalSec=0.05\n"
+                                  "LeaseSec=1\n"
+                                  "NodeTimeoutSec=1.5\n"
+                                  "RemoveDeadAfterSec=60\n",
+                                  &c, &error), ==, 0);
+        g_assert_null(error);
+        g_assert_cmpstr(c.node_name, ==, "node-ä 1");
+        g_assert_cmpuint(c.max_elections, ==, 7);
+        g_assert_cmpuint(c.max_candidates, ==, 0);
+        g_assert_cmpuint(c.commit_timeout_usec, ==, 250 * USEC_PER_MSEC);
+        g_assert_cmpstr(c.cluster_name, ==, "lab");
+        g_assert_cmpstr(c.key_file, ==, "/etc/electiond/cluster.key");
+        g_assert_true(config_is_clustered(&c));
+        g_assert_cmpuint(g_strv_length(c.interfaces), ==, 3);
+        g_assert_cmpstr(c.interfaces[0], ==, "eth0");
+        g_assert_cmpstr(c.interfaces[1], ==, "br-lan");
+        g_assert_cmpstr(c.interfaces[2], ==, "veth1");
+        g_assert_cmpuint(g_strv_length(c.peers), ==, 2);
+        g_assert_cmpstr(c.peers[0], ==, "10.0.0.2:7946");
+        g_assert_cmpstr(c.peers[1], ==, "[fd00::1]:7000");
+        g_assert_cmpuint(c.port, ==, 8000);
+        g_assert_cmpuint(c.bootstrap_expect, ==, 3);
+        g_assert_cmpuint(c.max_voters, ==, 7);
+        g_assert_cmpuint(c.probe_interval_usec, ==, 50 * USEC_PER_MSEC);
+        g_assert_cmpuint(c.lease_usec, ==, USEC_PER_SEC);
+        g_assert_cmpuint(c.node_timeout_usec, ==, 1500 * USEC_PER_MSEC);
+        g_assert_cmpuint(c.dead_member_timeout_usec, ==, 60 * USEC_PER_SEC);
+        config_done(&c);
+}
+
+static void test_unknown_ignored(void) {
+        g_autofree char *error = NULL;
+        Config c;
+
+        /* Unknown sections and keys only warn; known keys around them still apply. */
+        g_assert_cmpint(load_text("[Node]\nFrobnicate=yes\nMaxElections=3\n[Whatever]\nX=1\n", &c, &error), ==, 0);
+        g_assert_null(error);
+        g_assert_cmpuint(c.max_elections, ==, 3);
+        config_done(&c);
+}
+
+static void test_empty_lists(void) {
+        g_autofree char *error = NULL;
+        Config c;
+
+        g_assert_cmpint(load_text("[Cluster]\nInterfaces=\nPeers= ; \n", &c, &error), ==, 0);
+        g_assert_null(c.interfaces);
+        g_assert_null(c.peers);
+        config_done(&c);
+}
+
+typedef struct Malformed {
+        const char *group, *key, *value;
+} Malformed;
+
+static const Malformed malformed[] = {
+        { "Node",    "Name",               "" },
+        { "Node",    "Name",               "a\\tb" },
+        { "Node",    "MaxElections",       "many" },
+        { "Node",    "MaxElections",       "-1" },
+        { "Node",    "MaxElections",       "99999999999" },
+        { "Node",    "MaxCandidates",      "1.5" },
+        { "Node",    "CommitTimeoutSec",   "0" },
+        { "Node",    "CommitTimeoutSec",   "5s" },
+        { "Node",    "CommitTimeoutSec",   "inf" },
+        { "Node",    "CommitTimeoutSec",   "0x10" },
+        { "Node",    "CommitTimeoutSec",   "1.2.3" },
+        { "Node",    "CommitTimeoutSec",   "100000000" },
+        { "Cluster", "Name",               "" },
+        { "Cluster", "KeyFile",            "relative/key" },
+        { "Cluster", "Interfaces",         "eth0;a/b" },
+        { "Cluster", "Interfaces",         "averyveryverylongname0" },
+        { "Cluster", "Port",               "0" },
+        { "Cluster", "Port",               "65536" },
+        { "Cluster", "Port",               "http" },
+        { "Cluster", "BootstrapExpect",    "0" },
+        { "Cluster", "MaxVoters",          "0" },
+        { "Cluster", "MaxVoters",          "101" },
+        { "Cluster", "ProbeIntervalSec",   "-0.1" },
+        { "Cluster", "LeaseSec",           "nan" },
+        { "Cluster", "NodeTimeoutSec",     "" },
+        { "Cluster", "RemoveDeadAfterSec", "forever" },
+};
+
+static void test_malformed(void) {
+        for (size_t i = 0; i < ELEMENTSOF(malformed); i++) {
+                const Malformed *t = &malformed[i];
+                g_autofree char *text = g_strdup_printf("[%s]\n%s=%s\n", t->group, t->key, t->value);
+                g_autofree char *error = NULL;
+                g_autofree char *expect = NULL;
+                g_autofree char *path = g_build_filename(tmpdir, "electiond.conf", NULL);
+                Config c;
+
+                g_test_message("[%s] %s=%s", t->group, t->key, t->value);
+                g_assert_cmpint(load_text(text, &c, &error), ==, -EINVAL);
+                g_assert_nonnull(error);
+                /* The message names file, section, key and (raw) value. */
+                expect = g_strdup_printf("%s: [%s] %s=", path, t->group, t->key);
+                g_assert_nonnull(strstr(error, expect));
+                if (!strchr(t->value, '\\'))
+                        g_assert_nonnull(strstr(error, t->value));
+                config_done(&c);
+        }
+}
+
+static void test_cross_checks(void) {
+        static const char *const bad[] = {
+                "[Cluster]\nMaxVoters=4\n",
+                /* 0.5 <= 0.4 * 1.01 + 0.1 = 0.504 */
+                "[Cluster]\nLeaseSec=0.4\nNodeTimeoutSec=0.5\n",
+                "[Cluster]\nLeaseSec=1\n",
+                "[Cluster]\nProbeIntervalSec=0.5\n",
+        };
+        static const char *const good[] = {
+                "[Cluster]\nMaxVoters=1\n",
+                "[Cluster]\nLeaseSec=0.39\nNodeTimeoutSec=0.5\n",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                g_autofree char *error = NULL;
+                Config c;
+
+                g_assert_cmpint(load_text(bad[i], &c, &error), ==, -EINVAL);
+                g_assert_nonnull(error);
+                g_assert_nonnull(strstr(error, "electiond.conf"));
+                config_done(&c);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                g_autofree char *error = NULL;
+                Config c;
+
+                g_assert_cmpint(load_text(good[i], &c, &error), ==, 0);
+                g_assert_null(error);
+                config_done(&c);
+        }
+}
+
+static void test_syntax_error(void) {
+        g_autofree char *error = NULL;
+        Config c;
+
+        g_assert_cmpint(load_text("this is not a key file\n", &c, &error), ==, -EINVAL);
+        g_assert_nonnull(error);
+        g_assert_nonnull(strstr(error, "electiond.conf"));
+        config_done(&c);
+}
+
+int main(int argc, char *argv[]) {
+        int r;
+
+        g_test_init(&argc, &argv, NULL);
+        log_set_max_level(LOG_ERR); /* the unknown-key warnings are expected */
+        tmpdir = g_dir_make_tmp("test-config-XXXXXX", NULL);
+        g_assert_nonnull(tmpdir);
+
+        g_test_add_func("/config/defaults", test_defaults);
+        g_test_add_func("/config/missing", test_missing);
+        g_test_add_func("/config/every-key", test_every_key);
+        g_test_add_func("/config/unknown-ignored", test_unknown_ignored);
+        g_test_add_func("/config/empty-lists", test_empty_lists);
+        g_test_add_func("/config/malformed", test_malformed);
+        g_test_add_func("/config/cross-checks", test_cross_checks);
+        g_test_add_func("/config/syntax-error", test_syntax_error);
+
+        r = g_test_run();
+
+        g_autofree char *conf = g_build_filename(tmpdir, "electiond.conf", NULL);
+        (void) g_unlink(conf);
+        (void) g_rmdir(tmpdir);
+        g_free(tmpdir);
+        return r;
+}
