@@ -379,7 +379,8 @@ static int on_uv_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-/* Runs before sd-event polls: follow libuv's next timer with ours. */
+/* Runs before sd-event polls: follow libuv's next timer with ours. Always returns 0, since a
+ * failing prepare callback would get the io source disabled and the engine would stall. */
 static int on_prepare(sd_event_source *s, void *userdata) {
         Engine *e = userdata;
         int timeout, r;
@@ -387,13 +388,19 @@ static int on_prepare(sd_event_source *s, void *userdata) {
         /* The cached loop time may be stale; libuv computes the timeout against it. */
         uv_update_time(&e->loop);
         timeout = uv_backend_timeout(&e->loop);
-        if (timeout < 0)
-                return sd_event_source_set_enabled(e->timer_source, SD_EVENT_OFF);
+        if (timeout < 0) {
+                r = sd_event_source_set_enabled(e->timer_source, SD_EVENT_OFF);
+                if (r < 0)
+                        log_error_errno(r, "Failed to disable libuv timer: %m");
+                return 0;
+        }
 
         r = sd_event_source_set_time(e->timer_source, now_monotonic_usec() + (uint64_t) timeout * USEC_PER_MSEC);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(e->timer_source, SD_EVENT_ONESHOT);
         if (r < 0)
-                return log_error_errno(r, "Failed to re-arm libuv timer: %m");
-        return sd_event_source_set_enabled(e->timer_source, SD_EVENT_ONESHOT);
+                log_error_errno(r, "Failed to re-arm libuv timer: %m");
+        return 0;
 }
 
 /* --- life cycle --- */
@@ -610,7 +617,8 @@ Engine *engine_free(Engine *e) {
         sd_event_unref(e->event);
         g_free(e->dir);
         g_free(e->address);
-        return g_free(e), NULL;
+        g_free(e);
+        return NULL;
 }
 
 /* --- requests --- */
