@@ -583,6 +583,17 @@ static void test_dedup(void) {
         g_assert_cmpint(apply_rid(s, COMMAND_LEAVE, "zz", 11, 99999), ==, ELECTION_NOOP);
         g_assert_cmpint(apply_rid(s, COMMAND_LEAVE, "zz", 11, 100000 - 4096), ==, ELECTION_DUPLICATE);
         g_assert_cmpint(apply_rid(s, COMMAND_LEAVE, "zz", 11, 100000 - 4095), ==, ELECTION_NOOP);
+        /* Sliding the window by a small step forgets exactly the ids that fell out of it: ids
+         * skipped over stay applicable although their ring slots held older applied ids. */
+        for (uint64_t rid = 1; rid <= 4096; rid++)
+                g_assert_cmpint(apply_rid(s, COMMAND_LEAVE, "zz", 55, rid), ==, ELECTION_NOOP);
+        g_assert_cmpint(apply_rid(s, COMMAND_LEAVE, "zz", 55, 4099), ==, ELECTION_NOOP);
+        g_assert_cmpint(apply_rid(s, COMMAND_LEAVE, "zz", 55, 4097), ==, ELECTION_NOOP);
+        g_assert_cmpint(apply_rid(s, COMMAND_LEAVE, "zz", 55, 4098), ==, ELECTION_NOOP);
+        g_assert_cmpint(apply_rid(s, COMMAND_LEAVE, "zz", 55, 4097), ==, ELECTION_DUPLICATE);
+        g_assert_cmpint(apply_rid(s, COMMAND_LEAVE, "zz", 55, 3), ==, ELECTION_DUPLICATE);  /* too old */
+        g_assert_cmpint(apply_rid(s, COMMAND_LEAVE, "zz", 55, 4), ==, ELECTION_DUPLICATE);  /* applied, in window */
+
         /* Request id 0 is an ordinary id for a new (origin, run). */
         g_assert_cmpint(apply_rid(s, COMMAND_LEAVE, "zz", 77, 0), ==, ELECTION_NOOP);
         g_assert_cmpint(apply_rid(s, COMMAND_LEAVE, "zz", 77, 0), ==, ELECTION_DUPLICATE);
@@ -1085,7 +1096,9 @@ static MCmd m_random(GRand *r, Model *m) {
                 c.rid = g_rand_int_range(r, 0, 3);
         else if (p < 85)
                 c.rid = d->max + 1;
-        else if (p < 87)
+        else if (p < 89)
+                c.rid = d->max + g_rand_int_range(r, 2, 6);
+        else if (p < 90)
                 c.rid = d->max + g_rand_int_range(r, 2, 2 * M_WINDOW);
         else {
                 uint64_t back = g_rand_int_range(r, 0, M_WINDOW + 200);
