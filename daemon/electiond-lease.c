@@ -268,19 +268,13 @@ uint64_t lease_granter_last_grant(const LeaseGranter *g, uint64_t node) {
 
 /* ---- hand-over ---- */
 
-void lease_handover_begin(LeaseHandover *h, uint64_t index, uint64_t now) {
+void lease_handover_begin(LeaseHandover *h, uint64_t index, uint64_t excused, uint64_t now) {
         h->index = index;
         h->applied_at = now;
+        h->excused = excused;
         if (!h->confirmed)
                 h->confirmed = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
         else
-                g_hash_table_remove_all(h->confirmed);
-}
-
-void lease_handover_clear(LeaseHandover *h) {
-        h->index = 0;
-        h->applied_at = 0;
-        if (h->confirmed)
                 g_hash_table_remove_all(h->confirmed);
 }
 
@@ -300,9 +294,12 @@ bool lease_handover_cleared(const LeaseHandover *h, const uint64_t *members, siz
                 return true;
         if (now >= lease_handover_deadline(h, p))
                 return true;
-        for (size_t i = 0; i < n_members; i++)
+        for (size_t i = 0; i < n_members; i++) {
+                if (members[i] == h->excused)
+                        continue;
                 if (!h->confirmed || !g_hash_table_contains(h->confirmed, &members[i]))
                         return false;
+        }
         return true;
 }
 

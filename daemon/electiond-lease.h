@@ -73,19 +73,23 @@ bool lease_granter_fenced(const LeaseGranter *g, uint64_t node, uint64_t now);
 uint64_t lease_granter_last_grant(const LeaseGranter *g, uint64_t node); /* 0 = never */
 
 /* ---- hand-over: the node that gains the lead of an election ---- */
+#define LEASE_NODE_NONE UINT64_MAX
+
 typedef struct LeaseHandover {
         uint64_t index;        /* log index of the entry that gave this node the lead; 0 = none pending */
         uint64_t applied_at;   /* when this node applied it */
+        uint64_t excused;      /* a node that need not confirm (dropped by that entry), or LEASE_NODE_NONE */
         GHashTable *confirmed; /* node id → TRUE: reported applied >= index */
 } LeaseHandover;
 
-/* Call when applying `index` moved the lead to this node from another node's candidacy. */
-void lease_handover_begin(LeaseHandover *h, uint64_t index, uint64_t now);
-/* The lead came from nobody or from a node dropped by DROP_NODE: no wait. */
-void lease_handover_clear(LeaseHandover *h);
+/* Call whenever applying `index` gives this node's candidacy the lead of an election, whoever led
+ * before (nobody included: a stale node may not have applied its own Leave yet). `excused` is the
+ * node removed by that very entry (DROP_NODE): a majority has fenced it, it need not confirm. */
+void lease_handover_begin(LeaseHandover *h, uint64_t index, uint64_t excused, uint64_t now);
 /* Node reported APPLIED(index). */
 void lease_handover_note_applied(LeaseHandover *h, uint64_t node, uint64_t applied);
-/* May this node act as leader now? members: every other Raft member. */
+/* May this node act as leader now? members: every other Raft member. True once every member
+ * (but the excused one) confirmed, or the wait of rule 4 has passed. */
 bool lease_handover_cleared(const LeaseHandover *h, const uint64_t *members, size_t n_members,
                             const LeaseParams *p, uint64_t now);
 /* When the wait ends at the latest (0 = nothing pending). */

@@ -110,7 +110,7 @@ static void test_handover(void) {
         uint64_t others[] = { 2, 3 };
 
         g_assert_true(lease_handover_cleared(&h, others, 2, &params_default, 0));
-        lease_handover_begin(&h, 40, 1000 * MS);
+        lease_handover_begin(&h, 40, LEASE_NODE_NONE, 1000 * MS);
         g_assert_false(lease_handover_cleared(&h, others, 2, &params_default, 1000 * MS));
         lease_handover_note_applied(&h, 2, 39); /* not enough */
         lease_handover_note_applied(&h, 2, 40);
@@ -119,18 +119,23 @@ static void test_handover(void) {
         g_assert_true(lease_handover_cleared(&h, others, 2, &params_default, 1001 * MS));
 
         /* without confirmations: cleared at the deadline */
-        lease_handover_begin(&h, 50, 2000 * MS);
+        lease_handover_begin(&h, 50, LEASE_NODE_NONE, 2000 * MS);
         g_assert_cmpuint(lease_handover_deadline(&h, &params_default), ==, 2000 * MS + lease_handover_wait_usec(&params_default));
         g_assert_false(lease_handover_cleared(&h, others, 2, &params_default, 2000 * MS + lease_handover_wait_usec(&params_default) - 1));
         g_assert_true(lease_handover_cleared(&h, others, 2, &params_default, 2000 * MS + lease_handover_wait_usec(&params_default)));
 
-        lease_handover_clear(&h);
-        g_assert_true(lease_handover_cleared(&h, others, 2, &params_default, 0));
+        /* after DROP_NODE(3): node 3 is excused, node 2 must still confirm */
+        lease_handover_begin(&h, 60, 3, 3000 * MS);
+        g_assert_false(lease_handover_cleared(&h, others, 2, &params_default, 3000 * MS));
+        lease_handover_note_applied(&h, 2, 60);
+        g_assert_true(lease_handover_cleared(&h, others, 2, &params_default, 3000 * MS));
         lease_handover_done(&h);
+        g_assert_true(lease_handover_cleared(&h, others, 2, &params_default, 0));
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Simulation */
+/* Simulation. A node "acts" while it believes it leads, its lease runs and its hand-over cleared;
+ * a paused node keeps acting (its unit keeps running) until its own clock passes its lease. */
 
 #define MAXN 5
 #define TICK_USEC (1 * MS)
@@ -224,12 +229,9 @@ static void node_apply(Sim *s, Node *n) {
                 int next = e->type == ENTRY_LEAD ? e->node : e->new_lead;
                 if (e->type == ENTRY_DROP)
                         lease_granter_node_dropped(n->gr, (uint64_t) e->node, local_now(s, n));
-                if (next == n->id && prev != n->id) {
-                        if (e->type == ENTRY_DROP && e->node == prev)
-                                lease_handover_clear(&n->ho);
-                        else
-                                lease_handover_begin(&n->ho, i + 1, local_now(s, n));
-                }
+                if (next == n->id && prev != n->id)
+                        lease_handover_begin(&n->ho, i + 1, e->type == ENTRY_DROP ? (uint64_t) e->node : LEASE_NODE_NONE,
+                                             local_now(s, n));
                 n->lead = next;
         }
         n->applied = target;
@@ -492,7 +494,7 @@ static uint64_t simulate(int n, uint32_t seed, const LeaseParams *p, uint64_t se
         }
 
         if (ret_any_progress)
-                *ret_any_progress = s.acting_ticks > end / TICK_USEC / 4 && (s.handovers > 0 || s.drops > 0);
+                *ret_any_progress = s.acting_ticks > end / TICK_USEC / 10 && (s.handovers > 0 || s.drops > 0);
         if (g_test_verbose() || g_getenv("LEASE_SIM_VERBOSE"))
                 printf("# n=%d seed=%u lease=%" PRIu64 "ms timeout=%" PRIu64 "ms: violations=%" PRIu64
                        " acting=%.1f%% handovers=%" PRIu64 " drops=%" PRIu64 " log=%u\n",
