@@ -270,7 +270,7 @@ class Node:
 
     def has_name(self):
         try:
-            return bool(self.bus().NameHasOwner(BUS_NAME))
+            return bool(self.bus().name_has_owner(BUS_NAME))
         except Exception:
             return False
 
@@ -473,13 +473,14 @@ class Cluster:
                        from_nodes=[n.name for n in from_nodes])
 
     def loss(self, percent, nodes=None):
-        """Drops percent% of the packets on every path that touches one of nodes (default all)."""
+        """Drops percent% of the packets on every path that touches one of nodes (default all);
+        the other nodes' loss is cleared. Each packet meets one lossy rule, never two."""
         percent = int(percent)
         nodes = self._nodes(nodes) if nodes is not None else self.nodes
         lossy = {n.addr for n in nodes}
-        for n in nodes:
-            n.net.loss = percent
-            n.net.loss_peers = set(lossy) - {n.addr}
+        for n in self.nodes:   # the lossy set becomes exactly nodes
+            n.net.loss = percent if n in nodes else 0
+            n.net.loss_peers = set(lossy) - {n.addr} if n in nodes else set()
         self._apply()
         self.log_event("loss", percent=percent, nodes=[n.name for n in nodes])
 

@@ -107,7 +107,15 @@ class Recorder:
         if member == "TermChanged" and iface == ELECTION_IFACE:
             name = path_decode(path)
             if name is not None and len(args) == 3:
+                first = name not in self.terms
                 self.term_rec(name, args[0], args[1], args[2], "signal", t)
+                if first:
+                    # The daemon does not announce LocalLeader for an election it just created
+                    # (no previous value to compare with): read it.
+                    self.get_prop(path, ELECTION_IFACE, "LocalLeader",
+                                  lambda v, t2, name=name: self.write(
+                                      {"type": "local_leader", "election": name, "value": bool(v),
+                                       "term": self.terms.get(name), "src": "read"}, t2))
             return
         if member == "PropertiesChanged" and iface == PROPS_IFACE and len(args) == 3:
             piface, changed, invalidated = str(args[0]), args[1], [str(x) for x in args[2]]
