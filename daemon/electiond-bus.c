@@ -701,9 +701,10 @@ void bus_edge_term_changed(BusEdge *b, const Election *e) {
         if (!path)
                 return (void) log_oom();
 
+        /* An election not seen before read LocalLeader=false until now. */
         local = manager_local_leader(b->manager, e);
         known = g_hash_table_lookup_extended(b->local_leader, e->name, NULL, &old);
-        moved = known && (GPOINTER_TO_INT(old) - 1) != local;
+        moved = (known ? GPOINTER_TO_INT(old) - 1 : false) != local;
         if (!known || moved)
                 g_hash_table_insert(b->local_leader, g_strdup(e->name), GINT_TO_POINTER(1 + local));
 
