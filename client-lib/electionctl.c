@@ -419,13 +419,21 @@ static int verb_evict(int argc, char **argv) {
 typedef struct Loop {
         sd_event *event;
         const char *name;
+        Election *leave; /* enter: the candidacy to give up when stopped */
         bool print;
         int code;
 } Loop;
 
 static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Loop *l = userdata;
+        int r;
 
+        /* Leave now: once the loop exits, sd-bus closes the connection attached to it. */
+        if (l->leave) {
+                r = election_leave(l->leave, NULL);
+                if (r < 0)
+                        l->code = report(election_get_client(l->leave), r, l->name, election_get_id(l->leave));
+        }
         return sd_event_exit(l->event, 0);
 }
 
@@ -513,11 +521,8 @@ static int verb_enter(int argc, char **argv) {
                 print_term_json(argv[1], t);
 
         l.event = event;
-        code = loop_run(&l, c, e);
-        r = election_leave(e, NULL);
-        if (r < 0 && code == EXIT_OK)
-                code = report(c, r, argv[1], election_get_id(e));
-        return code;
+        l.leave = e;
+        return loop_run(&l, c, e);
 }
 
 /* ---- run ------------------------------------------------------------------------------------- */
@@ -545,10 +550,22 @@ typedef struct Runner {
 static void runner_update(Runner *r);
 
 static void runner_finish(Runner *r, int code) {
+        int ret;
+
         if (r->finished)
                 return;
         r->finished = true;
         r->code = code;
+        /* Leave before the loop ends: sd-bus closes the connection when its event loop exits. A daemon
+         * that is gone has dropped the candidacy already. */
+        if (!r->evicted) {
+                ret = election_leave(r->election, NULL);
+                if (ret < 0) {
+                        ElectionClient *c = election_get_client(r->election);
+                        if (error_exit_code(c, ret) != EXIT_NOT_RUNNING)
+                                (void) report(c, ret, r->name, election_get_id(r->election));
+                }
+        }
         (void) sd_event_exit(r->event, 0);
 }
 
@@ -750,13 +767,6 @@ static int verb_run(int argc, char **argv) {
         election_term_unref(runner.term);
         if (r < 0)
                 return report(NULL, r, argv[1], NULL);
-
-        if (!runner.evicted) {
-                r = election_leave(e, NULL);
-                if (r < 0 && election_client_last_error_name(c) &&
-                    error_exit_code(c, r) != EXIT_NOT_RUNNING)
-                        (void) report(c, r, argv[1], election_get_id(e));
-        }
         return runner.code;
 }
 

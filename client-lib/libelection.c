@@ -78,6 +78,7 @@ struct Election {
         sd_bus_slot *disconnect_slot;
         sd_bus_slot *sync_slot;     /* the GetTerm that (re)synchronizes the watch */
         bool synced;                /* the current term was delivered since the daemon (re)appeared */
+        bool seen_self;             /* a term delivered since then listed our id */
         ElectionTerm *last;         /* last delivered term */
 };
 
@@ -817,9 +818,15 @@ static void watch_deliver(Election *e, ElectionTerm *t) {
 
         if (e->last && election_term_equal(e->last, t))
                 return;
-        /* Our candidacy went away (left elsewhere, evicted): don't resurrect it after a restart. */
-        if (e->entered && e->enters_pending == 0 && !term_has_candidate(t, e->id))
-                e->entered = false;
+        /* Our candidacy went away (evicted, left elsewhere): don't resurrect it after a restart. Only a
+         * term seen after one that listed us counts: a sync Enter can overtake queued older terms. */
+        if (term_has_candidate(t, e->id))
+                e->seen_self = true;
+        else if (e->seen_self) {
+                e->seen_self = false;
+                if (e->enters_pending == 0)
+                        e->entered = false;
+        }
 
         election_term_unref(e->last);
         e->last = election_term_ref(t);
@@ -878,6 +885,7 @@ static int on_sync_reply(sd_bus_message *reply, void *userdata, sd_bus_error *re
 
 static int watch_sync(Election *e) {
         e->synced = false;
+        e->seen_self = false;
         e->sync_slot = sd_bus_slot_unref(e->sync_slot);
         return sd_bus_call_method_async(e->client->bus, &e->sync_slot, BUS_NAME, e->path, ELECTION_INTERFACE,
                                         "GetTerm", on_sync_reply, e, NULL);

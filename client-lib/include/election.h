@@ -45,7 +45,9 @@ int election_client_new_address(const char *address, ElectionClient **ret);
 ElectionClient *election_client_ref(ElectionClient *c);
 ElectionClient *election_client_unref(ElectionClient *c);
 
-/* Asynchronous calls and Watch run on an sd-event loop. Pass NULL to use the thread's default loop. */
+/* Asynchronous calls and Watch run on an sd-event loop. Pass NULL to use the thread's default loop.
+ * Note: like every sd_bus attached to a loop, the client's connection is flushed and closed when
+ * that loop exits (sd_event_exit()); do final calls such as Leave before exiting the loop. */
 int election_client_attach_event(ElectionClient *c, sd_event *e, int64_t priority);
 int election_client_detach_event(ElectionClient *c);
 sd_event *election_client_get_event(ElectionClient *c);
