@@ -286,6 +286,20 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf) {
 
 /* --- leadership --- */
 
+/* raft_state_name() has no name for "unavailable". */
+static const char *state_to_string(unsigned state) {
+        switch (state) {
+        case RAFT_LEADER:
+                return "leader";
+        case RAFT_FOLLOWER:
+                return "follower";
+        case RAFT_CANDIDATE:
+                return "candidate";
+        default:
+                return "unavailable";
+        }
+}
+
 static unsigned engine_state(const Engine *e) {
         /* libraft says "follower" right after raft_init(); nothing runs before raft_start(). */
         return e->raft_initialized && e->started ? e->raft.state : RAFT_UNAVAILABLE;
@@ -348,7 +362,7 @@ static void engine_after_run(Engine *e) {
                 return;
 
         log_debug("Raft state %s -> %s%s (term %llu).",
-                  raft_state_name(e->last_state), raft_state_name(state),
+                  state_to_string(e->last_state), state_to_string(state),
                   usable ? ", usable" : "", e->raft.current_term);
         e->last_state = state;
         e->last_usable = usable;
@@ -830,16 +844,7 @@ uint64_t engine_last_applied(const Engine *e) {
 }
 
 const char *engine_role_name(const Engine *e) {
-        switch (e ? engine_state(e) : RAFT_UNAVAILABLE) {
-        case RAFT_LEADER:
-                return "leader";
-        case RAFT_FOLLOWER:
-                return "follower";
-        case RAFT_CANDIDATE:
-                return "candidate";
-        default:
-                return "unavailable";
-        }
+        return state_to_string(e ? engine_state(e) : RAFT_UNAVAILABLE);
 }
 
 void engine_leader(Engine *e, uint64_t *ret_id, const char **ret_address) {

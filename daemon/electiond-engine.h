@@ -80,7 +80,11 @@ typedef struct EngineServer {
 } EngineServer;
 
 /* Before engine_start(), on a directory without state: write the initial configuration.
- * -EEXIST if the directory already holds Raft state. */
+ * -EEXIST if the directory already holds Raft state, -EBUSY once started.
+ * Every voter of a new multi-voter cluster must bootstrap with the SAME list (same ids,
+ * addresses, order): libraft never grants a vote from a node without a configuration, so a lone
+ * bootstrapper listing other voters could never be elected. The alternative is to bootstrap one
+ * node as the only voter and grow with engine_add_member() + engine_assign_member(). */
 int engine_bootstrap(Engine *e, const EngineServer *servers, size_t n);
 /* Leader only. Membership changes complete asynchronously with done(status): 0 once the new
  * configuration is committed, -ENOTCONN leadership lost, -EBUSY another change in progress,

@@ -713,6 +713,115 @@ static void test_reentrant_submit(void) {
         rm_rf(dir);
 }
 
+typedef struct Node {
+        char *dir;
+        char *address;
+        Engine *engine;
+        TestFsm fsm;
+} Node;
+
+typedef struct AnyLeader {
+        Node *nodes;
+        size_t n;
+        Node *leader;
+} AnyLeader;
+
+static bool cond_any_leader(void *userdata) {
+        AnyLeader *a = userdata;
+
+        a->leader = NULL;
+        for (size_t i = 0; i < a->n; i++)
+                if (a->nodes[i].engine && engine_is_leader(a->nodes[i].engine))
+                        a->leader = &a->nodes[i];
+        return a->leader;
+}
+
+static bool cond_not_leader(void *userdata) {
+        return !engine_is_leader(userdata);
+}
+
+/* All three bootstrap the same three-voter configuration (libraft requires that: a node without
+ * a configuration never grants a vote, so one bootstrapper alone could not win); then the leader
+ * goes away, a survivor takes over, and a lone survivor steps down. */
+static void test_cluster_failover(void) {
+        sd_event *event = NULL;
+        Node nodes[3] = {};
+        EngineServer servers[3];
+        AnyLeader any = { nodes, 3 };
+        Tracker t = {};
+        uint64_t term;
+        Node *old;
+
+        g_assert_cmpint(sd_event_new(&event), >=, 0);
+        for (unsigned i = 0; i < 3; i++) {
+                nodes[i].dir = make_tmpdir();
+                nodes[i].address = loopback_address();
+                servers[i] = (EngineServer) { .id = i + 1, .address = nodes[i].address, .voter = true };
+        }
+        for (unsigned i = 0; i < 3; i++) {
+                EngineConfig c = {
+                        .dir = nodes[i].dir,
+                        .server_id = i + 1,
+                        .address = nodes[i].address,
+                        .election_timeout_msec = 150,
+                        .heartbeat_timeout_msec = 30,
+                };
+
+                test_fsm_init(&nodes[i].fsm);
+                g_assert_cmpint(engine_new(event, &c, &test_callbacks, &nodes[i].fsm, &nodes[i].engine), ==, 0);
+                g_assert_cmpint(engine_bootstrap(nodes[i].engine, servers, 3), ==, 0);
+                g_assert_cmpint(engine_start(nodes[i].engine), ==, 0);
+        }
+
+        g_assert_true(run_until(event, cond_any_leader, &any, WAIT_USEC));
+        old = any.leader;
+        g_assert_cmpuint(engine_n_voters(old->engine), ==, 3);
+        for (unsigned i = 0; i < 10; i++)
+                submit_value(old->engine, i, &t);
+        wait_tracker(event, &t, 10);
+        g_assert_cmpuint(t.n_ok, ==, 10);
+        for (unsigned i = 0; i < 3; i++) {
+                wait_applied(event, &nodes[i].fsm, 10);
+                assert_values_sequence(&nodes[i].fsm, 10);
+        }
+
+        /* The leader goes away: one of the others leads in a later term, with everything. */
+        term = engine_current_term(old->engine);
+        old->engine = engine_free(old->engine);
+        uint64_t start = now_monotonic_usec();
+        g_assert_true(run_until(event, cond_any_leader, &any, WAIT_USEC));
+        printf("# failover after leader close: %.1f ms\n", (now_monotonic_usec() - start) / 1000.0);
+        g_assert_true(any.leader != old);
+        g_assert_cmpuint(engine_current_term(any.leader->engine), >, term);
+        submit_value(any.leader->engine, 10, &t);
+        wait_tracker(event, &t, 11);
+        g_assert_cmpuint(t.n_ok, ==, 11);
+        assert_values_sequence(&any.leader->fsm, 11);
+
+        /* Alone, the last one cannot keep a quorum: it steps down and refuses entries. */
+        Node *other = NULL;
+        for (unsigned i = 0; i < 3; i++)
+                if (nodes[i].engine && &nodes[i] != any.leader)
+                        other = &nodes[i];
+        g_assert_nonnull(other);
+        old = any.leader;
+        unsigned role_changes = old->fsm.n_role_changes;
+        other->engine = engine_free(other->engine);
+        g_assert_true(run_until(event, cond_not_leader, old->engine, WAIT_USEC));
+        g_assert_cmpuint(old->fsm.n_role_changes, >, role_changes);
+        g_assert_cmpstr(engine_role_name(old->engine), !=, "leader");
+        g_assert_cmpint(engine_submit(old->engine, "x", 1, tracker_done, &t), ==, -ENOTCONN);
+
+        for (unsigned i = 0; i < 3; i++) {
+                engine_free(nodes[i].engine);
+                test_fsm_done(&nodes[i].fsm);
+                rm_rf(nodes[i].dir);
+                g_free(nodes[i].dir);
+                g_free(nodes[i].address);
+        }
+        sd_event_unref(event);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         setvbuf(stdout, NULL, _IOLBF, 0);
@@ -726,5 +835,6 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/engine/idle", test_idle);
         g_test_add_func("/engine/reentrant-submit", test_reentrant_submit);
         g_test_add_func("/engine/cluster-two-nodes", test_cluster_two_nodes);
+        g_test_add_func("/engine/cluster-failover", test_cluster_failover);
         return g_test_run();
 }
