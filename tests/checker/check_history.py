@@ -75,6 +75,7 @@ The model, rule by rule
 """
 
 import argparse
+import bisect
 import json
 import sys
 from collections import defaultdict
@@ -343,10 +344,15 @@ def _check_acked(recs, res, T):
     for r in recs:
         if r.get("type") == "invoke" and r.get("req"):
             invokes[r["req"]] = r
-    by_node = defaultdict(list)
+    by_node = defaultdict(list)    # (node, election) -> term records in order
     for r in recs:
         if r.get("type") == "term":
-            by_node[r["node"]].append(r)
+            by_node[(r["node"], r["election"])].append(r)
+    by_node_t = {k: [r["t"] for r in v] for k, v in by_node.items()}
+    # Only these records can excuse a disappearance; scanning them alone keeps long soaks fast.
+    excuse_recs = [r for r in recs if r.get("type") in ("node_event", "client_event", "owner")
+                   or (r.get("type") == "invoke" and r.get("op") in excuse_ops)]
+    excuse_t = [r["t"] for r in excuse_recs]
     finals = [r for r in recs if r.get("type") == "final"]
 
     # Who entered each (election, id), from which connection/node, and when.
@@ -358,10 +364,8 @@ def _check_acked(recs, res, T):
     def excused(e, cid, since, until):
         owners = {x.get("owner") for x in enterers[(e, cid)] if x["t"] <= until}
         owner_nodes = {x.get("node") for x in enterers[(e, cid)] if x["t"] <= until}
-        for r in recs:
+        for r in excuse_recs[bisect.bisect_left(excuse_t, since):]:
             t = r["t"]
-            if t < since:
-                continue
             if t > until:
                 break
             ty = r.get("type")
@@ -388,9 +392,8 @@ def _check_acked(recs, res, T):
         inv = invokes.get(ok.get("req"), ok)
         t_inv = inv["t"]
         seen_in = False
-        for r in by_node[node]:
-            if r["election"] != e or r["t"] < t_inv:
-                continue
+        key = (node, e)
+        for r in by_node.get(key, [])[bisect.bisect_left(by_node_t.get(key, []), t_inv):]:
             if cid in r["candidates"]:
                 seen_in = True
                 continue
