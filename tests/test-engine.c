@@ -11,6 +11,9 @@
 #include <sys/wait.h>
 #include <systemd/sd-event.h>
 
+#include <raft.h>
+#include <raft/uv.h>
+
 #include "electiond-engine.h"
 
 #define PAYLOAD_SIZE 64
@@ -522,6 +525,31 @@ static void wait_applied(sd_event *event, TestFsm *f, unsigned n) {
         g_assert_true(run_until(event, cond_applied, &w, WAIT_USEC));
 }
 
+typedef struct TransportHook {
+        unsigned n_new;
+        unsigned n_free;
+} TransportHook;
+
+/* Stands in for the cluster's authenticated transport: plain TCP, but created through the hook. */
+static int hook_transport_new(void *userdata, struct uv_loop_s *loop, struct raft_uv_transport **ret) {
+        TransportHook *h = userdata;
+        struct raft_uv_transport *t = g_new0(struct raft_uv_transport, 1);
+
+        t->version = 1;
+        g_assert_cmpint(raft_uv_tcp_init(t, loop), ==, 0);
+        h->n_new++;
+        *ret = t;
+        return 0;
+}
+
+static void hook_transport_free(void *userdata, struct raft_uv_transport *t) {
+        TransportHook *h = userdata;
+
+        raft_uv_tcp_close(t);
+        g_free(t);
+        h->n_free++;
+}
+
 /* Two servers over loopback TCP: bootstrap, add, promote, replicate, transfer, remove. */
 static void test_cluster_two_nodes(void) {
         g_autofree char *dir1 = make_tmpdir(), *dir2 = make_tmpdir();
@@ -535,7 +563,15 @@ static void test_cluster_two_nodes(void) {
         uint64_t leader_id;
         const char *leader_address;
         EngineConfig c1 = { .dir = dir1, .server_id = 1, .address = addr1 };
-        EngineConfig c2 = { .dir = dir2, .server_id = 2, .address = addr2 };
+        TransportHook hook = {};
+        EngineConfig c2 = {
+                .dir = dir2,
+                .server_id = 2,
+                .address = addr2,
+                .transport_new = hook_transport_new,
+                .transport_free = hook_transport_free,
+                .transport_userdata = &hook,
+        };
         EngineServer boot = { .id = 1, .address = addr1, .voter = true };
 
         g_assert_cmpint(sd_event_new(&event), >=, 0);
@@ -610,8 +646,11 @@ static void test_cluster_two_nodes(void) {
         g_assert_cmpuint(change.n_ok, ==, 4);
         g_assert_cmpuint(engine_n_voters(e2), ==, 1);
 
+        g_assert_cmpuint(hook.n_new, ==, 1);
+        g_assert_cmpuint(hook.n_free, ==, 0);
         engine_free(e1);
         engine_free(e2);
+        g_assert_cmpuint(hook.n_free, ==, 1);
         test_fsm_done(&f1);
         test_fsm_done(&f2);
         sd_event_unref(event);
