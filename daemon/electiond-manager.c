@@ -346,6 +346,16 @@ static int on_engine_restore(void *userdata, const void *data, size_t size) {
 
 static void start_drop_run(Manager *m);
 
+/* STATUS= for systemctl status: node, engine role, quorum, and how much state we hold. */
+static void manager_update_status(Manager *m, bool ready) {
+        if (!m->serving)
+                return;
+        (void) sd_notifyf(false, "%sSTATUS=Node %s: %s, %s, elections: %u",
+                          ready ? "READY=1\n" : "", m->config.node_name, engine_role_name(m->engine),
+                          manager_quorate(m) ? "quorate" : "no quorum",
+                          election_state_count(m->state));
+}
+
 static int on_name_acquired(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         Manager *m = userdata;
         const sd_bus_error *e;
@@ -373,8 +383,7 @@ static int on_name_acquired(sd_bus_message *reply, void *userdata, sd_bus_error 
         m->serving = true;
         log_info("Serving %s on the %s bus as node '%s' (%u elections).", ELECTIOND_BUS_NAME,
                  m->user_bus ? "session" : "system", m->config.node_name, election_state_count(m->state));
-        (void) sd_notifyf(false, "READY=1\nSTATUS=Serving %u elections as node %s",
-                          election_state_count(m->state), m->config.node_name);
+        manager_update_status(m, true);
         return 0;
 }
 
@@ -439,6 +448,7 @@ static void on_engine_role_changed(void *userdata) {
         Manager *m = userdata;
 
         log_debug("Engine role: %s%s", engine_role_name(m->engine), engine_is_leader(m->engine) ? " (ready)" : "");
+        manager_update_status(m, false);
         if (m->shutting_down || !engine_is_leader(m->engine))
                 return;
 
