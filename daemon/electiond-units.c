@@ -36,6 +36,7 @@ struct Units {
         sd_event_source *subscribe_retry;
         unsigned subscribe_attempts;
         sd_event_source *recheck;
+        sd_event_source *exit_source;
         bool started;
 };
 
@@ -694,6 +695,45 @@ static void units_subscribe(Units *u) {
 
 /* ---- lifecycle ---- */
 
+/* Whoever leads next must not meet our units still running: flag off, stop, flush. */
+static void units_stop_all(Units *u) {
+        bool sent = false;
+        int r;
+
+        for (unsigned i = 0; i < u->elections->len; i++) {
+                UnitsElection *e = u->elections->pdata[i];
+
+                if (e->acted != 1)
+                        continue;
+                log_info("Shutting down: stopping the units of election %s.", e->config->name);
+                flag_remove(e);
+                e->acted = 0;
+                for (int j = -1; j < 0 || e->config->units[j]; j++) {
+                        const char *unit = j < 0 ? e->target : e->config->units[j];
+
+                        /* No reply wanted: we are exiting. */
+                        r = sd_bus_call_method_async(u->bus, NULL, SD_SERVICE, SD_PATH, SD_MANAGER, "StopUnit", NULL,
+                                                     NULL, "ss", unit, "replace");
+                        if (r < 0)
+                                log_warning_errno(r, "Failed to stop %s: %m", unit);
+                        else
+                                sent = true;
+                }
+        }
+        if (sent) {
+                r = sd_bus_flush(u->bus);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to flush the stop requests: %m");
+        }
+}
+
+/* Runs before the bus's own exit handler closes the connection. */
+static int units_on_exit(sd_event_source *s, void *userdata) {
+        units_stop_all(userdata);
+        return 0;
+}
+
+
 int units_new(Manager *m, const char *elections_dir, const char *runtime_dir, Units **ret) {
         g_autoptr(GPtrArray) configs = NULL;
         Units *u;
@@ -746,6 +786,11 @@ int units_start(Units *u) {
         if (u->elections->len == 0)
                 return 0; /* nothing configured: never talk to the service manager */
 
+        r = sd_event_add_exit(u->event, &u->exit_source, units_on_exit, u);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add exit handler: %m");
+        (void) sd_event_source_set_priority(u->exit_source, SD_EVENT_PRIORITY_IMPORTANT);
+
         r = sd_bus_match_signal_async(u->bus, &u->job_removed_slot, SD_SERVICE, SD_PATH, SD_MANAGER, "JobRemoved",
                                       job_removed, NULL, u);
         if (r < 0)
@@ -784,21 +829,7 @@ Units *units_free(Units *u) {
         if (!u)
                 return NULL;
 
-        /* Whoever leads next must not meet our units still running: flag off, stop, flush. */
-        for (unsigned i = 0; i < u->elections->len; i++) {
-                UnitsElection *e = u->elections->pdata[i];
-
-                if (e->acted != 1)
-                        continue;
-                flag_remove(e);
-                (void) sd_bus_call_method_async(u->bus, NULL, SD_SERVICE, SD_PATH, SD_MANAGER, "StopUnit", NULL, NULL,
-                                                "ss", e->target, "replace");
-                for (char **unit = e->config->units; *unit; unit++)
-                        (void) sd_bus_call_method_async(u->bus, NULL, SD_SERVICE, SD_PATH, SD_MANAGER, "StopUnit", NULL,
-                                                        NULL, "ss", *unit, "replace");
-        }
-        if (u->bus && units_n_leading(u) > 0)
-                (void) sd_bus_flush(u->bus);
+        units_stop_all(u);
 
         for (unsigned i = 0; i < u->tickets->len; i++)
                 ((UnitsTicket *) u->tickets->pdata[i])->units = NULL;
@@ -809,6 +840,7 @@ Units *units_free(Units *u) {
         sd_bus_slot_unref(u->job_removed_slot);
         sd_event_source_disable_unref(u->subscribe_retry);
         sd_event_source_disable_unref(u->recheck);
+        sd_event_source_disable_unref(u->exit_source);
         g_ptr_array_unref(u->elections);
         g_free(u->leader_dir);
         sd_event_unref(u->event);
