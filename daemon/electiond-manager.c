@@ -235,7 +235,8 @@ static void manager_schedule_flush(Manager *m) {
                 log_warning_errno(r, "Failed to schedule the command flush: %m");
 }
 
-int manager_submit(Manager *m, Command *c, ManagerDoneFn done, void *userdata) {
+/* timeout_usec == 0: no deadline (only for our own housekeeping commands). */
+static int manager_submit_full(Manager *m, Command *c, uint64_t timeout_usec, ManagerDoneFn done, void *userdata) {
         g_autoptr(Command) cmd = c;
         Pending *p;
         int r;
@@ -261,11 +262,13 @@ int manager_submit(Manager *m, Command *c, ManagerDoneFn done, void *userdata) {
         p->userdata = userdata;
         p->link.data = p;
 
-        r = sd_event_add_time_relative(m->event, &p->timeout, CLOCK_MONOTONIC, m->config.commit_timeout_usec,
-                                       10 * USEC_PER_MSEC, on_pending_timeout, p);
-        if (r < 0) {
-                pending_free(p);
-                return log_error_errno(r, "Failed to add commit timeout: %m");
+        if (timeout_usec > 0) {
+                r = sd_event_add_time_relative(m->event, &p->timeout, CLOCK_MONOTONIC, timeout_usec,
+                                               10 * USEC_PER_MSEC, on_pending_timeout, p);
+                if (r < 0) {
+                        pending_free(p);
+                        return log_error_errno(r, "Failed to add commit timeout: %m");
+                }
         }
 
         log_debug("Queued request %" PRIu64 ": %s election='%s' id='%s' node='%s' owner='%s' flags=%u",
@@ -279,6 +282,10 @@ int manager_submit(Manager *m, Command *c, ManagerDoneFn done, void *userdata) {
 
         manager_schedule_flush(m);
         return 0;
+}
+
+int manager_submit(Manager *m, Command *c, ManagerDoneFn done, void *userdata) {
+        return manager_submit_full(m, c, m->config.commit_timeout_usec, done, userdata);
 }
 
 static void on_election_changed(const Election *e, void *userdata) {
@@ -405,10 +412,8 @@ static void on_drop_run_done(Manager *m, int status, ElectionResult result, cons
 
         if (status < 0) {
                 log_warning_errno(status, "Failed to commit removal of the previous run's candidacies: %m");
+                /* Lost leadership or the like: role_changed() submits it again. */
                 m->drop_run_submitted = false;
-                /* Without quorum we retry as long as we lead; otherwise role_changed retries. */
-                if (status == -ETIMEDOUT && engine_is_leader(m->engine))
-                        start_drop_run(m);
                 return;
         }
 
@@ -435,7 +440,8 @@ static void start_drop_run(Manager *m) {
         c->node = g_strdup(m->config.node_name);
         c->run = m->run_id;
 
-        r = manager_submit(m, c, on_drop_run_done, NULL);
+        /* No deadline: nothing is served before it commits, and a retry would only pile up copies. */
+        r = manager_submit_full(m, c, 0, on_drop_run_done, NULL);
         if (r < 0) {
                 log_error_errno(r, "Failed to submit removal of the previous run's candidacies: %m");
                 (void) sd_event_exit(m->event, EXIT_FAILURE);
