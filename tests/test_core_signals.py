@@ -3,8 +3,6 @@
 """TermChanged/PropertiesChanged: exactly one per change, none on a no-op, in commit order, also
 under many concurrent calls from several connections."""
 
-import unittest
-
 import dbus
 
 import electiond_test as et
@@ -92,8 +90,6 @@ class Signals(et.DaemonTestCase):
         self.assertEqual(len(self.rec.terms()), 9)
         self.assertEqual(len(self.rec.props()), 9)
 
-    # docs/FINDINGS-core.md #1: the daemon omits LocalLeader on an election's first change.
-    @unittest.expectedFailure
     def test_local_leader_in_properties_changed(self):
         self.expect('enter', 'l1', 0, changed=True)
         # LocalLeader moved from false to true with the first (local) leader, and back
