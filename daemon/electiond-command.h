@@ -46,6 +46,7 @@ typedef struct Command {
         uint32_t max_candidates;
 } Command;
 
+/* All string fields start NULL; NULL is treated (and encoded) as "". */
 Command *command_new(CommandType type);
 Command *command_free(Command *c);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Command, command_free)

@@ -50,10 +50,20 @@ ElectionState *election_state_new(void);
 ElectionState *election_state_free(ElectionState *s);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ElectionState, election_state_free)
 
-/* Apply one committed command. For commands that touch one election (Enter..Evict),
+/* Apply one committed command. For commands that touch one election (Enter..Promote),
  * *ret_election (optional) is set to it (NULL if it does not exist), so the caller can copy the
- * resulting term. Bulk commands (DropOwner/DropRun/DropNode) call changed() once per election
- * they change. changed() is also called for single-election commands that change state. */
+ * resulting term; for bulk commands it is set to NULL. Bulk commands (DropOwner/DropRun/DropNode)
+ * call changed() once per election they change, in name order. changed() is also called for
+ * single-election commands that change state (result CHANGED).
+ *
+ * Details beyond docs/DESIGN.md "The rules":
+ *  - Dedup comes first: (origin, origin_run, request_id) seen before -> DUPLICATE, nothing else
+ *    checked. Every other command is recorded, whatever its result (INVALID included). Per
+ *    (origin, origin_run) the ids in (max - 4096, max] are remembered one by one; older ones count
+ *    as seen. Request id 0 is an ordinary id.
+ *  - Unknown flag bits -> INVALID, for every command type.
+ *  - Enter/Leave: the caller's node is c->node, or c->origin when c->node is "" or NULL.
+ *  - A persistent candidacy is stored with owner "" and run 0. */
 ElectionResult election_state_apply(ElectionState *s, const Command *c,
                                     ElectionChangedFn changed, void *userdata,
                                     const Election **ret_election);

@@ -4,7 +4,10 @@
  * every file in a directory) named on the command line is fed to the target, then the target's
  * seeds mutated pseudo-randomly until FUZZ_ITERATIONS inputs or FUZZ_SECONDS have passed.
  * FUZZ_SEED picks the random sequence (printed, so a crash can be replayed).
- * With -fsanitize=fuzzer, build the target without this file instead.
+ * With -fsanitize=fuzzer, build the target without this file instead, e.g.
+ *   clang -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Idaemon tests/fuzz/fuzz-command.c \
+ *         daemon/electiond-{command,election,util}.c $(pkg-config --cflags --libs glib-2.0)
+ * and start it on the corpus that FUZZ_DUMP_SEEDS=<dir> makes this driver write.
  */
 
 #include <glib.h>
@@ -121,6 +124,20 @@ int main(int argc, char *argv[]) {
 
         fuzz_seeds(seeds);
         g_assert(seeds->len > 0);
+
+        /* FUZZ_DUMP_SEEDS=dir writes the seeds out as a starting corpus for a real libFuzzer run. */
+        const char *dump = g_getenv("FUZZ_DUMP_SEEDS");
+        if (dump) {
+                for (unsigned i = 0; i < seeds->len; i++) {
+                        g_autofree char *p = g_strdup_printf("%s/seed-%u", dump, i);
+                        gsize size;
+                        const char *d = g_bytes_get_data(seeds->pdata[i], &size);
+
+                        if (!g_file_set_contents(p, d, size, NULL))
+                                return EXIT_FAILURE;
+                }
+                return EXIT_SUCCESS;
+        }
         for (unsigned i = 0; i < seeds->len; i++) {
                 gsize size;
                 const uint8_t *d = g_bytes_get_data(seeds->pdata[i], &size);
