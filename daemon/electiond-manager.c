@@ -147,6 +147,8 @@ static void on_batch_done(int status, void *userdata) {
 #define ENTRY_HEADER_SIZE 8
 
 #define MAX_BATCHES_IN_FLIGHT 1u
+/* Keeps an entry well inside one 64 KiB storage segment; the rest waits for the next entry. */
+#define MAX_BATCH_BYTES (32u * 1024u)
 
 static void entry_frame(GByteArray *buf) {
         uint64_t len = GUINT64_TO_LE((uint64_t) buf->len);
@@ -209,6 +211,8 @@ static int on_flush(sd_event_source *s, void *userdata) {
                 }
                 g_array_append_val(b->request_ids, p->request_id);
                 p->command = command_free(p->command);
+                if (buf->len >= MAX_BATCH_BYTES)
+                        break;
         }
 
         if (b->request_ids->len == 0) {
