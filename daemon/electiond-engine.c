@@ -137,6 +137,41 @@ static int errno_from_raft(int rv) {
         }
 }
 
+/* --- entry framing ---
+ *
+ * libraft's disk format only takes entries whose length is a multiple of 8, so every entry is
+ * the caller's bytes, then 1-8 padding bytes; the last byte says how many (zeros before it). */
+
+static size_t entry_framed_size(size_t size) {
+        return (size / 8 + 1) * 8;
+}
+
+static void entry_frame(void *dest, const void *data, size_t size) {
+        size_t total = entry_framed_size(size);
+        uint8_t *p = dest;
+
+        if (size > 0)
+                memcpy(p, data, size);
+        memset(p + size, 0, total - size);
+        p[total - 1] = (uint8_t) (total - size);
+}
+
+static int entry_unframe(const void *data, size_t size, size_t *ret_size) {
+        const uint8_t *p = data;
+        size_t pad;
+
+        if (size < 8 || size % 8 != 0)
+                return -EBADMSG;
+        pad = p[size - 1];
+        if (pad < 1 || pad > 8)
+                return -EBADMSG;
+        for (size_t i = size - pad; i < size - 1; i++)
+                if (p[i] != 0)
+                        return -EBADMSG;
+        *ret_size = size - pad;
+        return 0;
+}
+
 /* --- standalone transport: never opens a socket --- */
 
 static int standalone_transport_init(struct raft_uv_transport *t, raft_id id, const char *address) {
@@ -220,11 +255,22 @@ static void engine_transport_free(Engine *e) {
 
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result) {
         Engine *e = fsm->data;
-
         /* libraft bumps last_applied only after apply returns, so this entry is the next one. */
-        if (e->cb.apply)
-                e->cb.apply(e->userdata, buf->base, buf->len, (uint64_t) e->raft.last_applied + 1);
+        uint64_t index = (uint64_t) e->raft.last_applied + 1;
+        size_t size;
+        int r;
+
         *result = NULL;
+
+        r = entry_unframe(buf->base, buf->len, &size);
+        if (r < 0) {
+                /* Every member sees the same bytes, so skipping keeps them all alike. */
+                log_error_errno(r, "Skipping malformed Raft entry %" PRIu64 " (%zu bytes).", index, buf->len);
+                return 0;
+        }
+
+        if (e->cb.apply)
+                e->cb.apply(e->userdata, buf->base, size, index);
         return 0;
 }
 
@@ -441,6 +487,10 @@ int engine_new(sd_event *event, const EngineConfig *config, const EngineCallback
         e->heartbeat_timeout = config->heartbeat_timeout_msec ?:
                 (e->address ? CLUSTER_HEARTBEAT_TIMEOUT_MSEC : STANDALONE_HEARTBEAT_TIMEOUT_MSEC);
         e->snapshot_threshold = config->snapshot_threshold ?: DEFAULT_SNAPSHOT_THRESHOLD;
+        /* raft_start() aborts otherwise. */
+        if (e->heartbeat_timeout >= e->election_timeout)
+                return log_error_errno(EINVAL, "Raft heartbeat timeout (%u ms) must be below the election timeout (%u ms).",
+                                       e->heartbeat_timeout, e->election_timeout);
         e->transport_new = config->transport_new;
         e->transport_free = config->transport_free;
         e->transport_userdata = config->transport_userdata;
@@ -711,17 +761,19 @@ int engine_submit(Engine *e, const void *data, size_t size, EngineSubmitFn done,
                 return -ENOTCONN;
 
         /* libraft takes ownership of the buffer on success. */
-        buf.len = size;
-        buf.base = raft_malloc(size > 0 ? size : 1);
+        buf.len = entry_framed_size(size);
+        buf.base = raft_malloc(buf.len);
         if (!buf.base)
                 return log_oom();
-        if (size > 0)
-                memcpy(buf.base, data, size);
+        entry_frame(buf.base, data, size);
 
         q = engine_request_new(e, ENGINE_REQUEST_APPLY, done, userdata);
         r = raft_apply(&e->raft, &q->apply, &buf, 1, apply_cb);
         if (r != 0) {
-                raft_free(buf.base);
+                /* Refusals before libraft looked at the entry leave the buffer ours; after that
+                 * it may already have released it, so leaking beats freeing twice. */
+                if (r == RAFT_NOTLEADER || r == RAFT_NOSPACE)
+                        raft_free(buf.base);
                 engine_request_abandon(q);
                 log_debug("Raft apply refused: %s (%s)", raft_strerror(r), raft_errmsg(&e->raft));
                 return errno_from_raft(r);

@@ -468,6 +468,8 @@ static void test_idle(void) {
         /* Not started: refused synchronously, done never called. */
         g_assert_cmpint(sd_event_new(&event), >=, 0);
         test_fsm_init(&f);
+        EngineConfig bad = { .dir = dir, .election_timeout_msec = 50, .heartbeat_timeout_msec = 50 };
+        g_assert_cmpint(engine_new(event, &bad, &test_callbacks, &f, &e), ==, -EINVAL);
         g_assert_cmpint(engine_new(event, &config, &test_callbacks, &f, &e), ==, 0);
         g_assert_false(engine_is_leader(e));
         g_assert_cmpstr(engine_role_name(e), ==, "unavailable");
@@ -861,6 +863,58 @@ static void test_cluster_failover(void) {
         sd_event_unref(event);
 }
 
+static void big_apply(void *userdata, const void *data, size_t size, uint64_t index) {
+        GArray *sizes = userdata;
+        const uint8_t *p = data;
+        size_t n = size;
+
+        /* Record the size only if the content survived: byte i is (i * 7) & 0xff. */
+        for (size_t i = 0; i < size; i++)
+                if (p[i] != (uint8_t) (i * 7)) {
+                        n = SIZE_MAX;
+                        break;
+                }
+        g_array_append_val(sizes, n);
+}
+
+/* Any length (libraft itself only takes multiples of 8), including entries far larger than a
+ * 64 KiB segment, commits and comes back intact after a restart. */
+static void test_entry_sizes(void) {
+        g_autofree char *dir = make_tmpdir();
+        const size_t sizes[] = { 0, 1, 7, 8, 9, 15, 16, 65535, 65536, 200001, 4 << 20 };
+        EngineCallbacks cb = { .apply = big_apply };
+        EngineConfig config = { .dir = dir, .server_id = 1 };
+        sd_event *event = NULL;
+        Engine *e = NULL;
+        Tracker t = {};
+
+        g_assert_cmpint(sd_event_new(&event), >=, 0);
+        for (unsigned round = 0; round < 2; round++) {
+                g_autoptr(GArray) applied = g_array_new(false, false, sizeof(size_t));
+
+                g_assert_cmpint(engine_new(event, &config, &cb, applied, &e), ==, 0);
+                g_assert_cmpint(engine_start(e), ==, 0);
+                g_assert_true(run_until(event, cond_leader, e, WAIT_USEC));
+                if (round == 0) {
+                        for (size_t k = 0; k < ELEMENTSOF(sizes); k++) {
+                                g_autofree uint8_t *buf = g_malloc(sizes[k]);
+                                for (size_t i = 0; i < sizes[k]; i++)
+                                        buf[i] = (uint8_t) (i * 7);
+                                g_assert_cmpint(engine_submit(e, buf, sizes[k], tracker_done, &t), ==, 0);
+                        }
+                        wait_tracker(event, &t, ELEMENTSOF(sizes));
+                        g_assert_cmpuint(t.n_ok, ==, ELEMENTSOF(sizes));
+                }
+                g_assert_cmpuint(applied->len, ==, ELEMENTSOF(sizes));
+                for (size_t k = 0; k < ELEMENTSOF(sizes); k++)
+                        g_assert_cmpuint(g_array_index(applied, size_t, k), ==, sizes[k]);
+                e = engine_free(e);
+        }
+
+        sd_event_unref(event);
+        rm_rf(dir);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         setvbuf(stdout, NULL, _IOLBF, 0);
@@ -871,6 +925,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/engine/snapshot", test_snapshot);
         g_test_add_func("/engine/crash", test_crash);
         g_test_add_func("/engine/shutdown-pending", test_shutdown_pending);
+        g_test_add_func("/engine/entry-sizes", test_entry_sizes);
         g_test_add_func("/engine/idle", test_idle);
         g_test_add_func("/engine/reentrant-submit", test_reentrant_submit);
         g_test_add_func("/engine/cluster-two-nodes", test_cluster_two_nodes);
