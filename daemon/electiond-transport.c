@@ -1,0 +1,581 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <arpa/inet.h>
+#include <glib.h>
+#include <raft.h>
+#include <raft/uv.h>
+#include <sys/random.h>
+#include <uv.h>
+
+#include "electiond-transport.h"
+#include "electiond-util.h"
+
+#define NONCE_SIZE 32
+#define MAC_SIZE 32
+#define HELLO_SIZE (4 + 1 + NONCE_SIZE)
+#define CHALLENGE_SIZE (NONCE_SIZE + MAC_SIZE)
+#define AUTH_FIXED_SIZE (MAC_SIZE + 8 + 2)
+#define ADDRESS_MAX 255
+#define PROTOCOL_VERSION 1
+#define OK_BYTE 0x01
+
+static const char magic[4] = { 'E', 'D', 'R', 'T' };
+static const char mac_domain[] = "electiond-raft-v1";
+
+typedef struct AuthTransport AuthTransport;
+
+typedef enum Stage {
+        STAGE_CONNECTING,    /* client: TCP connect in progress */
+        STAGE_HELLO,         /* server: reading HELLO */
+        STAGE_CHALLENGE,     /* client: reading CHALLENGE */
+        STAGE_AUTH_FIXED,    /* server: reading AUTH up to the address length */
+        STAGE_AUTH_ADDRESS,  /* server: reading the address */
+        STAGE_OK,            /* client: reading OK */
+        STAGE_HANDING_OVER,  /* server: OK being written */
+        STAGE_DONE,
+} Stage;
+
+typedef struct Handshake {
+        AuthTransport *transport;
+        bool outbound;
+        Stage stage;
+        uv_tcp_t *tcp;       /* raft_malloc'ed: libraft frees it once it owns it */
+        uv_timer_t timer;
+        uv_connect_t connect;
+        uv_write_t write;
+        unsigned open_handles;
+        bool failed;
+
+        struct raft_uv_connect *req; /* outbound */
+        raft_uv_connect_cb cb;
+
+        uint64_t peer_id;
+        char peer_address[ADDRESS_MAX + 1];
+
+        uint8_t client_nonce[NONCE_SIZE];
+        uint8_t server_nonce[NONCE_SIZE];
+        uint8_t in[AUTH_FIXED_SIZE + ADDRESS_MAX];
+        size_t have, need;
+        uint8_t out[AUTH_FIXED_SIZE + ADDRESS_MAX];
+
+        GList link; /* in transport->handshakes */
+} Handshake;
+
+struct AuthTransport {
+        struct raft_uv_transport iface; /* first: libraft hands us back this pointer */
+        uv_loop_t *loop;
+        uint8_t *key;
+        size_t key_size;
+        char *cluster;
+
+        uint64_t id;
+        char *address;
+
+        uv_tcp_t *listener;
+        raft_uv_accept_cb accept_cb;
+
+        GQueue handshakes;
+        bool closing;
+        raft_uv_transport_close_cb close_cb;
+        unsigned closing_handles;
+
+        AuthTransportStats stats;
+};
+
+static AuthTransport *AUTH(struct raft_uv_transport *t) {
+        return (AuthTransport *) t;
+}
+
+/* ---- MACs ---- */
+
+static void mac_compute(const AuthTransport *t, const char *role, const Handshake *h,
+                        const uint8_t *extra, size_t extra_size, uint8_t ret[MAC_SIZE]) {
+        g_autoptr(GHmac) hmac = g_hmac_new(G_CHECKSUM_SHA256, t->key, t->key_size);
+        uint8_t len = (uint8_t) strlen(t->cluster);
+        gsize n = MAC_SIZE;
+
+        g_hmac_update(hmac, (const guchar *) mac_domain, sizeof mac_domain);
+        g_hmac_update(hmac, &len, 1);
+        g_hmac_update(hmac, (const guchar *) t->cluster, len);
+        g_hmac_update(hmac, (const guchar *) role, 3);
+        g_hmac_update(hmac, h->client_nonce, NONCE_SIZE);
+        g_hmac_update(hmac, h->server_nonce, NONCE_SIZE);
+        if (extra_size > 0)
+                g_hmac_update(hmac, extra, extra_size);
+        g_hmac_get_digest(hmac, ret, &n);
+}
+
+static bool mac_equal(const uint8_t *a, const uint8_t *b) {
+        uint8_t d = 0;
+        for (size_t i = 0; i < MAC_SIZE; i++)
+                d |= a[i] ^ b[i];
+        return d == 0;
+}
+
+static int random_bytes(void *p, size_t n) {
+        uint8_t *b = p;
+        while (n > 0) {
+                ssize_t k = getrandom(b, n, 0);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                b += k;
+                n -= (size_t) k;
+        }
+        return 0;
+}
+
+static void put_u64(uint8_t *p, uint64_t v) {
+        for (int i = 0; i < 8; i++)
+                p[i] = (uint8_t) (v >> (8 * i));
+}
+
+static uint64_t get_u64(const uint8_t *p) {
+        uint64_t v = 0;
+        for (int i = 0; i < 8; i++)
+                v |= (uint64_t) p[i] << (8 * i);
+        return v;
+}
+
+/* "1.2.3.4:5" or "[::1]:5" */
+static int parse_address(const char *address, struct sockaddr_storage *ret) {
+        char host[INET6_ADDRSTRLEN + 1];
+        const char *colon;
+        unsigned long port;
+        char *end;
+
+        if (!address)
+                return -EINVAL;
+        if (address[0] == '[') {
+                const char *close = strchr(address, ']');
+                if (!close || close[1] != ':' || (size_t) (close - address - 1) >= sizeof host)
+                        return -EINVAL;
+                memcpy(host, address + 1, (size_t) (close - address - 1));
+                host[close - address - 1] = 0;
+                colon = close + 1;
+        } else {
+                colon = strrchr(address, ':');
+                if (!colon || (size_t) (colon - address) >= sizeof host)
+                        return -EINVAL;
+                memcpy(host, address, (size_t) (colon - address));
+                host[colon - address] = 0;
+        }
+        errno = 0;
+        port = strtoul(colon + 1, &end, 10);
+        if (errno != 0 || *end != 0 || port == 0 || port > 65535)
+                return -EINVAL;
+
+        memset(ret, 0, sizeof *ret);
+        if (uv_ip4_addr(host, (int) port, (struct sockaddr_in *) ret) == 0)
+                return 0;
+        if (uv_ip6_addr(host, (int) port, (struct sockaddr_in6 *) ret) == 0)
+                return 0;
+        return -EINVAL;
+}
+
+/* ---- handshake lifetime ---- */
+
+static void transport_maybe_closed(AuthTransport *t);
+
+static void handshake_free(Handshake *h) {
+        AuthTransport *t = h->transport;
+        g_queue_unlink(&t->handshakes, &h->link);
+        g_free(h);
+        transport_maybe_closed(t);
+}
+
+static void on_handshake_handle_closed(uv_handle_t *handle) {
+        Handshake *h = handle->data;
+        if (handle == (uv_handle_t *) h->tcp) {
+                raft_free(h->tcp);
+                h->tcp = NULL;
+        }
+        if (--h->open_handles == 0)
+                handshake_free(h);
+}
+
+static void handshake_close(Handshake *h) {
+        if (!uv_is_closing((uv_handle_t *) &h->timer))
+                uv_close((uv_handle_t *) &h->timer, on_handshake_handle_closed);
+        if (h->tcp && !uv_is_closing((uv_handle_t *) h->tcp))
+                uv_close((uv_handle_t *) h->tcp, on_handshake_handle_closed);
+}
+
+static void handshake_fail(Handshake *h, const char *why) {
+        AuthTransport *t = h->transport;
+
+        if (h->failed || h->stage == STAGE_DONE)
+                return;
+        h->failed = true;
+        if (h->outbound) {
+                t->stats.rejected_out++;
+                log_debug("Raft connection to %s refused: %s", h->peer_address, why);
+                if (h->cb) {
+                        raft_uv_connect_cb cb = h->cb;
+                        h->cb = NULL;
+                        cb(h->req, NULL, t->closing ? RAFT_CANCELED : RAFT_NOCONNECTION);
+                }
+        } else {
+                t->stats.rejected_in++;
+                log_debug("Inbound Raft connection dropped: %s", why);
+        }
+        handshake_close(h);
+}
+
+/* Hand the stream to libraft: it owns (and frees) h->tcp from now on. */
+static void handshake_succeed(Handshake *h) {
+        AuthTransport *t = h->transport;
+        uv_stream_t *stream = (uv_stream_t *) h->tcp;
+
+        uv_read_stop(stream);
+        h->stage = STAGE_DONE;
+        h->tcp = NULL;
+        stream->data = NULL;
+
+        if (h->outbound) {
+                t->stats.connected++;
+                raft_uv_connect_cb cb = h->cb;
+                h->cb = NULL;
+                cb(h->req, stream, 0);
+        } else {
+                t->stats.accepted++;
+                t->accept_cb(&t->iface, h->peer_id, h->peer_address, stream);
+        }
+        /* only the timer is left */
+        h->open_handles--;
+        handshake_close(h);
+}
+
+static void on_timeout(uv_timer_t *timer) {
+        handshake_fail(timer->data, "handshake timed out");
+}
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
+        Handshake *h = handle->data;
+        /* exactly what the current stage still needs: never read past the handshake */
+        *buf = uv_buf_init((char *) h->in + h->have, (unsigned) (h->need - h->have));
+}
+
+static void expect(Handshake *h, Stage stage, size_t need) {
+        h->stage = stage;
+        h->have = 0;
+        h->need = need;
+}
+
+static void on_write_done(uv_write_t *req, int status);
+
+static int send_bytes(Handshake *h, size_t n) {
+        uv_buf_t buf = uv_buf_init((char *) h->out, (unsigned) n);
+        h->write.data = h;
+        return uv_write(&h->write, (uv_stream_t *) h->tcp, &buf, 1, on_write_done);
+}
+
+static void on_write_done(uv_write_t *req, int status) {
+        Handshake *h = req->data;
+        if (status == UV_ECANCELED)
+                return;
+        if (status < 0) {
+                handshake_fail(h, uv_strerror(status));
+                return;
+        }
+        if (h->stage == STAGE_HANDING_OVER)
+                handshake_succeed(h);
+}
+
+/* A stage's bytes are complete. */
+static void handshake_step(Handshake *h) {
+        AuthTransport *t = h->transport;
+        uint8_t mac[MAC_SIZE];
+
+        switch (h->stage) {
+        case STAGE_HELLO:
+                if (memcmp(h->in, magic, 4) != 0 || h->in[4] != PROTOCOL_VERSION)
+                        return handshake_fail(h, "not an electiond Raft handshake");
+                memcpy(h->client_nonce, h->in + 5, NONCE_SIZE);
+                if (random_bytes(h->server_nonce, NONCE_SIZE) < 0)
+                        return handshake_fail(h, "no randomness");
+                memcpy(h->out, h->server_nonce, NONCE_SIZE);
+                mac_compute(t, "srv", h, NULL, 0, h->out + NONCE_SIZE);
+                expect(h, STAGE_AUTH_FIXED, AUTH_FIXED_SIZE);
+                if (send_bytes(h, CHALLENGE_SIZE) < 0)
+                        return handshake_fail(h, "write failed");
+                return;
+
+        case STAGE_CHALLENGE: {
+                memcpy(h->server_nonce, h->in, NONCE_SIZE);
+                mac_compute(t, "srv", h, NULL, 0, mac);
+                if (!mac_equal(mac, h->in + NONCE_SIZE))
+                        return handshake_fail(h, "server failed to prove the cluster key");
+
+                size_t alen = strlen(t->address);
+                uint8_t *extra = h->out + MAC_SIZE;
+                put_u64(extra, t->id);
+                extra[8] = (uint8_t) (alen & 0xff);
+                extra[9] = (uint8_t) (alen >> 8);
+                memcpy(extra + 10, t->address, alen);
+                mac_compute(t, "cli", h, extra, 10 + alen, h->out);
+                expect(h, STAGE_OK, 1);
+                if (send_bytes(h, MAC_SIZE + 10 + alen) < 0)
+                        return handshake_fail(h, "write failed");
+                return;
+        }
+
+        case STAGE_AUTH_FIXED: {
+                size_t alen = (size_t) h->in[MAC_SIZE + 8] | ((size_t) h->in[MAC_SIZE + 9] << 8);
+                if (alen == 0 || alen > ADDRESS_MAX)
+                        return handshake_fail(h, "bad address length");
+                h->stage = STAGE_AUTH_ADDRESS;
+                h->need = AUTH_FIXED_SIZE + alen; /* keep what we have, read the rest */
+                return;
+        }
+
+        case STAGE_AUTH_ADDRESS: {
+                size_t alen = h->need - AUTH_FIXED_SIZE;
+                mac_compute(t, "cli", h, h->in + MAC_SIZE, 10 + alen, mac);
+                if (!mac_equal(mac, h->in))
+                        return handshake_fail(h, "client failed to prove the cluster key");
+                if (memchr(h->in + AUTH_FIXED_SIZE, 0, alen))
+                        return handshake_fail(h, "bad address");
+                h->peer_id = get_u64(h->in + MAC_SIZE);
+                memcpy(h->peer_address, h->in + AUTH_FIXED_SIZE, alen);
+                h->peer_address[alen] = 0;
+                if (h->peer_id == 0)
+                        return handshake_fail(h, "bad server id");
+
+                uv_read_stop((uv_stream_t *) h->tcp);
+                h->stage = STAGE_HANDING_OVER;
+                h->out[0] = OK_BYTE;
+                if (send_bytes(h, 1) < 0)
+                        return handshake_fail(h, "write failed");
+                return;
+        }
+
+        case STAGE_OK:
+                if (h->in[0] != OK_BYTE)
+                        return handshake_fail(h, "server refused");
+                return handshake_succeed(h);
+
+        default:
+                return handshake_fail(h, "unexpected data");
+        }
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+        Handshake *h = stream->data;
+
+        if (nread == 0)
+                return;
+        if (nread < 0)
+                return handshake_fail(h, nread == UV_EOF ? "connection closed" : uv_strerror((int) nread));
+
+        h->have += (size_t) nread;
+        while (!h->failed && h->stage != STAGE_DONE && h->stage != STAGE_HANDING_OVER && h->have == h->need) {
+                Stage before = h->stage;
+                handshake_step(h);
+                /* AUTH_FIXED → AUTH_ADDRESS keeps reading into the same buffer */
+                if (h->stage == before)
+                        break;
+        }
+}
+
+static Handshake *handshake_new(AuthTransport *t, bool outbound) {
+        Handshake *h = g_new0(Handshake, 1);
+        h->transport = t;
+        h->outbound = outbound;
+        h->link.data = h;
+        g_queue_push_tail_link(&t->handshakes, &h->link);
+
+        h->tcp = raft_malloc(sizeof *h->tcp);
+        if (!h->tcp) {
+                g_queue_unlink(&t->handshakes, &h->link);
+                g_free(h);
+                return NULL;
+        }
+        uv_tcp_init(t->loop, h->tcp);
+        h->tcp->data = h;
+        uv_timer_init(t->loop, &h->timer);
+        h->timer.data = h;
+        h->open_handles = 2;
+        uv_timer_start(&h->timer, on_timeout, AUTH_TRANSPORT_HANDSHAKE_TIMEOUT_MSEC, 0);
+        return h;
+}
+
+/* ---- raft_uv_transport methods ---- */
+
+static int transport_init(struct raft_uv_transport *iface, raft_id id, const char *address) {
+        AuthTransport *t = AUTH(iface);
+        t->id = id;
+        g_free(t->address);
+        t->address = g_strdup(address);
+        return 0;
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+        AuthTransport *t = server->data;
+        Handshake *h;
+
+        if (status < 0 || t->closing)
+                return;
+        h = handshake_new(t, false);
+        if (!h)
+                return;
+        if (uv_accept(server, (uv_stream_t *) h->tcp) < 0)
+                return handshake_fail(h, "accept failed");
+        uv_tcp_nodelay(h->tcp, 1);
+        expect(h, STAGE_HELLO, HELLO_SIZE);
+        if (uv_read_start((uv_stream_t *) h->tcp, on_alloc, on_read) < 0)
+                handshake_fail(h, "read failed");
+}
+
+static int transport_listen(struct raft_uv_transport *iface, raft_uv_accept_cb cb) {
+        AuthTransport *t = AUTH(iface);
+        struct sockaddr_storage sa;
+        int r;
+
+        r = parse_address(t->address, &sa);
+        if (r < 0) {
+                snprintf(iface->errmsg, sizeof iface->errmsg, "invalid address %s", t->address);
+                return RAFT_INVALID;
+        }
+        t->accept_cb = cb;
+        t->listener = g_new0(uv_tcp_t, 1);
+        uv_tcp_init(t->loop, t->listener);
+        t->listener->data = t;
+        r = uv_tcp_bind(t->listener, (const struct sockaddr *) &sa, 0);
+        if (r == 0)
+                r = uv_listen((uv_stream_t *) t->listener, 16, on_connection);
+        if (r < 0) {
+                snprintf(iface->errmsg, sizeof iface->errmsg, "listen on %s: %s", t->address, uv_strerror(r));
+                return RAFT_IOERR;
+        }
+        return 0;
+}
+
+static void on_connected(uv_connect_t *req, int status) {
+        Handshake *h = req->data;
+
+        if (status == UV_ECANCELED || h->failed)
+                return;
+        if (status < 0)
+                return handshake_fail(h, uv_strerror(status));
+
+        uv_tcp_nodelay(h->tcp, 1);
+        memcpy(h->out, magic, 4);
+        h->out[4] = PROTOCOL_VERSION;
+        if (random_bytes(h->client_nonce, NONCE_SIZE) < 0)
+                return handshake_fail(h, "no randomness");
+        memcpy(h->out + 5, h->client_nonce, NONCE_SIZE);
+        expect(h, STAGE_CHALLENGE, CHALLENGE_SIZE);
+        if (uv_read_start((uv_stream_t *) h->tcp, on_alloc, on_read) < 0)
+                return handshake_fail(h, "read failed");
+        if (send_bytes(h, HELLO_SIZE) < 0)
+                return handshake_fail(h, "write failed");
+}
+
+static int transport_connect(struct raft_uv_transport *iface, struct raft_uv_connect *req, raft_id id,
+                             const char *address, raft_uv_connect_cb cb) {
+        AuthTransport *t = AUTH(iface);
+        struct sockaddr_storage sa;
+        Handshake *h;
+
+        if (parse_address(address, &sa) < 0 || strlen(address) > ADDRESS_MAX)
+                return RAFT_NOCONNECTION;
+        h = handshake_new(t, true);
+        if (!h)
+                return RAFT_NOMEM;
+        h->req = req;
+        h->cb = cb;
+        h->peer_id = id;
+        g_strlcpy(h->peer_address, address, sizeof h->peer_address);
+        h->stage = STAGE_CONNECTING;
+        h->connect.data = h;
+        if (uv_tcp_connect(&h->connect, h->tcp, (const struct sockaddr *) &sa, on_connected) < 0) {
+                /* report asynchronously is not required: a synchronous error return is allowed */
+                h->cb = NULL;
+                h->failed = true;
+                t->stats.rejected_out++;
+                handshake_close(h);
+                return RAFT_NOCONNECTION;
+        }
+        return 0;
+}
+
+static void transport_maybe_closed(AuthTransport *t) {
+        if (!t->closing || t->closing_handles > 0 || !g_queue_is_empty(&t->handshakes) || !t->close_cb)
+                return;
+        raft_uv_transport_close_cb cb = t->close_cb;
+        t->close_cb = NULL;
+        cb(&t->iface);
+}
+
+static void on_listener_closed(uv_handle_t *handle) {
+        AuthTransport *t = handle->data;
+        g_free(handle);
+        t->listener = NULL;
+        t->closing_handles--;
+        transport_maybe_closed(t);
+}
+
+static void transport_close(struct raft_uv_transport *iface, raft_uv_transport_close_cb cb) {
+        AuthTransport *t = AUTH(iface);
+
+        t->closing = true;
+        t->close_cb = cb;
+        if (t->listener) {
+                t->closing_handles++;
+                uv_close((uv_handle_t *) t->listener, on_listener_closed);
+        }
+        /* cancel every handshake in flight; outbound ones report RAFT_CANCELED */
+        for (GList *l = t->handshakes.head; l;) {
+                Handshake *h = l->data;
+                l = l->next;
+                if (h->stage == STAGE_DONE)
+                        continue;
+                handshake_fail(h, "transport closing");
+        }
+        transport_maybe_closed(t);
+}
+
+int auth_transport_new(struct uv_loop_s *loop, const void *key, size_t key_size, const char *cluster_name,
+                       struct raft_uv_transport **ret) {
+        AuthTransport *t;
+
+        if (!loop || !key || key_size == 0 || !cluster_name || strlen(cluster_name) > 255 || !ret)
+                return -EINVAL;
+
+        t = g_new0(AuthTransport, 1);
+        t->loop = loop;
+        t->key = g_memdup2(key, key_size);
+        t->key_size = key_size;
+        t->cluster = g_strdup(cluster_name);
+        g_queue_init(&t->handshakes);
+
+        t->iface.version = 1;
+        t->iface.impl = t;
+        t->iface.init = transport_init;
+        t->iface.listen = transport_listen;
+        t->iface.connect = transport_connect;
+        t->iface.close = transport_close;
+
+        *ret = &t->iface;
+        return 0;
+}
+
+void auth_transport_free(struct raft_uv_transport *iface) {
+        AuthTransport *t;
+
+        if (!iface)
+                return;
+        t = AUTH(iface);
+        if (t->key)
+                explicit_bzero(t->key, t->key_size);
+        g_free(t->key);
+        g_free(t->cluster);
+        g_free(t->address);
+        g_free(t);
+}
+
+void auth_transport_get_stats(const struct raft_uv_transport *iface, AuthTransportStats *ret) {
+        *ret = ((const AuthTransport *) iface)->stats;
+}

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The Raft transport of a clustered node: TCP (IPv4 or IPv6, "ip:port" / "[ip6]:port"), where
+ * every connection first passes a mutual HMAC-SHA256 challenge-response under the cluster key
+ * before libraft sees the stream:
+ *
+ *   client → server  HELLO     "EDRT" u8 version, 32-byte client nonce
+ *   server → client  CHALLENGE 32-byte server nonce, MAC("srv", cn, sn)
+ *   client → server  AUTH      MAC("cli", cn, sn, id, address), u64 id, u16 len, address
+ *   server → client  OK        one byte
+ *
+ * MAC(x…) = HMAC-SHA256(key, "electiond-raft-v1" ‖ cluster name ‖ x…). Fresh nonces on both sides
+ * defeat replays; a server that cannot prove the key is refused by the client, and the other way
+ * round. Failures are counted and logged at debug level, never fatal.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct raft_uv_transport;
+struct uv_loop_s;
+
+typedef struct AuthTransportStats {
+        uint64_t accepted;
+        uint64_t connected;
+        uint64_t rejected_in;   /* inbound handshakes that failed (bad MAC, garbage, timeout) */
+        uint64_t rejected_out;  /* outbound handshakes that failed */
+} AuthTransportStats;
+
+/* Creates an initialized transport (version 1) for raft_uv_init(). key is copied. */
+int auth_transport_new(struct uv_loop_s *loop, const void *key, size_t key_size, const char *cluster_name,
+                       struct raft_uv_transport **ret);
+/* After the transport was closed (raft_uv's close runs transport->close first). NULL is fine. */
+void auth_transport_free(struct raft_uv_transport *t);
+void auth_transport_get_stats(const struct raft_uv_transport *t, AuthTransportStats *ret);
+
+/* Exposed for tests. */
+#define AUTH_TRANSPORT_HANDSHAKE_TIMEOUT_MSEC 2000
