@@ -14,6 +14,7 @@ from electiond_test import T
 BUILD_ROOT = os.environ.get('ELECTIOND_BUILD_ROOT', '')
 ELECTIONCTL = os.path.join(BUILD_ROOT, 'client-lib', 'electionctl')
 TEST_LIBELECTION = os.path.join(BUILD_ROOT, 'tests', 'test-libelection')
+CAMPAIGN = os.path.join(BUILD_ROOT, 'client-lib', 'campaign')
 LIBELECTION = os.path.join(BUILD_ROOT, 'client-lib', 'libelection.so')
 LOCALEDIR = os.path.join(BUILD_ROOT, 'po')
 

@@ -11,7 +11,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from electiond_test import DaemonTestCase, T, main, wait_until  # noqa: E402
-from test_client_common import TEST_LIBELECTION, LineProcess, client_env  # noqa: E402
+from test_client_common import CAMPAIGN, TEST_LIBELECTION, LineProcess, client_env  # noqa: E402
 
 ESHUTDOWN = 108
 
@@ -137,6 +137,20 @@ class LibTest(DaemonTestCase):
                            capture_output=True, text=True, timeout=T(60))
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn('[1,"glib-id",["glib-id"]]', r.stdout)
+
+    def test_example_campaign(self):
+        """client-lib/examples/campaign.c enters, prints every term, and leaves on SIGTERM."""
+        name = self.fresh_name()
+        e = self.client.election(name)
+        e.enter('first', 1)
+        p = LineProcess([CAMPAIGN, name, 'ex'], client_env(self.bus))
+        self.addCleanup(p.close)
+        p.wait_for(lambda ls: 'term 1 leader "first", 2 candidate(s)' in ls, 10, 'the term after entering')
+        self.assertEqual(p.lines[0], 'term 1 leader "first", 1 candidate(s)')
+        e.anoint('ex')
+        p.wait_for(lambda ls: 'term 2 leader "ex" (that\'s us), 2 candidate(s)' in ls, 10, 'the anoint')
+        self.assertEqual(p.stop(), 0)
+        self.assertEqual(e.get_term()[2], ['first'])
 
 
 class ReconnectTest(DaemonTestCase):

@@ -24,6 +24,11 @@ static void on_term(Election *e, int status, const ElectionTerm *t, void *userda
 }
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Election *election = userdata;
+
+        /* Leave while the loop runs: its connection is closed once the loop exits. */
+        if (election)
+                (void) election_leave(election, NULL);
         return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 
@@ -54,10 +59,6 @@ int main(int argc, char *argv[]) {
         if (r >= 0)
                 r = election_client_attach_event(client, event, 0);
         if (r >= 0)
-                r = sd_event_add_signal(event, NULL, SIGINT, on_signal, NULL);
-        if (r >= 0)
-                r = sd_event_add_signal(event, NULL, SIGTERM, on_signal, NULL);
-        if (r >= 0)
                 r = election_options_new(&opts);
         if (r >= 0 && argc == 3)
                 r = election_options_set_id(opts, argv[2]);
@@ -71,6 +72,10 @@ int main(int argc, char *argv[]) {
                 r = election_watch(election, on_term, NULL);
         if (r >= 0)
                 r = election_enter(election, NULL);
+        if (r >= 0)
+                r = sd_event_add_signal(event, NULL, SIGINT, on_signal, election);
+        if (r >= 0)
+                r = sd_event_add_signal(event, NULL, SIGTERM, on_signal, election);
         if (r < 0) {
                 fprintf(stderr, "%s: %s\n", election_client_last_error_name(client) ?: "error",
                         election_client_last_error_message(client) ?: strerror(-r));
@@ -78,7 +83,6 @@ int main(int argc, char *argv[]) {
         }
 
         r = sd_event_loop(event);
-        (void) election_leave(election, NULL);
 
 finish:
         election_unref(election);
