@@ -150,6 +150,36 @@ class WithPolkit(et.DaemonTestCase):
         e.leave('r')
         e.leave('s')
 
+    def test_pending_polkit_check_does_not_block(self):
+        # Authorization is asynchronous: while polkit sits on a check, everyone else is served.
+        e = self.client.election(self.fresh_name())
+        e.enter('r', 1)
+        e.enter('s', 1)
+        self.polkit.set_allowed([POLKIT_ACTION])
+        self.bus.conn.call_blocking('org.freedesktop.PolicyKit1', '/org/freedesktop/PolicyKit1/Authority',
+                                    'org.freedesktop.DBus.Mock', 'SimulateHangActions', 'as', ([POLKIT_ACTION],))
+        p = et.ClientProcess(self.bus, uid=NOBODY)
+        try:
+            p.send('anoint', e.name, 's')
+            has_hanging = lambda: bool(self.bus.conn.call_blocking(
+                'org.freedesktop.PolicyKit1', '/org/freedesktop/PolicyKit1/Authority',
+                'org.freedesktop.DBus.Mock', 'HaveHangingCalls', '', ()))
+            et.wait_until(has_hanging, 10, 'the daemon to ask polkit')
+            other = self.client.election(self.fresh_name('other'))
+            self.assertEqual(other.enter('free', 0), (1, 'free', ['free']))
+            self.assertEqual(e.get_term(), (1, 'r', ['r', 's']))
+            self.assertFalse(p.ready())
+            self.bus.conn.call_blocking('org.freedesktop.PolicyKit1', '/org/freedesktop/PolicyKit1/Authority',
+                                        'org.freedesktop.DBus.Mock', 'ReleaseHangingCalls', '', ())
+            self.assertEqual(p.receive(), ('ok', (2, 's', ['s', 'r'])))
+            other.leave('free')
+        finally:
+            self.bus.conn.call_blocking('org.freedesktop.PolicyKit1', '/org/freedesktop/PolicyKit1/Authority',
+                                        'org.freedesktop.DBus.Mock', 'SimulateHangActions', 'as', ([],))
+            p.close()
+        e.leave('r')
+        e.leave('s')
+
     def test_other_action_does_not_authorize(self):
         e = self.client.election(self.fresh_name())
         e.enter('r', 1)

@@ -4,6 +4,7 @@
 term ids that never decrease nor get reused."""
 
 import signal
+import sys
 
 import electiond_test as et
 
@@ -81,6 +82,20 @@ class ClientDeath(et.DaemonTestCase):
         e.leave('moved')
         rec.close()
 
+    def test_owner_gone_before_commit(self):
+        # Enter from a connection that is already closed when the command commits: the candidacy
+        # must not outlive it (no orphan that nobody can ever drop until a restart).
+        e = self.client.election(self.fresh_name())
+        e.enter('anchor', 1)
+        for i in range(10):
+            p = et.ClientProcess(self.bus)
+            p.send('enter_and_exit', e.name, f'ghost{i}', 0)
+            p.proc.wait(timeout=et.T(10))
+            p.close()
+        et.wait_until(lambda: e.get_term() == (1, 'anchor', ['anchor']), 5,
+                      'every ghost candidacy to go (got %s)' % (e.get_term(),))
+        e.leave('anchor')
+
 
 class Restarts(et.DaemonTestCase):
 
@@ -131,6 +146,34 @@ class Restarts(et.DaemonTestCase):
         self.assertEqual(t[0], seen + 1)
         e.leave('p1')
         e.leave('p2')
+
+    def test_acknowledged_changes_survive_kill9(self):
+        # A reply means durably committed: kill -9 while calls are in flight loses none of the
+        # acknowledged ones, and the term never goes below any acknowledged term.
+        e = self.client.election(self.fresh_name())
+        acked, failed = [], []
+        conns = [et.Client(self.bus) for _ in range(4)]
+        for ci, c in enumerate(conns):
+            ce = et.Election(c, e.name, path=e.path)
+            for k in range(60):
+                cid = f'd{ci}-{k}'
+                ce.call_async('Enter', 'st', (cid, et.dbus.UInt64(1)),
+                              lambda *v, cid=cid: acked.append((cid, et.term_tuple(v))),
+                              lambda exc: failed.append(exc))
+        et.wait_until(lambda: len(acked) >= 40, 30, 'some acknowledged Enters')
+        self.daemon.kill()
+        et.wait_until(lambda: len(acked) + len(failed) == 240, 30, 'every call to end')
+        for c in conns:
+            c.close()
+        print(f'kill -9 with {len(acked)} acknowledged, {len(failed)} cut off', file=sys.stderr)
+        self.daemon.start()
+        t = e.get_term()
+        for cid, reply in acked:
+            self.assertIn(cid, t[2], f'acknowledged {cid} lost by kill -9')
+        self.assertGreaterEqual(t[0], max(r[0] for _, r in acked))
+        self.assertEqual(t[0], 1)
+        for cid in t[2]:
+            e.leave(cid)
 
     def test_sigterm_restart_loop_keeps_terms(self):
         e = self.client.election(self.fresh_name())

@@ -6,7 +6,7 @@ import dbus
 
 import electiond_test as et
 from electiond_test import (ERROR_INVALID_ARGS, ERROR_INVALID_ID, ERROR_INVALID_NAME,
-                            ERROR_NOT_CANDIDATE, ELECTION_IFACE)
+                            ERROR_NOT_CANDIDATE, ERROR_LIMIT_EXCEEDED, ELECTION_IFACE)
 
 BAD_STRINGS = ['\x01', 'a\nb', 'tab\there', 'x' * 256, '\x7f']
 
@@ -258,6 +258,43 @@ class Methods(et.DaemonTestCase):
             e._call('Enter', 's', ('a',))
         self.assertIn(cm.exception.get_dbus_name(), (ERROR_INVALID_ARGS,))
         self.assertEqual(e.get_term(), (0, '', []))
+
+
+class Limits(et.DaemonTestCase):
+    config_extra = 'MaxElections=3\nMaxCandidates=2\n'
+
+    def test_limits(self):
+        # one daemon per class, so one test walks through both limits in order
+        e = [self.client.election(f'lim{i}') for i in range(4)]
+        rec = et.SignalRecorder(self.bus)
+        try:
+            self.assertEqual(e[0].enter('a'), (1, 'a', ['a']))
+            self.assertEqual(e[0].enter('b', 1), (1, 'a', ['a', 'b']))
+            self.assertDBusError(ERROR_LIMIT_EXCEEDED, e[0].enter, 'c')
+            self.assertDBusError(ERROR_LIMIT_EXCEEDED, e[0].enter, 'c', 1)
+            # re-Enter of a candidate is not a new candidate
+            self.assertEqual(e[0].enter('b', 0), (1, 'a', ['a', 'b']))
+            self.assertEqual(e[0].leave('a'), (2, 'b', ['b']))
+            self.assertEqual(e[0].enter('c'), (2, 'b', ['b', 'c']))
+            e[1].enter('x')
+            e[2].enter('y')
+            self.assertDBusError(ERROR_LIMIT_EXCEEDED, e[3].enter, 'z')
+            # an election that had a term still counts after its last candidate left
+            e[2].leave('y')
+            self.assertDBusError(ERROR_LIMIT_EXCEEDED, e[3].enter, 'z', 1)
+            # the existing ones still work
+            self.assertEqual(e[2].enter('y2'), (2, 'y2', ['y2']))
+            rec.sync()
+            n = len(rec.terms())
+            self.assertEqual(n, 8)
+            self.assertDBusError(ERROR_LIMIT_EXCEEDED, e[3].enter, 'z')
+            self.assertDBusError(ERROR_LIMIT_EXCEEDED, e[0].enter, 'd')
+            rec.sync()
+            self.assertEqual(len(rec.terms()), n, 'a refused Enter emitted a signal')
+            self.assertEqual(e[3].get_term(), (0, '', []))
+            self.assertEqual(sorted(n for (n, _, _, _) in self.client.list_elections()), ['lim0', 'lim1', 'lim2'])
+        finally:
+            rec.close()
 
 
 if __name__ == '__main__':
