@@ -136,8 +136,12 @@ static void on_call_done(Manager *m, int status, ElectionResult result, const Te
                                                        "Not a candidate of this election.");
                         break;
                 case ELECTION_LIMIT_EXCEEDED:
+                        /* An election that does not exist yet is still at term 0. */
                         r = sd_bus_reply_method_errorf(c->message, ELECTIOND_ERROR_LIMIT_EXCEEDED,
-                                                       "Too many elections or candidates.");
+                                                       term->id == 0 ? "Too many elections (MaxElections=%u)."
+                                                                     : "Too many candidates (MaxCandidates=%u).",
+                                                       term->id == 0 ? manager_get_config(m)->max_elections
+                                                                     : manager_get_config(m)->max_candidates);
                         break;
                 case ELECTION_ACCESS_DENIED:
                         r = sd_bus_reply_method_errorf(c->message, SD_BUS_ERROR_ACCESS_DENIED,

@@ -344,14 +344,47 @@ static int on_engine_snapshot(void *userdata, GBytes **ret) {
         return election_state_serialize(m->state, ret);
 }
 
+/* A compact fingerprint of an election's term, to spot what a snapshot changed. */
+static char *term_fingerprint(const Election *e) {
+        g_auto(GStrv) ids = election_candidate_ids(e);
+        g_autofree char *joined = g_strjoinv("\n", ids);
+
+        return g_strdup_printf("%" PRIu64 "\n%s", e->term_id, joined);
+}
+
 static int on_engine_restore(void *userdata, const void *data, size_t size) {
         Manager *m = userdata;
+        g_autoptr(GHashTable) before = NULL;
+        g_autoptr(GPtrArray) list = NULL;
         int r;
+
+        /* A snapshot replaces the state wholesale (catch-up in a cluster): remember the terms
+         * so that watchers hear about every election it moved. */
+        if (m->edge) {
+                before = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+                list = election_state_list(m->state);
+                for (unsigned i = 0; i < list->len; i++) {
+                        const Election *e = list->pdata[i];
+                        g_hash_table_insert(before, g_strdup(e->name), term_fingerprint(e));
+                }
+                g_clear_pointer(&list, g_ptr_array_unref);
+        }
 
         r = election_state_restore(m->state, data, size);
         if (r < 0)
                 return log_error_errno(r, "Failed to restore a snapshot of %zu bytes: %m", size);
         log_debug("Restored a snapshot: %u elections.", election_state_count(m->state));
+
+        if (!before)
+                return 0;
+        list = election_state_list(m->state);
+        for (unsigned i = 0; i < list->len; i++) {
+                const Election *e = list->pdata[i];
+                g_autofree char *now = term_fingerprint(e);
+
+                if (!streq_ptr(g_hash_table_lookup(before, e->name), now))
+                        bus_edge_term_changed(m->edge, e);
+        }
         return 0;
 }
 
