@@ -467,6 +467,33 @@ static int do_glib(int argc, char **argv) {
         return failures ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
+/* The daemon runs with MaxCandidates=2: the third Enter hits the limit. */
+static int do_limit(int argc, char **argv) {
+        ElectionClient *byaddr = NULL;
+        Election *e[3];
+        int r;
+
+        /* Connecting by address works like the system bus it points at. */
+        CHECK_OK(election_client_new_address(getenv("DBUS_SYSTEM_BUS_ADDRESS"), &byaddr));
+        client = byaddr;
+        for (int i = 0; i < 3; i++) {
+                char id[8];
+                snprintf(id, sizeof id, "l%d", i);
+                e[i] = get(byaddr, argv[2], id, false);
+        }
+        CHECK_OK(election_enter(e[0], NULL));
+        CHECK_OK(election_enter(e[1], NULL));
+        r = election_enter(e[2], NULL);
+        CHECK(r == -ENOSPC);
+        CHECK(strcmp(election_client_last_error_name(byaddr) ?: "", ELECTION_ERROR_LIMIT_EXCEEDED) == 0);
+        for (int i = 0; i < 3; i++)
+                election_unref(e[i]);
+        election_client_unref(byaddr);
+        if (!failures)
+                printf("limit: all checks passed\n");
+        return failures ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
 int main(int argc, char *argv[]) {
         if (argc >= 4 && strcmp(argv[1], "calls") == 0)
                 return do_calls(argv[2], argv[3]);
@@ -476,7 +503,9 @@ int main(int argc, char *argv[]) {
                 return do_two_handles(argc, argv);
         if (argc >= 3 && strcmp(argv[1], "glib") == 0)
                 return do_glib(argc, argv);
-        fprintf(stderr, "usage: %s calls NAME NODE | watch NAME [ID [enter|enter-reenter]] | two-handles NAME | glib NAME\n",
+        if (argc >= 3 && strcmp(argv[1], "limit") == 0)
+                return do_limit(argc, argv);
+        fprintf(stderr, "usage: %s calls NAME NODE | watch NAME [ID [enter|enter-reenter]] | two-handles NAME | glib NAME | limit NAME\n",
                 argv[0]);
         return 2;
 }

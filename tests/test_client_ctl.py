@@ -163,6 +163,13 @@ class CtlTest(DaemonTestCase):
         finally:
             bus.stop()
 
+    def test_user_bus(self):
+        """--user talks to the session bus (here: the private bus), ignoring the system bus."""
+        env = client_env(self.bus, DBUS_SESSION_BUS_ADDRESS=self.bus.address,
+                         DBUS_SYSTEM_BUS_ADDRESS='unix:path=/nonexistent/bus')
+        self.assertEqual(json.loads(self.ok('--user', '--json', 'status', env=env))['node'], self.node_name)
+        self.assertEqual(self.ctl('--json', 'status', env=env).returncode, EXIT_NOT_RUNNING)
+
     def test_german_messages(self):
         """Under a German locale electionctl speaks German (catalogue from the build tree)."""
         self.assertTrue(os.path.exists(os.path.join(LOCALEDIR, 'de', 'LC_MESSAGES', 'electiond.mo')),
@@ -300,6 +307,20 @@ class CtlTest(DaemonTestCase):
         self.assertEqual(p.wait(15), 128 + signal.SIGKILL)
         self.assertGreaterEqual(time.monotonic() - t0, 0.45)
         self.assertEqual(e.get_term()[2], [])
+
+
+class CtlLimitTest(DaemonTestCase):
+    config_extra = 'MaxCandidates=1\n'
+
+    def test_limit_exceeded(self):
+        name = self.fresh_name()
+        env = client_env(self.bus)
+        self.assertEqual(subprocess.run([ELECTIONCTL, 'enter', name, '--id', 'a', '--persistent'],
+                                        env=env).returncode, 0)
+        r = subprocess.run([ELECTIONCTL, 'enter', name, '--id', 'b', '--persistent'], env=env,
+                           capture_output=True, text=True, timeout=T(30))
+        self.assertEqual(r.returncode, 6, r.stderr)
+        self.assertIn('Limit exceeded', r.stderr)
 
 
 if __name__ == '__main__':

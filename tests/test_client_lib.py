@@ -191,5 +191,17 @@ class ReconnectTest(DaemonTestCase):
         wait_until(lambda: e.get_term()[2] == [], 5, 'the candidacy to go with its connection')
 
 
+class LimitTest(DaemonTestCase):
+    config_extra = 'MaxCandidates=2\n'
+
+    def test_limit_exceeded(self):
+        """LimitExceeded maps to -ENOSPC with its error name (client made by address)."""
+        name = self.fresh_name()
+        r = subprocess.run([TEST_LIBELECTION, 'limit', name], env=client_env(self.bus),
+                           capture_output=True, text=True, timeout=T(60))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn('all checks passed', r.stdout)
+
+
 if __name__ == '__main__':
     main()
