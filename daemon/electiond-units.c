@@ -695,9 +695,13 @@ static void units_subscribe(Units *u) {
 
 /* ---- lifecycle ---- */
 
-/* Whoever leads next must not meet our units still running: flag off, stop, flush. */
+#define EXIT_STOP_BUDGET_USEC (5 * USEC_PER_SEC)
+
+/* Whoever leads next must not meet our units still running: flag off, then stop. At exit we
+ * wait for the replies (bounded): the manager checks the caller's credentials, and a caller
+ * that is already gone gets its request refused. */
 static void units_stop_all(Units *u) {
-        bool sent = false;
+        uint64_t deadline = now_monotonic_usec() + EXIT_STOP_BUDGET_USEC;
         int r;
 
         for (unsigned i = 0; i < u->elections->len; i++) {
@@ -709,21 +713,24 @@ static void units_stop_all(Units *u) {
                 flag_remove(e);
                 e->acted = 0;
                 for (int j = -1; j < 0 || e->config->units[j]; j++) {
+                        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+                        _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
                         const char *unit = j < 0 ? e->target : e->config->units[j];
+                        uint64_t now = now_monotonic_usec();
 
-                        /* No reply wanted: we are exiting. */
-                        r = sd_bus_call_method_async(u->bus, NULL, SD_SERVICE, SD_PATH, SD_MANAGER, "StopUnit", NULL,
-                                                     NULL, "ss", unit, "replace");
+                        if (now >= deadline) {
+                                log_warning("Out of time at exit: not stopping %s.", unit);
+                                continue;
+                        }
+                        r = sd_bus_message_new_method_call(u->bus, &msg, SD_SERVICE, SD_PATH, SD_MANAGER, "StopUnit");
+                        if (r >= 0)
+                                r = sd_bus_message_append(msg, "ss", unit, "replace");
+                        if (r >= 0)
+                                r = sd_bus_call(u->bus, msg, deadline - now, &error, NULL);
                         if (r < 0)
-                                log_warning_errno(r, "Failed to stop %s: %m", unit);
-                        else
-                                sent = true;
+                                log_warning_errno(r, "Failed to stop %s: %s", unit,
+                                                  error.message ?: strerror(-r));
                 }
-        }
-        if (sent) {
-                r = sd_bus_flush(u->bus);
-                if (r < 0)
-                        log_warning_errno(r, "Failed to flush the stop requests: %m");
         }
 }
 

@@ -173,7 +173,8 @@ ExecStopPost=/bin/sh -c 'if test -e {self.flag(election)}; then echo present; el
         try:
             self.wait_active('web-app.service', ('inactive', 'failed'))
         except TimeoutError:
-            raise AssertionError('leader unit still running after the daemon stopped:\n' + out[-4000:])
+            raise AssertionError('leader unit still running after the daemon stopped:\n' + out[-4000:] +
+                                 '\nmanager:\n' + self.sd.read_log()[-3000:])
         self.assertIsNone(self.flag_term())
         self.assertEqual(self.stops_seen(), ['absent', 'absent'])
 
