@@ -44,8 +44,10 @@ typedef struct EngineRequest {
         void *userdata;
 } EngineRequest;
 
+/* Not raft_barrier(): libraft leaves its payload uninitialized, which valgrind reports on every
+ * election; our own no-op entry has the same effect once applied. */
 typedef struct EngineBarrier {
-        struct raft_barrier req;
+        struct raft_apply req;
         Engine *engine;
         uint64_t term;
 } EngineBarrier;
@@ -140,35 +142,40 @@ static int errno_from_raft(int rv) {
 /* --- entry framing ---
  *
  * libraft's disk format only takes entries whose length is a multiple of 8, so every entry is
- * the caller's bytes, then 1-8 padding bytes; the last byte says how many (zeros before it). */
+ * the caller's bytes, then 1-8 padding bytes; the last byte says how many (zeros before it).
+ * With ENTRY_INTERNAL set in that byte the entry is the engine's own (the post-election no-op)
+ * and never reaches the application. */
+
+#define ENTRY_INTERNAL 0x80u
 
 static size_t entry_framed_size(size_t size) {
         return (size / 8 + 1) * 8;
 }
 
-static void entry_frame(void *dest, const void *data, size_t size) {
+static void entry_frame(void *dest, const void *data, size_t size, bool internal) {
         size_t total = entry_framed_size(size);
         uint8_t *p = dest;
 
         if (size > 0)
                 memcpy(p, data, size);
         memset(p + size, 0, total - size);
-        p[total - 1] = (uint8_t) (total - size);
+        p[total - 1] = (uint8_t) ((total - size) | (internal ? ENTRY_INTERNAL : 0));
 }
 
-static int entry_unframe(const void *data, size_t size, size_t *ret_size) {
+static int entry_unframe(const void *data, size_t size, size_t *ret_size, bool *ret_internal) {
         const uint8_t *p = data;
         size_t pad;
 
         if (size < 8 || size % 8 != 0)
                 return -EBADMSG;
-        pad = p[size - 1];
+        pad = p[size - 1] & ~ENTRY_INTERNAL;
         if (pad < 1 || pad > 8)
                 return -EBADMSG;
         for (size_t i = size - pad; i < size - 1; i++)
                 if (p[i] != 0)
                         return -EBADMSG;
         *ret_size = size - pad;
+        *ret_internal = p[size - 1] & ENTRY_INTERNAL;
         return 0;
 }
 
@@ -257,19 +264,20 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
         Engine *e = fsm->data;
         /* libraft bumps last_applied only after apply returns, so this entry is the next one. */
         uint64_t index = (uint64_t) e->raft.last_applied + 1;
+        bool internal;
         size_t size;
         int r;
 
         *result = NULL;
 
-        r = entry_unframe(buf->base, buf->len, &size);
+        r = entry_unframe(buf->base, buf->len, &size, &internal);
         if (r < 0) {
                 /* Every member sees the same bytes, so skipping keeps them all alike. */
                 log_error_errno(r, "Skipping malformed Raft entry %" PRIu64 " (%zu bytes).", index, buf->len);
                 return 0;
         }
 
-        if (e->cb.apply)
+        if (!internal && e->cb.apply)
                 e->cb.apply(e->userdata, buf->base, size, index);
         return 0;
 }
@@ -357,7 +365,7 @@ static bool engine_usable(const Engine *e) {
                 e->barrier_done_term == e->raft.current_term;
 }
 
-static void barrier_cb(struct raft_barrier *req, int status) {
+static void barrier_cb(struct raft_apply *req, int status, void *result) {
         EngineBarrier *b = req->data;
         Engine *e = b->engine;
 
@@ -373,6 +381,7 @@ static void barrier_cb(struct raft_barrier *req, int status) {
 }
 
 static void engine_maybe_start_barrier(Engine *e) {
+        struct raft_buffer buf;
         EngineBarrier *b;
         int r;
 
@@ -386,8 +395,19 @@ static void engine_maybe_start_barrier(Engine *e) {
         b->engine = e;
         b->term = e->raft.current_term;
         b->req.data = b;
-        r = raft_barrier(&e->raft, &b->req, barrier_cb);
+        buf.len = entry_framed_size(0);
+        buf.base = raft_malloc(buf.len);
+        if (!buf.base) {
+                log_oom();
+                g_free(b);
+                return;
+        }
+        entry_frame(buf.base, NULL, 0, true);
+
+        r = raft_apply(&e->raft, &b->req, &buf, 1, barrier_cb);
         if (r != 0) {
+                if (r == RAFT_NOTLEADER || r == RAFT_NOSPACE)
+                        raft_free(buf.base);
                 log_warning("Failed to start post-election barrier: %s (%s)", raft_strerror(r), raft_errmsg(&e->raft));
                 g_free(b);
                 return;
@@ -765,7 +785,7 @@ int engine_submit(Engine *e, const void *data, size_t size, EngineSubmitFn done,
         buf.base = raft_malloc(buf.len);
         if (!buf.base)
                 return log_oom();
-        entry_frame(buf.base, data, size);
+        entry_frame(buf.base, data, size, false);
 
         q = engine_request_new(e, ENGINE_REQUEST_APPLY, done, userdata);
         r = raft_apply(&e->raft, &q->apply, &buf, 1, apply_cb);
