@@ -328,7 +328,7 @@ class Node:
 
     # --- D-Bus helpers ------------------------------------------------------------------------
     def manager(self):
-        return self.bus().get_object(BUS_NAME, MANAGER_PATH)
+        return self.bus().get_object(BUS_NAME, MANAGER_PATH, introspect=False)
 
     def manager_prop(self, prop):
         import dbus
@@ -336,7 +336,7 @@ class Node:
 
     def election(self, name):
         path = self.manager().GetElection(name, dbus_interface=MANAGER_IFACE, timeout=5)
-        return self.bus().get_object(BUS_NAME, path)
+        return self.bus().get_object(BUS_NAME, path, introspect=False)
 
     def get_term(self, name):
         t = self.election(name).GetTerm(dbus_interface=ELECTION_IFACE, timeout=5)
@@ -539,8 +539,9 @@ class Cluster:
                 snaps = [n.snapshot() for n in nodes]
             except Exception:
                 return None
-            return snaps[0] if all(s == snaps[0] for s in snaps) else None
-        return wait_until(same, timeout, "nodes %s to converge" % [n.name for n in nodes], 0.05)
+            # wrapped: an empty snapshot is a valid (falsy) agreement
+            return [snaps[0]] if all(s == snaps[0] for s in snaps) else None
+        return wait_until(same, timeout, "nodes %s to converge" % [n.name for n in nodes], 0.05)[0]
 
     def write_final(self):
         """Final snapshot of every live node, for the checker's missing-change rule."""

@@ -25,6 +25,7 @@ Client records ({"type": "invoke"/"ok"/"fail", "op", "election", "id", "node", "
 """
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -201,7 +202,7 @@ class Client:
     Its bus connection is the owner of the candidacies it enters (flags 0); close() ends it and
     records a client_event "disconnect" so the checker knows the candidacies may go."""
 
-    _req = 0
+    _req = itertools.count(1)   # next() is atomic: clients run in threads
 
     def __init__(self, node, name, writer):
         import dbus
@@ -214,17 +215,16 @@ class Client:
         self.closed = False
 
     def _election(self, election):
-        mgr = self.bus.get_object(BUS_NAME, ROOT)
+        mgr = self.bus.get_object(BUS_NAME, ROOT, introspect=False)
         path = mgr.GetElection(election, dbus_interface=MANAGER_IFACE, timeout=CALL_TIMEOUT)
-        return self.bus.get_object(BUS_NAME, path)
+        return self.bus.get_object(BUS_NAME, path, introspect=False)
 
     def op(self, op, election, cid="", flags=None, timeout=10):
         """Runs Enter/Leave/Anoint/Promote/Evict/GetTerm; returns (term, leader, candidates).
 
         Raises dbus.DBusException after logging a "fail" record with the error name."""
-        Client._req += 1
         base = {"op": op, "election": election, "id": cid or self.node.name, "node": self.node.name,
-                "owner": self.owner, "client": self.name, "req": "%s-%d" % (self.name, Client._req)}
+                "owner": self.owner, "client": self.name, "req": "%s-%d" % (self.name, next(Client._req))}
         if flags is not None:
             base["flags"] = int(flags)
         self.writer.write(dict(base, type="invoke"))
