@@ -17,9 +17,11 @@
 
 #define RETRY_MIN_USEC   (500 * USEC_PER_MSEC)
 #define RETRY_MAX_USEC   (30 * USEC_PER_SEC)
-/* While something is led, re-check LocalLeader this often: a lease can run out without any
- * event reaching us, and demotion must not wait for one. */
-#define RECHECK_USEC     (200 * USEC_PER_MSEC)
+/* A safety net under the manager's notifications: re-check LocalLeader this often. While
+ * something is led, demotion must not wait for an event (a lease can run out silently); while
+ * nothing is, a missed event only delays a start. */
+#define RECHECK_LEADING_USEC (100 * USEC_PER_MSEC)
+#define RECHECK_IDLE_USEC    (1 * USEC_PER_SEC)
 
 typedef struct UnitsElection UnitsElection;
 
@@ -419,13 +421,12 @@ static int recheck_cb(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 static void units_update_recheck(Units *u) {
-        if (units_n_leading(u) == 0) {
-                u->recheck = sd_event_source_disable_unref(u->recheck);
+        uint64_t usec = units_n_leading(u) > 0 ? RECHECK_LEADING_USEC : RECHECK_IDLE_USEC;
+
+        if (!u->started || u->elections->len == 0)
                 return;
-        }
-        if (u->recheck)
-                return;
-        if (schedule(u, &u->recheck, RECHECK_USEC, recheck_cb, u) >= 0)
+        /* Re-armed on every change, so that the period follows whether we lead. */
+        if (schedule(u, &u->recheck, usec, recheck_cb, u) >= 0)
                 /* Lease expiry goes before ordinary work. */
                 (void) sd_event_source_set_priority(u->recheck, SD_EVENT_PRIORITY_IMPORTANT);
 }
@@ -814,6 +815,7 @@ int units_start(Units *u) {
         }
         /* Units left running by an earlier run are stopped unless we lead right now. */
         units_evaluate_all(u);
+        units_update_recheck(u);
         return 0;
 }
 
