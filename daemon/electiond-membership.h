@@ -35,10 +35,12 @@
 #define MEMBER_ADDRESSES_MAX  8
 #define MEMBER_TAGS_MAX       256
 
+/* No padding: compared with memcmp(). */
 typedef struct MemberAddress {
         uint8_t family;         /* AF_INET or AF_INET6 */
-        uint8_t addr[16];       /* IPv4 uses the first 4 bytes */
+        uint8_t reserved;       /* 0 */
         uint16_t port;          /* host byte order */
+        uint8_t addr[16];       /* IPv4 uses the first 4 bytes */
 } MemberAddress;
 
 typedef enum MemberState {

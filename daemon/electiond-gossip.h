@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The gossip runtime: one UDP socket (IPv4, INADDR_ANY:Port) on sd-event, the membership rules
+ * driven by a CLOCK_BOOTTIME timer with 1 µs accuracy at high priority, the wire codec, libnl
+ * for the addresses to advertise and for link changes, multicast discovery on the configured
+ * interfaces and unicast pings to Peers=.
+ *
+ * Multicast discovery group: 239.255.46.80 (IPv4 organization-local scope, RFC 2365), on Port=,
+ * TTL 1, sent on each configured up interface that supports multicast, every second. Anything
+ * received is accepted on any interface if it authenticates: the HMAC is the boundary.
+ *
+ * Nothing is created by gossip_new(): no socket exists and nothing is sent until gossip_start().
+ * The daemon only starts it when KeyFile= is set. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "electiond-config.h"
+#include "electiond-membership.h"
+#include "electiond-wire.h"
+
+#define GOSSIP_MULTICAST_GROUP "239.255.46.80"
+#define GOSSIP_DISCOVERY_INTERVAL_USEC (1 * USEC_PER_SEC)
+
+typedef struct Gossip Gossip;
+
+typedef struct GossipCallbacks {
+        /* A member joined, changed state or changed tags/addresses (see MembershipEvent). */
+        void (*member_event)(Gossip *g, MembershipEvent event, const Member *member, void *userdata);
+        /* Our own connectivity changed: any_up is false when no configured interface is up with
+         * an address. Called at once on a netlink notification: drop leadership right away. */
+        void (*links_changed)(Gossip *g, bool any_up, void *userdata);
+} GossipCallbacks;
+
+/* config: cluster name, Interfaces=, Port=, Peers=, timing (copied). key: the cluster secret
+ * (≥ WIRE_KEY_MIN bytes). node_id: persistent, unique. tags: opaque for the consensus layer
+ * (≤ MEMBER_TAGS_MAX bytes). */
+int gossip_new(sd_event *event, const Config *config, uint64_t node_id, const void *key, size_t key_size,
+               const void *tags, size_t tags_size, const GossipCallbacks *callbacks, void *userdata,
+               Gossip **ret);
+Gossip *gossip_free(Gossip *g);
+
+/* Opens the socket, starts netlink, timers and discovery. */
+int gossip_start(Gossip *g);
+/* Graceful leave: tells some members, then stops probing (free it afterwards). */
+int gossip_leave(Gossip *g);
+
+int gossip_set_tags(Gossip *g, const void *tags, size_t tags_size);
+/* Watched members (voters, owners of leaders) are probed every interval. */
+int gossip_set_watched(Gossip *g, const char *name, bool watched);
+
+const Membership *gossip_get_membership(const Gossip *g);
+const Wire *gossip_get_wire(const Gossip *g);
+uint16_t gossip_get_port(const Gossip *g);     /* the bound port (Port=0 → ephemeral) */
+
+/* Lease anchor (see membership_quorum_contact_usec()), but 0 while no configured link is up and
+ * never earlier than the last time one of our links went down. */
+uint64_t gossip_quorum_contact_usec(const Gossip *g, const char *const *voters, size_t n_voters,
+                                    size_t n_needed, uint64_t now);
