@@ -5,6 +5,7 @@
 #include <net/if.h>
 
 #include "electiond-config.h"
+#include "electiond-elections-d.h"
 #include "electiond-util.h"
 
 /* Durations beyond a year are certainly typos; the cap also keeps usec arithmetic far from overflow. */
@@ -33,6 +34,8 @@ static const ConfigKey config_keys[] = {
         { "Node",    "MaxElections",       KIND_UINT,     offsetof(Config, max_elections), 0, UINT32_MAX },
         { "Node",    "MaxCandidates",      KIND_UINT,     offsetof(Config, max_candidates), 0, UINT32_MAX },
         { "Node",    "CommitTimeoutSec",   KIND_DURATION, offsetof(Config, commit_timeout_usec) },
+        { "Node",    "ElectionsDirectory", KIND_PATH,     offsetof(Config, elections_dir) },
+        { "Node",    "RuntimeDirectory",   KIND_PATH,     offsetof(Config, runtime_dir) },
         { "Cluster", "Name",               KIND_NAME,     offsetof(Config, cluster_name) },
         { "Cluster", "KeyFile",            KIND_PATH,     offsetof(Config, key_file) },
         { "Cluster", "Interfaces",         KIND_IFNAMES,  offsetof(Config, interfaces) },
@@ -52,6 +55,8 @@ void config_init_defaults(Config *c) {
                 .max_elections = 65536,
                 .max_candidates = 1024,
                 .commit_timeout_usec = 5 * USEC_PER_SEC,
+                .elections_dir = g_strdup(ELECTIOND_DEFAULT_ELECTIONS_DIR),
+                .runtime_dir = g_strdup(ELECTIOND_DEFAULT_RUNTIME_DIR),
                 .cluster_name = g_strdup("default"),
                 .port = 7946,
                 .bootstrap_expect = 1,
@@ -67,6 +72,8 @@ void config_done(Config *c) {
         if (!c)
                 return;
         g_clear_pointer(&c->node_name, g_free);
+        g_clear_pointer(&c->elections_dir, g_free);
+        g_clear_pointer(&c->runtime_dir, g_free);
         g_clear_pointer(&c->cluster_name, g_free);
         g_clear_pointer(&c->key_file, g_free);
         g_clear_pointer(&c->interfaces, g_strfreev);

@@ -14,6 +14,8 @@ typedef struct Config {
         unsigned max_elections;     /* MaxElections=, default 65536 (0 = unlimited) */
         unsigned max_candidates;    /* MaxCandidates=, default 1024 per election (0 = unlimited) */
         uint64_t commit_timeout_usec; /* CommitTimeoutSec=, default 5 s: pending calls fail with NoQuorum after it */
+        char *elections_dir;        /* ElectionsDirectory=, default /etc/electiond/elections.d (units module) */
+        char *runtime_dir;          /* RuntimeDirectory=, default /run/electiond (leader flag files) */
 
         /* [Cluster]: only used when key_file is set; otherwise the node is standalone and
          * sends nothing on the network. */

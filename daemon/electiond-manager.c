@@ -8,6 +8,7 @@
 
 #include "electiond-bus.h"
 #include "electiond-manager.h"
+#include "electiond-units.h"
 #include "electiond-util.h"
 
 /* A command waiting to be committed; completed exactly once (applied, failed or timed out). */
@@ -40,6 +41,8 @@ struct Manager {
         Engine *engine;
         ElectionState *state;
         BusEdge *edge;
+        Units *units;            /* leadership-driven systemd units (elections.d) */
+        unsigned units_leading;  /* as last put in STATUS= */
 
         uint64_t run_id;
         uint64_t next_request_id;
@@ -292,13 +295,23 @@ int manager_submit(Manager *m, Command *c, ManagerDoneFn done, void *userdata) {
         return manager_submit_full(m, c, m->config.commit_timeout_usec, done, userdata);
 }
 
-static void on_election_changed(const Election *e, void *userdata) {
-        Manager *m = userdata;
+static void manager_update_status(Manager *m, bool ready);
 
+/* Everyone who reacts to a changed election, in commit order. */
+static void manager_election_changed(Manager *m, const Election *e) {
         log_debug("Election '%s' now at term %" PRIu64 ", leader '%s', %u candidates.",
                   e->name, e->term_id, election_leader(e), e->candidates->len);
         if (m->edge)
                 bus_edge_term_changed(m->edge, e);
+        if (m->units) {
+                units_election_changed(m->units, e);
+                if (units_n_leading(m->units) != m->units_leading)
+                        manager_update_status(m, false);
+        }
+}
+
+static void on_election_changed(const Election *e, void *userdata) {
+        manager_election_changed(userdata, e);
 }
 
 static void on_engine_apply(void *userdata, const void *data, size_t size, uint64_t index) {
@@ -360,7 +373,7 @@ static int on_engine_restore(void *userdata, const void *data, size_t size) {
 
         /* A snapshot replaces the state wholesale (catch-up in a cluster): remember the terms
          * so that watchers hear about every election it moved. */
-        if (m->edge) {
+        if (m->edge || m->units) {
                 before = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
                 list = election_state_list(m->state);
                 for (unsigned i = 0; i < list->len; i++) {
@@ -383,7 +396,7 @@ static int on_engine_restore(void *userdata, const void *data, size_t size) {
                 g_autofree char *now = term_fingerprint(e);
 
                 if (!streq_ptr(g_hash_table_lookup(before, e->name), now))
-                        bus_edge_term_changed(m->edge, e);
+                        manager_election_changed(m, e);
         }
         return 0;
 }
@@ -392,12 +405,17 @@ static void start_drop_run(Manager *m);
 
 /* STATUS= for systemctl status: node, engine role, quorum, and how much state we hold. */
 static void manager_update_status(Manager *m, bool ready) {
+        g_autofree char *units = NULL;
+
+        m->units_leading = units_n_leading(m->units);
         if (!m->serving)
                 return;
-        (void) sd_notifyf(false, "%sSTATUS=Node %s: %s, %s, elections: %u",
+        if (units_n_elections(m->units) > 0)
+                units = g_strdup_printf(", leading %u of %u configured", m->units_leading, units_n_elections(m->units));
+        (void) sd_notifyf(false, "%sSTATUS=Node %s: %s, %s, elections: %u%s",
                           ready ? "READY=1\n" : "", m->config.node_name, engine_role_name(m->engine),
                           manager_quorate(m) ? "quorate" : "no quorum",
-                          election_state_count(m->state));
+                          election_state_count(m->state), units ?: "");
 }
 
 static int on_name_acquired(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
@@ -458,8 +476,13 @@ static void on_drop_run_done(Manager *m, int status, ElectionResult result, cons
         if (m->edge)
                 return;
         r = start_serving(m);
-        if (r < 0)
+        if (r < 0) {
                 (void) sd_event_exit(m->event, EXIT_FAILURE);
+                return;
+        }
+        r = units_start(m->units);
+        if (r < 0)
+                log_warning_errno(r, "Failed to start driving leader units, continuing without: %m");
 }
 
 /* Candidacies bound to connections of an earlier run of this daemon are gone with it. */
@@ -593,6 +616,10 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
                 .restore = on_engine_restore,
                 .role_changed = on_engine_role_changed,
         };
+        r = units_new(m, m->config.elections_dir, m->config.runtime_dir, &m->units);
+        if (r < 0)
+                return log_error_errno(r, "Failed to load elections from %s: %m", m->config.elections_dir);
+
         r = engine_new(m->event, &ec, &callbacks, m, &m->engine);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the replication engine in %s: %m", m->engine_dir);
@@ -639,6 +666,8 @@ Manager *manager_free(Manager *m) {
                         pending_fail(l->data, -ESHUTDOWN);
         }
 
+        /* Stops leader units, so it must go while the bus is still open. */
+        m->units = units_free(m->units);
         m->edge = bus_edge_free(m->edge);
         m->name_slot = sd_bus_slot_unref(m->name_slot);
         m->flush_event = sd_event_source_disable_unref(m->flush_event);

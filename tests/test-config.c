@@ -30,6 +30,8 @@ static void test_defaults(void) {
         g_assert_cmpuint(c.max_elections, ==, 65536);
         g_assert_cmpuint(c.max_candidates, ==, 1024);
         g_assert_cmpuint(c.commit_timeout_usec, ==, 5 * USEC_PER_SEC);
+        g_assert_cmpstr(c.elections_dir, ==, "/etc/electiond/elections.d");
+        g_assert_cmpstr(c.runtime_dir, ==, "/run/electiond");
         g_assert_cmpstr(c.cluster_name, ==, "default");
         g_assert_null(c.key_file);
         g_assert_null(c.interfaces);
@@ -72,6 +74,8 @@ static void test_every_key(void) {
                                   "MaxElections=7\n"
                                   "MaxCandidates=0\n"
                                   "CommitTimeoutSec=0.25\n"
+                                  "ElectionsDirectory=/srv/el.d\n"
+                                  "RuntimeDirectory=/run/x\n"
                                   "[Cluster]\n"
                                   "Name=lab\n"
                                   "KeyFile=/etc/electiond/cluster.key\n"
@@ -90,6 +94,8 @@ static void test_every_key(void) {
         g_assert_cmpuint(c.max_elections, ==, 7);
         g_assert_cmpuint(c.max_candidates, ==, 0);
         g_assert_cmpuint(c.commit_timeout_usec, ==, 250 * USEC_PER_MSEC);
+        g_assert_cmpstr(c.elections_dir, ==, "/srv/el.d");
+        g_assert_cmpstr(c.runtime_dir, ==, "/run/x");
         g_assert_cmpstr(c.cluster_name, ==, "lab");
         g_assert_cmpstr(c.key_file, ==, "/etc/electiond/cluster.key");
         g_assert_true(config_is_clustered(&c));
@@ -148,6 +154,8 @@ static const Malformed malformed[] = {
         { "Node",    "CommitTimeoutSec",   "0x10" },
         { "Node",    "CommitTimeoutSec",   "1.2.3" },
         { "Node",    "CommitTimeoutSec",   "100000000" },
+        { "Node",    "ElectionsDirectory", "elections.d" },
+        { "Node",    "RuntimeDirectory",   "" },
         { "Cluster", "Name",               "" },
         { "Cluster", "KeyFile",            "relative/key" },
         { "Cluster", "Interfaces",         "eth0;a/b" },
