@@ -509,23 +509,37 @@ class Cluster:
             n.net.apply_rules()
 
     # --- checks ---------------------------------------------------------------------------
-    def udp_count(self, src, dst, count=20, window=0.5, port=40000):
+    def udp_count(self, src, dst, count=20, window=0.5, port=40000, group=None):
         """Sends count datagrams src -> dst inside their namespaces; returns how many arrived.
-        The receiver stops window seconds after the first datagram (or after window if none)."""
+        The receiver stops window seconds after the first datagram (or after window if none).
+        With group (a multicast address), dst joins it on its veth and src sends to it."""
         src, dst = self._nodes([src, dst])
         probe = os.path.join(HERE, "udpprobe.py")
-        r = subprocess.Popen(netns.ns_argv(dst.ns, [PY, probe, "recv", dst.addr, str(port), str(window)]),
+        target = group or dst.addr
+        r = subprocess.Popen(netns.ns_argv(dst.ns, [PY, probe, "recv", target, str(port), str(window)]
+                                           + ([dst.addr] if group else [])),
                              stdout=subprocess.PIPE, text=True)
         try:
             if r.stdout.readline().strip() != "ready":
                 raise RuntimeError("udp receiver did not start")
-            netns.ns_run(src.ns, [PY, probe, "send", dst.addr, str(port), str(count)])
+            netns.ns_run(src.ns, [PY, probe, "send", target, str(port), str(count)]
+                         + ([src.addr] if group else []))
             out, _ = r.communicate(timeout=window + 30)
         finally:
             if r.poll() is None:
                 r.kill()
                 r.wait()
         return int(out.strip())
+
+    def send_udp(self, src, addr, port, payload):
+        """Sends one datagram with payload (bytes) from inside src's namespace (garbage tests)."""
+        src = self._nodes([src])[0]
+        code = ("import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+                "s.sendto(sys.stdin.buffer.read(), (%r, %d))" % (addr, int(port)))
+        p = subprocess.run(netns.ns_argv(src.ns, [PY, "-c", code]), input=payload, capture_output=True,
+                           timeout=30)
+        if p.returncode != 0:
+            raise RuntimeError("send_udp failed: %s" % p.stderr.decode(errors="replace"))
 
     def live_nodes(self):
         return [n for n in self.nodes if n.alive() and not n.stopped]

@@ -91,6 +91,24 @@ class NetTest(unittest.TestCase):
         self.assertEqual(self.count("n1", "n3"), 20)
         self.assertEqual(self.count("n3", "n1"), 20)
 
+    def test_01b_multicast_reaches_all(self):
+        # The daemon discovers peers by multicast on veth0 (gossip group 239.255.46.80).
+        g = "239.255.46.80"
+        self.assertEqual(self.c.udp_count("n1", "n2", window=0.4, group=g, port=40001), 20)
+        self.assertEqual(self.c.udp_count("n1", "n3", window=0.4, group=g, port=40001), 20)
+        self.c.partition([["n1"], ["n2", "n3"]])
+        self.assertEqual(self.c.udp_count("n1", "n2", window=0.4, group=g, port=40001), 0)
+
+    def test_01c_send_udp(self):
+        probe = os.path.join(HERE, "udpprobe.py")
+        r = subprocess.Popen(netns.ns_argv(self.c.node("n2").ns,
+                                           [cluster.PY, probe, "recv", "198.18.0.2", "40002", "0.5"]),
+                             stdout=subprocess.PIPE, text=True)
+        self.assertEqual(r.stdout.readline().strip(), "ready")
+        self.c.send_udp("n1", "198.18.0.2", 40002, b"\x00garbage\xff")
+        out, _ = r.communicate(timeout=10)
+        self.assertEqual(out.strip(), "1")
+
     def test_02_two_way_partition_and_heal(self):
         self.c.partition([["n1"], ["n2", "n3"]])
         self.assertEqual(self.count("n1", "n2"), 0)
