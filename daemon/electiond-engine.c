@@ -92,6 +92,7 @@ struct Engine {
 
         unsigned last_state;          /* as last reported through role_changed */
         bool last_usable;
+        uint64_t last_leader;
 
         unsigned n_requests;          /* in flight, for the shutdown sanity check */
 };
@@ -417,6 +418,7 @@ static void engine_maybe_start_barrier(Engine *e) {
 
 /* After every pass through libuv: start the barrier if we just won, tell the owner if anything moved. */
 static void engine_after_run(Engine *e) {
+        uint64_t leader;
         unsigned state;
         bool usable;
 
@@ -424,14 +426,16 @@ static void engine_after_run(Engine *e) {
 
         state = engine_state(e);
         usable = engine_usable(e);
-        if (state == e->last_state && usable == e->last_usable)
+        engine_leader(e, &leader, NULL);
+        if (state == e->last_state && usable == e->last_usable && leader == e->last_leader)
                 return;
 
-        log_debug("Raft state %s -> %s%s (term %llu).",
+        log_debug("Raft state %s -> %s%s (term %llu, leader %" PRIu64 ").",
                   state_to_string(e->last_state), state_to_string(state),
-                  usable ? ", usable" : "", e->raft.current_term);
+                  usable ? ", usable" : "", e->raft.current_term, leader);
         e->last_state = state;
         e->last_usable = usable;
+        e->last_leader = leader;
         if (e->cb.role_changed)
                 e->cb.role_changed(e->userdata);
 }
@@ -925,7 +929,7 @@ void engine_leader(Engine *e, uint64_t *ret_id, const char **ret_address) {
 
         assert(e);
 
-        if (e->raft_initialized && !e->closing)
+        if (e->raft_initialized && e->started && !e->closing)
                 raft_leader(&e->raft, &id, &address);
         if (ret_id)
                 *ret_id = id;

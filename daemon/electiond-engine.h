@@ -32,7 +32,8 @@ typedef struct EngineCallbacks {
         /* Serialize / replace the application state (log compaction, catch-up of new members). */
         int (*snapshot)(void *userdata, GBytes **ret);
         int (*restore)(void *userdata, const void *data, size_t size);
-        /* Raft role changed, or leadership became usable (after the post-election barrier). */
+        /* Raft role changed, leadership became usable (after the post-election barrier), or the
+         * leader this node knows of changed. */
         void (*role_changed)(void *userdata);
 } EngineCallbacks;
 

@@ -629,6 +629,8 @@ static void test_cluster_two_nodes(void) {
         engine_leader(e2, &leader_id, &leader_address);
         g_assert_cmpuint(leader_id, ==, 1);
         g_assert_cmpstr(leader_address, ==, addr1);
+        /* Started as follower, then learnt who leads: both reported. */
+        g_assert_cmpuint(f2.n_role_changes, >=, 2);
 
         /* Hand leadership over; the new leader serves after its own barrier. */
         g_assert_cmpint(engine_transfer_leadership(e1, 2, tracker_done, &change), ==, 0);
