@@ -777,7 +777,9 @@ static int election_call_async(Election *e, const char *method, const char *arg,
                 return r;
         /* The slot owns the call record (and through it a reference on the handle) until the reply. */
         sd_bus_slot_set_destroy_callback(slot, async_call_destroy);
+        /* Floating: the bus takes its own reference on the slot, so drop ours. */
         sd_bus_slot_set_floating(slot, 1);
+        sd_bus_slot_unref(slot);
         election_ref(e);
         if (strcmp(method, "Enter") == 0)
                 e->enters_pending++;

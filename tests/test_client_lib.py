@@ -10,7 +10,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from electiond_test import DaemonTestCase, T, main, wait_until  # noqa: E402
+from electiond_test import DaemonTestCase, T, main, wait_until, wrapper_argv  # noqa: E402
 from test_client_common import CAMPAIGN, TEST_LIBELECTION, LineProcess, client_env  # noqa: E402
 
 ESHUTDOWN = 108
@@ -40,7 +40,8 @@ class LibTest(DaemonTestCase):
     def test_calls(self):
         """Every call, sync and async, and every error name, checked inside the C program."""
         name = self.fresh_name()
-        r = subprocess.run([TEST_LIBELECTION, 'calls', name, self.node_name], env=client_env(self.bus),
+        # under ELECTIOND_WRAPPER (valgrind, ...) the library is checked as well
+        r = subprocess.run(wrapper_argv() + [TEST_LIBELECTION, 'calls', name, self.node_name], env=client_env(self.bus),
                            capture_output=True, text=True, timeout=T(60))
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn('all checks passed', r.stdout)
