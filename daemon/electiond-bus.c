@@ -261,6 +261,7 @@ static void on_drop_owner_done(Manager *m, int status, ElectionResult result, co
 
 static void tracked_owner_gone(TrackedOwner *o) {
         BusEdge *b = o->edge;
+        char *owner;
         Command *c;
         int r;
 
@@ -273,9 +274,12 @@ static void tracked_owner_gone(TrackedOwner *o) {
         c->node = g_strdup(manager_node_name(b->manager));
         c->owner = g_strdup(o->owner);
         c->run = manager_run_id(b->manager);
-        r = manager_submit(b->manager, c, on_drop_owner_done, g_strdup(o->owner));
-        if (r < 0)
+        owner = g_strdup(o->owner);
+        r = manager_submit(b->manager, c, on_drop_owner_done, owner);
+        if (r < 0) {
                 log_warning_errno(r, "Failed to submit removal of %s's candidacies: %m", o->owner);
+                g_free(owner);
+        }
 
         g_hash_table_remove(b->tracks, o->owner); /* frees o */
 }
@@ -289,7 +293,8 @@ static int on_name_owner_checked(sd_bus_message *reply, void *userdata, sd_bus_e
         TrackedOwner *o = userdata;
 
         o->check_slot = sd_bus_slot_unref(o->check_slot);
-        if (sd_bus_message_is_method_error(reply, NULL))
+        /* Only a definite "no such name" means gone; a slow bus is no reason to drop anyone. */
+        if (sd_bus_message_is_method_error(reply, "org.freedesktop.DBus.Error.NameHasNoOwner"))
                 tracked_owner_gone(o);
         return 0;
 }
