@@ -628,6 +628,41 @@ int engine_bootstrap(Engine *e, const EngineServer *servers, size_t n) {
         return 0;
 }
 
+int engine_recover(Engine *e, const EngineServer *servers, size_t n) {
+        struct raft_configuration conf;
+        int r;
+
+        assert(e);
+        assert(servers || n == 0);
+
+        if (e->started)
+                return -EBUSY;
+        if (n == 0)
+                return -EINVAL;
+
+        raft_configuration_init(&conf);
+        for (size_t i = 0; i < n; i++) {
+                r = raft_configuration_add(&conf, servers[i].id, servers[i].address,
+                                           servers[i].voter ? RAFT_VOTER : RAFT_STANDBY);
+                if (r != 0) {
+                        raft_configuration_close(&conf);
+                        log_error("Invalid recovery server %" PRIu64 " (%s): %s",
+                                  servers[i].id, servers[i].address, raft_strerror(r));
+                        return errno_from_raft(r);
+                }
+        }
+
+        /* Appends the configuration to the log on disk; the state machine is kept. */
+        r = raft_recover(&e->raft, &conf);
+        raft_configuration_close(&conf);
+        if (r != 0) {
+                log_error("Failed to force Raft configuration: %s (%s)", raft_strerror(r), raft_errmsg(&e->raft));
+                return errno_from_raft(r);
+        }
+        log_info("Forced a new Raft configuration with %zu servers.", n);
+        return 0;
+}
+
 int engine_start(Engine *e) {
         int r;
 

@@ -87,6 +87,11 @@ typedef struct EngineServer {
  * bootstrapper listing other voters could never be elected. The alternative is to bootstrap one
  * node as the only voter and grow with engine_add_member() + engine_assign_member(). */
 int engine_bootstrap(Engine *e, const EngineServer *servers, size_t n);
+/* Before engine_start(), on a directory WITH state: replace the membership by appending a new
+ * configuration to the log, keeping every entry (libraft's raft_recover()). For leaving
+ * standalone mode (whose only voter is at address "standalone") or recovering from a lost
+ * quorum; only ever on one node, whose directory then seeds the others. */
+int engine_recover(Engine *e, const EngineServer *servers, size_t n);
 /* Leader only. Membership changes complete asynchronously with done(status): 0 once the new
  * configuration is committed, -ENOTCONN leadership lost, -EBUSY another change in progress,
  * -EEXIST duplicate id/address, -ENOENT unknown id, -EHOSTUNREACH new member failed to catch up,

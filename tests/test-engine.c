@@ -920,6 +920,68 @@ static void test_entry_sizes(void) {
         rm_rf(dir);
 }
 
+/* A standalone node becomes the first member of a cluster without losing anything. */
+static void test_standalone_to_cluster(void) {
+        g_autofree char *dir1 = make_tmpdir(), *dir2 = make_tmpdir();
+        g_autofree char *addr1 = loopback_address(), *addr2 = loopback_address();
+        sd_event *event = NULL;
+        Engine *e1 = NULL, *e2 = NULL;
+        TestFsm f1, f2;
+        Tracker t = {}, change = {};
+        EngineServer self = { .id = 1, .address = addr1, .voter = true };
+        EngineConfig c1 = { .dir = dir1, .server_id = 1, .address = addr1 };
+        EngineConfig c2 = { .dir = dir2, .server_id = 2, .address = addr2 };
+
+        g_assert_cmpint(sd_event_new(&event), >=, 0);
+        test_fsm_init(&f1);
+        test_fsm_init(&f2);
+
+        (void) open_engine_leader(event, dir1, 0, &f1, &e1);
+        for (unsigned i = 0; i < 20; i++)
+                submit_value(e1, i, &t);
+        wait_tracker(event, &t, 20);
+        e1 = engine_free(e1);
+
+        /* Same directory, now clustered: without recovery the old "standalone" member stays. */
+        test_fsm_done(&f1);
+        test_fsm_init(&f1);
+        g_assert_cmpint(engine_new(event, &c1, &test_callbacks, &f1, &e1), ==, 0);
+        g_assert_cmpint(engine_bootstrap(e1, &self, 1), ==, -EEXIST);
+        g_assert_cmpint(engine_recover(e1, &self, 1), ==, 0);
+        g_assert_cmpint(engine_start(e1), ==, 0);
+        g_assert_cmpint(engine_recover(e1, &self, 1), ==, -EBUSY);
+        g_assert_true(run_until(event, cond_leader, e1, WAIT_USEC));
+        assert_values_sequence(&f1, 20);
+
+        g_autofree EngineServer *servers = NULL;
+        size_t n_servers;
+        g_assert_cmpint(engine_get_servers(e1, &servers, &n_servers), ==, 0);
+        g_assert_cmpuint(n_servers, ==, 1);
+        g_assert_cmpstr(servers[0].address, ==, addr1);
+
+        /* A new member gets the whole history, including what predates the cluster. */
+        g_assert_cmpint(engine_new(event, &c2, &test_callbacks, &f2, &e2), ==, 0);
+        g_assert_cmpint(engine_start(e2), ==, 0);
+        g_assert_cmpint(engine_add_member(e1, 2, addr2, tracker_done, &change), ==, 0);
+        wait_tracker(event, &change, 1);
+        g_assert_cmpint(engine_assign_member(e1, 2, true, tracker_done, &change), ==, 0);
+        wait_tracker(event, &change, 2);
+        g_assert_cmpuint(change.n_ok, ==, 2);
+        submit_value(e1, 20, &t);
+        wait_tracker(event, &t, 21);
+        g_assert_cmpuint(t.n_ok, ==, 21);
+        wait_applied(event, &f2, 21);
+        assert_values_sequence(&f2, 21);
+
+        engine_free(e1);
+        engine_free(e2);
+        test_fsm_done(&f1);
+        test_fsm_done(&f2);
+        sd_event_unref(event);
+        rm_rf(dir1);
+        rm_rf(dir2);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         setvbuf(stdout, NULL, _IOLBF, 0);
@@ -935,5 +997,6 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/engine/reentrant-submit", test_reentrant_submit);
         g_test_add_func("/engine/cluster-two-nodes", test_cluster_two_nodes);
         g_test_add_func("/engine/cluster-failover", test_cluster_failover);
+        g_test_add_func("/engine/standalone-to-cluster", test_standalone_to_cluster);
         return g_test_run();
 }
