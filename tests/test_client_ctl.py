@@ -13,7 +13,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from electiond_test import (NOBODY, ClientProcess, DaemonTestCase, PrivateBus, T,  # noqa: E402
+from electiond_test import (NOBODY, ClientProcess, Daemon, DaemonTestCase, PrivateBus, T,  # noqa: E402
                             main, wait_until)
 from test_client_common import ELECTIONCTL, LOCALEDIR, LineProcess, client_env  # noqa: E402
 
@@ -307,6 +307,64 @@ class CtlTest(DaemonTestCase):
         self.assertEqual(p.wait(15), 128 + signal.SIGKILL)
         self.assertGreaterEqual(time.monotonic() - t0, 0.45)
         self.assertEqual(e.get_term()[2], [])
+
+
+class CtlRestartTest(DaemonTestCase):
+    """electionctl across a daemon restart."""
+
+    def test_run_stops_command_while_daemon_is_away(self):
+        name = self.fresh_name()
+        marker = tempfile.mktemp(prefix='electionctl-run-')
+        self.addCleanup(lambda: os.path.exists(marker) and os.unlink(marker))
+        script = ('echo start $ELECTION_TERM $$ >> "$MARKER"; trap \'echo stop $$ >> "$MARKER"; exit 0\' TERM; '
+                  'while :; do sleep 0.05; done')
+        p = LineProcess([ELECTIONCTL, 'run', name, '--id', 'rr', '--', 'sh', '-c', script],
+                        client_env(self.bus, MARKER=marker))
+        self.addCleanup(p.close)
+        w = LineProcess([ELECTIONCTL, '--json', 'watch', name], client_env(self.bus))
+        self.addCleanup(w.close)
+        wait_until(lambda: len(read_lines(marker)) == 1, 10, 'COMMAND to start')
+        first = int(read_lines(marker)[0][1])
+
+        # Without the daemon leadership is unknown: COMMAND stops; after the restart run enters
+        # again (its old candidacy was dropped with the old run) and starts a new COMMAND.
+        self.daemon.restart(hard=True)
+        wait_until(lambda: len(read_lines(marker)) == 3, 15, 'COMMAND to stop and start again')
+        lines = read_lines(marker)
+        self.assertEqual([l[0] for l in lines], ['start', 'stop', 'start'])
+        self.assertGreater(int(lines[2][1]), first)
+        self.assertEqual(self.client.election(name).get_term()[1], 'rr')
+        self.assertIsNone(p.proc.poll())
+        self.assertEqual(p.stop(signal.SIGTERM, 15), 0)
+        self.assertEqual(self.client.election(name).get_term()[2], [])
+
+        # watch said the daemon went away and printed the term again afterwards
+        self.assertEqual(w.stop(), 0)
+        self.assertIn('electiond went away', w.stderr())
+        terms = [json.loads(l)['term'] for l in w.lines]
+        self.assertEqual(terms, sorted(terms))
+        self.assertIn(int(lines[2][1]), terms)
+
+
+class CtlBusLossTest(unittest.TestCase):
+    """watch ends with exit status 3 when the bus itself goes away."""
+
+    def test_watch_bus_lost(self):
+        bus = PrivateBus()
+        daemon = None
+        try:
+            daemon = Daemon(bus)
+            w = LineProcess([ELECTIONCTL, 'watch', 'lost'], client_env(bus))
+            self.addCleanup(w.close)
+            w.wait_for(lambda ls: ls, 10, 'the initial term')
+            bus.proc.kill()
+            self.assertEqual(w.wait(10), EXIT_NOT_RUNNING)
+            self.assertIn('Lost the connection to the bus', w.stderr())
+        finally:
+            if daemon:
+                daemon.kill()
+                daemon.cleanup()
+            bus.stop()
 
 
 class CtlLimitTest(DaemonTestCase):
