@@ -21,7 +21,6 @@ FAKE = textwrap.dedent('''\
     from gi.repository import GLib
     dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
     conn = dbus.bus.BusConnection(os.environ['DBUS_SYSTEM_BUS_ADDRESS'])
-    conn.request_name('org.electiond.Election1')
     loop = GLib.MainLoop()
     def term():
         mode = os.environ.get('FAKE_MODE', '')
@@ -34,6 +33,7 @@ FAKE = textwrap.dedent('''\
         sys.stderr.flush()
         os._exit(3 if mode == 'exit3' else 0)
     GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGTERM, term)
+    conn.request_name('org.electiond.Election1')  # after the handler: owning the name means ready
     loop.run()
 ''')
 
