@@ -45,12 +45,12 @@ def wait_for(cond, timeout=10, what='condition'):
 
 def daemon_wires_units():
     """The manager calls the units module (electiond-units.c) only once the lead wires it; until
-    then the daemon does not read ElectionsDirectory= at all and these tests cannot run."""
+    then the daemon does not drive units at all and these tests cannot run."""
     exe = os.environ.get('ELECTIOND')
     if not exe or not os.path.exists(exe):
         return False
     with open(exe, 'rb') as f:
-        return b'ElectionsDirectory' in f.read()
+        return b'stopping the units of election' in f.read()   # a string of electiond-units.c
 
 
 class LeaderUnitsTest(unittest.TestCase):
