@@ -25,6 +25,9 @@
 /* With the 8 MiB default every apply failed with a no-space error in a trial on this kind of
  * machine; 64 KiB segments (and no capacity threshold, below) work. */
 #define SEGMENT_SIZE                      (64u * 1024u)
+/* Raft's ticks and heartbeats decide leadership: serve them before ordinary (D-Bus) work, but
+ * after anything that must preempt them (lease expiry uses a higher priority still). */
+#define ENGINE_EVENT_PRIORITY             (SD_EVENT_PRIORITY_NORMAL - 10)
 
 typedef enum EngineRequestType {
         ENGINE_REQUEST_APPLY,
@@ -537,6 +540,9 @@ int engine_new(sd_event *event, const EngineConfig *config, const EngineCallback
         if (r < 0)
                 return log_error_errno(r, "Failed to watch libuv backend fd: %m");
         (void) sd_event_source_set_description(e->io_source, "engine-uv-io");
+        r = sd_event_source_set_priority(e->io_source, ENGINE_EVENT_PRIORITY);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set libuv io priority: %m");
 
         r = sd_event_source_set_prepare(e->io_source, on_prepare);
         if (r < 0)
@@ -547,6 +553,9 @@ int engine_new(sd_event *event, const EngineConfig *config, const EngineCallback
         if (r < 0)
                 return log_error_errno(r, "Failed to add libuv timer: %m");
         (void) sd_event_source_set_description(e->timer_source, "engine-uv-timer");
+        r = sd_event_source_set_priority(e->timer_source, ENGINE_EVENT_PRIORITY);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set libuv timer priority: %m");
         r = sd_event_source_set_enabled(e->timer_source, SD_EVENT_OFF);
         if (r < 0)
                 return log_error_errno(r, "Failed to disable libuv timer: %m");

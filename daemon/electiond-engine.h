@@ -9,6 +9,8 @@
  *
  * Standalone (no cluster): a one-voter cluster with a transport that never touches the network.
  *
+ * Its sd-event sources run at priority SD_EVENT_PRIORITY_NORMAL - 10.
+ *
  * Callbacks (apply, snapshot, restore, done) run from inside the engine's event handlers; they may
  * submit new entries but must not call engine_free(). Pending done callbacks are completed with
  * -ESHUTDOWN from within engine_free().
