@@ -735,3 +735,13 @@ bool manager_local_leader(Manager *m, const Election *e) {
         leader = e->candidates->pdata[0];
         return streq_ptr(leader->node, m->config.node_name) && manager_quorate(m);
 }
+
+void manager_cluster_changed(Manager *m) {
+        g_assert(m);
+
+        if (m->edge)
+                bus_edge_cluster_changed(m->edge);
+        if (m->units)
+                units_quorum_changed(m->units);
+        manager_update_status(m, false);
+}

@@ -57,3 +57,6 @@ bool manager_quorate(Manager *m);
 /* A candidate owned by this node leads e, and this node is quorate with an unexpired lease.
  * Evaluated at the moment of the call (never a cached flag). */
 bool manager_local_leader(Manager *m, const Election *e);
+/* Quorum, membership or lease moved (cluster): re-announce Quorate/Members/LocalLeader and
+ * re-evaluate leader units. Call at the moment it happens. */
+void manager_cluster_changed(Manager *m);
