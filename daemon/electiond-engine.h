@@ -9,6 +9,11 @@
  *
  * Standalone (no cluster): a one-voter cluster with a transport that never touches the network.
  *
+ * Nothing of the application's state is stored apart from the log: on every start the engine
+ * calls restore() with the last snapshot (if any), then apply() for each later entry, before
+ * engine_is_leader() turns true. The application starts from an empty state.
+ *
+ * Entries may have any length; on disk each is padded to a multiple of 8 (libraft's rule).
  * Its sd-event sources run at priority SD_EVENT_PRIORITY_NORMAL - 10.
  *
  * Callbacks (apply, snapshot, restore, done) run from inside the engine's event handlers; they may
