@@ -179,6 +179,22 @@ class TeardownTest(unittest.TestCase):
 
 
 class DaemonTest(unittest.TestCase):
+    def test_clustered_config_is_accepted(self):
+        # The config the harness writes (and timing keys a scenario sets) must parse: a bad key
+        # or value makes electiond exit at start, which wait_ready reports with its log.
+        with cluster.Cluster(2, config={"Cluster": {"ProbeIntervalSec": "0.05", "LeaseSec": "0.2",
+                                                    "NodeTimeoutSec": "0.35"},
+                                        "Node": {"CommitTimeoutSec": "2"}}, record=False) as c:
+            c.start()
+            with open(c.node("n1").config_path) as f:
+                conf = f.read()
+            for line in ("Name=n1", "KeyFile=" + c.key_file, "Interfaces=veth0", "Port=7946",
+                         "Peers=198.18.0.2", "BootstrapExpect=2", "LeaseSec=0.2"):
+                self.assertIn(line + "\n", conf)
+            for n in c.nodes:
+                self.assertTrue(n.alive())
+                self.assertNotIn("Failed", n.log_tail())
+
     def test_standalone_daemons_with_private_buses(self):
         c = cluster.Cluster(3, clustered=False)
         names = [c.prefix + "-sw"] + [n.ns for n in c.nodes]
