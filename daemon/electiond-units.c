@@ -241,7 +241,9 @@ static int job_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
         const char *job;
         int r;
 
-        if (err)
+        if (err && !c->start && sd_bus_error_has_name(err, "org.freedesktop.systemd1.NoSuchUnit"))
+                election_op_done(e, c->generation, c->unit, c->start, NULL); /* not loaded: stopped enough */
+        else if (err)
                 election_op_done(e, c->generation, c->unit, c->start, err->message ? err->message : err->name);
         else {
                 r = sd_bus_message_read(m, "o", &job);
