@@ -109,9 +109,13 @@ class Restarts(et.DaemonTestCase):
         b.enter('pb', 1)
         c.enter('cc', 0)            # the only one, connection-bound
         self.assertEqual(b.anoint('cb'), (1, 'cb', ['cb', 'pb']))
+        # a persistent candidacy whose client has exited
+        p = et.ClientProcess(self.bus)
+        self.assertEqual(p.call('enter', a.name, 'pz', 1), ('ok', (1, 'pa', ['pa', 'ca', 'pz'])))
+        p.close()
         self.daemon.restart()
         # DROP_RUN: the old run's connection-bound candidacies go, the term moves on if one led
-        et.wait_until(lambda: a.get_term() == (1, 'pa', ['pa']), 10, 'ca dropped after restart')
+        et.wait_until(lambda: a.get_term() == (1, 'pa', ['pa', 'pz']), 10, 'ca dropped after restart')
         et.wait_until(lambda: b.get_term() == (2, 'pb', ['pb']), 10, 'cb dropped after restart')
         et.wait_until(lambda: c.get_term() == (1, '', []), 10, 'cc dropped after restart')
         listed = {n: (t, l) for (n, t, l, _) in self.client.list_elections()}
@@ -119,6 +123,7 @@ class Restarts(et.DaemonTestCase):
         self.assertEqual(listed[b.name], (2, 'pb'))
         self.assertEqual(listed[c.name], (1, ''))
         # our connection survived the restart: it can still leave what persists
+        self.assertEqual(a.leave('pz'), (1, 'pa', ['pa']))
         self.assertEqual(a.leave('pa'), (1, '', []))
         self.assertEqual(b.leave('pb'), (2, '', []))
 
