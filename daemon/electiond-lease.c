@@ -141,19 +141,20 @@ typedef struct Stored {
 typedef struct Grant {
         uint64_t last_grant;   /* 0 = never */
         bool fenced;
-        uint64_t fence_term;   /* raft term of the leader that asked */
         uint64_t fence_until;  /* after a drop: fenced until then; 0 = until dropped/cleared */
 } Grant;
 
 struct LeaseGranter {
         LeaseParams params;
+        uint64_t started;
         GArray *stored;     /* Stored, oldest first */
         GHashTable *grants; /* node id → Grant */
 };
 
-LeaseGranter *lease_granter_new(const LeaseParams *p) {
+LeaseGranter *lease_granter_new(const LeaseParams *p, uint64_t now) {
         LeaseGranter *g = g_new0(LeaseGranter, 1);
         g->params = *p;
+        g->started = now;
         g->stored = g_array_new(false, false, sizeof(Stored));
         g->grants = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
         return g;
@@ -229,16 +230,15 @@ bool lease_granter_request(LeaseGranter *g, uint64_t node, uint64_t applied, uin
         return true;
 }
 
-bool lease_granter_expired(LeaseGranter *g, uint64_t node, uint64_t raft_term, uint64_t now) {
+bool lease_granter_expired(LeaseGranter *g, uint64_t node, uint64_t now) {
         Grant *gr = grant_get(g, node, true);
 
-        if (gr->last_grant != 0 && now - gr->last_grant <= g->params.node_timeout_usec)
+        uint64_t since = MAX(gr->last_grant, g->started);
+        if (now - since <= g->params.node_timeout_usec)
                 return false;
 
         gr->fenced = true;
         gr->fence_until = 0;
-        if (raft_term > gr->fence_term)
-                gr->fence_term = raft_term;
         return true;
 }
 
@@ -248,17 +248,6 @@ void lease_granter_node_dropped(LeaseGranter *g, uint64_t node, uint64_t now) {
         gr->fence_until = now + lease_grace_usec(&g->params);
         if (gr->fence_until == 0)
                 gr->fence_until = 1;
-}
-
-void lease_granter_clear_fences_before(LeaseGranter *g, uint64_t raft_term) {
-        GHashTableIter it;
-        gpointer value;
-        g_hash_table_iter_init(&it, g->grants);
-        while (g_hash_table_iter_next(&it, NULL, &value)) {
-                Grant *gr = value;
-                if (gr->fenced && gr->fence_until == 0 && gr->fence_term < raft_term)
-                        gr->fenced = false;
-        }
 }
 
 uint64_t lease_granter_last_grant(const LeaseGranter *g, uint64_t node) {

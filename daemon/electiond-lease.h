@@ -52,7 +52,9 @@ bool lease_requester_quorate(const LeaseRequester *r, uint64_t now);
 /* ---- granter: every voter ---- */
 typedef struct LeaseGranter LeaseGranter;
 
-LeaseGranter *lease_granter_new(const LeaseParams *p);
+/* now: when this granter (process) started. Until NodeTimeout after it, "never granted" does not
+ * count as expired: a grant of our previous incarnation may still back someone's lease. */
+LeaseGranter *lease_granter_new(const LeaseParams *p, uint64_t now);
 LeaseGranter *lease_granter_free(LeaseGranter *g);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(LeaseGranter, lease_granter_free)
 
@@ -60,15 +62,14 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(LeaseGranter, lease_granter_free)
 void lease_granter_note_stored(LeaseGranter *g, uint64_t index, uint64_t now);
 /* N asks for a lease, reporting its applied index. Returns true to acknowledge (rule 3, fences). */
 bool lease_granter_request(LeaseGranter *g, uint64_t node, uint64_t applied, uint64_t now);
-/* The Raft leader of raft term `raft_term` asks whether N's grants expired (never ask N itself). True (and N is now
+/* The Raft leader asks whether N's grants expired (never ask N itself). True (and N is now
  * fenced) iff this granter's last grant to N is older than NodeTimeout, or it never granted one. */
-bool lease_granter_expired(LeaseGranter *g, uint64_t node, uint64_t raft_term, uint64_t now);
+bool lease_granter_expired(LeaseGranter *g, uint64_t node, uint64_t now);
 /* DROP_NODE(N) was applied here: N stays fenced for G more, then rule 3 keeps it out until it
  * has applied the drop itself. */
 void lease_granter_node_dropped(LeaseGranter *g, uint64_t node, uint64_t now);
-/* This node applied the barrier of a leader of raft term `raft_term`: fences taken for leaders of
- * older terms whose DROP_NODE is not in the log can no longer be committed, so they go. */
-void lease_granter_clear_fences_before(LeaseGranter *g, uint64_t raft_term);
+/* A fence lasts until the DROP_NODE is applied. If that entry is lost with a Raft leader, the next
+ * leader finds the fenced node without grants and drops it again: safe, and it heals itself. */
 bool lease_granter_fenced(const LeaseGranter *g, uint64_t node, uint64_t now);
 uint64_t lease_granter_last_grant(const LeaseGranter *g, uint64_t node); /* 0 = never */
 

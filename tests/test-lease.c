@@ -67,7 +67,7 @@ static void test_requester(void) {
 }
 
 static void test_granter(void) {
-        g_autoptr(LeaseGranter) g = lease_granter_new(&params_default);
+        g_autoptr(LeaseGranter) g = lease_granter_new(&params_default, 0);
 
         lease_granter_note_stored(g, 5, 0);
         g_assert_true(lease_granter_request(g, 7, 0, 50 * MS)); /* within G of the store: fine */
@@ -78,26 +78,26 @@ static void test_granter(void) {
         g_assert_cmpuint(lease_granter_last_grant(g, 7), ==, 250 * MS);
 
         /* not expired while a grant is recent */
-        g_assert_false(lease_granter_expired(g, 7, 1, 250 * MS + 350 * MS));
+        g_assert_false(lease_granter_expired(g, 7, 250 * MS + 350 * MS));
         g_assert_false(lease_granter_fenced(g, 7, 600 * MS));
         /* expired after NodeTimeout: fenced, further requests refused */
-        g_assert_true(lease_granter_expired(g, 7, 1, 601 * MS));
+        g_assert_true(lease_granter_expired(g, 7, 601 * MS));
         g_assert_true(lease_granter_fenced(g, 7, 601 * MS));
         g_assert_false(lease_granter_request(g, 7, 9, 602 * MS));
         g_assert_false(lease_granter_request(g, 7, 9, 60000 * MS)); /* no timeout while the drop is pending */
 
-        /* never granted: expired at once */
-        g_assert_true(lease_granter_expired(g, 8, 1, 0));
+        /* never granted: expired once NodeTimeout has passed since the granter started */
+        g_assert_true(lease_granter_expired(g, 8, 351 * MS));
+        g_autoptr(LeaseGranter) fresh = lease_granter_new(&params_default, 1000 * MS);
+        g_assert_false(lease_granter_expired(fresh, 8, 1000 * MS + 350 * MS));
+        g_assert_false(lease_granter_fenced(fresh, 8, 1000 * MS + 350 * MS));
+        g_assert_true(lease_granter_expired(fresh, 8, 1000 * MS + 351 * MS));
 
-        /* a new raft leader's barrier clears fences of older raft terms only */
-        lease_granter_clear_fences_before(g, 1);
+        /* the fence holds (no timeout) until the drop is applied */
         g_assert_true(lease_granter_fenced(g, 7, 60001 * MS));
-        lease_granter_clear_fences_before(g, 2);
-        g_assert_false(lease_granter_fenced(g, 7, 60001 * MS));
-        g_assert_true(lease_granter_request(g, 7, 9, 60002 * MS));
 
         /* DROP_NODE applied: fenced for G more, then rule 3 alone */
-        g_assert_true(lease_granter_expired(g, 7, 3, 70000 * MS));
+        g_assert_true(lease_granter_expired(g, 7, 70000 * MS));
         lease_granter_note_stored(g, 12, 70000 * MS);
         lease_granter_node_dropped(g, 7, 70001 * MS);
         g_assert_false(lease_granter_request(g, 7, 12, 70050 * MS));
@@ -282,7 +282,7 @@ static void handle(Sim *s, const Msg *m) {
                 break;
         case MSG_EXPIRED_Q:
                 /* a = target, b = raft term */
-                if (lease_granter_expired(n->gr, m->a, m->b, now))
+                if (lease_granter_expired(n->gr, m->a, now))
                         send_msg(s, n->id, m->from, MSG_EXPIRED_A, m->a, m->b, 0);
                 break;
         case MSG_EXPIRED_A:
@@ -337,7 +337,7 @@ static void raft_leader_step(Sim *s) {
         if (lead != l->id && lg != 0 && now - lg > s->p.node_timeout_usec) {
                 if (l->drop_asked_at[lead] == 0 || now - l->drop_asked_at[lead] > 50 * MS) {
                         l->drop_asked_at[lead] = now;
-                        if (lease_granter_expired(l->gr, (uint64_t) lead, s->raft_term, now))
+                        if (lease_granter_expired(l->gr, (uint64_t) lead, now))
                                 l->expired_votes[lead] |= 1 << l->id;
                         for (int j = 0; j < s->n; j++)
                                 if (j != lead)
@@ -367,7 +367,8 @@ static void raft_leader_step(Sim *s) {
         }
 }
 
-/* A new raft leader: a live node that stores every committed entry (Raft's election restriction). */
+/* A new raft leader: a live node that can reach a majority and holds every entry a majority has
+ * stored (Raft's election restriction: such an entry may be committed). */
 static void maybe_change_raft_leader(Sim *s) {
         Node *l = &s->nodes[s->raft_leader];
         int reach = 0;
@@ -377,10 +378,22 @@ static void maybe_change_raft_leader(Sim *s) {
         if (!l->paused && reach > s->n / 2 && g_rand_int_range(s->rand, 0, 3000) != 0)
                 return;
 
+        uint64_t stored[MAXN];
+        for (int i = 0; i < s->n; i++)
+                stored[i] = s->nodes[i].stored;
+        for (int i = 0; i < s->n; i++)
+                for (int j = i + 1; j < s->n; j++)
+                        if (stored[j] > stored[i]) {
+                                uint64_t t = stored[i];
+                                stored[i] = stored[j];
+                                stored[j] = t;
+                        }
+        uint64_t majority_stored = stored[s->n / 2];
+
         for (int tries = 0; tries < 10; tries++) {
                 int c = g_rand_int_range(s->rand, 0, s->n);
                 Node *cand = &s->nodes[c];
-                if (cand->paused || cand->stored < s->commit || c == s->raft_leader)
+                if (cand->paused || cand->stored < majority_stored || cand->stored < s->commit || c == s->raft_leader)
                         continue;
                 int r = 0;
                 for (int j = 0; j < s->n; j++)
@@ -393,10 +406,17 @@ static void maybe_change_raft_leader(Sim *s) {
                 memset(cand->match, 0, sizeof cand->match);
                 memset(cand->expired_votes, 0, sizeof cand->expired_votes);
                 memset(cand->drop_asked_at, 0, sizeof cand->drop_asked_at);
-                /* uncommitted tail of the old leader: abandoned (nobody proposes on top of it) */
-                g_array_set_size(s->log, MAX(s->commit, cand->stored));
-                for (int j = 0; j < s->n; j++)
-                        lease_granter_clear_fences_before(s->nodes[j].gr, s->raft_term); /* after its barrier */
+                /* entries past the new leader's log were stored by a minority only: they go,
+                 * everywhere (followers truncate a conflicting tail) */
+                g_array_set_size(s->log, cand->stored);
+                for (int j = 0; j < s->n; j++) {
+                        Node *nd = &s->nodes[j];
+                        g_assert_cmpuint(nd->applied, <=, cand->stored);
+                        if (nd->stored > cand->stored)
+                                nd->stored = cand->stored;
+                        if (nd->known_commit > cand->stored)
+                                nd->known_commit = cand->stored;
+                }
                 return;
         }
 }
@@ -440,7 +460,7 @@ static uint64_t simulate(int n, uint32_t seed, const LeaseParams *p, uint64_t se
                 nd->offset = (uint64_t) g_rand_int_range(s.rand, 0, 1000000) * 1000;
                 nd->req = lease_requester_new((uint64_t) i, p);
                 lease_requester_set_voters(nd->req, voters, (size_t) n);
-                nd->gr = lease_granter_new(p);
+                nd->gr = lease_granter_new(p, local_now(&s, nd));
                 nd->lead = 0;
         }
 
