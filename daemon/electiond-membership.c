@@ -6,8 +6,6 @@
 #include "electiond-membership.h"
 #include "electiond-util.h"
 
-#define streq(a, b) (strcmp((a), (b)) == 0)
-
 static bool family_valid(uint8_t f) {
         return f == AF_INET || f == AF_INET6;
 }
@@ -283,7 +281,7 @@ static unsigned retransmit_limit(const Membership *m) {
 static void queue_broadcast(Membership *m, const GossipMessage *msg, uint64_t silent_since) {
         for (guint i = 0; i < m->broadcasts->len;) {
                 Broadcast *b = m->broadcasts->pdata[i];
-                if (streq(b->msg.name, msg->name))
+                if (streq_ptr(b->msg.name, msg->name))
                         g_ptr_array_remove_index_fast(m->broadcasts, i);
                 else
                         i++;
@@ -386,7 +384,7 @@ static int send_to_member(Membership *m, MembershipActions *actions, const Membe
 
 static void suspector_add(Member *mem, const char *from, uint64_t silent_since) {
         for (size_t i = 0; i < mem->n_suspectors; i++)
-                if (streq(mem->suspectors[i].name, from)) {
+                if (streq_ptr(mem->suspectors[i].name, from)) {
                         /* keep the most recent contact anyone reported: the conservative one */
                         mem->suspectors[i].silent_since_usec = MAX(mem->suspectors[i].silent_since_usec, silent_since);
                         return;
@@ -400,7 +398,7 @@ static void suspector_add(Member *mem, const char *from, uint64_t silent_since) 
 
 static void probes_drop_target(Membership *m, const char *name) {
         for (guint i = 0; i < m->probes->len;) {
-                if (streq(g_array_index(m->probes, Probe, i).target, name))
+                if (streq_ptr(g_array_index(m->probes, Probe, i).target, name))
                         g_array_remove_index_fast(m->probes, i);
                 else
                         i++;
@@ -445,7 +443,7 @@ static void self_refute(Membership *m, uint64_t incarnation) {
 static void apply_alive(Membership *m, const GossipMessage *msg, bool direct, const MemberAddress *from_address, uint64_t now) {
         Member *mem;
 
-        if (streq(msg->name, m->self->name)) {
+        if (streq_ptr(msg->name, m->self->name)) {
                 if (msg->node_id != m->self->node_id) {
                         m->stats.name_conflicts++;
                         return;
@@ -560,7 +558,7 @@ static uint64_t silent_since_from(uint64_t silent_usec, uint64_t now) {
 static void apply_suspect_or_dead(Membership *m, const GossipMessage *msg, uint64_t now) {
         Member *mem;
 
-        if (streq(msg->name, m->self->name)) {
+        if (streq_ptr(msg->name, m->self->name)) {
                 self_refute(m, msg->incarnation);
                 return;
         }
@@ -589,7 +587,7 @@ static void apply_suspect_or_dead(Membership *m, const GossipMessage *msg, uint6
 static void apply_left(Membership *m, const GossipMessage *msg, uint64_t now) {
         Member *mem;
 
-        if (streq(msg->name, m->self->name)) {
+        if (streq_ptr(msg->name, m->self->name)) {
                 if (!m->leaving)
                         self_refute(m, msg->incarnation);
                 return;
@@ -664,7 +662,7 @@ static int handle_ping_req(Membership *m, const GossipMessage *msg, const Member
         };
         GossipMessage ping = { .type = GOSSIP_PING, .seq = rl.my_seq };
 
-        if (streq(msg->name, m->self->name))
+        if (streq_ptr(msg->name, m->self->name))
                 return 0;
         if (target && target->n_addresses > 0) {
                 addrs = target->addresses;
@@ -693,7 +691,7 @@ int membership_receive(Membership *m, const GossipMessage *messages, size_t n_me
         hello = &messages[0];
         if (hello->type != GOSSIP_ALIVE)
                 return -EBADMSG;
-        if (streq(hello->name, m->self->name)) {
+        if (streq_ptr(hello->name, m->self->name)) {
                 /* Our own multicast looped back, or a name conflict. */
                 if (hello->node_id != m->self->node_id)
                         m->stats.name_conflicts++;
@@ -712,7 +710,7 @@ int membership_receive(Membership *m, const GossipMessage *messages, size_t n_me
 
                 switch (msg->type) {
                 case GOSSIP_PING:
-                        if (msg->name[0] && !streq(msg->name, m->self->name))
+                        if (msg->name[0] && !streq_ptr(msg->name, m->self->name))
                                 break; /* meant for a previous owner of this address */
                         GossipMessage ack = { .type = GOSSIP_ACK, .seq = msg->seq };
                         if (from_address)
@@ -751,7 +749,7 @@ int membership_receive(Membership *m, const GossipMessage *messages, size_t n_me
 static Probe *probe_find(Membership *m, const char *target) {
         for (guint i = 0; i < m->probes->len; i++) {
                 Probe *p = &g_array_index(m->probes, Probe, i);
-                if (streq(p->target, target))
+                if (streq_ptr(p->target, target))
                         return p;
         }
         return NULL;
@@ -891,7 +889,7 @@ static uint64_t suspicion_timeout(const Membership *m, const Member *mem) {
         double s;
 
         for (size_t i = 0; i < mem->n_suspectors; i++)
-                if (!streq(mem->suspectors[i].name, m->self->name))
+                if (!streq_ptr(mem->suspectors[i].name, m->self->name))
                         c++;
         /* Watched members are probed every interval: NodeTimeout of silence already means many
          * failed direct and indirect probes in a row, so a short suspicion suffices. */
@@ -1183,10 +1181,10 @@ size_t membership_count_silent(const Membership *m, const char *name, const char
                 const char *who = mem->suspectors[i].name;
                 bool listed = !voters;
 
-                if (streq(who, m->self->name))
+                if (streq_ptr(who, m->self->name))
                         continue; /* our own view is counted below, from fresh data */
                 for (size_t j = 0; voters && j < n_voters; j++)
-                        if (streq(voters[j], who))
+                        if (streq_ptr(voters[j], who))
                                 listed = true;
                 if (listed && now >= mem->suspectors[i].silent_since_usec + min_silent_usec)
                         n++;
@@ -1194,7 +1192,7 @@ size_t membership_count_silent(const Membership *m, const char *name, const char
 
         bool self_listed = !voters;
         for (size_t j = 0; voters && j < n_voters; j++)
-                if (streq(voters[j], m->self->name))
+                if (streq_ptr(voters[j], m->self->name))
                         self_listed = true;
         if (self_listed && now >= mem->last_contact_usec + min_silent_usec)
                 n++;

@@ -71,7 +71,8 @@ static size_t snapshot(Netlink *nl, NetlinkInterface *out) {
                 unsigned flags = rtnl_link_get_flags(l);
                 NetlinkInterface *ifc = &out[n];
 
-                if (!name || !wanted(nl, name))
+                /* the cache may also hold per-family (e.g. AF_BRIDGE) copies that go stale */
+                if (!name || rtnl_link_get_family(l) != AF_UNSPEC || !wanted(nl, name))
                         continue;
                 memset(ifc, 0, sizeof *ifc); /* compared with memcmp() */
                 ifc->ifindex = rtnl_link_get_ifindex(l);

@@ -6,10 +6,14 @@
 #include <glib.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 #include "electiond-gossip.h"
+#include "electiond-netlink.h"
 #include "electiond-util.h"
 
 #define MSEC USEC_PER_MSEC
@@ -255,10 +259,264 @@ static void test_not_started(void) {
         config_done(&c);
 }
 
+/* ---- network namespace tests: private namespaces made with unshare() in forked children, so
+ * they vanish with the processes; only 198.18.0.0/15 addresses; the host's links are never
+ * touched. ---- */
+
+static bool netns_possible(void) {
+        return geteuid() == 0 && access("/usr/sbin/ip", X_OK) == 0;
+}
+
+static void sh(const char *fmt, ...) _printf_(1, 2);
+static void sh(const char *fmt, ...) {
+        g_autofree char *cmd = NULL;
+        va_list ap;
+
+        va_start(ap, fmt);
+        cmd = g_strdup_vprintf(fmt, ap);
+        va_end(ap);
+        if (system(cmd) != 0) {
+                fprintf(stderr, "command failed: %s\n", cmd);
+                _exit(EXIT_FAILURE);
+        }
+}
+
+/* Runs f in a forked child inside a new network namespace; returns its exit status. */
+static int in_new_netns(int (*f)(void *), void *userdata, uint64_t timeout) {
+        uint64_t deadline = now_boottime_usec() + timeout;
+        int status;
+        pid_t pid;
+
+        fflush(NULL);
+        pid = fork();
+        g_assert_cmpint(pid, >=, 0);
+        if (pid == 0) {
+                if (unshare(CLONE_NEWNET) < 0) {
+                        perror("unshare");
+                        _exit(77);
+                }
+                _exit(f(userdata));
+        }
+        for (;;) {
+                pid_t r = waitpid(pid, &status, WNOHANG);
+                g_assert_cmpint(r, >=, 0);
+                if (r == pid)
+                        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+                if (now_boottime_usec() > deadline) {
+                        kill(pid, SIGKILL);
+                        (void) waitpid(pid, &status, 0);
+                        return 124;
+                }
+                usleep(10000); /* polling a child's exit: nothing else to wait on */
+        }
+}
+
+typedef struct NlState {
+        unsigned calls, lost;
+} NlState;
+
+static void nl_changed(Netlink *nl, bool link_lost, void *userdata) {
+        NlState *st = userdata;
+        st->calls++;
+        if (link_lost)
+                st->lost++;
+}
+
+#define CHILD_CHECK(expr)                                                       \
+        do {                                                                    \
+                if (!(expr)) {                                                  \
+                        fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #expr); \
+                        return EXIT_FAILURE;                                    \
+                }                                                               \
+        } while (0)
+
+/* Runs the loop until the condition holds, at most timeout. */
+#define RUN_UNTIL(e, cond, timeout)                                             \
+        ({                                                                      \
+                uint64_t _end = now_boottime_usec() + (timeout);                \
+                while (!(cond) && now_boottime_usec() < _end)                  \
+                        (void) sd_event_run((e), 10 * MSEC);                    \
+                (cond);                                                         \
+        })
+
+static const NetlinkInterface *nl_find(Netlink *nl, const char *name) {
+        size_t n;
+        const NetlinkInterface *ifs = netlink_get_interfaces(nl, &n);
+        for (size_t i = 0; i < n; i++)
+                if (streq_ptr(ifs[i].name, name))
+                        return &ifs[i];
+        return NULL;
+}
+
+static int netlink_child(void *userdata) {
+        sd_event *e = NULL;
+        Netlink *nl = NULL, *all = NULL;
+        NlState st = {}, st_all = {};
+        char *names[] = { (char *) "d0", NULL };
+        const NetlinkInterface *ifc;
+
+        CHILD_CHECK(sd_event_new(&e) >= 0);
+        /* this kernel has no dummy links: a veth pair whose far end is up does as well */
+        sh("ip link add d0 type veth peer name d1 && ip link set d1 up");
+        CHILD_CHECK(netlink_new(e, names, nl_changed, &st, &nl) == 0);
+        CHILD_CHECK(netlink_new(e, NULL, nl_changed, &st_all, &all) == 0);
+        ifc = nl_find(nl, "d0");
+        CHILD_CHECK(ifc && !ifc->up && ifc->n_addresses == 0);
+        CHILD_CHECK(!netlink_any_up(nl));
+        /* the default set skips links that are down or without an address, and loopback */
+        size_t n_all;
+        netlink_get_interfaces(all, &n_all);
+        CHILD_CHECK(n_all == 0);
+
+        sh("ip addr add 198.18.5.1/24 dev d0");
+        CHILD_CHECK(RUN_UNTIL(e, (ifc = nl_find(nl, "d0")) && ifc->n_addresses == 1, 2 * SEC));
+        CHILD_CHECK(ifc->addresses[0].family == AF_INET && memcmp(ifc->addresses[0].addr, "\xc6\x12\x05\x01", 4) == 0);
+
+        sh("ip link set d0 up");
+        CHILD_CHECK(RUN_UNTIL(e, (ifc = nl_find(nl, "d0")) && ifc->up, 2 * SEC));
+        CHILD_CHECK(netlink_any_up(nl));
+        CHILD_CHECK(RUN_UNTIL(e, nl_find(all, "d0") != NULL, 2 * SEC));
+        CHILD_CHECK(st.lost == 0);
+
+        sh("ip link set d0 down");
+        CHILD_CHECK(RUN_UNTIL(e, st.lost == 1, 2 * SEC));
+        CHILD_CHECK(!netlink_any_up(nl));
+
+        sh("ip link set d0 up");
+        CHILD_CHECK(RUN_UNTIL(e, netlink_any_up(nl), 2 * SEC));
+        sh("ip addr add 198.18.5.2/24 dev d0");
+        CHILD_CHECK(RUN_UNTIL(e, (ifc = nl_find(nl, "d0")) && ifc->n_addresses == 2, 2 * SEC));
+        sh("ip link del d0");
+        CHILD_CHECK(RUN_UNTIL(e, nl_find(nl, "d0") == NULL, 2 * SEC));
+        CHILD_CHECK(RUN_UNTIL(e, nl_find(all, "d1") == NULL, 2 * SEC)); /* went with its peer */
+        CHILD_CHECK(st.lost == 2);
+        CHILD_CHECK(RUN_UNTIL(e, nl_find(all, "d0") == NULL, 2 * SEC));
+
+        netlink_free(nl);
+        netlink_free(all);
+        sd_event_unref(e);
+        return EXIT_SUCCESS;
+}
+
+static void test_netlink(void) {
+        if (!netns_possible()) {
+                g_test_skip("needs root and ip(8) for a private network namespace");
+                return;
+        }
+        g_assert_cmpint(in_new_netns(netlink_child, NULL, 20 * SEC), ==, EXIT_SUCCESS);
+}
+
+/* Multicast: a "switch" namespace with a bridge, three node namespaces joined to it by veth
+ * pairs. Each node runs one gossip instance without Peers=; they must find each other by
+ * multicast only. The addresses are configured after gossip started, so finding each other
+ * also proves the multicast re-join and address re-advertising on netlink changes. */
+
+#define MC_NODES 3
+
+static int mc_node(int index, int ready_fd, int go_fd) {
+        GossipCallbacks cb = { .member_event = on_member, .links_changed = on_links };
+        Inst *in = &insts[index];
+        sd_event *e = NULL;
+        Config c;
+        char name[2] = { (char) ('a' + index), 0 };
+        char dummy;
+        uint64_t now;
+
+        if (unshare(CLONE_NEWNET) < 0)
+                return 77;
+        if (write(ready_fd, "r", 1) != 1 || read(go_fd, &dummy, 1) != 1)
+                return EXIT_FAILURE;
+        /* our end of the veth is here now, still down and without an address */
+
+        config_init_defaults(&c);
+        g_free(c.node_name);
+        c.node_name = g_strdup(name);
+        c.interfaces = g_strsplit("eth0", ";", 0);
+        c.port = 7946;
+        CHILD_CHECK(sd_event_new(&e) >= 0);
+        CHILD_CHECK(gossip_new(e, &c, 0x100 + (uint64_t) index, key, strlen(key), NULL, 0, &cb, in, &in->gossip) == 0);
+        CHILD_CHECK(gossip_start(in->gossip) == 0);
+        config_done(&c);
+
+        sh("ip link set lo up && ip addr add 198.18.0.%d/24 dev eth0 && ip link set eth0 up", index + 1);
+
+        const Membership *m = gossip_get_membership(in->gossip);
+        CHILD_CHECK(RUN_UNTIL(e, membership_count_alive(m) == MC_NODES, 8 * SEC));
+        const Member *self = membership_get_self(m);
+        CHILD_CHECK(self->n_addresses == 1 && self->addresses[0].addr[3] == index + 1);
+
+        /* stay a little so that the others see us too */
+        now = now_boottime_usec();
+        RUN_UNTIL(e, now_boottime_usec() > now + 1500 * MSEC, 2 * SEC);
+        CHILD_CHECK(membership_count_alive(m) == MC_NODES);
+
+        if (index == 0) {
+                /* our own link goes down: we learn it at once, and the lease anchor is gone */
+                const char *voters[] = { "a", "b", "c" };
+                unsigned links_before = in->n_links;
+
+                now = now_boottime_usec();
+                CHILD_CHECK(gossip_quorum_contact_usec(in->gossip, voters, 3, 2, now) > 0);
+                sh("ip link set eth0 down");
+                CHILD_CHECK(RUN_UNTIL(e, in->n_links > links_before, SEC));
+                CHILD_CHECK(now_boottime_usec() - now < 200 * MSEC);
+                CHILD_CHECK(gossip_quorum_contact_usec(in->gossip, voters, 3, 2, now_boottime_usec()) == 0);
+        }
+        in->gossip = gossip_free(in->gossip);
+        sd_event_unref(e);
+        return EXIT_SUCCESS;
+}
+
+static int mc_switch(void *userdata) {
+        pid_t pids[MC_NODES];
+        int rc = EXIT_SUCCESS;
+
+        sh("ip link add br0 type bridge && ip link set br0 up");
+        for (int i = 0; i < MC_NODES; i++) {
+                int ready[2], go[2];
+                char dummy;
+
+                if (pipe(ready) < 0 || pipe(go) < 0)
+                        return EXIT_FAILURE;
+                pids[i] = fork();
+                if (pids[i] < 0)
+                        return EXIT_FAILURE;
+                if (pids[i] == 0)
+                        _exit(mc_node(i, ready[1], go[0]));
+                if (read(ready[0], &dummy, 1) != 1)
+                        return EXIT_FAILURE;
+                sh("ip link add sw%d type veth peer name eth0 netns %d && ip link set sw%d master br0 up", i, (int) pids[i], i);
+                if (write(go[1], "g", 1) != 1)
+                        return EXIT_FAILURE;
+                close(ready[0]);
+                close(ready[1]);
+                close(go[0]);
+                close(go[1]);
+        }
+        for (int i = 0; i < MC_NODES; i++) {
+                int status;
+                if (waitpid(pids[i], &status, 0) != pids[i] || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                        fprintf(stderr, "node %d failed (status %d)\n", i, status);
+                        rc = EXIT_FAILURE;
+                }
+        }
+        return rc;
+}
+
+static void test_multicast(void) {
+        if (!netns_possible()) {
+                g_test_skip("needs root and ip(8) for private network namespaces");
+                return;
+        }
+        g_assert_cmpint(in_new_netns(mc_switch, NULL, 30 * SEC), ==, EXIT_SUCCESS);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         log_set_max_level(LOG_WARNING);
         g_test_add_func("/gossip/not-started", test_not_started);
         g_test_add_func("/gossip/loopback-cluster", test_loopback_cluster);
+        g_test_add_func("/gossip/netlink-netns", test_netlink);
+        g_test_add_func("/gossip/multicast-netns", test_multicast);
         return g_test_run();
 }
