@@ -49,10 +49,26 @@ class ClientDeath(et.DaemonTestCase):
         p = et.ClientProcess(self.bus)
         for n in names:
             self.assertEqual(p.call('enter', n, 'multi', 0)[0], 'ok')
+            self.assertEqual(p.call('enter', n, 'multi2', 0)[0], 'ok')
+        rec = et.SignalRecorder(self.bus)
         p.close()   # a clean exit closes the connection too
         for n in names:
             e = self.client.election(n)
             et.wait_until(lambda: e.get_term() == (1, '', []), 5, f'{n} to be emptied')
+        rec.sync()
+        # both candidacies of an election go in one change: one signal per election
+        self.assertEqual(sorted(rec.terms()), [(1, '', [])] * 3)
+        rec.close()
+
+    def test_persistent_rebound_to_connection_dies_with_it(self):
+        e = self.client.election(self.fresh_name())
+        e.enter('anchor', 1)
+        p = et.ClientProcess(self.bus)
+        self.assertEqual(p.call('enter', e.name, 'flip', 1)[0], 'ok')
+        self.assertEqual(p.call('enter', e.name, 'flip', 0), ('ok', (1, 'anchor', ['anchor', 'flip'])))
+        p.kill(signal.SIGKILL)
+        et.wait_until(lambda: e.get_term() == (1, 'anchor', ['anchor']), 5, 'flip to go with its connection')
+        e.leave('anchor')
 
     def test_persistent_survives_client_exit(self):
         e = self.client.election(self.fresh_name())

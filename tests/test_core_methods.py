@@ -34,6 +34,16 @@ class Methods(et.DaemonTestCase):
             with self.subTest(name=name):
                 self.assertEqual(self.client.get_election(name), et.election_path(name))
 
+    def test_name_round_trip(self):
+        for name in ['a/b', 'ünï', '_2f', '.', ' ', 'x' * 255, 'Ünï/_x2d']:
+            with self.subTest(name=name):
+                e = self.client.election(name)
+                self.assertEqual(e.enter('rt', 0), (1, 'rt', ['rt']))
+                self.assertEqual(str(e.get('Name')), name)
+                listed = {n: p for (n, _, _, p) in self.client.list_elections()}
+                self.assertEqual(listed.get(name), e.path)
+                e.leave('rt')
+
     def test_get_election_invalid_name(self):
         for name in [''] + BAD_STRINGS:
             with self.subTest(name=name):
