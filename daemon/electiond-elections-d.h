@@ -11,8 +11,8 @@
  *   HealthUnit=nginx-health.service optional: ActiveState "failed" withdraws the candidacy (Leave),
  *                                   "active" enters it again
  *
- * Also the two [Node] keys of electiond.conf that place things for it: ElectionsDirectory= and
- * RuntimeDirectory= (flag files go to RuntimeDirectory/leader/NAME).
+ * Where: [Node] ElectionsDirectory= and RuntimeDirectory= of electiond.conf (electiond-config.c);
+ * flag files go to RuntimeDirectory/leader/NAME.
  * Pure parsing, no side effects; bad files give -EINVAL and a message, never a crash.
  */
 
@@ -52,8 +52,3 @@ int election_unit_config_parse_file(const char *path, const char *default_id,
 /* Every *.conf of dir, sorted by name. A missing dir is an empty list; a bad file is logged and
  * skipped (the others still load). *ret is a GPtrArray of ElectionUnitConfig* (owning). */
 int elections_d_load(const char *dir, const char *default_id, GPtrArray **ret);
-
-/* [Node] ElectionsDirectory= and RuntimeDirectory= of electiond.conf (absolute paths), with the
- * defaults above. A missing config file gives the defaults. */
-int elections_d_read_node_dirs(const char *config_path, char **ret_elections_dir, char **ret_runtime_dir,
-                               char **ret_error);

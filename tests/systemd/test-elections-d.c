@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* elections.d parsing: good files, every kind of bad file (an error message, never a crash), the
- * directory loader that skips bad files, the [Node] directory keys and unit-name helpers. */
+ * directory loader that skips bad files, and the unit-name helpers. */
 #include <glib.h>
 #include <glib/gstdio.h>
 
@@ -117,37 +117,6 @@ static void test_dir(void) {
         g_assert_cmpint(g_rmdir(dir), ==, 0);
 }
 
-static void test_node_dirs(void) {
-        g_autofree char *dir = g_dir_make_tmp("elections-conf-XXXXXX", NULL);
-        g_autofree char *conf = g_build_filename(dir, "electiond.conf", NULL);
-        g_autofree char *e = NULL, *r = NULL, *msg = NULL;
-
-        /* Missing file: defaults. */
-        g_assert_cmpint(elections_d_read_node_dirs(conf, &e, &r, &msg), ==, 0);
-        g_assert_cmpstr(e, ==, "/etc/electiond/elections.d");
-        g_assert_cmpstr(r, ==, "/run/electiond");
-        g_clear_pointer(&e, g_free);
-        g_clear_pointer(&r, g_free);
-
-        g_assert_true(g_file_set_contents(conf,
-                "[Node]\nName=n1\nElectionsDirectory=/tmp/x/elections.d\nRuntimeDirectory= /tmp/x/run \n", -1, NULL));
-        g_assert_cmpint(elections_d_read_node_dirs(conf, &e, &r, &msg), ==, 0);
-        g_assert_cmpstr(e, ==, "/tmp/x/elections.d");
-        g_assert_cmpstr(r, ==, "/tmp/x/run");
-
-        g_assert_true(g_file_set_contents(conf, "[Node]\nRuntimeDirectory=relative/dir\n", -1, NULL));
-        g_assert_cmpint(elections_d_read_node_dirs(conf, NULL, NULL, &msg), ==, -EINVAL);
-        g_assert_nonnull(strstr(msg, "absolute"));
-        g_clear_pointer(&msg, g_free);
-
-        g_assert_true(g_file_set_contents(conf, "[Node\n", -1, NULL));
-        g_assert_cmpint(elections_d_read_node_dirs(conf, NULL, NULL, &msg), ==, -EINVAL);
-        g_assert_nonnull(msg);
-
-        g_assert_cmpint(g_unlink(conf), ==, 0);
-        g_assert_cmpint(g_rmdir(dir), ==, 0);
-}
-
 static void test_unit_names(void) {
         g_assert_true(unit_name_valid("a.service"));
         g_assert_true(unit_name_valid("foo@bar.target"));
@@ -179,7 +148,6 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/elections-d/good", test_good);
         g_test_add_func("/elections-d/bad", test_bad);
         g_test_add_func("/elections-d/dir", test_dir);
-        g_test_add_func("/elections-d/node-dirs", test_node_dirs);
         g_test_add_func("/elections-d/unit-names", test_unit_names);
         return g_test_run();
 }
