@@ -629,6 +629,8 @@ static int runner_start_child(Runner *r) {
 
                 /* Don't outlive electionctl: a leader's command must not run unsupervised. */
                 (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+                /* Give COMMAND the defaults back: we ignore SIGPIPE and block what sd-event handles. */
+                (void) signal(SIGPIPE, SIG_DFL);
                 sigemptyset(&mask);
                 (void) sigprocmask(SIG_SETMASK, &mask, NULL);
                 if (setenv("ELECTION_NAME", r->name, 1) < 0 ||

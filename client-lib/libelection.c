@@ -79,6 +79,8 @@ struct Election {
         sd_bus_slot *sync_slot;     /* the GetTerm that (re)synchronizes the watch */
         bool synced;                /* the current term was delivered since the daemon (re)appeared */
         bool seen_self;             /* a term delivered since then listed our id */
+        bool gone;                  /* the handler was told -ESHUTDOWN and has had no term since */
+        sd_event_source *retry;     /* re-reads the term after a failed read */
         ElectionTerm *last;         /* last delivered term */
 };
 
@@ -524,10 +526,12 @@ static void watch_stop(Election *e) {
         e->owner_slot = sd_bus_slot_unref(e->owner_slot);
         e->disconnect_slot = sd_bus_slot_unref(e->disconnect_slot);
         e->sync_slot = sd_bus_slot_unref(e->sync_slot);
+        e->retry = sd_event_source_disable_unref(e->retry);
         e->last = election_term_unref(e->last);
         e->watch_handler = NULL;
         e->watch_userdata = NULL;
         e->synced = false;
+        e->gone = false;
 }
 
 _public_ int election_client_get_election(ElectionClient *c, const char *name, const ElectionOptions *opts,
@@ -813,6 +817,11 @@ _public_ int election_evict_async(Election *e, const char *id, election_term_han
 
 /* ---- watch ----------------------------------------------------------------------------------- */
 
+#define WATCH_RETRY_USEC (1000 * UINT64_C(1000))
+
+static int watch_sync(Election *e);
+static void watch_arm_retry(Election *e);
+
 /* Hands T to the watcher unless it equals the last delivered term (a signal that raced the GetTerm
  * that synchronized us). Returns the handler's effect on E's lifetime via a temporary reference. */
 static void watch_deliver(Election *e, ElectionTerm *t) {
@@ -832,6 +841,7 @@ static void watch_deliver(Election *e, ElectionTerm *t) {
 
         election_term_unref(e->last);
         e->last = election_term_ref(t);
+        e->gone = false;
         if (e->watch_handler)
                 e->watch_handler(e, 0, t, e->watch_userdata);
 }
@@ -841,6 +851,14 @@ static void watch_fail(Election *e, int status) {
 
         if (e->watch_handler)
                 e->watch_handler(e, status, NULL, e->watch_userdata);
+}
+
+/* Tells the handler once that the daemon is away, however many ways we notice it. */
+static void watch_gone(Election *e) {
+        if (e->gone)
+                return;
+        e->gone = true;
+        watch_fail(e, -ESHUTDOWN);
 }
 
 static int on_term_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
@@ -870,8 +888,15 @@ static int on_sync_reply(sd_bus_message *reply, void *userdata, sd_bus_error *re
         error = sd_bus_message_get_error(reply);
         if (error) {
                 r = client_set_error(e->client, error, -sd_bus_message_get_errno(reply));
-                /* Daemon not there (yet): NameOwnerChanged will trigger the next attempt. */
-                watch_fail(e, r);
+                if (sd_bus_error_has_names(error, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER,
+                                           SD_BUS_ERROR_NO_REPLY, SD_BUS_ERROR_DISCONNECTED, SD_BUS_ERROR_TIMEOUT) ||
+                    strncmp(error->name, "org.freedesktop.DBus.Error.Spawn.", 33) == 0) {
+                        /* The daemon died under us or is not there: NameOwnerChanged triggers the next
+                         * read, and a slow retry covers a hung daemon or a change we saw earlier. */
+                        watch_gone(e);
+                        watch_arm_retry(e);
+                } else
+                        watch_fail(e, r);
                 return 0;
         }
 
@@ -885,7 +910,29 @@ static int on_sync_reply(sd_bus_message *reply, void *userdata, sd_bus_error *re
         return 0;
 }
 
+static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        Election *e = userdata;
+        int r;
+
+        e->retry = sd_event_source_disable_unref(e->retry);
+        if (e->synced || e->sync_slot)
+                return 0;
+        r = watch_sync(e);
+        if (r < 0)
+                watch_fail(e, r);
+        return 0;
+}
+
+static void watch_arm_retry(Election *e) {
+        sd_event *event = sd_bus_get_event(e->client->bus);
+
+        if (!event || e->retry)
+                return;
+        (void) sd_event_add_time_relative(event, &e->retry, CLOCK_MONOTONIC, WATCH_RETRY_USEC, 0, on_retry, e);
+}
+
 static int watch_sync(Election *e) {
+        e->retry = sd_event_source_disable_unref(e->retry);
         e->synced = false;
         e->seen_self = false;
         e->sync_slot = sd_bus_slot_unref(e->sync_slot);
@@ -894,7 +941,8 @@ static int watch_sync(Election *e) {
 }
 
 static int on_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        Election *e = userdata;
+        /* The handler may drop the last reference to the handle. */
+        _cleanup_(election_unrefp) Election *e = election_ref(userdata);
         const char *name, *old_owner, *new_owner;
         int r;
 
@@ -907,7 +955,7 @@ static int on_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret
                 e->synced = false;
                 e->sync_slot = sd_bus_slot_unref(e->sync_slot);
                 e->last = election_term_unref(e->last);
-                watch_fail(e, -ESHUTDOWN);
+                watch_gone(e);
                 if (!e->watch_handler)
                         return 0;
         }

@@ -339,7 +339,7 @@ class CtlRestartTest(DaemonTestCase):
         self.assertEqual(self.client.election(name).get_term()[2], [])
 
         # watch said the daemon went away and printed the term again afterwards
-        self.assertEqual(w.stop(), 0)
+        self.assertEqual(w.stop(), 0, w.stderr())
         self.assertIn('electiond went away', w.stderr())
         terms = [json.loads(l)['term'] for l in w.lines]
         self.assertEqual(terms, sorted(terms))

@@ -69,6 +69,21 @@ class InstallTest(unittest.TestCase):
                            capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stderr)
 
+    def test_glib_header_alone(self):
+        """<election-glib.h> compiles cleanly in a program that does not use it."""
+        pc = self.installed('/pkgconfig/libelection.pc')
+        env = dict(os.environ, PKG_CONFIG_PATH=os.path.dirname(pc), PKG_CONFIG_SYSROOT_DIR=self.destdir)
+        flags = subprocess.run(['pkg-config', '--cflags', 'libelection'], env=env, check=True,
+                               capture_output=True, text=True).stdout.split()
+        flags += subprocess.run(['pkg-config', '--cflags', 'glib-2.0'], check=True,
+                                capture_output=True, text=True).stdout.split()
+        src = os.path.join(self.destdir, 'glib-alone.c')
+        with open(src, 'w') as f:
+            f.write('#include <election.h>\n#include <election-glib.h>\nint main(void) { return 0; }\n')
+        r = subprocess.run(['cc', '-Wall', '-Wextra', '-Werror', '-c', src, '-o', src + '.o'] + flags,
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
     def test_bash_completion(self):
         comp = self.installed('/share/bash-completion/completions/electionctl')
         script = (f'source {comp}; COMP_WORDS=(electionctl an); COMP_CWORD=1; _electionctl; '

@@ -48,6 +48,8 @@ static inline gboolean election_glib_source_check(GSource *source) {
 static inline gboolean election_glib_source_dispatch(GSource *source, GSourceFunc callback, gpointer user_data) {
         ElectionGlibSource *s = (ElectionGlibSource *) source;
 
+        (void) callback;
+        (void) user_data;
         /* Keep going even if a handler failed; the loop itself decides when to stop. */
         (void) sd_event_dispatch(s->event);
         return G_SOURCE_CONTINUE;
@@ -59,22 +61,21 @@ static inline void election_glib_source_finalize(GSource *source) {
         s->event = sd_event_unref(s->event);
 }
 
-static GSourceFuncs election_glib_source_funcs = {
-        .prepare = election_glib_source_prepare,
-        .check = election_glib_source_check,
-        .dispatch = election_glib_source_dispatch,
-        .finalize = election_glib_source_finalize,
-};
-
 /* A new (unattached) GSource that drives EVENT; NULL on failure. */
 static inline GSource *election_glib_source_new(sd_event *event) {
+        static GSourceFuncs funcs = {
+                .prepare = election_glib_source_prepare,
+                .check = election_glib_source_check,
+                .dispatch = election_glib_source_dispatch,
+                .finalize = election_glib_source_finalize,
+        };
         ElectionGlibSource *s;
         int fd;
 
         fd = sd_event_get_fd(event);
         if (fd < 0)
                 return NULL;
-        s = (ElectionGlibSource *) g_source_new(&election_glib_source_funcs, sizeof(ElectionGlibSource));
+        s = (ElectionGlibSource *) g_source_new(&funcs, sizeof(ElectionGlibSource));
         s->event = sd_event_ref(event);
         s->tag = g_source_add_unix_fd(&s->source, fd, G_IO_IN);
         g_source_set_name(&s->source, "libelection sd-event");

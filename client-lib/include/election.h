@@ -112,9 +112,10 @@ int election_evict_async(Election *e, const char *id, election_term_handler_t ha
 
 /* Watch (needs an attached event loop). The handler first receives the current term, then every
  * change in commit order, without gaps or duplicates (status 0, TERM set).
- * If the daemon goes away the handler gets status -ESHUTDOWN with TERM NULL; when it is back the
- * current term is delivered again (after re-entering, if the reenter option is set). If the bus
- * connection itself is lost the handler gets -ECONNRESET and the watch ends.
+ * If the daemon goes away (or is not there when the term is read) the handler gets status
+ * -ESHUTDOWN with TERM NULL, once; when it is back the current term is delivered again (after
+ * re-entering, if the reenter option is set). Other failures to read the term are passed on with
+ * their status. If the bus connection itself is lost the handler gets -ECONNRESET and the watch ends.
  * Only one watch per handle; -EBUSY if one is active. */
 typedef void (*election_watch_handler_t)(Election *e, int status, const ElectionTerm *term, void *userdata);
 int election_watch(Election *e, election_watch_handler_t handler, void *userdata);
