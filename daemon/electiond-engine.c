@@ -18,8 +18,8 @@
  * wakeups. Clustered defaults follow the LAN figures in the design notes. */
 #define STANDALONE_ELECTION_TIMEOUT_MSEC  1000u
 #define STANDALONE_HEARTBEAT_TIMEOUT_MSEC 250u
-#define CLUSTER_ELECTION_TIMEOUT_MSEC     300u
-#define CLUSTER_HEARTBEAT_TIMEOUT_MSEC    50u
+#define CLUSTER_ELECTION_TIMEOUT_MSEC     150u
+#define CLUSTER_HEARTBEAT_TIMEOUT_MSEC    30u
 #define DEFAULT_SNAPSHOT_THRESHOLD        4096u
 #define DEFAULT_SNAPSHOT_TRAILING         1024u
 /* With the 8 MiB default every apply failed with a no-space error in a trial on this kind of

@@ -48,8 +48,8 @@ typedef struct EngineConfig {
         const char *dir;                 /* storage directory, created (0700) if missing */
         uint64_t server_id;              /* Raft server id (standalone: 1) */
         const char *address;             /* this server's "ip:port"; NULL = standalone, no network */
-        unsigned election_timeout_msec;  /* 0 = default (standalone 1000, clustered 300) */
-        unsigned heartbeat_timeout_msec; /* 0 = default (standalone 250, clustered 50) */
+        unsigned election_timeout_msec;  /* 0 = default (standalone 1000, clustered 150) */
+        unsigned heartbeat_timeout_msec; /* 0 = default (standalone 250, clustered 30) */
         unsigned snapshot_threshold;     /* entries between snapshots; 0 = default (4096) */
 
         /* Clustered only, optional: builds the Raft transport (e.g. TCP wrapped in an authenticated
