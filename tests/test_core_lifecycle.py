@@ -60,6 +60,38 @@ class ClientDeath(et.DaemonTestCase):
         self.assertEqual(sorted(rec.terms()), [(1, '', [])] * 3)
         rec.close()
 
+    def test_leave_of_one_keeps_tracking_the_others(self):
+        # The connection is still tracked after it left one of its candidacies.
+        e1, e2 = self.client.election(self.fresh_name()), self.client.election(self.fresh_name())
+        e1.enter('anchor', 1)
+        p = et.ClientProcess(self.bus)
+        self.assertEqual(p.call('enter', e1.name, 'k1', 0)[0], 'ok')
+        self.assertEqual(p.call('enter', e1.name, 'k2', 0)[0], 'ok')
+        self.assertEqual(p.call('enter', e2.name, 'k3', 0)[0], 'ok')
+        self.assertEqual(p.call('leave', e1.name, 'k1'), ('ok', (1, 'anchor', ['anchor', 'k2'])))
+        self.assertEqual(p.call('leave', e2.name, 'k3'), ('ok', (1, '', [])))
+        self.assertEqual(p.call('enter', e2.name, 'k3', 0), ('ok', (2, 'k3', ['k3'])))
+        p.kill(signal.SIGKILL)
+        et.wait_until(lambda: e1.get_term() == (1, 'anchor', ['anchor']), 5, 'k2 to go')
+        et.wait_until(lambda: e2.get_term() == (2, '', []), 5, 'k3 to go')
+        e1.leave('anchor')
+
+    def test_rebound_candidacy_follows_its_new_owner(self):
+        e = self.client.election(self.fresh_name())
+        e.enter('anchor', 1)
+        p, q = et.ClientProcess(self.bus), et.ClientProcess(self.bus)
+        try:
+            self.assertEqual(p.call('enter', e.name, 'x', 0)[0], 'ok')
+            self.assertEqual(q.call('enter', e.name, 'x', 0), ('ok', (1, 'anchor', ['anchor', 'x'])))
+            # the old owner may no longer leave it, the new one may
+            self.assertEqual(p.call('leave', e.name, 'x'), ('error', et.ERROR_ACCESS_DENIED))
+            q.kill(signal.SIGKILL)
+            et.wait_until(lambda: e.get_term() == (1, 'anchor', ['anchor']), 5, 'x to go with q')
+        finally:
+            p.close()
+            q.kill()
+        e.leave('anchor')
+
     def test_persistent_rebound_to_connection_dies_with_it(self):
         e = self.client.election(self.fresh_name())
         e.enter('anchor', 1)
