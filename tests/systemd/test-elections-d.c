@@ -79,6 +79,46 @@ static void test_bad(void) {
         g_assert_nonnull(strstr(msg2, "node name"));
 }
 
+/* Random and mutated input: an error or a config, never a crash (run under ASan/valgrind too). */
+static void test_garbage(void) {
+        static const char *const seeds[] = {
+                "[Election]\nId=a\nUnits=a.service b@c.target\nHealthUnit=h.service\n",
+                "[Election]\n", "# c\n[Election]\nUnits=\\x2d.service\n",
+        };
+        GRand *rand = g_rand_new_with_seed(4242);
+
+        for (unsigned i = 0; i < 5000; i++) {
+                g_autofree char *msg = NULL;
+                ElectionUnitConfig *c = NULL;
+                const char *seed = seeds[i % G_N_ELEMENTS(seeds)];
+                size_t n = strlen(seed);
+                g_autofree char *buf = g_malloc(n + 16);
+                size_t len = i % 3 == 0 ? (size_t) g_rand_int_range(rand, 0, (gint32) n + 16) : n;
+
+                if (i % 3 == 0)
+                        for (size_t k = 0; k < len; k++)
+                                buf[k] = (char) g_rand_int_range(rand, 0, 256);
+                else {
+                        memcpy(buf, seed, n);
+                        for (unsigned k = 0; k < 1 + i % 4; k++)
+                                buf[g_rand_int_range(rand, 0, (gint32) n)] = (char) g_rand_int_range(rand, 0, 256);
+                }
+                int r = election_unit_config_parse_data("/x/fuzz.conf", buf, len, "node", &c, &msg);
+                if (r < 0) {
+                        g_assert_cmpint(r, ==, -EINVAL);
+                        g_assert_null(c);
+                        g_assert_nonnull(msg);
+                } else {
+                        g_assert_true(election_string_valid(c->id));
+                        for (char **u = c->units; *u; u++)
+                                g_assert_true(unit_name_valid(*u));
+                        g_assert_true(!c->health_unit || unit_name_valid(c->health_unit));
+                        election_unit_config_free(c);
+                }
+        }
+        g_rand_free(rand);
+}
+
 static void write_file(const char *dir, const char *name, const char *data) {
         g_autofree char *p = g_build_filename(dir, name, NULL);
         g_assert_true(g_file_set_contents(p, data, -1, NULL));
@@ -147,6 +187,7 @@ int main(int argc, char *argv[]) {
         log_set_max_level(LOG_EMERG); /* skipped files are logged; keep test output quiet */
         g_test_add_func("/elections-d/good", test_good);
         g_test_add_func("/elections-d/bad", test_bad);
+        g_test_add_func("/elections-d/garbage", test_garbage);
         g_test_add_func("/elections-d/dir", test_dir);
         g_test_add_func("/elections-d/unit-names", test_unit_names);
         return g_test_run();

@@ -10,7 +10,8 @@
 - a failing HealthUnit= withdraws the candidacy (leadership moves on), an active one re-enters;
 - a unit that fails to start is retried until it starts;
 - a broken elections.d file is reported and skipped, the good ones still work;
-- stopping the daemon stops the leader units.
+- stopping the daemon stops the leader units; after kill -9 a new run that leads keeps them
+  running and rewrites the flag (stale flags go), one that must not lead stops them.
 """
 
 import os
@@ -228,6 +229,45 @@ ExecStart=/bin/sh -c 'test -e %t/ready'
         open(os.path.join(self.rt, 'ready'), 'w').close()
         self.wait_active('flaky.service')
         self.assertIn('Retrying to start the units of election db', self.daemon.output())
+
+    def test_restart_after_crash(self):
+        self.add_leader_unit()
+        self.write_conf('web', f'[Election]\nUnits=web-app.service\n')
+        self.start_daemon()
+        t1 = self.assert_leading()
+        pid = self.sd.main_pid('web-app.service')
+
+        # kill -9: nobody stops the unit or removes the flag; a stale flag of an election that is
+        # no longer configured lies next to it.
+        self.daemon.kill()
+        with open(self.flag('gone'), 'w') as f:
+            f.write('7\n')
+        self.assertEqual(self.flag_term(), t1[0])
+        self.assertEqual(self.sd.active_state('web-app.service'), 'active')
+
+        # The persistent candidacy survived, so the new run leads again: the unit keeps running
+        # (no restart), the flag is rewritten, the stale one is gone.
+        self.daemon.start()
+        self.client = et.Client(self.sd)
+        self.clients.append(self.client)
+        self.assert_leading()
+        self.assertEqual(self.sd.main_pid('web-app.service'), pid)
+        self.assertIsNone(self.flag_term('gone'))
+        self.assertEqual(self.stops_seen(), [])
+
+        # Crash again, and come back as a node that must not lead (health unit failed): the
+        # units of the previous run are stopped.
+        self.daemon.kill()
+        self.sd.add_unit('web-health.service', '[Service]\nType=oneshot\nExecStart=/bin/false\n')
+        self.sd.reload()
+        self.sd.start_unit('web-health.service')
+        self.wait_active('web-health.service', ('failed',))
+        self.write_conf('web', f'[Election]\nUnits=web-app.service\nHealthUnit=web-health.service\n')
+        self.daemon.start()
+        self.client = et.Client(self.sd)
+        self.clients.append(self.client)
+        wait_for(lambda: self.term()[2] == [], 10, 'node-a to withdraw')
+        self.assert_not_leading()
 
     def test_bad_file_skipped(self):
         self.add_leader_unit()
