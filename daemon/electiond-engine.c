@@ -601,6 +601,23 @@ int engine_new(sd_event *event, const EngineConfig *config, const EngineCallback
         return 0;
 }
 
+static int configuration_from_servers(const EngineServer *servers, size_t n, struct raft_configuration *ret) {
+        int r;
+
+        raft_configuration_init(ret);
+        for (size_t i = 0; i < n; i++) {
+                r = raft_configuration_add(ret, servers[i].id, servers[i].address,
+                                           servers[i].voter ? RAFT_VOTER : RAFT_STANDBY);
+                if (r != 0) {
+                        raft_configuration_close(ret);
+                        log_error("Invalid Raft server %" PRIu64 " (%s): %s",
+                                  servers[i].id, servers[i].address ?: "n/a", raft_strerror(r));
+                        return errno_from_raft(r);
+                }
+        }
+        return 0;
+}
+
 int engine_bootstrap(Engine *e, const EngineServer *servers, size_t n) {
         struct raft_configuration conf;
         int r;
@@ -613,17 +630,9 @@ int engine_bootstrap(Engine *e, const EngineServer *servers, size_t n) {
         if (n == 0)
                 return -EINVAL;
 
-        raft_configuration_init(&conf);
-        for (size_t i = 0; i < n; i++) {
-                r = raft_configuration_add(&conf, servers[i].id, servers[i].address,
-                                           servers[i].voter ? RAFT_VOTER : RAFT_STANDBY);
-                if (r != 0) {
-                        raft_configuration_close(&conf);
-                        log_error("Invalid bootstrap server %" PRIu64 " (%s): %s",
-                                  servers[i].id, servers[i].address, raft_strerror(r));
-                        return errno_from_raft(r);
-                }
-        }
+        r = configuration_from_servers(servers, n, &conf);
+        if (r < 0)
+                return r;
 
         r = raft_bootstrap(&e->raft, &conf);
         raft_configuration_close(&conf);
@@ -649,17 +658,9 @@ int engine_recover(Engine *e, const EngineServer *servers, size_t n) {
         if (n == 0)
                 return -EINVAL;
 
-        raft_configuration_init(&conf);
-        for (size_t i = 0; i < n; i++) {
-                r = raft_configuration_add(&conf, servers[i].id, servers[i].address,
-                                           servers[i].voter ? RAFT_VOTER : RAFT_STANDBY);
-                if (r != 0) {
-                        raft_configuration_close(&conf);
-                        log_error("Invalid recovery server %" PRIu64 " (%s): %s",
-                                  servers[i].id, servers[i].address, raft_strerror(r));
-                        return errno_from_raft(r);
-                }
-        }
+        r = configuration_from_servers(servers, n, &conf);
+        if (r < 0)
+                return r;
 
         /* Appends the configuration to the log on disk; the state machine is kept. */
         r = raft_recover(&e->raft, &conf);
