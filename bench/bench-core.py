@@ -24,12 +24,12 @@ os.environ.setdefault('ELECTIOND_SOURCE_ROOT', ROOT)
 import electiond_test as et  # noqa: E402
 
 
-def rss_kib(pid):
+def rss_kib(pid, key='VmRSS'):
     with open(f'/proc/{pid}/status') as f:
         for line in f:
-            if line.startswith('VmRSS:'):
+            if line.startswith(key + ':'):
                 return int(line.split()[1])
-    raise RuntimeError('no VmRSS')
+    raise RuntimeError('no ' + key)
 
 
 def machine():
@@ -85,6 +85,7 @@ def main():
             c.manager_get('NodeName')
             time.sleep(1.0)
             res['idle_rss_kib'] = rss_kib(d.pid)
+            res['idle_anon_kib'] = rss_kib(d.pid, 'RssAnon')
 
             for n in (1, 32):
                 res[f'load{n}'] = run_client(client, bus, '--clients', str(n), '--seconds', str(a.seconds),
@@ -95,6 +96,7 @@ def main():
             c.ping()
             time.sleep(1.0)
             res['rss_elections_kib'] = rss_kib(d.pid)
+            res['anon_elections_kib'] = rss_kib(d.pid, 'RssAnon')
             listed = len(c.list_elections())
             if listed < a.elections:
                 raise RuntimeError(f'only {listed} elections listed after populating {a.elections}')
@@ -113,10 +115,11 @@ def main():
          'yes' if l32['ops_per_sec'] >= 5000 else 'NO'),
         ('latency p50 / p99, 32 clients', f"{l32['p50_usec'] / 1e3:.2f} / {l32['p99_usec'] / 1e3:.2f} ms",
          'p99 < 10 ms', 'yes' if l32['p99_usec'] < 10000 else 'NO'),
-        ('idle RSS', f"{res['idle_rss_kib'] / 1024:.1f} MiB", '< 5 MB',
+        ('idle RSS (of which anonymous)',
+         f"{res['idle_rss_kib'] / 1024:.1f} MiB ({res['idle_anon_kib'] / 1024:.1f} MiB)", '< 5 MB',
          'yes' if res['idle_rss_kib'] * 1024 < 5e6 else 'NO'),
-        (f'RSS with {a.elections} elections (1 persistent candidate each)',
-         f"{res['rss_elections_kib'] / 1024:.1f} MiB", '', ''),
+        (f'RSS with {a.elections} elections, 1 persistent candidate each (anonymous)',
+         f"{res['rss_elections_kib'] / 1024:.1f} MiB ({res['anon_elections_kib'] / 1024:.1f} MiB)", '', ''),
         (f'populating {a.elections} elections (64 calls in flight)',
          f"{res['populate']['seconds']:.2f} s", '', ''),
         (f'start: exec to bus name owned, fresh state (median of {a.starts})',

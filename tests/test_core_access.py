@@ -5,7 +5,9 @@ Anoint/Promote/Evict nor re-bind another uid's id, unless polkit (python3-dbusmo
 template) authorizes org.electiond.Election1.manage. Leave of another connection's candidacy is
 refused for everyone."""
 
+import os
 import pwd
+import unittest
 
 import electiond_test as et
 from electiond_test import ERROR_ACCESS_DENIED as DENIED, NOBODY, POLKIT_ACTION
@@ -14,6 +16,11 @@ from electiond_test import ERROR_ACCESS_DENIED as DENIED, NOBODY, POLKIT_ACTION
 OTHER_UID = pwd.getpwnam('daemon').pw_uid
 
 
+# running clients as other uids needs root (setpriv)
+ROOT_ONLY = unittest.skipUnless(os.geteuid() == 0, 'needs root to run clients as other uids')
+
+
+@ROOT_ONLY
 class Unprivileged(et.DaemonTestCase):
     """No polkit on the bus: only uid 0 is authorized."""
 
@@ -100,6 +107,7 @@ class Unprivileged(et.DaemonTestCase):
         self.assertEqual(r, [('ok', (1, '', []))])
 
 
+@ROOT_ONLY
 class WithPolkit(et.DaemonTestCase):
     with_polkit = True
 

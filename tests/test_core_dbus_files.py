@@ -82,6 +82,10 @@ def xmllint(*args):
     return subprocess.run(['xmllint', '--noout', '--nonet', *args], capture_output=True, text=True)
 
 
+# running clients as other uids needs root (setpriv)
+ROOT_ONLY = unittest.skipUnless(os.geteuid() == 0, 'needs root to run clients as other uids')
+
+
 class Files(unittest.TestCase):
 
     def test_well_formed(self):
@@ -112,6 +116,7 @@ class Files(unittest.TestCase):
         self.assertEqual(kf.get_string(g, 'SystemdService'), 'electiond.service')
 
 
+@ROOT_ONLY
 class BusPolicy(unittest.TestCase):
 
     @classmethod

@@ -39,7 +39,7 @@ class ClientDeath(et.DaemonTestCase):
             self.assertEqual(p.call('enter', e.name, 'f1', 0)[0], 'ok')
             self.assertEqual(p.call('enter', e.name, 'f2', 0), ('ok', (1, 'lead', ['lead', 'f1', 'f2'])))
             p.kill(signal.SIGKILL)
-            et.wait_until(lambda: e.get_term() == (1, 'lead', ['lead']), 5, 'f1, f2 to be dropped')
+            et.wait_until(lambda: e.get_term() == (1, 'lead', ['lead']), 10, 'f1, f2 to be dropped')
         finally:
             p.kill()
         e.leave('lead')
@@ -54,7 +54,7 @@ class ClientDeath(et.DaemonTestCase):
         p.close()   # a clean exit closes the connection too
         for n in names:
             e = self.client.election(n)
-            et.wait_until(lambda: e.get_term() == (1, '', []), 5, f'{n} to be emptied')
+            et.wait_until(lambda: e.get_term() == (1, '', []), 10, f'{n} to be emptied')
         rec.sync()
         # both candidacies of an election go in one change: one signal per election
         self.assertEqual(sorted(rec.terms()), [(1, '', [])] * 3)
@@ -72,8 +72,8 @@ class ClientDeath(et.DaemonTestCase):
         self.assertEqual(p.call('leave', e2.name, 'k3'), ('ok', (1, '', [])))
         self.assertEqual(p.call('enter', e2.name, 'k3', 0), ('ok', (2, 'k3', ['k3'])))
         p.kill(signal.SIGKILL)
-        et.wait_until(lambda: e1.get_term() == (1, 'anchor', ['anchor']), 5, 'k2 to go')
-        et.wait_until(lambda: e2.get_term() == (2, '', []), 5, 'k3 to go')
+        et.wait_until(lambda: e1.get_term() == (1, 'anchor', ['anchor']), 10, 'k2 to go')
+        et.wait_until(lambda: e2.get_term() == (2, '', []), 10, 'k3 to go')
         e1.leave('anchor')
 
     def test_rebound_candidacy_follows_its_new_owner(self):
@@ -86,7 +86,7 @@ class ClientDeath(et.DaemonTestCase):
             # the old owner may no longer leave it, the new one may
             self.assertEqual(p.call('leave', e.name, 'x'), ('error', et.ERROR_ACCESS_DENIED))
             q.kill(signal.SIGKILL)
-            et.wait_until(lambda: e.get_term() == (1, 'anchor', ['anchor']), 5, 'x to go with q')
+            et.wait_until(lambda: e.get_term() == (1, 'anchor', ['anchor']), 10, 'x to go with q')
         finally:
             p.close()
             q.kill()
@@ -99,7 +99,7 @@ class ClientDeath(et.DaemonTestCase):
         self.assertEqual(p.call('enter', e.name, 'flip', 1)[0], 'ok')
         self.assertEqual(p.call('enter', e.name, 'flip', 0), ('ok', (1, 'anchor', ['anchor', 'flip'])))
         p.kill(signal.SIGKILL)
-        et.wait_until(lambda: e.get_term() == (1, 'anchor', ['anchor']), 5, 'flip to go with its connection')
+        et.wait_until(lambda: e.get_term() == (1, 'anchor', ['anchor']), 10, 'flip to go with its connection')
         e.leave('anchor')
 
     def test_persistent_survives_client_exit(self):
@@ -108,7 +108,7 @@ class ClientDeath(et.DaemonTestCase):
         self.assertEqual(p.call('enter', e.name, 'keep', 1)[0], 'ok')
         self.assertEqual(p.call('enter', e.name, 'drop', 0)[0], 'ok')
         p.kill(signal.SIGKILL)
-        et.wait_until(lambda: e.get_term() == (1, 'keep', ['keep']), 5, 'drop to be dropped')
+        et.wait_until(lambda: e.get_term() == (1, 'keep', ['keep']), 10, 'drop to be dropped')
         self.assertEqual(e.leave('keep'), (1, '', []))
 
     def test_rebind_moves_ownership(self):

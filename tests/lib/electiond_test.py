@@ -93,7 +93,7 @@ def pump(max_iterations=1000):
     return n
 
 
-def wait_until(cond, timeout=5.0, what='condition', interval=0.005):
+def wait_until(cond, timeout=10.0, what='condition', interval=0.005):
     """Pump the main context until cond() is truthy; returns its value or raises on the deadline."""
     deadline = time.monotonic() + T(timeout)
     while True:
