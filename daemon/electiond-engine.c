@@ -606,12 +606,16 @@ static int configuration_from_servers(const EngineServer *servers, size_t n, str
 
         raft_configuration_init(ret);
         for (size_t i = 0; i < n; i++) {
+                if (servers[i].id == 0 || !servers[i].address) {
+                        raft_configuration_close(ret);
+                        return log_error_errno(EINVAL, "Raft server %zu lacks an id or address.", i);
+                }
                 r = raft_configuration_add(ret, servers[i].id, servers[i].address,
                                            servers[i].voter ? RAFT_VOTER : RAFT_STANDBY);
                 if (r != 0) {
                         raft_configuration_close(ret);
                         log_error("Invalid Raft server %" PRIu64 " (%s): %s",
-                                  servers[i].id, servers[i].address ?: "n/a", raft_strerror(r));
+                                  servers[i].id, servers[i].address, raft_strerror(r));
                         return errno_from_raft(r);
                 }
         }
