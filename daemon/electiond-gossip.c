@@ -210,6 +210,17 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+static void deliver_user_messages(Gossip *g, const GossipMessage *msgs, size_t n) {
+        const Member *sender = membership_get(g->membership, msgs[0].name);
+
+        /* only from a member we accepted as such (not a name conflict, not ourselves) */
+        if (!sender || sender->is_self || sender->node_id != msgs[0].node_id || !g->callbacks.message)
+                return;
+        for (size_t i = 1; i < n; i++)
+                if (msgs[i].type == GOSSIP_USER)
+                        g->callbacks.message(g, sender, msgs[i].seq, msgs[i].tags, msgs[i].tags_size, g->userdata);
+}
+
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Gossip *g = userdata;
 
@@ -247,6 +258,8 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                         log_debug_errno(r, "gossip: packet from %s:%u refused: %m",
                                         inet_ntoa(sa.sin_addr), ntohs(sa.sin_port));
                 send_actions(g, &actions);
+                if (r >= 0)
+                        deliver_user_messages(g, msgs, (size_t) k);
         }
         rearm(g);
         return 0;
@@ -457,6 +470,19 @@ int gossip_set_tags(Gossip *g, const void *tags, size_t tags_size) {
                 return 0;
         self = membership_get_self(g->membership);
         return membership_update_self(g->membership, self->addresses, self->n_addresses, tags, tags_size);
+}
+
+int gossip_send(Gossip *g, const char *name, uint32_t kind, const void *data, size_t size) {
+        GossipMessage msg = { .type = GOSSIP_USER, .seq = kind, .tags_size = (uint16_t) size };
+        MembershipActions actions = {};
+        int r;
+
+        if (!g || !g->membership || !name || size > MEMBER_TAGS_MAX || (size > 0 && !data))
+                return -EINVAL;
+        memcpy(msg.tags, data, size);
+        r = membership_send(g->membership, name, &msg, 1, now_boottime_usec(), &actions);
+        send_actions(g, &actions);
+        return r;
 }
 
 int gossip_set_watched(Gossip *g, const char *name, bool watched) {

@@ -33,6 +33,10 @@ typedef struct GossipCallbacks {
         /* Our own connectivity changed: any_up is false when no configured interface is up with
          * an address. Called at once on a netlink notification: drop leadership right away. */
         void (*links_changed)(Gossip *g, bool any_up, void *userdata);
+        /* A datagram from gossip_send() on another node: authenticated, replay-protected, but
+         * like any UDP packet it may be lost or reordered. */
+        void (*message)(Gossip *g, const Member *sender, uint32_t kind, const void *data, size_t size,
+                        void *userdata);
 } GossipCallbacks;
 
 /* config: cluster name, Interfaces=, Port=, Peers=, timing (copied). key: the cluster secret
@@ -49,6 +53,9 @@ int gossip_start(Gossip *g);
 int gossip_leave(Gossip *g);
 
 int gossip_set_tags(Gossip *g, const void *tags, size_t tags_size);
+/* Sends size ≤ MEMBER_TAGS_MAX bytes to a member by name (e.g. lease requests and acks), as one
+ * authenticated datagram to each of its addresses. -ENOENT unknown, -EHOSTUNREACH left. */
+int gossip_send(Gossip *g, const char *name, uint32_t kind, const void *data, size_t size);
 /* Watched members (voters, owners of leaders) are probed every interval. */
 int gossip_set_watched(Gossip *g, const char *name, bool watched);
 

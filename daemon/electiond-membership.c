@@ -132,6 +132,9 @@ size_t gossip_message_wire_size(const GossipMessage *msg) {
         case GOSSIP_LEFT:
                 body = str_size(msg->name) + 8;
                 break;
+        case GOSSIP_USER:
+                body = 4 + 2 + msg->tags_size;
+                break;
         }
         return 3 + body;
 }
@@ -162,6 +165,7 @@ bool gossip_message_valid(const GossipMessage *msg) {
                 return name_valid(msg->name, sizeof msg->name, false);
         case GOSSIP_ACK:
         case GOSSIP_NACK:
+        case GOSSIP_USER:
                 return true;
         case GOSSIP_SUSPECT:
         case GOSSIP_DEAD:
@@ -1021,6 +1025,20 @@ int membership_tick(Membership *m, uint64_t now, MembershipActions *actions) {
                         m->next_probe_usec = now + m->p.probe_interval_usec;
         }
         return 0;
+}
+
+int membership_send(Membership *m, const char *name, const GossipMessage *msgs, size_t n_msgs,
+                    uint64_t now, MembershipActions *actions) {
+        const Member *mem;
+
+        if (!m || !name || (!msgs && n_msgs > 0) || !actions)
+                return -EINVAL;
+        mem = member_lookup(m, name);
+        if (!mem || mem->is_self)
+                return -ENOENT;
+        if (m->leaving || mem->state == MEMBER_LEFT || mem->n_addresses == 0)
+                return -EHOSTUNREACH;
+        return send_to_member(m, actions, mem, msgs, n_msgs, now);
 }
 
 int membership_ping_address(Membership *m, const MemberAddress *address, uint64_t now, MembershipActions *actions) {

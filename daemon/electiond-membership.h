@@ -62,6 +62,7 @@ typedef enum GossipMessageType {
         GOSSIP_DEAD = 6,        /* name, incarnation, from, silent_usec */
         GOSSIP_LEFT = 7,        /* name, incarnation */
         GOSSIP_NACK = 8,        /* seq: a relay could not reach the target (Lifeguard) */
+        GOSSIP_USER = 9,        /* seq: kind, tags: payload; for the layers above, ignored here */
         _GOSSIP_MESSAGE_TYPE_MAX,
 } GossipMessageType;
 
@@ -185,6 +186,10 @@ uint64_t membership_next_deadline(const Membership *m);
  * acceptable (nothing was changed then). */
 int membership_receive(Membership *m, const GossipMessage *messages, size_t n_messages,
                        const MemberAddress *from_address, uint64_t now, MembershipActions *actions);
+/* Sends msgs (e.g. GOSSIP_USER) to a known member, with the usual hello and piggy-backed
+ * updates. -ENOENT if unknown, -EHOSTUNREACH if it has left or has no address. */
+int membership_send(Membership *m, const char *name, const GossipMessage *msgs, size_t n_msgs,
+                    uint64_t now, MembershipActions *actions);
 /* Discovery/seed: ask whoever listens at address to introduce itself. */
 int membership_ping_address(Membership *m, const MemberAddress *address, uint64_t now, MembershipActions *actions);
 /* Graceful leave: tell up to a few members at once; the rest learn by gossip. */

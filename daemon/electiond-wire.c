@@ -171,6 +171,11 @@ static void put_message(Writer *wr, const GossipMessage *m) {
                 put_str(wr, m->name);
                 put_u64(wr, m->incarnation);
                 break;
+        case GOSSIP_USER:
+                put_u32(wr, m->seq);
+                put_u16(wr, m->tags_size);
+                put(wr, m->tags, m->tags_size);
+                break;
         }
 }
 
@@ -312,6 +317,17 @@ static int get_message(Reader *rd, GossipMessage *m) {
         case GOSSIP_NACK:
                 m->seq = get_u32(&b);
                 break;
+        case GOSSIP_USER: {
+                const uint8_t *t;
+                m->seq = get_u32(&b);
+                m->tags_size = get_u16(&b);
+                if (m->tags_size > MEMBER_TAGS_MAX)
+                        return -EBADMSG;
+                t = get(&b, m->tags_size);
+                if (t)
+                        memcpy(m->tags, t, m->tags_size);
+                break;
+        }
         case GOSSIP_ALIVE: {
                 const uint8_t *t;
                 get_str(&b, m->name);

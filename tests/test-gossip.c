@@ -28,7 +28,9 @@ typedef struct Inst {
         sd_event *event;
         Gossip *gossip;
         bool paused;
-        unsigned n_dead, n_suspect, n_links;
+        unsigned n_dead, n_suspect, n_links, n_messages;
+        char last_message[MEMBER_NAME_MAX + MEMBER_TAGS_MAX + 2];
+        uint32_t last_kind;
         uint64_t dead_at[4];
 } Inst;
 
@@ -53,9 +55,21 @@ static void on_links(Gossip *g, bool up, void *userdata) {
         ((Inst *) userdata)->n_links++;
 }
 
+static void on_message(Gossip *g, const Member *sender, uint32_t kind, const void *data, size_t size, void *userdata) {
+        Inst *in = userdata;
+
+        in->n_messages++;
+        in->last_kind = kind;
+        snprintf(in->last_message, sizeof in->last_message, "%s:%.*s", sender->name, (int) size, (const char *) data);
+}
+
+static bool b_got_message(void) {
+        return insts[1].n_messages == 1;
+}
+
 static void inst_start(Inst *in, const char *name, uint64_t node_id, const char *k, uint16_t seed_port) {
         Config c;
-        GossipCallbacks cb = { .member_event = on_member, .links_changed = on_links };
+        GossipCallbacks cb = { .member_event = on_member, .links_changed = on_links, .message = on_message };
         char peer[32];
 
         g_assert_null(in->gossip);
@@ -185,6 +199,14 @@ static void test_loopback_cluster(void) {
                 g_assert_cmpuint(anchor, >, 0);
                 g_assert_cmpuint(now - anchor, <, 300 * MSEC);
         }
+
+        /* Datagrams for the layers above (lease rounds) reach the named member only. */
+        g_assert_cmpint(gossip_send(insts[0].gossip, "b", 42, "lease?", 6), ==, 0);
+        g_assert_cmpint(gossip_send(insts[0].gossip, "nobody", 42, "x", 1), ==, -ENOENT);
+        run_until(b_got_message, SEC, "message");
+        g_assert_cmpstr(insts[1].last_message, ==, "a:lease?");
+        g_assert_cmpuint(insts[1].last_kind, ==, 42);
+        g_assert_cmpuint(insts[2].n_messages, ==, 0);
 
         /* Pause c: a and b declare it dead after NodeTimeout, not before. */
         insts[2].paused = true;

@@ -45,6 +45,9 @@ static size_t sample_messages(GossipMessage *m, uint64_t sender) {
         m[n] = (GossipMessage) { .type = GOSSIP_LEFT, .incarnation = 10 };
         g_strlcpy(m[n].name, "delta", sizeof m[n].name);
         n++;
+        m[n] = (GossipMessage) { .type = GOSSIP_USER, .seq = 77, .tags_size = MEMBER_TAGS_MAX };
+        memset(m[n].tags, 0xa5, MEMBER_TAGS_MAX);
+        n++;
         return n;
 }
 
