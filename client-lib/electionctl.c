@@ -534,6 +534,7 @@ typedef struct Runner {
         char **argv;
 
         ElectionTerm *term;        /* current term, NULL while the daemon is away */
+        bool local_leader;         /* LocalLeader: a local candidate leads, quorate, lease valid */
         bool rejoining;            /* daemon restarted: our candidacy may briefly be missing */
         pid_t pid;                 /* running COMMAND, 0 if none */
         uint64_t child_term;       /* the term COMMAND was started in */
@@ -654,7 +655,8 @@ static int runner_start_child(Runner *r) {
 
 static void runner_update(Runner *r) {
         const char *id = election_get_id(r->election);
-        bool leads = r->term && election_term_is_leader(r->term, id);
+        /* Our id must be the leader, and the daemon must vouch for it now (quorum and lease). */
+        bool leads = r->term && election_term_is_leader(r->term, id) && r->local_leader;
 
         if (r->pid > 0) {
                 if (!leads || election_term_get_id(r->term) != r->child_term || r->interrupted || r->evicted)
@@ -710,6 +712,13 @@ static void on_run_watch(Election *e, int status, const ElectionTerm *t, void *u
         runner_update(r);
 }
 
+static void on_run_local_leader(Election *e, int status, int local_leader, void *userdata) {
+        Runner *r = userdata;
+
+        r->local_leader = status >= 0 && local_leader > 0;
+        runner_update(r);
+}
+
 static int on_run_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Runner *r = userdata;
 
@@ -756,12 +765,15 @@ static int verb_run(int argc, char **argv) {
         r = election_enter(e, NULL);
         if (r < 0)
                 return report(c, r, argv[1], election_get_id(e));
-        r = election_watch(e, on_run_watch, &runner);
+        r = election_watch_local_leader(e, on_run_local_leader, &runner);
+        if (r >= 0)
+                r = election_watch(e, on_run_watch, &runner);
         if (r < 0)
                 return report(c, r, argv[1], NULL);
 
         r = sd_event_loop(event);
         election_unwatch(e);
+        election_unwatch_local_leader(e);
         if (runner.pid > 0) /* only on a loop failure */
                 (void) kill(runner.pid, SIGKILL);
         sd_event_source_unref(runner.child_source);

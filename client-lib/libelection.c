@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-bus.h>
@@ -81,6 +82,15 @@ struct Election {
         bool seen_self;             /* a term delivered since then listed our id */
         bool gone;                  /* the handler was told -ESHUTDOWN and has had no term since */
         sd_event_source *retry;     /* re-reads the term after a failed read */
+
+        /* LocalLeader watch. */
+        election_local_leader_handler_t ll_handler;
+        void *ll_userdata;
+        sd_bus_slot *ll_props_slot;
+        sd_bus_slot *ll_owner_slot;
+        sd_bus_slot *ll_sync_slot;
+        bool ll_synced;
+        int ll_value;               /* last delivered, -1 = none */
         ElectionTerm *last;         /* last delivered term */
 };
 
@@ -521,6 +531,8 @@ _public_ int election_options_set_reenter(ElectionOptions *o, int reenter) {
 
 /* ---- election -------------------------------------------------------------------------------- */
 
+static void ll_stop(Election *e);
+
 static void watch_stop(Election *e) {
         e->term_slot = sd_bus_slot_unref(e->term_slot);
         e->owner_slot = sd_bus_slot_unref(e->owner_slot);
@@ -595,6 +607,7 @@ _public_ Election *election_unref(Election *e) {
         if (--e->n_ref > 0)
                 return NULL;
         watch_stop(e);
+        ll_stop(e);
         election_client_unref(e->client);
         free(e->name);
         free(e->id);
@@ -1027,5 +1040,206 @@ _public_ int election_unwatch(Election *e) {
         if (!e->watch_handler)
                 return 0;
         watch_stop(e);
+        return 1;
+}
+
+/* ---- LocalLeader ----------------------------------------------------------------------------- */
+
+_public_ int election_get_local_leader(Election *e) {
+        _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
+        int b = 0, r;
+
+        if (!e)
+                return -EINVAL;
+        r = sd_bus_get_property_trivial(e->client->bus, BUS_NAME, e->path, ELECTION_INTERFACE, "LocalLeader",
+                                        &error, 'b', &b);
+        if (r < 0)
+                return client_set_error(e->client, &error, r);
+        client_clear_error(e->client);
+        return !!b;
+}
+
+static void ll_stop(Election *e) {
+        e->ll_props_slot = sd_bus_slot_unref(e->ll_props_slot);
+        e->ll_owner_slot = sd_bus_slot_unref(e->ll_owner_slot);
+        e->ll_sync_slot = sd_bus_slot_unref(e->ll_sync_slot);
+        e->ll_handler = NULL;
+        e->ll_userdata = NULL;
+        e->ll_synced = false;
+        e->ll_value = -1;
+}
+
+static void ll_deliver(Election *e, int status, int value) {
+        _cleanup_(election_unrefp) Election *keep = election_ref(e);
+
+        if (status >= 0 && value == e->ll_value)
+                return;
+        e->ll_value = status < 0 ? -1 : value;
+        if (e->ll_handler)
+                e->ll_handler(e, status, value, e->ll_userdata);
+}
+
+static int ll_sync(Election *e);
+
+static int on_ll_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Election *e = userdata;
+        const sd_bus_error *error;
+        int b = 0, r;
+
+        e->ll_sync_slot = sd_bus_slot_unref(e->ll_sync_slot);
+        error = sd_bus_message_get_error(reply);
+        if (error) {
+                /* Unknown leadership counts as not leading; NameOwnerChanged brings the next read. */
+                r = client_set_error(e->client, error, -sd_bus_message_get_errno(reply));
+                ll_deliver(e, 0, 0);
+                return 0;
+        }
+        r = sd_bus_message_read(reply, "v", "b", &b);
+        if (r < 0) {
+                ll_deliver(e, r, 0);
+                return 0;
+        }
+        e->ll_synced = true;
+        ll_deliver(e, 0, !!b);
+        return 0;
+}
+
+static int ll_sync(Election *e) {
+        e->ll_synced = false;
+        e->ll_sync_slot = sd_bus_slot_unref(e->ll_sync_slot);
+        return sd_bus_call_method_async(e->client->bus, &e->ll_sync_slot, BUS_NAME, e->path,
+                                        "org.freedesktop.DBus.Properties", "Get", on_ll_reply, e, "ss",
+                                        ELECTION_INTERFACE, "LocalLeader");
+}
+
+static int on_ll_properties(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Election *e = userdata;
+        const char *iface, *key;
+        int r, value = -1;
+
+        /* Older than the value the pending Get will return. */
+        if (!e->ll_synced)
+                return 0;
+
+        r = sd_bus_message_read(m, "s", &iface);
+        if (r < 0)
+                return 0;
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return 0;
+        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                r = sd_bus_message_read(m, "s", &key);
+                if (r < 0)
+                        return 0;
+                if (strcmp(key, "LocalLeader") == 0) {
+                        int b = 0;
+                        r = sd_bus_message_read(m, "v", "b", &b);
+                        if (r < 0)
+                                return 0;
+                        value = !!b;
+                } else {
+                        r = sd_bus_message_skip(m, "v");
+                        if (r < 0)
+                                return 0;
+                }
+                r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return 0;
+        }
+        if (r < 0)
+                return 0;
+        r = sd_bus_message_exit_container(m);
+        if (r < 0)
+                return 0;
+
+        if (value >= 0) {
+                ll_deliver(e, 0, value);
+                return 0;
+        }
+
+        /* Invalidated without a value: read it. */
+        r = sd_bus_message_enter_container(m, 'a', "s");
+        if (r < 0)
+                return 0;
+        while ((r = sd_bus_message_read(m, "s", &key)) > 0)
+                if (strcmp(key, "LocalLeader") == 0) {
+                        r = ll_sync(e);
+                        if (r < 0)
+                                ll_deliver(e, r, 0);
+                        break;
+                }
+        return 0;
+}
+
+static int on_ll_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        _cleanup_(election_unrefp) Election *e = election_ref(userdata);
+        const char *name, *old_owner, *new_owner;
+        int r;
+
+        r = sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner);
+        if (r < 0 || strcmp(name, BUS_NAME) != 0)
+                return 0;
+        if (old_owner[0]) {
+                e->ll_synced = false;
+                e->ll_sync_slot = sd_bus_slot_unref(e->ll_sync_slot);
+                ll_deliver(e, 0, 0);
+        }
+        if (new_owner[0] && e->ll_handler) {
+                r = ll_sync(e);
+                if (r < 0)
+                        ll_deliver(e, r, 0);
+        }
+        return 0;
+}
+
+_public_ int election_watch_local_leader(Election *e, election_local_leader_handler_t handler, void *userdata) {
+        _cleanup_free_ char *match = NULL;
+        sd_bus *bus;
+        int r;
+
+        if (!e || !handler)
+                return -EINVAL;
+        if (e->ll_handler)
+                return -EBUSY;
+        bus = e->client->bus;
+        if (!sd_bus_get_event(bus))
+                return -ENXIO;
+
+        if (asprintf(&match,
+                     "type='signal',sender='" BUS_NAME "',path='%s',interface='org.freedesktop.DBus.Properties',"
+                     "member='PropertiesChanged',arg0='" ELECTION_INTERFACE "'", e->path) < 0)
+                return -ENOMEM;
+
+        e->ll_handler = handler;
+        e->ll_userdata = userdata;
+        e->ll_value = -1;
+
+        /* Same order as the term watch: subscribe, then read. */
+        r = sd_bus_add_match_async(bus, &e->ll_props_slot, match, on_ll_properties, NULL, e);
+        if (r < 0)
+                goto fail;
+        r = sd_bus_add_match_async(bus, &e->ll_owner_slot,
+                                   "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+                                   "interface='org.freedesktop.DBus',member='NameOwnerChanged',"
+                                   "arg0='" BUS_NAME "'",
+                                   on_ll_owner_changed, NULL, e);
+        if (r < 0)
+                goto fail;
+        r = ll_sync(e);
+        if (r < 0)
+                goto fail;
+        return 0;
+
+fail:
+        ll_stop(e);
+        return r;
+}
+
+_public_ int election_unwatch_local_leader(Election *e) {
+        if (!e)
+                return -EINVAL;
+        if (!e->ll_handler)
+                return 0;
+        ll_stop(e);
         return 1;
 }

@@ -144,10 +144,13 @@ static int do_calls(const char *name, const char *node) {
         CHECK(election_term_get_n_candidates(t) == 0);
         t = election_term_unref(t);
 
+        CHECK(election_get_local_leader(e) == 0);
         CHECK_OK(election_enter(e, &t));
         CHECK(term_is(t, 1, node, node));
         CHECK(election_term_is_leader(t, node));
         t = election_term_unref(t);
+        /* Standalone: a local candidate leads. */
+        CHECK(election_get_local_leader(e) == 1);
         /* Enter again: re-bind, no change. */
         CHECK_OK(election_enter(e, &t));
         CHECK(term_is(t, 1, node, node));
@@ -311,6 +314,11 @@ static void on_watch(Election *e, int status, const ElectionTerm *t, void *userd
         print_event(userdata, status, t);
 }
 
+static void on_local_leader(Election *e, int status, int value, void *userdata) {
+        printf("{\"who\":\"ll\",\"status\":%d,\"value\":%d}\n", status, value);
+        fflush(stdout);
+}
+
 static int on_term_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         return sd_event_exit(sd_event_source_get_event(s), 0);
 }
@@ -348,6 +356,8 @@ static int do_watch(int argc, char **argv) {
         r = election_watch(e, on_watch, (void *) "w");
         CHECK(r >= 0);
         CHECK(election_watch(e, on_watch, (void *) "w") == -EBUSY);
+        CHECK_OK(election_watch_local_leader(e, on_local_leader, NULL));
+        CHECK(election_watch_local_leader(e, on_local_leader, NULL) == -EBUSY);
         if (strncmp(mode, "enter", 5) == 0)
                 CHECK_OK(election_enter(e, NULL));
         if (failures)
@@ -357,6 +367,8 @@ static int do_watch(int argc, char **argv) {
 
         r = sd_event_loop(event);
         CHECK(election_unwatch(e) == 1);
+        CHECK(election_unwatch_local_leader(e) == 1);
+        CHECK(election_unwatch_local_leader(e) == 0);
         election_unref(e);
         election_options_free(o);
         election_client_unref(client);

@@ -20,7 +20,7 @@ def events(p, who=None):
     """The watch events a test-libelection process printed: [(status, term or None)]."""
     out = []
     for j in p.json_lines():
-        if 'status' in j and (who is None or j.get('who') == who):
+        if 'status' in j and j.get('who') != 'll' and (who is None or j.get('who') == who):
             t = j.get('term')
             out.append((j['status'], (t[0], t[1], t[2]) if t else None))
     return out
@@ -112,6 +112,27 @@ class LibTest(DaemonTestCase):
         self.assertEqual(ids_seen, sorted(ids_seen))
         self.assertEqual(early.stop(), 0)
         self.assertEqual(late.stop(), 0)
+
+    def test_watch_local_leader(self):
+        """LocalLeader: the current value first, then each change (standalone: a local candidate leads)."""
+        name = self.fresh_name()
+        e = self.client.election(name)
+        p = self.watcher(name)
+        ll = lambda: [(j['status'], j['value']) for j in p.json_lines() if j.get('who') == 'll']  # noqa: E731
+        p.wait_for(lambda ls: ll(), 10, 'the initial LocalLeader')
+        self.assertEqual(ll(), [(0, 0)])
+        e.enter('x', 1)
+        p.wait_for(lambda ls: len(ll()) >= 2, 10, 'LocalLeader to become true')
+        e.enter('y', 1)
+        e.anoint('y')
+        e.evict('y')
+        e.evict('x')
+        p.wait_for(lambda ls: len(ll()) >= 3, 10, 'LocalLeader to become false')
+        # a round trip through the daemon: nothing else is on its way
+        self.client.ping()
+        p.wait_for(lambda ls: terms(p) and terms(p)[-1][2] == [], 10, 'the last term')
+        self.assertEqual(ll(), [(0, 0), (0, 1), (0, 0)])
+        self.assertEqual(p.stop(), 0)
 
     def test_two_handles_in_one_process(self):
         """Two clients (connections) in one process on one loop, each with a candidacy and a watch."""

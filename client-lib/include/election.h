@@ -121,6 +121,16 @@ typedef void (*election_watch_handler_t)(Election *e, int status, const Election
 int election_watch(Election *e, election_watch_handler_t handler, void *userdata);
 int election_unwatch(Election *e);
 
+/* LocalLeader: a candidate owned by this node leads, the node is quorate and its lease has not
+ * expired (always the former alone on a standalone daemon). Act on leadership only while this holds.
+ * election_get_local_leader() returns 1, 0 or a negative errno. The watch (needs an event loop)
+ * delivers the current value, then every change; while the daemon is away, or the value cannot be
+ * read, it delivers 0. A negative status means a local failure. -EBUSY if one is active. */
+typedef void (*election_local_leader_handler_t)(Election *e, int status, int local_leader, void *userdata);
+int election_get_local_leader(Election *e);
+int election_watch_local_leader(Election *e, election_local_leader_handler_t handler, void *userdata);
+int election_unwatch_local_leader(Election *e);
+
 /* ---- terms ----------------------------------------------------------------------------------- */
 
 ElectionTerm *election_term_ref(ElectionTerm *t);
