@@ -970,6 +970,11 @@ uint64_t engine_last_applied(const Engine *e) {
         return e && e->raft_initialized ? e->raft.last_applied : 0;
 }
 
+uint64_t engine_last_stored(const Engine *e) {
+        /* What this server has persisted: the lease rules need it, not the commit index. */
+        return e && e->raft_initialized && e->started ? e->raft.last_stored : 0;
+}
+
 const char *engine_role_name(const Engine *e) {
         return state_to_string(e ? engine_state(e) : RAFT_UNAVAILABLE);
 }

@@ -238,6 +238,8 @@ static void test_submit_and_restart(void) {
                 wait_tracker(event, &t, i + 1);
                 /* The index apply saw is the entry's: libraft's last_applied once it is done. */
                 g_assert_cmpuint(engine_last_applied(e), ==, f.last_index);
+                /* Committed on a lone voter means on its disk. */
+                g_assert_cmpuint(engine_last_stored(e), >=, f.last_index);
         }
         usec = now_monotonic_usec() - start;
         printf("# sequential: %u entries in %.1f ms, %.0f entries/s\n", n_seq, usec / 1000.0, n_seq * 1e6 / usec);
