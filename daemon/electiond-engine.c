@@ -646,7 +646,12 @@ int engine_bootstrap(Engine *e, const EngineServer *servers, size_t n) {
                 log_error("Failed to bootstrap Raft: %s (%s)", raft_strerror(r), raft_errmsg(&e->raft));
                 return errno_from_raft(r);
         }
-        log_debug("Bootstrapped Raft configuration with %zu servers.", n);
+        if (n > 1)
+                /* The classic mistake: one node bootstraps everyone, the others start empty. */
+                log_info("Bootstrapped a Raft configuration of %zu servers: each voter in it must bootstrap the "
+                         "same list, since libraft never votes without a configuration.", n);
+        else
+                log_debug("Bootstrapped a one-server Raft configuration.");
         return 0;
 }
 
