@@ -323,6 +323,10 @@ class CtlRestartTest(DaemonTestCase):
         self.addCleanup(p.close)
         w = LineProcess([ELECTIONCTL, '--json', 'watch', name], client_env(self.bus))
         self.addCleanup(w.close)
+        other = self.fresh_name()
+        held = LineProcess([ELECTIONCTL, 'enter', other, '--id', 'held'], client_env(self.bus))
+        self.addCleanup(held.close)
+        wait_until(lambda: self.client.election(other).get_term()[2] == ['held'], 10, 'enter to hold')
         wait_until(lambda: len(read_lines(marker)) == 1, 10, 'COMMAND to start')
         first = int(read_lines(marker)[0][1])
 
@@ -335,6 +339,11 @@ class CtlRestartTest(DaemonTestCase):
         self.assertGreater(int(lines[2][1]), first)
         self.assertEqual(self.client.election(name).get_term()[1], 'rr')
         self.assertIsNone(p.proc.poll())
+        # a held enter comes back too: its old candidacy went with the old run (the term moved on)
+        wait_until(lambda: self.client.election(other).get_term() == (2, 'held', ['held']), 10,
+                   'enter to re-enter')
+        self.assertEqual(held.stop(signal.SIGTERM), 0)
+        self.assertEqual(self.client.election(other).get_term()[2], [])
         self.assertEqual(p.stop(signal.SIGTERM, 15), 0)
         self.assertEqual(self.client.election(name).get_term()[2], [])
 
