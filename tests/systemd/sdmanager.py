@@ -63,6 +63,13 @@ INNER = r'''set -e
 mount -t tmpfs -o mode=0755 tmpfs /run/systemd
 mkdir -p /run/systemd/system /run/systemd/user.conf.d
 cp "$XDG_RUNTIME_DIR/manager.conf" /run/systemd/user.conf.d/50-electiond-test.conf
+# What PID 1 normally provides for sandboxing (ProtectHome=, InaccessiblePaths=).
+mkdir -p -m 0755 /run/systemd/inaccessible
+mkdir -m 0000 /run/systemd/inaccessible/dir
+install -m 0000 /dev/null /run/systemd/inaccessible/reg
+mkfifo -m 0000 /run/systemd/inaccessible/fifo
+mknod -m 0000 /run/systemd/inaccessible/chr c 0 0
+mknod -m 0000 /run/systemd/inaccessible/blk b 0 0
 mount --bind "$(tty)" /dev/console
 echo $$ > "$XDG_RUNTIME_DIR/manager.pid"
 exec "$ELECTIOND_TEST_SYSTEMD" --user --unit=electiond-test.target --default-standard-output=inherit \
