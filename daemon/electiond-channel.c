@@ -1,0 +1,283 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include "electiond-channel.h"
+
+#define HMAC_SIZE 32
+#define HEADER_FIXED (4 + 1 + 1) /* magic, version, name length */
+#define AFTER_NAME (8 + 8 + 8 + 1 + 4)
+
+typedef struct Sender {
+        uint64_t epoch;
+        uint64_t top;    /* highest seq seen in this epoch */
+        uint64_t window; /* bit i: top - i seen */
+} Sender;
+
+struct ChannelCodec {
+        char *cluster;
+        uint8_t *key;
+        size_t key_size;
+        uint64_t self;
+        uint64_t epoch;
+        uint64_t seq;
+        GHashTable *senders; /* u64 id → Sender */
+        uint64_t drops[_CHANNEL_DROP_MAX];
+};
+
+ChannelCodec *channel_codec_new(const char *cluster, const void *key, size_t key_size, uint64_t self_id, uint64_t epoch) {
+        ChannelCodec *c;
+
+        if (!cluster || strlen(cluster) > 255 || !key || key_size == 0)
+                return NULL;
+        c = g_new0(ChannelCodec, 1);
+        c->cluster = g_strdup(cluster);
+        c->key = g_memdup2(key, key_size);
+        c->key_size = key_size;
+        c->self = self_id;
+        c->epoch = epoch;
+        c->senders = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+        return c;
+}
+
+ChannelCodec *channel_codec_free(ChannelCodec *c) {
+        if (!c)
+                return NULL;
+        explicit_bzero(c->key, c->key_size);
+        g_free(c->key);
+        g_free(c->cluster);
+        g_hash_table_unref(c->senders);
+        g_free(c);
+        return NULL;
+}
+
+uint64_t channel_drop_count(const ChannelCodec *c, ChannelDrop d) {
+        return d < _CHANNEL_DROP_MAX ? c->drops[d] : 0;
+}
+
+static void put_le(GByteArray *b, uint64_t v, unsigned n) {
+        for (unsigned i = 0; i < n; i++) {
+                uint8_t x = (uint8_t) (v >> (8 * i));
+                g_byte_array_append(b, &x, 1);
+        }
+}
+
+static uint64_t get_le(const uint8_t *p, unsigned n) {
+        uint64_t v = 0;
+        for (unsigned i = 0; i < n; i++)
+                v |= (uint64_t) p[i] << (8 * i);
+        return v;
+}
+
+static void hmac(const ChannelCodec *c, const uint8_t *data, size_t size, uint8_t out[HMAC_SIZE]) {
+        g_autoptr(GHmac) h = g_hmac_new(G_CHECKSUM_SHA256, c->key, c->key_size);
+        gsize n = HMAC_SIZE;
+        g_hmac_update(h, data, (gssize) size);
+        g_hmac_get_digest(h, out, &n);
+}
+
+int channel_encode(ChannelCodec *c, uint8_t type, const void *payload, size_t size, GByteArray **ret) {
+        g_autoptr(GByteArray) b = NULL;
+        uint8_t mac[HMAC_SIZE];
+        uint8_t len = (uint8_t) strlen(c->cluster);
+
+        if (size > CHANNEL_PAYLOAD_MAX)
+                return -EMSGSIZE;
+        b = g_byte_array_sized_new((guint) (HEADER_FIXED + len + AFTER_NAME + size + HMAC_SIZE));
+        g_byte_array_append(b, (const uint8_t *) CHANNEL_MAGIC, 4);
+        put_le(b, CHANNEL_VERSION, 1);
+        put_le(b, len, 1);
+        g_byte_array_append(b, (const uint8_t *) c->cluster, len);
+        put_le(b, c->self, 8);
+        put_le(b, c->epoch, 8);
+        put_le(b, ++c->seq, 8);
+        put_le(b, type, 1);
+        put_le(b, size, 4);
+        if (size > 0)
+                g_byte_array_append(b, payload, (guint) size);
+        hmac(c, b->data, b->len, mac);
+        g_byte_array_append(b, mac, HMAC_SIZE);
+        *ret = g_steal_pointer(&b);
+        return 0;
+}
+
+static bool mac_equal(const uint8_t *a, const uint8_t *b) {
+        uint8_t d = 0;
+        for (size_t i = 0; i < HMAC_SIZE; i++)
+                d |= a[i] ^ b[i];
+        return d == 0;
+}
+
+/* Records (epoch, seq) of sender; false if replayed or stale. */
+static bool replay_check(ChannelCodec *c, uint64_t sender, uint64_t epoch, uint64_t seq) {
+        Sender *s = g_hash_table_lookup(c->senders, &sender);
+
+        if (!s) {
+                if (g_hash_table_size(c->senders) >= CHANNEL_SENDERS_MAX)
+                        g_hash_table_remove_all(c->senders); /* bounded memory; at worst one replay window reopens */
+                s = g_new0(Sender, 1);
+                g_hash_table_insert(c->senders, g_memdup2(&sender, sizeof sender), s);
+                s->epoch = epoch;
+                s->top = seq;
+                s->window = 1;
+                return true;
+        }
+        if (epoch < s->epoch)
+                return false;
+        if (epoch > s->epoch) {
+                s->epoch = epoch;
+                s->top = seq;
+                s->window = 1;
+                return true;
+        }
+        if (seq > s->top) {
+                uint64_t shift = seq - s->top;
+                s->window = shift >= 64 ? 1 : (s->window << shift) | 1;
+                s->top = seq;
+                return true;
+        }
+        uint64_t back = s->top - seq;
+        if (back >= CHANNEL_REPLAY_WINDOW || (s->window & (UINT64_C(1) << back)))
+                return false;
+        s->window |= UINT64_C(1) << back;
+        return true;
+}
+
+int channel_decode(ChannelCodec *c, const void *data, size_t size, ChannelPacket *ret) {
+        const uint8_t *p = data;
+        uint8_t mac[HMAC_SIZE];
+        size_t name_len, off, payload_len;
+
+        if (size < HEADER_FIXED || memcmp(p, CHANNEL_MAGIC, 4) != 0 || p[4] != CHANNEL_VERSION)
+                goto malformed;
+        name_len = p[5];
+        if (size < HEADER_FIXED + name_len + AFTER_NAME + HMAC_SIZE)
+                goto malformed;
+        off = HEADER_FIXED + name_len;
+        payload_len = (size_t) get_le(p + off + 25, 4);
+        if (payload_len > CHANNEL_PAYLOAD_MAX || size != off + AFTER_NAME + payload_len + HMAC_SIZE)
+                goto malformed;
+        if (name_len != strlen(c->cluster) || memcmp(p + HEADER_FIXED, c->cluster, name_len) != 0) {
+                c->drops[CHANNEL_DROP_CLUSTER]++;
+                return -ESRCH;
+        }
+        hmac(c, p, size - HMAC_SIZE, mac);
+        if (!mac_equal(mac, p + size - HMAC_SIZE)) {
+                c->drops[CHANNEL_DROP_AUTH]++;
+                return -EPERM;
+        }
+
+        ChannelPacket pk = {
+                .sender = get_le(p + off, 8),
+                .epoch = get_le(p + off + 8, 8),
+                .seq = get_le(p + off + 16, 8),
+                .type = p[off + 24],
+                .payload = p + off + AFTER_NAME,
+                .payload_size = payload_len,
+        };
+        if (pk.sender == c->self) {
+                c->drops[CHANNEL_DROP_SELF]++;
+                return -ELOOP;
+        }
+        if (!replay_check(c, pk.sender, pk.epoch, pk.seq)) {
+                c->drops[CHANNEL_DROP_REPLAY]++;
+                return -EALREADY;
+        }
+        *ret = pk;
+        return 0;
+
+malformed:
+        c->drops[CHANNEL_DROP_MALFORMED]++;
+        return -EBADMSG;
+}
+
+/* ---- socket ---- */
+
+struct Channel {
+        ChannelCodec *codec;
+        int fd;
+        sd_event_source *io;
+        ChannelReceiveFn cb;
+        void *userdata;
+        uint8_t buf[CHANNEL_PAYLOAD_MAX + 1024];
+};
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Channel *ch = userdata;
+
+        for (unsigned i = 0; i < 64; i++) {
+                struct sockaddr_storage from;
+                socklen_t len = sizeof from;
+                ChannelPacket p;
+                ssize_t n = recvfrom(ch->fd, ch->buf, sizeof ch->buf, MSG_DONTWAIT, (struct sockaddr *) &from, &len);
+                if (n < 0) {
+                        if (errno != EAGAIN && errno != EINTR)
+                                log_debug_errno(errno, "Channel receive failed: %m");
+                        return 0;
+                }
+                if (channel_decode(ch->codec, ch->buf, (size_t) n, &p) < 0)
+                        continue;
+                ch->cb(ch, &p, &from, ch->userdata);
+        }
+        return 0;
+}
+
+int channel_new(sd_event *event, ChannelCodec *codec, uint16_t port, ChannelReceiveFn cb, void *userdata, Channel **ret) {
+        Channel *ch = g_new0(Channel, 1);
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_ANY) };
+        int r, one = 1;
+
+        ch->codec = codec;
+        ch->cb = cb;
+        ch->userdata = userdata;
+        ch->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (ch->fd < 0) {
+                r = -errno;
+                goto fail;
+        }
+        (void) setsockopt(ch->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(ch->fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
+                r = log_error_errno(errno, "Failed to bind the cluster channel to port %u: %m", port);
+                goto fail;
+        }
+        r = sd_event_add_io(event, &ch->io, ch->fd, EPOLLIN, on_io, ch);
+        if (r < 0)
+                goto fail;
+        /* leases and expiry votes must not wait behind bus traffic */
+        (void) sd_event_source_set_priority(ch->io, SD_EVENT_PRIORITY_IMPORTANT);
+        *ret = ch;
+        return 0;
+
+fail:
+        ch->codec = NULL; /* the caller keeps it on failure */
+        channel_free(ch);
+        return r;
+}
+
+Channel *channel_free(Channel *ch) {
+        if (!ch)
+                return NULL;
+        sd_event_source_disable_unref(ch->io);
+        if (ch->fd >= 0)
+                close(ch->fd);
+        channel_codec_free(ch->codec);
+        g_free(ch);
+        return NULL;
+}
+
+ChannelCodec *channel_get_codec(Channel *ch) {
+        return ch->codec;
+}
+
+int channel_send(Channel *ch, const struct sockaddr_storage *to, uint8_t type, const void *payload, size_t size) {
+        g_autoptr(GByteArray) b = NULL;
+        socklen_t len = to->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+        int r;
+
+        r = channel_encode(ch->codec, type, payload, size, &b);
+        if (r < 0)
+                return r;
+        if (sendto(ch->fd, b->data, b->len, MSG_DONTWAIT | MSG_NOSIGNAL, (const struct sockaddr *) to, len) < 0)
+                return -errno;
+        return 0;
+}

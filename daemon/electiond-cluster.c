@@ -1,0 +1,1313 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+
+#include "electiond-channel.h"
+#include "electiond-cluster.h"
+#include "electiond-gossip.h"
+#include "electiond-lease.h"
+#include "electiond-transport.h"
+
+/* Cluster channel message types */
+enum {
+        MSG_LEASE_REQ = 1, /* u64 seq, u64 applied, name */
+        MSG_LEASE_ACK = 2, /* u64 seq */
+        MSG_EXPIRED_Q = 3, /* u64 target (lease id), u64 ask id */
+        MSG_EXPIRED_A = 4, /* u64 target, u64 ask id, u8 yes */
+        MSG_APPLIED = 5,   /* u64 index */
+        MSG_FORWARD = 6,   /* an encoded command batch */
+        MSG_JOIN = 7,      /* u64 raft id, raft address */
+};
+
+#define TAGS_VERSION 1
+#define TAG_HAS_STATE   (1u << 0)
+#define TAG_RAFT_LEADER (1u << 1)
+#define BOOTSTRAP_STABLE_ROUNDS 4
+#define JOIN_RETRY_USEC (300 * USEC_PER_MSEC)
+#define DROP_RETRY_USEC (200 * USEC_PER_MSEC)
+
+typedef struct Tags {
+        uint8_t version;
+        uint8_t flags;
+        uint64_t cluster_id;
+        uint16_t raft_port;
+} Tags;
+
+typedef struct Peer {
+        char *name;
+        uint64_t node_id;
+        MemberState state;
+        uint64_t dead_since; /* boottime µs, 0 when alive */
+        bool have_address;
+        struct sockaddr_storage channel; /* where its cluster channel listens */
+        char raft_address[64];
+        Tags tags;
+} Peer;
+
+typedef struct DropVote {
+        uint64_t target;     /* lease id */
+        char *node;
+        uint64_t ask_id;
+        uint64_t asked_at;
+        uint64_t submitted_at;
+        GHashTable *yes;     /* raft ids */
+} DropVote;
+
+struct Cluster {
+        sd_event *event;
+        const Config *config;
+        char *state_dir;
+        char *raft_dir;
+        char *node_name;
+        uint64_t node_id;
+        uint64_t lease_id; /* our identity in leases: a hash of the node name */
+        uint64_t cluster_id;
+        uint64_t started;
+
+        GBytes *key;
+        EngineCallbacks engine_cb;
+        void *engine_userdata;
+        ClusterHooks hooks;
+        void *userdata;
+
+        Gossip *gossip;
+        Channel *channel;
+        Engine *engine;
+        bool was_member;
+
+        GHashTable *peers; /* name → Peer */
+
+        LeaseParams lease_params;
+        LeaseRequester *requester;
+        LeaseGranter *granter;
+        uint64_t last_stored;
+        GHashTable *handovers; /* election name → LeaseHandover* */
+        bool last_quorate;
+
+        GHashTable *drops; /* node name → DropVote */
+        uint64_t next_ask_id;
+        const ElectionState *state;
+        void (*submit_drop)(void *userdata, const char *node);
+
+        sd_event_source *tick;
+        sd_event_source *deadline;
+        sd_event_source *post;
+
+        /* bootstrap */
+        char *bootstrap_view;
+        unsigned bootstrap_stable;
+        uint64_t join_sent_at;
+        bool links_up;
+        bool conflict;
+        uint8_t last_tags[20];
+        bool change_in_flight;
+        GHashTable *standby; /* raft ids we made stand-bys (EngineServer has no spare/standby bit) */
+};
+
+/* ---- small helpers ---- */
+
+static uint64_t name_hash(const char *s) {
+        /* FNV-1a, 64 bit: lease identities are node names, which are unique in a cluster */
+        uint64_t h = UINT64_C(0xcbf29ce484222325);
+        for (; *s; s++) {
+                h ^= (uint8_t) *s;
+                h *= UINT64_C(0x100000001b3);
+        }
+        return h ?: 1;
+}
+
+static void put_u64(GByteArray *b, uint64_t v) {
+        uint64_t le = GUINT64_TO_LE(v);
+        g_byte_array_append(b, (const uint8_t *) &le, 8);
+}
+
+static uint64_t get_u64(const uint8_t *p) {
+        uint64_t le;
+        memcpy(&le, p, 8);
+        return GUINT64_FROM_LE(le);
+}
+
+static int read_u64_file(const char *path, uint64_t *ret) {
+        g_autofree char *s = NULL;
+        char *end;
+
+        if (!g_file_get_contents(path, &s, NULL, NULL))
+                return -ENOENT;
+        errno = 0;
+        *ret = g_ascii_strtoull(g_strstrip(s), &end, 16);
+        if (errno != 0 || *end != 0 || *ret == 0)
+                return -EINVAL;
+        return 0;
+}
+
+static int write_u64_file(const char *path, uint64_t v) {
+        g_autofree char *s = g_strdup_printf("%016" PRIx64 "\n", v);
+        g_autoptr(GError) error = NULL;
+
+        if (!g_file_set_contents_full(path, s, -1, G_FILE_SET_CONTENTS_CONSISTENT | G_FILE_SET_CONTENTS_DURABLE, 0600, &error))
+                return log_error_errno(EIO, "Failed to write %s: %s", path, error->message);
+        return 0;
+}
+
+static uint64_t random_u64(void) {
+        uint64_t v = 0;
+        while (v == 0)
+                if (getrandom(&v, sizeof v, 0) != sizeof v)
+                        v = g_random_int() | ((uint64_t) g_random_int() << 32);
+        return v;
+}
+
+static bool raft_dir_has_state(const char *dir) {
+        g_autofree char *m1 = g_build_filename(dir, "metadata1", NULL);
+        g_autofree char *m2 = g_build_filename(dir, "metadata2", NULL);
+        return g_file_test(m1, G_FILE_TEST_EXISTS) || g_file_test(m2, G_FILE_TEST_EXISTS);
+}
+
+static void tags_encode(const Tags *t, uint8_t out[20]) {
+        uint64_t id = GUINT64_TO_LE(t->cluster_id);
+        uint16_t port = GUINT16_TO_LE(t->raft_port);
+        out[0] = t->version;
+        out[1] = t->flags;
+        memcpy(out + 2, &id, 8);
+        memcpy(out + 10, &port, 2);
+        memset(out + 12, 0, 8);
+}
+
+static bool tags_decode(const uint8_t *p, size_t n, Tags *ret) {
+        uint64_t id;
+        uint16_t port;
+        if (n < 12 || p[0] != TAGS_VERSION)
+                return false;
+        memcpy(&id, p + 2, 8);
+        memcpy(&port, p + 10, 2);
+        *ret = (Tags) { .version = p[0], .flags = p[1], .cluster_id = GUINT64_FROM_LE(id), .raft_port = GUINT16_FROM_LE(port) };
+        return true;
+}
+
+static Peer *peer_by_id(Cluster *c, uint64_t id) {
+        GHashTableIter it;
+        gpointer v;
+        g_hash_table_iter_init(&it, c->peers);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                if (((Peer *) v)->node_id == id)
+                        return v;
+        return NULL;
+}
+
+static void peer_free(gpointer p) {
+        Peer *peer = p;
+        g_free(peer->name);
+        g_free(peer);
+}
+
+static void drop_vote_free(gpointer p) {
+        DropVote *d = p;
+        g_free(d->node);
+        if (d->yes)
+                g_hash_table_unref(d->yes);
+        g_free(d);
+}
+
+static void handover_free(gpointer p) {
+        LeaseHandover *h = p;
+        lease_handover_done(h);
+        g_free(h);
+}
+
+static uint64_t now_usec(void) {
+        return now_boottime_usec();
+}
+
+static void notify_status(Cluster *c) {
+        if (c->hooks.status_changed)
+                c->hooks.status_changed(c->userdata);
+}
+
+/* ---- Raft servers ---- */
+
+typedef struct Servers {
+        EngineServer *items;
+        size_t n;
+} Servers;
+
+static void servers_done(Servers *s) {
+        if (s->items) {
+                for (size_t i = 0; i < s->n; i++)
+                        g_free((char *) s->items[i].address);
+                g_free(s->items);
+        }
+        *s = (Servers) {};
+}
+
+static bool servers_get(Cluster *c, Servers *ret) {
+        *ret = (Servers) {};
+        if (!c->engine)
+                return false;
+        return engine_get_servers(c->engine, &ret->items, &ret->n) >= 0;
+}
+
+static bool is_voter(const Servers *s, uint64_t id) {
+        for (size_t i = 0; i < s->n; i++)
+                if (s->items[i].id == id)
+                        return s->items[i].voter;
+        return false;
+}
+
+static bool in_servers(const Servers *s, uint64_t id) {
+        for (size_t i = 0; i < s->n; i++)
+                if (s->items[i].id == id)
+                        return true;
+        return false;
+}
+
+static size_t count_voters(const Servers *s) {
+        size_t n = 0;
+        for (size_t i = 0; i < s->n; i++)
+                n += s->items[i].voter;
+        return n;
+}
+
+/* ---- channel sends ---- */
+
+static void send_to_peer(Cluster *c, const Peer *p, uint8_t type, const void *data, size_t size) {
+        int r;
+        if (!c->channel || !p || !p->have_address)
+                return;
+        r = channel_send(c->channel, &p->channel, type, data, size);
+        if (r < 0)
+                log_debug_errno(r, "Failed to send message %u to %s: %m", type, p->name);
+}
+
+static void send_to_id(Cluster *c, uint64_t id, uint8_t type, const void *data, size_t size) {
+        send_to_peer(c, peer_by_id(c, id), type, data, size);
+}
+
+/* ---- leases ---- */
+
+static void update_voters(Cluster *c, const Servers *s) {
+        g_autofree uint64_t *ids = g_new0(uint64_t, s->n + 1);
+        size_t n = 0;
+        for (size_t i = 0; i < s->n; i++)
+                if (s->items[i].voter)
+                        ids[n++] = s->items[i].id;
+        lease_requester_set_voters(c->requester, ids, n);
+}
+
+static void lease_round(Cluster *c, const Servers *s, uint64_t now) {
+        g_autoptr(GByteArray) b = g_byte_array_new();
+        uint64_t applied = engine_last_applied(c->engine);
+        uint64_t seq;
+
+        update_voters(c, s);
+        seq = lease_requester_begin_round(c->requester, now);
+        put_u64(b, seq);
+        put_u64(b, applied);
+        g_byte_array_append(b, (const uint8_t *) c->node_name, (guint) strlen(c->node_name));
+
+        for (size_t i = 0; i < s->n; i++) {
+                if (!s->items[i].voter)
+                        continue;
+                if (s->items[i].id == c->node_id) {
+                        /* our own vote goes through our own granter, like anyone's */
+                        if (c->links_up && lease_granter_request(c->granter, c->lease_id, applied, now))
+                                lease_requester_ack(c->requester, c->node_id, seq);
+                        continue;
+                }
+                send_to_id(c, s->items[i].id, MSG_LEASE_REQ, b->data, b->len);
+        }
+}
+
+static void on_lease_req(Cluster *c, const ChannelPacket *p, uint64_t now) {
+        Servers s;
+        if (p->payload_size < 17 || p->payload_size > 16 + 255)
+                return;
+        if (!servers_get(c, &s))
+                return;
+        bool voter = is_voter(&s, c->node_id);
+        servers_done(&s);
+        if (!voter || !c->links_up)
+                return;
+
+        uint64_t seq = get_u64(p->payload), applied = get_u64(p->payload + 8);
+        g_autofree char *name = g_strndup((const char *) p->payload + 16, p->payload_size - 16);
+        if (!lease_granter_request(c->granter, name_hash(name), applied, now))
+                return;
+
+        g_autoptr(GByteArray) b = g_byte_array_new();
+        put_u64(b, seq);
+        send_to_id(c, p->sender, MSG_LEASE_ACK, b->data, b->len);
+}
+
+static bool handovers_cleared(Cluster *c, LeaseHandover *h, uint64_t now) {
+        Servers s;
+        g_autofree uint64_t *others = NULL;
+        size_t n = 0;
+        bool r;
+
+        if (!servers_get(c, &s))
+                return false;
+        others = g_new0(uint64_t, s.n + 1);
+        for (size_t i = 0; i < s.n; i++)
+                if (s.items[i].id != c->node_id)
+                        others[n++] = s.items[i].id;
+        r = lease_handover_cleared(h, others, n, &c->lease_params, now);
+        servers_done(&s);
+        return r;
+}
+
+bool cluster_quorate(Cluster *c, uint64_t now) {
+        if (!c || !c->engine || !c->links_up)
+                return false;
+        return lease_requester_quorate(c->requester, now);
+}
+
+bool cluster_local_leader(Cluster *c, const Election *e, uint64_t now) {
+        const Candidacy *lead;
+        LeaseHandover *h;
+
+        if (!e || e->candidates->len == 0)
+                return false;
+        lead = e->candidates->pdata[0];
+        if (!streq_ptr(lead->node, c->node_name))
+                return false;
+        if (!cluster_quorate(c, now))
+                return false;
+        h = g_hash_table_lookup(c->handovers, e->name);
+        return !h || handovers_cleared(c, h, now);
+}
+
+/* Re-arm the high-priority timer at the next instant something may flip. */
+static void schedule_deadline(Cluster *c, uint64_t now) {
+        uint64_t next = UINT64_MAX, expiry = lease_requester_expiry(c->requester);
+        GHashTableIter it;
+        gpointer v;
+
+        if (expiry > now)
+                next = expiry;
+        g_hash_table_iter_init(&it, c->handovers);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                uint64_t d = lease_handover_deadline(v, &c->lease_params);
+                if (d > now && d < next)
+                        next = d;
+        }
+        if (next == UINT64_MAX) {
+                (void) sd_event_source_set_enabled(c->deadline, SD_EVENT_OFF);
+                return;
+        }
+        (void) sd_event_source_set_time(c->deadline, next);
+        (void) sd_event_source_set_enabled(c->deadline, SD_EVENT_ONESHOT);
+}
+
+static void check_quorum(Cluster *c, uint64_t now) {
+        bool q = cluster_quorate(c, now);
+        if (q != c->last_quorate) {
+                c->last_quorate = q;
+                if (q)
+                        log_info("Cluster %s: quorate.", c->config->cluster_name);
+                else
+                        log_warning("Cluster %s: lease expired, no quorum: stepping down.", c->config->cluster_name);
+                notify_status(c);
+        }
+        schedule_deadline(c, now);
+}
+
+static void on_lease_ack(Cluster *c, const ChannelPacket *p, uint64_t now) {
+        if (p->payload_size != 8)
+                return;
+        lease_requester_ack(c->requester, p->sender, get_u64(p->payload));
+        check_quorum(c, now);
+}
+
+static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
+        Cluster *c = userdata;
+        /* a lease ran out or a hand-over wait ended: LocalLeader may have moved */
+        check_quorum(c, now_usec());
+        notify_status(c);
+        return 0;
+}
+
+/* ---- failure → DROP_NODE (Raft leader only) ---- */
+
+static void collect_owner(const Election *e, GHashTable *owners, const char *self) {
+        for (unsigned i = 0; i < e->candidates->len; i++) {
+                const Candidacy *cd = e->candidates->pdata[i];
+                if (!streq_ptr(cd->node, self))
+                        g_hash_table_add(owners, cd->node);
+        }
+}
+
+static void drive_drops(Cluster *c, const Servers *s, uint64_t now) {
+        g_autoptr(GPtrArray) list = NULL;
+        g_autoptr(GHashTable) owners = g_hash_table_new(g_str_hash, g_str_equal);
+        size_t voters = count_voters(s);
+        GHashTableIter it;
+        gpointer k;
+
+        if (!c->state || !c->submit_drop)
+                return;
+        list = election_state_list(c->state);
+        for (unsigned i = 0; i < list->len; i++)
+                collect_owner(list->pdata[i], owners, c->node_name);
+
+        /* forget votes for nodes that no longer own anything */
+        g_hash_table_iter_init(&it, c->drops);
+        while (g_hash_table_iter_next(&it, &k, NULL))
+                if (!g_hash_table_contains(owners, k))
+                        g_hash_table_iter_remove(&it);
+
+        g_hash_table_iter_init(&it, owners);
+        while (g_hash_table_iter_next(&it, &k, NULL)) {
+                const char *node = k;
+                uint64_t target = name_hash(node);
+                uint64_t last = MAX(lease_granter_last_grant(c->granter, target), c->started);
+                DropVote *d;
+
+                if (now - last <= c->lease_params.node_timeout_usec)
+                        continue;
+
+                d = g_hash_table_lookup(c->drops, node);
+                if (!d) {
+                        d = g_new0(DropVote, 1);
+                        d->node = g_strdup(node);
+                        d->target = target;
+                        d->yes = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+                        g_hash_table_insert(c->drops, d->node, d);
+                }
+                if (d->submitted_at != 0 && now - d->submitted_at < 1 * USEC_PER_SEC)
+                        continue;
+                if (d->asked_at == 0 || now - d->asked_at > DROP_RETRY_USEC) {
+                        g_autoptr(GByteArray) b = g_byte_array_new();
+                        d->asked_at = now;
+                        d->ask_id = ++c->next_ask_id;
+                        g_hash_table_remove_all(d->yes);
+                        if (is_voter(s, c->node_id) && lease_granter_expired(c->granter, target, now))
+                                g_hash_table_add(d->yes, g_memdup2(&c->node_id, sizeof c->node_id));
+                        put_u64(b, target);
+                        put_u64(b, d->ask_id);
+                        for (size_t i = 0; i < s->n; i++)
+                                if (s->items[i].voter && s->items[i].id != c->node_id) {
+                                        Peer *p = peer_by_id(c, s->items[i].id);
+                                        if (p && streq_ptr(p->name, node))
+                                                continue; /* never ask the node about itself */
+                                        send_to_peer(c, p, MSG_EXPIRED_Q, b->data, b->len);
+                                }
+                }
+                if (g_hash_table_size(d->yes) > voters / 2) {
+                        log_notice("Node %s silent for over %" PRIu64 " ms and fenced by a majority: removing its candidacies.",
+                                   node, c->lease_params.node_timeout_usec / USEC_PER_MSEC);
+                        d->submitted_at = now;
+                        c->submit_drop(c->userdata, node);
+                }
+        }
+}
+
+static void on_expired_q(Cluster *c, const ChannelPacket *p, uint64_t now) {
+        Servers s;
+        bool voter;
+        if (p->payload_size != 16 || !servers_get(c, &s))
+                return;
+        voter = is_voter(&s, c->node_id);
+        servers_done(&s);
+        if (!voter)
+                return;
+        uint64_t target = get_u64(p->payload);
+        g_autoptr(GByteArray) b = g_byte_array_new();
+        uint8_t yes = lease_granter_expired(c->granter, target, now);
+        g_byte_array_append(b, p->payload, 16);
+        g_byte_array_append(b, &yes, 1);
+        send_to_id(c, p->sender, MSG_EXPIRED_A, b->data, b->len);
+}
+
+static void on_expired_a(Cluster *c, const ChannelPacket *p) {
+        GHashTableIter it;
+        gpointer v;
+        if (p->payload_size != 17 || p->payload[16] != 1)
+                return;
+        uint64_t target = get_u64(p->payload), ask = get_u64(p->payload + 8);
+        g_hash_table_iter_init(&it, c->drops);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                DropVote *d = v;
+                if (d->target == target && d->ask_id == ask)
+                        g_hash_table_add(d->yes, g_memdup2(&p->sender, sizeof p->sender));
+        }
+}
+
+void cluster_node_dropped(Cluster *c, const char *node) {
+        lease_granter_node_dropped(c->granter, name_hash(node), now_usec());
+        g_hash_table_remove(c->drops, node);
+}
+
+/* ---- hand-over ---- */
+
+void cluster_lead_changed(Cluster *c, const Election *e, const char *prev_leader_node, bool prev_node_dropped,
+                          uint64_t index) {
+        const char *new_node = e->candidates->len > 0 ? ((const Candidacy *) e->candidates->pdata[0])->node : "";
+
+        if (!streq_ptr(new_node, c->node_name)) {
+                g_hash_table_remove(c->handovers, e->name);
+                return;
+        }
+        if (streq_ptr(prev_leader_node, c->node_name))
+                return; /* from one of our candidacies to another: nobody else acted */
+
+        LeaseHandover *h = g_hash_table_lookup(c->handovers, e->name);
+        if (!h) {
+                h = g_new0(LeaseHandover, 1);
+                g_hash_table_insert(c->handovers, g_strdup(e->name), h);
+        }
+        uint64_t excused = LEASE_NODE_NONE;
+        if (prev_node_dropped && prev_leader_node && *prev_leader_node) {
+                GHashTableIter it;
+                gpointer v;
+                g_hash_table_iter_init(&it, c->peers);
+                while (g_hash_table_iter_next(&it, NULL, &v))
+                        if (streq_ptr(((Peer *) v)->name, prev_leader_node))
+                                excused = ((Peer *) v)->node_id;
+        }
+        lease_handover_begin(h, index, excused, now_usec());
+        schedule_deadline(c, now_usec());
+}
+
+void cluster_entry_applied(Cluster *c, uint64_t index, bool any_leader_changed) {
+        GHashTableIter it;
+        gpointer v;
+        g_autoptr(GByteArray) b = NULL;
+
+        if (!any_leader_changed || !c->channel)
+                return;
+        /* whoever gained a lead in this entry waits for everyone to have applied it */
+        b = g_byte_array_new();
+        put_u64(b, index);
+        g_hash_table_iter_init(&it, c->peers);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                if (((Peer *) v)->state == MEMBER_ALIVE || ((Peer *) v)->state == MEMBER_SUSPECT)
+                        send_to_peer(c, v, MSG_APPLIED, b->data, b->len);
+}
+
+static void on_applied(Cluster *c, const ChannelPacket *p, uint64_t now) {
+        GHashTableIter it;
+        gpointer v;
+        bool any = false;
+        if (p->payload_size != 8)
+                return;
+        uint64_t index = get_u64(p->payload);
+        g_hash_table_iter_init(&it, c->handovers);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                LeaseHandover *h = v;
+                if (h->index != 0 && index >= h->index) {
+                        lease_handover_note_applied(h, p->sender, index);
+                        any = true;
+                }
+        }
+        if (any)
+                notify_status(c);
+}
+
+/* ---- forwarding ---- */
+
+int cluster_forward(Cluster *c, const void *batch, size_t size) {
+        uint64_t id = 0;
+        const char *address = NULL;
+        Peer *p;
+
+        if (!c->engine)
+                return -ENOTCONN;
+        engine_leader(c->engine, &id, &address);
+        if (id == 0 || id == c->node_id)
+                return -ENOTCONN;
+        p = peer_by_id(c, id);
+        if (!p || !p->have_address)
+                return -ENOTCONN;
+        if (size > CHANNEL_PAYLOAD_MAX)
+                return -EMSGSIZE;
+        return channel_send(c->channel, &p->channel, MSG_FORWARD, batch, size);
+}
+
+/* ---- membership and Raft configuration ---- */
+
+static void update_tags(Cluster *c) {
+        Tags t = { .version = TAGS_VERSION, .cluster_id = c->cluster_id, .raft_port = c->config->port };
+        uint8_t buf[20];
+        if (c->engine && raft_dir_has_state(c->raft_dir))
+                t.flags |= TAG_HAS_STATE;
+        if (c->engine && engine_is_leader(c->engine))
+                t.flags |= TAG_RAFT_LEADER;
+        tags_encode(&t, buf);
+        if (memcmp(buf, c->last_tags, sizeof buf) == 0)
+                return;
+        memcpy(c->last_tags, buf, sizeof buf);
+        (void) gossip_set_tags(c->gossip, buf, sizeof buf);
+}
+
+static void peer_update(Cluster *c, const Member *m) {
+        Peer *p = g_hash_table_lookup(c->peers, m->name);
+        Tags t = {};
+
+        if (m->is_self)
+                return;
+        if (!p) {
+                p = g_new0(Peer, 1);
+                p->name = g_strdup(m->name);
+                g_hash_table_insert(c->peers, p->name, p);
+        }
+        p->node_id = m->node_id;
+        if (m->state == MEMBER_DEAD || m->state == MEMBER_LEFT) {
+                if (p->dead_since == 0)
+                        p->dead_since = now_usec();
+        } else
+                p->dead_since = 0;
+        p->state = m->state;
+        if (tags_decode(m->tags, m->tags_size, &t))
+                p->tags = t;
+        for (size_t i = 0; i < m->n_addresses; i++) {
+                const MemberAddress *a = &m->addresses[i];
+                if (a->family != AF_INET)
+                        continue;
+                struct sockaddr_in *sin = (struct sockaddr_in *) &p->channel;
+                char ip[INET_ADDRSTRLEN];
+                memset(&p->channel, 0, sizeof p->channel);
+                sin->sin_family = AF_INET;
+                memcpy(&sin->sin_addr, a->addr, 4);
+                sin->sin_port = htons((uint16_t) (a->port + 1));
+                inet_ntop(AF_INET, a->addr, ip, sizeof ip);
+                snprintf(p->raft_address, sizeof p->raft_address, "%s:%u", ip, t.raft_port ?: a->port);
+                p->have_address = true;
+                break;
+        }
+        if (t.cluster_id != 0 && c->cluster_id != 0 && t.cluster_id != c->cluster_id && !c->conflict) {
+                c->conflict = true;
+                log_error("Node %s belongs to another cluster named '%s' (id %016" PRIx64 ", ours %016" PRIx64
+                          "): the two are never merged; check BootstrapExpect= and keys.",
+                          m->name, c->config->cluster_name, t.cluster_id, c->cluster_id);
+                notify_status(c);
+        }
+}
+
+static void on_member_event(Gossip *g, MembershipEvent event, const Member *m, void *userdata) {
+        Cluster *c = userdata;
+        peer_update(c, m);
+        log_debug("Member %s: %s", m->name, membership_event_to_string(event));
+        notify_status(c);
+}
+
+static void on_links_changed(Gossip *g, bool any_up, void *userdata) {
+        Cluster *c = userdata;
+        if (c->links_up == any_up)
+                return;
+        c->links_up = any_up;
+        if (!any_up) {
+                /* our own link is down: nothing we were granted counts any more */
+                Servers s;
+                log_warning("No cluster interface is up: stepping down at once.");
+                lease_requester_free(c->requester);
+                c->requester = lease_requester_new(c->node_id, &c->lease_params);
+                if (servers_get(c, &s)) {
+                        update_voters(c, &s);
+                        servers_done(&s);
+                }
+        }
+        check_quorum(c, now_usec());
+        notify_status(c);
+}
+
+static char *self_raft_address(Cluster *c) {
+        const Member *self = membership_get_self(gossip_get_membership(c->gossip));
+        char ip[INET_ADDRSTRLEN];
+
+        if (!self)
+                return NULL;
+        for (size_t i = 0; i < self->n_addresses; i++)
+                if (self->addresses[i].family == AF_INET) {
+                        inet_ntop(AF_INET, self->addresses[i].addr, ip, sizeof ip);
+                        return g_strdup_printf("%s:%u", ip, c->config->port);
+                }
+        return NULL;
+}
+
+static int make_transport(void *userdata, struct uv_loop_s *loop, struct raft_uv_transport **ret) {
+        Cluster *c = userdata;
+        gsize n;
+        const void *k = g_bytes_get_data(c->key, &n);
+        return auth_transport_new(loop, k, n, c->config->cluster_name, ret);
+}
+
+static void free_transport(void *userdata, struct raft_uv_transport *t) {
+        auth_transport_free(t);
+}
+
+static int start_engine(Cluster *c, const EngineServer *bootstrap, size_t n_bootstrap) {
+        g_autofree char *address = self_raft_address(c);
+        int r;
+
+        if (!address)
+                return -EADDRNOTAVAIL;
+        EngineConfig ec = {
+                .dir = c->raft_dir,
+                .server_id = c->node_id,
+                .address = address,
+                .transport_new = make_transport,
+                .transport_free = free_transport,
+                .transport_userdata = c,
+        };
+        r = engine_new(c->event, &ec, &c->engine_cb, c->engine_userdata, &c->engine);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the Raft engine: %m");
+        if (n_bootstrap > 0) {
+                r = engine_bootstrap(c->engine, bootstrap, n_bootstrap);
+                if (r < 0 && r != -EEXIST)
+                        return log_error_errno(r, "Failed to bootstrap the cluster: %m");
+        }
+        r = engine_start(c->engine);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the Raft engine: %m");
+        log_info("Raft engine started as server %016" PRIx64 " at %s.", c->node_id, address);
+        if (c->hooks.engine_started)
+                c->hooks.engine_started(c->userdata, c->engine);
+        update_tags(c);
+        return 0;
+}
+
+typedef struct BootView {
+        Cluster *c;
+        GArray *ids; /* u64 */
+        GPtrArray *addresses;
+        bool existing; /* someone already has a cluster */
+} BootView;
+
+static void boot_visit(const Member *m, void *userdata) {
+        BootView *v = userdata;
+        Tags t = {};
+
+        if (m->state != MEMBER_ALIVE)
+                return;
+        if (!m->is_self) {
+                if (!tags_decode(m->tags, m->tags_size, &t))
+                        return;
+                if (t.cluster_id != 0 || (t.flags & TAG_HAS_STATE)) {
+                        v->existing = true;
+                        return;
+                }
+        }
+        g_array_append_val(v->ids, m->node_id);
+}
+
+static int cmp_u64(gconstpointer a, gconstpointer b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+/* No Raft state yet: bootstrap (the lowest id of a stable view of BootstrapExpect fresh nodes)
+ * or join an existing cluster through its leader. */
+static void bootstrap_or_join(Cluster *c, uint64_t now) {
+        BootView v = { .c = c, .ids = g_array_new(false, false, sizeof(uint64_t)) };
+        g_autofree char *view = NULL;
+        GString *sv;
+
+        if (c->engine)
+                goto out; /* joining: wait for the leader to add us */
+        membership_foreach(gossip_get_membership(c->gossip), boot_visit, &v);
+        g_array_sort(v.ids, cmp_u64);
+        sv = g_string_new(NULL);
+        for (guint i = 0; i < v.ids->len; i++)
+                g_string_append_printf(sv, "%016" PRIx64 ",", g_array_index(v.ids, uint64_t, i));
+        view = g_string_free(sv, false);
+
+        if (v.existing) {
+                /* join: start an empty engine so the leader can reach us, then ask */
+                (void) start_engine(c, NULL, 0);
+                goto out;
+        }
+
+        if (!streq_ptr(view, c->bootstrap_view)) {
+                g_free(c->bootstrap_view);
+                c->bootstrap_view = g_strdup(view);
+                c->bootstrap_stable = 0;
+                goto out;
+        }
+        if (++c->bootstrap_stable < BOOTSTRAP_STABLE_ROUNDS || v.ids->len < c->config->bootstrap_expect)
+                goto out;
+        if (g_array_index(v.ids, uint64_t, 0) != c->node_id)
+                goto out; /* the lowest id bootstraps; we join it once it shows a cluster id */
+
+        {
+                g_autofree EngineServer *servers = g_new0(EngineServer, v.ids->len);
+                g_autoptr(GPtrArray) addrs = g_ptr_array_new_with_free_func(g_free);
+                size_t n = 0, voters = 0;
+                for (guint i = 0; i < v.ids->len; i++) {
+                        uint64_t id = g_array_index(v.ids, uint64_t, i);
+                        char *addr;
+                        if (id == c->node_id)
+                                addr = self_raft_address(c);
+                        else {
+                                Peer *p = peer_by_id(c, id);
+                                addr = p && p->have_address ? g_strdup(p->raft_address) : NULL;
+                        }
+                        if (!addr)
+                                goto out;
+                        g_ptr_array_add(addrs, addr);
+                        servers[n++] = (EngineServer) { .id = id, .address = addr, .voter = voters < c->config->max_voters };
+                        voters += servers[n - 1].voter;
+                }
+                c->cluster_id = random_u64();
+                g_autofree char *path = g_build_filename(c->state_dir, "cluster-id", NULL);
+                if (write_u64_file(path, c->cluster_id) < 0)
+                        goto out;
+                log_notice("Bootstrapping cluster '%s' with %zu nodes (%zu voters).", c->config->cluster_name, n, voters);
+                if (start_engine(c, servers, n) < 0)
+                        goto out;
+        }
+out:
+        g_array_unref(v.ids);
+}
+
+static void maybe_send_join(Cluster *c, const Servers *s, uint64_t now) {
+        GHashTableIter it;
+        gpointer v;
+        g_autofree char *address = NULL;
+
+        if (in_servers(s, c->node_id)) {
+                /* we are in: adopt the cluster id of the nodes we joined */
+                if (c->cluster_id == 0) {
+                        g_hash_table_iter_init(&it, c->peers);
+                        while (g_hash_table_iter_next(&it, NULL, &v))
+                                if (((Peer *) v)->tags.cluster_id != 0 && ((Peer *) v)->state == MEMBER_ALIVE) {
+                                        g_autofree char *path = g_build_filename(c->state_dir, "cluster-id", NULL);
+                                        c->cluster_id = ((Peer *) v)->tags.cluster_id;
+                                        (void) write_u64_file(path, c->cluster_id);
+                                        log_info("Joined cluster '%s'.", c->config->cluster_name);
+                                        break;
+                                }
+                }
+                c->was_member = true;
+                return;
+        }
+        if (c->join_sent_at != 0 && now - c->join_sent_at < JOIN_RETRY_USEC)
+                return;
+        address = self_raft_address(c);
+        if (!address)
+                return;
+        g_autoptr(GByteArray) b = g_byte_array_new();
+        put_u64(b, c->node_id);
+        g_byte_array_append(b, (const uint8_t *) address, (guint) strlen(address));
+        c->join_sent_at = now;
+        /* to whoever says it leads; everyone with state if nobody does */
+        bool sent = false;
+        g_hash_table_iter_init(&it, c->peers);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                Peer *p = v;
+                if (p->state == MEMBER_ALIVE && (p->tags.flags & TAG_RAFT_LEADER)) {
+                        send_to_peer(c, p, MSG_JOIN, b->data, b->len);
+                        sent = true;
+                }
+        }
+        if (!sent) {
+                g_hash_table_iter_init(&it, c->peers);
+                while (g_hash_table_iter_next(&it, NULL, &v))
+                        if (((Peer *) v)->state == MEMBER_ALIVE && (((Peer *) v)->tags.flags & TAG_HAS_STATE))
+                                send_to_peer(c, v, MSG_JOIN, b->data, b->len);
+        }
+}
+
+typedef struct Change {
+        Cluster *c;
+        uint64_t id;
+} Change;
+
+static void on_change_done(int status, void *userdata) {
+        Change *ch = userdata;
+        if (status < 0)
+                log_debug_errno(status, "Raft configuration change for %016" PRIx64 " failed: %m", ch->id);
+        ch->c->change_in_flight = false;
+        g_free(ch);
+}
+
+static void start_change(Cluster *c, int kind, uint64_t id, const char *address, bool voter) {
+        Change *ch = g_new0(Change, 1);
+        int r;
+        ch->c = c;
+        ch->id = id;
+        c->change_in_flight = true;
+        if (kind == 0)
+                r = engine_add_member(c->engine, id, address, on_change_done, ch);
+        else if (kind == 1)
+                r = engine_assign_member(c->engine, id, voter, on_change_done, ch);
+        else
+                r = engine_remove_member(c->engine, id, on_change_done, ch);
+        if (r < 0) {
+                log_debug_errno(r, "Raft configuration change for %016" PRIx64 " refused: %m", id);
+                c->change_in_flight = false;
+                g_free(ch);
+        }
+}
+
+static void on_join(Cluster *c, const ChannelPacket *p) {
+        Servers s;
+        if (p->payload_size < 9 || p->payload_size > 8 + 63 || !c->engine || !engine_is_leader(c->engine))
+                return;
+        uint64_t id = get_u64(p->payload);
+        g_autofree char *address = g_strndup((const char *) p->payload + 8, p->payload_size - 8);
+        if (id != p->sender || c->change_in_flight || !servers_get(c, &s))
+                return;
+        if (!in_servers(&s, id)) {
+                log_info("Adding server %016" PRIx64 " (%s) to the cluster.", id, address);
+                start_change(c, 0, id, address, false);
+        }
+        servers_done(&s);
+}
+
+/* Raft leader: new servers become voters while there are fewer than MaxVoters, stand-bys
+ * (replicating, not voting) otherwise; dead servers go after RemoveDeadAfterSec. One change at a
+ * time, as libraft requires. */
+static void maintain_configuration(Cluster *c, const Servers *s, uint64_t now) {
+        size_t voters = count_voters(s);
+
+        if (c->change_in_flight)
+                return;
+        for (size_t i = 0; i < s->n; i++) {
+                const EngineServer *e = &s->items[i];
+                Peer *p = e->id == c->node_id ? NULL : peer_by_id(c, e->id);
+
+                if (p && p->dead_since != 0 && now - p->dead_since > c->config->dead_member_timeout_usec) {
+                        log_notice("Removing server %016" PRIx64 " (%s), dead for over %" PRIu64 " s.", e->id, p->name,
+                                   c->config->dead_member_timeout_usec / USEC_PER_SEC);
+                        g_hash_table_remove(c->standby, &e->id);
+                        start_change(c, 2, e->id, NULL, false);
+                        return;
+                }
+                if (e->voter || e->id == c->node_id || !p || p->state != MEMBER_ALIVE)
+                        continue;
+                if (voters < c->config->max_voters) {
+                        log_info("Making server %016" PRIx64 " (%s) a voter.", e->id, p->name);
+                        g_hash_table_remove(c->standby, &e->id);
+                        start_change(c, 1, e->id, NULL, true);
+                        return;
+                }
+                if (!g_hash_table_contains(c->standby, &e->id)) {
+                        log_info("Making server %016" PRIx64 " (%s) a stand-by: %zu voters already.", e->id, p->name, voters);
+                        g_hash_table_add(c->standby, g_memdup2(&e->id, sizeof e->id));
+                        start_change(c, 1, e->id, NULL, false);
+                        return;
+                }
+        }
+}
+
+static int on_tick(sd_event_source *src, uint64_t usec, void *userdata) {
+        Cluster *c = userdata;
+        uint64_t now = now_usec();
+        Servers s;
+
+        (void) sd_event_source_set_time(src, usec + c->config->probe_interval_usec);
+
+        if (!c->engine || !raft_dir_has_state(c->raft_dir)) {
+                bootstrap_or_join(c, now);
+                if (!c->engine)
+                        goto out;
+        }
+        if (!servers_get(c, &s))
+                goto out;
+
+        maybe_send_join(c, &s, now);
+        if (c->was_member && !in_servers(&s, c->node_id)) {
+                servers_done(&s);
+                log_error("This node was removed from the cluster: wiping its Raft state to rejoin fresh.");
+                c->engine = NULL; /* the manager frees it */
+                (void) sd_event_exit(c->event, EXIT_FAILURE);
+                return 0;
+        }
+
+        lease_round(c, &s, now);
+        if (engine_is_leader(c->engine)) {
+                drive_drops(c, &s, now);
+                maintain_configuration(c, &s, now);
+        }
+        update_tags(c);
+        servers_done(&s);
+out:
+        check_quorum(c, now);
+        return 0;
+}
+
+/* After every event: note the stored index with its time (rule 3 needs when, not just what). */
+static int on_post(sd_event_source *s, void *userdata) {
+        Cluster *c = userdata;
+        uint64_t stored;
+
+        if (!c->engine)
+                return 0;
+        stored = engine_last_stored(c->engine);
+        if (stored != c->last_stored) {
+                c->last_stored = stored;
+                lease_granter_note_stored(c->granter, stored, now_usec());
+        }
+        return 0;
+}
+
+static void on_channel(Channel *ch, const ChannelPacket *p, const struct sockaddr_storage *from, void *userdata) {
+        Cluster *c = userdata;
+        uint64_t now = now_usec();
+
+        switch (p->type) {
+        case MSG_LEASE_REQ:
+                on_lease_req(c, p, now);
+                break;
+        case MSG_LEASE_ACK:
+                on_lease_ack(c, p, now);
+                break;
+        case MSG_EXPIRED_Q:
+                on_expired_q(c, p, now);
+                break;
+        case MSG_EXPIRED_A:
+                on_expired_a(c, p);
+                break;
+        case MSG_APPLIED:
+                on_applied(c, p, now);
+                break;
+        case MSG_FORWARD:
+                if (c->engine && engine_is_leader(c->engine) && c->hooks.remote_batch)
+                        c->hooks.remote_batch(c->userdata, p->payload, p->payload_size);
+                break;
+        case MSG_JOIN:
+                on_join(c, p);
+                break;
+        default:
+                break;
+        }
+}
+
+/* ---- lifecycle ---- */
+
+static int load_key(const Config *config, GBytes **ret) {
+        g_autofree char *data = NULL;
+        g_autoptr(GError) error = NULL;
+        gsize n;
+
+        if (!g_file_get_contents(config->key_file, &data, &n, &error))
+                return log_error_errno(EINVAL, "Failed to read KeyFile=%s: %s", config->key_file, error->message);
+        if (n < 16)
+                return log_error_errno(EINVAL, "KeyFile=%s holds %zu bytes; at least 16 are needed.", config->key_file, n);
+        *ret = g_bytes_new_take(g_steal_pointer(&data), n);
+        return 0;
+}
+
+int cluster_new(sd_event *event, const Config *config, const char *state_dir, const char *node_name,
+                const EngineCallbacks *engine_cb, void *engine_userdata, const ClusterHooks *hooks,
+                void *userdata, Cluster **ret) {
+        _cleanup_(cluster_freep) Cluster *c = NULL;
+        g_autofree char *id_path = NULL, *cid_path = NULL;
+        int r;
+
+        c = g_new0(Cluster, 1);
+        c->event = sd_event_ref(event);
+        c->config = config;
+        c->state_dir = g_strdup(state_dir);
+        c->raft_dir = g_build_filename(state_dir, "raft", NULL);
+        c->node_name = g_strdup(node_name);
+        c->lease_id = name_hash(node_name);
+        c->engine_cb = *engine_cb;
+        c->engine_userdata = engine_userdata;
+        c->hooks = *hooks;
+        c->userdata = userdata;
+        c->started = now_usec();
+        c->links_up = true;
+        c->peers = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, peer_free);
+        c->handovers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, handover_free);
+        c->drops = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, drop_vote_free);
+        c->standby = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+        c->lease_params = (LeaseParams) { .lease_usec = config->lease_usec, .node_timeout_usec = config->node_timeout_usec };
+        if (!lease_params_valid(&c->lease_params))
+                return log_error_errno(EINVAL, "NodeTimeoutSec= must exceed LeaseSec= × 1.01 + 0.1 s.");
+        c->requester = lease_requester_new(0, &c->lease_params);
+        c->granter = lease_granter_new(&c->lease_params, c->started);
+
+        r = load_key(config, &c->key);
+        if (r < 0)
+                return r;
+
+        if (g_mkdir_with_parents(state_dir, 0700) < 0)
+                return log_error_errno(errno, "Failed to create %s: %m", state_dir);
+        id_path = g_build_filename(state_dir, "node-id", NULL);
+        cid_path = g_build_filename(state_dir, "cluster-id", NULL);
+        if (!raft_dir_has_state(c->raft_dir) || read_u64_file(id_path, &c->node_id) < 0) {
+                /* a new identity whenever we start without Raft state: server ids are never reused */
+                c->node_id = random_u64();
+                r = write_u64_file(id_path, c->node_id);
+                if (r < 0)
+                        return r;
+                (void) unlink(cid_path);
+        } else
+                (void) read_u64_file(cid_path, &c->cluster_id);
+        lease_requester_free(c->requester);
+        c->requester = lease_requester_new(c->node_id, &c->lease_params);
+
+        *ret = g_steal_pointer(&c);
+        return 0;
+}
+
+void cluster_set_state(Cluster *c, const ElectionState *state, void (*submit_drop)(void *userdata, const char *node)) {
+        c->state = state;
+        c->submit_drop = submit_drop;
+}
+
+int cluster_start(Cluster *c) {
+        uint8_t tags[20];
+        Tags t = { .version = TAGS_VERSION, .cluster_id = c->cluster_id, .raft_port = c->config->port };
+        GossipCallbacks gcb = { .member_event = on_member_event, .links_changed = on_links_changed };
+        gsize key_size;
+        const void *key = g_bytes_get_data(c->key, &key_size);
+        ChannelCodec *codec;
+        int r;
+
+        if (raft_dir_has_state(c->raft_dir))
+                t.flags |= TAG_HAS_STATE;
+        tags_encode(&t, tags);
+        r = gossip_new(c->event, c->config, c->node_id, key, key_size, tags, sizeof tags, &gcb, c, &c->gossip);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up gossip: %m");
+        r = gossip_start(c->gossip);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start gossip: %m");
+
+        codec = channel_codec_new(c->config->cluster_name, key, key_size, c->node_id, now_usec() ^ random_u64() >> 16);
+        if (!codec)
+                return log_oom();
+        r = channel_new(c->event, codec, (uint16_t) (gossip_get_port(c->gossip) + 1), on_channel, c, &c->channel);
+        if (r < 0) {
+                channel_codec_free(codec);
+                return log_error_errno(r, "Failed to open the cluster channel: %m");
+        }
+
+        r = sd_event_add_time(c->event, &c->tick, CLOCK_BOOTTIME, now_usec(), 1, on_tick, c);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_priority(c->tick, SD_EVENT_PRIORITY_IMPORTANT);
+        (void) sd_event_source_set_enabled(c->tick, SD_EVENT_ON);
+        r = sd_event_add_time(c->event, &c->deadline, CLOCK_BOOTTIME, UINT64_MAX, 1, on_deadline, c);
+        if (r < 0)
+                return r;
+        /* lease expiry comes before anything else after a stall */
+        (void) sd_event_source_set_priority(c->deadline, SD_EVENT_PRIORITY_IMPORTANT - 1);
+        (void) sd_event_source_set_enabled(c->deadline, SD_EVENT_OFF);
+        r = sd_event_add_post(c->event, &c->post, on_post, c);
+        if (r < 0)
+                return r;
+
+        /* with state we start at once and rejoin our cluster; without, we wait to bootstrap or join */
+        if (raft_dir_has_state(c->raft_dir)) {
+                r = start_engine(c, NULL, 0);
+                if (r == -EADDRNOTAVAIL)
+                        log_warning("No cluster address yet; the engine starts once an interface has one.");
+                else if (r < 0)
+                        return r;
+        }
+        log_info("Cluster '%s': node %s (%016" PRIx64 "), gossip on UDP %u, channel on UDP %u.", c->config->cluster_name,
+                 c->node_name, c->node_id, gossip_get_port(c->gossip), gossip_get_port(c->gossip) + 1);
+        return 0;
+}
+
+Cluster *cluster_free(Cluster *c) {
+        if (!c)
+                return NULL;
+        sd_event_source_disable_unref(c->tick);
+        sd_event_source_disable_unref(c->deadline);
+        sd_event_source_disable_unref(c->post);
+        channel_free(c->channel);
+        if (c->gossip) {
+                (void) gossip_leave(c->gossip);
+                gossip_free(c->gossip);
+        }
+        /* the engine belongs to the manager once started */
+        lease_requester_free(c->requester);
+        lease_granter_free(c->granter);
+        g_hash_table_unref(c->peers);
+        g_hash_table_unref(c->handovers);
+        g_hash_table_unref(c->drops);
+        g_hash_table_unref(c->standby);
+        if (c->key)
+                g_bytes_unref(c->key);
+        g_free(c->bootstrap_view);
+        g_free(c->state_dir);
+        g_free(c->raft_dir);
+        g_free(c->node_name);
+        sd_event_unref(c->event);
+        g_free(c);
+        return NULL;
+}
+
+Engine *cluster_get_engine(Cluster *c) {
+        return c ? c->engine : NULL;
+}
+
+uint64_t cluster_node_id(Cluster *c) {
+        return c->node_id;
+}
+
+const char *cluster_name(Cluster *c) {
+        return c->config->cluster_name;
+}
+
+bool cluster_conflict(Cluster *c) {
+        return c->conflict;
+}
+
+typedef struct MemberList {
+        Cluster *c;
+        GArray *out;
+        Servers servers;
+        uint64_t leader;
+} MemberList;
+
+static const char *role_of(const MemberList *l, uint64_t id) {
+        if (id == l->leader)
+                return "leader";
+        for (size_t i = 0; i < l->servers.n; i++)
+                if (l->servers.items[i].id == id)
+                        return l->servers.items[i].voter ? "voter" : "standby";
+        return "none";
+}
+
+static void member_visit(const Member *m, void *userdata) {
+        MemberList *l = userdata;
+        ClusterMember cm = {};
+        Tags t = {};
+        char ip[INET6_ADDRSTRLEN] = "";
+
+        cm.name = g_strdup(m->name);
+        if (m->n_addresses > 0)
+                inet_ntop(m->addresses[0].family, m->addresses[0].addr, ip, sizeof ip);
+        cm.address = g_strdup(ip);
+        cm.state = member_state_to_string(m->state);
+        if (!m->is_self && tags_decode(m->tags, m->tags_size, &t) && t.cluster_id != 0 && l->c->cluster_id != 0 &&
+            t.cluster_id != l->c->cluster_id)
+                cm.state = "foreign";
+        cm.role = role_of(l, m->node_id);
+        g_array_append_val(l->out, cm);
+}
+
+int cluster_get_members(Cluster *c, ClusterMember **ret, size_t *ret_n) {
+        MemberList l = { .c = c, .out = g_array_new(false, true, sizeof(ClusterMember)) };
+        const char *address;
+
+        if (c->engine)
+                engine_leader(c->engine, &l.leader, &address);
+        (void) servers_get(c, &l.servers);
+        if (c->gossip)
+                membership_foreach(gossip_get_membership(c->gossip), member_visit, &l);
+        servers_done(&l.servers);
+        *ret_n = l.out->len;
+        *ret = (ClusterMember *) g_array_free(l.out, false);
+        return 0;
+}
+
+void cluster_members_free(ClusterMember *m, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                g_free(m[i].name);
+                g_free(m[i].address);
+        }
+        g_free(m);
+}

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The cluster controller (only with KeyFile=): membership by gossip, Raft membership
+ * (bootstrap, join, promotion, removal of the dead), leases, fencing and hand-over
+ * (electiond-lease.h), and forwarding of commands to the Raft leader. See docs/DESIGN.md.
+ *
+ * The manager owns the election state and the pending calls; the controller owns the gossip
+ * runtime, the cluster channel and, once the node is a member, the engine.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "electiond-config.h"
+#include "electiond-election.h"
+#include "electiond-engine.h"
+
+typedef struct Cluster Cluster;
+
+typedef struct ClusterHooks {
+        /* The engine now exists and has been started (after bootstrap or to join). */
+        void (*engine_started)(void *userdata, Engine *engine);
+        /* Quorum, lease, hand-over or membership changed: re-read Quorate/LocalLeader/Members. */
+        void (*status_changed)(void *userdata);
+        /* As Raft leader: commands forwarded by another node (an encoded batch, not framed). */
+        void (*remote_batch)(void *userdata, const void *batch, size_t size);
+} ClusterHooks;
+
+typedef struct ClusterMember {
+        char *name;
+        char *address;
+        const char *state; /* alive|suspect|dead|left|foreign */
+        const char *role;  /* leader|voter|standby|spare|none */
+} ClusterMember;
+
+int cluster_new(sd_event *event, const Config *config, const char *state_dir, const char *node_name,
+                const EngineCallbacks *engine_cb, void *engine_userdata, const ClusterHooks *hooks,
+                void *userdata, Cluster **ret);
+Cluster *cluster_free(Cluster *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Cluster *, cluster_free)
+/* The manager's state (read to find which nodes own candidacies) and how to commit DROP_NODE. */
+void cluster_set_state(Cluster *c, const ElectionState *state, void (*submit_drop)(void *userdata, const char *node));
+int cluster_start(Cluster *c);
+
+Engine *cluster_get_engine(Cluster *c);
+uint64_t cluster_node_id(Cluster *c);
+
+/* Evaluated at `now` (CLOCK_BOOTTIME µs), never cached. */
+bool cluster_quorate(Cluster *c, uint64_t now);
+bool cluster_local_leader(Cluster *c, const Election *e, uint64_t now);
+
+/* The manager applied entry `index`; for each election whose leader changed in it, call
+ * cluster_lead_changed() first (before this), with the previous leader's node. */
+void cluster_lead_changed(Cluster *c, const Election *e, const char *prev_leader_node, bool prev_node_dropped,
+                          uint64_t index);
+void cluster_entry_applied(Cluster *c, uint64_t index, bool any_leader_changed);
+/* A DROP_NODE(node) was applied. */
+void cluster_node_dropped(Cluster *c, const char *node);
+
+/* Not the Raft leader: send an encoded batch to the leader. -ENOTCONN if none is known. */
+int cluster_forward(Cluster *c, const void *batch, size_t size);
+
+/* Members for the bus: newly allocated array, free with cluster_members_free(). */
+int cluster_get_members(Cluster *c, ClusterMember **ret, size_t *ret_n);
+void cluster_members_free(ClusterMember *m, size_t n);
+const char *cluster_name(Cluster *c);
+/* A foreign cluster of the same name was seen (never merged; shown in status). */
+bool cluster_conflict(Cluster *c);
