@@ -241,7 +241,8 @@ class ClusterEdgeTest(ClusterBase):
                    [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 600))) for _ in range(60)]
         for p in payloads:
             for n in c.nodes[1:]:
-                c.send_udp("n1", n.addr, c.port, p)
+                for port in (c.port, c.port + 1):   # gossip, and the cluster channel on Port+1
+                    c.send_udp("n1", n.addr, port, p)
         for n in c.nodes:
             self.assertTrue(n.alive(), "%s died on garbage:\n%s" % (n.name, n.log_tail()))
         t = c.client("n2").op("enter", "g", "a")
