@@ -21,10 +21,12 @@ XDG_RUNTIME_DIR is a temp dir; the manager's bus (dbus.socket of dbus-user-sessi
 $XDG_RUNTIME_DIR/bus; test units go in $XDG_RUNTIME_DIR/systemd/user, then Reload().
 """
 
+import atexit
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -75,6 +77,28 @@ echo $$ > "$XDG_RUNTIME_DIR/manager.pid"
 exec "$ELECTIOND_TEST_SYSTEMD" --user --unit=electiond-test.target --default-standard-output=inherit \
      --log-level=info --log-target=console
 '''
+
+
+_live = set()   # managers not yet stopped: torn down at exit and on SIGTERM/SIGINT too
+
+
+def _stop_all():
+    for m in list(_live):
+        try:
+            m.stop()
+        except Exception as e:  # keep going: every manager must go
+            print(f'sdmanager: teardown of {m.tag} failed: {e}', file=sys.stderr)
+
+
+def _on_signal(signum, frame):
+    _stop_all()
+    sys.exit(128 + signum)
+
+
+atexit.register(_stop_all)
+for _sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    if signal.getsignal(_sig) in (signal.SIG_DFL, signal.default_int_handler):
+        signal.signal(_sig, _on_signal)
 
 
 def cgroup_hierarchies():
@@ -181,6 +205,14 @@ class UserManager:
                 os._exit(99)  # never exec the manager outside its own cgroup
 
     def start(self, timeout=10):
+        _live.add(self)
+        try:
+            return self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, timeout):
         with open(os.path.join(self.dir, 'manager.conf'), 'w') as f:
             f.write(MANAGER_CONF)
         with open(os.path.join(self.unit_dir, 'electiond-test.target'), 'w') as f:
@@ -211,7 +243,6 @@ class UserManager:
                 return self
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 out = self.read_log()
-                self.stop()
                 raise RuntimeError(f'systemd --user did not come up (rc {self.proc.returncode}):\n{out[-4000:]}')
             time.sleep(0.02)
 
@@ -245,6 +276,7 @@ class UserManager:
         return pids
 
     def stop(self, timeout=5):
+        _live.discard(self)
         if self._conn is not None:
             try:
                 self._conn.close()

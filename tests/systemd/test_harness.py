@@ -74,6 +74,33 @@ class HarnessTest(unittest.TestCase):
                 dirs[:] = []
 
 
+class SignalTeardownTest(unittest.TestCase):
+    def test_sigterm_to_test_process_tears_down(self):
+        # A test process killed by SIGTERM (meson's timeout) still removes its manager.
+        import signal
+        import subprocess
+        code = ('import sys, time; sys.path.insert(0, %r); import sdmanager; '
+                'm = sdmanager.UserManager().start(); '
+                'print(m.manager_pid, *[p for _m, p, _k in m.cgroups], flush=True); time.sleep(60)'
+                % os.path.dirname(os.path.abspath(__file__)))
+        p = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, text=True)
+        try:
+            line = p.stdout.readline().split()
+            self.assertTrue(line, 'child did not start a manager')
+            manager_pid, cgroups = int(line[0]), line[1:]
+            self.assertTrue(os.path.exists(f'/proc/{manager_pid}'))
+            p.send_signal(signal.SIGTERM)
+            self.assertEqual(p.wait(timeout=20), 128 + signal.SIGTERM)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.assertFalse(os.path.exists(f'/proc/{manager_pid}/cgroup') and
+                         'zombie' not in open(f'/proc/{manager_pid}/status').read().lower())
+        for c in cgroups:
+            self.assertFalse(os.path.exists(c), f'{c} left behind')
+
+
 def sdmanager_deadline_wait(cond, timeout=5):
     import time
     deadline = time.monotonic() + timeout

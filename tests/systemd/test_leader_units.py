@@ -63,8 +63,8 @@ class LeaderUnitsTest(unittest.TestCase):
         self.runtime_dir = os.path.join(self.tmp, 'run')
         os.makedirs(self.elections_dir)
         self.sd = sdmanager.UserManager()
-        self.sd.start()
         self.addCleanup(self.sd.stop)
+        self.sd.start()
         self.rt = self.sd.dir   # %t of the test manager
         with open(os.path.join(SRC, 'systemd', 'electiond-leader@.target')) as f:
             self.sd.add_unit('electiond-leader@.target', f.read())

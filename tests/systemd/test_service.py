@@ -35,8 +35,8 @@ def proc_status(pid):
 class ServiceTest(unittest.TestCase):
     def setUp(self):
         self.sd = sdmanager.UserManager()
-        self.sd.start()
         self.addCleanup(self.sd.stop)
+        self.sd.start()
         with open(os.path.join(BUILD, 'systemd', UNIT)) as f:
             text = f.read()
         self.assertIn('\nUser=electiond\n', text)
