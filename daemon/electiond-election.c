@@ -22,6 +22,9 @@ struct ElectionState {
         GHashTable *by_owner;  /* owner bus name of connection-bound candidacies */
         GHashTable *by_node;   /* node of every candidacy */
         GHashTable *dedup;     /* set of DedupEntry* */
+        /* node -> uint64_t* (owned): the node's current daemon run, set by DROP_RUN(node, run) or
+         * learned from a connection-bound Enter; forgotten by DROP_NODE(node). */
+        GHashTable *runs;
 };
 
 #define KNOWN_FLAGS (COMMAND_FLAG_PERSISTENT | COMMAND_FLAG_AUTHORIZED)
@@ -104,6 +107,7 @@ ElectionState *election_state_new(void) {
         s->by_owner = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, index_table_free);
         s->by_node = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, index_table_free);
         s->dedup = g_hash_table_new_full(dedup_entry_hash, dedup_entry_equal, dedup_entry_destroy, NULL);
+        s->runs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         return s;
 }
 
@@ -115,6 +119,7 @@ ElectionState *election_state_free(ElectionState *s) {
         g_hash_table_unref(s->by_node);
         g_hash_table_unref(s->elections);
         g_hash_table_unref(s->dedup);
+        g_hash_table_unref(s->runs);
         g_free(s);
         return NULL;
 }
@@ -267,6 +272,54 @@ static bool dedup_check_and_record(ElectionState *s, const char *origin, uint64_
         return false;
 }
 
+/* Forget the windows of origin's runs other than keep_run: requests of those runs are refused
+ * from now on (command_from_old_run()), so nothing needs their ids any more. */
+static void dedup_prune_other_runs(ElectionState *s, const char *origin, uint64_t keep_run) {
+        GHashTableIter i;
+        gpointer p;
+
+        g_hash_table_iter_init(&i, s->dedup);
+        while (g_hash_table_iter_next(&i, &p, NULL)) {
+                const DedupEntry *d = p;
+
+                if (d->origin_run != keep_run && streq_ptr(d->origin, origin))
+                        g_hash_table_iter_remove(&i);
+        }
+}
+
+unsigned election_state_dedup_count(const ElectionState *s) {
+        return s ? g_hash_table_size(s->dedup) : 0;
+}
+
+/* ---- runs ---- */
+
+bool election_state_node_run(const ElectionState *s, const char *node, uint64_t *ret_run) {
+        const uint64_t *run;
+
+        run = s && node ? g_hash_table_lookup(s->runs, node) : NULL;
+        if (!run)
+                return false;
+        if (ret_run)
+                *ret_run = *run;
+        return true;
+}
+
+static void node_run_set(ElectionState *s, const char *node, uint64_t run) {
+        g_hash_table_insert(s->runs, g_strdup(node), g_memdup2(&run, sizeof run));
+}
+
+/* A command submitted by an earlier run of a node that has since started a new one: its caller
+ * is gone, and its dedup window may be pruned already, so a retry could otherwise apply twice.
+ * The new run's own DROP_RUN(node = origin, run = origin_run) is how the run changes: it passes. */
+static bool command_from_old_run(const ElectionState *s, const Command *c) {
+        uint64_t run;
+
+        if (!election_state_node_run(s, strempty(c->origin), &run) || run == c->origin_run)
+                return false;
+        return !(c->type == COMMAND_DROP_RUN && c->run == c->origin_run &&
+                 streq_ptr(strempty(c->node), strempty(c->origin)));
+}
+
 /* ---- the rules ---- */
 
 typedef bool (*CandidacyMatchFn)(const Candidacy *cand, const Command *c);
@@ -333,6 +386,18 @@ static void candidacy_bind(Candidacy *cand, const Command *c) {
 
 static ElectionResult apply_enter(ElectionState *s, const Command *c, Election **e) {
         Candidacy *cand;
+
+        if (!(c->flags & COMMAND_FLAG_PERSISTENT)) {
+                const char *node = command_caller_node(c);
+                uint64_t run;
+
+                /* A connection of another run than the node's current one is gone (or about to be):
+                 * binding a candidacy to it would leave one that no DROP_RUN/DROP_OWNER removes. */
+                if (!election_state_node_run(s, node, &run))
+                        node_run_set(s, node, c->run);
+                else if (run != c->run)
+                        return ELECTION_INVALID;
+        }
 
         if (*e) {
                 cand = (Candidacy *) election_find(*e, c->id, NULL);
@@ -450,6 +515,20 @@ static ElectionResult apply_drop(ElectionState *s, const Command *c, ElectionCha
                 if (changed)
                         changed(e, userdata);
         }
+
+        if (c->type == COMMAND_DROP_RUN) {
+                node_run_set(s, strempty(c->node), c->run);
+                dedup_prune_other_runs(s, strempty(c->node), c->run);
+        } else if (c->type == COMMAND_DROP_NODE) {
+                uint64_t run;
+
+                /* The node may still be alive (paused, partitioned) and retry requests of its
+                 * current run: that window stays until the node's next DROP_RUN. */
+                if (election_state_node_run(s, strempty(c->node), &run)) {
+                        dedup_prune_other_runs(s, strempty(c->node), run);
+                        g_hash_table_remove(s->runs, strempty(c->node));
+                }
+        }
         return any ? ELECTION_CHANGED : ELECTION_NOOP;
 }
 
@@ -468,6 +547,12 @@ ElectionResult election_state_apply(ElectionState *s, const Command *c,
         single = c->type <= COMMAND_PROMOTE;
         if (single && c->election)
                 e = g_hash_table_lookup(s->elections, c->election);
+
+        /* Before dedup, so that an old run's request does not bring back its pruned window. */
+        if (command_from_old_run(s, c)) {
+                r = ELECTION_INVALID;
+                goto finish;
+        }
 
         if (dedup_check_and_record(s, strempty(c->origin), c->origin_run, c->request_id)) {
                 r = ELECTION_DUPLICATE;
@@ -509,14 +594,17 @@ finish:
 }
 
 /* ---- snapshots ----
- * "ELST" u32 version=1
+ * "ELST" u32 version=2
  * u32 n_elections, each: str name, u64 term_id, u32 n, n times:
  *     str id, str node, str owner, u64 run, u32 uid, u8 persistent
  * u32 n_dedup, each: str origin, u64 origin_run, u64 max, DEDUP_WINDOW/64 times u64 bits
- * Elections and dedup entries are written sorted, so equal states serialize identically. */
+ * u32 n_runs, each: str node, u64 run                          (version 2 only)
+ * Elections, dedup entries and runs are written sorted, so equal states serialize identically.
+ * Version 1 (before the run table) is still restored, with an empty run table: it fills again
+ * from the next DROP_RUN or connection-bound Enter of each node. */
 
 #define SNAPSHOT_MAGIC "ELST"
-#define SNAPSHOT_VERSION 1u
+#define SNAPSHOT_VERSION 2u
 #define SNAPSHOT_STRING_MAX 4096u
 
 static void put_u8(GByteArray *b, uint8_t v) {
@@ -551,9 +639,13 @@ static gint dedup_compare(gconstpointer a, gconstpointer b) {
         return x->origin_run < y->origin_run ? -1 : x->origin_run > y->origin_run;
 }
 
+static gint string_compare(gconstpointer a, gconstpointer b) {
+        return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
 int election_state_serialize(const ElectionState *s, GBytes **ret) {
         g_autoptr(GByteArray) b = NULL;
-        g_autoptr(GPtrArray) elections = NULL, dedup = NULL;
+        g_autoptr(GPtrArray) elections = NULL, dedup = NULL, nodes = NULL;
         GHashTableIter it;
         gpointer d;
 
@@ -598,6 +690,19 @@ int election_state_serialize(const ElectionState *s, GBytes **ret) {
                 put_u64(b, e->max);
                 for (unsigned k = 0; k < ELEMENTSOF(e->seen); k++)
                         put_u64(b, e->seen[k]);
+        }
+
+        nodes = g_ptr_array_sized_new(g_hash_table_size(s->runs));
+        g_hash_table_iter_init(&it, s->runs);
+        while (g_hash_table_iter_next(&it, &d, NULL))
+                g_ptr_array_add(nodes, d);
+        g_ptr_array_sort(nodes, string_compare);
+        put_u32(b, nodes->len);
+        for (unsigned i = 0; i < nodes->len; i++) {
+                const char *node = nodes->pdata[i];
+
+                put_str(b, node);
+                put_u64(b, *(const uint64_t *) g_hash_table_lookup(s->runs, node));
         }
 
         *ret = g_byte_array_free_to_bytes(g_steal_pointer(&b));
@@ -665,6 +770,7 @@ static bool read_count(Reader *r, size_t min_element_size, uint32_t *ret) {
 #define CANDIDACY_MIN_SIZE (3 * 4 + 8 + 4 + 1)
 #define ELECTION_MIN_SIZE (4 + 1 + 8 + 4)
 #define DEDUP_MIN_SIZE (4 + 8 + 8 + DEDUP_WINDOW / 8)
+#define RUN_MIN_SIZE (4 + 8)
 
 static int restore_election(ElectionState *n, Reader *r) {
         _cleanup_(election_freep) Election *e = NULL;
@@ -717,6 +823,16 @@ static int restore_dedup(ElectionState *n, Reader *r) {
         return 0;
 }
 
+static int restore_run(ElectionState *n, Reader *r) {
+        g_autofree char *node = NULL;
+        uint64_t run;
+
+        if (!read_str(r, &node) || !read_u64(r, &run) || g_hash_table_contains(n->runs, node))
+                return -EBADMSG;
+        node_run_set(n, node, run);
+        return 0;
+}
+
 int election_state_restore(ElectionState *s, const void *data, size_t size) {
         g_autoptr(ElectionState) n = NULL;
         Reader r = { .p = data, .left = size };
@@ -729,7 +845,7 @@ int election_state_restore(ElectionState *s, const void *data, size_t size) {
                 return -EINVAL;
 
         if (!read_bytes(&r, 4, &magic) || memcmp(magic, SNAPSHOT_MAGIC, 4) != 0 ||
-            !read_u32(&r, &version) || version != SNAPSHOT_VERSION)
+            !read_u32(&r, &version) || version < 1 || version > SNAPSHOT_VERSION)
                 return -EBADMSG;
 
         n = election_state_new();
@@ -748,6 +864,16 @@ int election_state_restore(ElectionState *s, const void *data, size_t size) {
                 k = restore_dedup(n, &r);
                 if (k < 0)
                         return k;
+        }
+
+        if (version >= 2) {
+                if (!read_count(&r, RUN_MIN_SIZE, &count))
+                        return -EBADMSG;
+                for (uint32_t i = 0; i < count; i++) {
+                        k = restore_run(n, &r);
+                        if (k < 0)
+                                return k;
+                }
         }
 
         if (r.left != 0)
@@ -774,7 +900,8 @@ bool election_state_equal(const ElectionState *a, const ElectionState *b) {
         if (!a || !b)
                 return false;
         if (g_hash_table_size(a->elections) != g_hash_table_size(b->elections) ||
-            g_hash_table_size(a->dedup) != g_hash_table_size(b->dedup))
+            g_hash_table_size(a->dedup) != g_hash_table_size(b->dedup) ||
+            g_hash_table_size(a->runs) != g_hash_table_size(b->runs))
                 return false;
 
         g_hash_table_iter_init(&i, a->elections);
@@ -793,6 +920,14 @@ bool election_state_equal(const ElectionState *a, const ElectionState *b) {
                 const DedupEntry *x = v, *y = g_hash_table_lookup(b->dedup, x);
 
                 if (!y || x->max != y->max || memcmp(x->seen, y->seen, sizeof x->seen) != 0)
+                        return false;
+        }
+
+        g_hash_table_iter_init(&i, a->runs);
+        while (g_hash_table_iter_next(&i, &v, NULL)) {
+                const uint64_t *x = g_hash_table_lookup(a->runs, v), *y = g_hash_table_lookup(b->runs, v);
+
+                if (!y || *x != *y)
                         return false;
         }
         return true;

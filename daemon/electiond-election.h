@@ -63,7 +63,14 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(ElectionState, election_state_free)
  *    as seen. Request id 0 is an ordinary id.
  *  - Unknown flag bits -> INVALID, for every command type.
  *  - Enter/Leave: the caller's node is c->node, or c->origin when c->node is "" or NULL.
- *  - A persistent candidacy is stored with owner "" and run 0. */
+ *  - A persistent candidacy is stored with owner "" and run 0.
+ *  - Runs: per node the current daemon run is recorded (DROP_RUN(node, run) sets it; a
+ *    connection-bound Enter learns it when none is recorded; DROP_NODE forgets it). Checked first,
+ *    before dedup: a command whose origin has a recorded run != origin_run -> INVALID and not
+ *    recorded in the dedup table, except that run's own DROP_RUN(node = origin, run = origin_run).
+ *    A connection-bound Enter (new or re-bind) whose run differs from its node's -> INVALID.
+ *  - Dedup pruning: DROP_RUN(node, R) forgets the windows of (node, run != R); DROP_NODE(node)
+ *    those of the node's runs other than its recorded one (the node may be alive and retry). */
 ElectionResult election_state_apply(ElectionState *s, const Command *c,
                                     ElectionChangedFn changed, void *userdata,
                                     const Election **ret_election);
@@ -81,9 +88,15 @@ const Candidacy *election_find(const Election *e, const char *id, unsigned *ret_
 char **election_candidate_ids(const Election *e);
 
 /* Snapshots for the Raft engine: a full, versioned serialization of the state (including the
- * request-id dedup table). Restore replaces the state; on a decode error it returns -EBADMSG
- * and leaves the state unchanged. */
+ * request-id dedup table and the per-node run table). Restore replaces the state; on a decode
+ * error it returns -EBADMSG and leaves the state unchanged. Version 1 snapshots (no run table)
+ * are still restored, with an empty run table. */
 int election_state_serialize(const ElectionState *s, GBytes **ret);
 int election_state_restore(ElectionState *s, const void *data, size_t size);
 
 bool election_state_equal(const ElectionState *a, const ElectionState *b);
+
+/* The recorded current run of node (see "Runs" above); false if none. */
+bool election_state_node_run(const ElectionState *s, const char *node, uint64_t *ret_run);
+/* Number of (origin, origin_run) dedup windows held (each ~600 bytes). */
+unsigned election_state_dedup_count(const ElectionState *s);

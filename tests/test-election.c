@@ -447,8 +447,10 @@ static void drop(ElectionState *s, CommandType t, const char *node, uint64_t run
                  ElectionResult expect, unsigned n_events, const char *names) {
         Command *c = command_new(t);
 
-        c->origin = g_strdup(node);
-        c->origin_run = 999;
+        /* As submitted in the daemon: DROP_RUN by the restarted node itself, the others here by a
+         * node "ctl" that never enters anything (so no run rule applies to it). */
+        c->origin = g_strdup(t == COMMAND_DROP_RUN ? node : "ctl");
+        c->origin_run = t == COMMAND_DROP_RUN ? run : 999;
         c->request_id = next_request_id++;
         c->election = g_strdup("");
         c->id = g_strdup("");
@@ -461,7 +463,6 @@ static void drop(ElectionState *s, CommandType t, const char *node, uint64_t run
 
 /* Various owners in several elections. */
 static ElectionState *state_mixed(void) {
-        static const Caller A_old = { "n1", ":1.1", 10, 1000 };
         static const Caller R2 = { "n2", ":1.9", 22, 0 };
         ElectionState *s = election_state_new();
 
@@ -469,7 +470,6 @@ static ElectionState *state_mixed(void) {
         ENTER(s, "e1", "b", &R, 0, ELECTION_CHANGED);
         ENTER(s, "e2", "x", &R, 0, ELECTION_CHANGED);
         ENTER(s, "e2", "a", &A, 0, ELECTION_CHANGED);             /* A in the middle */
-        ENTER(s, "e2", "y", &A_old, 0, ELECTION_CHANGED);
         ENTER(s, "e3", "a", &A, 0, ELECTION_CHANGED);             /* two of A's incl. the leader */
         ENTER(s, "e3", "p", &A, COMMAND_FLAG_PERSISTENT, ELECTION_CHANGED);
         ENTER(s, "e3", "b", &A, 0, ELECTION_CHANGED);
@@ -483,10 +483,10 @@ static ElectionState *state_mixed(void) {
 static void test_drop_owner(void) {
         g_autoptr(ElectionState) s = state_mixed();
 
-        /* (n1, 11, :1.1): leaves R's ":1.1" on n2, the persistent p, A_old's run 10, A2 alone. */
+        /* (n1, 11, :1.1): leaves R's ":1.1" on n2, the persistent p, A2 alone. */
         drop(s, COMMAND_DROP_OWNER, "n1", 11, ":1.1", ELECTION_CHANGED, 4, "e1,e2,e3,e4,");
         assert_term(s, "e1", 2, "b");
-        assert_term(s, "e2", 1, "x,y");
+        assert_term(s, "e2", 1, "x");
         assert_term(s, "e3", 2, "p,r"); /* two removed incl. leader: one term change */
         assert_term(s, "e4", 1, "");
         assert_term(s, "e5", 1, "r");
@@ -494,17 +494,18 @@ static void test_drop_owner(void) {
 
         drop(s, COMMAND_DROP_OWNER, "n1", 11, ":1.1", ELECTION_NOOP, 0, NULL);
         drop(s, COMMAND_DROP_OWNER, "n3", 11, ":1.1", ELECTION_NOOP, 0, NULL);
-        drop(s, COMMAND_DROP_OWNER, "n1", 10, ":1.1", ELECTION_CHANGED, 1, "e2,");
-        assert_term(s, "e2", 1, "x");
+        drop(s, COMMAND_DROP_OWNER, "n1", 10, ":1.2", ELECTION_NOOP, 0, NULL); /* other run */
+        drop(s, COMMAND_DROP_OWNER, "n1", 11, ":1.2", ELECTION_CHANGED, 1, "e6,");
+        assert_term(s, "e6", 1, "");
 }
 
 static void test_drop_run(void) {
         g_autoptr(ElectionState) s = state_mixed();
 
-        /* n1 restarted as run 11: only A_old (run 10) goes; persistent p stays. */
-        drop(s, COMMAND_DROP_RUN, "n1", 11, "", ELECTION_CHANGED, 1, "e2,");
-        assert_term(s, "e2", 1, "x,a");
+        /* n1's DROP_RUN of its current run 11 (learned from its Enters): nothing to remove. */
         drop(s, COMMAND_DROP_RUN, "n1", 11, "", ELECTION_NOOP, 0, NULL);
+        drop(s, COMMAND_DROP_RUN, "n1", 11, "", ELECTION_NOOP, 0, NULL);
+        assert_term(s, "e2", 1, "x,a");
 
         /* n1 restarted as run 12: every connection-bound one of n1 goes. */
         drop(s, COMMAND_DROP_RUN, "n1", 12, "", ELECTION_CHANGED, 5, "e1,e2,e3,e4,e6,");
@@ -514,12 +515,32 @@ static void test_drop_run(void) {
         assert_term(s, "e4", 1, "");
         assert_term(s, "e5", 1, "r");
         assert_term(s, "e6", 1, "");
+        uint64_t run = 0;
+        g_assert_true(election_state_node_run(s, "n1", &run));
+        g_assert_cmpuint(run, ==, 12);
+
+        /* Submitted by another node, DROP_RUN works alike. */
+        Command *c = command_new(COMMAND_DROP_RUN);
+        c->origin = g_strdup("n2");
+        c->origin_run = 22;
+        c->request_id = next_request_id++;
+        c->node = g_strdup("n2");
+        c->run = 23;
+        apply_full(s, c, ELECTION_CHANGED, 4);
+        g_assert_cmpstr(events.names, ==, "e1,e2,e3,e5,");
+        assert_term(s, "e1", 2, "");
+        assert_term(s, "e3", 2, "p");
+        g_assert_true(election_state_node_run(s, "n2", &run));
+        g_assert_cmpuint(run, ==, 23);
 }
 
 static void test_drop_node(void) {
         g_autoptr(ElectionState) s = state_mixed();
 
+        g_assert_true(election_state_node_run(s, "n1", NULL));
         drop(s, COMMAND_DROP_NODE, "n1", 0, "", ELECTION_CHANGED, 5, "e1,e2,e3,e4,e6,");
+        g_assert_false(election_state_node_run(s, "n1", NULL)); /* forgotten */
+        g_assert_true(election_state_node_run(s, "n2", NULL));
         assert_term(s, "e1", 2, "b");
         assert_term(s, "e2", 1, "x");
         assert_term(s, "e3", 2, "r"); /* a, p (persistent), b gone: one term change */
@@ -535,11 +556,84 @@ static void test_drop_node(void) {
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * Runs: requests of a node's earlier daemon run
+ * ------------------------------------------------------------------------------------------- */
+
+/* A command of type t by caller who, submitted by origin/origin_run. */
+static Command *cmd_from(CommandType t, const char *id, const Caller *who, uint32_t flags, const char *origin,
+                         uint64_t origin_run) {
+        Command *c = cmd(t, "e", id, who, flags);
+
+        g_free(c->origin);
+        c->origin = g_strdup(origin);
+        c->origin_run = origin_run;
+        return c;
+}
+
+static void test_stale_run(void) {
+        static const Caller A10 = { "n1", ":1.1", 10, 1000 }; /* n1's previous run */
+        g_autoptr(ElectionState) s = election_state_new();
+        g_autoptr(Command) late = cmd(COMMAND_ENTER, "e", "a", &A10, 0);
+        uint64_t run = 0;
+
+        /* The exact race: run 10 entered; n1 restarts as 11 (DROP_RUN); a retry of run 10's Enter
+         * commits after that. It is refused and nothing is left that no DROP_* would remove. */
+        ENTER(s, "e", "a", &A10, 0, ELECTION_CHANGED);
+        g_assert_true(election_state_node_run(s, "n1", &run)); /* learned from the Enter */
+        g_assert_cmpuint(run, ==, 10);
+        drop(s, COMMAND_DROP_RUN, "n1", 11, "", ELECTION_CHANGED, 1, "e,");
+        g_assert_true(election_state_node_run(s, "n1", &run));
+        g_assert_cmpuint(run, ==, 11);
+        apply_full(s, command_copy(late), ELECTION_INVALID, 0);
+        assert_term(s, "e", 1, "");
+        /* Also when forwarded by another node (origin n2, current run): the Enter's own run decides. */
+        apply_full(s, cmd_from(COMMAND_ENTER, "a", &A10, 0, "n2", 22), ELECTION_INVALID, 0);
+        /* ... and for a re-bind of a candidacy of the new run. */
+        ENTER(s, "e", "a", &A, 0, ELECTION_CHANGED);
+        assert_term(s, "e", 2, "a");
+        apply_full(s, cmd_from(COMMAND_ENTER, "a", &A10, 0, "n2", 22), ELECTION_INVALID, 0);
+        g_assert_cmpuint(get_candidacy(s, "e", "a")->run, ==, 11);
+        /* Persistent candidacies carry no run: an Enter forwarded from elsewhere is fine. */
+        apply_full(s, cmd_from(COMMAND_ENTER, "p", &A10, COMMAND_FLAG_PERSISTENT, "n2", 22), ELECTION_CHANGED, 1);
+
+        /* Every request submitted by the old run is refused, whatever its type, before dedup. */
+        for (CommandType t = COMMAND_ENTER; t <= COMMAND_PROMOTE; t++)
+                apply_full(s, cmd_from(t, "p", &A10, t == COMMAND_ENTER ? COMMAND_FLAG_PERSISTENT :
+                                       COMMAND_FLAG_AUTHORIZED, "n1", 10), ELECTION_INVALID, 0);
+        Command *d = command_new(COMMAND_DROP_OWNER);
+        d->origin = g_strdup("n1");
+        d->origin_run = 10;
+        d->request_id = next_request_id++;
+        d->node = g_strdup("n1");
+        d->owner = g_strdup(":1.1");
+        d->run = 11;
+        apply_full(s, d, ELECTION_INVALID, 0);
+        assert_term(s, "e", 2, "a,p");
+        /* The new run's requests pass. */
+        PROMOTE(s, "e", "p", ELECTION_CHANGED);
+        LEAVE(s, "e", "a", &A, 0, ELECTION_CHANGED);
+        assert_term(s, "e", 3, "p");
+
+        /* DROP_NODE forgets the run; the next connection-bound Enter of n1 teaches it again. */
+        drop(s, COMMAND_DROP_NODE, "n1", 0, "", ELECTION_CHANGED, 1, "e,"); /* p was n1's too */
+        g_assert_false(election_state_node_run(s, "n1", NULL));
+        assert_term(s, "e", 3, "");
+        ENTER(s, "e", "b", &A10, 0, ELECTION_CHANGED);
+        g_assert_true(election_state_node_run(s, "n1", &run));
+        g_assert_cmpuint(run, ==, 10);
+        apply_full(s, cmd_from(COMMAND_ENTER, "c", &A, 0, "n2", 22), ELECTION_INVALID, 0);
+        assert_term(s, "e", 4, "b");
+}
+
+/* ---------------------------------------------------------------------------------------------
  * Dedup
  * ------------------------------------------------------------------------------------------- */
 
+/* Caller A, submitted by origin "nd" (run `run`): a node without a recorded run, so only dedup decides. */
 static ElectionResult apply_rid(ElectionState *s, CommandType t, const char *id, uint64_t run, uint64_t rid) {
         g_autoptr(Command) c = cmd(t, "e", id, &A, 0);
+        g_free(c->origin);
+        c->origin = g_strdup("nd");
         c->origin_run = run;
         c->request_id = rid;
         return election_state_apply(s, c, NULL, NULL, NULL);
@@ -551,6 +645,9 @@ static void test_dedup(void) {
         g_autoptr(GBytes) snap = NULL;
         g_autoptr(Command) c = cmd(COMMAND_ENTER, "e", "a", &A, 0);
 
+        g_free(c->origin);
+        c->origin = g_strdup("nd");
+        c->origin_run = 11;
         c->request_id = 5000;
         g_assert_cmpint(election_state_apply(s, c, on_changed, &events, NULL), ==, ELECTION_CHANGED);
         events_reset();
@@ -613,6 +710,69 @@ static void test_dedup(void) {
         g_assert_true(election_state_equal(s, t));
 }
 
+static GBytes *serialize(const ElectionState *s);
+
+/* Daemon restarts must not grow the dedup table: a new run's DROP_RUN forgets the old windows. */
+static void test_dedup_prune(void) {
+        static const Caller A10 = { "n1", ":1.1", 10, 1000 };
+        g_autoptr(ElectionState) s = election_state_new();
+        g_autoptr(GBytes) first = NULL, last = NULL;
+        g_autoptr(Command) promote = NULL;
+        uint64_t rid;
+
+        ENTER(s, "e", "a", &A10, 0, ELECTION_CHANGED);
+        ENTER(s, "e", "b", &A10, 0, ELECTION_CHANGED);
+        ENTER(s, "e", "z", &R, 0, ELECTION_CHANGED);
+        promote = cmd_from(COMMAND_PROMOTE, "z", &A10, COMMAND_FLAG_AUTHORIZED, "n1", 10);
+        g_assert_cmpint(election_state_apply(s, promote, NULL, NULL, NULL), ==, ELECTION_CHANGED);
+        assert_term(s, "e", 1, "a,z,b");
+        g_assert_cmpuint(election_state_dedup_count(s), ==, 2); /* (n1, 10), (n2, 22) */
+
+        /* n1 restarts as 11: (n1, 10) goes, (n1, 11) arrives with the DROP_RUN itself. */
+        drop(s, COMMAND_DROP_RUN, "n1", 11, "", ELECTION_CHANGED, 1, "e,");
+        assert_term(s, "e", 2, "z");
+        g_assert_cmpuint(election_state_dedup_count(s), ==, 2);
+        first = serialize(s);
+        /* A retried Promote of run 10 would apply twice now that its window is gone: refused,
+         * and it brings back no window. */
+        ENTER(s, "e", "c", &A, 0, ELECTION_CHANGED);
+        g_assert_cmpint(election_state_apply(s, promote, NULL, NULL, NULL), ==, ELECTION_INVALID);
+        assert_term(s, "e", 2, "z,c");
+        g_assert_cmpuint(election_state_dedup_count(s), ==, 2);
+
+        /* 200 restarts later the table is the same size. */
+        for (uint64_t run = 12; run < 212; run++)
+                drop(s, COMMAND_DROP_RUN, "n1", run, "", run == 12 ? ELECTION_CHANGED : ELECTION_NOOP,
+                     run == 12, run == 12 ? "e," : NULL);
+        g_assert_cmpuint(election_state_dedup_count(s), ==, 2);
+        last = serialize(s);
+        g_assert_cmpuint(g_bytes_get_size(last), ==, g_bytes_get_size(first));
+
+        /* DROP_NODE keeps the window of the node's current run (it may be alive and retry). */
+        rid = next_request_id;
+        drop(s, COMMAND_DROP_RUN, "n1", 212, "", ELECTION_NOOP, 0, NULL);
+        drop(s, COMMAND_DROP_NODE, "n1", 0, "", ELECTION_NOOP, 0, NULL);
+        g_assert_cmpuint(election_state_dedup_count(s), ==, 3); /* + (ctl, 999) */
+        next_request_id = rid;
+        drop(s, COMMAND_DROP_RUN, "n1", 212, "", ELECTION_DUPLICATE, 0, NULL);
+        next_request_id = rid + 2;
+
+        /* ... and forgets those of its other runs: windows from before the run was known. */
+        static const Caller C1 = { "n5", ":1.5", 1, 1000 }, C2 = { "n5", ":1.5", 2, 1000 };
+        LEAVE(s, "e", "x", &C1, 0, ELECTION_NOOP);              /* (n5, 1); Leave learns nothing */
+        ENTER(s, "e", "y", &C2, 0, ELECTION_CHANGED);           /* (n5, 2); learns run 2 */
+        LEAVE(s, "e", "x", &C1, 0, ELECTION_INVALID);           /* run 1 is old now */
+        g_assert_cmpuint(election_state_dedup_count(s), ==, 5);
+        drop(s, COMMAND_DROP_NODE, "n5", 0, "", ELECTION_CHANGED, 1, "e,");
+        g_assert_cmpuint(election_state_dedup_count(s), ==, 4);
+        g_assert_false(election_state_node_run(s, "n5", NULL));
+        /* Without a recorded run DROP_NODE prunes nothing: any of the windows may be current. */
+        drop(s, COMMAND_DROP_NODE, "n5", 0, "", ELECTION_NOOP, 0, NULL);
+        g_assert_cmpuint(election_state_dedup_count(s), ==, 4);
+        LEAVE(s, "e", "x", &C1, 0, ELECTION_NOOP);              /* run 1 may submit again */
+        g_assert_cmpuint(election_state_dedup_count(s), ==, 5);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Snapshots, listing, equality
  * ------------------------------------------------------------------------------------------- */
@@ -671,8 +831,10 @@ static void test_snapshot(void) {
         g_assert_true(election_state_equal(t, empty));
 }
 
-/* A hand-built snapshot with one election and no dedup entries. */
-static GByteArray *snapshot_one(const char *name, uint64_t term, const char *id1, const char *id2, uint8_t persistent) {
+/* A hand-built snapshot with one election and no dedup entries; version 2 adds the run table
+ * (n1 -> 1, and, if node2 is set, node2 -> 2). */
+static GByteArray *snapshot_v(uint32_t version, const char *name, uint64_t term, const char *id1, const char *id2,
+                              uint8_t persistent, const char *node2) {
         GByteArray *b = g_byte_array_new();
         uint8_t u32[4], u64[8];
 
@@ -680,7 +842,7 @@ static GByteArray *snapshot_one(const char *name, uint64_t term, const char *id1
 #define PUT64(v) do { uint64_t _v = (v); for (int i = 0; i < 8; i++) u64[i] = _v >> (8 * i); g_byte_array_append(b, u64, 8); } while (0)
 #define PUTS(s) do { PUT32(strlen(s)); g_byte_array_append(b, (const uint8_t *) (s), strlen(s)); } while (0)
         g_byte_array_append(b, (const uint8_t *) "ELST", 4);
-        PUT32(1);
+        PUT32(version);
         PUT32(1);
         PUTS(name);
         PUT64(term);
@@ -688,10 +850,74 @@ static GByteArray *snapshot_one(const char *name, uint64_t term, const char *id1
         PUTS(id1); PUTS("n1"); PUTS(":1.1"); PUT64(1); PUT32(0); g_byte_array_append(b, &persistent, 1);
         PUTS(id2); PUTS("n1"); PUTS(":1.1"); PUT64(1); PUT32(0); g_byte_array_append(b, &persistent, 1);
         PUT32(0);
+        if (version >= 2) {
+                PUT32(node2 ? 2 : 1);
+                PUTS("n1"); PUT64(1);
+                if (node2) {
+                        PUTS(node2); PUT64(2);
+                }
+        }
 #undef PUT32
 #undef PUT64
 #undef PUTS
         return b;
+}
+
+static GByteArray *snapshot_one(const char *name, uint64_t term, const char *id1, const char *id2, uint8_t persistent) {
+        return snapshot_v(1, name, term, id1, id2, persistent, NULL);
+}
+
+/* The run table travels in snapshots (version 2); version 1 still restores, without one. */
+static void test_snapshot_runs(void) {
+        g_autoptr(ElectionState) s = election_state_new(), t = election_state_new();
+        g_autoptr(GByteArray) v1 = snapshot_v(1, "e", 1, "a", "b", 0, NULL);
+        g_autoptr(GByteArray) v2 = snapshot_v(2, "e", 1, "a", "b", 0, "n2");
+        g_autoptr(GByteArray) dup = snapshot_v(2, "e", 1, "a", "b", 0, "n1");
+        g_autoptr(GBytes) snap = NULL;
+        uint64_t run = 0;
+
+        g_assert_cmpint(election_state_restore(s, v2->data, v2->len), ==, 0);
+        g_assert_true(election_state_node_run(s, "n1", &run));
+        g_assert_cmpuint(run, ==, 1);
+        g_assert_true(election_state_node_run(s, "n2", &run));
+        g_assert_cmpuint(run, ==, 2);
+        snap = serialize(s);
+        g_assert_cmpmem(g_bytes_get_data(snap, NULL), g_bytes_get_size(snap), v2->data, v2->len);
+        g_assert_cmpint(election_state_restore(t, dup->data, dup->len), ==, -EBADMSG);
+
+        /* Version 1: same elections, no runs; the rules learn them again. */
+        g_assert_cmpint(election_state_restore(t, v1->data, v1->len), ==, 0);
+        assert_term(t, "e", 1, "a,b");
+        g_assert_false(election_state_node_run(t, "n1", NULL));
+        g_assert_false(election_state_equal(s, t));
+        drop(t, COMMAND_DROP_RUN, "n1", 1, "", ELECTION_NOOP, 0, NULL);
+        g_assert_true(election_state_node_run(t, "n1", NULL));
+
+        /* States that differ only in a run are not equal and do not serialize alike. */
+        g_clear_pointer(&s, election_state_free);
+        g_clear_pointer(&t, election_state_free);
+        s = election_state_new();
+        t = election_state_new();
+        for (unsigned i = 0; i < 2; i++) {
+                g_autoptr(Command) c = command_new(COMMAND_DROP_RUN);
+
+                c->origin = g_strdup("ctl");
+                c->origin_run = 1;
+                c->request_id = 1;
+                c->node = g_strdup("n7");
+                c->run = 1;
+                g_assert_cmpint(election_state_apply(s, c, NULL, NULL, NULL), ==, ELECTION_NOOP);
+                c->run = 1 + i;
+                g_assert_cmpint(election_state_apply(t, c, NULL, NULL, NULL), ==, ELECTION_NOOP);
+                g_assert_true(election_state_equal(s, t) == (i == 0));
+                g_assert_true(election_state_equal(t, s) == (i == 0));
+                g_autoptr(GBytes) x = serialize(s), y = serialize(t);
+                g_assert_true(g_bytes_equal(x, y) == (i == 0));
+                g_clear_pointer(&s, election_state_free);
+                g_clear_pointer(&t, election_state_free);
+                s = election_state_new();
+                t = election_state_new();
+        }
 }
 
 static void test_snapshot_malformed(void) {
@@ -733,7 +959,9 @@ static void test_snapshot_malformed(void) {
         b->data[0] = 'X';
         g_assert_cmpint(election_state_restore(s, b->data, b->len), ==, -EBADMSG);
         b->data[0] = 'E';
-        b->data[4] = 2;
+        b->data[4] = 3;
+        g_assert_cmpint(election_state_restore(s, b->data, b->len), ==, -EBADMSG);
+        b->data[4] = 0;
         g_assert_cmpint(election_state_restore(s, b->data, b->len), ==, -EBADMSG);
         g_assert_cmpint(election_state_restore(s, NULL, 0), ==, -EBADMSG);
         /* Huge counts are refused without allocating. */
@@ -864,6 +1092,10 @@ typedef struct MDedup {
 typedef struct Model {
         MElection e[M_ELECTIONS];
         MDedup d[M_NODES][M_RUNS + 1];
+        bool has_run[M_NODES];  /* the node's current run is known ... */
+        uint64_t run[M_NODES];  /* ... and is this */
+        /* How often each run rule fired, so the test can show it exercised them. */
+        unsigned n_old_origin, n_enter_run, n_pruned;
 } Model;
 
 /* A generated command in model terms. */
@@ -903,6 +1135,19 @@ static bool m_remove(MElection *e, const bool kill[]) {
         return any;
 }
 
+static void m_forget(Model *m, int node, uint64_t keep_run) {
+        for (uint64_t r = 1; r <= M_RUNS; r++) {
+                MDedup *d = &m->d[node][r];
+
+                if (r == keep_run || !d->used)
+                        continue;
+                d->used = false;
+                d->max = 0;
+                g_hash_table_remove_all(d->applied);
+                m->n_pruned++;
+        }
+}
+
 static bool m_dup(Model *m, const MCmd *c) {
         MDedup *d = &m->d[c->origin][c->origin_run];
 
@@ -920,6 +1165,12 @@ static bool m_dup(Model *m, const MCmd *c) {
 static ElectionResult m_apply(Model *m, const MCmd *c, bool changed[]) {
         memset(changed, 0, sizeof(bool) * M_ELECTIONS);
 
+        /* Submitted by an old run of its origin (unless it is the new run's own DROP_RUN). */
+        if (m->has_run[c->origin] && m->run[c->origin] != c->origin_run &&
+            !(c->type == COMMAND_DROP_RUN && c->node == c->origin && c->run == c->origin_run)) {
+                m->n_old_origin++;
+                return ELECTION_INVALID;
+        }
         if (m_dup(m, c))
                 return ELECTION_DUPLICATE;
         if (c->flags & ~3u)
@@ -937,7 +1188,16 @@ static ElectionResult m_apply(Model *m, const MCmd *c, bool changed[]) {
                 switch (c->type) {
                 case COMMAND_ENTER: {
                         bool persistent = c->flags & COMMAND_FLAG_PERSISTENT;
-                        MCand nc = { c->id, c->node, persistent ? -1 : c->owner, persistent ? 0 : c->run, c->uid };
+                        int node = c->node_empty ? c->origin : c->node;
+                        MCand nc = { c->id, node, persistent ? -1 : c->owner, persistent ? 0 : c->run, c->uid };
+
+                        if (!persistent && !m->has_run[node]) {
+                                m->has_run[node] = true;
+                                m->run[node] = c->run;
+                        } else if (!persistent && m->run[node] != c->run) {
+                                m->n_enter_run++;
+                                return ELECTION_INVALID;
+                        }
 
                         if (i >= 0) {
                                 if (e->c[i].uid != c->uid && !(c->flags & COMMAND_FLAG_AUTHORIZED))
@@ -1029,6 +1289,14 @@ static ElectionResult m_apply(Model *m, const MCmd *c, bool changed[]) {
                 if (m_remove(e, kill))
                         changed[k] = any = true;
         }
+        if (c->type == COMMAND_DROP_RUN) {
+                m->has_run[c->node] = true;
+                m->run[c->node] = c->run;
+                m_forget(m, c->node, c->run);
+        } else if (c->type == COMMAND_DROP_NODE && m->has_run[c->node]) {
+                m_forget(m, c->node, m->run[c->node]);
+                m->has_run[c->node] = false;
+        }
         return any ? ELECTION_CHANGED : ELECTION_NOOP;
 }
 
@@ -1076,6 +1344,9 @@ static MCmd m_random(GRand *r, Model *m) {
         c.node = g_rand_int_range(r, 0, M_NODES);
         c.owner = g_rand_int_range(r, 0, M_OWNERS);
         c.run = g_rand_int_range(r, 1, M_RUNS + 1);
+        /* Mostly the caller's current run, so that enough commands get past the run rules. */
+        if (m->has_run[c.node] && g_rand_int_range(r, 0, 100) < 85)
+                c.run = m->run[c.node];
         c.uid = m_uids[g_rand_int_range(r, 0, ELEMENTSOF(m_uids))];
         c.flags = (g_rand_int_range(r, 0, 3) == 0 ? COMMAND_FLAG_PERSISTENT : 0) |
                   (g_rand_int_range(r, 0, 3) == 0 ? COMMAND_FLAG_AUTHORIZED : 0) |
@@ -1088,6 +1359,13 @@ static MCmd m_random(GRand *r, Model *m) {
         if (c.type == COMMAND_ENTER || c.type == COMMAND_LEAVE)
                 c.node_empty = g_rand_int_range(r, 0, 5) == 0;
         c.origin_run = g_rand_int_range(r, 1, M_RUNS + 1);
+        if (m->has_run[c.origin] && g_rand_int_range(r, 0, 100) < 85)
+                c.origin_run = m->run[c.origin];
+        /* Mostly a restart announced by the node itself, as the daemon does. */
+        if (c.type == COMMAND_DROP_RUN && g_rand_int_range(r, 0, 3) > 0) {
+                c.origin = c.node;
+                c.origin_run = c.run = g_rand_int_range(r, 1, M_RUNS + 1);
+        }
 
         /* Mostly fresh ids; sometimes retries (recent or ancient) and jumps beyond the window. */
         d = &m->d[c.origin][c.origin_run];
@@ -1108,7 +1386,19 @@ static MCmd m_random(GRand *r, Model *m) {
 }
 
 static void m_check(const Model *m, const ElectionState *s, const uint64_t prev_terms[]) {
-        unsigned count = 0;
+        unsigned count = 0, windows = 0;
+
+        for (int n = 0; n < M_NODES; n++) {
+                g_autofree char *node = g_strdup_printf("n%d", n);
+                uint64_t run = 0;
+
+                g_assert_cmpint(election_state_node_run(s, node, &run), ==, m->has_run[n]);
+                if (m->has_run[n])
+                        g_assert_cmpuint(run, ==, m->run[n]);
+                for (int k = 0; k <= M_RUNS; k++)
+                        windows += m->d[n][k].used;
+        }
+        g_assert_cmpuint(election_state_dedup_count(s), ==, windows);
 
         for (int k = 0; k < M_ELECTIONS; k++) {
                 g_autofree char *name = m_name(k);
@@ -1144,6 +1434,12 @@ static void m_check(const Model *m, const ElectionState *s, const uint64_t prev_
                         }
                         g_assert_cmpuint(c->run, ==, x->run);
                         g_assert_cmpuint(c->uid, ==, x->uid);
+                        /* What the run rules are for: every connection-bound candidacy belongs to
+                         * its node's current run, so the next DROP_RUN removes it. */
+                        if (x->owner >= 0) {
+                                g_assert_true(m->has_run[x->node]);
+                                g_assert_cmpuint(x->run, ==, m->run[x->node]);
+                        }
                 }
                 /* Global invariant: the leader is candidates[0], and only with candidates. */
                 g_assert_cmpstr(election_leader(e), ==, me->n > 0 ? ((Candidacy *) e->candidates->pdata[0])->id : "");
@@ -1219,6 +1515,11 @@ static void run_random(guint32 seed, unsigned steps) {
         for (unsigned i = 0; i < ELEMENTSOF(results); i++)
                 g_assert_cmpuint(results[i], >, 0);
         g_assert_cmpuint(snapshots, >, 0);
+        g_test_message("run rules: old origin %u, enter of another run %u, windows pruned %u",
+                       m.n_old_origin, m.n_enter_run, m.n_pruned);
+        g_assert_cmpuint(m.n_old_origin, >, 0);
+        g_assert_cmpuint(m.n_enter_run, >, 0);
+        g_assert_cmpuint(m.n_pruned, >, 0);
 
         for (int n = 0; n < M_NODES; n++)
                 for (int k = 0; k <= M_RUNS; k++)
@@ -1264,8 +1565,11 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/election/drop-owner", test_drop_owner);
         g_test_add_func("/election/drop-run", test_drop_run);
         g_test_add_func("/election/drop-node", test_drop_node);
+        g_test_add_func("/election/stale-run", test_stale_run);
         g_test_add_func("/election/dedup", test_dedup);
+        g_test_add_func("/election/dedup-prune", test_dedup_prune);
         g_test_add_func("/election/snapshot", test_snapshot);
+        g_test_add_func("/election/snapshot-runs", test_snapshot_runs);
         g_test_add_func("/election/snapshot-malformed", test_snapshot_malformed);
         g_test_add_func("/election/list-lookup", test_list_and_lookup);
         g_test_add_func("/election/many-elections", test_many_elections);
