@@ -532,12 +532,15 @@ class Cluster:
         return int(out.strip())
 
     def send_udp(self, src, addr, port, payload):
-        """Sends one datagram with payload (bytes) from inside src's namespace (garbage tests)."""
+        """Sends datagrams from inside src's namespace (garbage tests): payload is bytes, or a
+        list of bytes sent one after the other, all from one process."""
         src = self._nodes([src])[0]
-        code = ("import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
-                "s.sendto(sys.stdin.buffer.read(), (%r, %d))" % (addr, int(port)))
-        p = subprocess.run(netns.ns_argv(src.ns, [PY, "-c", code]), input=payload, capture_output=True,
-                           timeout=30)
+        payloads = [payload] if isinstance(payload, (bytes, bytearray)) else list(payload)
+        code = ("import json,socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                "for h in json.load(sys.stdin): s.sendto(bytes.fromhex(h), (%r, %d))" % (addr, int(port)))
+        p = subprocess.run(netns.ns_argv(src.ns, [PY, "-c", code]),
+                           input=json.dumps([bytes(x).hex() for x in payloads]).encode(),
+                           capture_output=True, timeout=30)
         if p.returncode != 0:
             raise RuntimeError("send_udp failed: %s" % p.stderr.decode(errors="replace"))
 

@@ -239,10 +239,9 @@ class ClusterEdgeTest(ClusterBase):
         rng = random.Random(4)
         payloads = [b"", b"\x00", b"electiond", bytes(1500)] + \
                    [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 600))) for _ in range(60)]
-        for p in payloads:
-            for n in c.nodes[1:]:
-                for port in (c.port, c.port + 1):   # gossip, and the cluster channel on Port+1
-                    c.send_udp("n1", n.addr, port, p)
+        for n in c.nodes[1:]:
+            for port in (c.port, c.port + 1):   # gossip, and the cluster channel on Port+1
+                c.send_udp("n1", n.addr, port, payloads)
         for n in c.nodes:
             self.assertTrue(n.alive(), "%s died on garbage:\n%s" % (n.name, n.log_tail()))
         t = c.client("n2").op("enter", "g", "a")
