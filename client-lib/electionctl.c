@@ -262,8 +262,8 @@ static int setup_event(ElectionClient *c, sd_event **ret) {
 static int verb_status(int argc, char **argv) {
         _cleanup_(election_client_unrefp) ElectionClient *c = NULL;
         _cleanup_(election_list_freep) ElectionList *l = NULL;
-        _cleanup_(freep) char *node = NULL, *version = NULL;
-        int r, code;
+        _cleanup_(freep) char *node = NULL, *version = NULL, *cluster = NULL;
+        int r, code, quorate = 0;
 
         code = connect_client(&c);
         if (code != EXIT_OK)
@@ -271,6 +271,10 @@ static int verb_status(int argc, char **argv) {
         r = election_client_get_node_name(c, &node);
         if (r >= 0)
                 r = election_client_get_version(c, &version);
+        if (r >= 0)
+                r = election_client_get_cluster_name(c, &cluster);
+        if (r >= 0)
+                r = quorate = election_client_is_quorate(c);
         if (r >= 0)
                 r = election_client_list_elections(c, &l);
         if (r < 0)
@@ -281,7 +285,9 @@ static int verb_status(int argc, char **argv) {
                 json_string(node);
                 printf(",\"version\":");
                 json_string(version);
-                printf(",\"elections\":[");
+                printf(",\"cluster\":");
+                json_string(cluster);
+                printf(",\"quorate\":%s,\"elections\":[", quorate ? "true" : "false");
                 for (size_t i = 0; i < election_list_size(l); i++) {
                         printf("%s{\"name\":", i > 0 ? "," : "");
                         json_string(election_list_get_name(l, i));
@@ -295,6 +301,8 @@ static int verb_status(int argc, char **argv) {
 
         printf(_("     Node: %s\n"), node);
         printf(_("  Version: %s\n"), version);
+        printf(_("  Cluster: %s\n"), cluster[0] ? cluster : _("(standalone)"));
+        printf(_("  Quorate: %s\n"), quorate ? _("yes") : _("no"));
         printf(_("Elections: %zu\n"), election_list_size(l));
         for (size_t i = 0; i < election_list_size(l); i++) {
                 const char *leader = election_list_get_leader(l, i);

@@ -380,6 +380,23 @@ _public_ int election_client_get_version(ElectionClient *c, char **ret) {
         return client_get_string_property(c, "Version", ret);
 }
 
+_public_ int election_client_get_cluster_name(ElectionClient *c, char **ret) {
+        return client_get_string_property(c, "ClusterName", ret);
+}
+
+_public_ int election_client_is_quorate(ElectionClient *c) {
+        _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
+        int b = 0, r;
+
+        if (!c)
+                return -EINVAL;
+        r = sd_bus_get_property_trivial(c->bus, BUS_NAME, MANAGER_PATH, MANAGER_INTERFACE, "Quorate", &error, 'b', &b);
+        if (r < 0)
+                return client_set_error(c, &error, r);
+        client_clear_error(c);
+        return !!b;
+}
+
 /* ---- list ------------------------------------------------------------------------------------ */
 
 _public_ ElectionList *election_list_free(ElectionList *l) {

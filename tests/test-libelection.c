@@ -126,6 +126,11 @@ static int do_calls(const char *name, const char *node) {
         CHECK_OK(election_client_get_version(client, &s));
         CHECK(s && s[0]);
         free(s);
+        /* Standalone daemon: no cluster name, always quorate. */
+        CHECK_OK(election_client_get_cluster_name(client, &s));
+        CHECK(s && s[0] == '\0');
+        free(s);
+        CHECK(election_client_is_quorate(client) == 1);
 
         /* Bad election name. */
         r = election_client_get_election(client, "bad\001name", NULL, &bad);

@@ -81,6 +81,8 @@ class CtlTest(DaemonTestCase):
         st = self.js('status')
         self.assertEqual(st['node'], self.node_name)
         self.assertTrue(st['version'])
+        self.assertEqual(st['cluster'], '')
+        self.assertIs(st['quorate'], True)
         self.assertIn({'name': name, 'term': 1, 'leader': 'a'}, st['elections'])
         self.assertIn(self.node_name, self.ok('status'))
 

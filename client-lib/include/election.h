@@ -59,6 +59,10 @@ const char *election_client_last_error_message(ElectionClient *c);
 /* The daemon's node name (the default candidate id) and version; the caller frees *ret. */
 int election_client_get_node_name(ElectionClient *c, char **ret);
 int election_client_get_version(ElectionClient *c, char **ret);
+/* The cluster's name, "" when the daemon is standalone; the caller frees *ret. */
+int election_client_get_cluster_name(ElectionClient *c, char **ret);
+/* 1 if the node has heard from a quorum of voters within the lease (always standalone), 0 if not. */
+int election_client_is_quorate(ElectionClient *c);
 
 /* Every election that ever had a term. */
 int election_client_list_elections(ElectionClient *c, ElectionList **ret);
