@@ -227,8 +227,9 @@ class Daemon:
     """The real electiond on a PrivateBus, with a temp state dir and config."""
 
     def __init__(self, bus, node_name='test-node', config_extra='', state_dir=None,
-                 config_text=None, start=True, exe=None, env=None):
+                 config_text=None, start=True, exe=None, env=None, args=()):
         self.bus = bus
+        self.extra_args = list(args)
         self.exe = exe or os.environ.get('ELECTIOND')
         self.extra_env = env or {}
         self.node_name = node_name
@@ -251,14 +252,16 @@ class Daemon:
     def argv(self):
         if not self.exe:
             raise RuntimeError('ELECTIOND is not set (run through meson test)')
-        return wrapper_argv() + [self.exe, '--config', self.config_path, '--state-dir', self.state_dir]
+        return wrapper_argv() + [self.exe, '--config', self.config_path, '--state-dir', self.state_dir,
+                                 *self.extra_args]
 
     def start(self, timeout=10):
         assert self.proc is None or self.proc.poll() is not None, 'daemon already running'
         self.starts += 1
         self.log_path = os.path.join(self.tmp, f'output.{self.starts}')
         self.log = open(self.log_path, 'w')
-        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.bus.address, **self.extra_env)
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.bus.address)
+        env.update(self.extra_env)
         env.setdefault('ASAN_OPTIONS', 'detect_leaks=1')
         env.setdefault('UBSAN_OPTIONS', 'print_stacktrace=1')
         self.exec_time = time.monotonic()
