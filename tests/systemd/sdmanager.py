@@ -414,6 +414,18 @@ class UserManager:
     def stop_unit(self, name, mode='replace'):
         return str(self.call('StopUnit', 'ss', (name, mode)))
 
+    def wait_job(self, job, timeout=10):
+        """Until the job object is gone (the job finished, whatever its result)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.call('Get', 'ss', ('org.freedesktop.systemd1.Job', 'State'), path=job, iface=PROPS)
+            except dbus.exceptions.DBusException:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f'job {job} still there after {timeout}s')
+            time.sleep(0.02)
+
     def reset_failed(self, name):
         self.call('ResetFailedUnit', 's', (name,))
 

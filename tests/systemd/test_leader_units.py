@@ -7,6 +7,8 @@
   candidate stops them, with the flag file removed before the stop runs; Anoint back restarts them;
 - /run/electiond/leader/NAME (RuntimeDirectory= here) exists exactly while leading and holds the
   term id;
+- units can guard themselves with ConditionPathExists= on the flag file or
+  ExecCondition=electionctl is-leader;
 - a failing HealthUnit= withdraws the candidacy (leadership moves on), an active one re-enters;
 - a unit that fails to start is retried until it starts;
 - a broken elections.d file is reported and skipped, the good ones still work;
@@ -268,6 +270,43 @@ ExecStart=/bin/sh -c 'test -e %t/ready'
         self.clients.append(self.client)
         wait_for(lambda: self.term()[2] == [], 10, 'node-a to withdraw')
         self.assert_not_leading()
+
+    def test_unit_conditions(self):
+        """What a unit can check itself: ConditionPathExists= on the flag file, and
+        ExecCondition=electionctl is-leader."""
+        ctl = os.path.join(os.environ.get('ELECTIOND_BUILD_ROOT', ''), 'client-lib', 'electionctl')
+        if not os.access(ctl, os.X_OK):
+            self.skipTest('electionctl not built')
+        self.write_conf('web', '[Election]\n')
+        self.sd.add_unit('by-flag.service', f"""[Unit]
+ConditionPathExists={self.flag('web')}
+[Service]
+ExecStart=/bin/sleep 1000
+""")
+        self.sd.add_unit('by-ctl.service', f"""[Service]
+Environment=DBUS_SYSTEM_BUS_ADDRESS=unix:path=%t/bus
+ExecCondition={ctl} is-leader web --id {NODE}
+ExecStart=/bin/sleep 1000
+""")
+        self.start_daemon()
+        self.assert_leading(unit='electiond-leader@web.target')
+        for unit in ('by-flag.service', 'by-ctl.service'):
+            self.sd.start_unit(unit)
+            self.wait_active(unit)
+            self.sd.stop_unit(unit)
+            self.wait_active(unit, ('inactive',))
+
+        e = self.client.election('web')
+        e.enter('other')
+        e.anoint('other')
+        self.assert_not_leading(unit='electiond-leader@web.target')
+        # Neither starts now: the condition fails (not the unit).
+        for unit in ('by-flag.service', 'by-ctl.service'):
+            self.sd.wait_job(self.sd.start_unit(unit), timeout=et.T(10))
+            self.assertEqual(self.sd.active_state(unit), 'inactive')
+        self.assertFalse(bool(self.sd.unit_prop('by-flag.service', 'ConditionResult')))
+        # (inactive after the job, where a passing condition would have left sleep running)
+        self.assertIn("by-ctl.service: Skipped due to 'exec-condition'", self.sd.read_log())
 
     def test_bad_file_skipped(self):
         self.add_leader_unit()
