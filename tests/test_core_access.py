@@ -188,6 +188,26 @@ class WithPolkit(et.DaemonTestCase):
         e.leave('r')
         e.leave('s')
 
+    def test_polkit_is_asked_about_the_caller(self):
+        e = self.client.election(self.fresh_name())
+        e.enter('r', 1)
+        e.enter('s', 1)
+        mock = ('org.freedesktop.PolicyKit1', '/org/freedesktop/PolicyKit1/Authority', 'org.freedesktop.DBus.Mock')
+        self.bus.conn.call_blocking(*mock, 'ClearCalls', '', ())
+        p = et.ClientProcess(self.bus, uid=NOBODY)
+        try:
+            self.assertEqual(p.call('promote', e.name, 's'), ('error', DENIED))
+        finally:
+            p.close()
+        calls = self.bus.conn.call_blocking(*mock, 'GetMethodCalls', 's', ('CheckAuthorization',))
+        self.assertEqual(len(calls), 1)
+        subject, action = calls[0][1][0], calls[0][1][1]
+        self.assertEqual(str(subject[0]), 'system-bus-name')
+        self.assertEqual(str(subject[1]['name']), p.unique_name)
+        self.assertEqual(str(action), POLKIT_ACTION)
+        e.leave('r')
+        e.leave('s')
+
     def test_other_action_does_not_authorize(self):
         e = self.client.election(self.fresh_name())
         e.enter('r', 1)
