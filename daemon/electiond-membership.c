@@ -336,12 +336,9 @@ static int send_packet(Membership *m, MembershipActions *actions, const char *to
         r = action_add(act, &msg);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < n_primary; i++) {
-                r = action_add(act, &primary[i]);
-                if (r < 0)
-                        return r;
-        }
 
+        /* Before the primary messages, so that the recipient refutes first and its ack already
+         * carries the new incarnation. */
         rcpt = to && to[0] ? member_lookup(m, to) : NULL;
         if (rcpt && (rcpt->state == MEMBER_SUSPECT || rcpt->state == MEMBER_DEAD)) {
                 msg = (GossipMessage) {
@@ -352,6 +349,11 @@ static int send_packet(Membership *m, MembershipActions *actions, const char *to
                 g_strlcpy(msg.from, m->self->name, sizeof msg.from);
                 fill_silent(&msg, rcpt->last_contact_usec, now);
                 r = action_add(act, &msg);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < n_primary; i++) {
+                r = action_add(act, &primary[i]);
                 if (r < 0)
                         return r;
         }
@@ -436,7 +438,8 @@ static Member *member_add(Membership *m, const GossipMessage *alive, const Membe
 }
 
 static void self_refute(Membership *m, uint64_t incarnation) {
-        if (m->leaving)
+        /* an older rumour was already outbid by our current incarnation */
+        if (m->leaving || incarnation < m->self->incarnation)
                 return;
         m->self->incarnation = MAX(m->self->incarnation, incarnation) + 1;
         m->stats.suspicions_refuted++;
@@ -460,6 +463,10 @@ static void apply_alive(Membership *m, const GossipMessage *msg, bool direct, co
 
         mem = member_lookup(m, msg->name);
         if (!mem) {
+                if (g_hash_table_size(m->members) >= MEMBERSHIP_MEMBERS_MAX) {
+                        m->stats.members_refused++;
+                        return;
+                }
                 mem = member_add(m, msg, direct ? from_address : NULL, now);
                 queue_broadcast(m, msg, 0);
                 emit(m, MEMBERSHIP_EVENT_JOINED, mem);
@@ -709,13 +716,19 @@ int membership_receive(Membership *m, const GossipMessage *messages, size_t n_me
         if (!sender || sender->node_id != hello->node_id)
                 return 0; /* conflicting identity: ignore the rest */
 
+        bool replied = false, stale_about_us = false;
         for (size_t i = 1; i < n_messages; i++) {
                 const GossipMessage *msg = &messages[i];
+
+                if ((msg->type == GOSSIP_SUSPECT || msg->type == GOSSIP_DEAD || msg->type == GOSSIP_LEFT) &&
+                    streq_ptr(msg->name, m->self->name) && msg->incarnation < m->self->incarnation)
+                        stale_about_us = true;
 
                 switch (msg->type) {
                 case GOSSIP_PING:
                         if (msg->name[0] && !streq_ptr(msg->name, m->self->name))
                                 break; /* meant for a previous owner of this address */
+                        replied = true;
                         GossipMessage ack = { .type = GOSSIP_ACK, .seq = msg->seq };
                         if (from_address)
                                 r = send_packet(m, actions, sender->name, from_address, 1, &ack, 1, now);
@@ -746,6 +759,15 @@ int membership_receive(Membership *m, const GossipMessage *messages, size_t n_me
                         apply_left(m, msg, now);
                         break;
                 }
+        }
+
+        /* The sender still spreads a rumour about us that we already outbid: our hello carries
+         * the current incarnation, so send it one (at most once per probe interval). */
+        if (stale_about_us && !replied && now >= sender->last_notice_usec + m->p.probe_interval_usec) {
+                sender->last_notice_usec = now;
+                r = send_to_member(m, actions, sender, NULL, 0, now);
+                if (r < 0)
+                        return r;
         }
         return 0;
 }
@@ -819,9 +841,10 @@ static int probe_round(Membership *m, uint64_t now, MembershipActions *actions) 
                 if (r < 0)
                         return r;
         }
+        /* Watched members every interval; suspects too, so that they can refute in time. */
         g_hash_table_iter_init(&it, m->members);
         while (g_hash_table_iter_next(&it, NULL, (gpointer *) &mem))
-                if (mem->watched && !mem->is_self && member_reachable(mem)) {
+                if ((mem->watched || mem->state == MEMBER_SUSPECT) && !mem->is_self && member_reachable(mem)) {
                         r = probe_start(m, mem, now, actions);
                         if (r < 0)
                                 return r;

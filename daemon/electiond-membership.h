@@ -34,6 +34,7 @@
 #define MEMBER_NAME_MAX       255
 #define MEMBER_ADDRESSES_MAX  8
 #define MEMBER_TAGS_MAX       256
+#define MEMBERSHIP_MEMBERS_MAX 1024     /* more than any LAN cluster; bounds memory */
 
 /* No padding: compared with memcmp(). */
 typedef struct MemberAddress {
@@ -117,6 +118,7 @@ typedef struct Member {
         uint64_t state_change_usec;
         uint64_t suspected_usec;
         bool dead_reported;             /* someone declared it dead; we wait for our own NodeTimeout */
+        uint64_t last_notice_usec;      /* we last told it our current incarnation */
         /* Who (including us) suspects it, and since when (our clock) they have not heard it. */
         size_t n_suspectors;
         struct {
@@ -164,6 +166,7 @@ typedef struct MembershipStats {
         uint64_t declared_dead;         /* by us */
         uint64_t name_conflicts;
         uint64_t stalls;                /* late ticks noticed */
+        uint64_t members_refused;       /* table full */
 } MembershipStats;
 
 Membership *membership_new(
