@@ -46,6 +46,9 @@ static void on_member_event(Membership *m, MembershipEvent event, const Member *
         Gossip *g = userdata;
 
         log_debug("gossip: member %s %s", member->name, membership_event_to_string(event));
+        /* its next life may start with a smaller epoch (clock set back): let it in */
+        if (event == MEMBERSHIP_EVENT_DEAD || event == MEMBERSHIP_EVENT_LEFT)
+                wire_forget_sender(g->wire, member->node_id);
         if (g->callbacks.member_event)
                 g->callbacks.member_event(g, event, member, g->userdata);
 }

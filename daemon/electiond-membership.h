@@ -9,7 +9,8 @@
  * Timing (defaults for a LAN, ProbeIntervalSec=0.1):
  *   - every probe interval one member is probed round-robin over a shuffled list, plus every
  *     "watched" member (voters, owners of leaders) so that their silence is seen within one
- *     interval;
+ *     interval, plus every suspect (each packet to a suspect tells it first, so that its ack
+ *     already carries the refutation);
  *   - direct probe timeout T_p = probe_timeout × (1 + awareness); then one direct retry plus
  *     ping-req through k = indirect_checks random members; no ack within
  *     probe_interval × (1 + awareness) → the target is suspected;

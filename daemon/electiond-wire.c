@@ -70,6 +70,11 @@ Wire *wire_free(Wire *w) {
         return NULL;
 }
 
+void wire_forget_sender(Wire *w, uint64_t sender_id) {
+        if (w)
+                g_hash_table_remove(w->windows, &sender_id);
+}
+
 uint64_t wire_drop_count(const Wire *w, WireDrop d) {
         return d < _WIRE_DROP_MAX ? w->drops[d] : 0;
 }

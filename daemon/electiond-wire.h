@@ -64,5 +64,11 @@ int wire_encode(Wire *w, const GossipMessage *msgs, size_t n_msgs, uint8_t *buf,
 int wire_decode(Wire *w, const void *buf, size_t size, WirePacketInfo *ret_info,
                 GossipMessage *msgs, size_t max_msgs);
 
+/* Forget a sender's replay window, e.g. once the membership declared it dead or left: its next
+ * life is then accepted even if its clock (and so its epoch) went backwards across the restart.
+ * Replayed packets of its old life can then pass this check once, but carry nothing newer than
+ * what the membership already knows. */
+void wire_forget_sender(Wire *w, uint64_t sender_id);
+
 uint64_t wire_drop_count(const Wire *w, WireDrop d);
 uint64_t wire_accepted_count(const Wire *w);

@@ -169,6 +169,7 @@ static void test_replay(void) {
         g_assert_cmpint(wire_decode(b, pkt[35], sz[35], NULL, out, 16), ==, -EALREADY);
         g_assert_cmpint(wire_decode(b, pkt[36], sz[36], NULL, out, 16), >, 0);
         g_assert_cmpuint(wire_drop_count(b, WIRE_DROP_REPLAY), ==, 4);
+        wire_forget_sender(b, 0xDEAD); /* unknown: nothing happens */
 
         /* the sender restarts with a larger epoch: its new packets pass, the old life's do not */
         Wire *a2 = wire_new("lab", key, sizeof key - 1, 0xA, 101);
@@ -178,6 +179,18 @@ static void test_replay(void) {
         g_assert_cmpint(wire_decode(b, fresh, fsz, NULL, out, 16), >, 0);
         g_assert_cmpint(wire_decode(b, pkt[98], sz[98], NULL, out, 16), ==, -EALREADY);
         wire_free(a2);
+
+        /* a restart whose clock went backwards is locked out... until the sender is forgotten
+         * (the gossip does that when the membership declares it dead or left) */
+        Wire *a0 = wire_new("lab", key, sizeof key - 1, 0xA, 50);
+        uint8_t back[WIRE_PACKET_MAX];
+        size_t bsz;
+        encode_one(a0, back, &bsz);
+        g_assert_cmpint(wire_decode(b, back, bsz, NULL, out, 16), ==, -EALREADY);
+        wire_forget_sender(b, 0xA);
+        g_assert_cmpint(wire_decode(b, back, bsz, NULL, out, 16), >, 0);
+        g_assert_cmpint(wire_decode(b, back, bsz, NULL, out, 16), ==, -EALREADY);
+        wire_free(a0);
 
         /* a big jump clears the bitmap without losing the order */
         Wire *c = wire_new("lab", key, sizeof key - 1, 0xC, 5);
