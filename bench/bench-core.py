@@ -32,6 +32,29 @@ def rss_kib(pid, key='VmRSS'):
     raise RuntimeError('no ' + key)
 
 
+def fdatasync_ms(directory, n=50):
+    """Median time of a 4 KiB write + fdatasync where the state dir lives: the floor of a commit."""
+    path = os.path.join(directory, 'fsync-probe')
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    times = []
+    try:
+        for _ in range(n):
+            t0 = time.monotonic()
+            os.pwrite(fd, b'x' * 4096, 0)
+            os.fdatasync(fd)
+            times.append(time.monotonic() - t0)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return statistics.median(times) * 1e3
+
+
+def cpu_seconds(pid):
+    with open(f'/proc/{pid}/stat') as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
 def machine():
     cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), '?')
     mem = next((int(l.split()[1]) // 1024 for l in open('/proc/meminfo') if l.startswith('MemTotal')), 0)
@@ -79,6 +102,7 @@ def main():
         res['start_restart_ms'] = statistics.median(again) * 1e3
 
         d = et.Daemon(bus, node_name='bench')
+        res['fdatasync_ms'] = fdatasync_ms(d.state_dir)
         try:
             # idle: settled after start, no elections
             c = et.Client(bus)
@@ -88,8 +112,12 @@ def main():
             res['idle_anon_kib'] = rss_kib(d.pid, 'RssAnon')
 
             for n in (1, 32):
+                cpu0 = (cpu_seconds(d.pid), cpu_seconds(bus.proc.pid))
                 res[f'load{n}'] = run_client(client, bus, '--clients', str(n), '--seconds', str(a.seconds),
                                              '--election', f'bench-{n}')
+                calls = res[f'load{n}']['calls'] or 1
+                res[f'cpu{n}'] = tuple((cpu_seconds(p) - c0) * 1e6 / calls
+                                       for p, c0 in zip((d.pid, bus.proc.pid), cpu0))
 
             t = run_client(client, bus, '--populate', str(a.elections))
             res['populate'] = t
@@ -101,6 +129,10 @@ def main():
             if listed < a.elections:
                 raise RuntimeError(f'only {listed} elections listed after populating {a.elections}')
             c.close()
+            # a restart that has to load all of them
+            d.stop()
+            d.start(timeout=60)
+            res['start_elections_ms'] = (d.owned_time - d.exec_time) * 1e3
             d.stop()
         finally:
             d.cleanup()
@@ -115,6 +147,8 @@ def main():
          'yes' if l32['ops_per_sec'] >= 5000 else 'NO'),
         ('latency p50 / p99, 32 clients', f"{l32['p50_usec'] / 1e3:.2f} / {l32['p99_usec'] / 1e3:.2f} ms",
          'p99 < 10 ms', 'yes' if l32['p99_usec'] < 10000 else 'NO'),
+        ('CPU per call, 32 clients: electiond / dbus-daemon (incl. warm-up)',
+         f"{res['cpu32'][0]:.0f} / {res['cpu32'][1]:.0f} µs", '', ''),
         ('idle RSS (of which anonymous)',
          f"{res['idle_rss_kib'] / 1024:.1f} MiB ({res['idle_anon_kib'] / 1024:.1f} MiB)", '< 5 MB',
          'yes' if res['idle_rss_kib'] * 1024 < 5e6 else 'NO'),
@@ -127,6 +161,8 @@ def main():
         (f'start: exec to bus name owned, existing state (median of {a.starts})',
          f"{res['start_restart_ms']:.1f} ms", '< 100 ms', 'yes' if res['start_restart_ms'] < 100 else 'NO'),
     ]
+    rows.append((f'restart with {a.elections} elections: exec to bus name owned', f"{res['start_elections_ms']:.1f} ms", '', ''))
+    rows.append(('4 KiB write + fdatasync in the state dir (median of 50)', f"{res['fdatasync_ms']:.2f} ms", '', ''))
     table = ['| measure | result | goal | met |', '|---|---|---|---|']
     table += [f'| {m} | {r} | {g} | {ok} |' for (m, r, g, ok) in rows]
     rev = subprocess.run(['git', '-C', ROOT, 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip()
