@@ -3,6 +3,8 @@
 """TermChanged/PropertiesChanged: exactly one per change, none on a no-op, in commit order, also
 under many concurrent calls from several connections."""
 
+import random
+
 import dbus
 
 import electiond_test as et
@@ -180,6 +182,63 @@ class Signals(et.DaemonTestCase):
         self.assertEqual([ev[0] for ev in evs], ['term', 'props'] * len(sigs))
         for i in range(0, len(evs), 2):
             self.assertEqual(et.term_tuple(evs[i + 1][3]['Term']), evs[i][2])
+
+    def test_concurrent_mixed_operations(self):
+        # Several connections race Enter/Leave/Anoint/Promote/Evict over a few shared ids
+        # (persistent, so any root connection may leave them). Whatever the interleaving:
+        # every signal is one legal step, a term id never names two leaders, each connection's
+        # replies are states of the signalled sequence in its own order, and the end is GetTerm.
+        rng = random.Random(4242)
+        ids = [f'm{i}' for i in range(6)]
+        start = self.e.get_term()
+        clients = [et.Client(self.bus) for _ in range(4)]
+        replies = {ci: [] for ci in range(len(clients))}
+        left = [len(clients)]
+        errors = []
+
+        def run(ci, e, k):
+            if k == 40:
+                left[0] -= 1
+                return
+            op = rng.choice(['Enter', 'Enter', 'Leave', 'Anoint', 'Promote', 'Evict'])
+            cid = rng.choice(ids)
+            sig, args = ('st', (cid, dbus.UInt64(1))) if op == 'Enter' else ('s', (cid,))
+
+            def ok(*v):
+                replies[ci].append(et.term_tuple(v))
+                run(ci, e, k + 1)
+
+            def err(exc):
+                if exc.get_dbus_name() != et.ERROR_NOT_CANDIDATE:
+                    errors.append(exc)
+                run(ci, e, k + 1)
+
+            e.call_async(op, sig, args, ok, err)
+
+        for ci, c in enumerate(clients):
+            run(ci, et.Election(c, self.e.name, path=self.e.path), 0)
+        et.wait_until(lambda: left[0] == 0, 60, 'all mixed calls')
+        for c in clients:
+            c.close()
+        self.assertEqual(errors, [])
+        self.rec.sync()
+        sigs = self.rec.terms(self.e.path)
+        self.assertGreater(len(sigs), 20)
+        last = self.check_sequence(start, sigs)
+        self.assertEqual(self.e.get_term(), last)
+        leaders = {}
+        for t, l, _ in [start] + sigs:
+            if l:
+                self.assertEqual(leaders.setdefault(t, l), l, f'term {t} named two leaders')
+        states = [start] + sigs
+        for ci, rs in replies.items():
+            pos = 0
+            for r in rs:
+                idx = next((i for i in range(pos, len(states)) if states[i] == r), None)
+                self.assertIsNotNone(idx, f'conn {ci}: reply {r} is not a signalled state at/after #{pos}')
+                pos = idx
+        for cid in last[2]:
+            self.e.leave(cid)
 
     def test_concurrent_several_elections(self):
         others = [self.client.election(self.fresh_name('multi')) for _ in range(2)]
