@@ -97,6 +97,7 @@ void membership_params_init_defaults(MembershipParams *p) {
                 .suspicion_mult = 4,
                 .suspicion_max_mult = 3,
                 .watched_suspicion_usec = 200 * USEC_PER_MSEC,
+                .watch_all_max = 7,
                 .retransmit_mult = 4,
                 .awareness_max = 8,
                 .max_packet_payload = 1200,
@@ -226,6 +227,10 @@ static Member *member_lookup(const Membership *m, const char *name) {
 
 static bool member_reachable(const Member *mem) {
         return mem->state == MEMBER_ALIVE || mem->state == MEMBER_SUSPECT;
+}
+
+static bool is_watched(const Membership *m, const Member *mem) {
+        return mem->watched || membership_count_alive(m) <= m->p.watch_all_max;
 }
 
 static void emit(Membership *m, MembershipEvent e, const Member *mem) {
@@ -844,7 +849,7 @@ static int probe_round(Membership *m, uint64_t now, MembershipActions *actions) 
         /* Watched members every interval; suspects too, so that they can refute in time. */
         g_hash_table_iter_init(&it, m->members);
         while (g_hash_table_iter_next(&it, NULL, (gpointer *) &mem))
-                if ((mem->watched || mem->state == MEMBER_SUSPECT) && !mem->is_self && member_reachable(mem)) {
+                if ((is_watched(m, mem) || mem->state == MEMBER_SUSPECT) && !mem->is_self && member_reachable(mem)) {
                         r = probe_start(m, mem, now, actions);
                         if (r < 0)
                                 return r;
@@ -920,7 +925,7 @@ static uint64_t suspicion_timeout(const Membership *m, const Member *mem) {
                         c++;
         /* Watched members are probed every interval: NodeTimeout of silence already means many
          * failed direct and indirect probes in a row, so a short suspicion suffices. */
-        if (mem->watched)
+        if (is_watched(m, mem))
                 return m->p.watched_suspicion_usec * (1 + m->awareness);
         if (k == 0 || c >= k)
                 s = s_min;

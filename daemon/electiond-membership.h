@@ -9,7 +9,7 @@
  * Timing (defaults for a LAN, ProbeIntervalSec=0.1):
  *   - every probe interval one member is probed round-robin over a shuffled list, plus every
  *     "watched" member (voters, owners of leaders) so that their silence is seen within one
- *     interval, plus every suspect (each packet to a suspect tells it first, so that its ack
+ *     interval (in groups of up to watch_all_max = 7 members, all of them), plus every suspect (each packet to a suspect tells it first, so that its ack
  *     already carries the refutation);
  *   - direct probe timeout T_p = probe_timeout × (1 + awareness); then one direct retry plus
  *     ping-req through k = indirect_checks random members; no ack within
@@ -95,6 +95,8 @@ typedef struct MembershipParams {
         unsigned suspicion_mult;        /* 4 */
         unsigned suspicion_max_mult;    /* 3 */
         uint64_t watched_suspicion_usec; /* 200 ms: S for watched members, see above */
+        unsigned watch_all_max;         /* 7: with at most this many members (self included),
+                                         * every member counts as watched */
         unsigned retransmit_mult;       /* λ = 4: each update sent λ × ceil(log10(N + 1)) times */
         unsigned awareness_max;         /* 8 */
         size_t max_packet_payload;      /* bytes of messages per packet, 1200 */
