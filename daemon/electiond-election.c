@@ -22,10 +22,16 @@ struct ElectionState {
         GHashTable *by_owner;  /* owner bus name of connection-bound candidacies */
         GHashTable *by_node;   /* node of every candidacy */
         GHashTable *dedup;     /* set of DedupEntry* */
-        /* node -> uint64_t* (owned): the node's current daemon run, set by DROP_RUN(node, run) or
-         * learned from a connection-bound Enter; forgotten by DROP_NODE(node). */
+        /* node -> NodeRuns* (owned): set by DROP_RUN(node, run) or learned from a connection-bound
+         * Enter; forgotten by DROP_NODE(node). */
         GHashTable *runs;
 };
+
+typedef struct NodeRuns {
+        uint64_t current;                   /* the node's current daemon run */
+        unsigned n_old;
+        uint64_t old[ELECTION_RUN_HISTORY]; /* runs it superseded, newest first */
+} NodeRuns;
 
 #define KNOWN_FLAGS (COMMAND_FLAG_PERSISTENT | COMMAND_FLAG_AUTHORIZED)
 
@@ -294,18 +300,41 @@ unsigned election_state_dedup_count(const ElectionState *s) {
 /* ---- runs ---- */
 
 bool election_state_node_run(const ElectionState *s, const char *node, uint64_t *ret_run) {
-        const uint64_t *run;
+        const NodeRuns *n;
 
-        run = s && node ? g_hash_table_lookup(s->runs, node) : NULL;
-        if (!run)
+        n = s && node ? g_hash_table_lookup(s->runs, node) : NULL;
+        if (!n)
                 return false;
         if (ret_run)
-                *ret_run = *run;
+                *ret_run = n->current;
         return true;
 }
 
+/* Makes run the node's current one; the previous one joins the history (the oldest drops out). */
 static void node_run_set(ElectionState *s, const char *node, uint64_t run) {
-        g_hash_table_insert(s->runs, g_strdup(node), g_memdup2(&run, sizeof run));
+        NodeRuns *n = g_hash_table_lookup(s->runs, node);
+
+        if (!n) {
+                n = g_new0(NodeRuns, 1);
+                n->current = run;
+                g_hash_table_insert(s->runs, g_strdup(node), n);
+                return;
+        }
+        if (n->current == run)
+                return;
+        memmove(n->old + 1, n->old, sizeof n->old[0] * MIN(n->n_old, ELECTION_RUN_HISTORY - 1));
+        n->old[0] = n->current;
+        n->n_old = MIN(n->n_old + 1, ELECTION_RUN_HISTORY);
+        n->current = run;
+}
+
+static bool node_run_superseded(const ElectionState *s, const char *node, uint64_t run) {
+        const NodeRuns *n = g_hash_table_lookup(s->runs, node);
+
+        for (unsigned i = 0; n && i < n->n_old; i++)
+                if (n->old[i] == run)
+                        return true;
+        return false;
 }
 
 /* A command submitted by an earlier run of a node that has since started a new one: its caller
@@ -314,6 +343,10 @@ static void node_run_set(ElectionState *s, const char *node, uint64_t run) {
 static bool command_from_old_run(const ElectionState *s, const Command *c) {
         uint64_t run;
 
+        /* A late DROP_RUN of a run already superseded would bring it back, remove the live run's
+         * candidacies and then refuse all of the live run's requests. */
+        if (c->type == COMMAND_DROP_RUN && node_run_superseded(s, strempty(c->node), c->run))
+                return true;
         if (!election_state_node_run(s, strempty(c->origin), &run) || run == c->origin_run)
                 return false;
         return !(c->type == COMMAND_DROP_RUN && c->run == c->origin_run &&
@@ -598,7 +631,7 @@ finish:
  * u32 n_elections, each: str name, u64 term_id, u32 n, n times:
  *     str id, str node, str owner, u64 run, u32 uid, u8 persistent
  * u32 n_dedup, each: str origin, u64 origin_run, u64 max, DEDUP_WINDOW/64 times u64 bits
- * u32 n_runs, each: str node, u64 run                          (version 2 only)
+ * u32 n_runs, each: str node, u64 current, u8 n_old, n_old times u64  (version 2 only)
  * Elections, dedup entries and runs are written sorted, so equal states serialize identically.
  * Version 1 (before the run table) is still restored, with an empty run table: it fills again
  * from the next DROP_RUN or connection-bound Enter of each node. */
@@ -700,9 +733,13 @@ int election_state_serialize(const ElectionState *s, GBytes **ret) {
         put_u32(b, nodes->len);
         for (unsigned i = 0; i < nodes->len; i++) {
                 const char *node = nodes->pdata[i];
+                const NodeRuns *n = g_hash_table_lookup(s->runs, node);
 
                 put_str(b, node);
-                put_u64(b, *(const uint64_t *) g_hash_table_lookup(s->runs, node));
+                put_u64(b, n->current);
+                put_u8(b, n->n_old);
+                for (unsigned k = 0; k < n->n_old; k++)
+                        put_u64(b, n->old[k]);
         }
 
         *ret = g_byte_array_free_to_bytes(g_steal_pointer(&b));
@@ -770,7 +807,7 @@ static bool read_count(Reader *r, size_t min_element_size, uint32_t *ret) {
 #define CANDIDACY_MIN_SIZE (3 * 4 + 8 + 4 + 1)
 #define ELECTION_MIN_SIZE (4 + 1 + 8 + 4)
 #define DEDUP_MIN_SIZE (4 + 8 + 8 + DEDUP_WINDOW / 8)
-#define RUN_MIN_SIZE (4 + 8)
+#define RUN_MIN_SIZE (4 + 8 + 1)
 
 static int restore_election(ElectionState *n, Reader *r) {
         _cleanup_(election_freep) Election *e = NULL;
@@ -825,11 +862,17 @@ static int restore_dedup(ElectionState *n, Reader *r) {
 
 static int restore_run(ElectionState *n, Reader *r) {
         g_autofree char *node = NULL;
-        uint64_t run;
+        g_autofree NodeRuns *runs = g_new0(NodeRuns, 1);
+        uint8_t n_old;
 
-        if (!read_str(r, &node) || !read_u64(r, &run) || g_hash_table_contains(n->runs, node))
+        if (!read_str(r, &node) || g_hash_table_contains(n->runs, node) || !read_u64(r, &runs->current) ||
+            !read_u8(r, &n_old) || n_old > ELECTION_RUN_HISTORY)
                 return -EBADMSG;
-        node_run_set(n, node, run);
+        runs->n_old = n_old;
+        for (unsigned k = 0; k < n_old; k++)
+                if (!read_u64(r, &runs->old[k]))
+                        return -EBADMSG;
+        g_hash_table_insert(n->runs, g_steal_pointer(&node), g_steal_pointer(&runs));
         return 0;
 }
 
@@ -925,9 +968,10 @@ bool election_state_equal(const ElectionState *a, const ElectionState *b) {
 
         g_hash_table_iter_init(&i, a->runs);
         while (g_hash_table_iter_next(&i, &v, NULL)) {
-                const uint64_t *x = g_hash_table_lookup(a->runs, v), *y = g_hash_table_lookup(b->runs, v);
+                const NodeRuns *x = g_hash_table_lookup(a->runs, v), *y = g_hash_table_lookup(b->runs, v);
 
-                if (!y || *x != *y)
+                if (!y || x->current != y->current || x->n_old != y->n_old ||
+                    memcmp(x->old, y->old, sizeof x->old[0] * x->n_old) != 0)
                         return false;
         }
         return true;

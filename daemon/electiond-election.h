@@ -69,6 +69,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(ElectionState, election_state_free)
  *    before dedup: a command whose origin has a recorded run != origin_run -> INVALID and not
  *    recorded in the dedup table, except that run's own DROP_RUN(node = origin, run = origin_run).
  *    A connection-bound Enter (new or re-bind) whose run differs from its node's -> INVALID.
+ *    The last ELECTION_RUN_HISTORY runs a node superseded are kept too: a DROP_RUN(node, one of
+ *    them) -> INVALID (a late one would otherwise bring an old run back).
  *  - Dedup pruning: DROP_RUN(node, R) forgets the windows of (node, run != R); DROP_NODE(node)
  *    those of the node's runs other than its recorded one (the node may be alive and retry). */
 ElectionResult election_state_apply(ElectionState *s, const Command *c,
@@ -95,6 +97,9 @@ int election_state_serialize(const ElectionState *s, GBytes **ret);
 int election_state_restore(ElectionState *s, const void *data, size_t size);
 
 bool election_state_equal(const ElectionState *a, const ElectionState *b);
+
+/* Superseded runs remembered per node (refused in DROP_RUN). */
+#define ELECTION_RUN_HISTORY 8u
 
 /* The recorded current run of node (see "Runs" above); false if none. */
 bool election_state_node_run(const ElectionState *s, const char *node, uint64_t *ret_run);

@@ -570,6 +570,32 @@ static Command *cmd_from(CommandType t, const char *id, const Caller *who, uint3
         return c;
 }
 
+/* The history of superseded runs is bounded: the oldest drops out. */
+static void test_run_history(void) {
+        g_autoptr(ElectionState) s = election_state_new();
+        uint64_t run = 0;
+
+        for (uint64_t r = 1; r <= ELECTION_RUN_HISTORY + 1; r++)
+                drop(s, COMMAND_DROP_RUN, "n1", r, "", ELECTION_NOOP, 0, NULL);
+        /* Current 9, history 8..1: all refused. */
+        for (uint64_t r = 1; r <= ELECTION_RUN_HISTORY; r++)
+                drop(s, COMMAND_DROP_RUN, "n1", r, "", ELECTION_INVALID, 0, NULL);
+        drop(s, COMMAND_DROP_RUN, "n1", ELECTION_RUN_HISTORY + 1, "", ELECTION_NOOP, 0, NULL);
+        /* Run 10: 1 drops out of the history and may come again; 2 may not. */
+        drop(s, COMMAND_DROP_RUN, "n1", ELECTION_RUN_HISTORY + 2, "", ELECTION_NOOP, 0, NULL);
+        drop(s, COMMAND_DROP_RUN, "n1", 2, "", ELECTION_INVALID, 0, NULL);
+        drop(s, COMMAND_DROP_RUN, "n1", 1, "", ELECTION_NOOP, 0, NULL);
+        g_assert_true(election_state_node_run(s, "n1", &run));
+        g_assert_cmpuint(run, ==, 1);
+        /* Another node's history is its own. */
+        drop(s, COMMAND_DROP_RUN, "n2", 2, "", ELECTION_NOOP, 0, NULL);
+        /* DROP_NODE forgets the history with the run. */
+        drop(s, COMMAND_DROP_NODE, "n1", 0, "", ELECTION_NOOP, 0, NULL);
+        drop(s, COMMAND_DROP_RUN, "n1", 2, "", ELECTION_NOOP, 0, NULL);
+        g_assert_true(election_state_node_run(s, "n1", &run));
+        g_assert_cmpuint(run, ==, 2);
+}
+
 static void test_stale_run(void) {
         static const Caller A10 = { "n1", ":1.1", 10, 1000 }; /* n1's previous run */
         g_autoptr(ElectionState) s = election_state_new();
@@ -600,7 +626,9 @@ static void test_stale_run(void) {
         for (CommandType t = COMMAND_ENTER; t <= COMMAND_PROMOTE; t++)
                 apply_full(s, cmd_from(t, "p", &A10, t == COMMAND_ENTER ? COMMAND_FLAG_PERSISTENT :
                                        COMMAND_FLAG_AUTHORIZED, "n1", 10), ELECTION_INVALID, 0);
-        Command *d = command_new(COMMAND_DROP_OWNER);
+        Command *d;
+
+        d = command_new(COMMAND_DROP_OWNER);
         d->origin = g_strdup("n1");
         d->origin_run = 10;
         d->request_id = next_request_id++;
@@ -613,6 +641,22 @@ static void test_stale_run(void) {
         PROMOTE(s, "e", "p", ELECTION_CHANGED);
         LEAVE(s, "e", "a", &A, 0, ELECTION_CHANGED);
         assert_term(s, "e", 3, "p");
+
+        /* A late DROP_RUN of the superseded run 10 (by n1's old run or anyone) would bring run 10
+         * back, remove run 11's candidacies and lock run 11 out: refused. */
+        ENTER(s, "e", "a", &A, 0, ELECTION_CHANGED);
+        drop(s, COMMAND_DROP_RUN, "n1", 10, "", ELECTION_INVALID, 0, NULL);
+        d = command_new(COMMAND_DROP_RUN);
+        d->origin = g_strdup("n2");
+        d->origin_run = 22;
+        d->request_id = next_request_id++;
+        d->node = g_strdup("n1");
+        d->run = 10;
+        apply_full(s, d, ELECTION_INVALID, 0);
+        g_assert_true(election_state_node_run(s, "n1", &run));
+        g_assert_cmpuint(run, ==, 11);
+        assert_term(s, "e", 3, "p,a");
+        LEAVE(s, "e", "a", &A, 0, ELECTION_CHANGED);
 
         /* DROP_NODE forgets the run; the next connection-bound Enter of n1 teaches it again. */
         drop(s, COMMAND_DROP_NODE, "n1", 0, "", ELECTION_CHANGED, 1, "e,"); /* p was n1's too */
@@ -732,7 +776,6 @@ static void test_dedup_prune(void) {
         drop(s, COMMAND_DROP_RUN, "n1", 11, "", ELECTION_CHANGED, 1, "e,");
         assert_term(s, "e", 2, "z");
         g_assert_cmpuint(election_state_dedup_count(s), ==, 2);
-        first = serialize(s);
         /* A retried Promote of run 10 would apply twice now that its window is gone: refused,
          * and it brings back no window. */
         ENTER(s, "e", "c", &A, 0, ELECTION_CHANGED);
@@ -740,10 +783,13 @@ static void test_dedup_prune(void) {
         assert_term(s, "e", 2, "z,c");
         g_assert_cmpuint(election_state_dedup_count(s), ==, 2);
 
-        /* 200 restarts later the table is the same size. */
-        for (uint64_t run = 12; run < 212; run++)
+        /* 200 restarts later the state is the same size as once the run history was full. */
+        for (uint64_t run = 12; run < 212; run++) {
                 drop(s, COMMAND_DROP_RUN, "n1", run, "", run == 12 ? ELECTION_CHANGED : ELECTION_NOOP,
                      run == 12, run == 12 ? "e," : NULL);
+                if (run == 12 + ELECTION_RUN_HISTORY)
+                        first = serialize(s);
+        }
         g_assert_cmpuint(election_state_dedup_count(s), ==, 2);
         last = serialize(s);
         g_assert_cmpuint(g_bytes_get_size(last), ==, g_bytes_get_size(first));
@@ -831,10 +877,10 @@ static void test_snapshot(void) {
         g_assert_true(election_state_equal(t, empty));
 }
 
-/* A hand-built snapshot with one election and no dedup entries; version 2 adds the run table
- * (n1 -> 1, and, if node2 is set, node2 -> 2). */
+/* A hand-built snapshot with one election and no dedup entries; version 2 adds the run table:
+ * n1 -> current 1, superseded 100, 101, ... (n1_old of them), and, if node2 is set, node2 -> 2. */
 static GByteArray *snapshot_v(uint32_t version, const char *name, uint64_t term, const char *id1, const char *id2,
-                              uint8_t persistent, const char *node2) {
+                              uint8_t persistent, const char *node2, uint8_t n1_old) {
         GByteArray *b = g_byte_array_new();
         uint8_t u32[4], u64[8];
 
@@ -852,9 +898,12 @@ static GByteArray *snapshot_v(uint32_t version, const char *name, uint64_t term,
         PUT32(0);
         if (version >= 2) {
                 PUT32(node2 ? 2 : 1);
-                PUTS("n1"); PUT64(1);
+                PUTS("n1"); PUT64(1); g_byte_array_append(b, &n1_old, 1);
+                for (unsigned k = 0; k < n1_old; k++)
+                        PUT64(100 + k);
                 if (node2) {
-                        PUTS(node2); PUT64(2);
+                        uint8_t zero = 0;
+                        PUTS(node2); PUT64(2); g_byte_array_append(b, &zero, 1);
                 }
         }
 #undef PUT32
@@ -864,15 +913,17 @@ static GByteArray *snapshot_v(uint32_t version, const char *name, uint64_t term,
 }
 
 static GByteArray *snapshot_one(const char *name, uint64_t term, const char *id1, const char *id2, uint8_t persistent) {
-        return snapshot_v(1, name, term, id1, id2, persistent, NULL);
+        return snapshot_v(1, name, term, id1, id2, persistent, NULL, 0);
 }
 
 /* The run table travels in snapshots (version 2); version 1 still restores, without one. */
 static void test_snapshot_runs(void) {
         g_autoptr(ElectionState) s = election_state_new(), t = election_state_new();
-        g_autoptr(GByteArray) v1 = snapshot_v(1, "e", 1, "a", "b", 0, NULL);
-        g_autoptr(GByteArray) v2 = snapshot_v(2, "e", 1, "a", "b", 0, "n2");
-        g_autoptr(GByteArray) dup = snapshot_v(2, "e", 1, "a", "b", 0, "n1");
+        g_autoptr(GByteArray) v1 = snapshot_v(1, "e", 1, "a", "b", 0, NULL, 0);
+        g_autoptr(GByteArray) v2 = snapshot_v(2, "e", 1, "a", "b", 0, "n2", 2);
+        g_autoptr(GByteArray) dup = snapshot_v(2, "e", 1, "a", "b", 0, "n1", 0);
+        g_autoptr(GByteArray) full = snapshot_v(2, "e", 1, "a", "b", 0, NULL, ELECTION_RUN_HISTORY);
+        g_autoptr(GByteArray) over = snapshot_v(2, "e", 1, "a", "b", 0, NULL, ELECTION_RUN_HISTORY + 1);
         g_autoptr(GBytes) snap = NULL;
         uint64_t run = 0;
 
@@ -884,6 +935,14 @@ static void test_snapshot_runs(void) {
         snap = serialize(s);
         g_assert_cmpmem(g_bytes_get_data(snap, NULL), g_bytes_get_size(snap), v2->data, v2->len);
         g_assert_cmpint(election_state_restore(t, dup->data, dup->len), ==, -EBADMSG);
+        g_assert_cmpint(election_state_restore(t, over->data, over->len), ==, -EBADMSG);
+        g_assert_cmpint(election_state_restore(t, full->data, full->len), ==, 0);
+        g_clear_pointer(&snap, g_bytes_unref);
+        snap = serialize(t);
+        g_assert_cmpmem(g_bytes_get_data(snap, NULL), g_bytes_get_size(snap), full->data, full->len);
+        /* The restored history decides too. */
+        drop(s, COMMAND_DROP_RUN, "n1", 101, "", ELECTION_INVALID, 0, NULL);
+        drop(s, COMMAND_DROP_RUN, "n1", 102, "", ELECTION_CHANGED, 1, "e,");
 
         /* Version 1: same elections, no runs; the rules learn them again. */
         g_assert_cmpint(election_state_restore(t, v1->data, v1->len), ==, 0);
@@ -892,6 +951,25 @@ static void test_snapshot_runs(void) {
         g_assert_false(election_state_equal(s, t));
         drop(t, COMMAND_DROP_RUN, "n1", 1, "", ELECTION_NOOP, 0, NULL);
         g_assert_true(election_state_node_run(t, "n1", NULL));
+
+        /* Equal current runs, different histories: not equal. */
+        g_clear_pointer(&s, election_state_free);
+        g_clear_pointer(&t, election_state_free);
+        s = election_state_new();
+        t = election_state_new();
+        for (uint64_t rid = 1; rid <= 2; rid++) {
+                g_autoptr(Command) c = command_new(COMMAND_DROP_RUN);
+
+                c->origin = g_strdup("ctl");
+                c->request_id = rid;
+                c->node = g_strdup("n7");
+                c->run = rid == 1 ? 1 : 3;
+                g_assert_cmpint(election_state_apply(s, c, NULL, NULL, NULL), ==, ELECTION_NOOP);
+                c->run = rid == 1 ? 2 : 3;
+                g_assert_cmpint(election_state_apply(t, c, NULL, NULL, NULL), ==, ELECTION_NOOP);
+        }
+        g_assert_false(election_state_equal(s, t));
+        g_assert_false(election_state_equal(t, s));
 
         /* States that differ only in a run are not equal and do not serialize alike. */
         g_clear_pointer(&s, election_state_free);
@@ -1065,7 +1143,7 @@ enum {
         M_IDS = 6,
         M_NODES = 3,
         M_OWNERS = 3,
-        M_RUNS = 2, /* runs 1, 2 */
+        M_RUNS = ELECTION_RUN_HISTORY + 2, /* runs 1..M_RUNS: more than a node's history holds */
         M_WINDOW = 4096,
 };
 
@@ -1094,8 +1172,10 @@ typedef struct Model {
         MDedup d[M_NODES][M_RUNS + 1];
         bool has_run[M_NODES];  /* the node's current run is known ... */
         uint64_t run[M_NODES];  /* ... and is this */
+        unsigned n_old[M_NODES];
+        uint64_t old[M_NODES][ELECTION_RUN_HISTORY]; /* superseded runs, newest first */
         /* How often each run rule fired, so the test can show it exercised them. */
-        unsigned n_old_origin, n_enter_run, n_pruned;
+        unsigned n_old_origin, n_enter_run, n_pruned, n_superseded, n_history_full;
 } Model;
 
 /* A generated command in model terms. */
@@ -1148,6 +1228,13 @@ static void m_forget(Model *m, int node, uint64_t keep_run) {
         }
 }
 
+static bool m_superseded(const Model *m, int node, uint64_t run) {
+        for (unsigned i = 0; i < m->n_old[node]; i++)
+                if (m->old[node][i] == run)
+                        return true;
+        return false;
+}
+
 static bool m_dup(Model *m, const MCmd *c) {
         MDedup *d = &m->d[c->origin][c->origin_run];
 
@@ -1165,7 +1252,12 @@ static bool m_dup(Model *m, const MCmd *c) {
 static ElectionResult m_apply(Model *m, const MCmd *c, bool changed[]) {
         memset(changed, 0, sizeof(bool) * M_ELECTIONS);
 
-        /* Submitted by an old run of its origin (unless it is the new run's own DROP_RUN). */
+        /* A DROP_RUN of a run its node superseded; then anything submitted by an old run of its
+         * origin (unless it is the new run's own DROP_RUN). */
+        if (c->type == COMMAND_DROP_RUN && m_superseded(m, c->node, c->run)) {
+                m->n_superseded++;
+                return ELECTION_INVALID;
+        }
         if (m->has_run[c->origin] && m->run[c->origin] != c->origin_run &&
             !(c->type == COMMAND_DROP_RUN && c->node == c->origin && c->run == c->origin_run)) {
                 m->n_old_origin++;
@@ -1290,12 +1382,24 @@ static ElectionResult m_apply(Model *m, const MCmd *c, bool changed[]) {
                         changed[k] = any = true;
         }
         if (c->type == COMMAND_DROP_RUN) {
-                m->has_run[c->node] = true;
-                m->run[c->node] = c->run;
-                m_forget(m, c->node, c->run);
+                int n = c->node;
+
+                if (m->has_run[n] && m->run[n] != c->run) {
+                        if (m->n_old[n] == ELECTION_RUN_HISTORY)
+                                m->n_history_full++;
+                        else
+                                m->n_old[n]++;
+                        for (unsigned i = m->n_old[n] - 1; i > 0; i--)
+                                m->old[n][i] = m->old[n][i - 1];
+                        m->old[n][0] = m->run[n];
+                }
+                m->has_run[n] = true;
+                m->run[n] = c->run;
+                m_forget(m, n, c->run);
         } else if (c->type == COMMAND_DROP_NODE && m->has_run[c->node]) {
                 m_forget(m, c->node, m->run[c->node]);
                 m->has_run[c->node] = false;
+                m->n_old[c->node] = 0;
         }
         return any ? ELECTION_CHANGED : ELECTION_NOOP;
 }
@@ -1515,9 +1619,11 @@ static void run_random(guint32 seed, unsigned steps) {
         for (unsigned i = 0; i < ELEMENTSOF(results); i++)
                 g_assert_cmpuint(results[i], >, 0);
         g_assert_cmpuint(snapshots, >, 0);
-        g_test_message("run rules: old origin %u, enter of another run %u, windows pruned %u",
-                       m.n_old_origin, m.n_enter_run, m.n_pruned);
+        g_test_message("run rules: old origin %u, enter of another run %u, windows pruned %u, "
+                       "superseded DROP_RUN %u, history full %u",
+                       m.n_old_origin, m.n_enter_run, m.n_pruned, m.n_superseded, m.n_history_full);
         g_assert_cmpuint(m.n_old_origin, >, 0);
+        g_assert_cmpuint(m.n_superseded, >, 0);
         g_assert_cmpuint(m.n_enter_run, >, 0);
         g_assert_cmpuint(m.n_pruned, >, 0);
 
@@ -1566,6 +1672,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/election/drop-run", test_drop_run);
         g_test_add_func("/election/drop-node", test_drop_node);
         g_test_add_func("/election/stale-run", test_stale_run);
+        g_test_add_func("/election/run-history", test_run_history);
         g_test_add_func("/election/dedup", test_dedup);
         g_test_add_func("/election/dedup-prune", test_dedup_prune);
         g_test_add_func("/election/snapshot", test_snapshot);
