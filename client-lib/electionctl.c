@@ -52,6 +52,9 @@ static inline void election_term_unrefp(ElectionTerm **t) {
 static inline void election_list_freep(ElectionList **l) {
         election_list_free(*l);
 }
+static inline void election_member_list_freep(ElectionMemberList **l) {
+        election_member_list_free(*l);
+}
 static inline void election_options_freep(ElectionOptions **o) {
         election_options_free(*o);
 }
@@ -262,6 +265,7 @@ static int setup_event(ElectionClient *c, sd_event **ret) {
 static int verb_status(int argc, char **argv) {
         _cleanup_(election_client_unrefp) ElectionClient *c = NULL;
         _cleanup_(election_list_freep) ElectionList *l = NULL;
+        _cleanup_(election_member_list_freep) ElectionMemberList *members = NULL;
         _cleanup_(freep) char *node = NULL, *version = NULL, *cluster = NULL;
         int r, code, quorate = 0;
 
@@ -276,6 +280,8 @@ static int verb_status(int argc, char **argv) {
         if (r >= 0)
                 r = quorate = election_client_is_quorate(c);
         if (r >= 0)
+                r = election_client_list_members(c, &members);
+        if (r >= 0)
                 r = election_client_list_elections(c, &l);
         if (r < 0)
                 return report(c, r, NULL, NULL);
@@ -287,7 +293,19 @@ static int verb_status(int argc, char **argv) {
                 json_string(version);
                 printf(",\"cluster\":");
                 json_string(cluster);
-                printf(",\"quorate\":%s,\"elections\":[", quorate ? "true" : "false");
+                printf(",\"quorate\":%s,\"members\":[", quorate ? "true" : "false");
+                for (size_t i = 0; i < election_member_list_size(members); i++) {
+                        printf("%s{\"name\":", i > 0 ? "," : "");
+                        json_string(election_member_list_get_name(members, i));
+                        printf(",\"address\":");
+                        json_string(election_member_list_get_address(members, i));
+                        printf(",\"state\":");
+                        json_string(election_member_list_get_state(members, i));
+                        printf(",\"role\":");
+                        json_string(election_member_list_get_role(members, i));
+                        putchar('}');
+                }
+                printf("],\"elections\":[");
                 for (size_t i = 0; i < election_list_size(l); i++) {
                         printf("%s{\"name\":", i > 0 ? "," : "");
                         json_string(election_list_get_name(l, i));
@@ -303,6 +321,14 @@ static int verb_status(int argc, char **argv) {
         printf(_("  Version: %s\n"), version);
         printf(_("  Cluster: %s\n"), cluster[0] ? cluster : _("(standalone)"));
         printf(_("  Quorate: %s\n"), quorate ? _("yes") : _("no"));
+        if (election_member_list_size(members) > 0) {
+                printf(_("  Members: %zu\n"), election_member_list_size(members));
+                for (size_t i = 0; i < election_member_list_size(members); i++)
+                        printf("           %s %s %s %s\n", election_member_list_get_name(members, i),
+                               election_member_list_get_address(members, i),
+                               election_member_list_get_state(members, i),
+                               election_member_list_get_role(members, i));
+        }
         printf(_("Elections: %zu\n"), election_list_size(l));
         for (size_t i = 0; i < election_list_size(l); i++) {
                 const char *leader = election_list_get_leader(l, i);

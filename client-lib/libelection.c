@@ -51,6 +51,11 @@ struct ElectionTerm {
         char **candidates; /* NULL-terminated */
 };
 
+struct ElectionMemberList {
+        size_t n;
+        char **fields; /* 4 per member: name, address, state, role */
+};
+
 struct ElectionList {
         size_t n;
         char **names;
@@ -497,6 +502,89 @@ _public_ uint64_t election_list_get_term_id(const ElectionList *l, size_t i) {
 
 _public_ const char *election_list_get_leader(const ElectionList *l, size_t i) {
         return l && i < l->n ? l->leaders[i] : NULL;
+}
+
+/* ---- members --------------------------------------------------------------------------------- */
+
+_public_ ElectionMemberList *election_member_list_free(ElectionMemberList *l) {
+        if (!l)
+                return NULL;
+        for (size_t i = 0; i < l->n * 4; i++)
+                free(l->fields[i]);
+        free(l->fields);
+        free(l);
+        return NULL;
+}
+
+static inline void election_member_list_freep(ElectionMemberList **l) {
+        election_member_list_free(*l);
+}
+
+_public_ int election_client_list_members(ElectionClient *c, ElectionMemberList **ret) {
+        _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_msg_ sd_bus_message *reply = NULL;
+        _cleanup_(election_member_list_freep) ElectionMemberList *l = NULL;
+        const char *f[4];
+        int r;
+
+        if (!c || !ret)
+                return -EINVAL;
+        r = sd_bus_get_property(c->bus, BUS_NAME, MANAGER_PATH, MANAGER_INTERFACE, "Members", &error, &reply,
+                                "a(ssss)");
+        if (r < 0)
+                return client_set_error(c, &error, r);
+        client_clear_error(c);
+
+        l = calloc(1, sizeof(ElectionMemberList));
+        if (!l)
+                return -ENOMEM;
+        r = sd_bus_message_enter_container(reply, 'a', "(ssss)");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_read(reply, "(ssss)", &f[0], &f[1], &f[2], &f[3])) > 0) {
+                char **n = realloc(l->fields, (l->n + 1) * 4 * sizeof(char *));
+                if (!n)
+                        return -ENOMEM;
+                l->fields = n;
+                for (size_t k = 0; k < 4; k++)
+                        l->fields[l->n * 4 + k] = NULL;
+                l->n++;
+                for (size_t k = 0; k < 4; k++) {
+                        l->fields[(l->n - 1) * 4 + k] = strdup(f[k]);
+                        if (!l->fields[(l->n - 1) * 4 + k])
+                                return -ENOMEM;
+                }
+        }
+        if (r < 0)
+                return r;
+
+        *ret = l;
+        l = NULL;
+        return 0;
+}
+
+_public_ size_t election_member_list_size(const ElectionMemberList *l) {
+        return l ? l->n : 0;
+}
+
+static const char *member_field(const ElectionMemberList *l, size_t i, size_t k) {
+        return l && i < l->n ? l->fields[i * 4 + k] : NULL;
+}
+
+_public_ const char *election_member_list_get_name(const ElectionMemberList *l, size_t i) {
+        return member_field(l, i, 0);
+}
+
+_public_ const char *election_member_list_get_address(const ElectionMemberList *l, size_t i) {
+        return member_field(l, i, 1);
+}
+
+_public_ const char *election_member_list_get_state(const ElectionMemberList *l, size_t i) {
+        return member_field(l, i, 2);
+}
+
+_public_ const char *election_member_list_get_role(const ElectionMemberList *l, size_t i) {
+        return member_field(l, i, 3);
 }
 
 /* ---- options --------------------------------------------------------------------------------- */

@@ -131,6 +131,15 @@ static int do_calls(const char *name, const char *node) {
         CHECK(s && s[0] == '\0');
         free(s);
         CHECK(election_client_is_quorate(client) == 1);
+        {
+                ElectionMemberList *m = NULL;
+                CHECK_OK(election_client_list_members(client, &m));
+                CHECK(m != NULL);
+                /* Out-of-range reads are NULL, never a crash. */
+                CHECK(election_member_list_get_name(m, election_member_list_size(m)) == NULL);
+                CHECK(election_member_list_get_role(NULL, 0) == NULL);
+                CHECK(election_member_list_free(m) == NULL);
+        }
 
         /* Bad election name. */
         r = election_client_get_election(client, "bad\001name", NULL, &bad);

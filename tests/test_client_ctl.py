@@ -83,6 +83,8 @@ class CtlTest(DaemonTestCase):
         self.assertTrue(st['version'])
         self.assertEqual(st['cluster'], '')
         self.assertIs(st['quorate'], True)
+        members = [[str(x) for x in m] for m in self.client.manager_get('Members')]
+        self.assertEqual([[m['name'], m['address'], m['state'], m['role']] for m in st['members']], members)
         self.assertIn({'name': name, 'term': 1, 'leader': 'a'}, st['elections'])
         self.assertIn(self.node_name, self.ok('status'))
 

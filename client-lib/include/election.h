@@ -25,6 +25,7 @@ typedef struct Election Election;
 typedef struct ElectionTerm ElectionTerm;
 typedef struct ElectionOptions ElectionOptions;
 typedef struct ElectionList ElectionList;
+typedef struct ElectionMemberList ElectionMemberList;
 
 /* D-Bus error names the daemon uses, and the errno values the library maps them to. */
 #define ELECTION_ERROR_NOT_CANDIDATE  "org.electiond.Election1.Error.NotCandidate"   /* -ENOENT */
@@ -71,6 +72,16 @@ const char *election_list_get_name(const ElectionList *l, size_t i);
 uint64_t election_list_get_term_id(const ElectionList *l, size_t i);
 const char *election_list_get_leader(const ElectionList *l, size_t i);
 ElectionList *election_list_free(ElectionList *l);
+
+/* Known cluster members (empty when standalone): node name, address, state (alive, suspect, dead,
+ * left) and role (leader, voter, standby, spare, none). */
+int election_client_list_members(ElectionClient *c, ElectionMemberList **ret);
+size_t election_member_list_size(const ElectionMemberList *l);
+const char *election_member_list_get_name(const ElectionMemberList *l, size_t i);
+const char *election_member_list_get_address(const ElectionMemberList *l, size_t i);
+const char *election_member_list_get_state(const ElectionMemberList *l, size_t i);
+const char *election_member_list_get_role(const ElectionMemberList *l, size_t i);
+ElectionMemberList *election_member_list_free(ElectionMemberList *l);
 
 /* ---- options (the seed's Option) ------------------------------------------------------------- */
 
