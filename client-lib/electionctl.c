@@ -577,6 +577,7 @@ typedef struct Runner {
         sd_event_source *kill_timer;
 
         bool interrupted;
+        bool bus_lost;
         bool evicted;
         bool finished;
         int code;
@@ -593,7 +594,7 @@ static void runner_finish(Runner *r, int code) {
         r->code = code;
         /* Leave before the loop ends: sd-bus closes the connection when its event loop exits. A daemon
          * that is gone has dropped the candidacy already. */
-        if (!r->evicted) {
+        if (!r->evicted && !r->bus_lost) {
                 ret = election_leave(r->election, NULL);
                 if (ret < 0) {
                         ElectionClient *c = election_get_client(r->election);
@@ -637,6 +638,11 @@ static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
         r->child_source = sd_event_source_unref(r->child_source);
         r->kill_timer = sd_event_source_disable_unref(r->kill_timer);
 
+        if (r->bus_lost) {
+                /* Not COMMAND's failure, but ours: let a supervisor restart us. */
+                runner_finish(r, EXIT_NOT_RUNNING);
+                return 0;
+        }
         if (!stopped_by_us || r->interrupted) {
                 /* COMMAND ended on its own (or we are shutting down): leave and pass its status on. */
                 runner_finish(r, status);
@@ -693,8 +699,13 @@ static void runner_update(Runner *r) {
         bool leads = r->term && election_term_is_leader(r->term, id) && r->local_leader;
 
         if (r->pid > 0) {
-                if (!leads || election_term_get_id(r->term) != r->child_term || r->interrupted || r->evicted)
+                if (!leads || election_term_get_id(r->term) != r->child_term || r->interrupted || r->evicted ||
+                    r->bus_lost)
                         runner_stop_child(r);
+                return;
+        }
+        if (r->bus_lost) {
+                runner_finish(r, EXIT_NOT_RUNNING);
                 return;
         }
         if (r->interrupted) {
@@ -725,7 +736,7 @@ static void on_run_watch(Election *e, int status, const ElectionTerm *t, void *u
                 r->rejoining = true;
                 if (status == -ECONNRESET) {
                         fprintf(stderr, _("Lost the connection to the bus.\n"));
-                        r->interrupted = true;
+                        r->bus_lost = true;
                 } else if (status == -ESHUTDOWN)
                         fprintf(stderr, _("electiond went away; waiting for it to come back.\n"));
                 runner_update(r);

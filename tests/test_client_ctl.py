@@ -370,9 +370,19 @@ class CtlBusLossTest(unittest.TestCase):
             w = LineProcess([ELECTIONCTL, 'watch', 'lost'], client_env(bus))
             self.addCleanup(w.close)
             w.wait_for(lambda ls: ls, 10, 'the initial term')
+            marker = tempfile.mktemp(prefix='electionctl-run-')
+            self.addCleanup(lambda: os.path.exists(marker) and os.unlink(marker))
+            r = LineProcess([ELECTIONCTL, 'run', 'lost', '--', 'sh', '-c',
+                             'echo start >> "$MARKER"; trap \'echo stop >> "$MARKER"; exit 0\' TERM; '
+                             'while :; do sleep 0.05; done'], client_env(bus, MARKER=marker))
+            self.addCleanup(r.close)
+            wait_until(lambda: read_lines(marker) == [['start']], 10, 'COMMAND to start')
             bus.proc.kill()
             self.assertEqual(w.wait(10), EXIT_NOT_RUNNING)
             self.assertIn('Lost the connection to the bus', w.stderr())
+            # run stops COMMAND: leadership can no longer be known
+            self.assertEqual(r.wait(10), EXIT_NOT_RUNNING)
+            self.assertEqual(read_lines(marker), [['start'], ['stop']])
         finally:
             if daemon:
                 daemon.kill()
