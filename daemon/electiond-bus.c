@@ -3,6 +3,7 @@
 #include <inttypes.h>
 
 #include "electiond-bus.h"
+#include "electiond-cluster.h"
 #include "electiond-util.h"
 
 #define POLKIT_NAME      "org.freedesktop.PolicyKit1"
@@ -37,6 +38,8 @@ struct BusEdge {
         GHashTable *local_leader; /* election name -> GINT_TO_POINTER(1 + LocalLeader) as last announced */
         GQueue authorizing;       /* Call*, waiting for polkit */
         GHashTable *uids;         /* unique name -> uid + 1: unique names are never reused */
+        int last_quorate;         /* -1 unknown; else as last announced */
+        char *last_members;       /* fingerprint of Members as last announced */
 };
 
 /* Querying the bus for a sender's uid is a synchronous round trip; do it once per connection. */
@@ -644,6 +647,35 @@ static int method_list_elections(sd_bus_message *msg, void *userdata, sd_bus_err
         return sd_bus_send(NULL, reply, NULL);
 }
 
+/* Standalone: no cluster, no members. ret_fingerprint (optional): the list as text, to spot changes. */
+static int append_members(sd_bus_message *reply, Manager *m, char **ret_fingerprint) {
+        Cluster *c = manager_get_cluster(m);
+        ClusterMember *members = NULL;
+        size_t n = 0;
+        GString *f = g_string_new(NULL);
+        int r = 0;
+
+        if (c)
+                (void) cluster_get_members(c, &members, &n);
+        if (reply)
+                r = sd_bus_message_open_container(reply, 'a', "(ssss)");
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                g_string_append_printf(f, "%s %s %s %s\n", members[i].name, members[i].address, members[i].state,
+                                       members[i].role);
+                if (reply)
+                        r = sd_bus_message_append(reply, "(ssss)", members[i].name, members[i].address,
+                                                  members[i].state, members[i].role);
+        }
+        if (r >= 0 && reply)
+                r = sd_bus_message_close_container(reply);
+        cluster_members_free(members, n);
+        if (ret_fingerprint)
+                *ret_fingerprint = g_string_free(f, false);
+        else
+                g_string_free(f, true);
+        return r;
+}
+
 static int property_manager(sd_bus *bus, const char *path, const char *interface, const char *property,
                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         BusEdge *b = userdata;
@@ -658,8 +690,7 @@ static int property_manager(sd_bus *bus, const char *path, const char *interface
         if (streq_ptr(property, "Quorate"))
                 return sd_bus_message_append(reply, "b", manager_quorate(b->manager));
         if (streq_ptr(property, "Members"))
-                /* Standalone: no cluster, no members. */
-                return sd_bus_message_append(reply, "a(ssss)", 0);
+                return append_members(reply, b->manager, NULL);
         return -ENOENT;
 }
 
@@ -738,10 +769,27 @@ void bus_edge_cluster_changed(BusEdge *b) {
 
         g_assert(b);
 
-        r = sd_bus_emit_properties_changed(b->bus, ELECTIOND_MANAGER_PATH, ELECTIOND_MANAGER_INTERFACE,
-                                           "Quorate", "Members", NULL);
-        if (r < 0)
-                log_warning_errno(r, "Failed to emit PropertiesChanged on the manager: %m");
+        {
+                /* announce only what moved: watchers and history recorders count these */
+                int quorate = manager_quorate(b->manager);
+                g_autofree char *members = NULL;
+                bool q_moved = quorate != b->last_quorate, m_moved;
+
+                (void) append_members(NULL, b->manager, &members);
+                m_moved = !streq_ptr(members, b->last_members);
+                b->last_quorate = quorate;
+                if (m_moved) {
+                        g_free(b->last_members);
+                        b->last_members = g_steal_pointer(&members);
+                }
+                if (q_moved || m_moved) {
+                        r = sd_bus_emit_properties_changed(b->bus, ELECTIOND_MANAGER_PATH, ELECTIOND_MANAGER_INTERFACE,
+                                                           q_moved ? "Quorate" : "Members", q_moved && m_moved ? "Members" : NULL,
+                                                           NULL);
+                        if (r < 0)
+                                log_warning_errno(r, "Failed to emit PropertiesChanged on the manager: %m");
+                }
+        }
 
         list = election_state_list(manager_get_state(b->manager));
         for (unsigned i = 0; i < list->len; i++) {
@@ -778,6 +826,7 @@ int bus_edge_new(Manager *m, sd_bus *bus, BusEdge **ret) {
         b = g_new0(BusEdge, 1);
         b->manager = m;
         b->bus = sd_bus_ref(bus);
+        b->last_quorate = -1;
         b->tracks = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, tracked_owner_destroy);
         b->local_leader = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         g_queue_init(&b->authorizing);
@@ -831,6 +880,7 @@ BusEdge *bus_edge_free(BusEdge *b) {
         sd_bus_slot_unref(b->object_manager_slot);
         sd_bus_slot_unref(b->manager_slot);
         sd_bus_unref(b->bus);
+        g_free(b->last_members);
         g_free(b);
         return NULL;
 }

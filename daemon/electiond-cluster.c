@@ -237,11 +237,7 @@ typedef struct Servers {
 } Servers;
 
 static void servers_done(Servers *s) {
-        if (s->items) {
-                for (size_t i = 0; i < s->n; i++)
-                        g_free((char *) s->items[i].address);
-                g_free(s->items);
-        }
+        g_free(s->items); /* the addresses are the engine's */
         *s = (Servers) {};
 }
 
@@ -836,30 +832,19 @@ static void bootstrap_or_join(Cluster *c, uint64_t now) {
                 goto out; /* the lowest id bootstraps; we join it once it shows a cluster id */
 
         {
-                g_autofree EngineServer *servers = g_new0(EngineServer, v.ids->len);
-                g_autoptr(GPtrArray) addrs = g_ptr_array_new_with_free_func(g_free);
-                size_t n = 0, voters = 0;
-                for (guint i = 0; i < v.ids->len; i++) {
-                        uint64_t id = g_array_index(v.ids, uint64_t, i);
-                        char *addr;
-                        if (id == c->node_id)
-                                addr = self_raft_address(c);
-                        else {
-                                Peer *p = peer_by_id(c, id);
-                                addr = p && p->have_address ? g_strdup(p->raft_address) : NULL;
-                        }
-                        if (!addr)
-                                goto out;
-                        g_ptr_array_add(addrs, addr);
-                        servers[n++] = (EngineServer) { .id = id, .address = addr, .voter = voters < c->config->max_voters };
-                        voters += servers[n - 1].voter;
-                }
+                /* Alone: libraft never lets a node without configuration vote, so the others
+                 * join through us like any later node (one path, no divergent lists). */
+                g_autofree char *addr = self_raft_address(c);
+                EngineServer self = { .id = c->node_id, .address = addr, .voter = true };
+                if (!addr)
+                        goto out;
                 c->cluster_id = random_u64();
                 g_autofree char *path = g_build_filename(c->state_dir, "cluster-id", NULL);
                 if (write_u64_file(path, c->cluster_id) < 0)
                         goto out;
-                log_notice("Bootstrapping cluster '%s' with %zu nodes (%zu voters).", c->config->cluster_name, n, voters);
-                if (start_engine(c, servers, n) < 0)
+                log_notice("Bootstrapping cluster '%s' (%u fresh nodes seen); the others join through us.",
+                           c->config->cluster_name, v.ids->len);
+                if (start_engine(c, &self, 1) < 0)
                         goto out;
         }
 out:

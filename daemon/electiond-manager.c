@@ -7,6 +7,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "electiond-bus.h"
+#include "electiond-cluster.h"
 #include "electiond-manager.h"
 #include "electiond-units.h"
 #include "electiond-util.h"
@@ -27,6 +28,7 @@ typedef struct Pending {
 typedef struct Batch {
         Manager *manager;
         GArray *request_ids;     /* uint64_t */
+        GBytes *encoded;         /* forwarded batches: the batch as sent to the leader */
 } Batch;
 
 struct Manager {
@@ -55,7 +57,20 @@ struct Manager {
         bool drop_run_submitted;
         bool serving;
         bool shutting_down;
+
+        /* clustered (KeyFile=) only */
+        Cluster *cluster;
+        GQueue remote;           /* Command*: forwarded to us as Raft leader, for the next entry */
+        GHashTable *forwarded;   /* Batch*: sent to the leader, resent until every record completes */
+        sd_event_source *resend_timer;
+        GHashTable *leaders;     /* election name → "node\nid" of its leader as last applied */
+        uint64_t applying_index;
+        bool applying_leader_changed;
+        const char *applying_dropped_node;
 };
+
+/* Forwarded batches are resent this often until applied here (dedup makes resends harmless). */
+#define FORWARD_RESEND_USEC (100 * USEC_PER_MSEC)
 
 Term *term_new_from_election(const Election *e) {
         Term *t = g_new0(Term, 1);
@@ -115,10 +130,13 @@ static int on_pending_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 }
 
 static void manager_schedule_flush(Manager *m);
+static int manager_forward(Manager *m);
 
 static Batch *batch_free(Batch *b) {
         if (!b)
                 return NULL;
+        if (b->encoded)
+                g_bytes_unref(b->encoded);
         g_array_unref(b->request_ids);
         g_free(b);
         return NULL;
@@ -183,8 +201,10 @@ static int on_flush(sd_event_source *s, void *userdata) {
         GList *l;
         int r;
 
-        if (g_queue_is_empty(&m->queue))
+        if (g_queue_is_empty(&m->queue) && g_queue_is_empty(&m->remote))
                 return 0;
+        if (m->cluster && m->engine && !engine_is_leader(m->engine) && !g_queue_is_empty(&m->queue))
+                return manager_forward(m);
         /* Not the leader (yet): the records stay queued until leadership returns or they time out. */
         if (!engine_is_leader(m->engine)) {
                 log_debug("Engine is %s, holding %u queued commands.", engine_role_name(m->engine), m->queue.length);
@@ -201,7 +221,15 @@ static int on_flush(sd_event_source *s, void *userdata) {
         b->manager = m;
         b->request_ids = g_array_new(false, false, sizeof(uint64_t));
 
-        while ((l = g_queue_pop_head_link(&m->queue))) {
+        /* commands forwarded by other nodes first: they have waited a round trip already */
+        while (!g_queue_is_empty(&m->remote) && buf->len < MAX_BATCH_BYTES) {
+                g_autoptr(Command) c = g_queue_pop_head(&m->remote);
+                r = command_batch_append(buf, c);
+                if (r < 0)
+                        log_debug_errno(r, "Dropping a forwarded %s command: %m", command_type_to_string(c->type));
+        }
+
+        while (buf->len < MAX_BATCH_BYTES && (l = g_queue_pop_head_link(&m->queue))) {
                 Pending *p = l->data;
 
                 p->queued = false;
@@ -214,11 +242,9 @@ static int on_flush(sd_event_source *s, void *userdata) {
                 }
                 g_array_append_val(b->request_ids, p->request_id);
                 p->command = command_free(p->command);
-                if (buf->len >= MAX_BATCH_BYTES)
-                        break;
         }
 
-        if (b->request_ids->len == 0) {
+        if (buf->len == 0) {
                 batch_free(b);
                 return 0;
         }
@@ -231,6 +257,88 @@ static int on_flush(sd_event_source *s, void *userdata) {
                 log_warning_errno(r, "Failed to submit a batch of %u commands: %m", b->request_ids->len);
                 on_batch_done(r, b);
         }
+        return 0;
+}
+
+static bool batch_still_pending(Manager *m, const Batch *b) {
+        for (unsigned i = 0; i < b->request_ids->len; i++)
+                if (g_hash_table_contains(m->pending, &g_array_index(b->request_ids, uint64_t, i)))
+                        return true;
+        return false;
+}
+
+static void on_remote_batch(void *userdata, const void *batch, size_t size);
+
+static int on_resend(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        bool leader = engine_is_leader(m->engine);
+        GHashTableIter it;
+        gpointer k;
+
+        g_hash_table_iter_init(&it, m->forwarded);
+        while (g_hash_table_iter_next(&it, &k, NULL)) {
+                Batch *b = k;
+                gsize n;
+                const void *data;
+
+                if (!batch_still_pending(m, b)) {
+                        g_hash_table_iter_remove(&it);
+                        batch_free(b);
+                        continue;
+                }
+                /* maybe the leader changed, or the datagram was lost: same request ids, applied once */
+                data = g_bytes_get_data(b->encoded, &n);
+                if (leader) {
+                        /* we lead now: append them ourselves (dedup covers a copy already sent) */
+                        on_remote_batch(m, data, n);
+                        g_hash_table_iter_remove(&it);
+                        batch_free(b);
+                        continue;
+                }
+                (void) cluster_forward(m->cluster, data, n);
+        }
+        if (g_hash_table_size(m->forwarded) > 0)
+                (void) sd_event_source_set_time_relative(s, FORWARD_RESEND_USEC);
+        else
+                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        return 0;
+}
+
+/* Not the Raft leader: hand our queued commands to it. They complete when we apply them. */
+static int manager_forward(Manager *m) {
+        g_autoptr(GByteArray) buf = g_byte_array_new();
+        Batch *b = g_new0(Batch, 1);
+        GList *l;
+        int r;
+
+        b->manager = m;
+        b->request_ids = g_array_new(false, false, sizeof(uint64_t));
+        while (buf->len < MAX_BATCH_BYTES && (l = g_queue_pop_head_link(&m->queue))) {
+                Pending *p = l->data;
+                p->queued = false;
+                r = command_batch_append(buf, p->command);
+                if (r < 0) {
+                        pending_fail(p, r);
+                        continue;
+                }
+                g_array_append_val(b->request_ids, p->request_id);
+                p->command = command_free(p->command);
+        }
+        if (b->request_ids->len == 0) {
+                batch_free(b);
+                return 0;
+        }
+        b->encoded = g_bytes_new(buf->data, buf->len);
+        g_hash_table_add(m->forwarded, b);
+        r = cluster_forward(m->cluster, buf->data, buf->len);
+        if (r < 0)
+                log_debug_errno(r, "No Raft leader to forward %u commands to yet, will retry: %m", b->request_ids->len);
+        if (sd_event_source_get_enabled(m->resend_timer, NULL) == 0) {
+                (void) sd_event_source_set_time_relative(m->resend_timer, FORWARD_RESEND_USEC);
+                (void) sd_event_source_set_enabled(m->resend_timer, SD_EVENT_ON);
+        }
+        if (!g_queue_is_empty(&m->queue))
+                manager_schedule_flush(m);
         return 0;
 }
 
@@ -330,13 +438,19 @@ static void on_engine_apply(void *userdata, const void *data, size_t size, uint6
                 return;
         }
 
+        m->applying_index = index;
+        m->applying_leader_changed = false;
         for (unsigned i = 0; i < cmds->len; i++) {
                 const Command *c = cmds->pdata[i];
                 const Election *e = NULL;
                 ElectionResult result;
                 Pending *p;
 
+                m->applying_dropped_node = c->type == COMMAND_DROP_NODE ? c->node : NULL;
                 result = election_state_apply(m->state, c, on_election_changed, m, &e);
+                m->applying_dropped_node = NULL;
+                if (m->cluster && c->type == COMMAND_DROP_NODE && result == ELECTION_CHANGED)
+                        cluster_node_dropped(m->cluster, c->node);
                 log_debug("Applied entry %" PRIu64 " request %s/%" PRIu64 ": %s election='%s' id='%s' -> %d",
                           index, c->origin ?: "", c->request_id, command_type_to_string(c->type),
                           c->election ?: "", c->id ?: "", (int) result);
@@ -349,6 +463,8 @@ static void on_engine_apply(void *userdata, const void *data, size_t size, uint6
                         pending_complete(p, 0, result, t);
                 }
         }
+        if (m->cluster)
+                cluster_entry_applied(m->cluster, index, m->applying_leader_changed);
 }
 
 static int on_engine_snapshot(void *userdata, GBytes **ret) {
@@ -515,12 +631,65 @@ static void on_engine_role_changed(void *userdata) {
 
         log_debug("Engine role: %s%s", engine_role_name(m->engine), engine_is_leader(m->engine) ? " (ready)" : "");
         manager_update_status(m, false);
-        if (m->shutting_down || !engine_is_leader(m->engine))
+        if (m->shutting_down)
+                return;
+        if (m->cluster && m->engine) {
+                /* a follower forwards it; the leader appends it */
+                start_drop_run(m);
+                manager_schedule_flush(m);
+                if (engine_is_leader(m->engine) && g_hash_table_size(m->forwarded) > 0)
+                        (void) sd_event_source_set_time_relative(m->resend_timer, 0);
+                return;
+        }
+        if (!engine_is_leader(m->engine))
                 return;
 
         start_drop_run(m);
         if (!g_queue_is_empty(&m->queue))
                 manager_schedule_flush(m);
+}
+
+static void on_cluster_engine_started(void *userdata, Engine *engine) {
+        Manager *m = userdata;
+
+        m->engine = engine;
+        on_engine_role_changed(m);
+}
+
+static void on_cluster_status_changed(void *userdata) {
+        manager_cluster_changed(userdata);
+}
+
+static void on_remote_batch(void *userdata, const void *batch, size_t size) {
+        Manager *m = userdata;
+        g_autoptr(GPtrArray) cmds = NULL;
+
+        if (command_batch_decode(batch, size, &cmds) < 0) {
+                log_debug("Dropping an undecodable forwarded batch (%zu bytes).", size);
+                return;
+        }
+        for (unsigned i = 0; i < cmds->len; i++)
+                g_queue_push_tail(&m->remote, command_copy(cmds->pdata[i]));
+        manager_schedule_flush(m);
+}
+
+static void on_drop_node_done(Manager *m, int status, ElectionResult result, const Term *term, void *userdata) {
+        if (status < 0)
+                log_debug_errno(status, "DROP_NODE not committed (will be retried): %m");
+}
+
+static void submit_drop_node(void *userdata, const char *node) {
+        Manager *m = userdata;
+        Command *c = command_new(COMMAND_DROP_NODE);
+        int r;
+
+        c->election = g_strdup("");
+        c->id = g_strdup("");
+        c->owner = g_strdup("");
+        c->node = g_strdup(node);
+        r = manager_submit(m, c, on_drop_node_done, NULL);
+        if (r < 0)
+                log_warning_errno(r, "Failed to submit the removal of node %s: %m", node);
 }
 
 int manager_new(const ManagerOptions *opts, Manager **ret) {
@@ -535,6 +704,9 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
         m = g_new0(Manager, 1);
         config_init_defaults(&m->config);
         g_queue_init(&m->queue);
+        g_queue_init(&m->remote);
+        m->forwarded = g_hash_table_new(NULL, NULL);
+        m->leaders = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         m->pending = g_hash_table_new(g_int64_hash, g_int64_equal);
         m->batches = g_hash_table_new(NULL, NULL);
         m->user_bus = opts->user_bus;
@@ -551,8 +723,6 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
                           opts->config_path ?: ELECTIOND_DEFAULT_CONFIG);
                 return -EINVAL;
         }
-        if (config_is_clustered(&m->config))
-                log_warning("KeyFile= is set, but clustering is not available in this build; running standalone.");
 
         /* A fresh run id per start: connection-bound candidacies of earlier runs are recognisable. */
         do {
@@ -620,9 +790,27 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
         if (r < 0)
                 return log_error_errno(r, "Failed to load elections from %s: %m", m->config.elections_dir);
 
-        r = engine_new(m->event, &ec, &callbacks, m, &m->engine);
-        if (r < 0)
-                return log_error_errno(r, "Failed to set up the replication engine in %s: %m", m->engine_dir);
+        if (config_is_clustered(&m->config)) {
+                static const ClusterHooks hooks = {
+                        .engine_started = on_cluster_engine_started,
+                        .status_changed = on_cluster_status_changed,
+                        .remote_batch = on_remote_batch,
+                };
+                r = cluster_new(m->event, &m->config, m->state_dir, m->config.node_name, &callbacks, m, &hooks, m,
+                                &m->cluster);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set up cluster '%s': %m", m->config.cluster_name);
+                cluster_set_state(m->cluster, m->state, submit_drop_node);
+                r = sd_event_add_time_relative(m->event, &m->resend_timer, CLOCK_MONOTONIC, FORWARD_RESEND_USEC,
+                                               10 * USEC_PER_MSEC, on_resend, m);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to add the forward timer: %m");
+                (void) sd_event_source_set_enabled(m->resend_timer, SD_EVENT_OFF);
+        } else {
+                r = engine_new(m->event, &ec, &callbacks, m, &m->engine);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set up the replication engine in %s: %m", m->engine_dir);
+        }
 
         log_info("electiond %s starting: node '%s', state directory %s, %s bus.", ELECTIOND_VERSION,
                  m->config.node_name, m->state_dir, m->user_bus ? "session" : "system");
@@ -636,10 +824,17 @@ int manager_run(Manager *m) {
 
         g_assert(m);
 
-        r = engine_start(m->engine);
-        if (r < 0)
-                return log_error_errno(r, "Failed to start the replication engine: %m");
-        on_engine_role_changed(m);
+        if (m->cluster) {
+                /* the engine comes once we bootstrap or join (on_cluster_engine_started) */
+                r = cluster_start(m->cluster);
+                if (r < 0)
+                        return r;
+        } else {
+                r = engine_start(m->engine);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to start the replication engine: %m");
+                on_engine_role_changed(m);
+        }
 
         r = sd_event_loop(m->event);
         if (r < 0)
@@ -671,6 +866,20 @@ Manager *manager_free(Manager *m) {
         m->edge = bus_edge_free(m->edge);
         m->name_slot = sd_bus_slot_unref(m->name_slot);
         m->flush_event = sd_event_source_disable_unref(m->flush_event);
+
+        /* The cluster stops gossip and its timers first; the engine it started is ours to free. */
+        m->cluster = cluster_free(m->cluster);
+        m->resend_timer = sd_event_source_disable_unref(m->resend_timer);
+        if (m->forwarded) {
+                g_hash_table_iter_init(&iter, m->forwarded);
+                while (g_hash_table_iter_next(&iter, &v, NULL))
+                        batch_free(v);
+                g_hash_table_destroy(m->forwarded);
+        }
+        while (!g_queue_is_empty(&m->remote))
+                command_free(g_queue_pop_head(&m->remote));
+        if (m->leaders)
+                g_hash_table_destroy(m->leaders);
 
         /* The engine may still report batches (as failed) while closing. */
         m->engine = engine_free(m->engine);
@@ -723,6 +932,8 @@ uint64_t manager_run_id(Manager *m) {
 }
 
 bool manager_quorate(Manager *m) {
+        if (m->cluster)
+                return cluster_quorate(m->cluster, now_boottime_usec());
         /* Standalone: this node is the whole cluster. */
         return true;
 }
@@ -732,6 +943,8 @@ bool manager_local_leader(Manager *m, const Election *e) {
 
         if (!e || e->candidates->len == 0)
                 return false;
+        if (m->cluster)
+                return cluster_local_leader(m->cluster, e, now_boottime_usec());
         leader = e->candidates->pdata[0];
         return streq_ptr(leader->node, m->config.node_name) && manager_quorate(m);
 }
@@ -744,4 +957,8 @@ void manager_cluster_changed(Manager *m) {
         if (m->units)
                 units_quorum_changed(m->units);
         manager_update_status(m, false);
+}
+
+Cluster *manager_get_cluster(Manager *m) {
+        return m->cluster;
 }

@@ -47,6 +47,9 @@ int manager_run(Manager *m);
 /* Takes ownership of c; fills in origin, origin_run, request_id and limits. */
 int manager_submit(Manager *m, Command *c, ManagerDoneFn done, void *userdata);
 
+typedef struct Cluster Cluster;
+/* NULL when standalone. */
+Cluster *manager_get_cluster(Manager *m);
 sd_event *manager_get_event(Manager *m);
 sd_bus *manager_get_bus(Manager *m);
 const Config *manager_get_config(Manager *m);
