@@ -36,6 +36,23 @@ class Unprivileged(et.DaemonTestCase):
         self.assertEqual(r[5][0], 'ok')
         self.assertIn([n, 2, '', et.election_path(n)], r[5][1])
 
+    def test_read_only_interfaces_open(self):
+        e = self.client.election(self.fresh_name())
+        e.enter('x', 0)
+        props = 'org.freedesktop.DBus.Properties'
+        r = et.run_as(self.bus, [
+            ('call', et.MANAGER_PATH, et.OBJECT_MANAGER_IFACE, 'GetManagedObjects', '', []),
+            ('call', et.MANAGER_PATH, 'org.freedesktop.DBus.Introspectable', 'Introspect', '', []),
+            ('call', e.path, 'org.freedesktop.DBus.Introspectable', 'Introspect', '', []),
+            ('call', et.MANAGER_PATH, props, 'GetAll', 's', [et.MANAGER_IFACE]),
+            ('call', e.path, props, 'GetAll', 's', [et.ELECTION_IFACE]),
+            ('call', e.path, props, 'Get', 'ss', [et.ELECTION_IFACE, 'LocalLeader']),
+            ('call', et.MANAGER_PATH, et.MANAGER_IFACE, 'GetElection', 's', ['whatever']),
+            ('call', et.MANAGER_PATH, 'org.freedesktop.DBus.Peer', 'Ping', '', []),
+        ], uid=NOBODY)
+        self.assertEqual(r, [('ok', 'ok')] * 8)
+        e.leave('x')
+
     def test_manage_methods_denied(self):
         e = self.client.election(self.fresh_name())
         e.enter('root1', 0)

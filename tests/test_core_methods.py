@@ -262,6 +262,24 @@ class Methods(et.DaemonTestCase):
         self.assertEqual(e.get_term(), (0, '', []))
         self.assertNotIn(e.name, [n for (n, _, _, _) in self.client.list_elections()])
 
+    def test_properties_are_read_only(self):
+        e = self.fresh()
+        e.enter('ro', 0)
+        for prop, value in (('TermId', dbus.UInt64(99)), ('Leader', 'evil'), ('Name', 'x'),
+                            ('Candidates', dbus.Array(['evil'], signature='s'))):
+            with self.subTest(prop=prop):
+                with self.assertRaises(dbus.exceptions.DBusException) as cm:
+                    e._call('Set', 'ssv', (ELECTION_IFACE, prop, value), et.PROPERTIES_IFACE)
+                self.assertIn(cm.exception.get_dbus_name(), ('org.freedesktop.DBus.Error.PropertyReadOnly',
+                                                             ERROR_INVALID_ARGS,
+                                                             'org.freedesktop.DBus.Error.AccessDenied'))
+        with self.assertRaises(dbus.exceptions.DBusException):
+            self.client.call(et.MANAGER_PATH, et.PROPERTIES_IFACE, 'Set', 'ssv',
+                             (et.MANAGER_IFACE, 'NodeName', 'evil'))
+        self.assertEqual(e.get_term(), (1, 'ro', ['ro']))
+        self.assertEqual(str(self.client.manager_get('NodeName')), self.node_name)
+        e.leave('ro')
+
     def test_wrong_signature(self):
         e = self.fresh()
         with self.assertRaises(dbus.exceptions.DBusException) as cm:

@@ -631,6 +631,11 @@ def _client_main(address):
             elif op == 'get_election':
                 out({'ok': election(args[0])})
                 continue
+            elif op == 'call':
+                # generic: path, interface, method, signature, args -> 'ok' (the value is not kept)
+                call(args[0], args[1], args[2], args[3], tuple(args[4]))
+                out({'ok': 'ok'})
+                continue
             elif op == 'enter_and_exit':
                 # the Enter reaches the daemon, its sender is gone before it commits
                 msg = dbus.lowlevel.MethodCallMessage(BUS_NAME, election(args[0]), ELECTION_IFACE, 'Enter')
