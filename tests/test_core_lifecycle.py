@@ -140,8 +140,21 @@ class ClientDeath(et.DaemonTestCase):
             p.send('enter_and_exit', e.name, f'ghost{i}', 0)
             p.proc.wait(timeout=et.T(10))
             p.close()
-        et.wait_until(lambda: e.get_term() == (1, 'anchor', ['anchor']), 5,
-                      'every ghost candidacy to go (got %s)' % (e.get_term(),))
+        et.wait_until(lambda: e.get_term() == (1, 'anchor', ['anchor']), 10,
+                      'every ghost candidacy to go')
+        # many at once, in several elections
+        others = [self.client.election(self.fresh_name('flood')) for _ in range(3)]
+        procs = []
+        for o in others:
+            p = et.ClientProcess(self.bus)
+            p.send('enter_and_exit', o.name, 'g', 0, 40)
+            procs.append(p)
+        for p in procs:
+            p.proc.wait(timeout=et.T(10))
+            p.close()
+        for o in others:
+            et.wait_until(lambda: o.get_term()[2] == [], 10, f'the flood in {o.name} to go')
+        self.assertEqual(e.get_term(), (1, 'anchor', ['anchor']))
         e.leave('anchor')
 
 

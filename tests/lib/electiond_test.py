@@ -638,9 +638,13 @@ def _client_main(address):
                 continue
             elif op == 'enter_and_exit':
                 # the Enter reaches the daemon, its sender is gone before it commits
-                msg = dbus.lowlevel.MethodCallMessage(BUS_NAME, election(args[0]), ELECTION_IFACE, 'Enter')
-                msg.append(args[1], dbus.UInt64(args[2]), signature='st')
-                conn.send_message(msg)
+                # (args: election, id, flags[, how many: ids id0..idN-1])
+                path = election(args[0])
+                ids = [args[1]] if len(args) < 4 else [f'{args[1]}{i}' for i in range(args[3])]
+                for i in ids:
+                    msg = dbus.lowlevel.MethodCallMessage(BUS_NAME, path, ELECTION_IFACE, 'Enter')
+                    msg.append(i, dbus.UInt64(args[2]), signature='st')
+                    conn.send_message(msg)
                 conn.flush()
                 os._exit(0)
             else:
