@@ -368,15 +368,15 @@ static int on_discovery(sd_event_source *s, uint64_t usec, void *userdata) {
 static int open_socket(Gossip *g) {
         struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(g->config.port) };
         socklen_t salen = sizeof sa;
-        int one = 1, zero = 0, ttl = 1;
+        int zero = 0, ttl = 1;
         _cleanup_close_ int fd = -EBADF;
 
         fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return log_error_errno(errno, "gossip: cannot create socket: %m");
-        /* Raft uses TCP on the same port; several daemons in one netns (tests) need distinct ports. */
-        if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-            setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof ttl) < 0 ||
+        /* No SO_REUSEADDR: a second daemon on the same port must fail, not steal half the
+         * unicast packets. Multicast stays on the link and does not come back to us. */
+        if (setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof ttl) < 0 ||
             setsockopt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, &zero, sizeof zero) < 0)
                 return log_error_errno(errno, "gossip: cannot set socket options: %m");
         if (bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0)

@@ -277,6 +277,21 @@ static void test_not_started(void) {
         g_assert_cmpuint(gossip_get_port(g), ==, 0);
         g_assert_cmpint(gossip_leave(g), ==, -EINVAL);
         gossip_free(g);
+
+        /* a second daemon on a port in use fails instead of sharing it; loopback only, so that
+         * no multicast group is joined on the host's real interfaces */
+        Gossip *g1 = NULL, *g2 = NULL;
+        g_free(c.node_name);
+        c.node_name = g_strdup("x");
+        c.interfaces = g_strsplit("lo", ";", 0);
+        c.port = 0;
+        g_assert_cmpint(gossip_new(e, &c, 1, key, strlen(key), NULL, 0, NULL, NULL, &g1), ==, 0);
+        g_assert_cmpint(gossip_start(g1), ==, 0);
+        c.port = gossip_get_port(g1);
+        g_assert_cmpint(gossip_new(e, &c, 2, key, strlen(key), NULL, 0, NULL, NULL, &g2), ==, 0);
+        g_assert_cmpint(gossip_start(g2), ==, -EADDRINUSE);
+        gossip_free(g2);
+        gossip_free(g1);
         sd_event_unref(e);
         config_done(&c);
 }
