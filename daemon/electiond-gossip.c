@@ -40,6 +40,7 @@ struct Gossip {
         uint64_t link_down_usec;        /* last time a configured link went down */
         int joined_ifindex[32];         /* multicast memberships we hold */
         size_t n_joined;
+        uint64_t foreign_drops;         /* arrived on an interface not configured */
 };
 
 static void on_member_event(Membership *m, MembershipEvent event, const Member *member, void *userdata) {
@@ -213,6 +214,21 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* Only what arrives on a configured interface, or from a Peers= address (routed any way). */
+static bool accept_from(Gossip *g, int ifindex, const struct sockaddr_in *sa) {
+        const NetlinkInterface *ifs;
+        size_t n;
+
+        for (size_t i = 0; i < g->n_peers; i++)
+                if (memcmp(g->peers[i].addr, &sa->sin_addr, 4) == 0)
+                        return true;
+        ifs = netlink_get_interfaces(g->netlink, &n);
+        for (size_t i = 0; i < n; i++)
+                if (ifs[i].ifindex == ifindex)
+                        return true;
+        return false;
+}
+
 static void deliver_user_messages(Gossip *g, const GossipMessage *msgs, size_t n) {
         const Member *sender = membership_get(g->membership, msgs[0].name);
 
@@ -239,14 +255,33 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                 ssize_t n;
                 int k, r;
 
-                n = recvfrom(g->fd, buf, sizeof buf, MSG_DONTWAIT, (struct sockaddr *) &sa, &salen);
+                union {
+                        struct cmsghdr hdr;
+                        uint8_t buf[CMSG_SPACE(sizeof(struct in_pktinfo))];
+                } control;
+                struct iovec iov = { .iov_base = buf, .iov_len = sizeof buf };
+                struct msghdr mh = {
+                        .msg_name = &sa, .msg_namelen = salen,
+                        .msg_iov = &iov, .msg_iovlen = 1,
+                        .msg_control = &control, .msg_controllen = sizeof control,
+                };
+                int ifindex = 0;
+
+                n = recvmsg(g->fd, &mh, MSG_DONTWAIT);
                 if (n < 0) {
                         if (errno != EAGAIN && errno != EINTR)
-                                log_debug_errno(errno, "gossip: recvfrom failed: %m");
+                                log_debug_errno(errno, "gossip: recvmsg failed: %m");
                         break;
                 }
                 if (sa.sin_family != AF_INET)
                         continue;
+                for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+                        if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO)
+                                ifindex = ((struct in_pktinfo *) CMSG_DATA(cm))->ipi_ifindex;
+                if (!accept_from(g, ifindex, &sa)) {
+                        g->foreign_drops++;
+                        continue;
+                }
                 k = wire_decode(g->wire, buf, (size_t) n, NULL, msgs, G_N_ELEMENTS(msgs));
                 if (k < 0) {
                         if (k != -ELOOP)
@@ -312,9 +347,14 @@ static void multicast_rejoin(Gossip *g) {
 static void on_links(Netlink *nl, bool link_lost, void *userdata) {
         Gossip *g = userdata;
         MemberAddress addrs[MEMBER_ADDRESSES_MAX];
-        const Member *self = membership_get_self(g->membership);
-        size_t n = local_addresses(g, addrs);
+        const Member *self;
+        size_t n;
         bool up = netlink_any_up(nl);
+
+        if (!g->membership)
+                return; /* gossip_start() failed half-way */
+        self = membership_get_self(g->membership);
+        n = local_addresses(g, addrs);
 
         if (link_lost)
                 g->link_down_usec = now_boottime_usec();
@@ -368,7 +408,7 @@ static int on_discovery(sd_event_source *s, uint64_t usec, void *userdata) {
 static int open_socket(Gossip *g) {
         struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(g->config.port) };
         socklen_t salen = sizeof sa;
-        int zero = 0, ttl = 1;
+        int zero = 0, one = 1, ttl = 1;
         _cleanup_close_ int fd = -EBADF;
 
         fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -377,6 +417,7 @@ static int open_socket(Gossip *g) {
         /* No SO_REUSEADDR: a second daemon on the same port must fail, not steal half the
          * unicast packets. Multicast stays on the link and does not come back to us. */
         if (setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof ttl) < 0 ||
+            setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one) < 0 ||
             setsockopt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, &zero, sizeof zero) < 0)
                 return log_error_errno(errno, "gossip: cannot set socket options: %m");
         if (bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0)
@@ -500,6 +541,10 @@ const Membership *gossip_get_membership(const Gossip *g) {
 
 const Wire *gossip_get_wire(const Gossip *g) {
         return g->wire;
+}
+
+uint64_t gossip_get_foreign_drops(const Gossip *g) {
+        return g->foreign_drops;
 }
 
 uint16_t gossip_get_port(const Gossip *g) {

@@ -7,8 +7,9 @@
  * interfaces and unicast pings to Peers=.
  *
  * Multicast discovery group: 239.255.46.80 (IPv4 organization-local scope, RFC 2365), on Port=,
- * TTL 1, sent on each configured up interface that supports multicast, every second. Anything
- * received is accepted on any interface if it authenticates: the HMAC is the boundary.
+ * TTL 1, sent on each configured up interface that supports multicast, every second. Packets
+ * are taken only if they arrived on a configured interface or come from a Peers= address, and
+ * then only if they authenticate.
  *
  * Nothing is created by gossip_new(): no socket exists and nothing is sent until gossip_start().
  * The daemon only starts it when KeyFile= is set. */
@@ -62,6 +63,7 @@ int gossip_set_watched(Gossip *g, const char *name, bool watched);
 const Membership *gossip_get_membership(const Gossip *g);
 const Wire *gossip_get_wire(const Gossip *g);
 uint16_t gossip_get_port(const Gossip *g);     /* the bound port (Port=0 → ephemeral) */
+uint64_t gossip_get_foreign_drops(const Gossip *g); /* packets from elsewhere than configured */
 
 /* Lease anchor (see membership_quorum_contact_usec()), but 0 while no configured link is up and
  * never earlier than the last time one of our links went down. */

@@ -296,6 +296,46 @@ static void test_not_started(void) {
         config_done(&c);
 }
 
+/* Packets that arrive on an interface not configured (and not from Peers=) are not taken. */
+static void test_foreign_interface(void) {
+        Config c;
+        sd_event *e = NULL;
+        Gossip *elsewhere = NULL, *sender = NULL;
+        char peer[32];
+        uint64_t deadline = now_boottime_usec() + 3 * SEC;
+
+        g_assert_cmpint(sd_event_new(&e), >=, 0);
+        config_init_defaults(&c);
+        g_free(c.node_name);
+        c.node_name = g_strdup("elsewhere");
+        c.port = 0;
+        c.interfaces = g_strsplit("nonexistent0", ";", 0);
+        g_assert_cmpint(gossip_new(e, &c, 1, key, strlen(key), NULL, 0, NULL, NULL, &elsewhere), ==, 0);
+        g_assert_cmpint(gossip_start(elsewhere), ==, 0);
+
+        g_free(c.node_name);
+        c.node_name = g_strdup("sender");
+        g_strfreev(c.interfaces);
+        c.interfaces = g_strsplit("lo", ";", 0);
+        snprintf(peer, sizeof peer, "127.0.0.1:%u", gossip_get_port(elsewhere));
+        c.peers = g_strsplit(peer, ";", 0);
+        g_assert_cmpint(gossip_new(e, &c, 2, key, strlen(key), NULL, 0, NULL, NULL, &sender), ==, 0);
+        g_assert_cmpint(gossip_start(sender), ==, 0);
+
+        while (gossip_get_foreign_drops(elsewhere) < 2) {
+                g_assert_cmpuint(now_boottime_usec(), <, deadline);
+                (void) sd_event_run(e, 10 * MSEC);
+        }
+        g_assert_cmpuint(membership_size(gossip_get_membership(elsewhere)), ==, 1);
+        g_assert_cmpuint(wire_accepted_count(gossip_get_wire(elsewhere)), ==, 0);
+        g_assert_null(membership_get(gossip_get_membership(sender), "elsewhere"));
+
+        gossip_free(sender);
+        gossip_free(elsewhere);
+        sd_event_unref(e);
+        config_done(&c);
+}
+
 /* ---- network namespace tests: private namespaces made with unshare() in forked children, so
  * they vanish with the processes; only 198.18.0.0/15 addresses; the host's links are never
  * touched. ---- */
@@ -553,6 +593,7 @@ int main(int argc, char *argv[]) {
         log_set_max_level(LOG_WARNING);
         g_test_add_func("/gossip/not-started", test_not_started);
         g_test_add_func("/gossip/loopback-cluster", test_loopback_cluster);
+        g_test_add_func("/gossip/foreign-interface", test_foreign_interface);
         g_test_add_func("/gossip/netlink-netns", test_netlink);
         g_test_add_func("/gossip/multicast-netns", test_multicast);
         return g_test_run();
