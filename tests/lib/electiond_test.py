@@ -6,8 +6,9 @@ dbus-daemon, the real electiond on it, proxies for the API, a signal recorder, a
 processes that can run as another uid and be killed.
 
 Environment: ELECTIOND (the daemon binary, set by meson), ELECTIOND_WRAPPER (e.g. "valgrind
---error-exitcode=99 --leak-check=full"), ELECTIOND_TIMEOUT_SCALE (multiplies every deadline;
-defaults to 10 under valgrind).
+--error-exitcode=99 --leak-check=full"; tests/data/valgrind.supp is added unless the wrapper names
+its own suppressions), ELECTIOND_TIMEOUT_SCALE (multiplies every deadline; defaults to 10 under
+valgrind). Under ASan/UBSan builds, Daemon.stop() fails on any sanitizer report in the output.
 
 Running this file as `python3 electiond_test.py client ADDRESS` turns it into a line-based
 client (one JSON request per stdin line, one JSON answer per stdout line), used by ClientProcess.
@@ -55,12 +56,10 @@ NOBODY = 65534
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.environ.get('ELECTIOND_SOURCE_ROOT', os.path.dirname(os.path.dirname(HERE)))
 TEST_BUS_CONF = os.path.join(SOURCE_ROOT, 'tests', 'data', 'test-bus.conf')
+VALGRIND_SUPP = os.path.join(SOURCE_ROOT, 'tests', 'data', 'valgrind.supp')
 
 SANITIZER_MARKERS = ('ERROR: AddressSanitizer', 'runtime error:', 'LeakSanitizer',
                      'ERROR: UndefinedBehaviorSanitizer')
-
-
-VALGRIND_SUPP = os.path.join(SOURCE_ROOT, 'tests', 'data', 'valgrind.supp')
 
 
 def wrapper_argv():
@@ -479,8 +478,10 @@ class SignalRecorder:
 
 class ClientProcess:
     """A separate client process (optionally as another uid) on one bus connection, driven by
-    JSON lines: request ["enter", election, id, flags] etc., answer {"ok": [t, s, as]} or
-    {"error": "org.x.Error"}. kill() sends SIGKILL."""
+    JSON lines: requests ["enter", election, id, flags], ["leave"|"anoint"|"promote"|"evict",
+    election, id], ["get_term", election], ["list"], ["get_election", name], ["call", path,
+    interface, method, signature, args], ["enter_and_exit", election, id, flags[, n]]; answers
+    {"ok": value} or {"error": "org.x.Error"}. kill() sends SIGKILL."""
 
     def __init__(self, bus, uid=None, gid=None):
         argv = ['/usr/bin/python3', os.path.abspath(__file__), 'client', bus.address]
