@@ -8,7 +8,7 @@ import electiond_test as et
 from electiond_test import (ERROR_INVALID_ARGS, ERROR_INVALID_ID, ERROR_INVALID_NAME,
                             ERROR_NOT_CANDIDATE, ERROR_LIMIT_EXCEEDED, ELECTION_IFACE)
 
-BAD_STRINGS = ['\x01', 'a\nb', 'tab\there', 'x' * 256, '\x7f']
+BAD_STRINGS = ['\x01', 'a\nb', 'tab\there', 'x' * 256, '\x7f', 'c1\u0085']
 
 
 class Methods(et.DaemonTestCase):
