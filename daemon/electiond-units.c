@@ -125,14 +125,20 @@ static uint64_t backoff_usec(unsigned attempts) {
         return t < RETRY_MAX_USEC ? t : RETRY_MAX_USEC;
 }
 
-static int schedule(Units *u, sd_event_source **s, uint64_t usec, sd_event_time_handler_t cb, void *userdata) {
+/* accuracy 0 = sd-event's default (250 ms), fine for retries. */
+static int schedule_accurate(Units *u, sd_event_source **s, uint64_t usec, uint64_t accuracy,
+                             sd_event_time_handler_t cb, void *userdata) {
         int r;
 
         *s = sd_event_source_disable_unref(*s);
-        r = sd_event_add_time_relative(u->event, s, CLOCK_BOOTTIME, usec, 0, cb, userdata);
+        r = sd_event_add_time_relative(u->event, s, CLOCK_BOOTTIME, usec, accuracy, cb, userdata);
         if (r < 0)
-                return log_error_errno(r, "Failed to schedule a retry: %m");
+                return log_error_errno(r, "Failed to schedule a timer: %m");
         return 0;
+}
+
+static int schedule(Units *u, sd_event_source **s, uint64_t usec, sd_event_time_handler_t cb, void *userdata) {
+        return schedule_accurate(u, s, usec, 0, cb, userdata);
 }
 
 static UnitsElection *units_find(Units *u, const char *name) {
@@ -423,12 +429,13 @@ static int recheck_cb(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 static void units_update_recheck(Units *u) {
-        uint64_t usec = units_n_leading(u) > 0 ? RECHECK_LEADING_USEC : RECHECK_IDLE_USEC;
+        bool leading = units_n_leading(u) > 0;
 
         if (!u->started || u->elections->len == 0)
                 return;
         /* Re-armed on every change, so that the period follows whether we lead. */
-        if (schedule(u, &u->recheck, usec, recheck_cb, u) >= 0)
+        if (schedule_accurate(u, &u->recheck, leading ? RECHECK_LEADING_USEC : RECHECK_IDLE_USEC,
+                              leading ? 1 : 0, recheck_cb, u) >= 0)
                 /* Lease expiry goes before ordinary work. */
                 (void) sd_event_source_set_priority(u->recheck, SD_EVENT_PRIORITY_IMPORTANT);
 }

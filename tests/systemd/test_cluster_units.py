@@ -9,7 +9,8 @@ while it leads. Checked:
 - killing the leader's node (electiond and everything its manager runs) starts it on the new leader;
 - a partitioned leader stops its unit before the majority side starts one;
 - a failing health unit moves leadership (and the unit) away.
-Each unit appends "start|stop NODE <CLOCK_REALTIME ns>" to one shared file (one host clock).
+Each unit appends "start|stop NODE <CLOCK_REALTIME ns>" to one shared file (one host clock):
+"start" from ExecStartPre= (before it runs), "stop" from ExecStopPost= (once it is gone).
 """
 
 import os
@@ -91,7 +92,8 @@ class ClusterUnitsTest(unittest.TestCase):
             m.add_unit(UNIT, f"""[Unit]
 PartOf=electiond-leader@{ELECTION}.target
 [Service]
-ExecStart=/bin/sh -c 'echo "start {node.name} $(date +%%s%%N)" >> {self.events}; exec sleep 1000'
+ExecStartPre=/bin/sh -c 'echo "start {node.name} $(date +%%s%%N)" >> {self.events}'
+ExecStart=/bin/sleep 1000
 ExecStopPost=/bin/sh -c 'echo "stop {node.name} $(date +%%s%%N)" >> {self.events}'
 """)
             if self.health:
@@ -153,18 +155,28 @@ ExecStart=/bin/sh -c 'test ! -e %t/unhealthy'
 
     def wait_single_runner(self, names=NODES, timeout=20):
         """Exactly one node runs the unit, it is the leader all of names agree on."""
+        seen = {}
+
         def ok():
             try:
                 leaders = {self.leader(n) for n in names}
-            except Exception:
+            except Exception as e:
+                seen['error'] = str(e)
                 return None
+            seen['leaders'] = leaders
+            seen['running'] = self.running_on(names)
+            seen['flags'] = [n for n in names if self.flag_exists(n)]
             if len(leaders) != 1:
                 return None
             leader = leaders.pop()
             if leader not in names:
                 return None
             return leader if self.running_on(names) == [leader] and self.flag_exists(leader) else None
-        return wait_for(ok, timeout, f'exactly one of {names} to run {UNIT}')
+        try:
+            return wait_for(ok, timeout, f'exactly one of {names} to run {UNIT}')
+        except TimeoutError as e:
+            raise AssertionError(f'{e}; last seen: {seen}\n' +
+                                 '\n'.join(f'--- {n}:\n' + self.log(n)[-6000:] for n in names)) from None
 
     def assert_stop_before_start(self, old, new):
         stop, start = self.last('stop', old), self.last('start', new)
