@@ -134,6 +134,23 @@ class LibTest(DaemonTestCase):
         self.assertEqual(ll(), [(0, 0), (0, 1), (0, 0)])
         self.assertEqual(p.stop(), 0)
 
+    def test_watch_ignores_signals_from_others(self):
+        """A TermChanged that another connection emits on the election's path is not delivered."""
+        import dbus
+        import dbus.lowlevel
+        name = self.fresh_name()
+        e = self.client.election(name)
+        p = self.watcher(name)
+        p.wait_for(lambda ls: terms(p), 10, 'the initial term')
+        fake = dbus.lowlevel.SignalMessage(e.path, 'org.electiond.Election1.Election', 'TermChanged')
+        fake.append(dbus.UInt64(999), 'mallory', dbus.Array(['mallory'], signature='s'), signature='tsas')
+        self.client.conn.send_message(fake)
+        self.client.conn.flush()
+        real = e.enter('alice', 1)
+        p.wait_for(lambda ls: terms(p)[-1] == real, 10, 'the real change')
+        self.assertEqual(terms(p), [(0, '', []), real])
+        self.assertEqual(p.stop(), 0)
+
     def test_two_handles_in_one_process(self):
         """Two clients (connections) in one process on one loop, each with a candidacy and a watch."""
         name = self.fresh_name()
