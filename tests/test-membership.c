@@ -403,6 +403,13 @@ static void loss_soak(int n, bool watch_all, uint64_t sim_time) {
 }
 
 static void test_loss_soak(void) {
+        const char *n = g_getenv("SOAK_MEMBERS"), *t = g_getenv("SOAK_SECONDS");
+
+        /* SOAK_MEMBERS/SOAK_SECONDS: one longer or bigger run instead, for exploring */
+        if (n) {
+                loss_soak(atoi(n), false, (t ? (uint64_t) atoi(t) : 600) * SEC);
+                return;
+        }
         loss_soak(5, true, 600 * SEC);
         loss_soak(16, false, 300 * SEC);
 }
