@@ -10,7 +10,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from electiond_test import DaemonTestCase, T, main, wait_until, wrapper_argv  # noqa: E402
+from electiond_test import DaemonTestCase, SignalRecorder, T, main, wait_until, wrapper_argv  # noqa: E402
 from test_client_common import CAMPAIGN, TEST_LIBELECTION, LineProcess, client_env  # noqa: E402
 
 ESHUTDOWN = 108
@@ -149,6 +149,41 @@ class LibTest(DaemonTestCase):
         real = e.enter('alice', 1)
         p.wait_for(lambda ls: terms(p)[-1] == real, 10, 'the real change')
         self.assertEqual(terms(p), [(0, '', []), real])
+        self.assertEqual(p.stop(), 0)
+
+    def test_watch_order_concurrent_changes(self):
+        """Hundreds of changes in flight at once (the daemon batches them): the watcher sees exactly
+        the TermChanged sequence the daemon emitted, in order."""
+        import dbus
+        name = self.fresh_name()
+        e = self.client.election(name)
+        rec = SignalRecorder(self.bus, e.path)
+        self.addCleanup(rec.close)
+        rec.sync()
+        p = self.watcher(name)
+        p.wait_for(lambda ls: terms(p), 10, 'the initial term')
+        initial = terms(p)[0]
+        rng = random.Random(99)
+        done = []
+        calls = [('Enter', 'st', (f'c{i}', dbus.UInt64(1))) for i in range(60)]
+        calls += [('Promote', 's', (f'c{rng.randrange(60)}',)) for _ in range(240)]
+        # the Enters first (they must exist before Promote), then everything else at once
+        for method, sig, args in calls[:60]:
+            e.call_async(method, sig, args, lambda *a: done.append(1), lambda err: done.append(err))
+        wait_until(lambda: len(done) == 60, 30, 'the enters')
+        # up to 100 in flight (the bus limits pending replies per connection)
+        for i, (method, sig, args) in enumerate(calls[60:]):
+            wait_until(lambda: len(done) >= 60 + i - 100, 30, 'a free slot')
+            e.call_async(method, sig, args, lambda *a: done.append(1), lambda err: done.append(err))
+        wait_until(lambda: len(done) == len(calls), 30, 'all replies')
+        self.assertEqual([d for d in done if d != 1], [])
+        marker = e.enter('marker', 1)
+        rec.sync()
+        expected = [initial] + rec.terms(e.path)
+        self.assertEqual(expected[-1], marker)
+        p.wait_for(lambda ls: terms(p)[-1] == marker, 30, 'the marker')
+        self.assertEqual(terms(p), expected)
+        self.assertGreater(len(expected), 200)
         self.assertEqual(p.stop(), 0)
 
     def test_two_handles_in_one_process(self):
