@@ -183,6 +183,7 @@ ExecStart=/bin/sh -c 'test ! -e %t/unhealthy'
         self.assertIsNotNone(stop, f'{old} never stopped {UNIT}')
         self.assertIsNotNone(start, f'{new} never started {UNIT}')
         self.assertLess(stop, start, f'{new} started {UNIT} before {old} had stopped it')
+        print(f'\n  {old} stopped {UNIT} {(start - stop) / 1e6:.1f} ms before {new} started it', flush=True)
 
     # -- tests --
 
