@@ -854,7 +854,7 @@ static void help(void) {
                  "     --json                  Print JSON\n"
                  "     --id=ID                 Candidate id (default: the node name)\n"
                  "     --persistent            enter: keep the candidacy until left or evicted\n"
-                 "     --stop-timeout=SEC      run: seconds between SIGTERM and SIGKILL (default 10)\n\n"
+                 "     --stop-timeout=SEC      run: seconds from SIGTERM to SIGKILL (default 10)\n\n"
                  "See the electionctl(1) man page for details and exit codes.\n"),
                program_invocation_short_name);
 }
