@@ -12,8 +12,12 @@ import sdmanager  # noqa: E402
 
 
 def mountinfo():
+    """The host's mounts where the harness mounts inside its namespace (other tests on this
+    machine may add unrelated mounts, e.g. /run/netns, meanwhile)."""
     with open('/proc/self/mountinfo') as f:
-        return sorted(' '.join(l.split()[3:5]) for l in f)
+        mounts = [l.split()[3:5] for l in f]
+    return sorted(' '.join(m) for m in mounts
+                  if m[1] == '/dev/console' or m[1] == '/run/systemd' or m[1].startswith('/run/systemd/'))
 
 
 def cgroup_of(pid):
