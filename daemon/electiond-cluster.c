@@ -807,6 +807,11 @@ static void bootstrap_or_join(Cluster *c, uint64_t now) {
 
         if (c->engine)
                 goto out; /* joining: wait for the leader to add us */
+        if (raft_dir_has_state(c->raft_dir)) {
+                /* we are a member already; the engine waited for an address: start it, never bootstrap */
+                (void) start_engine(c, NULL, 0);
+                goto out;
+        }
         membership_foreach(gossip_get_membership(c->gossip), boot_visit, &v);
         g_array_sort(v.ids, cmp_u64);
         sv = g_string_new(NULL);
@@ -1139,6 +1144,22 @@ void cluster_set_state(Cluster *c, const ElectionState *state, void (*submit_dro
         c->submit_drop = submit_drop;
 }
 
+/* Peers drop packets of an epoch older than the newest they saw from us: it must grow across
+ * restarts, also when the clock steps back, so persist it. */
+static uint64_t next_channel_epoch(Cluster *c) {
+        g_autofree char *path = g_build_filename(c->state_dir, "channel-epoch", NULL);
+        struct timespec ts;
+        uint64_t prev = 0, epoch;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        epoch = (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
+        (void) read_u64_file(path, &prev);
+        if (epoch <= prev)
+                epoch = prev + 1;
+        (void) write_u64_file(path, epoch);
+        return epoch;
+}
+
 int cluster_start(Cluster *c) {
         uint8_t tags[20];
         Tags t = { .version = TAGS_VERSION, .cluster_id = c->cluster_id, .raft_port = c->config->port };
@@ -1158,7 +1179,7 @@ int cluster_start(Cluster *c) {
         if (r < 0)
                 return log_error_errno(r, "Failed to start gossip: %m");
 
-        codec = channel_codec_new(c->config->cluster_name, key, key_size, c->node_id, now_usec() ^ random_u64() >> 16);
+        codec = channel_codec_new(c->config->cluster_name, key, key_size, c->node_id, next_channel_epoch(c));
         if (!codec)
                 return log_oom();
         r = channel_new(c->event, codec, (uint16_t) (gossip_get_port(c->gossip) + 1), on_channel, c, &c->channel);

@@ -34,6 +34,8 @@ typedef enum Stage {
         STAGE_DONE,
 } Stage;
 
+typedef struct WriteReq WriteReq;
+
 typedef struct Handshake {
         AuthTransport *transport;
         bool outbound;
@@ -41,8 +43,8 @@ typedef struct Handshake {
         uv_tcp_t *tcp;       /* raft_malloc'ed: libraft frees it once it owns it */
         uv_timer_t timer;
         uv_connect_t connect;
-        uv_write_t write;
         unsigned open_handles;
+        unsigned pending_writes; /* each holds the handshake alive until its callback */
         bool failed;
 
         struct raft_uv_connect *req; /* outbound */
@@ -185,14 +187,19 @@ static void handshake_free(Handshake *h) {
         transport_maybe_closed(t);
 }
 
+static void handshake_unref(Handshake *h) {
+        if (h->open_handles == 0 && h->pending_writes == 0)
+                handshake_free(h);
+}
+
 static void on_handshake_handle_closed(uv_handle_t *handle) {
         Handshake *h = handle->data;
         if (handle == (uv_handle_t *) h->tcp) {
                 raft_free(h->tcp);
                 h->tcp = NULL;
         }
-        if (--h->open_handles == 0)
-                handshake_free(h);
+        h->open_handles--;
+        handshake_unref(h);
 }
 
 static void handshake_close(Handshake *h) {
@@ -245,6 +252,7 @@ static void handshake_succeed(Handshake *h) {
         /* only the timer is left */
         h->open_handles--;
         handshake_close(h);
+        handshake_unref(h);
 }
 
 static void on_timeout(uv_timer_t *timer) {
@@ -263,24 +271,43 @@ static void expect(Handshake *h, Stage stage, size_t need) {
         h->need = need;
 }
 
-static void on_write_done(uv_write_t *req, int status);
-
-static int send_bytes(Handshake *h, size_t n) {
-        uv_buf_t buf = uv_buf_init((char *) h->out, (unsigned) n);
-        h->write.data = h;
-        return uv_write(&h->write, (uv_stream_t *) h->tcp, &buf, 1, on_write_done);
-}
+/* One per write: the next write may start before the previous one's callback ran (the peer's
+ * answer can arrive first), and a write may complete after the stream was handed over. */
+struct WriteReq {
+        uv_write_t req;
+        Handshake *h;
+        uint8_t data[AUTH_FIXED_SIZE + ADDRESS_MAX];
+};
 
 static void on_write_done(uv_write_t *req, int status) {
-        Handshake *h = req->data;
-        if (status == UV_ECANCELED)
-                return;
-        if (status < 0) {
-                handshake_fail(h, uv_strerror(status));
-                return;
-        }
-        if (h->stage == STAGE_HANDING_OVER)
+        WriteReq *w = req->data;
+        Handshake *h = w->h;
+
+        g_free(w);
+        h->pending_writes--;
+        if (status >= 0 && !h->failed && h->stage == STAGE_HANDING_OVER)
                 handshake_succeed(h);
+        else if (status < 0 && status != UV_ECANCELED)
+                handshake_fail(h, uv_strerror(status));
+        handshake_unref(h);
+}
+
+static int send_bytes(Handshake *h, size_t n) {
+        WriteReq *w = g_new0(WriteReq, 1);
+        uv_buf_t buf;
+        int r;
+
+        w->h = h;
+        w->req.data = w;
+        memcpy(w->data, h->out, n);
+        buf = uv_buf_init((char *) w->data, (unsigned) n);
+        r = uv_write(&w->req, (uv_stream_t *) h->tcp, &buf, 1, on_write_done);
+        if (r < 0) {
+                g_free(w);
+                return r;
+        }
+        h->pending_writes++;
+        return 0;
 }
 
 /* A stage's bytes are complete. */
