@@ -296,6 +296,50 @@ static void test_not_started(void) {
         config_done(&c);
 }
 
+static int cmp_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+/* Real timers: how long after a node stops (its loop is no longer run) do both others see it
+ * dead? Never before NodeTimeout minus one probe interval (the last contact precedes the
+ * pause by at most that), and not much after NodeTimeout. */
+static void test_detection_latency(void) {
+        enum { TRIALS = 8 };
+        uint64_t lat[TRIALS];
+        uint16_t seed;
+
+        memset(insts, 0, sizeof insts);
+        inst_start(&insts[0], "a", 0xA, key, 0);
+        seed = gossip_get_port(insts[0].gossip);
+        inst_start(&insts[1], "b", 0xB, key, seed);
+        inst_start(&insts[2], "c", 0xC, key, seed);
+        run_until(all_three_alive, 5 * SEC, "discovery");
+
+        for (int t = 0; t < TRIALS; t++) {
+                settle_start = now_boottime_usec() - (uint64_t) (t * 37 % 100) * MSEC; /* vary the phase */
+                run_until(settled, SEC, "settle");
+                insts[2].paused = true;
+                uint64_t paused_at = now_boottime_usec();
+                run_until(c_dead_for_ab, 3 * SEC, "c dead");
+                lat[t] = MAX(insts[0].dead_at[2], insts[1].dead_at[2]) - paused_at;
+                g_assert_cmpuint(MIN(insts[0].dead_at[2], insts[1].dead_at[2]) - paused_at, >=, 400 * MSEC);
+                insts[2].paused = false;
+                run_until(all_three_alive, 3 * SEC, "c back");
+        }
+        qsort(lat, TRIALS, sizeof lat[0], cmp_u64);
+        printf("# real timers, 3 nodes on loopback: stop → dead on both others, %d trials: p50 %" PRIu64
+               " ms, max %" PRIu64 " ms\n", TRIALS, lat[TRIALS / 2] / MSEC, lat[TRIALS - 1] / MSEC);
+        g_assert_cmpuint(lat[TRIALS - 1], <, 1 * SEC);
+        g_assert_cmpuint(insts[0].n_dead + insts[1].n_dead, ==, 2 * TRIALS); /* c each time, nobody else */
+        g_assert_cmpuint(insts[2].n_dead, ==, 0);
+
+        for (int i = 0; i < 4; i++) {
+                inst_stop(&insts[i]);
+                insts[i].event = sd_event_unref(insts[i].event);
+        }
+}
+
 /* Packets that arrive on an interface not configured (and not from Peers=) are not taken. */
 static void test_foreign_interface(void) {
         Config c;
@@ -594,6 +638,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/gossip/not-started", test_not_started);
         g_test_add_func("/gossip/loopback-cluster", test_loopback_cluster);
         g_test_add_func("/gossip/foreign-interface", test_foreign_interface);
+        g_test_add_func("/gossip/detection-latency", test_detection_latency);
         g_test_add_func("/gossip/netlink-netns", test_netlink);
         g_test_add_func("/gossip/multicast-netns", test_multicast);
         return g_test_run();
