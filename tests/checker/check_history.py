@@ -3,7 +3,7 @@
 """Safety checker for electiond cluster histories.
 
     check_history.py HISTORY.jsonl [--convergence-bound SEC] [--lease SEC] [--rho R]
-                     [--tolerance SEC] [--clip-partitions]
+                     [--tolerance SEC] [--fault-grace SEC] [--clip-partitions]
 
 Exit status 0: no violation; 1: violations (each printed); 2: unreadable input.
 Importable: check(records, ...) -> Result with .violations and .summary.
@@ -59,9 +59,12 @@ The model, rule by rule
 (d) lost-enter: an Enter acknowledged ("ok") to a client on node N must stay among the
     candidates in every later term record of N, until an excuse occurs after its invocation: a
     Leave or Evict of that (election, id) was invoked; a connection that entered the id
-    disconnected; a node that entered the id was killed, terminated, restarted, stopped, cut off
-    (link down, partition, one-way partition, loss, bridge down: the cluster may declare it
-    dead and drop its candidacies). "Later" means: after the ok and either with a higher term id
+    disconnected; or a fault was active on a node that entered the id at any time in between:
+    killed/terminated/failed to start (until its next start), stopped (until SIGCONT), link
+    down, partitioned, one-way partitioned, lossy (until the heal), bridge down — the cluster
+    may declare such a node dead and drop its candidacies, and a drop decided during the fault
+    may commit a little later, so each fault window is extended by --fault-grace (default 1 s).
+    "Later" means: after the ok and either with a higher term id
     than the reply's or after N's own record that showed the id (so a signal emitted before the
     Enter but recorded late is not mistaken for a loss).
     missing-change: at each final snapshot, an acknowledged Enter with no excuse and no later
@@ -69,7 +72,8 @@ The model, rule by rule
     Enter invocation of the same id must be absent.
 
 (e) no-convergence: for every "healed" record at time H, there must be an instant in
-    [H, H + bound] at which every live node (started, not killed, terminated or stopped) has the
+    [H, H + bound] at which every live node (started; not killed, terminated, stopped or failed
+    to start since) has the
     same view (term id, leader, candidates) of every election; views come from term records and
     final snapshots, an election a node never reported counts as (0, "", []).
 """
@@ -84,6 +88,7 @@ NS = 1_000_000_000
 DEFAULT_LEASE = 0.2      # LeaseSec default (DESIGN.md)
 DEFAULT_RHO = 0.01       # clock-rate bound (DESIGN.md)
 DEFAULT_BOUND = 10.0
+DEFAULT_FAULT_GRACE = 1.0  # a drop decided during a fault may commit this long after it ends
 
 PROCESS_DOWN = {"kill", "terminate", "stop"}
 NET_CUT = {"link_down", "partition", "partition_oneway"}
@@ -161,7 +166,7 @@ def _config_lease(recs):
 
 
 def check(records, convergence_bound=DEFAULT_BOUND, lease=None, rho=DEFAULT_RHO, tolerance=0.0,
-          clip_partitions=False):
+          clip_partitions=False, fault_grace=DEFAULT_FAULT_GRACE):
     res = Result()
     # Stable order: by time, then input order (one writer's records keep their order).
     recs = [r for _i, r in sorted(enumerate(records), key=lambda p: (p[1].get("t", 0), p[0]))]
@@ -255,7 +260,7 @@ def check(records, convergence_bound=DEFAULT_BOUND, lease=None, rho=DEFAULT_RHO,
                                                        overlap / 1e6), [r1, r2])
 
     # ---- (d) acknowledged changes stay --------------------------------------------------------
-    n_acked = _check_acked(recs, res, T)
+    n_acked = _check_acked(recs, res, T, int(fault_grace * NS))
 
     # ---- (e) convergence after heal -------------------------------------------------------------
     n_healed = _check_convergence(recs, res, T, nodes, int(convergence_bound * NS))
@@ -337,9 +342,64 @@ def _claims(recs, cap_ns, end_t, clip_partitions):
     return out
 
 
-def _check_acked(recs, res, T):
+def _fault_intervals(recs, grace_ns):
+    """node -> [(start, end)]: when a fault that can make the cluster drop the node was active
+    (process down or stopped, link down, partitioned, lossy, bridge down), end extended by grace
+    (a drop decided during the fault may commit a little after it ends)."""
+    inf = float("inf")
+    out = defaultdict(list)
+    active = defaultdict(dict)   # node -> kind -> start
+    everyone = set()
+    for r in recs:
+        if r.get("type") == "node_event" and r.get("event") == "cluster":
+            everyone.update(r.get("nodes") or [])
+        elif r.get("node"):
+            everyone.add(r["node"])
+
+    def begin(nodes, kind, t):
+        for n in nodes:
+            active[n].setdefault(kind, t)
+
+    def end(nodes, kinds, t):
+        for n in nodes:
+            for k in kinds:
+                if k in active[n]:
+                    out[n].append((active[n].pop(k), t + grace_ns))
+
+    net = ("link", "net", "bridge")
+    for r in recs:
+        if r.get("type") != "node_event":
+            continue
+        ev, t, who = r.get("event"), r["t"], event_nodes(r)
+        if ev in ("kill", "terminate", "start_failed"):
+            begin(who, "down", t)
+        elif ev == "start":
+            end(who, ["down"], t)
+        elif ev == "stop":
+            begin(who, "stop", t)
+        elif ev == "cont":
+            end(who, ["stop"], t)
+        elif ev == "link_down":
+            begin(who, "link", t)
+        elif ev == "link_up":
+            end(who, ["link"], t)
+        elif ev in ("partition", "partition_oneway", "loss"):
+            begin(who, "net", t)
+        elif ev == "bridge_down":
+            begin(everyone, "bridge", t)
+        elif ev == "bridge_up":
+            end(everyone, ["bridge"], t)
+        elif ev in ("heal", "healed"):
+            end(everyone, net, t)
+    for n, kinds in active.items():
+        for k, t in kinds.items():
+            out[n].append((t, inf))
+    return out
+
+
+def _check_acked(recs, res, T, fault_grace_ns):
     excuse_ops = {"leave", "evict"}
-    node_gone = PROCESS_DOWN | NET_CUT | {"restart", "loss", "bridge_down"}
+    faults = _fault_intervals(recs, fault_grace_ns)
     invokes = {}
     for r in recs:
         if r.get("type") == "invoke" and r.get("req"):
@@ -350,7 +410,7 @@ def _check_acked(recs, res, T):
             by_node[(r["node"], r["election"])].append(r)
     by_node_t = {k: [r["t"] for r in v] for k, v in by_node.items()}
     # Only these records can excuse a disappearance; scanning them alone keeps long soaks fast.
-    excuse_recs = [r for r in recs if r.get("type") in ("node_event", "client_event", "owner")
+    excuse_recs = [r for r in recs if r.get("type") in ("client_event", "owner")
                    or (r.get("type") == "invoke" and r.get("op") in excuse_ops)]
     excuse_t = [r["t"] for r in excuse_recs]
     finals = [r for r in recs if r.get("type") == "final"]
@@ -364,6 +424,10 @@ def _check_acked(recs, res, T):
     def excused(e, cid, since, until):
         owners = {x.get("owner") for x in enterers[(e, cid)] if x["t"] <= until}
         owner_nodes = {x.get("node") for x in enterers[(e, cid)] if x["t"] <= until}
+        for n in owner_nodes:
+            for a, b in faults.get(n, ()):
+                if a <= until and b >= since:
+                    return {"type": "fault", "node": n, "t": a}
         for r in excuse_recs[bisect.bisect_left(excuse_t, since):]:
             t = r["t"]
             if t > until:
@@ -373,12 +437,6 @@ def _check_acked(recs, res, T):
                 return r
             if ty == "client_event" and r.get("event") == "disconnect" and r.get("owner") in owners:
                 return r
-            if ty == "node_event":
-                ev = r.get("event")
-                if ev in node_gone and (ev == "bridge_down" or event_nodes(r) & owner_nodes):
-                    return r
-                if ev == "start" and r.get("node") in owner_nodes:
-                    return r
             if ty == "owner" and not r.get("owner") and r.get("node") in owner_nodes:
                 return r
         return None
@@ -461,7 +519,7 @@ def _check_convergence(recs, res, T, nodes, bound_ns):
                     return
                 if ev == "start" or ev == "cont":
                     state[n] = "alive"
-                elif ev in ("kill", "terminate"):
+                elif ev in ("kill", "terminate", "start_failed"):
                     state[n] = "dead"
                 elif ev == "stop":
                     state[n] = "stopped"
@@ -518,6 +576,8 @@ def main(argv=None):
     ap.add_argument("--rho", type=float, default=DEFAULT_RHO, help="clock-rate bound (default %(default)s)")
     ap.add_argument("--tolerance", type=float, default=0.0, metavar="SEC",
                     help="LocalLeader overlap tolerated for recording latency (default 0)")
+    ap.add_argument("--fault-grace", type=float, default=DEFAULT_FAULT_GRACE, metavar="SEC",
+                    help="how long after a fault ends it still excuses a lost candidacy (default %(default)s)")
     ap.add_argument("--clip-partitions", action="store_true",
                     help="also end a claim at (link down / partition) + lease")
     a = ap.parse_args(argv)
@@ -526,7 +586,7 @@ def main(argv=None):
     except (OSError, ValueError) as e:
         print("check_history: %s" % e, file=sys.stderr)
         return 2
-    r = check(recs, a.convergence_bound, a.lease, a.rho, a.tolerance, a.clip_partitions)
+    r = check(recs, a.convergence_bound, a.lease, a.rho, a.tolerance, a.clip_partitions, a.fault_grace)
     s = r.summary
     print("history: %d records, %.1fs, nodes %s, %d elections, %d terms, %d LocalLeader claims, "
           "%d acknowledged enters, %d heals checked (lease %.3fs)"

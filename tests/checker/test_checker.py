@@ -292,6 +292,31 @@ class CheckerTest(unittest.TestCase):
             r = h.check()
             self.assertEqual(r.violations, [], "%s: %s" % (excuse, [str(v) for v in r.violations]))
 
+    def lost_enter_history(self, fault_ms, heal_ms, enter_ms):
+        h = H()
+        h.term_all(10, 1, "x", ["x"])
+        if fault_ms is not None:
+            h.ev(fault_ms, "loss", percent=20, nodes=["n1", "n2", "n3"])
+            h.ev(heal_ms, "heal")
+            h.ev(heal_ms + 1, "healed")
+        h.op(enter_ms, enter_ms + 10, "n2", "enter", "a", "r1", 1, "x", ["x", "a"])
+        h.term(enter_ms + 5, "n2", 1, "x", ["x", "a"])
+        h.term(enter_ms + 100, "n2", 2, "x", ["x"])   # a dropped as if n2 was declared dead
+        for n in ("n1", "n3"):
+            h.term(enter_ms + 101, n, 2, "x", ["x"])
+        return h
+
+    def test_enter_lost_while_a_fault_is_ongoing_is_excused(self):
+        # The loss began before the Enter was invoked and lasts past the disappearance.
+        self.assertPasses(self.lost_enter_history(100, 5000, 1000))
+
+    def test_enter_lost_just_after_heal_is_excused_by_grace(self):
+        self.assertPasses(self.lost_enter_history(100, 1000, 1300))
+
+    def test_enter_lost_long_after_heal_is_caught(self):
+        self.assertCaught(self.lost_enter_history(100, 1000, 3000), "lost-enter")
+        self.assertCaught(self.lost_enter_history(None, None, 3000), "lost-enter")
+
     def test_late_recorded_old_signal_is_not_a_loss(self):
         # A signal emitted before the Enter applied, recorded after the client's ok.
         h = H()
@@ -337,6 +362,17 @@ class CheckerTest(unittest.TestCase):
         h.ev(400, "heal")
         h.ev(401, "healed")
         h.term(10000, "n2", 2, "b", ["b"])
+        self.assertPasses(h, convergence_bound=1.0)
+
+    def test_convergence_ignores_node_that_failed_to_start(self):
+        h = H()
+        h.term_all(100, 1, "a", ["a"])
+        h.ev(200, "kill", node="n1")
+        h.ev(300, "start", node="n1")
+        h.ev(400, "start_failed", node="n1")
+        h.term(500, "n2", 2, "b", ["b"])
+        h.term(501, "n3", 2, "b", ["b"])
+        h.ev(600, "healed")
         self.assertPasses(h, convergence_bound=1.0)
 
     def test_history_ending_before_agreement_is_caught(self):

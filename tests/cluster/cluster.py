@@ -280,7 +280,10 @@ class Node:
                 raise RuntimeError("%s: electiond exited with %s; log:\n%s"
                                    % (self.name, self.daemon.popen.returncode, self.log_tail()))
             return self.has_name()
-        wait_until(ready, timeout, "%s to own %s" % (self.name, BUS_NAME))
+        try:
+            wait_until(ready, timeout, "%s to own %s" % (self.name, BUS_NAME))
+        except TimeoutError as e:
+            raise TimeoutError("%s; log:\n%s" % (e, self.log_tail())) from None
 
     def log_tail(self, n=30):
         try:

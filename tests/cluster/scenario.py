@@ -86,13 +86,16 @@ class Workload:
                 self.failed += 1
                 if ex.get_dbus_name() in ("org.freedesktop.DBus.Error.Disconnected",
                                           "org.freedesktop.DBus.Error.NoServer"):
-                    client.close()
+                    if client is not None:
+                        client.close()
                     client = None
             except Exception:
                 self.failed += 1
                 if client is not None:
                     client.close()
                 client = None
+                if self.stop.wait(0.5):   # the bus itself is gone (teardown): do not spin
+                    break
             self.stop.wait(rng.uniform(0.05, 0.3))   # pacing between operations
         if client is not None:
             client.close()
@@ -103,6 +106,7 @@ class Scenario:
         self.c = c
         self.rng = rng
         self.bound = bound
+        self.crashes = []   # daemons that died or hung on start
 
     def hold(self, lo, hi):
         time.sleep(self.rng.uniform(lo, hi))   # the fault's duration (part of the scenario)
@@ -132,16 +136,30 @@ class Scenario:
                 pass
         return self.rng.choice(self.c.nodes)
 
+    def start(self, n, wait=True):
+        """Starts n's daemon; a daemon that dies or hangs on start is recorded as a crash."""
+        try:
+            n.start(wait=False)
+            if wait:
+                n.wait_ready(20)
+        except (RuntimeError, TimeoutError) as e:
+            msg = str(e).splitlines()[0]
+            say("CRASH: %s" % msg)
+            self.crashes.append("%s: %s\n%s" % (n.name, msg, n.log_tail(15)))
+            self.c.log_event("start_failed", node=n.name, error=msg)
+            if n.alive():
+                n.kill()
+
     def restart(self, n, graceful=False):
         if n.alive():
             (n.terminate if graceful else n.kill)()
-        n.start(wait=True)
+        self.start(n)
 
     def settle(self):
         self.c.heal()
         for n in self.c.nodes:
             if not n.alive():
-                n.start(wait=True)
+                self.start(n)
         try:
             self.c.wait_converged(self.bound)
         except TimeoutError as e:
@@ -149,18 +167,20 @@ class Scenario:
 
     # --- faults ---------------------------------------------------------------------------
     def f_kill(self):
+        if not self.live():
+            return
         n = self.rng.choice(self.live())
         say("kill %s" % n.name)
         n.kill()
         self.hold(0.5, 3)
-        n.start()
+        self.start(n)
 
     def f_kill_leader(self):
         n = self.leader_node()
         say("kill leader's node %s" % n.name)
         n.kill()
         self.hold(0.5, 3)
-        n.start()
+        self.start(n)
 
     def f_stop_leader(self):
         n = self.leader_node()
@@ -220,9 +240,13 @@ class Scenario:
                 n.kill()
         self.hold(0.2, 1)
         for n in self.c.nodes:
-            n.start(wait=False)
+            self.start(n, wait=False)
         for n in self.c.nodes:
-            n.wait_ready()
+            if n.alive():
+                try:
+                    n.wait_ready(20)
+                except (RuntimeError, TimeoutError) as e:
+                    self.crashes.append("%s: %s" % (n.name, str(e).splitlines()[0]))
 
 
 def main(argv=None):
@@ -263,7 +287,7 @@ def main(argv=None):
         if not a.standalone and any(NOT_AVAILABLE in n.log_tail() for n in c.nodes):
             print("SKIP: cluster consensus not implemented (%s)" % NOT_AVAILABLE)
             return 77
-        s = Scenario(c, rng, a.bound)
+        s_obj = s = Scenario(c, rng, a.bound)
         try:
             c.wait_converged(30)
         except TimeoutError as e:
@@ -291,10 +315,13 @@ def main(argv=None):
                                                         s["heals_checked"]))
     if a.out:
         print("history written to %s" % a.out)
-    if res.ok:
+    for crash in s_obj.crashes:
+        print("  CRASH %s" % crash)
+    if res.ok and not s_obj.crashes:
         print("OK: no violations (seed %d)" % seed)
         return 0
-    print("FAILED: %d violation(s) (seed %d)" % (len(res.violations), seed))
+    print("FAILED: %d violation(s), %d daemon crash(es) (seed %d)" % (len(res.violations),
+                                                                     len(s_obj.crashes), seed))
     for v in res.violations:
         print("  VIOLATION %s" % v)
     return 1
