@@ -32,8 +32,8 @@ def rss_kib(pid, key='VmRSS'):
     raise RuntimeError('no ' + key)
 
 
-def fdatasync_ms(directory, n=50):
-    """Median time of a 4 KiB write + fdatasync where the state dir lives: the floor of a commit."""
+def fdatasync_ms(directory, n=200):
+    """Median and p99 of a 4 KiB write + fdatasync where the state dir lives: the floor of a commit."""
     path = os.path.join(directory, 'fsync-probe')
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
     times = []
@@ -46,7 +46,8 @@ def fdatasync_ms(directory, n=50):
     finally:
         os.close(fd)
         os.unlink(path)
-    return statistics.median(times) * 1e3
+    times.sort()
+    return statistics.median(times) * 1e3, times[int(0.99 * (len(times) - 1))] * 1e3
 
 
 def cpu_seconds(pid):
@@ -162,7 +163,8 @@ def main():
          f"{res['start_restart_ms']:.1f} ms", '< 100 ms', 'yes' if res['start_restart_ms'] < 100 else 'NO'),
     ]
     rows.append((f'restart with {a.elections} elections: exec to bus name owned', f"{res['start_elections_ms']:.1f} ms", '', ''))
-    rows.append(('4 KiB write + fdatasync in the state dir (median of 50)', f"{res['fdatasync_ms']:.2f} ms", '', ''))
+    rows.append(('4 KiB write + fdatasync in the state dir, p50 / p99 of 200',
+                 f"{res['fdatasync_ms'][0]:.2f} / {res['fdatasync_ms'][1]:.2f} ms", '', ''))
     table = ['| measure | result | goal | met |', '|---|---|---|---|']
     table += [f'| {m} | {r} | {g} | {ok} |' for (m, r, g, ok) in rows]
     rev = subprocess.run(['git', '-C', ROOT, 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip()
