@@ -162,6 +162,26 @@ class BusPolicy(unittest.TestCase):
         for iface, method in DENIED:
             self.assertEqual(res[iface + '.' + method], et.ERROR_ACCESS_DENIED, (iface, method))
 
+    def test_real_daemon_under_shipped_policy(self):
+        # electiond itself on a bus that only has the shipped policy: unprivileged callers reach
+        # it and get their replies, and its signals get through.
+        d = et.Daemon(self.bus)
+        try:
+            rec = et.SignalRecorder(self.bus, path=et.election_path('policy'))
+            r = et.run_as(self.bus, [('enter', 'policy', 'nb', 0), ('get_term', 'policy'), ('list',),
+                                     ('anoint', 'policy', 'nb'), ('leave', 'policy', 'nb')], uid=et.NOBODY)
+            self.assertEqual(r[0], ('ok', (1, 'nb', ['nb'])))
+            self.assertEqual(r[1], ('ok', (1, 'nb', ['nb'])))
+            self.assertEqual(r[2][0], 'ok')
+            self.assertEqual(r[3], ('error', et.ERROR_ACCESS_DENIED))
+            self.assertEqual(r[4], ('ok', (1, '', [])))
+            rec.wait_terms(2)
+            self.assertEqual(rec.terms(), [(1, 'nb', ['nb']), (1, '', [])])
+            rec.close()
+            d.stop()
+        finally:
+            d.cleanup()
+
 
 if __name__ == '__main__':
     unittest.main(verbosity=2)
