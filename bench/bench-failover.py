@@ -29,7 +29,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -266,9 +265,12 @@ def master_intervals(events_by_node, t0, t1):
     return out
 
 
-def bench_keepalived(n, advert_int, trials, part_trials):
-    """Returns {"kill": [ns...], "spurious": k, "part_two": k, "part_n": k, "part_times": [...]}"""
-    res = {"kill": [], "dual_after_kill": 0, "part_two": 0, "part_n": 0, "part_takeover": []}
+def keepalived_result():
+    return {"kill": [], "dual_after_kill": 0, "part_two": 0, "part_n": 0, "part_takeover": []}
+
+
+def bench_keepalived(n, advert_int, trials, part_trials, res):
+    """Fills res (keepalived_result()) as trials complete, so a failure keeps what was measured."""
     master_down = 3 * advert_int + advert_int   # 3 adverts + skew (< 1 advert)
     with cluster.Cluster(n, clustered=False, record=False) as c:
         k = KeepalivedCluster(c, advert_int)
@@ -439,9 +441,13 @@ def local_leader_intervals(records, t0, t1):
     return out
 
 
-def bench_electiond(n, trials, part_trials, anoint_trials, form_timeout):
-    res = {"kill": [], "kill_node": [], "local_leader": [], "anoint": [], "anoint_reply": [], "part_two": 0, "part_n": 0,
-           "part_takeover": [], "part_ll_read_two": 0}
+def electiond_result():
+    return {"kill": [], "kill_node": [], "local_leader": [], "anoint": [], "anoint_reply": [], "part_two": 0,
+            "part_n": 0, "part_takeover": [], "part_ll_read_two": 0}
+
+
+def bench_electiond(n, trials, part_trials, anoint_trials, form_timeout, res):
+    """Fills res (electiond_result()); raises Unavailable when no cluster forms."""
     with cluster.Cluster(n) as c:
         try:
             c.start(wait=False)
@@ -575,6 +581,8 @@ def write_report(path, args, results, notes):
            "Machine: `nproc` %d, %s, Linux %s; load average %s at the end (the machine is shared, "
            "numbers include scheduling noise). %s (Debian package)." % (
                mi["nproc"], mi["cpu"], mi["kernel"], mi["load"], mi["keepalived"]), "",
+           "electiond: `%s` (default timing: ProbeIntervalSec 0.05, LeaseSec 0.2, NodeTimeoutSec 0.35)."
+           % os.path.relpath(os.environ.get("ELECTIOND", "electiond"), ROOT), "",
            "Topology: the tests/cluster harness — N network namespaces on one Linux bridge (in its own "
            "switch namespace), nodes 198.18.0.k/24, VIP %s. Times are CLOCK_MONOTONIC in ms." % VIP, ""]
     for n in args.nodes:
@@ -584,10 +592,10 @@ def write_report(path, args, results, notes):
                 "| system, setting | trials | p50 | p90 | p99 | max |", "|---|---|---|---|---|---|"]
         for key, label in (("ka1", "keepalived, advert_int 1 s (default)"),
                            ("ka001", "keepalived, advert_int 0.01 s (fastest)")):
-            if key in r:
+            if key in r and r[key]["kill"]:
                 out.append(row(label, r[key]["kill"]))
         e = r.get("el")
-        if isinstance(e, dict):
+        if isinstance(e, dict) and e["kill"]:
             out.append(row("electiond, defaults: TermChanged on every survivor", e["kill"]))
             out.append(row("electiond: LocalLeader=true on the new leader's node", e["local_leader"]))
         out.append("")
@@ -595,11 +603,11 @@ def write_report(path, args, results, notes):
             ratios = []
             for key, label in (("ka1", "advert_int 1 s"), ("ka001", "advert_int 0.01 s")):
                 if key in r and r[key]["kill"]:
-                    ratios.append("keepalived (%s) p50 / electiond p50 = **%.2f**, p99 / p99 = **%.2f**" % (
+                    ratios.append("keepalived (%s) ÷ electiond: p50 **%.2f×**, p99 **%.2f×**" % (
                         label, percentile(r[key]["kill"], 50) / percentile(e["kill"], 50),
                         percentile(r[key]["kill"], 99) / percentile(e["kill"], 99)))
             if ratios:
-                out += ["Ratio: " + "; ".join(ratios) + ".", ""]
+                out += ["Ratio (above 1: electiond is faster): " + "; ".join(ratios) + ".", ""]
         if isinstance(e, dict) and e["anoint"]:
             out += ["### Graceful Anoint -> every node sees the new term", "",
                     "| system | trials | p50 | p90 | p99 | max |", "|---|---|---|---|---|---|",
@@ -620,6 +628,11 @@ def write_report(path, args, results, notes):
         if isinstance(e, str):
             out += ["", "**electiond: %s** — no electiond numbers for %d nodes." % (e, n)]
         extra = []
+        for key, label in (("ka1", "keepalived advert_int 1 s"), ("ka001", "keepalived advert_int 0.01 s"),
+                           ("el", "electiond")):
+            if isinstance(r.get(key), dict) and r[key].get("error"):
+                extra.append("**%s stopped early: %s** (the rows above hold the trials done before)"
+                             % (label, r[key]["error"][:400].replace("\n", " ")))
         for key, label in (("ka1", "1 s"), ("ka001", "0.01 s")):
             if key in r and r[key]["dual_after_kill"]:
                 extra.append("keepalived (advert_int %s): %d kill trials had two survivors take over "
@@ -717,15 +730,24 @@ def main():
         if args.only != "electiond":
             for key, adv in (("ka1", 1), ("ka001", 0.01)):
                 log("keepalived, %d nodes, advert_int %s s" % (n, adv))
-                results[n][key] = bench_keepalived(n, adv, args.trials, args.partition_trials)
+                results[n][key] = keepalived_result()
+                try:
+                    bench_keepalived(n, adv, args.trials, args.partition_trials, results[n][key])
+                except Exception as e:   # keep what was measured; say what broke
+                    results[n][key]["error"] = "%s: %s" % (type(e).__name__, e)
+                    log("keepalived failed: %s" % results[n][key]["error"])
         if args.only != "keepalived":
             log("electiond, %d nodes (%s)" % (n, os.environ["ELECTIOND"]))
             try:
-                results[n]["el"] = bench_electiond(n, args.trials, args.partition_trials,
-                                                   args.anoint_trials, args.form_timeout)
+                results[n]["el"] = electiond_result()
+                bench_electiond(n, args.trials, args.partition_trials, args.anoint_trials,
+                                args.form_timeout, results[n]["el"])
             except Unavailable as e:
                 results[n]["el"] = "cluster not available (%s)" % e
                 log("electiond: cluster not available: %s" % e)
+            except Exception as e:
+                results[n]["el"]["error"] = "%s: %s" % (type(e).__name__, e)
+                log("electiond failed: %s" % results[n]["el"]["error"])
     for n in args.nodes:
         r = results[n]
         series = []
