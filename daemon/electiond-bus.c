@@ -35,12 +35,37 @@ struct BusEdge {
         sd_bus_slot *election_slot;
         sd_bus_slot *enumerator_slot;
         GHashTable *tracks;       /* owner -> TrackedOwner* */
-        GHashTable *local_leader; /* election name -> GINT_TO_POINTER(1 + LocalLeader) as last announced */
+        GHashTable *local_leader; /* election name -> LocalLeaderSeen, as last announced */
         GQueue authorizing;       /* Call*, waiting for polkit */
         GHashTable *uids;         /* unique name -> uid + 1: unique names are never reused */
         int last_quorate;         /* -1 unknown; else as last announced */
         char *last_members;       /* fingerprint of Members as last announced */
 };
+
+/* LocalLeader as last announced, and when it last flipped (CLOCK_MONOTONIC µs): observers see the
+ * signal late, so histories take the node's own step-down instant from LocalLeaderChanged. */
+typedef struct LocalLeaderSeen {
+        bool value;
+        uint64_t changed;
+} LocalLeaderSeen;
+
+/* Records the current value; true if it differs from the last one announced (unknown = false). */
+static bool local_leader_update(BusEdge *b, const Election *e, bool *ret_known) {
+        bool local = manager_local_leader(b->manager, e);
+        LocalLeaderSeen *seen = g_hash_table_lookup(b->local_leader, e->name);
+
+        if (ret_known)
+                *ret_known = seen != NULL;
+        if (!seen) {
+                seen = g_new0(LocalLeaderSeen, 1);
+                g_hash_table_insert(b->local_leader, g_strdup(e->name), seen);
+        }
+        if (seen->value == local)
+                return false;
+        seen->value = local;
+        seen->changed = now_monotonic_usec();
+        return true;
+}
 
 /* Querying the bus for a sender's uid is a synchronous round trip; do it once per connection. */
 #define UID_CACHE_MAX 4096
@@ -541,6 +566,10 @@ static int property_election(sd_bus *bus, const char *path, const char *interfac
 
         if (streq_ptr(property, "Name"))
                 return sd_bus_message_append(reply, "s", name);
+        if (streq_ptr(property, "LocalLeaderChanged")) {
+                const LocalLeaderSeen *seen = g_hash_table_lookup(b->local_leader, name);
+                return sd_bus_message_append(reply, "t", seen ? seen->changed : UINT64_C(0));
+        }
         if (streq_ptr(property, "LocalLeader"))
                 return sd_bus_message_append(reply, "b", manager_local_leader(b->manager, e));
 
@@ -597,6 +626,7 @@ static const sd_bus_vtable election_vtable[] = {
         SD_BUS_PROPERTY("Leader", "s", property_election, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Candidates", "as", property_election, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LocalLeader", "b", property_election, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("LocalLeaderChanged", "t", property_election, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_VTABLE_END
 };
 
@@ -730,8 +760,7 @@ static void emit_term_changed(BusEdge *b, const char *path, const Election *e) {
 
 void bus_edge_term_changed(BusEdge *b, const Election *e) {
         g_autofree char *path = NULL;
-        gpointer old;
-        bool local, known, moved;
+        bool known, moved;
         int r;
 
         g_assert(b);
@@ -742,11 +771,7 @@ void bus_edge_term_changed(BusEdge *b, const Election *e) {
                 return (void) log_oom();
 
         /* An election not seen before read LocalLeader=false until now. */
-        local = manager_local_leader(b->manager, e);
-        known = g_hash_table_lookup_extended(b->local_leader, e->name, NULL, &old);
-        moved = (known ? GPOINTER_TO_INT(old) - 1 : false) != local;
-        if (!known || moved)
-                g_hash_table_insert(b->local_leader, g_strdup(e->name), GINT_TO_POINTER(1 + local));
+        moved = local_leader_update(b, e, &known);
 
         if (!known) {
                 r = sd_bus_emit_object_added(b->bus, path);
@@ -758,7 +783,7 @@ void bus_edge_term_changed(BusEdge *b, const Election *e) {
 
         r = sd_bus_emit_properties_changed(b->bus, path, ELECTIOND_ELECTION_INTERFACE,
                                            "Term", "TermId", "Leader", "Candidates",
-                                           moved ? "LocalLeader" : NULL, NULL);
+                                           moved ? "LocalLeader" : NULL, "LocalLeaderChanged", NULL);
         if (r < 0)
                 log_warning_errno(r, "Failed to emit PropertiesChanged for election '%s': %m", e->name);
 }
@@ -794,19 +819,16 @@ void bus_edge_cluster_changed(BusEdge *b) {
         list = election_state_list(manager_get_state(b->manager));
         for (unsigned i = 0; i < list->len; i++) {
                 const Election *e = list->pdata[i];
-                bool local = manager_local_leader(b->manager, e);
-                gpointer old;
                 g_autofree char *path = NULL;
 
-                if (g_hash_table_lookup_extended(b->local_leader, e->name, NULL, &old) &&
-                    (GPOINTER_TO_INT(old) - 1) == local)
+                if (!local_leader_update(b, e, NULL))
                         continue;
-                g_hash_table_insert(b->local_leader, g_strdup(e->name), GINT_TO_POINTER(1 + local));
 
                 path = bus_election_path(e->name);
                 if (!path)
                         continue;
-                r = sd_bus_emit_properties_changed(b->bus, path, ELECTIOND_ELECTION_INTERFACE, "LocalLeader", NULL);
+                r = sd_bus_emit_properties_changed(b->bus, path, ELECTIOND_ELECTION_INTERFACE, "LocalLeader",
+                                                   "LocalLeaderChanged", NULL);
                 if (r < 0)
                         log_warning_errno(r, "Failed to emit PropertiesChanged for election '%s': %m", e->name);
         }
@@ -828,16 +850,14 @@ int bus_edge_new(Manager *m, sd_bus *bus, BusEdge **ret) {
         b->bus = sd_bus_ref(bus);
         b->last_quorate = -1;
         b->tracks = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, tracked_owner_destroy);
-        b->local_leader = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        b->local_leader = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         g_queue_init(&b->authorizing);
         b->uids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 
         /* Elections restored from disk are not "new": no InterfacesAdded for them. */
         list = election_state_list(manager_get_state(m));
         for (unsigned i = 0; i < list->len; i++) {
-                const Election *e = list->pdata[i];
-                g_hash_table_insert(b->local_leader, g_strdup(e->name),
-                                    GINT_TO_POINTER(1 + manager_local_leader(m, e)));
+                (void) local_leader_update(b, list->pdata[i], NULL);
         }
 
         r = sd_bus_add_object_vtable(bus, &b->manager_slot, ELECTIOND_MANAGER_PATH, ELECTIOND_MANAGER_INTERFACE,

@@ -567,6 +567,8 @@ void cluster_lead_changed(Cluster *c, const Election *e, const char *prev_leader
                                 excused = ((Peer *) v)->node_id;
         }
         lease_handover_begin(h, index, excused, now_usec());
+        log_debug("Election '%s': lead gained at index %" PRIu64 " from node '%s'; waiting for every member to apply it.",
+                  e->name, index, prev_leader_node ?: "");
         schedule_deadline(c, now_usec());
 }
 

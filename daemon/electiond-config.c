@@ -61,9 +61,9 @@ void config_init_defaults(Config *c) {
                 .port = 7946,
                 .bootstrap_expect = 1,
                 .max_voters = 5,
-                .probe_interval_usec = 100 * USEC_PER_MSEC,
-                .lease_usec = 300 * USEC_PER_MSEC,
-                .node_timeout_usec = 500 * USEC_PER_MSEC,
+                .probe_interval_usec = 50 * USEC_PER_MSEC,
+                .lease_usec = 200 * USEC_PER_MSEC,
+                .node_timeout_usec = 350 * USEC_PER_MSEC,
                 .dead_member_timeout_usec = 3600 * USEC_PER_SEC,
         };
 }

@@ -418,8 +418,30 @@ static void manager_election_changed(Manager *m, const Election *e) {
         }
 }
 
+/* Clustered: spot every change of an election's leading candidacy, for the hand-over rules. */
+static void track_leader(Manager *m, const Election *e) {
+        const Candidacy *lead = e->candidates->len > 0 ? e->candidates->pdata[0] : NULL;
+        g_autofree char *now = lead ? g_strdup_printf("%s\n%s", lead->node, lead->id) : g_strdup("");
+        const char *before = g_hash_table_lookup(m->leaders, e->name) ?: "";
+        g_autofree char *prev_node = NULL;
+
+        if (streq_ptr(before, now))
+                return;
+        prev_node = g_strndup(before, strcspn(before, "\n"));
+        m->applying_leader_changed = true;
+        cluster_lead_changed(m->cluster, e, prev_node,
+                             m->applying_dropped_node && streq_ptr(prev_node, m->applying_dropped_node),
+                             m->applying_index);
+        g_hash_table_insert(m->leaders, g_strdup(e->name), g_steal_pointer(&now));
+}
+
 static void on_election_changed(const Election *e, void *userdata) {
-        manager_election_changed(userdata, e);
+        Manager *m = userdata;
+
+        /* before anyone reads LocalLeader for this change */
+        if (m->cluster)
+                track_leader(m, e);
+        manager_election_changed(m, e);
 }
 
 static void on_engine_apply(void *userdata, const void *data, size_t size, uint64_t index) {
@@ -503,6 +525,15 @@ static int on_engine_restore(void *userdata, const void *data, size_t size) {
         if (r < 0)
                 return log_error_errno(r, "Failed to restore a snapshot of %zu bytes: %m", size);
         log_debug("Restored a snapshot: %u elections.", election_state_count(m->state));
+
+        if (m->cluster) {
+                /* The snapshot's log index is not known here: a lead it gives us waits out the
+                 * whole hand-over delay (no confirmation can reach this index). */
+                g_autoptr(GPtrArray) all = election_state_list(m->state);
+                m->applying_index = UINT64_MAX - 1;
+                for (unsigned i = 0; i < all->len; i++)
+                        track_leader(m, all->pdata[i]);
+        }
 
         if (!before)
                 return 0;

@@ -39,9 +39,9 @@ static void test_defaults(void) {
         g_assert_cmpuint(c.port, ==, 7946);
         g_assert_cmpuint(c.bootstrap_expect, ==, 1);
         g_assert_cmpuint(c.max_voters, ==, 5);
-        g_assert_cmpuint(c.probe_interval_usec, ==, 100 * USEC_PER_MSEC);
-        g_assert_cmpuint(c.lease_usec, ==, 300 * USEC_PER_MSEC);
-        g_assert_cmpuint(c.node_timeout_usec, ==, 500 * USEC_PER_MSEC);
+        g_assert_cmpuint(c.probe_interval_usec, ==, 50 * USEC_PER_MSEC);
+        g_assert_cmpuint(c.lease_usec, ==, 200 * USEC_PER_MSEC);
+        g_assert_cmpuint(c.node_timeout_usec, ==, 350 * USEC_PER_MSEC);
         g_assert_cmpuint(c.dead_member_timeout_usec, ==, 3600 * USEC_PER_SEC);
         g_assert_false(config_is_clustered(&c));
         config_done(&c);
