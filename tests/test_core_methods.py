@@ -92,6 +92,29 @@ class Methods(et.DaemonTestCase):
         self.assertTrue(bool(props['LocalLeader']))
         for path in objs:
             self.assertTrue(path.startswith(et.ELECTION_PREFIX + '/'), path)
+        self.assertNotIn(self.client.get_election(self.fresh_name('untouched')), objs)
+
+    def test_interfaces_added_once_per_new_election(self):
+        added = []
+        conn = self.client.conn
+        match = conn.add_signal_receiver(lambda path, ifaces: added.append((str(path), dict(ifaces))),
+                                         signal_name='InterfacesAdded', dbus_interface=et.OBJECT_MANAGER_IFACE,
+                                         path=et.MANAGER_PATH)
+        try:
+            e = self.fresh()
+            e.enter('ia', 0)
+            e.enter('ib', 0)
+            e.leave('ia')
+            self.client.ping()
+            et.pump()
+            mine = [a for a in added if a[0] == e.path]
+            self.assertEqual(len(mine), 1, added)
+            props = mine[0][1][ELECTION_IFACE]
+            self.assertEqual(str(props['Name']), e.name)
+            self.assertEqual(et.term_tuple(props['Term']), (1, 'ia', ['ia']))
+            e.leave('ib')
+        finally:
+            match.remove()
 
     # --- Election properties ---
 
