@@ -30,7 +30,6 @@ enum {
 #define TAG_RAFT_LEADER (1u << 1)
 #define BOOTSTRAP_STABLE_ROUNDS 4
 #define JOIN_RETRY_USEC (300 * USEC_PER_MSEC)
-#define DROP_RETRY_USEC (200 * USEC_PER_MSEC)
 
 typedef struct Tags {
         uint8_t version;
@@ -477,7 +476,8 @@ static void drive_drops(Cluster *c, const Servers *s, uint64_t now) {
                 }
                 if (d->submitted_at != 0 && now - d->submitted_at < 1 * USEC_PER_SEC)
                         continue;
-                if (d->asked_at == 0 || now - d->asked_at > DROP_RETRY_USEC) {
+                /* voters' last grants are within ms of ours: ask again every round until a majority agrees */
+                if (d->asked_at == 0 || now - d->asked_at >= c->config->probe_interval_usec) {
                         g_autoptr(GByteArray) b = g_byte_array_new();
                         d->asked_at = now;
                         d->ask_id = ++c->next_ask_id;
