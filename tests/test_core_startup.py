@@ -103,6 +103,24 @@ class CommandLine(unittest.TestCase):
         finally:
             d.cleanup()
 
+    def test_documented_keys_and_unknown_ones(self):
+        # Every [Node] key of electiond.conf(5); [Cluster] without KeyFile= is standalone; unknown
+        # groups and keys are warnings, not errors.
+        conf = ('[Node]\nName=keys\nMaxElections=10\nMaxCandidates=5\nCommitTimeoutSec=2.5\nBogusKey=1\n'
+                '[Cluster]\nName=prod\nPort=7999\n[NoSuchGroup]\nX=y\n')
+        d = et.Daemon(self.bus, config_text=conf)
+        try:
+            c = et.Client(self.bus)
+            self.assertEqual(str(c.manager_get('NodeName')), 'keys')
+            self.assertEqual(str(c.manager_get('ClusterName')), '')
+            self.assertTrue(bool(c.manager_get('Quorate')))
+            c.close()
+            out = d.stop()
+            self.assertIn('BogusKey', out)
+            self.assertIn('NoSuchGroup', out)
+        finally:
+            d.cleanup()
+
     def test_user_bus(self):
         session = et.PrivateBus()
         try:
