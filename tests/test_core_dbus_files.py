@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """The files shipped in dbus/: well-formed (polkit against its DTD), and dbus-daemon accepts the bus
-policy and enforces it: only root (and the electiond user) may own the name, everyone may call the electiond interfaces,
-nothing else."""
+policy and enforces it: only root (and the electiond user) may own the name, everyone may call
+the electiond interfaces, nothing else."""
 
 import json
 import os
