@@ -23,6 +23,7 @@ enum {
         MSG_APPLIED = 5,   /* u64 index */
         MSG_FORWARD = 6,   /* an encoded command batch */
         MSG_JOIN = 7,      /* u64 raft id, raft address */
+        MSG_NOT_MEMBER = 8, /* from the Raft leader: your server id is not in the configuration */
 };
 
 #define TAGS_VERSION 1
@@ -325,7 +326,14 @@ static void on_lease_req(Cluster *c, const ChannelPacket *p, uint64_t now) {
         if (!servers_get(c, &s))
                 return;
         bool voter = is_voter(&s, c->node_id);
+        /* Only a node that believes it is a member asks for leases. If the Raft leader (whose
+         * configuration is the newest) does not know it, it was removed while away: tell it. */
+        bool stranger = engine_is_leader(c->engine) && !in_servers(&s, p->sender);
         servers_done(&s);
+        if (stranger) {
+                send_to_id(c, p->sender, MSG_NOT_MEMBER, NULL, 0);
+                return;
+        }
         if (!voter || !c->links_up)
                 return;
 
@@ -989,6 +997,37 @@ static void maintain_configuration(Cluster *c, const Servers *s, uint64_t now) {
         }
 }
 
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        return remove(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+#define REMOVED_MARKER "removed-from-cluster"
+
+/* We were removed from the Raft configuration: our server id may never be reused. The engine
+ * still has the log open, so leave a marker; the next start forgets the log, the id and the
+ * cluster before anything opens them, and joins fresh with a new id. */
+static void mark_removed(Cluster *c) {
+        g_autofree char *p = g_build_filename(c->state_dir, REMOVED_MARKER, NULL);
+        if (!g_file_set_contents(p, "", 0, NULL))
+                log_warning("Failed to write %s.", p);
+}
+
+static void forget_membership_if_removed(const char *state_dir, const char *raft_dir) {
+        g_autofree char *marker = g_build_filename(state_dir, REMOVED_MARKER, NULL);
+        const char *files[] = { "node-id", "cluster-id" };
+
+        if (!g_file_test(marker, G_FILE_TEST_EXISTS))
+                return;
+        log_notice("This node was removed from its cluster: starting over with a new identity.");
+        if (nftw(raft_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
+                log_warning_errno(errno, "Failed to remove %s: %m", raft_dir);
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                g_autofree char *p = g_build_filename(state_dir, files[i], NULL);
+                (void) unlink(p);
+        }
+        (void) unlink(marker);
+}
+
 static int on_tick(sd_event_source *src, uint64_t usec, void *userdata) {
         Cluster *c = userdata;
         uint64_t now = now_usec();
@@ -1007,8 +1046,9 @@ static int on_tick(sd_event_source *src, uint64_t usec, void *userdata) {
         maybe_send_join(c, &s, now);
         if (c->was_member && !in_servers(&s, c->node_id)) {
                 servers_done(&s);
-                log_error("This node was removed from the cluster: wiping its Raft state to rejoin fresh.");
+                log_error("This node was removed from the cluster: wiping its Raft state; it rejoins fresh when restarted.");
                 c->engine = NULL; /* the manager frees it */
+                mark_removed(c);
                 (void) sd_event_exit(c->event, EXIT_FAILURE);
                 return 0;
         }
@@ -1067,6 +1107,19 @@ static void on_channel(Channel *ch, const ChannelPacket *p, const struct sockadd
         case MSG_JOIN:
                 on_join(c, p);
                 break;
+        case MSG_NOT_MEMBER: {
+                Peer *from = peer_by_id(c, p->sender);
+                /* believe only the node that says it leads Raft, and only once we have a log */
+                if (!c->engine || !raft_dir_has_state(c->raft_dir) || !from || !(from->tags.flags & TAG_RAFT_LEADER) ||
+                    from->tags.cluster_id != c->cluster_id)
+                        break;
+                log_error("The Raft leader (%s) says this node is no longer a member of cluster '%s'; "
+                          "it rejoins fresh when restarted.", from->name, c->config->cluster_name);
+                c->engine = NULL; /* the manager frees it */
+                mark_removed(c);
+                (void) sd_event_exit(c->event, EXIT_FAILURE);
+                break;
+        }
         default:
                 break;
         }
@@ -1123,6 +1176,7 @@ int cluster_new(sd_event *event, const Config *config, const char *state_dir, co
 
         if (g_mkdir_with_parents(state_dir, 0700) < 0)
                 return log_error_errno(errno, "Failed to create %s: %m", state_dir);
+        forget_membership_if_removed(state_dir, c->raft_dir);
         id_path = g_build_filename(state_dir, "node-id", NULL);
         cid_path = g_build_filename(state_dir, "cluster-id", NULL);
         if (!raft_dir_has_state(c->raft_dir) || read_u64_file(id_path, &c->node_id) < 0) {
