@@ -11,6 +11,7 @@ are bound in."""
 
 import os
 import re
+import shutil
 import sys
 import time
 import unittest
@@ -42,14 +43,18 @@ class ServiceTest(unittest.TestCase):
         self.assertIn('\nUser=electiond\n', text)
         text = re.sub(r'^(User|Group)=.*\n', '', text, flags=re.M)
         text = re.sub(r'^(Requires|After)=dbus\.socket\n', '', text, flags=re.M)
+        # a copy in the manager's runtime dir: the build dir may be under /tmp or /home (a CI
+        # clone), which PrivateTmp=/ProtectHome= hide from the service (203/EXEC)
+        os.mkdir(os.path.join(self.sd.dir, 'bin'))
+        shutil.copy(ELECTIOND, os.path.join(self.sd.dir, 'bin'))
         text = re.sub(r'^ExecStart=.*$',
-                      f'ExecStart={ELECTIOND} --state-dir=${{STATE_DIRECTORY}} --config=%t/electiond.conf',
+                      'ExecStart=%t/bin/electiond --state-dir=${STATE_DIRECTORY} --config=%t/electiond.conf',
                       text, flags=re.M)
         self.sd.add_unit(UNIT, text)
         self.sd.add_dropin(UNIT, 'test.conf', '[Service]\n'
                            'Environment=DBUS_SYSTEM_BUS_ADDRESS=unix:path=%t/bus\n'
                            'BindPaths=%t/bus %t/systemd/notify\n'
-                           'BindReadOnlyPaths=%t/electiond.conf\n')
+                           'BindReadOnlyPaths=%t/electiond.conf %t/bin\n')
         with open(os.path.join(self.sd.dir, 'electiond.conf'), 'w') as f:
             f.write('[Node]\nName=svc-node\n')
         self.sd.reload()
