@@ -3,7 +3,7 @@
 """Safety checker for electiond cluster histories.
 
     check_history.py HISTORY.jsonl [--convergence-bound SEC] [--lease SEC] [--rho R]
-                     [--tolerance SEC] [--fault-grace SEC] [--clip-partitions]
+                     [--tolerance SEC] [--fault-grace SEC] [--record-slack SEC] [--clip-partitions]
 
 Exit status 0: no violation; 1: violations (each printed); 2: unreadable input.
 Importable: check(records, ...) -> Result with .violations and .summary.
@@ -64,9 +64,11 @@ The model, rule by rule
     down, partitioned, one-way partitioned, lossy (until the heal), bridge down — the cluster
     may declare such a node dead and drop its candidacies, and a drop decided during the fault
     may commit a little later, so each fault window is extended by --fault-grace (default 1 s).
-    "Later" means: after the ok and either with a higher term id
-    than the reply's or after N's own record that showed the id (so a signal emitted before the
-    Enter but recorded late is not mistaken for a loss).
+    "Later" means: a record with a higher term id than the reply's, or one recorded more than
+    --record-slack (default 0.5 s) after the reply. Signals and replies travel on different
+    connections to different processes, so a signal emitted before the Enter was applied (for
+    example while a lagging node replays its log) can be recorded just after the client saw the
+    reply; such a record must not count as a loss.
     missing-change: at each final snapshot, an acknowledged Enter with no excuse and no later
     Leave/Evict invocation must be present; an acknowledged Leave (or Evict) with no later
     Enter invocation of the same id must be absent.
@@ -88,6 +90,7 @@ NS = 1_000_000_000
 DEFAULT_LEASE = 0.2      # LeaseSec default (DESIGN.md)
 DEFAULT_RHO = 0.01       # clock-rate bound (DESIGN.md)
 DEFAULT_BOUND = 10.0
+DEFAULT_RECORD_SLACK = 0.5  # how late a recorder may see a signal emitted before a reply
 DEFAULT_FAULT_GRACE = 1.0  # a drop decided during a fault may commit this long after it ends
 
 PROCESS_DOWN = {"kill", "terminate", "stop"}
@@ -166,7 +169,7 @@ def _config_lease(recs):
 
 
 def check(records, convergence_bound=DEFAULT_BOUND, lease=None, rho=DEFAULT_RHO, tolerance=0.0,
-          clip_partitions=False, fault_grace=DEFAULT_FAULT_GRACE):
+          clip_partitions=False, fault_grace=DEFAULT_FAULT_GRACE, record_slack=DEFAULT_RECORD_SLACK):
     res = Result()
     # Stable order: by time, then input order (one writer's records keep their order).
     recs = [r for _i, r in sorted(enumerate(records), key=lambda p: (p[1].get("t", 0), p[0]))]
@@ -260,7 +263,7 @@ def check(records, convergence_bound=DEFAULT_BOUND, lease=None, rho=DEFAULT_RHO,
                                                        overlap / 1e6), [r1, r2])
 
     # ---- (d) acknowledged changes stay --------------------------------------------------------
-    n_acked = _check_acked(recs, res, T, int(fault_grace * NS))
+    n_acked = _check_acked(recs, res, T, int(fault_grace * NS), int(record_slack * NS))
 
     # ---- (e) convergence after heal -------------------------------------------------------------
     n_healed = _check_convergence(recs, res, T, nodes, int(convergence_bound * NS))
@@ -397,7 +400,7 @@ def _fault_intervals(recs, grace_ns):
     return out
 
 
-def _check_acked(recs, res, T, fault_grace_ns):
+def _check_acked(recs, res, T, fault_grace_ns, slack_ns):
     excuse_ops = {"leave", "evict"}
     faults = _fault_intervals(recs, fault_grace_ns)
     invokes = {}
@@ -449,13 +452,13 @@ def _check_acked(recs, res, T, fault_grace_ns):
         e, cid, node = ok["election"], ok["id"], ok["node"]
         inv = invokes.get(ok.get("req"), ok)
         t_inv = inv["t"]
-        seen_in = False
         key = (node, e)
         for r in by_node.get(key, [])[bisect.bisect_left(by_node_t.get(key, []), t_inv):]:
             if cid in r["candidates"]:
-                seen_in = True
                 continue
-            if r["t"] > ok["t"] and (seen_in or r["term"] > ok.get("term", r["term"])):
+            # After the Enter for sure: a newer term, or recorded well after the reply (a signal
+            # emitted before the reply can reach the recorder a little after the client).
+            if r["term"] > ok.get("term", r["term"]) or r["t"] > ok["t"] + slack_ns:
                 if not excused(e, cid, t_inv, r["t"]):
                     res.add("lost-enter",
                             "election %r: Enter of %r acknowledged on %s at %s (term %s) is gone from "
@@ -576,6 +579,8 @@ def main(argv=None):
     ap.add_argument("--rho", type=float, default=DEFAULT_RHO, help="clock-rate bound (default %(default)s)")
     ap.add_argument("--tolerance", type=float, default=0.0, metavar="SEC",
                     help="LocalLeader overlap tolerated for recording latency (default 0)")
+    ap.add_argument("--record-slack", type=float, default=DEFAULT_RECORD_SLACK, metavar="SEC",
+                    help="how late a recorder may see a signal emitted before a reply (default %(default)s)")
     ap.add_argument("--fault-grace", type=float, default=DEFAULT_FAULT_GRACE, metavar="SEC",
                     help="how long after a fault ends it still excuses a lost candidacy (default %(default)s)")
     ap.add_argument("--clip-partitions", action="store_true",
@@ -586,7 +591,8 @@ def main(argv=None):
     except (OSError, ValueError) as e:
         print("check_history: %s" % e, file=sys.stderr)
         return 2
-    r = check(recs, a.convergence_bound, a.lease, a.rho, a.tolerance, a.clip_partitions, a.fault_grace)
+    r = check(recs, a.convergence_bound, a.lease, a.rho, a.tolerance, a.clip_partitions, a.fault_grace,
+              a.record_slack)
     s = r.summary
     print("history: %d records, %.1fs, nodes %s, %d elections, %d terms, %d LocalLeader claims, "
           "%d acknowledged enters, %d heals checked (lease %.3fs)"

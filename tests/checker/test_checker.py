@@ -326,6 +326,25 @@ class CheckerTest(unittest.TestCase):
         h.term(113, "n1", 1, "x", ["x", "a"])
         self.assertPasses(h)
 
+    def test_replayed_log_recorded_after_the_reply_is_not_a_loss(self):
+        # Seen on a real run: a lagging node replays its log; the client's reply is stamped a
+        # fraction of a millisecond before the recorder stamps the replayed older states.
+        h = H()
+        h.term(50, "n2", 10, "x", ["x", "b"])
+        h.op(100, 120, "n2", "enter", "b", "r1", 11, "y", ["y", "b"])
+        h.term(120.3, "n2", 10, "x", ["x"])
+        h.term(120.4, "n2", 11, "y", ["y"])
+        h.term(120.5, "n2", 11, "y", ["y", "b"])
+        self.assertPasses(h)
+
+    def test_same_term_loss_recorded_later_is_caught(self):
+        # Leave of a non-leading candidate keeps the term id: caught once past the slack.
+        h = H()
+        h.op(100, 120, "n2", "enter", "b", "r1", 1, "x", ["x", "b"])
+        h.term(119, "n2", 1, "x", ["x", "b"])
+        h.term(2000, "n2", 1, "x", ["x"])
+        self.assertCaught(h, "lost-enter")
+
     def test_acknowledged_enter_missing_from_final_state(self):
         h = H()
         h.op(100, 110, "n1", "enter", "a", "r1", 1, "a", ["a"])
