@@ -39,7 +39,7 @@ static const ConfigKey config_keys[] = {
         { "Cluster", "Name",               KIND_NAME,     offsetof(Config, cluster_name) },
         { "Cluster", "KeyFile",            KIND_PATH,     offsetof(Config, key_file) },
         { "Cluster", "Interfaces",         KIND_IFNAMES,  offsetof(Config, interfaces) },
-        { "Cluster", "Port",               KIND_PORT,     offsetof(Config, port), 1, UINT16_MAX },
+        { "Cluster", "Port",               KIND_PORT,     offsetof(Config, port), 1, UINT16_MAX - 1 }, /* Port+1: the cluster channel */
         { "Cluster", "Peers",              KIND_STRV,     offsetof(Config, peers) },
         { "Cluster", "BootstrapExpect",    KIND_UINT,     offsetof(Config, bootstrap_expect), 1, 99 },
         { "Cluster", "MaxVoters",          KIND_UINT,     offsetof(Config, max_voters), 1, 99 },

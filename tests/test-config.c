@@ -162,6 +162,7 @@ static const Malformed malformed[] = {
         { "Cluster", "Interfaces",         "averyveryverylongname0" },
         { "Cluster", "Port",               "0" },
         { "Cluster", "Port",               "65536" },
+        { "Cluster", "Port",               "65535" }, /* Port+1 must be a port too */
         { "Cluster", "Port",               "http" },
         { "Cluster", "BootstrapExpect",    "0" },
         { "Cluster", "MaxVoters",          "0" },

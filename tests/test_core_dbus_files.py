@@ -112,7 +112,7 @@ class Files(unittest.TestCase):
         g = 'D-BUS Service'
         self.assertEqual(kf.get_string(g, 'Name'), et.BUS_NAME)
         self.assertEqual(kf.get_string(g, 'Exec'), '/usr/libexec/electiond')
-        self.assertEqual(kf.get_string(g, 'User'), 'root')
+        self.assertEqual(kf.get_string(g, 'User'), 'electiond')  # electiond.service's User=
         self.assertEqual(kf.get_string(g, 'SystemdService'), 'electiond.service')
 
 
