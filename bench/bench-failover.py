@@ -677,10 +677,11 @@ def plot(path, n, series):
             continue
         v = sorted(x / 1e6 for x in vals)
         y = [0.0] + [(i + 1) / len(v) for i in range(len(v))]
-        ax.step([v[0]] + v, y, where="post", label="%s (n=%d, p50 %.0f ms)" % (label, len(v), percentile(v, 50)))
+        ax.step([v[0]] + v, y, where="post", linestyle="--" if "LocalLeader" in label else "-", label="%s (n=%d, p50 %.0f ms)" % (label, len(v), percentile(v, 50)))
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _p: "%g" % x))
     ax.set_xlabel("SIGKILL of the leader -> new leader known on every survivor [ms, log scale]")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_ylabel("fraction of trials")
     ax.set_ylim(0, 1.02)
     ax.grid(True, which="both", alpha=0.3)
@@ -782,7 +783,8 @@ def write_outputs(args, results, notes, mi):
         if "ka001" in r:
             series.append(("keepalived advert_int 0.01 s", r["ka001"]["kill"]))
         if isinstance(r.get("el"), dict):
-            series.append(("electiond defaults", r["el"]["kill"]))
+            series.append(("electiond defaults: TermChanged on every survivor", r["el"]["kill"]))
+            series.append(("electiond defaults: LocalLeader=true on the new leader", r["el"]["local_leader"]))
         if any(v for _l, v in series):
             plot(os.path.join(args.plot_dir, "failover-cdf-%d.png" % n), n, series)
     write_report(args.output, args, results, notes, mi)
