@@ -128,6 +128,31 @@ class FifoReader(threading.Thread):
         os.close(self.fd)
 
 
+class VrrpSniffer:
+    """bench/vrrpsniff.py in one node namespace: when each VRRP packet arrived, from whom."""
+
+    def __init__(self, c, node, path):
+        self.proc = cluster.Proc(netns.ns_argv(node.ns, [cluster.PY, os.path.join(HERE, "vrrpsniff.py")]),
+                                 path, stdin=subprocess.PIPE, stdout=subprocess.PIPE, registry=c.procs)
+        if self.proc.popen.stdout.readline().strip() != b"ready":
+            raise RuntimeError("vrrpsniff did not start in %s" % node.ns)
+        self.lock = threading.Lock()
+        self.packets = []   # (t_ns, source address)
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        for line in self.proc.popen.stdout:
+            parts = line.split()
+            if len(parts) == 2:
+                with self.lock:
+                    self.packets.append((int(parts[0]), parts[1].decode()))
+
+    def first_from(self, addr, t0):
+        with self.lock:
+            return next((t for t, a in self.packets if t > t0 and a == addr), None)
+
+
 class KeepalivedCluster:
     """keepalived's VRRP among the harness's namespaces: unicast peers, nopreempt, distinct
     priorities (so the skew decides who takes over), each instance in its namespace with its own
@@ -144,6 +169,8 @@ class KeepalivedCluster:
             self.fifos[node.name] = FifoReader(os.path.join(self.dir, node.name + ".fifo"), node.name)
             self.fifos[node.name].start()
             self.write_config(node)
+        self.sniffers = {node.name: VrrpSniffer(c, node, os.path.join(self.dir, node.name + ".sniff.log"))
+                         for node in c.nodes}
 
     def priority(self, node):
         return 250 - 40 * (node.k - 1)   # 250, 210, 170, ...: skews differ by 40/256 advert
@@ -200,8 +227,10 @@ vrrp_instance VI_1 {
             pass
         p.kill()
         self.fifos[node.name].mark("KILLED")
-        netns.kill_pids([x for x in netns.ns_pids(node.ns)])  # only keepalived runs there
-        cluster.wait_until(lambda: not netns.ns_pids(node.ns), 10, "keepalived of %s to be gone" % node.name)
+        sniffer = self.sniffers[node.name].proc.pid
+        netns.kill_pids([x for x in netns.ns_pids(node.ns) if x != sniffer])
+        cluster.wait_until(lambda: set(netns.ns_pids(node.ns)) <= {sniffer}, 10,
+                           "keepalived of %s to be gone" % node.name)
         # a crash leaves pid files behind; the restart must not take them for a live daemon
         for suffix in (".pid", ".vrrp.pid", ".checkers.pid", ".bfd.pid"):
             try:
@@ -267,7 +296,7 @@ def master_intervals(events_by_node, t0, t1):
 
 
 def keepalived_result():
-    return {"kill": [], "dual_after_kill": 0, "part_two": 0, "part_n": 0, "part_takeover": []}
+    return {"kill": [], "kill_notify": [], "dual_after_kill": 0, "part_two": 0, "part_n": 0, "part_takeover": []}
 
 
 def bench_keepalived(n, advert_int, trials, part_trials, res):
@@ -286,8 +315,19 @@ def bench_keepalived(n, advert_int, trials, part_trials, res):
                 k.kill(master)
                 cluster.wait_until(lambda: k.masters(survivors), master_down + 10,
                                    "a survivor to become MASTER", 0.001)
-                first = min(t for x in survivors for t, s in k.fifos[x.name].since(t0) if s == "MASTER")
-                res["kill"].append(first - t0)
+                first, new = min((t, x.name) for x in survivors for t, s in k.fifos[x.name].since(t0)
+                                 if s == "MASTER")
+                # known on every survivor: the new MASTER's notify and each other survivor's first
+                # advert from it, whichever comes last
+                def known(new=new, first=first):
+                    ts = [first]
+                    for x in survivors:
+                        if x.name != new:
+                            ts.append(k.sniffers[x.name].first_from(c.node(new).addr, t0))
+                    return max(ts) if None not in ts else None
+                res["kill"].append(cluster.wait_until(known, 2 * advert_int + 5,
+                                                      "every survivor to hear the new MASTER", 0.001) - t0)
+                res["kill_notify"].append(first - t0)
                 k.start(master)
                 try:
                     cluster.wait_until(lambda: k.fifos[master.name].state() in ("BACKUP", "MASTER"),
@@ -626,7 +666,7 @@ def write_report(path, args, results, notes, mi):
                 e["part_n"], e["part_two"], fmt(percentile(e["part_takeover"], 50)),
                 fmt(percentile(e["part_takeover"], 99))))
         if isinstance(e, str):
-            out += ["", "**electiond: %s** — no electiond numbers for %d nodes." % (e, n)]
+            out += ["", "**electiond: %s** — no electiond numbers for %d nodes." % (" ".join(e.split()), n)]
         extra = []
         for key, label in (("ka1", "keepalived advert_int 1 s"), ("ka001", "keepalived advert_int 0.01 s"),
                            ("el", "electiond")):
