@@ -44,6 +44,7 @@ typedef struct Peer {
         uint64_t node_id;
         MemberState state;
         uint64_t dead_since; /* boottime µs, 0 when alive */
+        uint64_t applied;    /* highest log index it reported applied (APPLIED, LEASE_REQ) */
         bool have_address;
         struct sockaddr_storage channel; /* where its cluster channel listens */
         char raft_address[64];
@@ -319,6 +320,8 @@ static void lease_round(Cluster *c, const Servers *s, uint64_t now) {
         }
 }
 
+static void note_peer_applied(Cluster *c, uint64_t id, uint64_t index);
+
 static void on_lease_req(Cluster *c, const ChannelPacket *p, uint64_t now) {
         Servers s;
         if (p->payload_size < 17 || p->payload_size > 16 + 255)
@@ -338,6 +341,7 @@ static void on_lease_req(Cluster *c, const ChannelPacket *p, uint64_t now) {
                 return;
 
         uint64_t seq = get_u64(p->payload), applied = get_u64(p->payload + 8);
+        note_peer_applied(c, p->sender, applied);
         g_autofree char *name = g_strndup((const char *) p->payload + 16, p->payload_size - 16);
         if (!lease_granter_request(c->granter, name_hash(name), applied, now))
                 return;
@@ -575,6 +579,14 @@ void cluster_lead_changed(Cluster *c, const Election *e, const char *prev_leader
                                 excused = ((Peer *) v)->node_id;
         }
         lease_handover_begin(h, index, excused, now_usec());
+        /* peers may have applied it (and said so) before we did */
+        {
+                GHashTableIter it;
+                gpointer v;
+                g_hash_table_iter_init(&it, c->peers);
+                while (g_hash_table_iter_next(&it, NULL, &v))
+                        lease_handover_note_applied(h, ((Peer *) v)->node_id, ((Peer *) v)->applied);
+        }
         log_debug("Election '%s': lead gained at index %" PRIu64 " from node '%s'; waiting for every member to apply it.",
                   e->name, index, prev_leader_node ?: "");
         schedule_deadline(c, now_usec());
@@ -596,6 +608,12 @@ void cluster_entry_applied(Cluster *c, uint64_t index, bool any_leader_changed) 
                         send_to_peer(c, v, MSG_APPLIED, b->data, b->len);
 }
 
+static void note_peer_applied(Cluster *c, uint64_t id, uint64_t index) {
+        Peer *peer = peer_by_id(c, id);
+        if (peer && index > peer->applied)
+                peer->applied = index;
+}
+
 static void on_applied(Cluster *c, const ChannelPacket *p, uint64_t now) {
         GHashTableIter it;
         gpointer v;
@@ -603,6 +621,7 @@ static void on_applied(Cluster *c, const ChannelPacket *p, uint64_t now) {
         if (p->payload_size != 8)
                 return;
         uint64_t index = get_u64(p->payload);
+        note_peer_applied(c, p->sender, index);
         g_hash_table_iter_init(&it, c->handovers);
         while (g_hash_table_iter_next(&it, NULL, &v)) {
                 LeaseHandover *h = v;

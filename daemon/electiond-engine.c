@@ -421,6 +421,35 @@ static void engine_maybe_start_barrier(Engine *e) {
         e->barrier = b;
 }
 
+static void nudge_cb(struct raft_apply *req, int status, void *result) {
+        g_free(req);
+}
+
+int engine_nudge(Engine *e) {
+        struct raft_apply *req;
+        struct raft_buffer buf;
+        int r;
+
+        if (!engine_is_leader(e))
+                return -ENOTCONN;
+        /* An empty internal entry: replicating it carries the new commit index to the followers
+         * now, instead of with the next heartbeat tick (up to two heartbeat intervals later). */
+        buf.len = entry_framed_size(0);
+        buf.base = raft_malloc(buf.len);
+        if (!buf.base)
+                return -ENOMEM;
+        entry_frame(buf.base, NULL, 0, true);
+        req = g_new0(struct raft_apply, 1);
+        r = raft_apply(&e->raft, req, &buf, 1, nudge_cb);
+        if (r != 0) {
+                if (r == RAFT_NOTLEADER || r == RAFT_NOSPACE)
+                        raft_free(buf.base);
+                g_free(req);
+                return errno_from_raft(r);
+        }
+        return 0;
+}
+
 /* After every pass through libuv: start the barrier if we just won, tell the owner if anything moved. */
 static void engine_after_run(Engine *e) {
         uint64_t leader;

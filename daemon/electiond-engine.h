@@ -74,6 +74,9 @@ int engine_start(Engine *e);
 int engine_submit(Engine *e, const void *data, size_t size, EngineSubmitFn done, void *userdata);
 bool engine_is_leader(const Engine *e);          /* leader and post-election barrier done */
 uint64_t engine_last_applied(const Engine *e);
+/* Leader only: append an empty internal entry so that followers learn the commit index at once
+ * (they apply only what they know is committed). */
+int engine_nudge(Engine *e);
 uint64_t engine_last_stored(const Engine *e);   /* highest log index durably on this node's disk */
 const char *engine_role_name(const Engine *e);   /* "leader", "follower", "candidate", "unavailable" */
 /* Closes raft and the libuv loop synchronously enough for exit (runs the uv loop until closed). */

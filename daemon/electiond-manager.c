@@ -148,8 +148,12 @@ static void on_batch_done(int status, void *userdata) {
 
         g_hash_table_remove(m->batches, b);
         /* Whatever queued up while this entry was being written goes out as the next one. */
-        if (!g_queue_is_empty(&m->queue) && !m->shutting_down)
+        if ((!g_queue_is_empty(&m->queue) || !g_queue_is_empty(&m->remote)) && !m->shutting_down)
                 manager_schedule_flush(m);
+        else if (status >= 0 && m->cluster && !m->shutting_down)
+                /* nothing follows to carry the commit index: followers (and forwarding callers
+                 * waiting there) would learn of this commit only with a heartbeat tick */
+                (void) engine_nudge(m->engine);
 
         /* On success every record was completed when the entry was applied. */
         if (status < 0) {
