@@ -547,7 +547,7 @@ def plots(out_dir, res):
         ax.yaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(minor_label))
         ax.set_ylabel("Enter/Leave latency, ms (log)")
         ax.set_title("3-node electiond: call latency on the Raft leader's and a follower's bus", fontsize=10)
-        ax.legend(fontsize=7, ncol=2)
+        ax.legend(fontsize=7, ncol=6, loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
         ax.grid(axis="y", alpha=0.3)
         fig.tight_layout()
         p = os.path.join(out_dir, "cluster-latency.png")
