@@ -106,6 +106,54 @@ def idle_figures(nodes, seconds):
     return out
 
 
+COUNT_TABLE = "bench_cluster_count"
+
+
+def counters_install(node, port):
+    """An nft table of our own in the node's namespace that counts IP bytes on veth0 by kind:
+    gossip (UDP Port=), cluster channel (UDP Port+1) and Raft (TCP Port=), each direction.
+    Touches nothing else."""
+    rules = []
+    for d, hook, iface in (("in", "input", "iifname"), ("out", "output", "oifname")):
+        rules.append("  chain %s {" % d)
+        rules.append("    type filter hook %s priority -10; policy accept;" % hook)
+        for kind, proto, p in (("gossip", "udp", port), ("channel", "udp", port + 1), ("raft", "tcp", port)):
+            # one packet counts once: by its source port, else by its destination port
+            rules.append('    %s "veth0" %s sport %d counter comment "%s-%s"' % (iface, proto, p, kind, d))
+            rules.append('    %s "veth0" %s dport %d %s sport != { %d, %d } counter comment "%s-%s"'
+                         % (iface, proto, p, proto, port, port + 1, kind, d))
+        rules.append('    %s "veth0" counter comment "all-%s"' % (iface, d))
+        rules.append("  }")
+    script = "table inet %s {\n%s\n}\n" % (COUNT_TABLE, "\n".join(rules))
+    netns.ns_run(node.ns, ["nft", "-f", "-"], input=script)
+
+
+def counters_read(node):
+    """{"gossip-in": bytes, ...} from our nft table in node's namespace."""
+    out = json.loads(netns.ns_run(node.ns, ["nft", "-j", "list", "table", "inet", COUNT_TABLE]))
+    got = {}
+    for item in out["nftables"]:
+        rule = item.get("rule")
+        if not rule or "comment" not in rule:
+            continue
+        b = sum(e["counter"]["bytes"] for e in rule["expr"] if "counter" in e)
+        got[rule["comment"]] = got.get(rule["comment"], 0) + b
+    return got
+
+
+def stepdowns(c):
+    """Per node, how often its log says it lost its lease and stepped down (a health signal: the
+    figures of a run with step-downs include recoveries)."""
+    out = {}
+    for x in c.nodes:
+        try:
+            with open(os.path.join(x.dir, "electiond.log"), errors="replace") as f:
+                out[x.name] = sum(1 for line in f if "stepping down" in line)
+        except OSError:
+            out[x.name] = None
+    return out
+
+
 def veth_bytes(node):
     out = netns.run(["ip", "-j", "-s", "-n", node.ns, "link", "show", "veth0"])
     st = json.loads(out)[0]["stats64"]
@@ -268,6 +316,7 @@ def bench_3node(a):
         log("idle with %d elections %g s ..." % (a.elections, a.idle))
         res["elections_idle"] = idle_figures(c.nodes, a.idle)
         res["roles_end"] = raft_roles(c.nodes[0])
+        res["stepdowns"] = stepdowns(c)
     return res
 
 
@@ -320,15 +369,21 @@ def bench_scale(a, n):
         quorate_all(c.nodes, 60)
 
         # idle traffic on each node's veth0 (discovery, gossip, lease rounds, Raft heartbeats)
+        for x in c.nodes:
+            counters_install(x, c.port)
         time.sleep(a.settle)
         b0 = {x.name: veth_bytes(x) for x in c.nodes}
+        k0 = {x.name: counters_read(x) for x in c.nodes}
         t1 = time.monotonic()
         log("%d nodes idle %g s ..." % (n, a.idle))
         time.sleep(a.idle)   # the measurement window itself
         dt = time.monotonic() - t1
         b1 = {x.name: veth_bytes(x) for x in c.nodes}
+        k1 = {x.name: counters_read(x) for x in c.nodes}
         res["bytes"] = {k: {"rx": (b1[k][0] - b0[k][0]) / dt, "tx": (b1[k][1] - b0[k][1]) / dt,
                             "voter": k in voters} for k in b0}
+        for k in b0:
+            res["bytes"][k].update({kind: (k1[k].get(kind, 0) - k0[k].get(kind, 0)) / dt for kind in k1[k]})
 
         # serves: persistent candidates on a few nodes (standbys forward), agreed everywhere
         raft_leader = next(k for k, r in roles.items() if r == "leader")
@@ -394,6 +449,7 @@ def bench_scale(a, n):
                 cluster.wait_until(lambda: all(formed(x, n) for x in c.nodes), 120,
                                    "%s to rejoin" % victim.name, 0.2)
                 enter(victim, ELECTION, victim.name)
+        res["stepdowns"] = stepdowns(c)
     return res
 
 
@@ -444,6 +500,8 @@ def report_3node(a, r3):
     L += ["", "Populating %d elections (one persistent candidate each, 64 Enter calls in flight on the "
           "leader's bus): %.1f s, %d errors; then every node listed all of them." % (
               pop["populated"], pop["seconds"], pop["errors"]), "",
+          "Lease step-downs logged during the run (\"stepping down\" in each node's log): %s." % (
+              ", ".join("%s %s" % kv for kv in sorted(r3["stepdowns"].items()))), "",
           "![latency](cluster-latency.png)", ""]
     return L
 
@@ -480,6 +538,9 @@ def report_scale(rs):
             len(al), percentile(al, 50), max(al)))
     if "failover_error" in rs:
         L.append("| failover | **failed**: %s |" % rs["failover_error"])
+    sd = {k: v for k, v in rs.get("stepdowns", {}).items() if v}
+    L.append("| lease step-downs logged during the run | %s |" % (
+        ", ".join("%s %d" % kv for kv in sorted(sd.items(), key=lambda kv: int(kv[0][1:]))) or "none"))
     for note in rs["notes"]:
         L.append("| note | %s |" % note)
     top = max(by, key=lambda k: by[k]["rx"] + by[k]["tx"])
@@ -493,9 +554,23 @@ def report_scale(rs):
         if rx:
             L.append("| … %s (%d): median rx / tx | %.0f / %.0f |" % (label, len(rx), percentile(rx, 50),
                                                                      percentile(tx, 50)))
+    for label, sel in (("voters", True), ("standbys", False)):
+        sub = [v for v in by.values() if v["voter"] == sel]
+        if sub and "gossip-in" in sub[0]:
+            kinds = [k + d for k in ("gossip-", "channel-", "raft-") for d in ("in", "out")]
+            med = {kind: percentile([v.get(kind, 0) for v in sub], 50) for kind in kinds}
+            other = percentile([v.get("all-in", 0) + v.get("all-out", 0) - sum(v.get(k, 0) for k in kinds)
+                                for v in sub], 50)
+            L.append("| … %s, IP bytes/s by kind (median): gossip in / out, channel in / out, "
+                     "Raft in / out, other | %s, %.0f |" % (
+                         label, ", ".join("%.0f / %.0f" % (med[k + "in"], med[k + "out"])
+                                          for k in ("gossip-", "channel-", "raft-")), other))
     L += ["", "Bytes are veth0's counters inside each node's namespace over an idle window before the "
           "candidates were entered: discovery and gossip, lease rounds, Raft heartbeats (the bridge "
-          "floods multicast, so rx includes the other nodes' discovery pings).", "",
+          "floods multicast, so rx includes the other nodes' discovery pings). The split by kind comes from "
+          "nft counters of a table of our own in each node namespace (IP bytes, without the 14-byte "
+          "Ethernet header that veth0's counters include): gossip is UDP Port= (7946), the cluster "
+          "channel UDP Port+1 (7947), Raft TCP Port= (7946).", "",
           "![bytes](cluster-bytes-%d.png)" % n, ""]
     return L
 
