@@ -374,10 +374,12 @@ def bench_scale(a, n):
         time.sleep(a.settle)
         b0 = {x.name: veth_bytes(x) for x in c.nodes}
         k0 = {x.name: counters_read(x) for x in c.nodes}
+        cpu0 = sum(cpu_ticks(x.daemon.pid) for x in c.nodes)
         t1 = time.monotonic()
         log("%d nodes idle %g s ..." % (n, a.idle))
         time.sleep(a.idle)   # the measurement window itself
         dt = time.monotonic() - t1
+        res["idle_cpu_pct_all"] = (sum(cpu_ticks(x.daemon.pid) for x in c.nodes) - cpu0) / os.sysconf("SC_CLK_TCK") / dt * 100
         b1 = {x.name: veth_bytes(x) for x in c.nodes}
         k1 = {x.name: counters_read(x) for x in c.nodes}
         res["bytes"] = {k: {"rx": (b1[k][0] - b0[k][0]) / dt, "tx": (b1[k][1] - b0[k][1]) / dt,
@@ -543,6 +545,9 @@ def report_scale(rs):
         ", ".join("%s %d" % kv for kv in sorted(sd.items(), key=lambda kv: int(kv[0][1:]))) or "none"))
     for note in rs["notes"]:
         L.append("| note | %s |" % note)
+    if "idle_cpu_pct_all" in rs:
+        L.append("| CPU of all %d electiond together when idle (%% of one core; the machine has %d) | %.0f %% |"
+                 % (n, os.cpu_count(), rs["idle_cpu_pct_all"]))
     top = max(by, key=lambda k: by[k]["rx"] + by[k]["tx"])
     L.append("| veth0 bytes/s per node when idle (rx+tx): median / min / max | %.0f / %.0f / %.0f |"
              % (percentile(allb, 50), min(allb), max(allb)))
@@ -559,8 +564,8 @@ def report_scale(rs):
         if sub and "gossip-in" in sub[0]:
             kinds = [k + d for k in ("gossip-", "channel-", "raft-") for d in ("in", "out")]
             med = {kind: percentile([v.get(kind, 0) for v in sub], 50) for kind in kinds}
-            other = percentile([v.get("all-in", 0) + v.get("all-out", 0) - sum(v.get(k, 0) for k in kinds)
-                                for v in sub], 50)
+            other = max(0.0, percentile([v.get("all-in", 0) + v.get("all-out", 0) - sum(v.get(k, 0) for k in kinds)
+                                for v in sub], 50))
             L.append("| … %s, IP bytes/s by kind (median): gossip in / out, channel in / out, "
                      "Raft in / out, other | %s, %.0f |" % (
                          label, ", ".join("%.0f / %.0f" % (med[k + "in"], med[k + "out"])
