@@ -44,7 +44,7 @@ typedef struct Peer {
         uint64_t node_id;
         MemberState state;
         uint64_t dead_since; /* boottime µs, 0 when alive */
-        uint64_t applied;    /* highest log index it reported applied (APPLIED, LEASE_REQ) */
+        uint64_t applied;    /* highest log index it confirmed (APPLIED) */
         bool have_address;
         struct sockaddr_storage channel; /* where its cluster channel listens */
         char raft_address[64];
@@ -108,6 +108,10 @@ struct Cluster {
         bool conflict;
         uint8_t last_tags[20];
         bool change_in_flight;
+        /* Hand-over confirmations (APPLIED) mean "applied, and my leader units are stopped":
+         * while a demotion's stops run they wait (at most the hand-over wait). Leases never do. */
+        uint64_t confirmed_index;
+        uint64_t unconfirmed_since;
         GHashTable *standby; /* raft ids we made stand-bys (EngineServer has no spare/standby bit) */
 };
 
@@ -287,6 +291,9 @@ static void send_to_id(Cluster *c, uint64_t id, uint8_t type, const void *data, 
 
 /* ---- leases ---- */
 
+static bool units_stopping(Cluster *c);
+static void confirm_applied(Cluster *c);
+
 static void update_voters(Cluster *c, const Servers *s) {
         g_autofree uint64_t *ids = g_new0(uint64_t, s->n + 1);
         size_t n = 0;
@@ -300,6 +307,11 @@ static void lease_round(Cluster *c, const Servers *s, uint64_t now) {
         g_autoptr(GByteArray) b = g_byte_array_new();
         uint64_t applied = engine_last_applied(c->engine);
         uint64_t seq;
+
+        /* a stop that hangs holds hand-over confirmations no longer than the wait itself */
+        if (c->unconfirmed_since != 0 && (!units_stopping(c) ||
+                                          now - c->unconfirmed_since > lease_handover_wait_usec(&c->lease_params)))
+                confirm_applied(c);
 
         update_voters(c, s);
         seq = lease_requester_begin_round(c->requester, now);
@@ -340,8 +352,8 @@ static void on_lease_req(Cluster *c, const ChannelPacket *p, uint64_t now) {
         if (!voter || !c->links_up)
                 return;
 
+        /* (no hand-over confirmation: only APPLIED says "applied, and my units are stopped") */
         uint64_t seq = get_u64(p->payload), applied = get_u64(p->payload + 8);
-        note_peer_applied(c, p->sender, applied);
         g_autofree char *name = g_strndup((const char *) p->payload + 16, p->payload_size - 16);
         if (!lease_granter_request(c->granter, name_hash(name), applied, now))
                 return;
@@ -592,20 +604,52 @@ void cluster_lead_changed(Cluster *c, const Election *e, const char *prev_leader
         schedule_deadline(c, now_usec());
 }
 
-void cluster_entry_applied(Cluster *c, uint64_t index, bool any_leader_changed) {
+static void broadcast_applied(Cluster *c, uint64_t index) {
         GHashTableIter it;
         gpointer v;
         g_autoptr(GByteArray) b = NULL;
 
-        if (!any_leader_changed || !c->channel)
+        if (!c->channel)
                 return;
-        /* whoever gained a lead in this entry waits for everyone to have applied it */
         b = g_byte_array_new();
         put_u64(b, index);
         g_hash_table_iter_init(&it, c->peers);
         while (g_hash_table_iter_next(&it, NULL, &v))
                 if (((Peer *) v)->state == MEMBER_ALIVE || ((Peer *) v)->state == MEMBER_SUSPECT)
                         send_to_peer(c, v, MSG_APPLIED, b->data, b->len);
+}
+
+static bool units_stopping(Cluster *c) {
+        return c->hooks.units_stopping && c->hooks.units_stopping(c->userdata);
+}
+
+static void confirm_applied(Cluster *c) {
+        uint64_t applied = c->engine ? engine_last_applied(c->engine) : 0;
+
+        if (c->unconfirmed_since != 0)
+                log_debug("Confirming index %" PRIu64 " after %" PRIu64 " ms of unit stops.", applied,
+                          (now_usec() - c->unconfirmed_since) / USEC_PER_MSEC);
+        c->unconfirmed_since = 0;
+        c->confirmed_index = applied;
+        broadcast_applied(c, applied);
+}
+
+void cluster_entry_applied(Cluster *c, uint64_t index, bool any_leader_changed) {
+        /* whoever gained a lead in this entry waits for everyone to have applied it — and,
+         * where this node lost one, to have stopped its leader units */
+        if (!any_leader_changed && c->unconfirmed_since == 0)
+                return;
+        if (units_stopping(c)) {
+                if (c->unconfirmed_since == 0)
+                        c->unconfirmed_since = now_usec();
+                return;
+        }
+        confirm_applied(c);
+}
+
+void cluster_units_settled(Cluster *c) {
+        if (c->unconfirmed_since != 0 && !units_stopping(c))
+                confirm_applied(c);
 }
 
 static void note_peer_applied(Cluster *c, uint64_t id, uint64_t index) {

@@ -26,6 +26,8 @@ typedef struct ClusterHooks {
         void (*status_changed)(void *userdata);
         /* As Raft leader: commands forwarded by another node (an encoded batch, not framed). */
         void (*remote_batch)(void *userdata, const void *batch, size_t size);
+        /* Leader units of a demotion are still stopping (optional). */
+        bool (*units_stopping)(void *userdata);
 } ClusterHooks;
 
 typedef struct ClusterMember {
@@ -56,6 +58,8 @@ bool cluster_local_leader(Cluster *c, const Election *e, uint64_t now);
 void cluster_lead_changed(Cluster *c, const Election *e, const char *prev_leader_node, bool prev_node_dropped,
                           uint64_t index);
 void cluster_entry_applied(Cluster *c, uint64_t index, bool any_leader_changed);
+/* The leader units' stop jobs finished: confirm what we applied. */
+void cluster_units_settled(Cluster *c);
 /* A DROP_NODE(node) was applied. */
 void cluster_node_dropped(Cluster *c, const char *node);
 

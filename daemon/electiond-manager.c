@@ -695,6 +695,16 @@ static void on_cluster_status_changed(void *userdata) {
         manager_cluster_changed(userdata);
 }
 
+static bool on_cluster_units_stopping(void *userdata) {
+        Manager *m = userdata;
+        return units_stopping(m->units);
+}
+
+void manager_units_settled(Manager *m) {
+        if (m->cluster)
+                cluster_units_settled(m->cluster);
+}
+
 static void on_remote_batch(void *userdata, const void *batch, size_t size) {
         Manager *m = userdata;
         g_autoptr(GPtrArray) cmds = NULL;
@@ -830,6 +840,7 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
                         .engine_started = on_cluster_engine_started,
                         .status_changed = on_cluster_status_changed,
                         .remote_batch = on_remote_batch,
+                        .units_stopping = on_cluster_units_stopping,
                 };
                 r = cluster_new(m->event, &m->config, m->state_dir, m->config.node_name, &callbacks, m, &hooks, m,
                                 &m->cluster);

@@ -51,6 +51,8 @@ typedef struct Cluster Cluster;
 /* NULL when standalone. */
 Cluster *manager_get_cluster(Manager *m);
 sd_event *manager_get_event(Manager *m);
+/* The units module finished the stop jobs of a demotion. */
+void manager_units_settled(Manager *m);
 sd_bus *manager_get_bus(Manager *m);
 const Config *manager_get_config(Manager *m);
 const ElectionState *manager_get_state(Manager *m);

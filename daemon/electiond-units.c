@@ -359,9 +359,24 @@ static int election_retry_cb(sd_event_source *s, uint64_t usec, void *userdata) 
         return 0;
 }
 
+bool units_stopping(const Units *u) {
+        if (!u)
+                return false;
+        for (unsigned i = 0; i < u->elections->len; i++) {
+                const UnitsElection *e = u->elections->pdata[i];
+                if (e->acted == 0 && e->pending > 0) {
+                        log_debug("Election %s: %u stop operation(s) of its units still running.", e->config->name, e->pending);
+                        return true;
+                }
+        }
+        return false;
+}
+
 static void election_settle(UnitsElection *e) {
         if (e->pending > 0)
                 return;
+        if (e->acted == 0)
+                manager_units_settled(e->units->manager);
         if (!e->failed) {
                 if (e->attempts > 0)
                         log_info("Units of election %s are %s.", e->config->name, e->acted == 1 ? "started" : "stopped");

@@ -35,3 +35,5 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Units *, units_free)
 /* For STATUS= lines: configured elections, and how many this node currently leads. */
 unsigned units_n_elections(const Units *u);
 unsigned units_n_leading(const Units *u);
+/* Stop jobs of a demotion still running: this node has not fully stepped down yet. */
+bool units_stopping(const Units *u);
