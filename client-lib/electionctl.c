@@ -402,8 +402,15 @@ static int verb_is_leader(int argc, char **argv) {
         r = election_get_term(e, &t);
         if (r < 0)
                 return report(c, r, argv[1], NULL);
-        /* "That candidate leads" = the term's Leader is the id (default: the node name). */
-        return election_term_is_leader(t, election_get_id(e)) ? EXIT_OK : EXIT_NO;
+        /* "That candidate leads" = the term's Leader is the id (default: the node name) — and,
+         * since callers act on the answer (ExecCondition=), this node holds that lead right now:
+         * LocalLeader, evaluated by the daemon at this moment (quorum, unexpired lease). */
+        if (!election_term_is_leader(t, election_get_id(e)))
+                return EXIT_NO;
+        r = election_get_local_leader(e);
+        if (r < 0)
+                return report(c, r, argv[1], NULL);
+        return r > 0 ? EXIT_OK : EXIT_NO;
 }
 
 typedef int (*election_op_t)(Election *e, const char *id, ElectionTerm **ret);
