@@ -188,9 +188,21 @@ static void on_call_done(Manager *m, int status, ElectionResult result, const Te
 }
 
 static void call_submit(Call *c) {
-        Command *cmd = g_steal_pointer(&c->command);
+        Command *cmd;
         int r;
 
+        /* Without a lease this node is cut off (or just resuming) and may be fenced: a change it
+         * got acknowledged could be undone by the cluster's removal of its candidacies at once. */
+        if (!manager_quorate(c->edge->manager)) {
+                r = sd_bus_reply_method_errorf(c->message, ELECTIOND_ERROR_NO_QUORUM,
+                                               "This node has no quorum: no change is accepted here now.");
+                if (r < 0)
+                        log_debug_errno(r, "Failed to reply: %m");
+                call_free(c);
+                return;
+        }
+
+        cmd = g_steal_pointer(&c->command);
         r = manager_submit(c->edge->manager, cmd, on_call_done, c);
         if (r < 0) {
                 call_reply_errno(c, r);

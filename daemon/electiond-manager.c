@@ -55,6 +55,7 @@ struct Manager {
         sd_event_source *flush_event;
 
         bool drop_run_submitted;
+        bool drop_run_committed;
         bool serving;
         bool shutting_down;
 
@@ -613,8 +614,19 @@ static int start_serving(Manager *m) {
         return 0;
 }
 
-static void on_drop_run_done(Manager *m, int status, ElectionResult result, const Term *term, void *userdata) {
+static int start_serving_and_units(Manager *m) {
         int r;
+
+        r = start_serving(m);
+        if (r < 0)
+                return r;
+        r = units_start(m->units);
+        if (r < 0)
+                log_warning_errno(r, "Failed to start driving leader units, continuing without: %m");
+        return 0;
+}
+
+static void on_drop_run_done(Manager *m, int status, ElectionResult result, const Term *term, void *userdata) {
 
         if (status < 0) {
                 log_warning_errno(status, "Failed to commit removal of the previous run's candidacies: %m");
@@ -624,16 +636,13 @@ static void on_drop_run_done(Manager *m, int status, ElectionResult result, cons
         }
 
         log_debug("Previous runs' connection-bound candidacies removed.");
+        m->drop_run_committed = true;
         if (m->edge)
                 return;
-        r = start_serving(m);
-        if (r < 0) {
+        if (m->cluster && !manager_quorate(m))
+                return; /* clients would only get NoQuorum: serve once we hold a lease (cluster_changed) */
+        if (start_serving_and_units(m) < 0)
                 (void) sd_event_exit(m->event, EXIT_FAILURE);
-                return;
-        }
-        r = units_start(m->units);
-        if (r < 0)
-                log_warning_errno(r, "Failed to start driving leader units, continuing without: %m");
 }
 
 /* Candidacies bound to connections of an earlier run of this daemon are gone with it. */
@@ -997,6 +1006,10 @@ bool manager_local_leader(Manager *m, const Election *e) {
 
 void manager_cluster_changed(Manager *m) {
         g_assert(m);
+
+        if (!m->edge && m->drop_run_committed && !m->shutting_down && manager_quorate(m) &&
+            start_serving_and_units(m) < 0)
+                (void) sd_event_exit(m->event, EXIT_FAILURE);
 
         if (m->edge)
                 bus_edge_cluster_changed(m->edge);
