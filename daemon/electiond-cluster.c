@@ -111,6 +111,7 @@ struct Cluster {
         /* Hand-over confirmations (APPLIED) mean "applied, and my leader units are stopped":
          * while a demotion's stops run they wait (at most the hand-over wait). Leases never do. */
         uint64_t confirmed_index;
+        uint64_t applying_index;   /* newest entry the manager applied (see confirm_applied) */
         uint64_t unconfirmed_since;
         GHashTable *standby; /* raft ids we made stand-bys (EngineServer has no spare/standby bit) */
 };
@@ -624,7 +625,8 @@ static bool units_stopping(Cluster *c) {
 }
 
 static void confirm_applied(Cluster *c) {
-        uint64_t applied = c->engine ? engine_last_applied(c->engine) : 0;
+        /* inside the apply callback libraft has not counted the entry being applied yet */
+        uint64_t applied = MAX(c->engine ? engine_last_applied(c->engine) : 0, c->applying_index);
 
         if (c->unconfirmed_since != 0)
                 log_debug("Confirming index %" PRIu64 " after %" PRIu64 " ms of unit stops.", applied,
@@ -635,6 +637,8 @@ static void confirm_applied(Cluster *c) {
 }
 
 void cluster_entry_applied(Cluster *c, uint64_t index, bool any_leader_changed) {
+        if (index > c->applying_index)
+                c->applying_index = index;
         /* whoever gained a lead in this entry waits for everyone to have applied it — and,
          * where this node lost one, to have stopped its leader units */
         if (!any_leader_changed && c->unconfirmed_since == 0)
