@@ -327,6 +327,9 @@ static void lease_round(Cluster *c, const Servers *s, uint64_t now) {
                         /* our own vote goes through our own granter, like anyone's */
                         if (c->links_up && lease_granter_request(c->granter, c->lease_id, applied, now))
                                 lease_requester_ack(c->requester, c->node_id, seq);
+                        else
+                                log_debug("Own lease grant refused (applied %" PRIu64 ", fenced %d).", applied,
+                                          lease_granter_fenced(c->granter, c->lease_id, now));
                         continue;
                 }
                 send_to_id(c, s->items[i].id, MSG_LEASE_REQ, b->data, b->len);
@@ -356,8 +359,11 @@ static void on_lease_req(Cluster *c, const ChannelPacket *p, uint64_t now) {
         /* (no hand-over confirmation: only APPLIED says "applied, and my units are stopped") */
         uint64_t seq = get_u64(p->payload), applied = get_u64(p->payload + 8);
         g_autofree char *name = g_strndup((const char *) p->payload + 16, p->payload_size - 16);
-        if (!lease_granter_request(c->granter, name_hash(name), applied, now))
+        if (!lease_granter_request(c->granter, name_hash(name), applied, now)) {
+                log_debug("Lease grant to %s refused (applied %" PRIu64 ", fenced %d).", name, applied,
+                          lease_granter_fenced(c->granter, name_hash(name), now));
                 return;
+        }
 
         g_autoptr(GByteArray) b = g_byte_array_new();
         put_u64(b, seq);
@@ -485,7 +491,7 @@ static void drive_drops(Cluster *c, const Servers *s, uint64_t now) {
         while (g_hash_table_iter_next(&it, &k, NULL)) {
                 const char *node = k;
                 uint64_t target = name_hash(node);
-                uint64_t last = MAX(lease_granter_last_grant(c->granter, target), c->started);
+                uint64_t last = MAX(lease_granter_last_contact(c->granter, target), c->started);
                 DropVote *d;
 
                 if (now - last <= c->lease_params.node_timeout_usec)

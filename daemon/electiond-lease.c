@@ -138,8 +138,14 @@ typedef struct Stored {
         uint64_t index;
 } Stored;
 
+/* A node whose requests we refuse (stale, rule 3) is alive: for this long after its last grant
+ * that still counts against "expired", so that a Raft leader change (which leaves everyone
+ * briefly stale) does not get live nodes dropped; a node stuck stale is dropped after it. */
+#define LEASE_STALE_CONTACT_GRACE_USEC (2 * USEC_PER_SEC)
+
 typedef struct Grant {
         uint64_t last_grant;   /* 0 = never */
+        uint64_t last_request; /* 0 = never; granted or not */
         bool fenced;
         uint64_t fence_until;  /* after a drop: fenced until then; 0 = until dropped/cleared */
 } Grant;
@@ -215,6 +221,7 @@ bool lease_granter_fenced(const LeaseGranter *g, uint64_t node, uint64_t now) {
 bool lease_granter_request(LeaseGranter *g, uint64_t node, uint64_t applied, uint64_t now) {
         Grant *gr = grant_get(g, node, true);
 
+        gr->last_request = now;
         if (gr->fenced) {
                 if (gr->fence_until == 0 || now < gr->fence_until)
                         return false;
@@ -230,11 +237,24 @@ bool lease_granter_request(LeaseGranter *g, uint64_t node, uint64_t applied, uin
         return true;
 }
 
+static uint64_t grant_last_contact(const LeaseGranter *g, const Grant *gr) {
+        uint64_t since = MAX(gr->last_grant, g->started);
+
+        if (gr->last_request > since && gr->last_request - since < LEASE_STALE_CONTACT_GRACE_USEC)
+                since = gr->last_request;
+        return since;
+}
+
+uint64_t lease_granter_last_contact(const LeaseGranter *g, uint64_t node) {
+        const Grant *gr = g_hash_table_lookup(g->grants, &node);
+        return gr ? grant_last_contact(g, gr) : g->started;
+}
+
 bool lease_granter_expired(LeaseGranter *g, uint64_t node, uint64_t now) {
         Grant *gr = grant_get(g, node, true);
 
-        uint64_t since = MAX(gr->last_grant, g->started);
-        if (now - since <= g->params.node_timeout_usec)
+        /* a yes still implies: no grant of ours for NodeTimeout (contact is never older than that) */
+        if (now - grant_last_contact(g, gr) <= g->params.node_timeout_usec)
                 return false;
 
         gr->fenced = true;

@@ -72,6 +72,9 @@ void lease_granter_node_dropped(LeaseGranter *g, uint64_t node, uint64_t now);
  * leader finds the fenced node without grants and drops it again: safe, and it heals itself. */
 bool lease_granter_fenced(const LeaseGranter *g, uint64_t node, uint64_t now);
 uint64_t lease_granter_last_grant(const LeaseGranter *g, uint64_t node); /* 0 = never */
+/* What "expired" is measured from: the last grant, or our start, or — within a grace after the
+ * last grant — the last request we refused (the node is alive, just briefly stale). */
+uint64_t lease_granter_last_contact(const LeaseGranter *g, uint64_t node);
 
 /* ---- hand-over: the node that gains the lead of an election ---- */
 #define LEASE_NODE_NONE UINT64_MAX

@@ -93,6 +93,25 @@ static void test_granter(void) {
         g_assert_false(lease_granter_fenced(fresh, 8, 1000 * MS + 350 * MS));
         g_assert_true(lease_granter_expired(fresh, 8, 1000 * MS + 351 * MS));
 
+        /* a live node we refuse (stale) is not "expired" within the grace after its last grant */
+        {
+                g_autoptr(LeaseGranter) s = lease_granter_new(&params_default, 0);
+                lease_granter_note_stored(s, 50, 1000 * MS);
+                g_assert_true(lease_granter_request(s, 5, 50, 1200 * MS));       /* granted at 1.2 s */
+                lease_granter_note_stored(s, 60, 1300 * MS);
+                g_assert_false(lease_granter_request(s, 5, 50, 1500 * MS));      /* stale: refused */
+                g_assert_false(lease_granter_expired(s, 5, 1600 * MS));          /* 0.1 s since contact */
+                g_assert_cmpuint(lease_granter_last_contact(s, 5), ==, 1500 * MS);
+                g_assert_true(lease_granter_expired(s, 5, 1851 * MS));           /* silent since */
+                /* stuck stale past the grace: expired although it keeps asking */
+                g_autoptr(LeaseGranter) t = lease_granter_new(&params_default, 0);
+                g_assert_true(lease_granter_request(t, 5, 0, 100 * MS));
+                lease_granter_note_stored(t, 9, 200 * MS);
+                for (uint64_t ms = 400; ms < 3000; ms += 50)
+                        g_assert_false(lease_granter_request(t, 5, 0, ms * MS));
+                g_assert_true(lease_granter_expired(t, 5, 3000 * MS));
+        }
+
         /* the fence holds (no timeout) until the drop is applied */
         g_assert_true(lease_granter_fenced(g, 7, 60001 * MS));
 
@@ -333,8 +352,8 @@ static void raft_leader_step(Sim *s) {
 
         int lead = lead_of_prefix(s, len);
         /* failure handling: the current lead's node has not been granted a lease for NodeTimeout */
-        uint64_t lg = lease_granter_last_grant(l->gr, (uint64_t) lead);
-        if (lead != l->id && lg != 0 && now - lg > s->p.node_timeout_usec) {
+        uint64_t lg = lease_granter_last_contact(l->gr, (uint64_t) lead);
+        if (lead != l->id && now - lg > s->p.node_timeout_usec) {
                 if (l->drop_asked_at[lead] == 0 || now - l->drop_asked_at[lead] > 50 * MS) {
                         l->drop_asked_at[lead] = now;
                         if (lease_granter_expired(l->gr, (uint64_t) lead, now))
