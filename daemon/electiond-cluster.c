@@ -112,6 +112,10 @@ struct Cluster {
          * while a demotion's stops run they wait (at most the hand-over wait). Leases never do. */
         uint64_t confirmed_index;
         uint64_t applying_index;   /* newest entry the manager applied (see confirm_applied) */
+        /* Nodes that own candidacies, rebuilt only after the state changed: scanning 10,000
+         * elections every probe interval was most of an idle leader's CPU. */
+        GHashTable *owners;        /* node name (owned) */
+        bool owners_dirty;
         uint64_t unconfirmed_since;
         GHashTable *standby; /* raft ids we made stand-bys (EngineServer has no spare/standby bit) */
 };
@@ -463,23 +467,26 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
 static void collect_owner(const Election *e, GHashTable *owners, const char *self) {
         for (unsigned i = 0; i < e->candidates->len; i++) {
                 const Candidacy *cd = e->candidates->pdata[i];
-                if (!streq_ptr(cd->node, self))
-                        g_hash_table_add(owners, cd->node);
+                if (!streq_ptr(cd->node, self) && !g_hash_table_contains(owners, cd->node))
+                        g_hash_table_add(owners, g_strdup(cd->node));
         }
 }
 
 static void drive_drops(Cluster *c, const Servers *s, uint64_t now) {
-        g_autoptr(GPtrArray) list = NULL;
-        g_autoptr(GHashTable) owners = g_hash_table_new(g_str_hash, g_str_equal);
+        GHashTable *owners = c->owners;
         size_t voters = count_voters(s);
         GHashTableIter it;
         gpointer k;
 
         if (!c->state || !c->submit_drop)
                 return;
-        list = election_state_list(c->state);
-        for (unsigned i = 0; i < list->len; i++)
-                collect_owner(list->pdata[i], owners, c->node_name);
+        if (c->owners_dirty) {
+                g_autoptr(GPtrArray) list = election_state_list(c->state);
+                g_hash_table_remove_all(owners);
+                for (unsigned i = 0; i < list->len; i++)
+                        collect_owner(list->pdata[i], owners, c->node_name);
+                c->owners_dirty = false;
+        }
 
         /* forget votes for nodes that no longer own anything */
         g_hash_table_iter_init(&it, c->drops);
@@ -576,6 +583,7 @@ void cluster_lead_changed(Cluster *c, const Election *e, const char *prev_leader
                           uint64_t index) {
         const char *new_node = e->candidates->len > 0 ? ((const Candidacy *) e->candidates->pdata[0])->node : "";
 
+        c->owners_dirty = true; /* also reached from snapshot restores */
         if (!streq_ptr(new_node, c->node_name)) {
                 g_hash_table_remove(c->handovers, e->name);
                 return;
@@ -643,6 +651,7 @@ static void confirm_applied(Cluster *c) {
 }
 
 void cluster_entry_applied(Cluster *c, uint64_t index, bool any_leader_changed) {
+        c->owners_dirty = true;
         if (index > c->applying_index)
                 c->applying_index = index;
         /* whoever gained a lead in this entry waits for everyone to have applied it — and,
@@ -1237,6 +1246,8 @@ int cluster_new(sd_event *event, const Config *config, const char *state_dir, co
         c->handovers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, handover_free);
         c->drops = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, drop_vote_free);
         c->standby = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+        c->owners = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        c->owners_dirty = true;
         c->lease_params = (LeaseParams) { .lease_usec = config->lease_usec, .node_timeout_usec = config->node_timeout_usec };
         if (!lease_params_valid(&c->lease_params))
                 return log_error_errno(EINVAL, "NodeTimeoutSec= must exceed LeaseSec= × 1.01 + 0.1 s.");
@@ -1363,6 +1374,7 @@ Cluster *cluster_free(Cluster *c) {
         g_hash_table_unref(c->handovers);
         g_hash_table_unref(c->drops);
         g_hash_table_unref(c->standby);
+        g_hash_table_unref(c->owners);
         if (c->key)
                 g_bytes_unref(c->key);
         g_free(c->bootstrap_view);
