@@ -15,18 +15,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import cluster  # noqa: E402
 import netns  # noqa: E402
+from cluster import wait_until  # noqa: E402
 
 ELECTIONCTL = os.path.join(os.environ.get("ELECTIOND_BUILD_ROOT", "build"), "client-lib", "electionctl")
 
-
-def wait_until(cond, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.02)
-    raise AssertionError("timed out after %.0fs waiting for %s" % (timeout, what))
 
 
 class IsLeader(unittest.TestCase):

@@ -14,21 +14,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import cluster  # noqa: E402
 import netns  # noqa: E402
+from cluster import wait_until  # noqa: E402
 
 
-def wait_until(cond, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out after %.0fs waiting for %s" % (timeout, what))
-
-
-def log_text(node):
-    with open(os.path.join(node.dir, "electiond.log"), errors="replace") as f:
-        return f.read()
 
 
 def role(node, name):
@@ -42,7 +30,7 @@ def role(node, name):
 
 
 def server_ids(node):
-    return re.findall(r"Raft engine started as server ([0-9a-f]{16})", log_text(node))
+    return re.findall(r"Raft engine started as server ([0-9a-f]{16})", node.log_tail(1 << 20))
 
 
 class Removal(unittest.TestCase):
@@ -66,8 +54,8 @@ class Removal(unittest.TestCase):
         # back with its old log: told it is no member, it exits non-zero, and says why
         n3.start(wait=False)
         wait_until(lambda: not n3.alive(), 20, "n3 to learn it was removed and exit")
-        self.assertEqual(n3.daemon.popen.returncode, 1, log_text(n3)[-3000:])
-        self.assertIn("no longer a member", log_text(n3))
+        self.assertEqual(n3.daemon.popen.returncode, 1, n3.log_tail(1 << 20)[-3000:])
+        self.assertIn("no longer a member", n3.log_tail(1 << 20))
 
         # restarted (as systemd's Restart= would): joins fresh, under a new server id
         n3.start(wait=False)

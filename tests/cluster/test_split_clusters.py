@@ -13,21 +13,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import cluster  # noqa: E402
 import netns  # noqa: E402
+from cluster import wait_until  # noqa: E402
 
 
-def wait_until(cond, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out after %.0fs waiting for %s" % (timeout, what))
-
-
-def log_text(node):
-    with open(os.path.join(node.dir, "electiond.log"), errors="replace") as f:
-        return f.read()
 
 
 def members(node):
@@ -69,7 +57,7 @@ class SplitClusters(unittest.TestCase):
                        "%s to show %s as foreign" % (a.name, ", ".join(others)))
         # and both logged it
         for n in (n1, n3):
-            wait_until(lambda: "belongs to another cluster" in log_text(n), 10, "%s to log the conflict" % n.name)
+            wait_until(lambda: "belongs to another cluster" in n.log_tail(1 << 20), 10, "%s to log the conflict" % n.name)
 
         # never merged: each side keeps its own term, changes on one side never reach the other
         c.client("n2").op("enter", "apart", "left2")
