@@ -2,6 +2,7 @@
 #include <glib.h>
 
 #include "electiond-command.h"
+#include "electiond-bytes.h"
 #include "electiond-util.h"
 
 /*
@@ -68,30 +69,9 @@ const char *command_type_to_string(CommandType t) {
         return command_type_table[t];
 }
 
-static void put_u32(GByteArray *buf, uint32_t v) {
-        uint8_t b[4];
-        for (unsigned i = 0; i < 4; i++)
-                b[i] = (uint8_t) (v >> (8 * i));
-        g_byte_array_append(buf, b, sizeof b);
-}
 
-static void put_u64(GByteArray *buf, uint64_t v) {
-        uint8_t b[8];
-        for (unsigned i = 0; i < 8; i++)
-                b[i] = (uint8_t) (v >> (8 * i));
-        g_byte_array_append(buf, b, sizeof b);
-}
 
-static void put_str(GByteArray *buf, const char *s) {
-        size_t n = s ? strlen(s) : 0;
-        put_u32(buf, (uint32_t) n);
-        if (n > 0)
-                g_byte_array_append(buf, (const uint8_t *) s, (guint) n);
-}
 
-static uint32_t get_u32_at(const uint8_t *p) {
-        return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24;
-}
 
 static bool str_encodable(const char *s) {
         return !s || strlen(s) <= COMMAND_STRING_MAX;
@@ -110,27 +90,27 @@ int command_batch_append(GByteArray *buf, const Command *c) {
 
         if (buf->len == 0) {
                 g_byte_array_append(buf, (const uint8_t *) BATCH_MAGIC, 4);
-                put_u32(buf, 0);
+                bytes_put_u32(buf, 0);
         } else if (buf->len < BATCH_HEADER_SIZE || memcmp(buf->data, BATCH_MAGIC, 4) != 0)
                 return -EINVAL;
 
-        count = get_u32_at(buf->data + 4);
+        count = bytes_get_u32(buf->data + 4);
         if (count >= COMMAND_BATCH_MAX)
                 return -ENOBUFS; /* the caller starts a new batch */
 
         g_byte_array_append(buf, (const uint8_t[]) { (uint8_t) c->type }, 1);
-        put_str(buf, c->origin);
-        put_u64(buf, c->origin_run);
-        put_u64(buf, c->request_id);
-        put_str(buf, c->election);
-        put_str(buf, c->id);
-        put_str(buf, c->node);
-        put_str(buf, c->owner);
-        put_u64(buf, c->run);
-        put_u32(buf, c->uid);
-        put_u32(buf, c->flags);
-        put_u32(buf, c->max_elections);
-        put_u32(buf, c->max_candidates);
+        bytes_put_str(buf, c->origin);
+        bytes_put_u64(buf, c->origin_run);
+        bytes_put_u64(buf, c->request_id);
+        bytes_put_str(buf, c->election);
+        bytes_put_str(buf, c->id);
+        bytes_put_str(buf, c->node);
+        bytes_put_str(buf, c->owner);
+        bytes_put_u64(buf, c->run);
+        bytes_put_u32(buf, c->uid);
+        bytes_put_u32(buf, c->flags);
+        bytes_put_u32(buf, c->max_elections);
+        bytes_put_u32(buf, c->max_candidates);
 
         /* Bump the count in place rather than re-encoding the batch. */
         count++;
@@ -139,58 +119,12 @@ int command_batch_append(GByteArray *buf, const Command *c) {
         return 0;
 }
 
-typedef struct Reader {
-        const uint8_t *p;
-        size_t left;
-} Reader;
+typedef ByteReader Reader;
 
-static bool read_bytes(Reader *r, size_t n, const uint8_t **ret) {
-        if (r->left < n)
-                return false;
-        *ret = r->p;
-        r->p += n;
-        r->left -= n;
-        return true;
-}
 
-static bool read_u8(Reader *r, uint8_t *ret) {
-        const uint8_t *p;
-        if (!read_bytes(r, 1, &p))
-                return false;
-        *ret = p[0];
-        return true;
-}
 
-static bool read_u32(Reader *r, uint32_t *ret) {
-        const uint8_t *p;
-        if (!read_bytes(r, 4, &p))
-                return false;
-        *ret = get_u32_at(p);
-        return true;
-}
 
-static bool read_u64(Reader *r, uint64_t *ret) {
-        const uint8_t *p;
-        uint64_t v = 0;
-        if (!read_bytes(r, 8, &p))
-                return false;
-        for (unsigned i = 0; i < 8; i++)
-                v |= (uint64_t) p[i] << (8 * i);
-        *ret = v;
-        return true;
-}
 
-static bool read_str(Reader *r, char **ret) {
-        const uint8_t *p;
-        uint32_t n;
-
-        if (!read_u32(r, &n) || n > COMMAND_STRING_MAX || !read_bytes(r, n, &p))
-                return false;
-        if (memchr(p, 0, n))
-                return false;
-        *ret = g_strndup((const char *) p, n);
-        return true;
-}
 
 /* Smallest possible encoded command: type + 5 empty strings + 3 u64 + 4 u32. */
 #define COMMAND_MIN_SIZE (1 + 5 * 4 + 3 * 8 + 4 * 4)
@@ -199,22 +133,22 @@ static int command_decode_one(Reader *r, Command **ret) {
         g_autoptr(Command) c = NULL;
         uint8_t type;
 
-        if (!read_u8(r, &type) || type == 0 || type >= _COMMAND_TYPE_MAX)
+        if (!bytes_read_u8(r, &type) || type == 0 || type >= _COMMAND_TYPE_MAX)
                 return -EBADMSG;
 
         c = command_new((CommandType) type);
-        if (!read_str(r, &c->origin) ||
-            !read_u64(r, &c->origin_run) ||
-            !read_u64(r, &c->request_id) ||
-            !read_str(r, &c->election) ||
-            !read_str(r, &c->id) ||
-            !read_str(r, &c->node) ||
-            !read_str(r, &c->owner) ||
-            !read_u64(r, &c->run) ||
-            !read_u32(r, &c->uid) ||
-            !read_u32(r, &c->flags) ||
-            !read_u32(r, &c->max_elections) ||
-            !read_u32(r, &c->max_candidates))
+        if (!bytes_read_str(r, COMMAND_STRING_MAX, &c->origin) ||
+            !bytes_read_u64(r, &c->origin_run) ||
+            !bytes_read_u64(r, &c->request_id) ||
+            !bytes_read_str(r, COMMAND_STRING_MAX, &c->election) ||
+            !bytes_read_str(r, COMMAND_STRING_MAX, &c->id) ||
+            !bytes_read_str(r, COMMAND_STRING_MAX, &c->node) ||
+            !bytes_read_str(r, COMMAND_STRING_MAX, &c->owner) ||
+            !bytes_read_u64(r, &c->run) ||
+            !bytes_read_u32(r, &c->uid) ||
+            !bytes_read_u32(r, &c->flags) ||
+            !bytes_read_u32(r, &c->max_elections) ||
+            !bytes_read_u32(r, &c->max_candidates))
                 return -EBADMSG;
 
         *ret = g_steal_pointer(&c);
@@ -230,9 +164,9 @@ int command_batch_decode(const void *data, size_t size, GPtrArray **ret) {
         if (!ret || (!data && size > 0))
                 return -EINVAL;
 
-        if (!read_bytes(&r, 4, &magic) || memcmp(magic, BATCH_MAGIC, 4) != 0)
+        if (!bytes_read(&r, 4, &magic) || memcmp(magic, BATCH_MAGIC, 4) != 0)
                 return -EBADMSG;
-        if (!read_u32(&r, &count) || count > COMMAND_BATCH_MAX)
+        if (!bytes_read_u32(&r, &count) || count > COMMAND_BATCH_MAX)
                 return -EBADMSG;
         /* Refuse counts the remaining bytes cannot possibly hold before allocating anything. */
         if ((uint64_t) count * COMMAND_MIN_SIZE > r.left)

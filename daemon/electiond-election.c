@@ -2,6 +2,7 @@
 #include <glib.h>
 
 #include "electiond-election.h"
+#include "electiond-bytes.h"
 #include "electiond-util.h"
 
 /* Request ids remembered per (origin, origin_run): those in (max - DEDUP_WINDOW, max]. Anything
@@ -640,29 +641,9 @@ finish:
 #define SNAPSHOT_VERSION 2u
 #define SNAPSHOT_STRING_MAX 4096u
 
-static void put_u8(GByteArray *b, uint8_t v) {
-        g_byte_array_append(b, &v, 1);
-}
 
-static void put_u32(GByteArray *b, uint32_t v) {
-        uint8_t x[4];
-        for (unsigned i = 0; i < 4; i++)
-                x[i] = (uint8_t) (v >> (8 * i));
-        g_byte_array_append(b, x, sizeof x);
-}
 
-static void put_u64(GByteArray *b, uint64_t v) {
-        uint8_t x[8];
-        for (unsigned i = 0; i < 8; i++)
-                x[i] = (uint8_t) (v >> (8 * i));
-        g_byte_array_append(b, x, sizeof x);
-}
 
-static void put_str(GByteArray *b, const char *s) {
-        size_t n = strlen(s);
-        put_u32(b, (uint32_t) n);
-        g_byte_array_append(b, (const uint8_t *) s, (guint) n);
-}
 
 static gint dedup_compare(gconstpointer a, gconstpointer b) {
         const DedupEntry *x = *(DedupEntry *const *) a, *y = *(DedupEntry *const *) b;
@@ -687,25 +668,25 @@ int election_state_serialize(const ElectionState *s, GBytes **ret) {
 
         b = g_byte_array_new();
         g_byte_array_append(b, (const uint8_t *) SNAPSHOT_MAGIC, 4);
-        put_u32(b, SNAPSHOT_VERSION);
+        bytes_put_u32(b, SNAPSHOT_VERSION);
 
         elections = election_state_list(s);
-        put_u32(b, elections->len);
+        bytes_put_u32(b, elections->len);
         for (unsigned i = 0; i < elections->len; i++) {
                 const Election *e = elections->pdata[i];
 
-                put_str(b, e->name);
-                put_u64(b, e->term_id);
-                put_u32(b, e->candidates->len);
+                bytes_put_str(b, e->name);
+                bytes_put_u64(b, e->term_id);
+                bytes_put_u32(b, e->candidates->len);
                 for (unsigned j = 0; j < e->candidates->len; j++) {
                         const Candidacy *c = e->candidates->pdata[j];
 
-                        put_str(b, c->id);
-                        put_str(b, c->node);
-                        put_str(b, c->owner);
-                        put_u64(b, c->run);
-                        put_u32(b, c->uid);
-                        put_u8(b, c->persistent);
+                        bytes_put_str(b, c->id);
+                        bytes_put_str(b, c->node);
+                        bytes_put_str(b, c->owner);
+                        bytes_put_u64(b, c->run);
+                        bytes_put_u32(b, c->uid);
+                        bytes_put_u8(b, c->persistent);
                 }
         }
 
@@ -714,15 +695,15 @@ int election_state_serialize(const ElectionState *s, GBytes **ret) {
         while (g_hash_table_iter_next(&it, &d, NULL))
                 g_ptr_array_add(dedup, d);
         g_ptr_array_sort(dedup, dedup_compare);
-        put_u32(b, dedup->len);
+        bytes_put_u32(b, dedup->len);
         for (unsigned i = 0; i < dedup->len; i++) {
                 const DedupEntry *e = dedup->pdata[i];
 
-                put_str(b, e->origin);
-                put_u64(b, e->origin_run);
-                put_u64(b, e->max);
+                bytes_put_str(b, e->origin);
+                bytes_put_u64(b, e->origin_run);
+                bytes_put_u64(b, e->max);
                 for (unsigned k = 0; k < ELEMENTSOF(e->seen); k++)
-                        put_u64(b, e->seen[k]);
+                        bytes_put_u64(b, e->seen[k]);
         }
 
         nodes = g_ptr_array_sized_new(g_hash_table_size(s->runs));
@@ -730,76 +711,32 @@ int election_state_serialize(const ElectionState *s, GBytes **ret) {
         while (g_hash_table_iter_next(&it, &d, NULL))
                 g_ptr_array_add(nodes, d);
         g_ptr_array_sort(nodes, string_compare);
-        put_u32(b, nodes->len);
+        bytes_put_u32(b, nodes->len);
         for (unsigned i = 0; i < nodes->len; i++) {
                 const char *node = nodes->pdata[i];
                 const NodeRuns *n = g_hash_table_lookup(s->runs, node);
 
-                put_str(b, node);
-                put_u64(b, n->current);
-                put_u8(b, n->n_old);
+                bytes_put_str(b, node);
+                bytes_put_u64(b, n->current);
+                bytes_put_u8(b, n->n_old);
                 for (unsigned k = 0; k < n->n_old; k++)
-                        put_u64(b, n->old[k]);
+                        bytes_put_u64(b, n->old[k]);
         }
 
         *ret = g_byte_array_free_to_bytes(g_steal_pointer(&b));
         return 0;
 }
 
-typedef struct Reader {
-        const uint8_t *p;
-        size_t left;
-} Reader;
+typedef ByteReader Reader;
 
-static bool read_bytes(Reader *r, size_t n, const uint8_t **ret) {
-        if (r->left < n)
-                return false;
-        *ret = r->p;
-        r->p += n;
-        r->left -= n;
-        return true;
-}
 
-static bool read_u8(Reader *r, uint8_t *ret) {
-        const uint8_t *p;
-        if (!read_bytes(r, 1, &p))
-                return false;
-        *ret = *p;
-        return true;
-}
 
-static bool read_u32(Reader *r, uint32_t *ret) {
-        const uint8_t *p;
-        if (!read_bytes(r, 4, &p))
-                return false;
-        *ret = (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24;
-        return true;
-}
 
-static bool read_u64(Reader *r, uint64_t *ret) {
-        const uint8_t *p;
-        uint64_t v = 0;
-        if (!read_bytes(r, 8, &p))
-                return false;
-        for (unsigned i = 0; i < 8; i++)
-                v |= (uint64_t) p[i] << (8 * i);
-        *ret = v;
-        return true;
-}
 
-static bool read_str(Reader *r, char **ret) {
-        const uint8_t *p;
-        uint32_t n;
-
-        if (!read_u32(r, &n) || n > SNAPSHOT_STRING_MAX || !read_bytes(r, n, &p) || memchr(p, 0, n))
-                return false;
-        *ret = g_strndup((const char *) p, n);
-        return true;
-}
 
 /* Refuse element counts the remaining input cannot hold, before allocating for them. */
 static bool read_count(Reader *r, size_t min_element_size, uint32_t *ret) {
-        if (!read_u32(r, ret))
+        if (!bytes_read_u32(r, ret))
                 return false;
         return (uint64_t) *ret * min_element_size <= r->left;
 }
@@ -814,10 +751,10 @@ static int restore_election(ElectionState *n, Reader *r) {
         g_autofree char *name = NULL;
         uint32_t count;
 
-        if (!read_str(r, &name) || !election_string_valid(name) || g_hash_table_contains(n->elections, name))
+        if (!bytes_read_str(r, SNAPSHOT_STRING_MAX, &name) || !election_string_valid(name) || g_hash_table_contains(n->elections, name))
                 return -EBADMSG;
         e = election_new(name);
-        if (!read_u64(r, &e->term_id) || e->term_id == 0) /* term-0 elections are never stored */
+        if (!bytes_read_u64(r, &e->term_id) || e->term_id == 0) /* term-0 elections are never stored */
                 return -EBADMSG;
         if (!read_count(r, CANDIDACY_MIN_SIZE, &count))
                 return -EBADMSG;
@@ -827,14 +764,14 @@ static int restore_election(ElectionState *n, Reader *r) {
                 Candidacy *c;
                 uint8_t persistent;
 
-                if (!read_str(r, &id) || !election_string_valid(id) || election_find(e, id, NULL))
+                if (!bytes_read_str(r, SNAPSHOT_STRING_MAX, &id) || !election_string_valid(id) || election_find(e, id, NULL))
                         return -EBADMSG;
                 c = g_new0(Candidacy, 1);
                 c->id = g_steal_pointer(&id);
                 g_ptr_array_add(e->candidates, c); /* freed with e on error */
-                if (!read_str(r, &c->node) || !read_str(r, &c->owner) ||
-                    !read_u64(r, &c->run) || !read_u32(r, &c->uid) ||
-                    !read_u8(r, &persistent) || persistent > 1)
+                if (!bytes_read_str(r, SNAPSHOT_STRING_MAX, &c->node) || !bytes_read_str(r, SNAPSHOT_STRING_MAX, &c->owner) ||
+                    !bytes_read_u64(r, &c->run) || !bytes_read_u32(r, &c->uid) ||
+                    !bytes_read_u8(r, &persistent) || persistent > 1)
                         return -EBADMSG;
                 c->persistent = persistent;
         }
@@ -849,10 +786,10 @@ static int restore_election(ElectionState *n, Reader *r) {
 static int restore_dedup(ElectionState *n, Reader *r) {
         _cleanup_(dedup_entry_freep) DedupEntry *d = g_new0(DedupEntry, 1);
 
-        if (!read_str(r, &d->origin) || !read_u64(r, &d->origin_run) || !read_u64(r, &d->max))
+        if (!bytes_read_str(r, SNAPSHOT_STRING_MAX, &d->origin) || !bytes_read_u64(r, &d->origin_run) || !bytes_read_u64(r, &d->max))
                 return -EBADMSG;
         for (unsigned k = 0; k < ELEMENTSOF(d->seen); k++)
-                if (!read_u64(r, &d->seen[k]))
+                if (!bytes_read_u64(r, &d->seen[k]))
                         return -EBADMSG;
         if (g_hash_table_contains(n->dedup, d))
                 return -EBADMSG;
@@ -865,12 +802,12 @@ static int restore_run(ElectionState *n, Reader *r) {
         g_autofree NodeRuns *runs = g_new0(NodeRuns, 1);
         uint8_t n_old;
 
-        if (!read_str(r, &node) || g_hash_table_contains(n->runs, node) || !read_u64(r, &runs->current) ||
-            !read_u8(r, &n_old) || n_old > ELECTION_RUN_HISTORY)
+        if (!bytes_read_str(r, SNAPSHOT_STRING_MAX, &node) || g_hash_table_contains(n->runs, node) || !bytes_read_u64(r, &runs->current) ||
+            !bytes_read_u8(r, &n_old) || n_old > ELECTION_RUN_HISTORY)
                 return -EBADMSG;
         runs->n_old = n_old;
         for (unsigned k = 0; k < n_old; k++)
-                if (!read_u64(r, &runs->old[k]))
+                if (!bytes_read_u64(r, &runs->old[k]))
                         return -EBADMSG;
         g_hash_table_insert(n->runs, g_steal_pointer(&node), g_steal_pointer(&runs));
         return 0;
@@ -887,8 +824,8 @@ int election_state_restore(ElectionState *s, const void *data, size_t size) {
         if (!s || (!data && size > 0))
                 return -EINVAL;
 
-        if (!read_bytes(&r, 4, &magic) || memcmp(magic, SNAPSHOT_MAGIC, 4) != 0 ||
-            !read_u32(&r, &version) || version < 1 || version > SNAPSHOT_VERSION)
+        if (!bytes_read(&r, 4, &magic) || memcmp(magic, SNAPSHOT_MAGIC, 4) != 0 ||
+            !bytes_read_u32(&r, &version) || version < 1 || version > SNAPSHOT_VERSION)
                 return -EBADMSG;
 
         n = election_state_new();
