@@ -153,8 +153,9 @@ ExecStart=/bin/sh -c 'test ! -e %t/unhealthy'
         ts = [t for k, n, t in self.events_list() if k == kind and n == node]
         return ts[-1] if ts else None
 
-    def wait_single_runner(self, names=NODES, timeout=20):
-        """Exactly one node runs the unit, it is the leader all of names agree on."""
+    def wait_single_runner(self, names=NODES, timeout=20, not_on=None):
+        """Exactly one node runs the unit, it is the leader all of names agree on (and, with
+        not_on, it is not that node: the move has happened)."""
         seen = {}
 
         def ok():
@@ -166,7 +167,7 @@ ExecStart=/bin/sh -c 'test ! -e %t/unhealthy'
             seen['leaders'] = leaders
             seen['running'] = self.running_on(names)
             seen['flags'] = [n for n in names if self.flag_exists(n)]
-            if len(leaders) != 1:
+            if len(leaders) != 1 or (not_on is not None and not_on in leaders):
                 return None
             leader = leaders.pop()
             if leader not in names:
@@ -192,7 +193,7 @@ ExecStart=/bin/sh -c 'test ! -e %t/unhealthy'
         other = next(n for n in NODES if n != leader)
         self.c.node(other).election(ELECTION).Anoint(other, dbus_interface='org.electiond.Election1.Election',
                                                      timeout=10)
-        self.assertEqual(self.wait_single_runner(), other)
+        self.assertEqual(self.wait_single_runner(not_on=leader), other)
         self.assertFalse(self.flag_exists(leader))
         self.assert_stop_before_start(leader, other)
 
@@ -230,7 +231,7 @@ class ClusterHealthTest(ClusterUnitsTest):
         open(os.path.join(self.sd[leader].dir, 'unhealthy'), 'w').close()
         self.sd[leader].call('RestartUnit', 'ss', ('web-health.service', 'replace'))
         self.sd[leader].wait_state('web-health.service', 'failed')
-        new = self.wait_single_runner()
+        new = self.wait_single_runner(not_on=leader)
         self.assertNotEqual(new, leader)
         self.assertNotIn(leader, [str(c) for c in self.c.node(new).get_term(ELECTION)[2]])
         self.assert_stop_before_start(leader, new)
