@@ -55,13 +55,12 @@ bool cluster_local_leader(Cluster *c, const Election *e, uint64_t now);
 
 /* The manager applied entry `index`; for each election whose leader changed in it, call
  * cluster_lead_changed() first (before this), with the previous leader's node. */
-void cluster_lead_changed(Cluster *c, const Election *e, const char *prev_leader_node, bool prev_node_dropped,
-                          uint64_t index);
+void cluster_lead_changed(Cluster *c, const Election *e, const char *prev_leader_node, uint64_t index);
 void cluster_entry_applied(Cluster *c, uint64_t index, bool any_leader_changed);
 /* The leader units' stop jobs finished: confirm what we applied. */
 void cluster_units_settled(Cluster *c);
-/* A DROP_NODE(node) was applied. */
-void cluster_node_dropped(Cluster *c, const char *node);
+/* A DROP_NODE(node) was applied at log index `index`. */
+void cluster_node_dropped(Cluster *c, const char *node, uint64_t index);
 
 /* Not the Raft leader: send an encoded batch to the leader. -ENOTCONN if none is known. */
 int cluster_forward(Cluster *c, const void *batch, size_t size);

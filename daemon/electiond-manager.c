@@ -67,7 +67,6 @@ struct Manager {
         GHashTable *leaders;     /* election name → "node\nid" of its leader as last applied */
         uint64_t applying_index;
         bool applying_leader_changed;
-        const char *applying_dropped_node;
 };
 
 /* Forwarded batches are resent this often until applied here (dedup makes resends harmless). */
@@ -434,9 +433,7 @@ static void track_leader(Manager *m, const Election *e) {
                 return;
         prev_node = g_strndup(before, strcspn(before, "\n"));
         m->applying_leader_changed = true;
-        cluster_lead_changed(m->cluster, e, prev_node,
-                             m->applying_dropped_node && streq_ptr(prev_node, m->applying_dropped_node),
-                             m->applying_index);
+        cluster_lead_changed(m->cluster, e, prev_node, m->applying_index);
         g_hash_table_insert(m->leaders, g_strdup(e->name), g_steal_pointer(&now));
 }
 
@@ -473,11 +470,9 @@ static void on_engine_apply(void *userdata, const void *data, size_t size, uint6
                 ElectionResult result;
                 Pending *p;
 
-                m->applying_dropped_node = c->type == COMMAND_DROP_NODE ? c->node : NULL;
                 result = election_state_apply(m->state, c, on_election_changed, m, &e);
-                m->applying_dropped_node = NULL;
                 if (m->cluster && c->type == COMMAND_DROP_NODE && result == ELECTION_CHANGED)
-                        cluster_node_dropped(m->cluster, c->node);
+                        cluster_node_dropped(m->cluster, c->node, index);
                 log_debug("Applied entry %" PRIu64 " request %s/%" PRIu64 ": %s election='%s' id='%s' -> %d",
                           index, c->origin ?: "", c->request_id, command_type_to_string(c->type),
                           c->election ?: "", c->id ?: "", (int) result);
