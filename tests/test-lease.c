@@ -318,6 +318,8 @@ typedef struct Sim {
         uint64_t violations;
         uint64_t acting_ticks;
         uint64_t handovers, drops, restarts;
+        Msg acks_seen[512]; /* what an attacker on the wire recorded (a sample, old ones too), to replay */
+        unsigned n_acks_seen;
 } Sim;
 
 static uint64_t local_now(const Sim *s, const Node *n) {
@@ -414,6 +416,10 @@ static void handle(Sim *s, const Msg *m) {
                         send_msg(s, n->id, m->from, MSG_LEASE_ACK, m->a, m->d, 0);
                 break;
         case MSG_LEASE_ACK:
+                if (s->n_acks_seen < G_N_ELEMENTS(s->acks_seen))
+                        s->acks_seen[s->n_acks_seen++] = *m;
+                else if (g_rand_int_range(s->rand, 0, 50) == 0)
+                        s->acks_seen[g_rand_int_range(s->rand, 0, G_N_ELEMENTS(s->acks_seen))] = *m;
                 /* an ack for an earlier run of ours is worthless */
                 if (m->b == n->incarnation || sim_break == BREAK_ACK_REPLAY)
                         lease_requester_ack(n->req, (uint64_t) m->from, m->a);
@@ -697,6 +703,15 @@ static uint64_t simulate(int n, uint32_t seed, const LeaseParams *p, uint64_t se
                                 send_msg4(&s, i, j, MSG_LEASE_REQ, seq, nd->applied, without, nd->incarnation);
                         /* APPLIED is repeated (one may be lost; attestations become true later) */
                         broadcast_applied(&s, nd);
+                }
+
+                /* an attacker replays a recorded ack now and then (a run's own replays are
+                 * harmless: they only repeat the round's send time) */
+                if (s.n_acks_seen > 0 && g_rand_int_range(s.rand, 0, 2) == 0) {
+                        Msg *m = g_new0(Msg, 1);
+                        *m = s.acks_seen[(unsigned) g_rand_int_range(s.rand, 0, (gint32) MIN(s.n_acks_seen, G_N_ELEMENTS(s.acks_seen)))];
+                        m->deliver_at = s.now;
+                        g_queue_push_tail(s.msgs, m);
                 }
 
                 maybe_change_raft_leader(&s);
