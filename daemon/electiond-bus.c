@@ -916,3 +916,7 @@ BusEdge *bus_edge_free(BusEdge *b) {
         g_free(b);
         return NULL;
 }
+
+bool bus_edge_owner_tracked(BusEdge *b, const char *owner) {
+        return b && owner && g_hash_table_contains(b->tracks, owner);
+}

@@ -28,5 +28,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(BusEdge *, bus_edge_free)
 void bus_edge_term_changed(BusEdge *b, const Election *e);
 /* Quorum / membership / lease changes: re-evaluate and emit PropertiesChanged where values moved. */
 void bus_edge_cluster_changed(BusEdge *b);
+/* Is this bus connection (unique name) still tracked as an owner of candidacies? */
+bool bus_edge_owner_tracked(BusEdge *b, const char *owner);
 
 char *bus_election_path(const char *name); /* g_free */

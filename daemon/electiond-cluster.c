@@ -836,7 +836,9 @@ static void on_applied(Cluster *c, const ChannelPacket *p, uint64_t now) {
         g_hash_table_iter_init(&it, c->handovers);
         while (g_hash_table_iter_next(&it, NULL, &v))
                 handover_note_peer(v, peer);
-        notify_status(c);
+        /* a hand-over may have cleared: LocalLeader may have moved */
+        if (g_hash_table_size(c->handovers) > 0)
+                notify_status(c);
 }
 
 /* ---- forwarding ---- */
