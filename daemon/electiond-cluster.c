@@ -78,6 +78,8 @@ struct Cluster {
         uint64_t started;
         uint64_t channel_epoch;    /* ours; acks must echo it */
         uint64_t fingerprint;      /* lease_params_fingerprint() of our timing settings */
+        uint64_t identity_logged;  /* when we last logged a refused duplicate Raft identity */
+        bool identity_conflict;    /* we are the newer twin: exiting, and saying nothing in our name */
 
         GBytes *key;
         EngineCallbacks engine_cb;
@@ -951,6 +953,32 @@ static void on_links_changed(Gossip *g, bool any_up, void *userdata) {
         notify_status(c);
 }
 
+static void on_identity_conflict(Gossip *g, bool same_id, bool we_are_newer, const MemberAddress *from,
+                                 void *userdata) {
+        Cluster *c = userdata;
+        char ip[INET6_ADDRSTRLEN] = "?";
+        uint64_t now = now_usec();
+
+        (void) inet_ntop(from->family, from->addr, ip, sizeof ip);
+        if (we_are_newer) {
+                log_error("Duplicate identity: the node at %s uses this node's %s (%s) and started earlier. "
+                          "Refusing to run: %s",
+                          ip, same_id ? "node id" : "name", same_id ? "a copy of its state directory?" : c->node_name,
+                          same_id ? "give this machine a fresh state directory (remove /var/lib/electiond/node-id "
+                                    "and raft/) or stop the other one."
+                                  : "give each machine its own [Node] Name= (or host name).");
+                c->identity_conflict = true;
+                notify_status(c);
+                (void) sd_event_exit(c->event, EXIT_FAILURE);
+                return;
+        }
+        if (c->identity_logged != 0 && now - c->identity_logged < 10 * USEC_PER_SEC)
+                return;
+        c->identity_logged = now;
+        log_warning("Duplicate identity: a newer process at %s uses this node's %s; it should refuse to run.", ip,
+                    same_id ? "node id" : "name");
+}
+
 static char *self_raft_address(Cluster *c) {
         const Member *self = membership_get_self(gossip_get_membership(c->gossip));
         char ip[INET_ADDRSTRLEN];
@@ -965,11 +993,43 @@ static char *self_raft_address(Cluster *c) {
         return NULL;
 }
 
+/* A Raft id lives at one address: a second machine claiming it (a cloned state directory) is
+ * refused before libraft sees it, or one id would vote with two logs. */
+static bool raft_identity_ok(void *userdata, uint64_t id, const char *address, const struct sockaddr_storage *peer) {
+        Cluster *c = userdata;
+        char known[256] = "";
+        uint64_t now = now_usec();
+        bool ok = id != c->node_id;
+        Servers s;
+
+        if (ok && servers_get(c, &s)) {
+                for (size_t i = 0; i < s.n; i++)
+                        if (s.items[i].id == id && !streq_ptr(s.items[i].address, address)) {
+                                g_strlcpy(known, s.items[i].address, sizeof known);
+                                ok = false;
+                        }
+                servers_done(&s);
+        }
+        if (!ok && (c->identity_logged == 0 || now - c->identity_logged > 10 * USEC_PER_SEC)) {
+                c->identity_logged = now;
+                log_error("Refused a Raft connection claiming server id %016" PRIx64 " from %s (%s): "
+                          "a duplicate identity (a cloned state directory?).",
+                          id, address, *known ? known : "our own id");
+        }
+        return ok;
+}
+
 static int make_transport(void *userdata, struct uv_loop_s *loop, struct raft_uv_transport **ret) {
         Cluster *c = userdata;
         gsize n;
         const void *k = g_bytes_get_data(c->key, &n);
-        return auth_transport_new(loop, k, n, c->config->cluster_name, ret);
+        int r;
+
+        r = auth_transport_new(loop, k, n, c->config->cluster_name, ret);
+        if (r < 0)
+                return r;
+        auth_transport_set_identity_check(*ret, raft_identity_ok, c);
+        return 0;
 }
 
 static void free_transport(void *userdata, struct raft_uv_transport *t) {
@@ -1485,7 +1545,8 @@ int cluster_start(Cluster *c) {
         uint8_t tags[20];
         Tags t = { .version = TAGS_VERSION, .cluster_id = c->cluster_id, .raft_port = c->config->port,
                    .fingerprint = c->fingerprint };
-        GossipCallbacks gcb = { .member_event = on_member_event, .links_changed = on_links_changed };
+        GossipCallbacks gcb = { .member_event = on_member_event, .links_changed = on_links_changed,
+                                .identity_conflict = on_identity_conflict };
         gsize key_size;
         const void *key = g_bytes_get_data(c->key, &key_size);
         ChannelCodec *codec;
@@ -1547,7 +1608,9 @@ Cluster *cluster_free(Cluster *c) {
         sd_event_source_disable_unref(c->post);
         channel_free(c->channel);
         if (c->gossip) {
-                (void) gossip_leave(c->gossip);
+                /* a twin's LEFT would be taken for the original's */
+                if (!c->identity_conflict)
+                        (void) gossip_leave(c->gossip);
                 gossip_free(c->gossip);
         }
         /* the engine belongs to the manager once started */
