@@ -28,5 +28,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(BusEdge *, bus_edge_free)
 void bus_edge_term_changed(BusEdge *b, const Election *e);
 /* Quorum / membership / lease changes: re-evaluate and emit PropertiesChanged where values moved. */
 void bus_edge_cluster_changed(BusEdge *b);
+/* The lease may have moved: emit LeaseRenewed if it did and someone called WatchLease. */
+void bus_edge_lease_renewed(BusEdge *b);
 
 char *bus_election_path(const char *name); /* g_free */
