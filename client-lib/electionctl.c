@@ -849,6 +849,9 @@ static void on_run_watch(Election *e, int status, const ElectionTerm *t, void *u
         const char *id = election_get_id(e);
         bool member = false;
 
+        /* Our own final Leave is on its way: what follows is its echo. */
+        if (r->finished)
+                return;
         if (status < 0) {
                 /* Leadership is unknown without the daemon: stop COMMAND, wait for a restart. */
                 r->term = election_term_unref(r->term);
