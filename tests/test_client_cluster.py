@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """electionctl run in a 3-node cluster (namespace harness, tests/cluster/): when the leader's node
 ends up in a minority partition, its COMMAND is stopped (LocalLeader goes false: no quorum, lease
-ran out) before the majority hands the leadership to another candidate. Skips like the cluster
-tests while the daemon has no cluster consensus."""
+ran out) before the majority hands the leadership to another candidate; when the leader's
+electiond is frozen (SIGSTOP) and tells run nothing, run's own copy of the lease deadline
+(WatchLease/LeaseRenewed) SIGTERMs COMMAND before any other node reports LocalLeader=true.
+Skips like the cluster tests while the daemon has no cluster consensus."""
 
 import os
 import signal
