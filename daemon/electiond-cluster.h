@@ -76,6 +76,6 @@ const char *cluster_name(Cluster *c);
 /* A foreign cluster of the same name was seen (never merged; shown in status). */
 bool cluster_conflict(Cluster *c);
 
-/* This node's lease expiry (CLOCK_BOOTTIME µs; 0 = none, not even an expired one: no engine yet
- * or no cluster link). May lie in the past: compare with now. */
+/* This node's lease expiry (CLOCK_BOOTTIME µs): 0 without engine or cluster link, else the
+ * requester's expiry, which may lie in the past (compare with now). */
 uint64_t cluster_lease_expiry(Cluster *c);
