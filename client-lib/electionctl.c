@@ -789,7 +789,8 @@ static void runner_arm_lease_timer(Runner *r) {
         int ret;
 
         if (r->lease_state != LEASE_KNOWN || r->lease_expiry == 0 || r->lease_expiry == UINT64_MAX) {
-                (void) sd_event_source_set_enabled(r->lease_timer, SD_EVENT_OFF);
+                if (r->lease_timer)
+                        (void) sd_event_source_set_enabled(r->lease_timer, SD_EVENT_OFF);
                 return;
         }
         if (r->lease_timer) {
