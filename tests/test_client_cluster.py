@@ -119,6 +119,11 @@ class RunFrozenDaemonTest(ClusterBase):
         self.assertEqual(read_marker(marker)[0][0], 'start')
         c.client(y).op('enter', 'fz', 'b', flags=1)
         self.wait_all(c.nodes, 'fz', lambda t: t[1] == 'a' and t[2] == ['a', 'b'], 'a leading, b next, everywhere')
+        # while the daemon renews the lease (LeaseRenewed reaches run), COMMAND outlives many leases
+        start_ns = int(read_marker(marker)[0][2])
+        cluster.wait_until(lambda: time.monotonic_ns() - start_ns > 5 * 200_000_000, 10,
+                           'COMMAND to outlive five leases (LeaseSec=0.2)', 0.02)
+        self.assertEqual([l[0] for l in read_marker(marker)], ['start'], 'COMMAND stopped though the lease was renewed')
 
         t_freeze = time.monotonic_ns()
         x.stop()
