@@ -30,5 +30,7 @@ void bus_edge_term_changed(BusEdge *b, const Election *e);
 void bus_edge_cluster_changed(BusEdge *b);
 /* Is this bus connection (unique name) still tracked as an owner of candidacies? */
 bool bus_edge_owner_tracked(BusEdge *b, const char *owner);
+/* The lease may have moved: emit LeaseRenewed if it did and someone called WatchLease. */
+void bus_edge_lease_renewed(BusEdge *b);
 
 char *bus_election_path(const char *name); /* g_free */

@@ -512,6 +512,8 @@ static void check_quorum(Cluster *c, uint64_t now) {
                 notify_status(c);
         }
         schedule_deadline(c, now);
+        if (c->hooks.lease_renewed)
+                c->hooks.lease_renewed(c->userdata);
 }
 
 static void on_lease_ack(Cluster *c, const ChannelPacket *p, uint64_t now) {
@@ -1703,4 +1705,11 @@ void cluster_members_free(ClusterMember *m, size_t n) {
                 g_free(m[i].address);
         }
         g_free(m);
+}
+
+uint64_t cluster_lease_expiry(Cluster *c) {
+        /* the same conditions as cluster_quorate() */
+        if (!c || !c->engine || !c->links_up)
+                return 0;
+        return lease_requester_expiry(c->requester);
 }

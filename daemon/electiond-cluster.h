@@ -28,6 +28,9 @@ typedef struct ClusterHooks {
         void (*remote_batch)(void *userdata, const void *batch, size_t size);
         /* Leader units of a demotion are still stopping (optional). */
         bool (*units_stopping)(void *userdata);
+        /* The lease may have moved (an ack, a round, an expiry): re-read cluster_lease_expiry()
+         * (optional; called often, so compare with the last value). */
+        void (*lease_renewed)(void *userdata);
 } ClusterHooks;
 
 typedef struct ClusterMember {
@@ -71,3 +74,7 @@ void cluster_members_free(ClusterMember *m, size_t n);
 const char *cluster_name(Cluster *c);
 /* A foreign cluster of the same name was seen (never merged; shown in status). */
 bool cluster_conflict(Cluster *c);
+
+/* This node's lease expiry (CLOCK_BOOTTIME µs): 0 without engine or cluster link, else the
+ * requester's expiry, which may lie in the past (compare with now). */
+uint64_t cluster_lease_expiry(Cluster *c);

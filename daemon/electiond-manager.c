@@ -705,6 +705,10 @@ static void on_cluster_status_changed(void *userdata) {
         manager_cluster_changed(userdata);
 }
 
+static void on_cluster_lease_renewed(void *userdata) {
+        manager_lease_renewed(userdata);
+}
+
 static bool on_cluster_units_stopping(void *userdata) {
         Manager *m = userdata;
         return units_stopping(m->units);
@@ -855,6 +859,7 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
                         .status_changed = on_cluster_status_changed,
                         .remote_batch = on_remote_batch,
                         .units_stopping = on_cluster_units_stopping,
+                        .lease_renewed = on_cluster_lease_renewed,
                 };
                 r = cluster_new(m->event, &m->config, m->state_dir, m->config.node_name, &callbacks, m, &hooks, m,
                                 &m->cluster);
@@ -1085,4 +1090,18 @@ void manager_cluster_changed(Manager *m) {
 
 Cluster *manager_get_cluster(Manager *m) {
         return m->cluster;
+}
+
+uint64_t manager_lease_expiry(Manager *m) {
+        uint64_t expiry;
+
+        if (!m->cluster)
+                return UINT64_MAX; /* standalone: the lease never ends */
+        expiry = cluster_lease_expiry(m->cluster);
+        return expiry > now_boottime_usec() ? expiry : 0;
+}
+
+void manager_lease_renewed(Manager *m) {
+        if (m->edge)
+                bus_edge_lease_renewed(m->edge);
 }
