@@ -646,6 +646,18 @@ static void on_drop_run_done(Manager *m, int status, ElectionResult result, cons
                 (void) sd_event_exit(m->event, EXIT_FAILURE);
 }
 
+/* A bulk command about this node's own run (DROP_RUN, DROP_OWNER, RESTORE_NODE). */
+static Command *self_command_new(Manager *m, CommandType type, const char *owner) {
+        Command *c = command_new(type);
+
+        c->election = g_strdup("");
+        c->id = g_strdup("");
+        c->owner = g_strdup(owner ?: "");
+        c->node = g_strdup(m->config.node_name);
+        c->run = m->run_id;
+        return c;
+}
+
 /* Candidacies bound to connections of an earlier run of this daemon are gone with it. */
 static void start_drop_run(Manager *m) {
         Command *c;
@@ -654,12 +666,7 @@ static void start_drop_run(Manager *m) {
         if (m->drop_run_submitted || m->shutting_down)
                 return;
 
-        c = command_new(COMMAND_DROP_RUN);
-        c->election = g_strdup("");
-        c->id = g_strdup("");
-        c->owner = g_strdup("");
-        c->node = g_strdup(m->config.node_name);
-        c->run = m->run_id;
+        c = self_command_new(m, COMMAND_DROP_RUN, NULL);
 
         /* No deadline: nothing is served before it commits, and a retry would only pile up copies. */
         r = manager_submit_full(m, c, 0, on_drop_run_done, NULL);
@@ -1020,7 +1027,6 @@ static int on_restore_check(sd_event_source *s, void *userdata) {
         Manager *m = userdata;
         g_autoptr(GPtrArray) parked = NULL;
         g_autoptr(GHashTable) gone = NULL;
-        Command *c;
         int r;
 
         if (!m->cluster || m->shutting_down || m->restore_in_flight || !m->drop_run_committed || !manager_quorate(m))
@@ -1036,25 +1042,13 @@ static int on_restore_check(sd_event_source *s, void *userdata) {
                     g_hash_table_contains(gone, cd->owner))
                         continue;
                 g_hash_table_add(gone, cd->owner);
-                c = command_new(COMMAND_DROP_OWNER);
-                c->election = g_strdup("");
-                c->id = g_strdup("");
-                c->node = g_strdup(m->config.node_name);
-                c->owner = g_strdup(cd->owner);
-                c->run = m->run_id;
-                r = manager_submit(m, c, NULL, NULL);
+                r = manager_submit(m, self_command_new(m, COMMAND_DROP_OWNER, cd->owner), NULL, NULL);
                 if (r < 0)
                         return log_warning_errno(r, "Failed to submit removal of departed %s: %m", cd->owner);
         }
 
-        c = command_new(COMMAND_RESTORE_NODE);
-        c->election = g_strdup("");
-        c->id = g_strdup("");
-        c->owner = g_strdup("");
-        c->node = g_strdup(m->config.node_name);
-        c->run = m->run_id;
         log_info("Restoring %u parked candidacies of this node.", parked->len);
-        r = manager_submit(m, c, on_restore_done, NULL);
+        r = manager_submit(m, self_command_new(m, COMMAND_RESTORE_NODE, NULL), on_restore_done, NULL);
         if (r < 0)
                 return log_warning_errno(r, "Failed to submit the restore of parked candidacies: %m");
         m->restore_in_flight = true;
