@@ -80,6 +80,7 @@ struct Cluster {
         uint64_t fingerprint;      /* lease_params_fingerprint() of our timing settings */
         uint64_t identity_logged;  /* when we last logged a refused duplicate Raft identity */
         bool identity_conflict;    /* we are the newer twin: exiting, and saying nothing in our name */
+        bool bootstrap_refused_logged;
 
         GBytes *key;
         EngineCallbacks engine_cb;
@@ -124,6 +125,7 @@ struct Cluster {
          * while a demotion's stops run they wait (at most the hand-over wait). Leases never do. */
         uint64_t confirmed_index;
         uint64_t applying_index;   /* newest entry the manager applied (see confirm_applied) */
+        uint64_t lead_change_index; /* newest applied entry that moved any election's lead */
         /* Nodes that own candidacies, rebuilt only after the state changed: scanning 10,000
          * elections every probe interval was most of an idle leader's CPU. */
         GHashTable *owners;        /* node name (owned) */
@@ -443,15 +445,15 @@ static bool handovers_cleared(Cluster *c, LeaseHandover *h, uint64_t now) {
                 others[n++] = s.items[i].id;
         }
         if (is_voter(&s, c->node_id) && c->stored_noted) {
-                uint64_t applied = MAX(engine_last_applied(c->engine), c->applying_index);
+                /* fencing until h->index is enough: applying it tells them who leads */
                 for (size_t i = 0; i < n; i++) {
                         Peer *p = peer_by_id(c, others[i]);
                         if (g_hash_table_contains(h->confirmed, &others[i]))
                                 continue;
-                        if (p && lease_granter_attest(c->granter, name_hash(p->name), applied, now))
+                        if (p && lease_granter_attest(c->granter, name_hash(p->name), h->index, now))
                                 mine[n_mine++] = others[i];
                 }
-                lease_handover_note_attest(h, c->node_id, applied, mine, n_mine);
+                lease_handover_note_attest(h, c->node_id, h->index, mine, n_mine);
         }
         r = lease_handover_cleared(h, others, n, voters, n_voters, &c->lease_params, now);
         servers_done(&s);
@@ -698,6 +700,8 @@ void cluster_lead_changed(Cluster *c, const Election *e, const char *prev_leader
         gpointer v;
 
         c->owners_dirty = true; /* also reached from snapshot restores */
+        if (index < UINT64_MAX - 1 && index > c->lead_change_index)
+                c->lead_change_index = index; /* (a snapshot's index is not known) */
         if (!streq_ptr(new_node, c->node_name)) {
                 g_hash_table_remove(c->handovers, e->name);
                 return;
@@ -733,7 +737,10 @@ static void broadcast_applied(Cluster *c) {
 
         if (!c->channel || !c->engine)
                 return;
-        applied = MAX(engine_last_applied(c->engine), c->applying_index);
+        /* Attest at the last entry that moved a lead, not at whatever we applied since: the fence
+         * holds until they applied it, and an index that keeps moving would keep a live node
+         * refused (and then dropped) for as long as the log grows. */
+        applied = c->lead_change_index;
         if (servers_get(c, &s)) {
                 if (is_voter(&s, c->node_id) && c->stored_noted)
                         for (size_t i = 0; i < s.n && attested->len < 512; i++) {
@@ -1073,6 +1080,7 @@ static int start_engine(Cluster *c, const EngineServer *bootstrap, size_t n_boot
 typedef struct BootView {
         Cluster *c;
         GArray *ids; /* u64 */
+        GArray *same; /* u64: those of them whose timing settings are ours */
         GPtrArray *addresses;
         bool existing; /* someone already has a cluster */
 } BootView;
@@ -1092,6 +1100,8 @@ static void boot_visit(const Member *m, void *userdata) {
                 }
         }
         g_array_append_val(v->ids, m->node_id);
+        if (m->is_self || t.fingerprint == 0 || t.fingerprint == v->c->fingerprint)
+                g_array_append_val(v->same, m->node_id);
 }
 
 static int cmp_u64(gconstpointer a, gconstpointer b) {
@@ -1102,7 +1112,8 @@ static int cmp_u64(gconstpointer a, gconstpointer b) {
 /* No Raft state yet: bootstrap (the lowest id of a stable view of BootstrapExpect fresh nodes)
  * or join an existing cluster through its leader. */
 static void bootstrap_or_join(Cluster *c, uint64_t now) {
-        BootView v = { .c = c, .ids = g_array_new(false, false, sizeof(uint64_t)) };
+        BootView v = { .c = c, .ids = g_array_new(false, false, sizeof(uint64_t)),
+                       .same = g_array_new(false, false, sizeof(uint64_t)) };
         g_autofree char *view = NULL;
         GString *sv;
 
@@ -1115,6 +1126,7 @@ static void bootstrap_or_join(Cluster *c, uint64_t now) {
         }
         membership_foreach(gossip_get_membership(c->gossip), boot_visit, &v);
         g_array_sort(v.ids, cmp_u64);
+        g_array_sort(v.same, cmp_u64);
         sv = g_string_new(NULL);
         for (guint i = 0; i < v.ids->len; i++)
                 g_string_append_printf(sv, "%016" PRIx64 ",", g_array_index(v.ids, uint64_t, i));
@@ -1134,8 +1146,21 @@ static void bootstrap_or_join(Cluster *c, uint64_t now) {
         }
         if (++c->bootstrap_stable < BOOTSTRAP_STABLE_ROUNDS || v.ids->len < c->config->bootstrap_expect)
                 goto out;
-        if (g_array_index(v.ids, uint64_t, 0) != c->node_id)
-                goto out; /* the lowest id bootstraps; we join it once it shows a cluster id */
+        /* Only a majority that agrees on the timing settings forms a cluster (the others' JOIN is
+         * refused), and its lowest id bootstraps; we join it once it shows a cluster id. */
+        if (v.same->len <= v.ids->len / 2) {
+                if (!c->bootstrap_refused_logged) {
+                        c->bootstrap_refused_logged = true;
+                        log_error("Not bootstrapping: the timing settings of %u of the %u fresh nodes seen differ from "
+                                  "this node's (LeaseSec=%.3f, NodeTimeoutSec=%.3f).",
+                                  v.ids->len - v.same->len, v.ids->len,
+                                  (double) c->lease_params.lease_usec / USEC_PER_SEC,
+                                  (double) c->lease_params.node_timeout_usec / USEC_PER_SEC);
+                }
+                goto out;
+        }
+        if (g_array_index(v.same, uint64_t, 0) != c->node_id)
+                goto out;
 
         {
                 /* Alone: libraft never lets a node without configuration vote, so the others
@@ -1155,6 +1180,7 @@ static void bootstrap_or_join(Cluster *c, uint64_t now) {
         }
 out:
         g_array_unref(v.ids);
+        g_array_unref(v.same);
 }
 
 static void maybe_send_join(Cluster *c, const Servers *s, uint64_t now) {
