@@ -179,9 +179,11 @@ class Composed(unittest.TestCase):
         and Y, the majority drops X and R's node takes e over. Then X-Y is healed (X-R stays cut)
         and Y is SIGKILLed and restarted at once: the fresh Y has no fence for X and no history
         of stored indexes older than G = Lease/2, so for its first G its rule-3 check passes
-        anything and it grants X's lease requests although X has not applied its own DROP_NODE. With Y's ack X has a majority (itself + Y), believes it still leads e and
-        reports LocalLeader=true while R's node does too. [Fixed: never two LocalLeader=true.]
-        Three trials with fresh elections (X alternates between the two non-leaders)."""
+        anything and it grants X's lease requests although X has not applied its own
+        DROP_NODE. With Y's ack X has a majority (itself + Y), believes it still leads e (and
+        every other election its stale state gives it) and reports LocalLeader=true while R's
+        node does too. [Fixed: never two LocalLeader=true.] Three trials with fresh elections;
+        on main each showed an overlap of 110-250 ms (9 of 9 trials in three runs)."""
         c = self.make(3)
         self.wait_formed(c)
         trials = []
@@ -218,7 +220,8 @@ class Composed(unittest.TestCase):
             new = [v for v in self.safety_violations(c) if vkey(v) not in before]
             trials.append((X.name, R.name, Y.name, len(new), new))
         msg = "\n".join("trial %d (X=%s R=%s Y=%s): %d violation(s)%s" % (
-            i, x, r, y, n, "".join("\n    " + str(v) for v in vs)) for i, (x, r, y, n, vs) in enumerate(trials))
+            i, x, r, y, n, "".join("\n    " + str(v) for v in vs))
+            for i, (x, r, y, n, vs) in enumerate(trials))
         print(msg)
         self.assertEqual(sum(t[3] for t in trials), 0, "two leaders:\n" + msg)
 
@@ -255,7 +258,7 @@ class Composed(unittest.TestCase):
                 self.wait_local_leader(n3, e, 5)
             except TimeoutError:
                 pass
-        n3_led = bool(self.leader_records(c, e)) and any(r["node"] == "n3" for r in self.leader_records(c, e))
+        n3_led = any(r["node"] == "n3" for r in self.leader_records(c, e))
         c.partition([[n3], [n1, n2]])
         wait_until(lambda: local_leader(n1, e) or local_leader(n2, e), 10, "n1 or n2 to lead e", 0.01)
         try:
@@ -273,7 +276,8 @@ class Composed(unittest.TestCase):
               % (n3_entered, n3_led, differ, [str(v) for v in bad]))
         problems = [str(v) for v in bad]
         if not differ:
-            problems.append("n3's log does not mention that its timing settings differ:\n" + n3.log_tail(15))
+            problems.append("n3's log does not mention that its timing settings differ:\n"
+                            + n3.log_tail(15))
         self.assertEqual(problems, [], "\n".join(problems))
 
     # =========================================================================================
@@ -373,7 +377,8 @@ class Composed(unittest.TestCase):
             try:
                 who = wait_until(lambda: [n.name for n in rest if local_leader(n, e)], 10,
                                  "another node to lead %s" % e, 0.01)
-                results.append((X.name, want_raft_leader, "%s after %.2f s" % (who, time.monotonic() - t_cut)))
+                results.append((X.name, want_raft_leader,
+                                "%s after %.2f s" % (who, time.monotonic() - t_cut)))
             except TimeoutError:
                 results.append((X.name, want_raft_leader, None))
             c.heal()
@@ -436,7 +441,8 @@ class Composed(unittest.TestCase):
             problems.append("the %s node's log does not say \"duplicate\"" % what)
         print("%s node: exited=%s status=%s after %.1f s; members on n1: %s; problems: %d"
               % (what, exited, n4.daemon.popen.returncode, took, m, len(problems)))
-        self.assertEqual(problems, [], "\n".join(problems) + "\n--- its log:\n" + "\n".join(log.splitlines()[-15:]))
+        self.assertEqual(problems, [], "\n".join(problems) + "\n--- its log:\n"
+                         + "\n".join(log.splitlines()[-15:]))
 
     def _three_of_four(self, **kw):
         c = self.make(4, start=["n1", "n2", "n3"], bootstrap_expect=3, **kw)
@@ -485,7 +491,8 @@ class Composed(unittest.TestCase):
         code = ("import os,signal,sys,time\n"
                 "p=sys.argv[1]\n"
                 "def w(s):\n"
-                "    with open(p+'.'+s+'.tmp','w') as f: f.write('%d %d' % (time.monotonic_ns(), os.getpid()))\n"
+                "    with open(p+'.'+s+'.tmp','w') as f:\n"
+                "        f.write('%d %d' % (time.monotonic_ns(), os.getpid()))\n"
                 "    os.rename(p+'.'+s+'.tmp', p+'.'+s)\n"
                 "def h(*a):\n"
                 "    w('term'); os._exit(0)\n"
