@@ -475,6 +475,21 @@ class Cluster:
         self.log_event("partition_oneway", nodes=[n.name for n in nodes],
                        from_nodes=[n.name for n in from_nodes])
 
+    def reconnect(self, nodes, other_nodes):
+        """Partial heal: removes the two-way cut between each of nodes and each of other_nodes
+        (and nothing else: every other cut, one-way cut and loss stays). Writes a "reconnect"
+        node_event (groups = the two lists) and asks the recorders of both sides to probe."""
+        nodes, other_nodes = self._nodes(nodes), self._nodes(other_nodes)
+        for side, far in ((nodes, other_nodes), (other_nodes, nodes)):
+            for n in side:
+                for o in far:
+                    n.net.drop_in.discard(o.addr)
+                    n.net.drop_out.discard(o.addr)
+        self._apply()
+        self.log_event("reconnect", groups=[[n.name for n in nodes], [n.name for n in other_nodes]])
+        for n in nodes + other_nodes:
+            n.probe()
+
     def loss(self, percent, nodes=None):
         """Drops percent% of the packets on every path that touches one of nodes (default all);
         the other nodes' loss is cleared. Each packet meets one lossy rule, never two."""

@@ -125,6 +125,15 @@ class NetTest(unittest.TestCase):
         self.assertEqual(self.count("n2", "n1"), 20)
         self.assertEqual(self.count("n3", "n2"), 20)
 
+    def test_03b_reconnect_heals_one_pair_only(self):
+        self.c.partition([["n1"], ["n2", "n3"]])
+        self.c.reconnect(["n1"], ["n2"])
+        self.assertEqual(self.count("n1", "n2"), 20)
+        self.assertEqual(self.count("n2", "n1"), 20)
+        self.assertEqual(self.count("n1", "n3"), 0)
+        self.assertEqual(self.count("n3", "n1"), 0)
+        self.assertEqual(self.count("n2", "n3"), 20)
+
     def test_04_link_down(self):
         self.c.node("n2").link_down()
         self.assertEqual(self.count("n1", "n2"), 0)
