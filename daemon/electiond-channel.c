@@ -25,6 +25,13 @@ struct ChannelCodec {
         uint64_t drops[_CHANNEL_DROP_MAX];
 };
 
+void channel_codec_set_epoch(ChannelCodec *c, uint64_t epoch) {
+        if (epoch > c->epoch) {
+                c->epoch = epoch;
+                c->seq = 0;
+        }
+}
+
 ChannelCodec *channel_codec_new(const char *cluster, const void *key, size_t key_size, uint64_t self_id, uint64_t epoch) {
         ChannelCodec *c;
 

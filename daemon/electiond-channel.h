@@ -55,6 +55,8 @@ int channel_encode(ChannelCodec *c, uint8_t type, const void *payload, size_t si
 /* 0 on success; -EBADMSG / -EPERM (auth) / -EALREADY (replay) / -ESRCH (other cluster) / -ELOOP (self). */
 int channel_decode(ChannelCodec *c, const void *data, size_t size, ChannelPacket *ret);
 uint64_t channel_drop_count(const ChannelCodec *c, ChannelDrop d);
+/* A larger epoch from now on (peers then drop what is older from us, including a twin's). */
+void channel_codec_set_epoch(ChannelCodec *c, uint64_t epoch);
 
 /* ---- socket ---- */
 typedef struct Channel Channel;

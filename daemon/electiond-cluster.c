@@ -988,6 +988,16 @@ static void on_identity_conflict(Gossip *g, bool same_id, bool we_are_newer, con
                     same_id ? "node id" : "name");
 }
 
+static uint64_t next_channel_epoch(Cluster *c);
+
+static void on_epoch_bumped(Gossip *g, uint64_t epoch, void *userdata) {
+        Cluster *c = userdata;
+
+        c->channel_epoch = MAX(next_channel_epoch(c), epoch);
+        if (c->channel)
+                channel_codec_set_epoch(channel_get_codec(c->channel), c->channel_epoch);
+}
+
 static char *self_raft_address(Cluster *c) {
         const Member *self = membership_get_self(gossip_get_membership(c->gossip));
         char ip[INET_ADDRSTRLEN];
@@ -1574,7 +1584,7 @@ int cluster_start(Cluster *c) {
         Tags t = { .version = TAGS_VERSION, .cluster_id = c->cluster_id, .raft_port = c->config->port,
                    .fingerprint = c->fingerprint };
         GossipCallbacks gcb = { .member_event = on_member_event, .links_changed = on_links_changed,
-                                .identity_conflict = on_identity_conflict };
+                                .identity_conflict = on_identity_conflict, .epoch_bumped = on_epoch_bumped };
         gsize key_size;
         const void *key = g_bytes_get_data(c->key, &key_size);
         ChannelCodec *codec;

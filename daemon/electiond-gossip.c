@@ -43,11 +43,15 @@ struct Gossip {
         uint64_t foreign_drops;         /* arrived on an interface not configured */
         uint64_t epoch;                 /* ours (realtime µs at start): who started later is newer */
         uint64_t started_usec;          /* boottime */
+        uint64_t twin_seen_usec;        /* an older-or-newer twin's last packet (0: none) */
+        uint64_t twin_epoch;            /* the largest epoch a twin used */
 };
 
 /* Packets with our id and an older epoch this long after our start are not our previous life's
  * stragglers but a live twin. */
 #define TWIN_GRACE_USEC (3 * USEC_PER_SEC)
+/* A twin not heard for this long has gone (it exits at once when it is the newer one). */
+#define TWIN_SILENT_USEC (1 * USEC_PER_SEC)
 
 static void on_member_event(Membership *m, MembershipEvent event, const Member *member, void *userdata) {
         Gossip *g = userdata;
@@ -214,9 +218,12 @@ static void run_due(Gossip *g) {
         send_actions(g, &actions);
 }
 
+static void maybe_outgrow_twin(Gossip *g);
+
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Gossip *g = userdata;
 
+        maybe_outgrow_twin(g);
         run_due(g);
         rearm(g);
         return 0;
@@ -259,6 +266,10 @@ static void check_twin(Gossip *g, bool same_id, uint64_t their_epoch, const Memb
                 return;
         if (their_epoch == g->epoch)
                 return;
+        if (same_id && !we_are_newer) {
+                g->twin_seen_usec = now_boottime_usec();
+                g->twin_epoch = MAX(g->twin_epoch, their_epoch);
+        }
         if (g->callbacks.identity_conflict)
                 g->callbacks.identity_conflict(g, same_id, we_are_newer, from, g->userdata);
 }
@@ -435,6 +446,21 @@ static void discover(Gossip *g) {
                 (void) membership_ping_address(g->membership, &group, now, &actions);
                 send_actions(g, &actions);
         }
+}
+
+/* Peers keep the newest epoch per node id: a twin's shut us out. Once it is silent, move past it
+ * (the wire's epoch moves; g->epoch stays our start, for telling who is newer). */
+static void maybe_outgrow_twin(Gossip *g) {
+        uint64_t e;
+
+        if (g->twin_seen_usec == 0 || now_boottime_usec() - g->twin_seen_usec <= TWIN_SILENT_USEC)
+                return;
+        e = MAX((uint64_t) g_get_real_time(), g->twin_epoch + 1);
+        g->twin_seen_usec = 0;
+        wire_set_epoch(g->wire, e);
+        log_notice("gossip: the twin of this node went silent; speaking under a new epoch.");
+        if (g->callbacks.epoch_bumped)
+                g->callbacks.epoch_bumped(g, e, g->userdata);
 }
 
 static int on_discovery(sd_event_source *s, uint64_t usec, void *userdata) {

@@ -42,6 +42,9 @@ typedef struct GossipCallbacks {
          * with one host name). we_are_newer: the rule is that the newer one refuses to run. */
         void (*identity_conflict)(Gossip *g, bool same_id, bool we_are_newer, const MemberAddress *from,
                                   void *userdata);
+        /* The twin went silent and we took a larger epoch, so that peers (which now hold the twin's
+         * newer one) accept us again: the cluster channel must move past `epoch` too. */
+        void (*epoch_bumped)(Gossip *g, uint64_t epoch, void *userdata);
 } GossipCallbacks;
 
 /* config: cluster name, Interfaces=, Port=, Peers=, timing (copied). key: the cluster secret

@@ -39,6 +39,13 @@ const char *wire_drop_to_string(WireDrop d) {
         return d < _WIRE_DROP_MAX ? wire_drop_table[d] : NULL;
 }
 
+void wire_set_epoch(Wire *w, uint64_t epoch) {
+        if (epoch > w->epoch) {
+                w->epoch = epoch;
+                w->next_seq = 1;
+        }
+}
+
 Wire *wire_new(const char *cluster_name, const void *key, size_t key_size, uint64_t self_id, uint64_t epoch) {
         Wire *w;
 

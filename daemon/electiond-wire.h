@@ -53,6 +53,8 @@ typedef struct WirePacketInfo {
 /* key: the cluster secret, at least WIRE_KEY_MIN bytes. epoch: larger at every start. */
 Wire *wire_new(const char *cluster_name, const void *key, size_t key_size, uint64_t self_id, uint64_t epoch);
 Wire *wire_free(Wire *w);
+/* A larger epoch from now on (see channel_codec_set_epoch). */
+void wire_set_epoch(Wire *w, uint64_t epoch);
 
 /* Encodes msgs into buf (WIRE_PACKET_MAX is enough for what membership builds). -EMSGSIZE if
  * it does not fit, -EINVAL for invalid messages. Each call uses the next sequence number. */
