@@ -167,15 +167,9 @@ typedef struct Stored {
         uint64_t index;
 } Stored;
 
-/* A node whose requests we refuse (stale, rule 3) is alive: for this long after its last grant
- * that still counts against "expired", so that a Raft leader change (which leaves everyone
- * briefly stale) does not get live nodes dropped; a node stuck stale is dropped after it. */
-#define LEASE_STALE_CONTACT_GRACE_USEC (2 * USEC_PER_SEC)
-
 typedef struct Grant {
         uint64_t last_grant;     /* 0 = never: every grant, for attestations (rule 4) */
-        uint64_t last_contact;   /* 0 = never: grants that count as contact (rule 2) */
-        uint64_t last_request;   /* 0 = never; granted or not, when it counts as contact */
+        uint64_t last_request;   /* 0 = never: the last request that counts as contact (rule 2) */
         uint64_t vote_fence_until; /* after an "expired" answer: no grant before this; 0 = none */
         uint64_t catch_up_index;   /* after a drop or an attestation: no grant until it applied this; 0 = none */
 } Grant;
@@ -281,17 +275,14 @@ bool lease_granter_request(LeaseGranter *g, uint64_t node, uint64_t applied, uin
                 return false;
 
         gr->last_grant = now;
-        if (contact)
-                gr->last_contact = now;
         return true;
 }
 
+/* A node that asks, granted or refused (stale, fenced), is alive: only one that has had no lease
+ * for LEASE_GIVE_UP_USEC stops counting, so that a node stuck stale or cut one way gets dropped
+ * while one catching up after a fence or a Raft leader change does not. */
 static uint64_t grant_last_contact(const LeaseGranter *g, const Grant *gr) {
-        uint64_t since = MAX(gr->last_contact, g->started);
-
-        if (gr->last_request > since && gr->last_request - since < LEASE_STALE_CONTACT_GRACE_USEC)
-                since = gr->last_request;
-        return since;
+        return MAX(gr->last_request, g->started);
 }
 
 uint64_t lease_granter_last_contact(const LeaseGranter *g, uint64_t node) {

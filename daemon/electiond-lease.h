@@ -102,8 +102,8 @@ bool lease_granter_attest(LeaseGranter *g, uint64_t node, uint64_t index, uint64
  * caught up (it reports an applied index at least as high). */
 bool lease_granter_fenced(const LeaseGranter *g, uint64_t node, uint64_t now);
 uint64_t lease_granter_last_grant(const LeaseGranter *g, uint64_t node); /* 0 = never */
-/* What "expired" is measured from: the last grant, or our start, or — within a grace after the
- * last grant — the last request we refused (the node is alive, just briefly stale). */
+/* What "expired" is measured from: the last request that counts as contact (granted or refused,
+ * unless the node said it has had no lease for LEASE_GIVE_UP_USEC), or our start. */
 uint64_t lease_granter_last_contact(const LeaseGranter *g, uint64_t node);
 
 /* ---- hand-over: the node that gains the lead of an election ---- */

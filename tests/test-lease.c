@@ -100,7 +100,7 @@ static void test_granter(void) {
         g_assert_false(lease_granter_fenced(fresh, 8, 1000 * MS + 350 * MS));
         g_assert_true(lease_granter_expired(fresh, 8, 1000 * MS + 351 * MS));
 
-        /* a live but stale node is not expired for a grace after its last grant */
+        /* a live node that asks is not expired, granted or refused (stale, fenced) ... */
         {
                 g_autoptr(LeaseGranter) st = lease_granter_new(&params_default, 0);
                 lease_granter_note_stored(st, 50, 1000 * MS);
@@ -111,12 +111,18 @@ static void test_granter(void) {
                 g_assert_cmpuint(lease_granter_last_contact(st, 5), ==, 1500 * MS);
                 g_assert_true(lease_granter_expired(st, 5, 1851 * MS));              /* silent since */
 
+                /* ... but one stuck stale loses its lease, says so after LEASE_GIVE_UP_USEC and
+                 * stops counting: it can be dropped */
                 g_autoptr(LeaseGranter) t = lease_granter_new(&params_default, 0);
                 lease_granter_note_stored(t, 0, 0);
                 g_assert_true(lease_granter_request(t, 5, 0, 0, 100 * MS));
                 lease_granter_note_stored(t, 9, 200 * MS);
-                for (uint64_t ms = 400; ms < 3000; ms += 50)
-                        g_assert_false(lease_granter_request(t, 5, 0, 0, ms * MS));
+                for (uint64_t ms = 400; ms < 3000; ms += 50) {
+                        uint64_t without = ms > 300 ? (ms - 300) * MS : 0; /* its lease ended at 0.3 s */
+                        g_assert_false(lease_granter_request(t, 5, 0, without, ms * MS));
+                        if (without <= LEASE_GIVE_UP_USEC)
+                                g_assert_false(lease_granter_expired(t, 5, ms * MS));
+                }
                 g_assert_true(lease_granter_expired(t, 5, 3000 * MS));
         }
 
