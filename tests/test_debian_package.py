@@ -78,7 +78,7 @@ def copy_source(src, dst):
             shutil.copy2(s, d, follow_symlinks=False)
     else:
         shutil.copytree(src, dst, symlinks=True,
-                        ignore=shutil.ignore_patterns('build*', 'obj-*', '.git', '__pycache__'))
+                        ignore=shutil.ignore_patterns('build*', 'obj-*', '.git', '.bench', '__pycache__'))
 
 
 def deb_field(deb, field):
