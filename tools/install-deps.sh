@@ -65,6 +65,7 @@ pkgs=(
     python3 python3-dbus python3-gi python3-dbusmock
     libxml2-utils groff-base man-db
     valgrind
+    debhelper dpkg-dev fakeroot lintian
     keepalived python3-matplotlib
 )
 

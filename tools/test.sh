@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what is needed, builds, and runs every test (as root on Debian 12/13):
-#   1. a normal build: all suites (unit, core, client, cluster, systemd, fuzz);
+#   1. a normal build: all suites (unit, core, client, cluster, systemd, fuzz, package);
 #   2. an ASan+UBSan build: the unit and core suites again, failing on any sanitizer report.
 # Ends with one line "N passed, N failed, N skipped" over both runs; exits non-zero on any failure,
 # on a build failure, on anything the tests left behind (processes, network namespaces, cgroups),
