@@ -10,12 +10,15 @@
 #define POLKIT_PATH      "/org/freedesktop/PolicyKit1/Authority"
 #define POLKIT_INTERFACE "org.freedesktop.PolicyKit1.Authority"
 
-/* One bus connection that owns connection-bound candidacies: when it goes, so do they. */
+/* One bus connection that owns connection-bound candidacies: when it goes, so do they. Nothing
+ * here waits for the bus: the NameOwnerChanged match and the GetNameOwner check are both
+ * asynchronous (sd_bus_track_add_name() would ask GetNameOwner synchronously, stalling the whole
+ * event loop, lease deadline included, for as long as the bus takes to answer). */
 typedef struct TrackedOwner {
         BusEdge *edge;
         char *owner;
-        sd_bus_track *track;
-        sd_bus_slot *check_slot;  /* GetNameOwner: catches a caller that left before the track existed */
+        sd_bus_slot *match_slot;  /* NameOwnerChanged(owner, ...): the connection left */
+        sd_bus_slot *check_slot;  /* GetNameOwner: catches a caller that left before the match existed */
 } TrackedOwner;
 
 /* A mutating method call between its arrival and its reply. */
@@ -23,8 +26,8 @@ typedef struct Call {
         BusEdge *edge;
         sd_bus_message *message;
         Command *command;         /* until submitted */
-        sd_bus_slot *polkit_slot; /* while waiting for polkit */
-        GList link;               /* in BusEdge.authorizing while polkit_slot is set */
+        sd_bus_slot *slot;        /* while waiting for the bus: the caller's uid, or polkit */
+        GList link;               /* in BusEdge.waiting while slot is set */
 } Call;
 
 struct BusEdge {
@@ -36,7 +39,7 @@ struct BusEdge {
         sd_bus_slot *enumerator_slot;
         GHashTable *tracks;       /* owner -> TrackedOwner* */
         GHashTable *local_leader; /* election name -> LocalLeaderSeen, as last announced */
-        GQueue authorizing;       /* Call*, waiting for polkit */
+        GQueue waiting;           /* Call*, waiting for the bus driver (uid) or polkit */
         GHashTable *uids;         /* unique name -> uid + 1: unique names are never reused */
         int last_quorate;         /* -1 unknown; else as last announced */
         char *last_members;       /* fingerprint of Members as last announced */
@@ -125,9 +128,9 @@ static int reply_term(sd_bus_message *call, const Term *t) {
 static Call *call_free(Call *c) {
         if (!c)
                 return NULL;
-        if (c->polkit_slot) {
-                c->polkit_slot = sd_bus_slot_unref(c->polkit_slot);
-                g_queue_unlink(&c->edge->authorizing, &c->link);
+        if (c->slot) {
+                c->slot = sd_bus_slot_unref(c->slot);
+                g_queue_unlink(&c->edge->waiting, &c->link);
         }
         sd_bus_message_unref(c->message);
         command_free(c->command);
@@ -215,8 +218,8 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         const sd_bus_error *e;
         int authorized = false, challenge = false, r;
 
-        c->polkit_slot = sd_bus_slot_unref(c->polkit_slot);
-        g_queue_unlink(&c->edge->authorizing, &c->link);
+        c->slot = sd_bus_slot_unref(c->slot);
+        g_queue_unlink(&c->edge->waiting, &c->link);
 
         e = sd_bus_message_get_error(reply);
         if (e)
@@ -267,10 +270,10 @@ static int call_authorize(Call *c) {
                                   "");
         if (r < 0)
                 return r;
-        r = sd_bus_call_async(c->edge->bus, &c->polkit_slot, req, on_polkit_reply, c, 0);
+        r = sd_bus_call_async(c->edge->bus, &c->slot, req, on_polkit_reply, c, 0);
         if (r < 0)
                 return r;
-        g_queue_push_tail_link(&c->edge->authorizing, &c->link);
+        g_queue_push_tail_link(&c->edge->waiting, &c->link);
         return 0;
 }
 
@@ -280,7 +283,7 @@ static TrackedOwner *tracked_owner_free(TrackedOwner *o) {
         if (!o)
                 return NULL;
         sd_bus_slot_unref(o->check_slot);
-        sd_bus_track_unref(o->track);
+        sd_bus_slot_unref(o->match_slot);
         g_free(o->owner);
         g_free(o);
         return NULL;
@@ -324,8 +327,27 @@ static void tracked_owner_gone(TrackedOwner *o) {
         g_hash_table_remove(b->tracks, o->owner); /* frees o */
 }
 
-static int on_track_empty(sd_bus_track *t, void *userdata) {
-        tracked_owner_gone(userdata);
+static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        TrackedOwner *o = userdata;
+        const char *name, *old_owner, *new_owner;
+
+        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0)
+                return 0;
+        /* a unique name is never owned again once it is gone */
+        if (g_str_equal(name, o->owner) && (!new_owner || !*new_owner))
+                tracked_owner_gone(o); /* frees o and its match (sd-bus holds the slot meanwhile) */
+        return 0;
+}
+
+static int on_match_installed(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        TrackedOwner *o = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+        /* Not fatal for the daemon; the candidacies of this connection stay until it re-enters
+         * or the daemon restarts. */
+        if (e)
+                log_warning("Cannot watch bus connection %s (%s: %s): its candidacies are not removed when it leaves.",
+                            o->owner, e->name, e->message ?: "");
         return 0;
 }
 
@@ -340,6 +362,7 @@ static int on_name_owner_checked(sd_bus_message *reply, void *userdata, sd_bus_e
 }
 
 static int edge_track_owner(BusEdge *b, const char *owner) {
+        g_autofree char *match = NULL;
         TrackedOwner *o;
         int r;
 
@@ -350,14 +373,14 @@ static int edge_track_owner(BusEdge *b, const char *owner) {
         o->edge = b;
         o->owner = g_strdup(owner);
 
-        r = sd_bus_track_new(b->bus, &o->track, on_track_empty, o);
+        match = g_strdup_printf("type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+                                "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='%s'", owner);
+        r = sd_bus_add_match_async(b->bus, &o->match_slot, match, on_name_owner_changed, on_match_installed, o);
         if (r < 0)
                 goto fail;
-        r = sd_bus_track_add_name(o->track, owner);
-        if (r < 0)
-                goto fail;
-        /* The track's match is installed before this query reaches the bus, so a connection that
-         * left earlier is caught here and one that leaves later by the track. */
+        /* The bus handles our messages in order: the match is installed before this query is
+         * answered, so a connection that left earlier is caught here and one that leaves later by
+         * the match. */
         r = sd_bus_call_method_async(b->bus, &o->check_slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
                                      "org.freedesktop.DBus", "GetNameOwner", on_name_owner_checked, o, "s", owner);
         if (r < 0)
@@ -416,32 +439,20 @@ static int method_get_term(sd_bus_message *msg, void *userdata, sd_bus_error *er
         return reply_term(msg, t);
 }
 
-static int edge_sender_uid(BusEdge *b, sd_bus_message *msg, uid_t *ret) {
-        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
-        const char *sender = sd_bus_message_get_sender(msg);
+/* The caller's uid if known (unique names are never reused, so it cannot change). */
+static bool edge_cached_uid(BusEdge *b, const char *sender, uid_t *ret) {
         gpointer v;
-        uid_t uid;
-        int r;
 
-        if (sender && (v = g_hash_table_lookup(b->uids, sender))) {
-                *ret = (uid_t) (GPOINTER_TO_SIZE(v) - 1);
-                return 0;
-        }
+        if (!sender || !(v = g_hash_table_lookup(b->uids, sender)))
+                return false;
+        *ret = (uid_t) (GPOINTER_TO_SIZE(v) - 1);
+        return true;
+}
 
-        r = sd_bus_query_sender_creds(msg, SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT, &creds);
-        if (r < 0)
-                return r;
-        r = sd_bus_creds_get_euid(creds, &uid);
-        if (r < 0)
-                return r;
-
-        if (sender) {
-                if (g_hash_table_size(b->uids) >= UID_CACHE_MAX)
-                        g_hash_table_remove_all(b->uids);
-                g_hash_table_insert(b->uids, g_strdup(sender), GSIZE_TO_POINTER((gsize) uid + 1));
-        }
-        *ret = uid;
-        return 0;
+static void edge_cache_uid(BusEdge *b, const char *sender, uid_t uid) {
+        if (g_hash_table_size(b->uids) >= UID_CACHE_MAX)
+                g_hash_table_remove_all(b->uids);
+        g_hash_table_insert(b->uids, g_strdup(sender), GSIZE_TO_POINTER((gsize) uid + 1));
 }
 
 static bool command_needs_authorization(BusEdge *b, const Command *c) {
@@ -466,6 +477,73 @@ static bool command_needs_authorization(BusEdge *b, const Command *c) {
         default:
                 return false;
         }
+}
+
+/* The call's uid is known: authorize if needed, then submit. Replies on every failure. */
+static void call_continue(Call *c, uid_t uid) {
+        BusEdge *b = c->edge;
+        Command *cmd = c->command;
+        int r;
+
+        cmd->uid = (uint32_t) uid;
+        if (uid == 0)
+                cmd->flags |= COMMAND_FLAG_AUTHORIZED;
+
+        /* Watch the caller's connection before the candidacy exists, so that its departure is
+         * queued after the Enter and cannot be missed. */
+        if (cmd->type == COMMAND_ENTER && !(cmd->flags & COMMAND_FLAG_PERSISTENT) && *cmd->owner) {
+                r = edge_track_owner(b, cmd->owner);
+                if (r < 0) {
+                        call_reply_errno(c, r);
+                        call_free(c);
+                        return;
+                }
+        }
+
+        if (command_needs_authorization(b, cmd)) {
+                r = call_authorize(c);
+                if (r < 0) {
+                        log_debug_errno(r, "Cannot ask polkit, denying: %m");
+                        r = sd_bus_reply_method_errorf(c->message, SD_BUS_ERROR_ACCESS_DENIED,
+                                                       "Not authorized: this needs uid 0 or polkit action %s.",
+                                                       ELECTIOND_POLKIT_ACTION);
+                        if (r < 0)
+                                log_debug_errno(r, "Failed to send reply: %m");
+                        call_free(c);
+                }
+                return;
+        }
+
+        call_submit(c);
+}
+
+static int on_uid_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Call *c = userdata;
+        const sd_bus_error *e;
+        uint32_t uid;
+        int r;
+
+        c->slot = sd_bus_slot_unref(c->slot);
+        g_queue_unlink(&c->edge->waiting, &c->link);
+
+        e = sd_bus_message_get_error(reply);
+        if (e) {
+                /* typically the caller is gone already */
+                log_debug("Cannot learn the uid of %s (%s: %s).", c->command->owner, e->name, e->message ?: "");
+                call_reply_errno(c, -sd_bus_error_get_errno(e) ?: -EPERM);
+                call_free(c);
+                return 0;
+        }
+        r = sd_bus_message_read(reply, "u", &uid);
+        if (r < 0) {
+                log_debug_errno(r, "Failed to parse GetConnectionUnixUser reply: %m");
+                call_reply_errno(c, r);
+                call_free(c);
+                return 0;
+        }
+        edge_cache_uid(c->edge, c->command->owner, (uid_t) uid);
+        call_continue(c, (uid_t) uid);
+        return 0;
 }
 
 static int election_mutate(sd_bus_message *msg, BusEdge *b, CommandType type, sd_bus_error *error) {
@@ -496,51 +574,40 @@ static int election_mutate(sd_bus_message *msg, BusEdge *b, CommandType type, sd
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Unknown flags 0x%" PRIx64 " (only 1 = persistent is defined).", flags & ~UINT64_C(1));
 
-        r = edge_sender_uid(b, msg, &uid);
-        if (r < 0)
-                return r;
+        /* Every caller on a bus has a unique name; without one we cannot tell who it is. */
         sender = sd_bus_message_get_sender(msg);
+        if (!sender)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "Caller without a bus name.");
 
         cmd = command_new(type);
         cmd->election = g_steal_pointer(&name);
         cmd->id = g_strdup(id);
         cmd->node = g_strdup(manager_node_name(b->manager));
-        cmd->owner = g_strdup(sender ?: "");
+        cmd->owner = g_strdup(sender);
         cmd->run = manager_run_id(b->manager);
-        cmd->uid = (uint32_t) uid;
         if (flags & 1)
                 cmd->flags |= COMMAND_FLAG_PERSISTENT;
-        if (uid == 0)
-                cmd->flags |= COMMAND_FLAG_AUTHORIZED;
-
-        /* Watch the caller's connection before the candidacy exists, so that its departure is
-         * queued after the Enter and cannot be missed. */
-        if (type == COMMAND_ENTER && !(flags & 1) && sender) {
-                r = edge_track_owner(b, sender);
-                if (r < 0)
-                        return r;
-        }
 
         c = g_new0(Call, 1);
         c->edge = b;
         c->message = sd_bus_message_ref(msg);
         c->link.data = c;
+        c->command = g_steal_pointer(&cmd);
 
-        if (command_needs_authorization(b, cmd)) {
-                c->command = g_steal_pointer(&cmd);
-                r = call_authorize(c);
-                if (r < 0) {
-                        log_debug_errno(r, "Cannot ask polkit, denying: %m");
-                        call_free(c);
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
-                                                 "Not authorized: this needs uid 0 or polkit action %s.",
-                                                 ELECTIOND_POLKIT_ACTION);
-                }
+        if (edge_cached_uid(b, sender, &uid)) {
+                call_continue(c, uid);
                 return 1;
         }
 
-        c->command = g_steal_pointer(&cmd);
-        call_submit(c);
+        /* Ask the bus for the caller's uid without waiting for it: the answer continues the call
+         * in on_uid_reply(). (sd_bus_query_sender_creds() would wait synchronously.) */
+        r = sd_bus_call_method_async(b->bus, &c->slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                     "org.freedesktop.DBus", "GetConnectionUnixUser", on_uid_reply, c, "s", sender);
+        if (r < 0) {
+                call_free(c);
+                return r;
+        }
+        g_queue_push_tail_link(&b->waiting, &c->link);
         return 1;
 }
 
@@ -863,7 +930,7 @@ int bus_edge_new(Manager *m, sd_bus *bus, BusEdge **ret) {
         b->last_quorate = -1;
         b->tracks = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, tracked_owner_destroy);
         b->local_leader = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-        g_queue_init(&b->authorizing);
+        g_queue_init(&b->waiting);
         b->uids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 
         /* Elections restored from disk are not "new": no InterfacesAdded for them. */
@@ -897,8 +964,8 @@ BusEdge *bus_edge_free(BusEdge *b) {
         if (!b)
                 return NULL;
 
-        /* Calls still waiting for polkit get an answer rather than silence. */
-        while ((l = g_queue_peek_head_link(&b->authorizing))) {
+        /* Calls still waiting for the bus or polkit get an answer rather than silence. */
+        while ((l = g_queue_peek_head_link(&b->waiting))) {
                 Call *c = l->data;
                 call_reply_errno(c, -ESHUTDOWN);
                 call_free(c);
