@@ -255,8 +255,8 @@ class Node:
             self.recorder.popen.stdin.write(b"probe\n")
             self.recorder.popen.stdin.flush()
 
-    def start(self, wait=True):
-        env = dict(os.environ)
+    def start(self, wait=True, env=None):
+        env = dict(os.environ, **(env or {}))
         env["DBUS_SYSTEM_BUS_ADDRESS"] = self.bus_address
         argv = [self.cluster.electiond, "--config", self.config_path, "--state-dir", self.state_dir]
         argv += self.cluster.extra_args

@@ -1,0 +1,112 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Start-up of a clustered node (issue 14): a node that boots before its peers is serving (bus
+name, READY=1) without being quorate, and refuses changes with NoQuorum until it is; a node whose
+Raft engine cannot start (its port taken) exits with an error instead of hanging."""
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import cluster  # noqa: E402
+import netns  # noqa: E402
+from cluster import wait_until  # noqa: E402
+
+ERROR_NO_QUORUM = "org.electiond.Election1.Error.NoQuorum"
+
+
+class NotifySocket:
+    """A NOTIFY_SOCKET of the test's own: collects what the daemon sends with sd_notify()."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="edh-notify-")
+        self.path = os.path.join(self.dir, "notify")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.setblocking(False)
+        self.messages = []
+
+    def poll(self):
+        while True:
+            try:
+                self.messages.append(self.sock.recv(4096).decode(errors="replace"))
+            except BlockingIOError:
+                return self.messages
+
+    def fields(self):
+        """Every KEY=value line received so far, in order."""
+        return [line for m in self.poll() for line in m.split("\n") if line]
+
+    def close(self):
+        self.sock.close()
+        os.unlink(self.path)
+        os.rmdir(self.dir)
+
+
+class StartupTest(unittest.TestCase):
+    def setUp(self):
+        why = netns.usable()
+        if why:
+            self.skipTest(why)
+
+    def hold_raft_port(self, c, node):
+        """A listener of ours on the node's Raft address (TCP Port= on its first address), inside
+        its namespace; it sends nothing."""
+        holder = subprocess.Popen(netns.ns_argv(node.ns, [sys.executable, "-c", (
+            "import socket, sys\n"
+            "s = socket.socket(); s.bind((%r, %d)); s.listen(1)\n"
+            "print('listening', flush=True); sys.stdin.read()\n") % (node.addr, c.port)]),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.addCleanup(holder.stdout.close)
+        self.addCleanup(holder.wait, 10)
+        self.addCleanup(holder.stdin.close)
+        self.assertEqual(holder.stdout.readline().strip(), "listening")
+
+    def start_and_expect_failure(self, c, node):
+        log_path = os.path.join(node.dir, "electiond.log")
+        offset = os.path.getsize(log_path) if os.path.exists(log_path) else 0
+        node.start(wait=False)
+        try:
+            wait_until(lambda: not node.alive(), 20, "electiond to give up on the taken Raft port")
+        except TimeoutError:
+            self.fail("electiond still runs with its Raft port taken; log:\n" + node.log_tail())
+        with open(log_path, errors="replace") as f:
+            f.seek(offset)
+            log = f.read()    # this run's output only
+        self.assertNotEqual(node.daemon.popen.returncode, 0, log)
+        # says what failed and where
+        self.assertIn("%s:%d" % (node.addr, c.port), log)
+        self.assertRegex(log, r"(?i)raft")
+        self.assertNotIn("Serving org.electiond.Election1", log)
+
+    def test_engine_start_failure_with_state_exits(self):
+        """The Raft TCP port is taken when a node with Raft state starts: it says so, naming the
+        address, and exits non-zero."""
+        c = cluster.Cluster(1, bootstrap_expect=1)
+        self.addCleanup(c.close)
+        c.start()
+        n1 = c.nodes[0]
+        wait_until(lambda: bool(n1.manager_prop("Quorate")), 20, "the one-node cluster to form")
+        n1.terminate()
+        self.assertTrue(os.listdir(os.path.join(n1.state_dir, "raft")))
+        self.hold_raft_port(c, n1)
+        self.start_and_expect_failure(c, n1)
+
+    def test_engine_start_failure_at_bootstrap_exits(self):
+        """A fresh node whose Raft port is taken when it bootstraps exits non-zero instead of
+        hanging with a half-made engine."""
+        c = cluster.Cluster(1, bootstrap_expect=1)
+        self.addCleanup(c.close)
+        c.start_buses()
+        n1 = c.nodes[0]
+        self.hold_raft_port(c, n1)
+        self.start_and_expect_failure(c, n1)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
