@@ -1127,7 +1127,7 @@ static int on_tick(sd_event_source *src, uint64_t usec, void *userdata) {
         uint64_t now = now_usec();
         Servers s;
 
-        (void) sd_event_source_set_time(src, now + c->config->probe_interval_usec);
+        (void) sd_event_source_set_time(src, (usec + c->config->probe_interval_usec > now ? usec : now) + c->config->probe_interval_usec);
 
         if (!c->engine || !raft_dir_has_state(c->raft_dir)) {
                 bootstrap_or_join(c, now);
