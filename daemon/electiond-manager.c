@@ -614,15 +614,21 @@ static int start_serving(Manager *m) {
         return 0;
 }
 
+static void start_units(Manager *m) {
+        int r;
+
+        r = units_start(m->units);
+        if (r < 0)
+                log_warning_errno(r, "Failed to start driving leader units, continuing without: %m");
+}
+
 static int start_serving_and_units(Manager *m) {
         int r;
 
         r = start_serving(m);
         if (r < 0)
                 return r;
-        r = units_start(m->units);
-        if (r < 0)
-                log_warning_errno(r, "Failed to start driving leader units, continuing without: %m");
+        start_units(m);
         return 0;
 }
 
@@ -637,11 +643,13 @@ static void on_drop_run_done(Manager *m, int status, ElectionResult result, cons
 
         log_debug("Previous runs' connection-bound candidacies removed.");
         m->drop_run_committed = true;
-        if (m->edge)
+        if (m->cluster) {
+                /* served since start-up; changes are accepted (and Quorate, LocalLeader can be
+                 * true) from now on, and leader units are driven once the node holds a lease */
+                manager_cluster_changed(m);
                 return;
-        if (m->cluster && !manager_quorate(m))
-                return; /* clients would only get NoQuorum: serve once we hold a lease (cluster_changed) */
-        if (start_serving_and_units(m) < 0)
+        }
+        if (!m->edge && start_serving_and_units(m) < 0)
                 (void) sd_event_exit(m->event, EXIT_FAILURE);
 }
 
@@ -884,6 +892,13 @@ int manager_run(Manager *m) {
                 r = cluster_start(m->cluster);
                 if (r < 0)
                         return r;
+                /* Serve at once, quorate or not (READY=1 once the name is ours): a node that boots
+                 * before its peers must not fail its start job. Until this run's DROP_RUN has
+                 * committed and while it holds no lease, Quorate and LocalLeader are false and
+                 * changes fail with NoQuorum (manager_quorate()). */
+                r = start_serving(m);
+                if (r < 0)
+                        return r;
         } else {
                 r = engine_start(m->engine);
                 if (r < 0)
@@ -987,8 +1002,10 @@ uint64_t manager_run_id(Manager *m) {
 }
 
 bool manager_quorate(Manager *m) {
+        /* In a cluster: holds a lease, and this run's DROP_RUN has committed (before it, every
+         * change of this run would be refused as coming from an unknown run). */
         if (m->cluster)
-                return cluster_quorate(m->cluster, now_boottime_usec());
+                return m->drop_run_committed && cluster_quorate(m->cluster, now_boottime_usec());
         /* Standalone: this node is the whole cluster. */
         return true;
 }
@@ -999,7 +1016,7 @@ bool manager_local_leader(Manager *m, const Election *e) {
         if (!e || e->candidates->len == 0)
                 return false;
         if (m->cluster)
-                return cluster_local_leader(m->cluster, e, now_boottime_usec());
+                return m->drop_run_committed && cluster_local_leader(m->cluster, e, now_boottime_usec());
         leader = e->candidates->pdata[0];
         return streq_ptr(leader->node, m->config.node_name) && manager_quorate(m);
 }
@@ -1007,9 +1024,9 @@ bool manager_local_leader(Manager *m, const Election *e) {
 void manager_cluster_changed(Manager *m) {
         g_assert(m);
 
-        if (!m->edge && m->drop_run_committed && !m->shutting_down && manager_quorate(m) &&
-            start_serving_and_units(m) < 0)
-                (void) sd_event_exit(m->event, EXIT_FAILURE);
+        /* leader units are driven from the first time this node holds a lease */
+        if (m->edge && !m->shutting_down && manager_quorate(m))
+                start_units(m);
 
         if (m->edge)
                 bus_edge_cluster_changed(m->edge);

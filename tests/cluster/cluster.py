@@ -274,14 +274,24 @@ class Node:
         except Exception:
             return False
 
-    def wait_ready(self, timeout=15):
+    def quorate(self):
+        try:
+            return bool(self.manager_prop("Quorate"))
+        except Exception:
+            return False
+
+    def wait_ready(self, timeout=15, quorate=None):
+        """Until electiond owns its bus name and, if clustered (or quorate=True), is quorate: a
+        clustered node serves from start-up but takes changes only once it holds a lease."""
+        quorate = self.cluster.clustered if quorate is None else quorate
+
         def ready():
             if not self.daemon.alive():
                 raise RuntimeError("%s: electiond exited with %s; log:\n%s"
                                    % (self.name, self.daemon.popen.returncode, self.log_tail()))
-            return self.has_name()
+            return self.has_name() and (not quorate or self.quorate())
         try:
-            wait_until(ready, timeout, "%s to own %s" % (self.name, BUS_NAME))
+            wait_until(ready, timeout, "%s to own %s%s" % (self.name, BUS_NAME, " and be quorate" if quorate else ""))
         except TimeoutError as e:
             raise TimeoutError("%s; log:\n%s" % (e, self.log_tail())) from None
 
