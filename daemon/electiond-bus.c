@@ -150,8 +150,13 @@ static void on_call_done(Manager *m, int status, ElectionResult result, const Te
         int r;
 
         if (status == -ETIMEDOUT)
+                /* never left this node: definitely not applied */
                 r = sd_bus_reply_method_errorf(c->message, ELECTIOND_ERROR_NO_QUORUM,
-                                               "The change could not be committed in time.");
+                                               "The change could not be committed in time; it was not applied.");
+        else if (status == MANAGER_OUTCOME_UNKNOWN)
+                r = sd_bus_reply_method_errorf(c->message, ELECTIOND_ERROR_OUTCOME_UNKNOWN,
+                                               "The change was submitted but not seen committed in time; "
+                                               "it may still take effect: read the term to learn the outcome.");
         else if (status < 0) {
                 call_reply_errno(c, status);
                 r = 0;

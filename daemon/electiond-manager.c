@@ -19,6 +19,7 @@ typedef struct Pending {
         Command *command;        /* until it is encoded into a batch */
         GList link;              /* in Manager.queue while not yet handed to the engine */
         bool queued;
+        bool submitted;          /* appended to our log or sent to the leader: it may commit */
         sd_event_source *timeout;
         ManagerDoneFn done;
         void *userdata;
@@ -124,11 +125,23 @@ static void pending_fail(Pending *p, int status) {
 static int on_pending_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         Pending *p = userdata;
 
-        log_debug("Request %" PRIu64 " not committed within %" PRIu64 " ms.",
-                  p->request_id, p->manager->config.commit_timeout_usec / USEC_PER_MSEC);
-        pending_fail(p, -ETIMEDOUT);
+        log_debug("Request %" PRIu64 " not committed within %" PRIu64 " ms%s.",
+                  p->request_id, p->manager->config.commit_timeout_usec / USEC_PER_MSEC,
+                  p->submitted ? " (submitted: outcome unknown)" : " (never submitted)");
+        pending_fail(p, p->submitted ? MANAGER_OUTCOME_UNKNOWN : -ETIMEDOUT);
         return 0;
 }
+
+/* The records of b's request ids still waiting: it was handed on, so they may commit. */
+static void batch_mark_submitted(Manager *m, const Batch *b) {
+        for (unsigned i = 0; i < b->request_ids->len; i++) {
+                Pending *p = g_hash_table_lookup(m->pending, &g_array_index(b->request_ids, uint64_t, i));
+                if (p)
+                        p->submitted = true;
+        }
+}
+
+static void forward_keep(Manager *m, Batch *b);
 
 static void manager_schedule_flush(Manager *m);
 static int manager_forward(Manager *m);
@@ -142,6 +155,8 @@ static Batch *batch_free(Batch *b) {
         g_free(b);
         return NULL;
 }
+
+static bool batch_still_pending(Manager *m, const Batch *b);
 
 static void on_batch_done(int status, void *userdata) {
         Batch *b = userdata;
@@ -157,12 +172,23 @@ static void on_batch_done(int status, void *userdata) {
                 (void) engine_nudge(m->engine);
 
         /* On success every record was completed when the entry was applied. */
+        if (status < 0 && m->cluster && !m->shutting_down && b->encoded && batch_still_pending(m, b)) {
+                /* Typically leadership lost: the entry may still be committed by the next leader,
+                 * or be gone. Nobody is told "failed": the records wait for their apply, and the
+                 * batch goes to the current leader like a follower's (request ids make a second
+                 * copy harmless; whichever applies first gives the result). */
+                log_debug_errno(status, "Batch of %u commands not committed here (%m): handing it to the next leader.",
+                                b->request_ids->len);
+                forward_keep(m, b);
+                return;
+        }
         if (status < 0) {
                 log_debug_errno(status, "Batch of %u commands failed: %m", b->request_ids->len);
                 for (unsigned i = 0; i < b->request_ids->len; i++) {
                         Pending *p = g_hash_table_lookup(m->pending, &g_array_index(b->request_ids, uint64_t, i));
                         if (p)
-                                pending_fail(p, status);
+                                /* appended, then failed: whether it is durable is not known */
+                                pending_fail(p, p->submitted ? MANAGER_OUTCOME_UNKNOWN : status);
                 }
         }
         batch_free(b);
@@ -254,6 +280,9 @@ static int on_flush(sd_event_source *s, void *userdata) {
                 return 0;
         }
 
+        /* kept to hand it to the next leader should this entry not commit here */
+        if (m->cluster)
+                b->encoded = g_bytes_new(buf->data, buf->len);
         entry_frame(buf);
         log_debug("Submitting a batch of %u commands (%u bytes).", b->request_ids->len, buf->len);
         g_hash_table_add(m->batches, b);
@@ -261,7 +290,8 @@ static int on_flush(sd_event_source *s, void *userdata) {
         if (r < 0) {
                 log_warning_errno(r, "Failed to submit a batch of %u commands: %m", b->request_ids->len);
                 on_batch_done(r, b);
-        }
+        } else
+                batch_mark_submitted(m, b);
         return 0;
 }
 
@@ -300,7 +330,8 @@ static int on_resend(sd_event_source *s, uint64_t usec, void *userdata) {
                         batch_free(b);
                         continue;
                 }
-                (void) cluster_forward(m->cluster, data, n);
+                if (cluster_forward(m->cluster, data, n) >= 0)
+                        batch_mark_submitted(m, b);
         }
         if (g_hash_table_size(m->forwarded) > 0)
                 (void) sd_event_source_set_time_relative(s, FORWARD_RESEND_USEC);
@@ -334,17 +365,24 @@ static int manager_forward(Manager *m) {
                 return 0;
         }
         b->encoded = g_bytes_new(buf->data, buf->len);
-        g_hash_table_add(m->forwarded, b);
         r = cluster_forward(m->cluster, buf->data, buf->len);
         if (r < 0)
                 log_debug_errno(r, "No Raft leader to forward %u commands to yet, will retry: %m", b->request_ids->len);
+        else
+                batch_mark_submitted(m, b);
+        forward_keep(m, b);
+        if (!g_queue_is_empty(&m->queue))
+                manager_schedule_flush(m);
+        return 0;
+}
+
+/* b (encoded) is resent to the Raft leader until none of its records waits any more. */
+static void forward_keep(Manager *m, Batch *b) {
+        g_hash_table_add(m->forwarded, b);
         if (sd_event_source_get_enabled(m->resend_timer, NULL) == 0) {
                 (void) sd_event_source_set_time_relative(m->resend_timer, FORWARD_RESEND_USEC);
                 (void) sd_event_source_set_enabled(m->resend_timer, SD_EVENT_ON);
         }
-        if (!g_queue_is_empty(&m->queue))
-                manager_schedule_flush(m);
-        return 0;
 }
 
 static void manager_schedule_flush(Manager *m) {
@@ -927,8 +965,10 @@ Manager *manager_free(Manager *m) {
         /* Answer every caller still waiting, while the bus edge can still reply. */
         if (m->pending) {
                 g_autoptr(GList) values = g_hash_table_get_values(m->pending);
-                for (GList *l = values; l; l = l->next)
-                        pending_fail(l->data, -ESHUTDOWN);
+                for (GList *l = values; l; l = l->next) {
+                        Pending *p = l->data;
+                        pending_fail(p, p->submitted ? MANAGER_OUTCOME_UNKNOWN : -ESHUTDOWN);
+                }
         }
 
         /* Stops leader units, so it must go while the bus is still open. */

@@ -27,8 +27,14 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(Term, term_free)
 typedef struct Manager Manager;
 
 /* result: the rules' verdict; term: the election's term right after this command applied
- * (borrowed, valid during the call); status < 0: the command could not be committed
- * (-ETIMEDOUT -> NoQuorum, -ESHUTDOWN, ...), result/term are then meaningless. */
+ * (borrowed, valid during the call); status < 0: no result, result/term are then meaningless:
+ *   -ETIMEDOUT            the deadline passed before the command ever left this node: it was
+ *                         never submitted to Raft, so it is definitely not applied (-> NoQuorum);
+ *   MANAGER_OUTCOME_UNKNOWN  it was handed to Raft (appended here, or forwarded to the leader)
+ *                         but not seen applied before the deadline (or the daemon stopped): it
+ *                         may still commit (-> OutcomeUnknown);
+ *   -ESHUTDOWN, ...       refused before it was submitted. */
+#define MANAGER_OUTCOME_UNKNOWN (-EINPROGRESS)
 typedef void (*ManagerDoneFn)(Manager *m, int status, ElectionResult result, const Term *term, void *userdata);
 
 typedef struct ManagerOptions {
