@@ -329,6 +329,25 @@ class Node:
     def alive(self):
         return self.daemon is not None and self.daemon.alive()
 
+    # --- packet counters (observation only) -------------------------------------------------
+    COUNT_TABLE = "edh_count"
+
+    def count_packets(self, name, match, hook="input"):
+        """Counts the packets matching the nft expression `match` (e.g. 'iifname "veth0" ip saddr
+        198.18.0.3 udp dport 7946') in a table of our own in this node's namespace (hook input or
+        output); read with packets(name). Observes only: no verdict, never touches the faults."""
+        chain = "in" if hook == "input" else "out"
+        script = ("table inet %s {\n  chain %s {\n    type filter hook %s priority -20; policy accept;\n  }\n}\n"
+                  "add rule inet %s %s %s counter comment \"%s\"\n"
+                  % (self.COUNT_TABLE, chain, hook, self.COUNT_TABLE, chain, match, name))
+        netns.ns_run(self.ns, ["nft", "-f", "-"], input=script)
+
+    def packets(self, name):
+        out = json.loads(netns.ns_run(self.ns, ["nft", "-j", "list", "table", "inet", self.COUNT_TABLE]))
+        return sum(e["counter"]["packets"] for item in out["nftables"]
+                   if "rule" in item and item["rule"].get("comment") == name
+                   for e in item["rule"]["expr"] if "counter" in e)
+
     # --- network faults on this node -------------------------------------------------------
     def link_down(self):
         self.net.set_link(False)

@@ -3,9 +3,7 @@
 """Liveness of a clustered node (issue 14): after a stall the lease timer does not fire a burst
 of back-to-back rounds."""
 
-import json
 import os
-import signal
 import sys
 import time
 import unittest
@@ -18,7 +16,6 @@ from cluster import wait_until  # noqa: E402
 
 FORM_TIMEOUT = 20
 MSG_LEASE_REQ = 1
-COUNT_TABLE = "edh_test_count"
 
 
 def formed(c, nodes=None):
@@ -34,20 +31,16 @@ def formed(c, nodes=None):
 
 
 def count_lease_requests_install(c, node):
-    """An nft table of our own in node's namespace counting the LEASE_REQ datagrams it sends on
-    veth0: UDP to the channel port (Port + 1) whose type byte (after "ELCM", version, the
-    length-prefixed cluster name, sender id, epoch and seq) is LEASE_REQ. Touches nothing else."""
+    """Counts the LEASE_REQ datagrams node sends on veth0: UDP to the channel port (Port + 1) whose
+    type byte (after "ELCM", version, the length-prefixed cluster name, sender id, epoch and seq)
+    is LEASE_REQ."""
     offset_bits = (8 + 4 + 1 + 1 + len(c.cluster_name) + 8 + 8 + 8) * 8   # from the UDP header
-    script = ("table inet %s {\n  chain out {\n    type filter hook output priority -10; policy accept;\n"
-              '    oifname "veth0" udp dport %d @th,%d,8 %d counter\n  }\n}\n'
-              % (COUNT_TABLE, c.port + 1, offset_bits, MSG_LEASE_REQ))
-    netns.ns_run(node.ns, ["nft", "-f", "-"], input=script)
+    node.count_packets("lease-req", 'oifname "veth0" udp dport %d @th,%d,8 %d' % (c.port + 1, offset_bits, MSG_LEASE_REQ),
+                       hook="output")
 
 
 def count_lease_requests(node):
-    out = json.loads(netns.ns_run(node.ns, ["nft", "-j", "list", "table", "inet", COUNT_TABLE]))
-    return sum(e["counter"]["packets"] for item in out["nftables"] if "rule" in item
-               for e in item["rule"]["expr"] if "counter" in e)
+    return node.packets("lease-req")
 
 
 class TickTest(unittest.TestCase):
