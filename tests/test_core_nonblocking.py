@@ -58,6 +58,32 @@ class SlowBusTest(unittest.TestCase):
         wait_until(lambda: self.client.election('slow').get_term()[2] == [], 10,
                    'the candidacy of the departed caller to go')
 
+    def test_watching_a_known_caller_does_not_block(self):
+        """The caller's uid is known already (an earlier call); its first connection-bound Enter
+        only has to watch its connection. That must not wait for the bus either."""
+        path = self.client.get_election('watch')
+        caller = ClientProcess(self.bus)
+        self.addCleanup(caller.close)
+        self.assertEqual(caller.call('leave', 'watch', 'a'), ('ok', (0, '', [])))   # uid learnt
+        self.proxy.arm()
+        caller.send('enter', 'watch', 'a', 0)
+        held = wait_until(lambda: 'GetNameOwner' in self.proxy.holding() and self.proxy.holding(), 10,
+                          "the daemon's check of the caller's connection")
+        try:
+            t = term_tuple(self.client.conn.call_blocking(BUS_NAME, path, ELECTION_IFACE, 'GetTerm', '', (),
+                                                          timeout=T(5)))
+        except dbus.exceptions.DBusException as e:
+            self.fail('GetTerm was not answered while the daemon waited for the bus (held: %s): %s'
+                      % (held, e.get_dbus_name()))
+        self.assertIn(t, [(0, '', []), (1, 'a', ['a'])])
+        self.assertTrue(self.proxy.holding())
+        # the Enter itself need not wait for the check
+        self.assertEqual(caller.receive(), ('ok', (1, 'a', ['a'])))
+        self.proxy.release()
+        caller.kill()
+        wait_until(lambda: self.client.election('watch').get_term()[2] == [], 10,
+                   'the candidacy of the departed caller to go')
+
 
 if __name__ == '__main__':
     unittest.main(verbosity=2)
