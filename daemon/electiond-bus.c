@@ -417,6 +417,9 @@ static int election_enumerate(sd_bus *bus, const char *prefix, void *userdata, c
         char **nodes;
         unsigned n = 0;
 
+        if (!manager_caught_up(b->manager))
+                g_ptr_array_set_size(list, 0); /* announced with InterfacesAdded once caught up */
+
         /* sd-bus frees this with free(). */
         nodes = calloc(list->len + 1, sizeof(char *));
         if (!nodes)
@@ -433,13 +436,26 @@ static int election_enumerate(sd_bus *bus, const char *prefix, void *userdata, c
         return 1;
 }
 
+/* A clustered node that has not caught up since it started may hold an older state than it
+ * showed before: it shows no terms until then. */
+static int edge_check_caught_up(BusEdge *b, sd_bus_error *error) {
+        if (manager_caught_up(b->manager))
+                return 0;
+        return sd_bus_error_setf(error, ELECTIOND_ERROR_NO_QUORUM,
+                                 "This node has not caught up with its cluster since it started: no terms to show yet.");
+}
+
 static int method_get_term(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         BusEdge *b = userdata;
         g_autofree char *name = election_name_from_path(sd_bus_message_get_path(msg));
         g_autoptr(Term) t = NULL;
+        int r;
 
         if (!name)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT, "No such election object.");
+        r = edge_check_caught_up(b, error);
+        if (r < 0)
+                return r;
         t = term_new_from_election(edge_election(b, name));
         return reply_term(msg, t);
 }
@@ -657,6 +673,9 @@ static int property_election(sd_bus *bus, const char *path, const char *interfac
         if (streq_ptr(property, "LocalLeader"))
                 return sd_bus_message_append(reply, "b", manager_local_leader(b->manager, e));
 
+        r = edge_check_caught_up(b, error);
+        if (r < 0)
+                return r;
         t = term_new_from_election(e);
         if (streq_ptr(property, "TermId"))
                 return sd_bus_message_append(reply, "t", t->id);
@@ -739,6 +758,9 @@ static int method_list_elections(sd_bus_message *msg, void *userdata, sd_bus_err
         g_autoptr(GPtrArray) list = election_state_list(manager_get_state(b->manager));
         int r;
 
+        r = edge_check_caught_up(b, error);
+        if (r < 0)
+                return r;
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r < 0)
                 return r;
@@ -850,6 +872,9 @@ void bus_edge_term_changed(BusEdge *b, const Election *e) {
         g_assert(b);
         g_assert(e);
 
+        if (!manager_caught_up(b->manager))
+                return; /* replaying what was committed before we started: announced once caught up */
+
         path = bus_election_path(e->name);
         if (!path)
                 return (void) log_oom();
@@ -870,6 +895,18 @@ void bus_edge_term_changed(BusEdge *b, const Election *e) {
                                            moved ? "LocalLeader" : NULL, "LocalLeaderChanged", NULL);
         if (r < 0)
                 log_warning_errno(r, "Failed to emit PropertiesChanged for election '%s': %m", e->name);
+}
+
+void bus_edge_caught_up(BusEdge *b) {
+        g_autoptr(GPtrArray) list = NULL;
+
+        g_assert(b);
+
+        /* forget what was noted before (LocalLeader read false): every election is new now */
+        g_hash_table_remove_all(b->local_leader);
+        list = election_state_list(manager_get_state(b->manager));
+        for (unsigned i = 0; i < list->len; i++)
+                bus_edge_term_changed(b, list->pdata[i]);
 }
 
 void bus_edge_cluster_changed(BusEdge *b) {

@@ -29,5 +29,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(BusEdge *, bus_edge_free)
 void bus_edge_term_changed(BusEdge *b, const Election *e);
 /* Quorum / membership / lease changes: re-evaluate and emit PropertiesChanged where values moved. */
 void bus_edge_cluster_changed(BusEdge *b);
+/* manager_caught_up() became true: announce every election as it is now. */
+void bus_edge_caught_up(BusEdge *b);
 
 char *bus_election_path(const char *name); /* g_free */

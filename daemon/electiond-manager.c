@@ -682,8 +682,11 @@ static void on_drop_run_done(Manager *m, int status, ElectionResult result, cons
         log_debug("Previous runs' connection-bound candidacies removed.");
         m->drop_run_committed = true;
         if (m->cluster) {
-                /* served since start-up; changes are accepted (and Quorate, LocalLeader can be
-                 * true) from now on, and leader units are driven once the node holds a lease */
+                /* served since start-up; terms are shown, changes are accepted (and Quorate,
+                 * LocalLeader can be true) from now on, and leader units are driven once the node
+                 * holds a lease */
+                if (m->edge)
+                        bus_edge_caught_up(m->edge);
                 manager_cluster_changed(m);
                 return;
         }
@@ -1039,6 +1042,10 @@ const char *manager_node_name(Manager *m) {
 
 uint64_t manager_run_id(Manager *m) {
         return m->run_id;
+}
+
+bool manager_caught_up(Manager *m) {
+        return !m->cluster || m->drop_run_committed;
 }
 
 bool manager_quorate(Manager *m) {

@@ -65,6 +65,10 @@ const ElectionState *manager_get_state(Manager *m);
 const char *manager_node_name(Manager *m);
 uint64_t manager_run_id(Manager *m);
 bool manager_quorate(Manager *m);
+/* Standalone: always. Clustered: once this run's DROP_RUN has committed, i.e. the node has applied
+ * everything committed before it started. Until then its copy of the state may be older than what
+ * it showed before a restart: the bus edge shows no terms (term ids never go back). */
+bool manager_caught_up(Manager *m);
 /* A candidate owned by this node leads e, and this node is quorate with an unexpired lease.
  * Evaluated at the moment of the call (never a cached flag). */
 bool manager_local_leader(Manager *m, const Election *e);
