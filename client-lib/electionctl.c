@@ -119,7 +119,8 @@ static int report(ElectionClient *c, int r, const char *name, const char *id) {
         else if (streq_ptr(n, ELECTION_ERROR_LIMIT_EXCEEDED))
                 fprintf(stderr, _("Limit exceeded: electiond allows no more elections or candidates.\n"));
         else if (streq_ptr(n, ELECTION_ERROR_NO_QUORUM))
-                fprintf(stderr, _("No quorum: the change could not be committed in time.\n"));
+                /* the daemon says which: a change not applied, or no terms to show yet */
+                fprintf(stderr, _("No quorum: %s\n"), m ?: _("the change was not applied."));
         else if (streq_ptr(n, ELECTION_ERROR_OUTCOME_UNKNOWN))
                 fprintf(stderr, _("Outcome unknown: the change was submitted but not seen committed in time; it may "
                                   "still take effect. Check with \"electionctl term %s\".\n"), name ?: "");
