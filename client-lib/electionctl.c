@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "election.h"
@@ -590,6 +591,14 @@ typedef struct Runner {
         sd_event_source *child_source;
         sd_event_source *kill_timer;
 
+        /* Our own copy of the node's lease (WatchLease/LeaseRenewed), asked for once we lead: COMMAND
+         * runs only before it ends, and a timer stops COMMAND at the expiry even if the daemon is
+         * stopped or stalled and never says so. */
+        bool lease_watching;
+        int lease_state;           /* LEASE_* */
+        uint64_t lease_expiry;     /* CLOCK_BOOTTIME µs, while LEASE_KNOWN (UINT64_MAX: never ends) */
+        sd_event_source *lease_timer;
+
         bool interrupted;
         bool bus_lost;
         bool evicted;
@@ -597,25 +606,35 @@ typedef struct Runner {
         int code;
 } Runner;
 
+enum {
+        LEASE_UNKNOWN,     /* not asked yet, or the daemon is away: COMMAND may not run */
+        LEASE_KNOWN,       /* lease_expiry holds */
+        LEASE_UNSUPPORTED, /* an older daemon without WatchLease: LocalLeader alone decides */
+};
+
 static void runner_update(Runner *r);
 
-static void runner_finish(Runner *r, int code) {
-        int ret;
+static void on_final_leave(Election *e, int status, const ElectionTerm *t, const char *error_name,
+                           const char *error_message, void *userdata) {
+        Runner *r = userdata;
+        ElectionClient *c = election_get_client(e);
 
+        if (status < 0 && error_exit_code(c, status) != EXIT_NOT_RUNNING)
+                (void) report(c, status, r->name, election_get_id(e));
+        (void) sd_event_exit(r->event, 0);
+}
+
+static void runner_finish(Runner *r, int code) {
         if (r->finished)
                 return;
         r->finished = true;
         r->code = code;
+        r->lease_timer = sd_event_source_disable_unref(r->lease_timer);
         /* Leave before the loop ends: sd-bus closes the connection when its event loop exits. A daemon
-         * that is gone has dropped the candidacy already. */
-        if (!r->evicted && !r->bus_lost) {
-                ret = election_leave(r->election, NULL);
-                if (ret < 0) {
-                        ElectionClient *c = election_get_client(r->election);
-                        if (error_exit_code(c, ret) != EXIT_NOT_RUNNING)
-                                (void) report(c, ret, r->name, election_get_id(r->election));
-                }
-        }
+         * that is gone has dropped the candidacy already. Asynchronously: nothing in this loop may wait
+         * for a daemon that may be stopped. */
+        if (!r->evicted && !r->bus_lost && election_leave_async(r->election, on_final_leave, r) >= 0)
+                return;
         (void) sd_event_exit(r->event, 0);
 }
 
@@ -707,10 +726,35 @@ static int runner_start_child(Runner *r) {
         return 0;
 }
 
+static uint64_t now_boottime(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_BOOTTIME, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+/* Our copy of the lease runs now (evaluated now, like the daemon's LocalLeader). */
+static bool runner_lease_valid(Runner *r) {
+        if (r->lease_state == LEASE_UNSUPPORTED)
+                return true;
+        if (r->lease_state != LEASE_KNOWN || r->lease_expiry == 0)
+                return false;
+        return r->lease_expiry == UINT64_MAX || now_boottime() < r->lease_expiry;
+}
+
+static void runner_watch_lease(Runner *r);
+
 static void runner_update(Runner *r) {
         const char *id = election_get_id(r->election);
         /* Our id must be the leader, and the daemon must vouch for it now (quorum and lease). */
         bool leads = r->term && election_term_is_leader(r->term, id) && r->local_leader;
+
+        if (r->finished)
+                return;
+        if (leads && !r->lease_watching)
+                runner_watch_lease(r); /* may answer at once (a local failure) */
+        /* ... and until our own copy of its lease ends: a stopped daemon says nothing. */
+        leads = leads && runner_lease_valid(r);
 
         if (r->pid > 0) {
                 if (!leads || election_term_get_id(r->term) != r->child_term || r->interrupted || r->evicted ||
@@ -739,11 +783,83 @@ static void runner_update(Runner *r) {
         }
 }
 
+static int on_lease_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Runner *r = userdata;
+
+        if (r->pid > 0 && !r->stopping && !runner_lease_valid(r))
+                fprintf(stderr, _("lease expired without renewal (daemon not responding?): stopping COMMAND\n"));
+        runner_update(r);
+        return 0;
+}
+
+static void runner_arm_lease_timer(Runner *r) {
+        int ret;
+
+        if (r->lease_state != LEASE_KNOWN || r->lease_expiry == 0 || r->lease_expiry == UINT64_MAX) {
+                if (r->lease_timer)
+                        (void) sd_event_source_set_enabled(r->lease_timer, SD_EVENT_OFF);
+                return;
+        }
+        if (r->lease_timer) {
+                ret = sd_event_source_set_time(r->lease_timer, r->lease_expiry);
+                if (ret >= 0)
+                        ret = sd_event_source_set_enabled(r->lease_timer, SD_EVENT_ONESHOT);
+        } else {
+                /* CLOCK_BOOTTIME, the daemon's clock (counts suspend); 1 ms accuracy, first in line. */
+                ret = sd_event_add_time(r->event, &r->lease_timer, CLOCK_BOOTTIME, r->lease_expiry, USEC_PER_SEC / 1000,
+                                        on_lease_timer, r);
+                if (ret >= 0)
+                        ret = sd_event_source_set_priority(r->lease_timer, SD_EVENT_PRIORITY_IMPORTANT);
+        }
+        if (ret < 0) {
+                /* Without the timer we cannot keep the promise: treat the lease as ended. */
+                fprintf(stderr, _("Failed to set the lease timer: %s\n"), strerror(-ret));
+                r->lease_state = LEASE_UNKNOWN;
+        }
+}
+
+static void on_run_lease(ElectionClient *c, int status, uint64_t expiry, void *userdata) {
+        Runner *r = userdata;
+
+        if (status == -EOPNOTSUPP || (status < 0 && status != -ESHUTDOWN)) {
+                if (r->lease_state != LEASE_UNSUPPORTED) {
+                        if (status == -EOPNOTSUPP)
+                                fprintf(stderr, _("Warning: electiond has no WatchLease (an older version): COMMAND "
+                                                  "is stopped only when electiond reports the end of the lead, not "
+                                                  "when electiond stops responding.\n"));
+                        else
+                                fprintf(stderr, _("Warning: cannot watch the lease (%s): COMMAND is stopped only "
+                                                  "when electiond reports the end of the lead.\n"),
+                                        election_client_last_error_message(c) ?: strerror(-status));
+                }
+                r->lease_state = LEASE_UNSUPPORTED;
+        } else if (status < 0)
+                r->lease_state = LEASE_UNKNOWN; /* the daemon is away or not answering */
+        else {
+                r->lease_state = LEASE_KNOWN;
+                r->lease_expiry = expiry;
+        }
+        runner_arm_lease_timer(r);
+        runner_update(r);
+}
+
+static void runner_watch_lease(Runner *r) {
+        int ret;
+
+        r->lease_watching = true;
+        ret = election_client_watch_lease(election_get_client(r->election), on_run_lease, r);
+        if (ret < 0)
+                on_run_lease(election_get_client(r->election), ret, 0, r);
+}
+
 static void on_run_watch(Election *e, int status, const ElectionTerm *t, void *userdata) {
         Runner *r = userdata;
         const char *id = election_get_id(e);
         bool member = false;
 
+        /* Our own final Leave is on its way: what follows is its echo. */
+        if (r->finished)
+                return;
         if (status < 0) {
                 /* Leadership is unknown without the daemon: stop COMMAND, wait for a restart. */
                 r->term = election_term_unref(r->term);
@@ -837,6 +953,8 @@ static int verb_run(int argc, char **argv) {
                 (void) kill(runner.pid, SIGKILL);
         sd_event_source_unref(runner.child_source);
         sd_event_source_disable_unref(runner.kill_timer);
+        sd_event_source_disable_unref(runner.lease_timer);
+        election_client_unwatch_lease(c);
         election_term_unref(runner.term);
         if (r < 0)
                 return report(NULL, r, argv[1], NULL);

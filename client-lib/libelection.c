@@ -35,7 +35,18 @@ struct ElectionClient {
         sd_bus *bus;
         char *error_name;
         char *error_message;
+
+        /* Lease watch (WatchLease + LeaseRenewed). */
+        election_lease_handler_t lease_handler;
+        void *lease_userdata;
+        sd_bus_slot *lease_signal_slot;
+        sd_bus_slot *lease_owner_slot;
+        sd_bus_slot *lease_call_slot;  /* the WatchLease in flight */
+        sd_event_source *lease_retry;
+        bool lease_synced;             /* WatchLease answered since the daemon (re)appeared */
 };
+
+static void lease_stop(ElectionClient *c);
 
 struct ElectionOptions {
         char *id;
@@ -340,6 +351,7 @@ _public_ ElectionClient *election_client_unref(ElectionClient *c) {
                 return NULL;
         if (--c->n_ref > 0)
                 return NULL;
+        lease_stop(c);
         sd_bus_flush_close_unref(c->bus);
         client_clear_error(c);
         free(c);
@@ -1347,5 +1359,172 @@ _public_ int election_unwatch_local_leader(Election *e) {
         if (!e->ll_handler)
                 return 0;
         ll_stop(e);
+        return 1;
+}
+
+/* ---- lease ----------------------------------------------------------------------------------- */
+
+#define LEASE_RETRY_USEC (1000 * UINT64_C(1000))
+
+static inline void election_client_unrefp(ElectionClient **c) {
+        election_client_unref(*c);
+}
+
+static void lease_stop(ElectionClient *c) {
+        c->lease_signal_slot = sd_bus_slot_unref(c->lease_signal_slot);
+        c->lease_owner_slot = sd_bus_slot_unref(c->lease_owner_slot);
+        c->lease_call_slot = sd_bus_slot_unref(c->lease_call_slot);
+        c->lease_retry = sd_event_source_disable_unref(c->lease_retry);
+        c->lease_handler = NULL;
+        c->lease_userdata = NULL;
+        c->lease_synced = false;
+}
+
+static void lease_deliver(ElectionClient *c, int status, uint64_t expiry) {
+        _cleanup_(election_client_unrefp) ElectionClient *keep = election_client_ref(c);
+
+        if (c->lease_handler)
+                c->lease_handler(c, status, status < 0 ? 0 : expiry, c->lease_userdata);
+}
+
+static int lease_call(ElectionClient *c);
+
+static int on_lease_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        ElectionClient *c = userdata;
+        int r;
+
+        c->lease_retry = sd_event_source_disable_unref(c->lease_retry);
+        if (c->lease_synced || c->lease_call_slot)
+                return 0;
+        r = lease_call(c);
+        if (r < 0)
+                lease_deliver(c, r, 0);
+        return 0;
+}
+
+static int on_lease_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        ElectionClient *c = userdata;
+        const sd_bus_error *error;
+        uint64_t expiry = 0;
+        int r;
+
+        c->lease_call_slot = sd_bus_slot_unref(c->lease_call_slot);
+        error = sd_bus_message_get_error(reply);
+        if (error) {
+                r = client_set_error(c, error, -sd_bus_message_get_errno(reply));
+                if (sd_bus_error_has_names(error, SD_BUS_ERROR_UNKNOWN_METHOD, SD_BUS_ERROR_UNKNOWN_INTERFACE,
+                                           SD_BUS_ERROR_UNKNOWN_OBJECT)) {
+                        /* An older daemon: NameOwnerChanged asks its successor. */
+                        lease_deliver(c, -EOPNOTSUPP, 0);
+                        return 0;
+                }
+                if (sd_bus_error_has_names(error, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER,
+                                           SD_BUS_ERROR_NO_REPLY, SD_BUS_ERROR_DISCONNECTED, SD_BUS_ERROR_TIMEOUT) ||
+                    strncmp(error->name, "org.freedesktop.DBus.Error.Spawn.", 33) == 0) {
+                        /* Gone or not answering (stopped, stalled): ask again later. */
+                        lease_deliver(c, -ESHUTDOWN, 0);
+                        if (!c->lease_retry && c->lease_handler)
+                                (void) sd_event_add_time_relative(sd_bus_get_event(c->bus), &c->lease_retry,
+                                                                  CLOCK_MONOTONIC, LEASE_RETRY_USEC, 0,
+                                                                  on_lease_retry, c);
+                        return 0;
+                }
+                lease_deliver(c, r, 0);
+                return 0;
+        }
+        r = sd_bus_message_read(reply, "t", &expiry);
+        if (r < 0) {
+                lease_deliver(c, r, 0);
+                return 0;
+        }
+        client_clear_error(c);
+        c->lease_synced = true;
+        lease_deliver(c, 0, expiry);
+        return 0;
+}
+
+static int lease_call(ElectionClient *c) {
+        c->lease_synced = false;
+        c->lease_call_slot = sd_bus_slot_unref(c->lease_call_slot);
+        return sd_bus_call_method_async(c->bus, &c->lease_call_slot, BUS_NAME, MANAGER_PATH, MANAGER_INTERFACE,
+                                        "WatchLease", on_lease_reply, c, NULL);
+}
+
+static int on_lease_renewed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        ElectionClient *c = userdata;
+        uint64_t expiry;
+
+        /* Older than the answer of the WatchLease in flight. */
+        if (!c->lease_synced)
+                return 0;
+        if (sd_bus_message_read(m, "t", &expiry) < 0)
+                return 0;
+        lease_deliver(c, 0, expiry);
+        return 0;
+}
+
+static int on_lease_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        _cleanup_(election_client_unrefp) ElectionClient *c = election_client_ref(userdata);
+        const char *name, *old_owner, *new_owner;
+        int r;
+
+        r = sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner);
+        if (r < 0 || strcmp(name, BUS_NAME) != 0)
+                return 0;
+        if (old_owner[0]) {
+                /* A new daemon knows nothing of our watch: ask it when it is there. */
+                c->lease_synced = false;
+                c->lease_call_slot = sd_bus_slot_unref(c->lease_call_slot);
+                lease_deliver(c, -ESHUTDOWN, 0);
+        }
+        if (new_owner[0] && c->lease_handler) {
+                r = lease_call(c);
+                if (r < 0)
+                        lease_deliver(c, r, 0);
+        }
+        return 0;
+}
+
+_public_ int election_client_watch_lease(ElectionClient *c, election_lease_handler_t handler, void *userdata) {
+        int r;
+
+        if (!c || !handler)
+                return -EINVAL;
+        if (c->lease_handler)
+                return -EBUSY;
+        if (!sd_bus_get_event(c->bus))
+                return -ENXIO;
+
+        c->lease_handler = handler;
+        c->lease_userdata = userdata;
+
+        /* Subscribe, then ask: the answer is newer than any signal that arrives before it. */
+        r = sd_bus_match_signal_async(c->bus, &c->lease_signal_slot, BUS_NAME, MANAGER_PATH, MANAGER_INTERFACE,
+                                      "LeaseRenewed", on_lease_renewed, NULL, c);
+        if (r < 0)
+                goto fail;
+        r = sd_bus_add_match_async(c->bus, &c->lease_owner_slot,
+                                   "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+                                   "interface='org.freedesktop.DBus',member='NameOwnerChanged',"
+                                   "arg0='" BUS_NAME "'",
+                                   on_lease_owner_changed, NULL, c);
+        if (r < 0)
+                goto fail;
+        r = lease_call(c);
+        if (r < 0)
+                goto fail;
+        return 0;
+
+fail:
+        lease_stop(c);
+        return r;
+}
+
+_public_ int election_client_unwatch_lease(ElectionClient *c) {
+        if (!c)
+                return -EINVAL;
+        if (!c->lease_handler)
+                return 0;
+        lease_stop(c);
         return 1;
 }

@@ -43,7 +43,18 @@ struct BusEdge {
         GHashTable *uids;         /* unique name -> uid + 1: unique names are never reused */
         int last_quorate;         /* -1 unknown; else as last announced */
         char *last_members;       /* fingerprint of Members as last announced */
+        sd_bus_track *lease_watchers; /* callers of WatchLease still connected; NULL = none */
+        GQueue lease_checks;      /* LeaseCheck*: GetNameOwner of a new watcher in flight */
+        uint64_t lease_sent;      /* expiry as last sent to the watchers */
 };
+
+/* Catches a WatchLease caller that left before the track's match was in place. */
+typedef struct LeaseCheck {
+        BusEdge *edge;
+        char *name;
+        sd_bus_slot *slot;
+        GList link;
+} LeaseCheck;
 
 /* LocalLeader as last announced, and when it last flipped (CLOCK_MONOTONIC µs): observers see the
  * signal late, so histories take the node's own step-down instant from LocalLeaderChanged. */
@@ -735,6 +746,91 @@ static const sd_bus_vtable election_vtable[] = {
 
 /* ---- Manager object ---- */
 
+/* ---- WatchLease / LeaseRenewed ---- */
+
+static void lease_check_free(LeaseCheck *k) {
+        g_queue_unlink(&k->edge->lease_checks, &k->link);
+        sd_bus_slot_unref(k->slot);
+        g_free(k->name);
+        g_free(k);
+}
+
+static int on_lease_watchers_empty(sd_bus_track *t, void *userdata) {
+        BusEdge *b = userdata;
+
+        log_debug("The last WatchLease caller is gone: LeaseRenewed stops.");
+        b->lease_watchers = sd_bus_track_unref(b->lease_watchers);
+        return 0;
+}
+
+static int on_lease_watcher_checked(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        LeaseCheck *k = userdata;
+        BusEdge *b = k->edge;
+
+        /* Only a definite "no such name" means gone; the track catches everything later. */
+        if (b->lease_watchers && sd_bus_message_is_method_error(reply, "org.freedesktop.DBus.Error.NameHasNoOwner"))
+                (void) sd_bus_track_remove_name(b->lease_watchers, k->name); /* may empty the track */
+        lease_check_free(k);
+        return 0;
+}
+
+static int method_watch_lease(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BusEdge *b = userdata;
+        const char *sender = sd_bus_message_get_sender(msg);
+        LeaseCheck *k;
+        int r;
+
+        if (!sender)
+                return sd_bus_reply_method_return(msg, "t", manager_lease_expiry(b->manager));
+
+        if (b->lease_watchers)
+                bus_edge_lease_renewed(b); /* the others hear of any move first */
+        else {
+                r = sd_bus_track_new(b->bus, &b->lease_watchers, on_lease_watchers_empty, b);
+                if (r < 0)
+                        return r;
+                log_debug("First WatchLease caller %s: LeaseRenewed starts.", sender);
+        }
+        r = sd_bus_track_add_name(b->lease_watchers, sender);
+        if (r < 0)
+                return r;
+
+        k = g_new0(LeaseCheck, 1);
+        k->edge = b;
+        k->name = g_strdup(sender);
+        k->link.data = k;
+        g_queue_push_tail_link(&b->lease_checks, &k->link);
+        r = sd_bus_call_method_async(b->bus, &k->slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                     "org.freedesktop.DBus", "GetNameOwner", on_lease_watcher_checked, k, "s",
+                                     sender);
+        if (r < 0) {
+                lease_check_free(k);
+                return r;
+        }
+
+        b->lease_sent = manager_lease_expiry(b->manager);
+        return sd_bus_reply_method_return(msg, "t", b->lease_sent);
+}
+
+void bus_edge_lease_renewed(BusEdge *b) {
+        uint64_t expiry;
+        int r;
+
+        g_assert(b);
+
+        /* Nobody asked: an idle bus sees nothing. */
+        if (!b->lease_watchers)
+                return;
+        expiry = manager_lease_expiry(b->manager);
+        if (expiry == b->lease_sent)
+                return;
+        b->lease_sent = expiry;
+        r = sd_bus_emit_signal(b->bus, ELECTIOND_MANAGER_PATH, ELECTIOND_MANAGER_INTERFACE, "LeaseRenewed", "t",
+                               expiry);
+        if (r < 0)
+                log_warning_errno(r, "Failed to emit LeaseRenewed: %m");
+}
+
 static int method_get_election(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         g_autofree char *path = NULL;
         const char *name;
@@ -840,11 +936,16 @@ static const sd_bus_vtable manager_vtable[] = {
                                  NULL, ,
                                  "a(stso)", SD_BUS_PARAM(elections),
                                  method_list_elections, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("WatchLease",
+                                 NULL, ,
+                                 "t", SD_BUS_PARAM(expiry),
+                                 method_watch_lease, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_PROPERTY("NodeName", "s", property_manager, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Version", "s", property_manager, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("ClusterName", "s", property_manager, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Quorate", "b", property_manager, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Members", "a(ssss)", property_manager, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_SIGNAL_WITH_NAMES("LeaseRenewed", "t", SD_BUS_PARAM(expiry), 0),
         SD_BUS_VTABLE_END
 };
 
@@ -973,6 +1074,7 @@ int bus_edge_new(Manager *m, sd_bus *bus, BusEdge **ret) {
         b->tracks = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, tracked_owner_destroy);
         b->local_leader = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         g_queue_init(&b->waiting);
+        g_queue_init(&b->lease_checks);
         b->uids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 
         /* Elections restored from disk are not "new": no InterfacesAdded for them. */
@@ -1013,6 +1115,9 @@ BusEdge *bus_edge_free(BusEdge *b) {
                 call_free(c);
         }
 
+        while (!g_queue_is_empty(&b->lease_checks))
+                lease_check_free(g_queue_peek_head(&b->lease_checks));
+        b->lease_watchers = sd_bus_track_unref(b->lease_watchers);
         g_clear_pointer(&b->tracks, g_hash_table_destroy);
         g_clear_pointer(&b->local_leader, g_hash_table_destroy);
         g_clear_pointer(&b->uids, g_hash_table_destroy);
@@ -1024,4 +1129,8 @@ BusEdge *bus_edge_free(BusEdge *b) {
         g_free(b->last_members);
         g_free(b);
         return NULL;
+}
+
+bool bus_edge_owner_tracked(BusEdge *b, const char *owner) {
+        return b && owner && g_hash_table_contains(b->tracks, owner);
 }

@@ -31,5 +31,9 @@ void bus_edge_term_changed(BusEdge *b, const Election *e);
 void bus_edge_cluster_changed(BusEdge *b);
 /* manager_caught_up() became true: announce every election as it is now. */
 void bus_edge_caught_up(BusEdge *b);
+/* Is this bus connection (unique name) still tracked as an owner of candidacies? */
+bool bus_edge_owner_tracked(BusEdge *b, const char *owner);
+/* The lease may have moved: emit LeaseRenewed if it did and someone called WatchLease. */
+void bus_edge_lease_renewed(BusEdge *b);
 
 char *bus_election_path(const char *name); /* g_free */

@@ -14,16 +14,17 @@
 #include "electiond-lease.h"
 #include "electiond-transport.h"
 
-/* Cluster channel message types */
+/* Cluster channel message types. 1 (LEASE_REQ), 2 (LEASE_ACK) and 5 (APPLIED) were the first
+ * formats: they are ignored now (an old node gets no lease from us: the safe direction). */
 enum {
-        MSG_LEASE_REQ = 1, /* u64 seq, u64 applied, name */
-        MSG_LEASE_ACK = 2, /* u64 seq */
         MSG_EXPIRED_Q = 3, /* u64 target (lease id), u64 ask id */
         MSG_EXPIRED_A = 4, /* u64 target, u64 ask id, u8 yes */
-        MSG_APPLIED = 5,   /* u64 index */
         MSG_FORWARD = 6,   /* an encoded command batch */
         MSG_JOIN = 7,      /* u64 raft id, raft address */
         MSG_NOT_MEMBER = 8, /* from the Raft leader: your server id is not in the configuration */
+        MSG_LEASE_REQ = 9, /* u64 seq, u64 applied, u64 settings fingerprint, u64 µs without lease, name */
+        MSG_LEASE_ACK = 10, /* u64 seq, u64 the requester's channel epoch (an ack never outlives its run) */
+        MSG_APPLIED = 11,  /* u64 confirmed index, u64 attesting index, u16 n, n × u64 lease ids attested */
 };
 
 #define TAGS_VERSION 1
@@ -37,6 +38,7 @@ typedef struct Tags {
         uint8_t flags;
         uint64_t cluster_id;
         uint16_t raft_port;
+        uint64_t fingerprint; /* of the timing settings; 0 = not told */
 } Tags;
 
 typedef struct Peer {
@@ -49,15 +51,19 @@ typedef struct Peer {
         struct sockaddr_storage channel; /* where its cluster channel listens */
         char raft_address[64];
         Tags tags;
+        uint64_t attest_index;  /* its latest attestation (rule 4): at this applied index ... */
+        GArray *attested;       /* ... these lease ids hold no grant of its (u64) */
+        uint64_t mismatch_logged; /* when we last logged that its timing settings differ */
 } Peer;
 
 typedef struct DropVote {
         uint64_t target;     /* lease id */
         char *node;
         uint64_t ask_id;
+        uint64_t first_ask_id; /* answers to any ask since this one count */
         uint64_t asked_at;
         uint64_t submitted_at;
-        GHashTable *yes;     /* raft ids */
+        GHashTable *yes;     /* raft ids of voters that answered yes (each then fences the node) */
 } DropVote;
 
 struct Cluster {
@@ -70,6 +76,10 @@ struct Cluster {
         uint64_t lease_id; /* our identity in leases: a hash of the node name */
         uint64_t cluster_id;
         uint64_t started;
+        uint64_t channel_epoch;    /* ours; acks must echo it */
+        uint64_t fingerprint;      /* lease_params_fingerprint() of our timing settings */
+        uint64_t identity_logged;  /* when we last logged a refused duplicate Raft identity */
+        bool identity_conflict;    /* we are the newer twin: exiting, and saying nothing in our name */
 
         GBytes *key;
         EngineCallbacks engine_cb;
@@ -88,6 +98,8 @@ struct Cluster {
         LeaseRequester *requester;
         LeaseGranter *granter;
         uint64_t last_stored;
+        bool stored_noted;         /* the granter has heard of our log at least once */
+        uint64_t applied_changed_at; /* when confirmed_index last moved: APPLIED is resent for a while */
         GHashTable *handovers; /* election name → LeaseHandover* */
         bool last_quorate;
 
@@ -185,18 +197,22 @@ static void tags_encode(const Tags *t, uint8_t out[20]) {
         out[0] = t->version;
         out[1] = t->flags;
         memcpy(out + 2, &id, 8);
+        uint64_t fp = GUINT64_TO_LE(t->fingerprint);
         memcpy(out + 10, &port, 2);
-        memset(out + 12, 0, 8);
+        memcpy(out + 12, &fp, 8);
 }
 
 static bool tags_decode(const uint8_t *p, size_t n, Tags *ret) {
-        uint64_t id;
+        uint64_t id, fp = 0;
         uint16_t port;
         if (n < 12 || p[0] != TAGS_VERSION)
                 return false;
         memcpy(&id, p + 2, 8);
         memcpy(&port, p + 10, 2);
-        *ret = (Tags) { .version = p[0], .flags = p[1], .cluster_id = GUINT64_FROM_LE(id), .raft_port = GUINT16_FROM_LE(port) };
+        if (n >= 20)
+                memcpy(&fp, p + 12, 8);
+        *ret = (Tags) { .version = p[0], .flags = p[1], .cluster_id = GUINT64_FROM_LE(id), .raft_port = GUINT16_FROM_LE(port),
+                        .fingerprint = GUINT64_FROM_LE(fp) };
         return true;
 }
 
@@ -213,6 +229,8 @@ static Peer *peer_by_id(Cluster *c, uint64_t id) {
 static void peer_free(gpointer p) {
         Peer *peer = p;
         g_free(peer->name);
+        if (peer->attested)
+                g_array_unref(peer->attested);
         g_free(peer);
 }
 
@@ -298,6 +316,7 @@ static void send_to_id(Cluster *c, uint64_t id, uint8_t type, const void *data, 
 
 static bool units_stopping(Cluster *c);
 static void confirm_applied(Cluster *c);
+static void broadcast_applied(Cluster *c);
 
 static void update_voters(Cluster *c, const Servers *s) {
         g_autofree uint64_t *ids = g_new0(uint64_t, s->n + 1);
@@ -311,17 +330,24 @@ static void update_voters(Cluster *c, const Servers *s) {
 static void lease_round(Cluster *c, const Servers *s, uint64_t now) {
         g_autoptr(GByteArray) b = g_byte_array_new();
         uint64_t applied = engine_last_applied(c->engine);
+        uint64_t without = lease_requester_without_usec(c->requester, now);
         uint64_t seq;
 
         /* a stop that hangs holds hand-over confirmations no longer than the wait itself */
         if (c->unconfirmed_since != 0 && (!units_stopping(c) ||
                                           now - c->unconfirmed_since > lease_handover_wait_usec(&c->lease_params)))
                 confirm_applied(c);
+        /* one APPLIED may be lost, and attestations may become true later: repeat them while a
+         * hand-over could be waiting for them */
+        else if (c->applied_changed_at != 0 && now - c->applied_changed_at <= lease_handover_wait_usec(&c->lease_params))
+                broadcast_applied(c);
 
         update_voters(c, s);
         seq = lease_requester_begin_round(c->requester, now);
         put_u64(b, seq);
         put_u64(b, applied);
+        put_u64(b, c->fingerprint);
+        put_u64(b, without);
         g_byte_array_append(b, (const uint8_t *) c->node_name, (guint) strlen(c->node_name));
 
         for (size_t i = 0; i < s->n; i++) {
@@ -329,7 +355,7 @@ static void lease_round(Cluster *c, const Servers *s, uint64_t now) {
                         continue;
                 if (s->items[i].id == c->node_id) {
                         /* our own vote goes through our own granter, like anyone's */
-                        if (c->links_up && lease_granter_request(c->granter, c->lease_id, applied, now))
+                        if (c->links_up && lease_granter_request(c->granter, c->lease_id, applied, without, now))
                                 lease_requester_ack(c->requester, c->node_id, seq);
                         else
                                 log_debug("Own lease grant refused (applied %" PRIu64 ", fenced %d).", applied,
@@ -342,9 +368,23 @@ static void lease_round(Cluster *c, const Servers *s, uint64_t now) {
 
 static void note_peer_applied(Cluster *c, uint64_t id, uint64_t index);
 
+/* Timing settings that differ break the bound of rule 2 between the two nodes: say so, loudly
+ * but not every round. */
+static void log_mismatch(Cluster *c, Peer *p, uint64_t now) {
+        if (p && p->mismatch_logged != 0 && now - p->mismatch_logged < 10 * USEC_PER_SEC)
+                return;
+        if (p)
+                p->mismatch_logged = now;
+        log_error("Node %s: its timing settings differ from this node's (LeaseSec=%.3f, NodeTimeoutSec=%.3f here): "
+                  "no lease is granted between nodes whose timing settings differ. Give every node of cluster '%s' "
+                  "the same LeaseSec= and NodeTimeoutSec=.",
+                  p ? p->name : "?", (double) c->lease_params.lease_usec / USEC_PER_SEC,
+                  (double) c->lease_params.node_timeout_usec / USEC_PER_SEC, c->config->cluster_name);
+}
+
 static void on_lease_req(Cluster *c, const ChannelPacket *p, uint64_t now) {
         Servers s;
-        if (p->payload_size < 17 || p->payload_size > 16 + 255)
+        if (p->payload_size < 33 || p->payload_size > 32 + 255)
                 return;
         if (!servers_get(c, &s))
                 return;
@@ -362,8 +402,13 @@ static void on_lease_req(Cluster *c, const ChannelPacket *p, uint64_t now) {
 
         /* (no hand-over confirmation: only APPLIED says "applied, and my units are stopped") */
         uint64_t seq = get_u64(p->payload), applied = get_u64(p->payload + 8);
-        g_autofree char *name = g_strndup((const char *) p->payload + 16, p->payload_size - 16);
-        if (!lease_granter_request(c->granter, name_hash(name), applied, now)) {
+        uint64_t fingerprint = get_u64(p->payload + 16), without = get_u64(p->payload + 24);
+        g_autofree char *name = g_strndup((const char *) p->payload + 32, p->payload_size - 32);
+        if (fingerprint != c->fingerprint) {
+                log_mismatch(c, peer_by_id(c, p->sender), now);
+                return;
+        }
+        if (!lease_granter_request(c->granter, name_hash(name), applied, without, now)) {
                 log_debug("Lease grant to %s refused (applied %" PRIu64 ", fenced %d).", name, applied,
                           lease_granter_fenced(c->granter, name_hash(name), now));
                 return;
@@ -371,22 +416,44 @@ static void on_lease_req(Cluster *c, const ChannelPacket *p, uint64_t now) {
 
         g_autoptr(GByteArray) b = g_byte_array_new();
         put_u64(b, seq);
+        put_u64(b, p->epoch);
         send_to_id(c, p->sender, MSG_LEASE_ACK, b->data, b->len);
 }
 
+/* Rule 4 for the hand-over h: every other member confirmed, or a majority of the voters attest
+ * that it can hold no lease; this node's own granter attests here and now. */
 static bool handovers_cleared(Cluster *c, LeaseHandover *h, uint64_t now) {
         Servers s;
-        g_autofree uint64_t *others = NULL;
-        size_t n = 0;
+        g_autofree uint64_t *others = NULL, *voters = NULL, *mine = NULL;
+        size_t n = 0, n_voters = 0, n_mine = 0;
         bool r;
 
+        if (h->index == 0)
+                return true;
         if (!servers_get(c, &s))
                 return false;
         others = g_new0(uint64_t, s.n + 1);
-        for (size_t i = 0; i < s.n; i++)
-                if (s.items[i].id != c->node_id)
-                        others[n++] = s.items[i].id;
-        r = lease_handover_cleared(h, others, n, &c->lease_params, now);
+        voters = g_new0(uint64_t, s.n + 1);
+        mine = g_new0(uint64_t, s.n + 1);
+        for (size_t i = 0; i < s.n; i++) {
+                if (s.items[i].voter)
+                        voters[n_voters++] = s.items[i].id;
+                if (s.items[i].id == c->node_id)
+                        continue;
+                others[n++] = s.items[i].id;
+        }
+        if (is_voter(&s, c->node_id) && c->stored_noted) {
+                uint64_t applied = MAX(engine_last_applied(c->engine), c->applying_index);
+                for (size_t i = 0; i < n; i++) {
+                        Peer *p = peer_by_id(c, others[i]);
+                        if (g_hash_table_contains(h->confirmed, &others[i]))
+                                continue;
+                        if (p && lease_granter_attest(c->granter, name_hash(p->name), applied, now))
+                                mine[n_mine++] = others[i];
+                }
+                lease_handover_note_attest(h, c->node_id, applied, mine, n_mine);
+        }
+        r = lease_handover_cleared(h, others, n, voters, n_voters, &c->lease_params, now);
         servers_done(&s);
         return r;
 }
@@ -445,10 +512,15 @@ static void check_quorum(Cluster *c, uint64_t now) {
                 notify_status(c);
         }
         schedule_deadline(c, now);
+        if (c->hooks.lease_renewed)
+                c->hooks.lease_renewed(c->userdata);
 }
 
 static void on_lease_ack(Cluster *c, const ChannelPacket *p, uint64_t now) {
-        if (p->payload_size != 8)
+        if (p->payload_size != 16)
+                return;
+        /* an ack for another run of ours (recorded, replayed after our restart) is worthless */
+        if (get_u64(p->payload + 8) != c->channel_epoch)
                 return;
         lease_requester_ack(c->requester, p->sender, get_u64(p->payload));
         check_quorum(c, now);
@@ -472,11 +544,24 @@ static void collect_owner(const Election *e, GHashTable *owners, const char *sel
         }
 }
 
+static void maybe_submit_drop(Cluster *c, DropVote *d, size_t voters, uint64_t now) {
+        if (d->submitted_at != 0 && now - d->submitted_at < 1 * USEC_PER_SEC)
+                return;
+        if (g_hash_table_size(d->yes) <= voters / 2)
+                return;
+        log_notice("Node %s silent for over %" PRIu64 " ms and fenced by a majority: removing its candidacies.",
+                   d->node, c->lease_params.node_timeout_usec / USEC_PER_MSEC);
+        d->submitted_at = now;
+        g_hash_table_remove_all(d->yes);
+        d->first_ask_id = d->ask_id + 1; /* a retry needs fresh answers */
+        c->submit_drop(c->userdata, d->node);
+}
+
 static void drive_drops(Cluster *c, const Servers *s, uint64_t now) {
         GHashTable *owners = c->owners;
         size_t voters = count_voters(s);
         GHashTableIter it;
-        gpointer k;
+        gpointer k, v;
 
         if (!c->state || !c->submit_drop)
                 return;
@@ -488,11 +573,14 @@ static void drive_drops(Cluster *c, const Servers *s, uint64_t now) {
                 c->owners_dirty = false;
         }
 
-        /* forget votes for nodes that no longer own anything */
+        /* forget votes for nodes that no longer own anything, or that we hear from again */
         g_hash_table_iter_init(&it, c->drops);
-        while (g_hash_table_iter_next(&it, &k, NULL))
-                if (!g_hash_table_contains(owners, k))
+        while (g_hash_table_iter_next(&it, &k, &v)) {
+                DropVote *d = v;
+                uint64_t last = MAX(lease_granter_last_contact(c->granter, d->target), c->started);
+                if (!g_hash_table_contains(owners, k) || now - last <= c->lease_params.node_timeout_usec)
                         g_hash_table_iter_remove(&it);
+        }
 
         g_hash_table_iter_init(&it, owners);
         while (g_hash_table_iter_next(&it, &k, NULL)) {
@@ -510,16 +598,17 @@ static void drive_drops(Cluster *c, const Servers *s, uint64_t now) {
                         d->node = g_strdup(node);
                         d->target = target;
                         d->yes = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+                        d->first_ask_id = c->next_ask_id + 1;
                         g_hash_table_insert(c->drops, d->node, d);
                 }
                 if (d->submitted_at != 0 && now - d->submitted_at < 1 * USEC_PER_SEC)
                         continue;
-                /* voters' last grants are within ms of ours: ask again every round until a majority agrees */
+                /* ask every round until a majority agrees; answers count as they arrive, and a
+                 * yes stays valid across rounds (each voter that said it fences the node) */
                 if (d->asked_at == 0 || now - d->asked_at >= c->config->probe_interval_usec) {
                         g_autoptr(GByteArray) b = g_byte_array_new();
                         d->asked_at = now;
                         d->ask_id = ++c->next_ask_id;
-                        g_hash_table_remove_all(d->yes);
                         if (is_voter(s, c->node_id) && lease_granter_expired(c->granter, target, now))
                                 g_hash_table_add(d->yes, g_memdup2(&c->node_id, sizeof c->node_id));
                         put_u64(b, target);
@@ -532,12 +621,7 @@ static void drive_drops(Cluster *c, const Servers *s, uint64_t now) {
                                         send_to_peer(c, p, MSG_EXPIRED_Q, b->data, b->len);
                                 }
                 }
-                if (g_hash_table_size(d->yes) > voters / 2) {
-                        log_notice("Node %s silent for over %" PRIu64 " ms and fenced by a majority: removing its candidacies.",
-                                   node, c->lease_params.node_timeout_usec / USEC_PER_MSEC);
-                        d->submitted_at = now;
-                        c->submit_drop(c->userdata, node);
-                }
+                maybe_submit_drop(c, d, voters, now);
         }
 }
 
@@ -558,30 +642,60 @@ static void on_expired_q(Cluster *c, const ChannelPacket *p, uint64_t now) {
         send_to_id(c, p->sender, MSG_EXPIRED_A, b->data, b->len);
 }
 
-static void on_expired_a(Cluster *c, const ChannelPacket *p) {
+static void on_expired_a(Cluster *c, const ChannelPacket *p, uint64_t now) {
         GHashTableIter it;
         gpointer v;
-        if (p->payload_size != 17 || p->payload[16] != 1)
+        Servers s;
+        size_t voters;
+
+        if (p->payload_size != 17 || p->payload[16] != 1 || !c->engine || !engine_is_leader(c->engine))
                 return;
+        if (!servers_get(c, &s))
+                return;
+        /* rule 2 needs a majority of voters: nobody else's word counts */
+        if (!is_voter(&s, p->sender)) {
+                servers_done(&s);
+                return;
+        }
+        voters = count_voters(&s);
+        servers_done(&s);
+
         uint64_t target = get_u64(p->payload), ask = get_u64(p->payload + 8);
         g_hash_table_iter_init(&it, c->drops);
         while (g_hash_table_iter_next(&it, NULL, &v)) {
                 DropVote *d = v;
-                if (d->target == target && d->ask_id == ask)
-                        g_hash_table_add(d->yes, g_memdup2(&p->sender, sizeof p->sender));
+                if (d->target != target || ask < d->first_ask_id || ask > d->ask_id)
+                        continue;
+                g_hash_table_add(d->yes, g_memdup2(&p->sender, sizeof p->sender));
+                maybe_submit_drop(c, d, voters, now);
+                break;
         }
 }
 
-void cluster_node_dropped(Cluster *c, const char *node) {
-        lease_granter_node_dropped(c->granter, name_hash(node), now_usec());
+void cluster_node_dropped(Cluster *c, const char *node, uint64_t index) {
+        lease_granter_node_dropped(c->granter, name_hash(node), index);
         g_hash_table_remove(c->drops, node);
 }
 
 /* ---- hand-over ---- */
 
-void cluster_lead_changed(Cluster *c, const Election *e, const char *prev_leader_node, bool prev_node_dropped,
-                          uint64_t index) {
+static void handover_note_peer(LeaseHandover *h, const Peer *p) {
+        g_autofree uint64_t *ids = NULL;
+        size_t n = 0;
+
+        lease_handover_note_applied(h, p->node_id, p->applied);
+        if (!p->attested)
+                return;
+        ids = g_new0(uint64_t, p->attested->len + 1);
+        for (guint i = 0; i < p->attested->len; i++)
+                ids[n++] = g_array_index(p->attested, uint64_t, i);
+        lease_handover_note_attest(h, p->node_id, p->attest_index, ids, n);
+}
+
+void cluster_lead_changed(Cluster *c, const Election *e, const char *prev_leader_node, uint64_t index) {
         const char *new_node = e->candidates->len > 0 ? ((const Candidacy *) e->candidates->pdata[0])->node : "";
+        GHashTableIter it;
+        gpointer v;
 
         c->owners_dirty = true; /* also reached from snapshot restores */
         if (!streq_ptr(new_node, c->node_name)) {
@@ -596,38 +710,51 @@ void cluster_lead_changed(Cluster *c, const Election *e, const char *prev_leader
                 h = g_new0(LeaseHandover, 1);
                 g_hash_table_insert(c->handovers, g_strdup(e->name), h);
         }
-        uint64_t excused = LEASE_NODE_NONE;
-        if (prev_node_dropped && prev_leader_node && *prev_leader_node) {
-                GHashTableIter it;
-                gpointer v;
-                g_hash_table_iter_init(&it, c->peers);
-                while (g_hash_table_iter_next(&it, NULL, &v))
-                        if (streq_ptr(((Peer *) v)->name, prev_leader_node))
-                                excused = ((Peer *) v)->node_id;
-        }
-        lease_handover_begin(h, index, excused, now_usec());
+        lease_handover_begin(h, index, now_usec());
         /* peers may have applied it (and said so) before we did */
-        {
-                GHashTableIter it;
-                gpointer v;
-                g_hash_table_iter_init(&it, c->peers);
-                while (g_hash_table_iter_next(&it, NULL, &v))
-                        lease_handover_note_applied(h, ((Peer *) v)->node_id, ((Peer *) v)->applied);
-        }
+        g_hash_table_iter_init(&it, c->peers);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                handover_note_peer(h, v);
         log_debug("Election '%s': lead gained at index %" PRIu64 " from node '%s'; waiting for every member to apply it.",
                   e->name, index, prev_leader_node ?: "");
         schedule_deadline(c, now_usec());
 }
 
-static void broadcast_applied(Cluster *c, uint64_t index) {
+/* APPLIED: what we applied with our leader units stopped, and — as a voter — which members no
+ * grant of ours backs any more (they are fenced until they catch up; rule 4). */
+static void broadcast_applied(Cluster *c) {
         GHashTableIter it;
         gpointer v;
         g_autoptr(GByteArray) b = NULL;
+        g_autoptr(GArray) attested = g_array_new(false, false, sizeof(uint64_t));
+        uint64_t now = now_usec(), applied;
+        uint16_t n;
+        Servers s;
 
-        if (!c->channel)
+        if (!c->channel || !c->engine)
                 return;
+        applied = MAX(engine_last_applied(c->engine), c->applying_index);
+        if (servers_get(c, &s)) {
+                if (is_voter(&s, c->node_id) && c->stored_noted)
+                        for (size_t i = 0; i < s.n && attested->len < 512; i++) {
+                                Peer *p = s.items[i].id == c->node_id ? NULL : peer_by_id(c, s.items[i].id);
+                                uint64_t lid;
+                                if (!p)
+                                        continue;
+                                lid = name_hash(p->name);
+                                if (lease_granter_attest(c->granter, lid, applied, now))
+                                        g_array_append_val(attested, lid);
+                        }
+                servers_done(&s);
+        }
+
         b = g_byte_array_new();
-        put_u64(b, index);
+        put_u64(b, c->confirmed_index);
+        put_u64(b, applied);
+        n = GUINT16_TO_LE((uint16_t) attested->len);
+        g_byte_array_append(b, (const uint8_t *) &n, 2);
+        for (guint i = 0; i < attested->len; i++)
+                put_u64(b, g_array_index(attested, uint64_t, i));
         g_hash_table_iter_init(&it, c->peers);
         while (g_hash_table_iter_next(&it, NULL, &v))
                 if (((Peer *) v)->state == MEMBER_ALIVE || ((Peer *) v)->state == MEMBER_SUSPECT)
@@ -647,7 +774,8 @@ static void confirm_applied(Cluster *c) {
                           (now_usec() - c->unconfirmed_since) / USEC_PER_MSEC);
         c->unconfirmed_since = 0;
         c->confirmed_index = applied;
-        broadcast_applied(c, applied);
+        c->applied_changed_at = now_usec();
+        broadcast_applied(c);
 }
 
 void cluster_entry_applied(Cluster *c, uint64_t index, bool any_leader_changed) {
@@ -680,20 +808,40 @@ static void note_peer_applied(Cluster *c, uint64_t id, uint64_t index) {
 static void on_applied(Cluster *c, const ChannelPacket *p, uint64_t now) {
         GHashTableIter it;
         gpointer v;
-        bool any = false;
-        if (p->payload_size != 8)
+        Peer *peer;
+        uint16_t n;
+
+        if (p->payload_size < 18)
                 return;
-        uint64_t index = get_u64(p->payload);
-        note_peer_applied(c, p->sender, index);
-        g_hash_table_iter_init(&it, c->handovers);
-        while (g_hash_table_iter_next(&it, NULL, &v)) {
-                LeaseHandover *h = v;
-                if (h->index != 0 && index >= h->index) {
-                        lease_handover_note_applied(h, p->sender, index);
-                        any = true;
+        memcpy(&n, p->payload + 16, 2);
+        n = GUINT16_FROM_LE(n);
+        if (p->payload_size != 18 + (size_t) n * 8)
+                return;
+        note_peer_applied(c, p->sender, get_u64(p->payload));
+        peer = peer_by_id(c, p->sender);
+        if (!peer)
+                return;
+        if (get_u64(p->payload + 8) >= peer->attest_index) {
+                peer->attest_index = get_u64(p->payload + 8);
+                if (!peer->attested)
+                        peer->attested = g_array_new(false, false, sizeof(uint64_t));
+                g_array_set_size(peer->attested, 0);
+                for (uint16_t i = 0; i < n; i++) {
+                        /* lease ids → Raft ids, the currency of hand-overs */
+                        uint64_t lid = get_u64(p->payload + 18 + (size_t) i * 8);
+                        GHashTableIter pit;
+                        gpointer pv;
+                        g_hash_table_iter_init(&pit, c->peers);
+                        while (g_hash_table_iter_next(&pit, NULL, &pv))
+                                if (name_hash(((Peer *) pv)->name) == lid)
+                                        g_array_append_val(peer->attested, ((Peer *) pv)->node_id);
                 }
         }
-        if (any)
+        g_hash_table_iter_init(&it, c->handovers);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                handover_note_peer(v, peer);
+        /* a hand-over may have cleared: LocalLeader may have moved */
+        if (g_hash_table_size(c->handovers) > 0)
                 notify_status(c);
 }
 
@@ -720,7 +868,8 @@ int cluster_forward(Cluster *c, const void *batch, size_t size) {
 /* ---- membership and Raft configuration ---- */
 
 static void update_tags(Cluster *c) {
-        Tags t = { .version = TAGS_VERSION, .cluster_id = c->cluster_id, .raft_port = c->config->port };
+        Tags t = { .version = TAGS_VERSION, .cluster_id = c->cluster_id, .raft_port = c->config->port,
+                   .fingerprint = c->fingerprint };
         uint8_t buf[20];
         if (c->engine && raft_dir_has_state(c->raft_dir))
                 t.flags |= TAG_HAS_STATE;
@@ -768,6 +917,8 @@ static void peer_update(Cluster *c, const Member *m) {
                 p->have_address = true;
                 break;
         }
+        if (t.fingerprint != 0 && t.fingerprint != c->fingerprint && m->state == MEMBER_ALIVE)
+                log_mismatch(c, p, now_usec());
         if (t.cluster_id != 0 && c->cluster_id != 0 && t.cluster_id != c->cluster_id && !c->conflict) {
                 c->conflict = true;
                 log_error("Node %s belongs to another cluster named '%s' (id %016" PRIx64 ", ours %016" PRIx64
@@ -804,6 +955,32 @@ static void on_links_changed(Gossip *g, bool any_up, void *userdata) {
         notify_status(c);
 }
 
+static void on_identity_conflict(Gossip *g, bool same_id, bool we_are_newer, const MemberAddress *from,
+                                 void *userdata) {
+        Cluster *c = userdata;
+        char ip[INET6_ADDRSTRLEN] = "?";
+        uint64_t now = now_usec();
+
+        (void) inet_ntop(from->family, from->addr, ip, sizeof ip);
+        if (we_are_newer) {
+                log_error("Duplicate identity: the node at %s uses this node's %s (%s) and started earlier. "
+                          "Refusing to run: %s",
+                          ip, same_id ? "node id" : "name", same_id ? "a copy of its state directory?" : c->node_name,
+                          same_id ? "give this machine a fresh state directory (remove /var/lib/electiond/node-id "
+                                    "and raft/) or stop the other one."
+                                  : "give each machine its own [Node] Name= (or host name).");
+                c->identity_conflict = true;
+                notify_status(c);
+                (void) sd_event_exit(c->event, EXIT_FAILURE);
+                return;
+        }
+        if (c->identity_logged != 0 && now - c->identity_logged < 10 * USEC_PER_SEC)
+                return;
+        c->identity_logged = now;
+        log_warning("Duplicate identity: a newer process at %s uses this node's %s; it should refuse to run.", ip,
+                    same_id ? "node id" : "name");
+}
+
 static char *self_raft_address(Cluster *c) {
         const Member *self = membership_get_self(gossip_get_membership(c->gossip));
         char ip[INET_ADDRSTRLEN];
@@ -818,11 +995,43 @@ static char *self_raft_address(Cluster *c) {
         return NULL;
 }
 
+/* A Raft id lives at one address: a second machine claiming it (a cloned state directory) is
+ * refused before libraft sees it, or one id would vote with two logs. */
+static bool raft_identity_ok(void *userdata, uint64_t id, const char *address, const struct sockaddr_storage *peer) {
+        Cluster *c = userdata;
+        char known[256] = "";
+        uint64_t now = now_usec();
+        bool ok = id != c->node_id;
+        Servers s;
+
+        if (ok && servers_get(c, &s)) {
+                for (size_t i = 0; i < s.n; i++)
+                        if (s.items[i].id == id && !streq_ptr(s.items[i].address, address)) {
+                                g_strlcpy(known, s.items[i].address, sizeof known);
+                                ok = false;
+                        }
+                servers_done(&s);
+        }
+        if (!ok && (c->identity_logged == 0 || now - c->identity_logged > 10 * USEC_PER_SEC)) {
+                c->identity_logged = now;
+                log_error("Refused a Raft connection claiming server id %016" PRIx64 " from %s (%s): "
+                          "a duplicate identity (a cloned state directory?).",
+                          id, address, *known ? known : "our own id");
+        }
+        return ok;
+}
+
 static int make_transport(void *userdata, struct uv_loop_s *loop, struct raft_uv_transport **ret) {
         Cluster *c = userdata;
         gsize n;
         const void *k = g_bytes_get_data(c->key, &n);
-        return auth_transport_new(loop, k, n, c->config->cluster_name, ret);
+        int r;
+
+        r = auth_transport_new(loop, k, n, c->config->cluster_name, ret);
+        if (r < 0)
+                return r;
+        auth_transport_set_identity_check(*ret, raft_identity_ok, c);
+        return 0;
 }
 
 static void free_transport(void *userdata, struct raft_uv_transport *t) {
@@ -1046,7 +1255,16 @@ static void on_join(Cluster *c, const ChannelPacket *p) {
                 return;
         uint64_t id = get_u64(p->payload);
         g_autofree char *address = g_strndup((const char *) p->payload + 8, p->payload_size - 8);
-        if (id != p->sender || c->change_in_flight || !servers_get(c, &s))
+        Peer *from = peer_by_id(c, p->sender);
+        if (id != p->sender || c->change_in_flight)
+                return;
+        if (!from || from->tags.fingerprint != c->fingerprint) {
+                /* never let a node whose timing settings differ vote (or one we cannot check yet) */
+                if (from && from->tags.fingerprint != 0)
+                        log_mismatch(c, from, now_usec());
+                return;
+        }
+        if (!servers_get(c, &s))
                 return;
         if (!in_servers(&s, id)) {
                 log_info("Adding server %016" PRIx64 " (%s) to the cluster.", id, address);
@@ -1167,8 +1385,9 @@ static int on_post(sd_event_source *s, void *userdata) {
         if (!c->engine)
                 return 0;
         stored = engine_last_stored(c->engine);
-        if (stored != c->last_stored) {
+        if (stored != c->last_stored || !c->stored_noted) {
                 c->last_stored = stored;
+                c->stored_noted = true;
                 lease_granter_note_stored(c->granter, stored, now_usec());
         }
         return 0;
@@ -1189,7 +1408,7 @@ static void on_channel(Channel *ch, const ChannelPacket *p, const struct sockadd
                 on_expired_q(c, p, now);
                 break;
         case MSG_EXPIRED_A:
-                on_expired_a(c, p);
+                on_expired_a(c, p, now);
                 break;
         case MSG_APPLIED:
                 on_applied(c, p, now);
@@ -1234,6 +1453,26 @@ static int load_key(const Config *config, GBytes **ret) {
         return 0;
 }
 
+/* Grants of our previous run were made under its LeaseSec: if that was longer, our start has to
+ * count as a grant for that long (lease_granter_set_prior_lease). Written before any grant. */
+static int note_lease_setting(Cluster *c) {
+        g_autofree char *path = g_build_filename(c->state_dir, "lease-usec", NULL);
+        uint64_t prior = 0;
+        int r;
+
+        if (read_u64_file(path, &prior) >= 0 && prior > c->lease_params.lease_usec) {
+                log_notice("LeaseSec= went down from %.3f s: grants of the previous run count for that long.",
+                           (double) prior / USEC_PER_SEC);
+                lease_granter_set_prior_lease(c->granter, prior);
+        }
+        if (prior == c->lease_params.lease_usec)
+                return 0;
+        r = write_u64_file(path, c->lease_params.lease_usec);
+        if (r < 0)
+                return log_error_errno(r, "Failed to write %s: %m", path);
+        return 0;
+}
+
 int cluster_new(sd_event *event, const Config *config, const char *state_dir, const char *node_name,
                 const EngineCallbacks *engine_cb, void *engine_userdata, const ClusterHooks *hooks,
                 void *userdata, Cluster **ret) {
@@ -1263,6 +1502,7 @@ int cluster_new(sd_event *event, const Config *config, const char *state_dir, co
         c->lease_params = (LeaseParams) { .lease_usec = config->lease_usec, .node_timeout_usec = config->node_timeout_usec };
         if (!lease_params_valid(&c->lease_params))
                 return log_error_errno(EINVAL, "NodeTimeoutSec= must exceed LeaseSec= × 1.01 + 0.1 s.");
+        c->fingerprint = lease_params_fingerprint(&c->lease_params);
         c->requester = lease_requester_new(0, &c->lease_params);
         c->granter = lease_granter_new(&c->lease_params, c->started);
 
@@ -1273,6 +1513,9 @@ int cluster_new(sd_event *event, const Config *config, const char *state_dir, co
         if (g_mkdir_with_parents(state_dir, 0700) < 0)
                 return log_error_errno(errno, "Failed to create %s: %m", state_dir);
         forget_membership_if_removed(state_dir, c->raft_dir);
+        r = note_lease_setting(c);
+        if (r < 0)
+                return r;
         id_path = g_build_filename(state_dir, "node-id", NULL);
         cid_path = g_build_filename(state_dir, "cluster-id", NULL);
         if (!raft_dir_has_state(c->raft_dir) || read_u64_file(id_path, &c->node_id) < 0) {
@@ -1314,8 +1557,10 @@ static uint64_t next_channel_epoch(Cluster *c) {
 
 int cluster_start(Cluster *c) {
         uint8_t tags[20];
-        Tags t = { .version = TAGS_VERSION, .cluster_id = c->cluster_id, .raft_port = c->config->port };
-        GossipCallbacks gcb = { .member_event = on_member_event, .links_changed = on_links_changed };
+        Tags t = { .version = TAGS_VERSION, .cluster_id = c->cluster_id, .raft_port = c->config->port,
+                   .fingerprint = c->fingerprint };
+        GossipCallbacks gcb = { .member_event = on_member_event, .links_changed = on_links_changed,
+                                .identity_conflict = on_identity_conflict };
         gsize key_size;
         const void *key = g_bytes_get_data(c->key, &key_size);
         ChannelCodec *codec;
@@ -1331,7 +1576,8 @@ int cluster_start(Cluster *c) {
         if (r < 0)
                 return log_error_errno(r, "Failed to start gossip: %m");
 
-        codec = channel_codec_new(c->config->cluster_name, key, key_size, c->node_id, next_channel_epoch(c));
+        c->channel_epoch = next_channel_epoch(c);
+        codec = channel_codec_new(c->config->cluster_name, key, key_size, c->node_id, c->channel_epoch);
         if (!codec)
                 return log_oom();
         r = channel_new(c->event, codec, (uint16_t) (gossip_get_port(c->gossip) + 1), on_channel, c, &c->channel);
@@ -1376,7 +1622,9 @@ Cluster *cluster_free(Cluster *c) {
         sd_event_source_disable_unref(c->post);
         channel_free(c->channel);
         if (c->gossip) {
-                (void) gossip_leave(c->gossip);
+                /* a twin's LEFT would be taken for the original's */
+                if (!c->identity_conflict)
+                        (void) gossip_leave(c->gossip);
                 gossip_free(c->gossip);
         }
         /* the engine belongs to the manager once started */
@@ -1469,4 +1717,11 @@ void cluster_members_free(ClusterMember *m, size_t n) {
                 g_free(m[i].address);
         }
         g_free(m);
+}
+
+uint64_t cluster_lease_expiry(Cluster *c) {
+        /* the same conditions as cluster_quorate() */
+        if (!c || !c->engine || !c->links_up)
+                return 0;
+        return lease_requester_expiry(c->requester);
 }

@@ -28,6 +28,9 @@ typedef struct ClusterHooks {
         void (*remote_batch)(void *userdata, const void *batch, size_t size);
         /* Leader units of a demotion are still stopping (optional). */
         bool (*units_stopping)(void *userdata);
+        /* The lease may have moved (an ack, a round, an expiry): re-read cluster_lease_expiry()
+         * (optional; called often, so compare with the last value). */
+        void (*lease_renewed)(void *userdata);
 } ClusterHooks;
 
 typedef struct ClusterMember {
@@ -55,13 +58,12 @@ bool cluster_local_leader(Cluster *c, const Election *e, uint64_t now);
 
 /* The manager applied entry `index`; for each election whose leader changed in it, call
  * cluster_lead_changed() first (before this), with the previous leader's node. */
-void cluster_lead_changed(Cluster *c, const Election *e, const char *prev_leader_node, bool prev_node_dropped,
-                          uint64_t index);
+void cluster_lead_changed(Cluster *c, const Election *e, const char *prev_leader_node, uint64_t index);
 void cluster_entry_applied(Cluster *c, uint64_t index, bool any_leader_changed);
 /* The leader units' stop jobs finished: confirm what we applied. */
 void cluster_units_settled(Cluster *c);
-/* A DROP_NODE(node) was applied. */
-void cluster_node_dropped(Cluster *c, const char *node);
+/* A DROP_NODE(node) was applied at log index `index`. */
+void cluster_node_dropped(Cluster *c, const char *node, uint64_t index);
 
 /* Not the Raft leader: send an encoded batch to the leader. -ENOTCONN if none is known. */
 int cluster_forward(Cluster *c, const void *batch, size_t size);
@@ -72,3 +74,7 @@ void cluster_members_free(ClusterMember *m, size_t n);
 const char *cluster_name(Cluster *c);
 /* A foreign cluster of the same name was seen (never merged; shown in status). */
 bool cluster_conflict(Cluster *c);
+
+/* This node's lease expiry (CLOCK_BOOTTIME µs): 0 without engine or cluster link, else the
+ * requester's expiry, which may lie in the past (compare with now). */
+uint64_t cluster_lease_expiry(Cluster *c);

@@ -21,7 +21,8 @@ typedef enum CommandType {
         COMMAND_PROMOTE,
         COMMAND_DROP_OWNER, /* a bus connection went away: (node, run, owner) loses its connection-bound candidacies */
         COMMAND_DROP_RUN,   /* node restarted as run R: its connection-bound candidacies with run != R go */
-        COMMAND_DROP_NODE,  /* node failed (cluster): every candidacy owned by node goes */
+        COMMAND_DROP_NODE,  /* node failed (cluster): every candidacy owned by node goes (parked, see RESTORE_NODE) */
+        COMMAND_RESTORE_NODE, /* node is back as run R: its parked candidacies re-enter at the back */
         _COMMAND_TYPE_MAX,
 } CommandType;
 

@@ -26,6 +26,7 @@ struct ElectionState {
         /* node -> NodeRuns* (owned): set by DROP_RUN(node, run) or learned from a connection-bound
          * Enter; forgotten by DROP_NODE(node). */
         GHashTable *runs;
+        unsigned n_parked;     /* parked candidacies in all elections: most states have none */
 };
 
 typedef struct NodeRuns {
@@ -35,6 +36,7 @@ typedef struct NodeRuns {
 } NodeRuns;
 
 #define KNOWN_FLAGS (COMMAND_FLAG_PERSISTENT | COMMAND_FLAG_AUTHORIZED)
+#define PARKED_MAX 4096u /* per election; beyond it the oldest parked candidacies are forgotten */
 
 static const char *strempty(const char *s) {
         return s ?: "";
@@ -69,6 +71,8 @@ static Election *election_free(Election *e) {
         if (!e)
                 return NULL;
         g_ptr_array_unref(e->candidates);
+        if (e->parked)
+                g_ptr_array_unref(e->parked);
         g_free(e->name);
         g_free(e);
         return NULL;
@@ -135,6 +139,28 @@ const Election *election_state_get(const ElectionState *s, const char *name) {
         if (!s || !name)
                 return NULL;
         return g_hash_table_lookup(s->elections, name);
+}
+
+static GPtrArray *parked_elections(ElectionState *s);
+
+GPtrArray *election_state_parked(const ElectionState *s, const char *node) {
+        GPtrArray *out = g_ptr_array_new();
+        g_autoptr(GPtrArray) list = NULL;
+
+        if (!s || s->n_parked == 0)
+                return out;
+        list = parked_elections((ElectionState *) s);
+        for (unsigned i = 0; i < list->len; i++) {
+                const Election *e = list->pdata[i];
+                for (unsigned j = 0; j < e->parked->len; j++)
+                        if (streq_ptr(((Candidacy *) e->parked->pdata[j])->node, node))
+                                g_ptr_array_add(out, e->parked->pdata[j]);
+        }
+        return out;
+}
+
+unsigned election_state_parked_count(const ElectionState *s) {
+        return s ? s->n_parked : 0;
 }
 
 unsigned election_state_count(const ElectionState *s) {
@@ -361,7 +387,71 @@ typedef bool (*CandidacyMatchFn)(const Candidacy *cand, const Command *c);
 /* Removes every candidacy of e that match() selects. At most one term change: if the leader
  * went and someone is left, the first survivor leads with term_id + 1. Returns whether anything
  * was removed. */
+static void park(ElectionState *s, Election *e, Candidacy *cand) {
+        if (!e->parked)
+                e->parked = g_ptr_array_new_with_free_func(candidacy_destroy);
+        if (e->parked->len >= PARKED_MAX) {
+                g_ptr_array_remove_index(e->parked, 0);
+                s->n_parked--;
+        }
+        g_ptr_array_add(e->parked, cand);
+        s->n_parked++;
+}
+
+/* Forgets e's parked candidacies that match(); returns whether any went. */
+static bool parked_remove_where(ElectionState *s, Election *e, CandidacyMatchFn match, const Command *c) {
+        bool removed = false;
+
+        if (!e->parked)
+                return false;
+        for (unsigned i = 0; i < e->parked->len;) {
+                if (!match(e->parked->pdata[i], c)) {
+                        i++;
+                        continue;
+                }
+                g_ptr_array_remove_index(e->parked, i);
+                s->n_parked--;
+                removed = true;
+        }
+        if (e->parked->len == 0)
+                g_clear_pointer(&e->parked, g_ptr_array_unref);
+        return removed;
+}
+
+static Candidacy *parked_find(const Election *e, const char *id) {
+        if (!e || !e->parked)
+                return NULL;
+        for (unsigned i = 0; i < e->parked->len; i++)
+                if (streq_ptr(((Candidacy *) e->parked->pdata[i])->id, id))
+                        return e->parked->pdata[i];
+        return NULL;
+}
+
+/* Every election with parked candidacies (scanned only when there are any). */
+static GPtrArray *parked_elections(ElectionState *s) {
+        GPtrArray *a = g_ptr_array_new();
+        GHashTableIter it;
+        gpointer v;
+
+        if (s->n_parked == 0)
+                return a;
+        g_hash_table_iter_init(&it, s->elections);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                if (((Election *) v)->parked)
+                        g_ptr_array_add(a, v);
+        g_ptr_array_sort(a, election_compare_by_name);
+        return a;
+}
+
+static bool election_remove_where_full(ElectionState *s, Election *e, CandidacyMatchFn match, const Command *c,
+                                       bool parking);
+
 static bool election_remove_where(ElectionState *s, Election *e, CandidacyMatchFn match, const Command *c) {
+        return election_remove_where_full(s, e, match, c, false);
+}
+
+static bool election_remove_where_full(ElectionState *s, Election *e, CandidacyMatchFn match, const Command *c,
+                                       bool parking) {
         const Candidacy *leader = e->candidates->len > 0 ? e->candidates->pdata[0] : NULL;
         bool removed = false, leader_gone = false;
 
@@ -375,7 +465,10 @@ static bool election_remove_where(ElectionState *s, Election *e, CandidacyMatchF
                 if (cand == leader)
                         leader_gone = true;
                 candidacy_index(s, e, cand, -1);
-                g_ptr_array_remove_index(e->candidates, i);
+                if (parking)
+                        park(s, e, g_ptr_array_steal_index(e->candidates, i));
+                else
+                        g_ptr_array_remove_index(e->candidates, i);
                 removed = true;
         }
 
@@ -468,6 +561,8 @@ static ElectionResult apply_leave(ElectionState *s, const Command *c, Election *
 
         cand = election_find(e, c->id, NULL);
         if (!cand)
+                cand = parked_find(e, c->id);
+        if (!cand)
                 return ELECTION_NOOP;
 
         if (!cand->persistent) {
@@ -477,15 +572,69 @@ static ElectionResult apply_leave(ElectionState *s, const Command *c, Election *
         } else if (cand->uid != c->uid && !(c->flags & COMMAND_FLAG_AUTHORIZED))
                 return ELECTION_ACCESS_DENIED;
 
+        /* a parked one is only forgotten: nothing anyone sees changes */
+        if (parked_remove_where(s, e, match_id, c))
+                return ELECTION_NOOP;
         election_remove_where(s, e, match_id, c);
         return ELECTION_CHANGED;
 }
 
 static ElectionResult apply_evict(ElectionState *s, const Command *c, Election *e) {
+        if (parked_remove_where(s, e, match_id, c) && !election_find(e, c->id, NULL))
+                return ELECTION_NOOP;
         if (!election_find(e, c->id, NULL))
                 return ELECTION_NOT_CANDIDATE;
         election_remove_where(s, e, match_id, c);
         return ELECTION_CHANGED;
+}
+
+/* RESTORE_NODE(node, run): the node's parked candidacies re-enter at the back, in the order they
+ * had, as Enter appends them: persistent ones, and connection-bound ones of that very run (older
+ * runs' connections are gone). An id someone else holds by now stays with them. */
+static ElectionResult apply_restore(ElectionState *s, const Command *c, ElectionChangedFn changed, void *userdata) {
+        g_autoptr(GPtrArray) affected = parked_elections(s);
+        const char *node = strempty(c->node);
+        uint64_t run;
+        bool any = false, know_run = election_state_node_run(s, node, &run);
+
+        for (unsigned i = 0; i < affected->len; i++) {
+                Election *e = affected->pdata[i];
+                bool changed_here = false;
+
+                for (unsigned j = 0; e->parked && j < e->parked->len;) {
+                        Candidacy *cand = e->parked->pdata[j];
+
+                        if (!streq_ptr(cand->node, node)) {
+                                j++;
+                                continue;
+                        }
+                        cand = g_ptr_array_steal_index(e->parked, j);
+                        s->n_parked--;
+                        if ((!cand->persistent && (cand->run != c->run || (know_run && run != c->run))) ||
+                            election_find(e, cand->id, NULL)) {
+                                candidacy_free(cand);
+                                continue;
+                        }
+                        if (!cand->persistent && !know_run) {
+                                node_run_set(s, node, c->run);
+                                know_run = true;
+                                run = c->run;
+                        }
+                        g_ptr_array_add(e->candidates, cand);
+                        candidacy_index(s, e, cand, +1);
+                        if (e->candidates->len == 1)
+                                e->term_id++;
+                        changed_here = true;
+                }
+                if (e->parked && e->parked->len == 0)
+                        g_clear_pointer(&e->parked, g_ptr_array_unref);
+                if (changed_here) {
+                        any = true;
+                        if (changed)
+                                changed(e, userdata);
+                }
+        }
+        return any ? ELECTION_CHANGED : ELECTION_NOOP;
 }
 
 static ElectionResult apply_anoint(const Command *c, Election *e) {
@@ -540,10 +689,17 @@ static ElectionResult apply_drop(ElectionState *s, const Command *c, ElectionCha
                 g_assert_not_reached();
         }
 
+        /* parked candidacies of a connection that is gone, or of an older run, go for good */
+        if (c->type != COMMAND_DROP_NODE) {
+                g_autoptr(GPtrArray) parked = parked_elections(s);
+                for (unsigned i = 0; i < parked->len; i++)
+                        (void) parked_remove_where(s, parked->pdata[i], match, c);
+        }
+
         for (unsigned i = 0; i < affected->len; i++) {
                 Election *e = affected->pdata[i];
 
-                if (!election_remove_where(s, e, match, c))
+                if (!election_remove_where_full(s, e, match, c, c->type == COMMAND_DROP_NODE))
                         continue;
                 any = true;
                 if (changed)
@@ -615,9 +771,15 @@ ElectionResult election_state_apply(ElectionState *s, const Command *c,
         case COMMAND_PROMOTE:
                 r = e ? apply_promote(c, e) : ELECTION_NOT_CANDIDATE;
                 break;
+        case COMMAND_RESTORE_NODE:
+                return apply_restore(s, c, changed, userdata);
         default:
                 return apply_drop(s, c, changed, userdata);
         }
+
+        /* a new Enter of a parked id supersedes the parked one */
+        if (c->type == COMMAND_ENTER && (r == ELECTION_CHANGED || r == ELECTION_NOOP) && e)
+                (void) parked_remove_where(s, e, match_id, c);
 
         if (r == ELECTION_CHANGED && changed)
                 changed(e, userdata);
@@ -638,7 +800,7 @@ finish:
  * from the next DROP_RUN or connection-bound Enter of each node. */
 
 #define SNAPSHOT_MAGIC "ELST"
-#define SNAPSHOT_VERSION 2u
+#define SNAPSHOT_VERSION 3u
 #define SNAPSHOT_STRING_MAX 4096u
 
 
@@ -655,6 +817,20 @@ static gint dedup_compare(gconstpointer a, gconstpointer b) {
 
 static gint string_compare(gconstpointer a, gconstpointer b) {
         return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+static void put_candidacies(GByteArray *b, const GPtrArray *list) {
+        bytes_put_u32(b, list ? list->len : 0);
+        for (unsigned j = 0; list && j < list->len; j++) {
+                const Candidacy *c = list->pdata[j];
+
+                bytes_put_str(b, c->id);
+                bytes_put_str(b, c->node);
+                bytes_put_str(b, c->owner);
+                bytes_put_u64(b, c->run);
+                bytes_put_u32(b, c->uid);
+                bytes_put_u8(b, c->persistent);
+        }
 }
 
 int election_state_serialize(const ElectionState *s, GBytes **ret) {
@@ -677,17 +853,8 @@ int election_state_serialize(const ElectionState *s, GBytes **ret) {
 
                 bytes_put_str(b, e->name);
                 bytes_put_u64(b, e->term_id);
-                bytes_put_u32(b, e->candidates->len);
-                for (unsigned j = 0; j < e->candidates->len; j++) {
-                        const Candidacy *c = e->candidates->pdata[j];
-
-                        bytes_put_str(b, c->id);
-                        bytes_put_str(b, c->node);
-                        bytes_put_str(b, c->owner);
-                        bytes_put_u64(b, c->run);
-                        bytes_put_u32(b, c->uid);
-                        bytes_put_u8(b, c->persistent);
-                }
+                put_candidacies(b, e->candidates);
+                put_candidacies(b, e->parked);
         }
 
         dedup = g_ptr_array_sized_new(g_hash_table_size(s->dedup));
@@ -746,34 +913,53 @@ static bool read_count(Reader *r, size_t min_element_size, uint32_t *ret) {
 #define DEDUP_MIN_SIZE (4 + 8 + 8 + DEDUP_WINDOW / 8)
 #define RUN_MIN_SIZE (4 + 8 + 1)
 
-static int restore_election(ElectionState *n, Reader *r) {
+/* Reads candidacies into list; ids must be unique within e (active and parked alike). */
+static int restore_candidacies(Reader *r, Election *e, GPtrArray *list, uint32_t max) {
+        uint32_t count;
+
+        if (!read_count(r, CANDIDACY_MIN_SIZE, &count) || count > max)
+                return -EBADMSG;
+        for (uint32_t j = 0; j < count; j++) {
+                g_autofree char *id = NULL;
+                Candidacy *c;
+                uint8_t persistent;
+
+                if (!bytes_read_str(r, SNAPSHOT_STRING_MAX, &id) || !election_string_valid(id) || election_find(e, id, NULL) ||
+                    parked_find(e, id))
+                        return -EBADMSG;
+                c = g_new0(Candidacy, 1);
+                c->id = g_steal_pointer(&id);
+                g_ptr_array_add(list, c); /* freed with e on error */
+                if (!bytes_read_str(r, SNAPSHOT_STRING_MAX, &c->node) || !bytes_read_str(r, SNAPSHOT_STRING_MAX, &c->owner) ||
+                    !bytes_read_u64(r, &c->run) || !bytes_read_u32(r, &c->uid) ||
+                    !bytes_read_u8(r, &persistent) || persistent > 1)
+                        return -EBADMSG;
+                c->persistent = persistent;
+        }
+        return 0;
+}
+
+static int restore_election(ElectionState *n, Reader *r, uint32_t version) {
         _cleanup_(election_freep) Election *e = NULL;
         g_autofree char *name = NULL;
-        uint32_t count;
+        int k;
 
         if (!bytes_read_str(r, SNAPSHOT_STRING_MAX, &name) || !election_string_valid(name) || g_hash_table_contains(n->elections, name))
                 return -EBADMSG;
         e = election_new(name);
         if (!bytes_read_u64(r, &e->term_id) || e->term_id == 0) /* term-0 elections are never stored */
                 return -EBADMSG;
-        if (!read_count(r, CANDIDACY_MIN_SIZE, &count))
-                return -EBADMSG;
-
-        for (uint32_t j = 0; j < count; j++) {
-                g_autofree char *id = NULL;
-                Candidacy *c;
-                uint8_t persistent;
-
-                if (!bytes_read_str(r, SNAPSHOT_STRING_MAX, &id) || !election_string_valid(id) || election_find(e, id, NULL))
-                        return -EBADMSG;
-                c = g_new0(Candidacy, 1);
-                c->id = g_steal_pointer(&id);
-                g_ptr_array_add(e->candidates, c); /* freed with e on error */
-                if (!bytes_read_str(r, SNAPSHOT_STRING_MAX, &c->node) || !bytes_read_str(r, SNAPSHOT_STRING_MAX, &c->owner) ||
-                    !bytes_read_u64(r, &c->run) || !bytes_read_u32(r, &c->uid) ||
-                    !bytes_read_u8(r, &persistent) || persistent > 1)
-                        return -EBADMSG;
-                c->persistent = persistent;
+        k = restore_candidacies(r, e, e->candidates, UINT32_MAX);
+        if (k < 0)
+                return k;
+        if (version >= 3) {
+                e->parked = g_ptr_array_new_with_free_func(candidacy_destroy);
+                k = restore_candidacies(r, e, e->parked, PARKED_MAX);
+                if (k < 0)
+                        return k;
+                n->n_parked += e->parked->len;
+                if (e->parked->len == 0)
+                        g_clear_pointer(&e->parked, g_ptr_array_unref);
         }
 
         for (unsigned j = 0; j < e->candidates->len; j++)
@@ -833,7 +1019,7 @@ int election_state_restore(ElectionState *s, const void *data, size_t size) {
         if (!read_count(&r, ELECTION_MIN_SIZE, &count))
                 return -EBADMSG;
         for (uint32_t i = 0; i < count; i++) {
-                k = restore_election(n, &r);
+                k = restore_election(n, &r, version);
                 if (k < 0)
                         return k;
         }
@@ -879,7 +1065,7 @@ bool election_state_equal(const ElectionState *a, const ElectionState *b) {
                 return true;
         if (!a || !b)
                 return false;
-        if (g_hash_table_size(a->elections) != g_hash_table_size(b->elections) ||
+        if (a->n_parked != b->n_parked || g_hash_table_size(a->elections) != g_hash_table_size(b->elections) ||
             g_hash_table_size(a->dedup) != g_hash_table_size(b->dedup) ||
             g_hash_table_size(a->runs) != g_hash_table_size(b->runs))
                 return false;
@@ -892,6 +1078,11 @@ bool election_state_equal(const ElectionState *a, const ElectionState *b) {
                         return false;
                 for (unsigned j = 0; j < x->candidates->len; j++)
                         if (!candidacy_equal(x->candidates->pdata[j], y->candidates->pdata[j]))
+                                return false;
+                if ((x->parked ? x->parked->len : 0) != (y->parked ? y->parked->len : 0))
+                        return false;
+                for (unsigned j = 0; x->parked && j < x->parked->len; j++)
+                        if (!candidacy_equal(x->parked->pdata[j], y->parked->pdata[j]))
                                 return false;
         }
 

@@ -29,6 +29,10 @@ typedef struct Election {
         char *name;
         uint64_t term_id;
         GPtrArray *candidates; /* Candidacy*, owned; [0] leads when non-empty */
+        /* Candidacies that DROP_NODE took from a node that may be alive (fenced, not gone): they
+         * lead nothing and are not listed; RESTORE_NODE from their node re-enters them at the back,
+         * Leave/Evict/a new Enter of the same id forget them. NULL when none. */
+        GPtrArray *parked;
 } Election;
 
 typedef struct ElectionState ElectionState;
@@ -78,6 +82,9 @@ ElectionResult election_state_apply(ElectionState *s, const Command *c,
                                     const Election **ret_election);
 
 const Election *election_state_get(const ElectionState *s, const char *name);
+/* The parked candidacies of node, in every election: a new array of const Candidacy* (borrowed). */
+GPtrArray *election_state_parked(const ElectionState *s, const char *node);
+unsigned election_state_parked_count(const ElectionState *s);
 unsigned election_state_count(const ElectionState *s);
 /* Sorted by name; the array is newly allocated, the elements are borrowed. */
 GPtrArray *election_state_list(const ElectionState *s);

@@ -41,7 +41,13 @@ struct Gossip {
         int joined_ifindex[32];         /* multicast memberships we hold */
         size_t n_joined;
         uint64_t foreign_drops;         /* arrived on an interface not configured */
+        uint64_t epoch;                 /* ours (realtime µs at start): who started later is newer */
+        uint64_t started_usec;          /* boottime */
 };
+
+/* Packets with our id and an older epoch this long after our start are not our previous life's
+ * stragglers but a live twin. */
+#define TWIN_GRACE_USEC (3 * USEC_PER_SEC)
 
 static void on_member_event(Membership *m, MembershipEvent event, const Member *member, void *userdata) {
         Gossip *g = userdata;
@@ -113,7 +119,9 @@ int gossip_new(sd_event *event, const Config *config, uint64_t node_id, const vo
         }
 
         /* A larger epoch at every start keeps our previous life's packets from being replayed. */
-        g->wire = wire_new(g->cluster_name, key, key_size, node_id, (uint64_t) g_get_real_time());
+        g->epoch = (uint64_t) g_get_real_time();
+        g->started_usec = now_boottime_usec();
+        g->wire = wire_new(g->cluster_name, key, key_size, node_id, g->epoch);
         if (!g->wire) {
                 gossip_free(g);
                 return -EINVAL;
@@ -240,6 +248,36 @@ static void deliver_user_messages(Gossip *g, const GossipMessage *msgs, size_t n
                         g->callbacks.message(g, sender, msgs[i].seq, msgs[i].tags, msgs[i].tags_size, g->userdata);
 }
 
+
+/* Another process with our identity: the newer of the two refuses to run (it is the copy, or the
+ * one an operator just started by mistake). An older epoch within the grace after our start is
+ * most likely our own previous run's late packet. */
+static void check_twin(Gossip *g, bool same_id, uint64_t their_epoch, const MemberAddress *from) {
+        bool we_are_newer = their_epoch < g->epoch;
+
+        if (we_are_newer && now_boottime_usec() - g->started_usec < TWIN_GRACE_USEC)
+                return;
+        if (their_epoch == g->epoch)
+                return;
+        if (g->callbacks.identity_conflict)
+                g->callbacks.identity_conflict(g, same_id, we_are_newer, from, g->userdata);
+}
+
+/* Somebody announcing itself (its ALIVE, sent by that very node id) under our name. */
+static void check_duplicate_name(Gossip *g, const WirePacketInfo *info, const GossipMessage *msgs, size_t n,
+                                 const MemberAddress *from) {
+        const Member *self = membership_get_self(g->membership);
+
+        if (!self)
+                return;
+        for (size_t i = 0; i < n; i++)
+                if (msgs[i].type == GOSSIP_ALIVE && msgs[i].node_id == info->sender_id &&
+                    msgs[i].node_id != g->node_id && streq_ptr(msgs[i].name, self->name)) {
+                        check_twin(g, false, info->epoch, from);
+                        return;
+                }
+}
+
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Gossip *g = userdata;
 
@@ -282,15 +320,21 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                         g->foreign_drops++;
                         continue;
                 }
-                k = wire_decode(g->wire, buf, (size_t) n, NULL, msgs, G_N_ELEMENTS(msgs));
+                WirePacketInfo info = {};
+                k = wire_decode(g->wire, buf, (size_t) n, &info, msgs, G_N_ELEMENTS(msgs));
+                from = (MemberAddress) { .family = AF_INET, .port = ntohs(sa.sin_port) };
+                memcpy(from.addr, &sa.sin_addr, 4);
+                if (k == -ENOTUNIQ) {
+                        check_twin(g, true, info.epoch, &from);
+                        continue;
+                }
                 if (k < 0) {
                         if (k != -ELOOP)
                                 log_debug_errno(k, "gossip: dropped a packet from %s:%u: %m",
                                                 inet_ntoa(sa.sin_addr), ntohs(sa.sin_port));
                         continue;
                 }
-                from = (MemberAddress) { .family = AF_INET, .port = ntohs(sa.sin_port) };
-                memcpy(from.addr, &sa.sin_addr, 4);
+                check_duplicate_name(g, &info, msgs, (size_t) k, &from);
                 r = membership_receive(g->membership, msgs, (size_t) k, &from, now_boottime_usec(), &actions);
                 if (r < 0)
                         log_debug_errno(r, "gossip: packet from %s:%u refused: %m",

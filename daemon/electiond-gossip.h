@@ -38,6 +38,10 @@ typedef struct GossipCallbacks {
          * like any UDP packet it may be lost or reordered. */
         void (*message)(Gossip *g, const Member *sender, uint32_t kind, const void *data, size_t size,
                         void *userdata);
+        /* Another live process uses our node id (a cloned state directory) or our name (two machines
+         * with one host name). we_are_newer: the rule is that the newer one refuses to run. */
+        void (*identity_conflict)(Gossip *g, bool same_id, bool we_are_newer, const MemberAddress *from,
+                                  void *userdata);
 } GossipCallbacks;
 
 /* config: cluster name, Interfaces=, Port=, Peers=, timing (copied). key: the cluster secret

@@ -11,6 +11,23 @@ bool lease_params_valid(const LeaseParams *p) {
         return p->lease_usec > 0 && (double) p->node_timeout_usec > need;
 }
 
+uint64_t lease_bound_usec(const LeaseParams *p) {
+        return (uint64_t) ((double) p->lease_usec * (1.0 + LEASE_CLOCK_RATE_BOUND)) + LEASE_ACT_MARGIN_USEC;
+}
+
+uint64_t lease_params_fingerprint(const LeaseParams *p) {
+        const uint64_t v[] = { p->lease_usec, p->node_timeout_usec, (uint64_t) (LEASE_CLOCK_RATE_BOUND * 1e6),
+                               LEASE_ACT_MARGIN_USEC };
+        uint64_t h = UINT64_C(0xcbf29ce484222325);
+
+        for (size_t i = 0; i < ELEMENTSOF(v); i++)
+                for (unsigned b = 0; b < 8; b++) {
+                        h ^= (v[i] >> (8 * b)) & 0xff;
+                        h *= UINT64_C(0x100000001b3);
+                }
+        return h;
+}
+
 uint64_t lease_grace_usec(const LeaseParams *p) {
         return p->lease_usec / 2;
 }
@@ -34,6 +51,7 @@ struct LeaseRequester {
         GHashTable *last_ack; /* voter id → send time of its newest acked round (uint64_t*) */
         Round rounds[LEASE_ROUNDS_KEPT];
         uint64_t next_seq;
+        uint64_t first_round; /* send time of our first round: "without a lease since" if we never had one */
 };
 
 LeaseRequester *lease_requester_new(uint64_t self_id, const LeaseParams *p) {
@@ -79,6 +97,8 @@ void lease_requester_set_voters(LeaseRequester *r, const uint64_t *ids, size_t n
 
 uint64_t lease_requester_begin_round(LeaseRequester *r, uint64_t now) {
         uint64_t seq = r->next_seq++;
+        if (r->first_round == 0)
+                r->first_round = now;
         r->rounds[seq % LEASE_ROUNDS_KEPT] = (Round) { .seq = seq, .sent = now };
         return seq;
 }
@@ -131,6 +151,15 @@ bool lease_requester_quorate(const LeaseRequester *r, uint64_t now) {
         return now < lease_requester_expiry(r);
 }
 
+uint64_t lease_requester_without_usec(const LeaseRequester *r, uint64_t now) {
+        uint64_t expiry = lease_requester_expiry(r), since;
+
+        if (now < expiry)
+                return 0;
+        since = expiry > 0 ? expiry : r->first_round;
+        return since != 0 && now > since ? now - since : 0;
+}
+
 /* ---- granter ---- */
 
 typedef struct Stored {
@@ -144,16 +173,18 @@ typedef struct Stored {
 #define LEASE_STALE_CONTACT_GRACE_USEC (2 * USEC_PER_SEC)
 
 typedef struct Grant {
-        uint64_t last_grant;   /* 0 = never */
-        uint64_t last_request; /* 0 = never; granted or not */
-        bool fenced;
-        uint64_t fence_until;  /* after a drop: fenced until then; 0 = until dropped/cleared */
+        uint64_t last_grant;     /* 0 = never: every grant, for attestations (rule 4) */
+        uint64_t last_contact;   /* 0 = never: grants that count as contact (rule 2) */
+        uint64_t last_request;   /* 0 = never; granted or not, when it counts as contact */
+        uint64_t vote_fence_until; /* after an "expired" answer: no grant before this; 0 = none */
+        uint64_t catch_up_index;   /* after a drop or an attestation: no grant until it applied this; 0 = none */
 } Grant;
 
 struct LeaseGranter {
         LeaseParams params;
         uint64_t started;
-        GArray *stored;     /* Stored, oldest first */
+        uint64_t prior_lease_usec; /* LeaseSec of our previous incarnation, if longer than ours */
+        GArray *stored;     /* Stored, oldest first; empty until the log's index is first noted */
         GHashTable *grants; /* node id → Grant */
 };
 
@@ -164,6 +195,10 @@ LeaseGranter *lease_granter_new(const LeaseParams *p, uint64_t now) {
         g->stored = g_array_new(false, false, sizeof(Stored));
         g->grants = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
         return g;
+}
+
+void lease_granter_set_prior_lease(LeaseGranter *g, uint64_t lease_usec) {
+        g->prior_lease_usec = lease_usec;
 }
 
 LeaseGranter *lease_granter_free(LeaseGranter *g) {
@@ -193,15 +228,17 @@ void lease_granter_note_stored(LeaseGranter *g, uint64_t index, uint64_t now) {
         for (guint i = 0; i < g->stored->len; i++)
                 if (g_array_index(g->stored, Stored, i).time <= horizon)
                         keep_from = i;
+        /* a burst of stores: trim, and let lookups before what is kept refuse */
         if (g->stored->len - keep_from > LEASE_STORED_HISTORY_MAX)
                 keep_from = g->stored->len - LEASE_STORED_HISTORY_MAX;
         if (keep_from > 0)
                 g_array_remove_range(g->stored, 0, keep_from);
 }
 
-/* The last index stored at or before t (0 if none known). */
+/* The last index stored at or before t; UINT64_MAX if t is before everything we know (just after
+ * a restart, or trimmed away): we cannot tell, so nobody counts as up to date. */
 static uint64_t stored_at(const LeaseGranter *g, uint64_t t) {
-        uint64_t index = 0;
+        uint64_t index = UINT64_MAX;
         for (guint i = 0; i < g->stored->len; i++) {
                 const Stored *s = &g_array_index(g->stored, Stored, i);
                 if (s->time > t)
@@ -211,34 +248,46 @@ static uint64_t stored_at(const LeaseGranter *g, uint64_t t) {
         return index;
 }
 
-bool lease_granter_fenced(const LeaseGranter *g, uint64_t node, uint64_t now) {
-        const Grant *gr = g_hash_table_lookup(g->grants, &node);
-        if (!gr || !gr->fenced)
-                return false;
-        return gr->fence_until == 0 || now < gr->fence_until;
+static bool grant_fenced(const Grant *gr, uint64_t now) {
+        return (gr->vote_fence_until != 0 && now < gr->vote_fence_until) || gr->catch_up_index != 0;
 }
 
-bool lease_granter_request(LeaseGranter *g, uint64_t node, uint64_t applied, uint64_t now) {
+bool lease_granter_fenced(const LeaseGranter *g, uint64_t node, uint64_t now) {
+        const Grant *gr = g_hash_table_lookup(g->grants, &node);
+        return gr && grant_fenced(gr, now);
+}
+
+bool lease_granter_request(LeaseGranter *g, uint64_t node, uint64_t applied, uint64_t without_lease_usec,
+                           uint64_t now) {
         Grant *gr = grant_get(g, node, true);
-
-        gr->last_request = now;
-        if (gr->fenced) {
-                if (gr->fence_until == 0 || now < gr->fence_until)
-                        return false;
-                gr->fenced = false;
-                gr->fence_until = 0;
-        }
-
+        /* a node that does not hear our acks is no contact, whatever we send it (one-way cut) */
+        bool contact = without_lease_usec <= LEASE_GIVE_UP_USEC;
         uint64_t g_usec = lease_grace_usec(&g->params);
-        if (now >= g_usec && applied < stored_at(g, now - g_usec))
-                return false; /* it has not applied what we stored a while ago: it may act on stale state */
+
+        if (contact)
+                gr->last_request = now;
+        if (gr->vote_fence_until != 0) {
+                if (now < gr->vote_fence_until)
+                        return false;
+                gr->vote_fence_until = 0;
+        }
+        if (gr->catch_up_index != 0) {
+                if (applied < gr->catch_up_index)
+                        return false;
+                gr->catch_up_index = 0; /* it has applied what fenced it */
+        }
+        /* it has not applied what we stored a while ago (or we cannot tell): it may act on stale state */
+        if (now < g_usec || applied < stored_at(g, now - g_usec))
+                return false;
 
         gr->last_grant = now;
+        if (contact)
+                gr->last_contact = now;
         return true;
 }
 
 static uint64_t grant_last_contact(const LeaseGranter *g, const Grant *gr) {
-        uint64_t since = MAX(gr->last_grant, g->started);
+        uint64_t since = MAX(gr->last_contact, g->started);
 
         if (gr->last_request > since && gr->last_request - since < LEASE_STALE_CONTACT_GRACE_USEC)
                 since = gr->last_request;
@@ -253,21 +302,30 @@ uint64_t lease_granter_last_contact(const LeaseGranter *g, uint64_t node) {
 bool lease_granter_expired(LeaseGranter *g, uint64_t node, uint64_t now) {
         Grant *gr = grant_get(g, node, true);
 
-        /* a yes still implies: no grant of ours for NodeTimeout (contact is never older than that) */
         if (now - grant_last_contact(g, gr) <= g->params.node_timeout_usec)
                 return false;
 
-        gr->fenced = true;
-        gr->fence_until = 0;
+        /* bounded: if no drop follows, the node is back in the game after it */
+        gr->vote_fence_until = now + LEASE_FENCE_NODE_TIMEOUTS * g->params.node_timeout_usec;
         return true;
 }
 
-void lease_granter_node_dropped(LeaseGranter *g, uint64_t node, uint64_t now) {
+void lease_granter_node_dropped(LeaseGranter *g, uint64_t node, uint64_t index) {
         Grant *gr = grant_get(g, node, true);
-        gr->fenced = true;
-        gr->fence_until = now + lease_grace_usec(&g->params);
-        if (gr->fence_until == 0)
-                gr->fence_until = 1;
+        gr->catch_up_index = MAX(gr->catch_up_index, MAX(index, 1));
+}
+
+bool lease_granter_attest(LeaseGranter *g, uint64_t node, uint64_t index, uint64_t now) {
+        Grant *gr = grant_get(g, node, true);
+        LeaseParams prior = { .lease_usec = MAX(g->params.lease_usec, g->prior_lease_usec) };
+
+        /* a grant of our previous incarnation may be as late as our start */
+        if (now < g->started + lease_bound_usec(&prior))
+                return false;
+        if (gr->last_grant != 0 && now < gr->last_grant + lease_bound_usec(&g->params))
+                return false;
+        gr->catch_up_index = MAX(gr->catch_up_index, MAX(index, 1));
+        return true;
 }
 
 uint64_t lease_granter_last_grant(const LeaseGranter *g, uint64_t node) {
@@ -277,14 +335,18 @@ uint64_t lease_granter_last_grant(const LeaseGranter *g, uint64_t node) {
 
 /* ---- hand-over ---- */
 
-void lease_handover_begin(LeaseHandover *h, uint64_t index, uint64_t excused, uint64_t now) {
+void lease_handover_begin(LeaseHandover *h, uint64_t index, uint64_t now) {
         h->index = index;
         h->applied_at = now;
-        h->excused = excused;
         if (!h->confirmed)
                 h->confirmed = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
         else
                 g_hash_table_remove_all(h->confirmed);
+        if (!h->attested)
+                h->attested = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
+                                                    (GDestroyNotify) g_hash_table_unref);
+        else
+                g_hash_table_remove_all(h->attested);
 }
 
 void lease_handover_note_applied(LeaseHandover *h, uint64_t node, uint64_t applied) {
@@ -293,21 +355,51 @@ void lease_handover_note_applied(LeaseHandover *h, uint64_t node, uint64_t appli
         g_hash_table_add(h->confirmed, g_memdup2(&node, sizeof node));
 }
 
+void lease_handover_note_attest(LeaseHandover *h, uint64_t voter, uint64_t index, const uint64_t *nodes,
+                                size_t n_nodes) {
+        GHashTable *set;
+
+        if (h->index == 0 || index < h->index || !h->attested)
+                return;
+        set = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+        for (size_t i = 0; i < n_nodes; i++)
+                g_hash_table_add(set, g_memdup2(&nodes[i], sizeof nodes[i]));
+        g_hash_table_insert(h->attested, g_memdup2(&voter, sizeof voter), set);
+}
+
 uint64_t lease_handover_deadline(const LeaseHandover *h, const LeaseParams *p) {
         return h->index == 0 ? 0 : h->applied_at + lease_handover_wait_usec(p);
 }
 
+static bool attested_by_majority(const LeaseHandover *h, uint64_t node, const uint64_t *voters, size_t n_voters) {
+        size_t yes = 0;
+
+        if (!h->attested)
+                return false;
+        for (size_t i = 0; i < n_voters; i++) {
+                GHashTable *set;
+                if (voters[i] == node)
+                        continue; /* its own granter may well grant it */
+                set = g_hash_table_lookup(h->attested, &voters[i]);
+                if (set && g_hash_table_contains(set, &node))
+                        yes++;
+        }
+        return yes > n_voters / 2;
+}
+
 bool lease_handover_cleared(const LeaseHandover *h, const uint64_t *members, size_t n_members,
-                            const LeaseParams *p, uint64_t now) {
+                            const uint64_t *voters, size_t n_voters, const LeaseParams *p, uint64_t now) {
         if (h->index == 0)
                 return true;
         if (now >= lease_handover_deadline(h, p))
                 return true;
         for (size_t i = 0; i < n_members; i++) {
-                if (members[i] == h->excused)
+                if (h->confirmed && g_hash_table_contains(h->confirmed, &members[i]))
                         continue;
-                if (!h->confirmed || !g_hash_table_contains(h->confirmed, &members[i]))
-                        return false;
+                /* it cannot hold a lease: whatever it still believes, it cannot act on it */
+                if (attested_by_majority(h, members[i], voters, n_voters))
+                        continue;
+                return false;
         }
         return true;
 }
@@ -315,5 +407,7 @@ bool lease_handover_cleared(const LeaseHandover *h, const uint64_t *members, siz
 void lease_handover_done(LeaseHandover *h) {
         if (h->confirmed)
                 g_hash_table_unref(h->confirmed);
+        if (h->attested)
+                g_hash_table_unref(h->attested);
         *h = (LeaseHandover) {};
 }

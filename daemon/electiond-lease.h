@@ -24,6 +24,12 @@ typedef struct LeaseParams {
 
 /* Is NodeTimeout > Lease × (1 + ρ) + δ? */
 bool lease_params_valid(const LeaseParams *p);
+/* Lease × (1 + ρ) + δ: how long after a grant that grant may still back someone's action. */
+uint64_t lease_bound_usec(const LeaseParams *p);
+/* One number for the settings the safety bound ties together (Lease, NodeTimeout, ρ, δ): a
+ * granter only grants to requesters whose fingerprint equals its own, so every lease is measured
+ * with the values its granters fence with, whatever each node's configuration says. */
+uint64_t lease_params_fingerprint(const LeaseParams *p);
 /* G: how far back a granter looks at its stored index (rule 3). */
 uint64_t lease_grace_usec(const LeaseParams *p);
 /* How long a new leader waits when the old one did not confirm (rule 4). */
@@ -48,28 +54,52 @@ void lease_requester_ack(LeaseRequester *r, uint64_t voter, uint64_t seq);
 /* When the lease ends (0 = no lease). Anchored at the send times of the acknowledged rounds. */
 uint64_t lease_requester_expiry(const LeaseRequester *r);
 bool lease_requester_quorate(const LeaseRequester *r, uint64_t now);
+/* How long this requester has been without a lease (0 while it holds one), counted from its
+ * first round if it never had one. Sent with every request: see LEASE_GIVE_UP_USEC. */
+uint64_t lease_requester_without_usec(const LeaseRequester *r, uint64_t now);
 
 /* ---- granter: every voter ---- */
 typedef struct LeaseGranter LeaseGranter;
 
-/* now: when this granter (process) started. Until NodeTimeout after it, "never granted" does not
- * count as expired: a grant of our previous incarnation may still back someone's lease. */
+/* A requester that reports having had no lease for longer than this (it can send but does not
+ * hear our acks: a one-way cut) gets grants that do not count as contact, so that it can be
+ * fenced and dropped like a silent node instead of blocking its elections for as long as the
+ * cut lasts. */
+#define LEASE_GIVE_UP_USEC (1 * USEC_PER_SEC)
+
+/* now: when this granter (process) started. Our start counts as a grant to every node: a grant of
+ * our previous incarnation may still back someone's lease (nothing about grants is kept on disk,
+ * so nothing can be lost: start time is an upper bound of every earlier grant). */
 LeaseGranter *lease_granter_new(const LeaseParams *p, uint64_t now);
+/* Our previous incarnation ran with this LeaseSec (kept in the state directory): if it was longer,
+ * its grants may back leases for that long after our start. */
+void lease_granter_set_prior_lease(LeaseGranter *g, uint64_t lease_usec);
 LeaseGranter *lease_granter_free(LeaseGranter *g);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(LeaseGranter, lease_granter_free)
 
-/* The last log index this node has stored, as of now (call whenever it changes). */
+/* The last log index this node has stored, as of now (call whenever it changes, and once when the
+ * log is loaded). Rule 3 looks up the index stored G ago; a time before the first note (just
+ * after a restart) or older than the kept history is refused: it fails closed. */
 void lease_granter_note_stored(LeaseGranter *g, uint64_t index, uint64_t now);
-/* N asks for a lease, reporting its applied index. Returns true to acknowledge (rule 3, fences). */
-bool lease_granter_request(LeaseGranter *g, uint64_t node, uint64_t applied, uint64_t now);
+/* N asks for a lease, reporting its applied index and how long it has been without a lease.
+ * Returns true to acknowledge (rule 3, fences). */
+bool lease_granter_request(LeaseGranter *g, uint64_t node, uint64_t applied, uint64_t without_lease_usec,
+                           uint64_t now);
 /* The Raft leader asks whether N's grants expired (never ask N itself). True (and N is now
- * fenced) iff this granter's last grant to N is older than NodeTimeout, or it never granted one. */
+ * fenced for LEASE_FENCE_NODE_TIMEOUTS × NodeTimeout) iff this granter's last contact with N is
+ * older than NodeTimeout. */
+#define LEASE_FENCE_NODE_TIMEOUTS 4
 bool lease_granter_expired(LeaseGranter *g, uint64_t node, uint64_t now);
-/* DROP_NODE(N) was applied here: N stays fenced for G more, then rule 3 keeps it out until it
- * has applied the drop itself. */
-void lease_granter_node_dropped(LeaseGranter *g, uint64_t node, uint64_t now);
-/* A fence lasts until the DROP_NODE is applied. If that entry is lost with a Raft leader, the next
- * leader finds the fenced node without grants and drops it again: safe, and it heals itself. */
+/* DROP_NODE(N) at log index `index` was applied here: N is fenced until it reports having applied
+ * that index itself (then it knows it lost its leads). */
+void lease_granter_node_dropped(LeaseGranter *g, uint64_t node, uint64_t index);
+/* Rule 4's attestation, for a node N that has not confirmed a hand-over at `index`: true iff no
+ * grant of ours can back a lease of N any more (our last grant to N, or our start, is older than
+ * lease_bound_usec). N is then fenced until it has applied `index`, so no later grant of ours
+ * backs a node that may still act on the old leader. */
+bool lease_granter_attest(LeaseGranter *g, uint64_t node, uint64_t index, uint64_t now);
+/* Fences always end: a vote's after a bounded time, a drop's or an attestation's once N has
+ * caught up (it reports an applied index at least as high). */
 bool lease_granter_fenced(const LeaseGranter *g, uint64_t node, uint64_t now);
 uint64_t lease_granter_last_grant(const LeaseGranter *g, uint64_t node); /* 0 = never */
 /* What "expired" is measured from: the last grant, or our start, or — within a grace after the
@@ -77,25 +107,28 @@ uint64_t lease_granter_last_grant(const LeaseGranter *g, uint64_t node); /* 0 = 
 uint64_t lease_granter_last_contact(const LeaseGranter *g, uint64_t node);
 
 /* ---- hand-over: the node that gains the lead of an election ---- */
-#define LEASE_NODE_NONE UINT64_MAX
-
 typedef struct LeaseHandover {
         uint64_t index;        /* log index of the entry that gave this node the lead; 0 = none pending */
         uint64_t applied_at;   /* when this node applied it */
-        uint64_t excused;      /* a node that need not confirm (dropped by that entry), or LEASE_NODE_NONE */
         GHashTable *confirmed; /* node id → TRUE: reported applied >= index */
+        GHashTable *attested;  /* voter id → GHashTable of node ids it attests (lease_granter_attest) at >= index */
 } LeaseHandover;
 
 /* Call whenever applying `index` gives this node's candidacy the lead of an election, whoever led
- * before (nobody included: a stale node may not have applied its own Leave yet). `excused` is the
- * node removed by that very entry (DROP_NODE): a majority has fenced it, it need not confirm. */
-void lease_handover_begin(LeaseHandover *h, uint64_t index, uint64_t excused, uint64_t now);
-/* Node reported APPLIED(index). */
+ * before (nobody included: a stale node may not have applied its own Leave yet). */
+void lease_handover_begin(LeaseHandover *h, uint64_t index, uint64_t now);
+/* Node reported APPLIED(index): applied, and its leader units stopped. */
 void lease_handover_note_applied(LeaseHandover *h, uint64_t node, uint64_t applied);
-/* May this node act as leader now? members: every other Raft member. True once every member
- * (but the excused one) confirmed, or the wait of rule 4 has passed. */
+/* Voter `voter`, having applied `index`, attests that none of its grants backs a lease of any of
+ * `nodes` (replaces what it attested before). Ignored when index is below the hand-over's. */
+void lease_handover_note_attest(LeaseHandover *h, uint64_t voter, uint64_t index, const uint64_t *nodes,
+                                size_t n_nodes);
+/* May this node act as leader now? members: every other Raft member; voters: every voter (this
+ * node included if it votes). True once every member confirmed or is attested by a majority of
+ * the voters other than itself (it can hold no lease, so it cannot act), or once the wait of
+ * rule 4 has passed. */
 bool lease_handover_cleared(const LeaseHandover *h, const uint64_t *members, size_t n_members,
-                            const LeaseParams *p, uint64_t now);
+                            const uint64_t *voters, size_t n_voters, const LeaseParams *p, uint64_t now);
 /* When the wait ends at the latest (0 = nothing pending). */
 uint64_t lease_handover_deadline(const LeaseHandover *h, const LeaseParams *p);
 void lease_handover_done(LeaseHandover *h);

@@ -68,7 +68,8 @@ struct Manager {
         GHashTable *leaders;     /* election name → "node\nid" of its leader as last applied */
         uint64_t applying_index;
         bool applying_leader_changed;
-        const char *applying_dropped_node;
+        sd_event_source *restore_event; /* checks for our parked candidacies (after applies, quorum) */
+        bool restore_in_flight;
 };
 
 /* Forwarded batches are resent this often until applied here (dedup makes resends harmless). */
@@ -447,6 +448,7 @@ int manager_submit(Manager *m, Command *c, ManagerDoneFn done, void *userdata) {
 }
 
 static void manager_update_status(Manager *m, bool ready);
+static int on_restore_check(sd_event_source *s, void *userdata);
 
 /* Everyone who reacts to a changed election, in commit order. */
 static void manager_election_changed(Manager *m, const Election *e) {
@@ -472,9 +474,7 @@ static void track_leader(Manager *m, const Election *e) {
                 return;
         prev_node = g_strndup(before, strcspn(before, "\n"));
         m->applying_leader_changed = true;
-        cluster_lead_changed(m->cluster, e, prev_node,
-                             m->applying_dropped_node && streq_ptr(prev_node, m->applying_dropped_node),
-                             m->applying_index);
+        cluster_lead_changed(m->cluster, e, prev_node, m->applying_index);
         g_hash_table_insert(m->leaders, g_strdup(e->name), g_steal_pointer(&now));
 }
 
@@ -511,11 +511,9 @@ static void on_engine_apply(void *userdata, const void *data, size_t size, uint6
                 ElectionResult result;
                 Pending *p;
 
-                m->applying_dropped_node = c->type == COMMAND_DROP_NODE ? c->node : NULL;
                 result = election_state_apply(m->state, c, on_election_changed, m, &e);
-                m->applying_dropped_node = NULL;
                 if (m->cluster && c->type == COMMAND_DROP_NODE && result == ELECTION_CHANGED)
-                        cluster_node_dropped(m->cluster, c->node);
+                        cluster_node_dropped(m->cluster, c->node, index);
                 log_debug("Applied entry %" PRIu64 " request %s/%" PRIu64 ": %s election='%s' id='%s' -> %d",
                           index, c->origin ?: "", c->request_id, command_type_to_string(c->type),
                           c->election ?: "", c->id ?: "", (int) result);
@@ -528,8 +526,11 @@ static void on_engine_apply(void *userdata, const void *data, size_t size, uint6
                         pending_complete(p, 0, result, t);
                 }
         }
-        if (m->cluster)
+        if (m->cluster) {
                 cluster_entry_applied(m->cluster, index, m->applying_leader_changed);
+                if (election_state_parked_count(m->state) > 0)
+                        (void) sd_event_source_set_enabled(m->restore_event, SD_EVENT_ONESHOT);
+        }
 }
 
 static int on_engine_snapshot(void *userdata, GBytes **ret) {
@@ -753,6 +754,10 @@ static void on_cluster_status_changed(void *userdata) {
         manager_cluster_changed(userdata);
 }
 
+static void on_cluster_lease_renewed(void *userdata) {
+        manager_lease_renewed(userdata);
+}
+
 static bool on_cluster_units_stopping(void *userdata) {
         Manager *m = userdata;
         return units_stopping(m->units);
@@ -868,6 +873,10 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
         (void) sd_event_source_set_priority(m->flush_event, SD_EVENT_PRIORITY_IDLE);
         (void) sd_event_source_set_enabled(m->flush_event, SD_EVENT_OFF);
         (void) sd_event_source_set_description(m->flush_event, "command-flush");
+        r = sd_event_add_defer(m->event, &m->restore_event, on_restore_check, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the restore check: %m");
+        (void) sd_event_source_set_enabled(m->restore_event, SD_EVENT_OFF);
 
         r = m->user_bus ? sd_bus_open_user(&m->bus) : sd_bus_open_system(&m->bus);
         if (r < 0)
@@ -899,6 +908,7 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
                         .status_changed = on_cluster_status_changed,
                         .remote_batch = on_remote_batch,
                         .units_stopping = on_cluster_units_stopping,
+                        .lease_renewed = on_cluster_lease_renewed,
                 };
                 r = cluster_new(m->event, &m->config, m->state_dir, m->config.node_name, &callbacks, m, &hooks, m,
                                 &m->cluster);
@@ -979,6 +989,7 @@ Manager *manager_free(Manager *m) {
         m->edge = bus_edge_free(m->edge);
         m->name_slot = sd_bus_slot_unref(m->name_slot);
         m->flush_event = sd_event_source_disable_unref(m->flush_event);
+        m->restore_event = sd_event_source_disable_unref(m->restore_event);
 
         /* The cluster stops gossip and its timers first; the engine it started is ours to free. */
         m->cluster = cluster_free(m->cluster);
@@ -1057,6 +1068,63 @@ bool manager_quorate(Manager *m) {
         return true;
 }
 
+static void on_restore_done(Manager *m, int status, ElectionResult result, const Term *term, void *userdata) {
+        m->restore_in_flight = false;
+        if (status < 0)
+                log_warning_errno(status, "Failed to restore this node's parked candidacies (will retry): %m");
+        else if (result == ELECTION_CHANGED)
+                log_notice("This node's candidacies are back (at the back of their elections).");
+        (void) sd_event_source_set_enabled(m->restore_event, SD_EVENT_ONESHOT);
+}
+
+/* DROP_NODE parked our candidacies while we were cut off or paused. Once we hold a lease again,
+ * bring back the persistent ones and those of connections that are still here: first drop the
+ * owners that left meanwhile (their DROP_OWNER may have failed without quorum), then restore. */
+static int on_restore_check(sd_event_source *s, void *userdata) {
+        Manager *m = userdata;
+        g_autoptr(GPtrArray) parked = NULL;
+        g_autoptr(GHashTable) gone = NULL;
+        Command *c;
+        int r;
+
+        if (!m->cluster || m->shutting_down || m->restore_in_flight || !m->drop_run_committed || !manager_quorate(m))
+                return 0;
+        parked = election_state_parked(m->state, m->config.node_name);
+        if (parked->len == 0)
+                return 0;
+
+        gone = g_hash_table_new(g_str_hash, g_str_equal);
+        for (unsigned i = 0; i < parked->len; i++) {
+                const Candidacy *cd = parked->pdata[i];
+                if (cd->persistent || cd->run != m->run_id || bus_edge_owner_tracked(m->edge, cd->owner) ||
+                    g_hash_table_contains(gone, cd->owner))
+                        continue;
+                g_hash_table_add(gone, cd->owner);
+                c = command_new(COMMAND_DROP_OWNER);
+                c->election = g_strdup("");
+                c->id = g_strdup("");
+                c->node = g_strdup(m->config.node_name);
+                c->owner = g_strdup(cd->owner);
+                c->run = m->run_id;
+                r = manager_submit(m, c, NULL, NULL);
+                if (r < 0)
+                        return log_warning_errno(r, "Failed to submit removal of departed %s: %m", cd->owner);
+        }
+
+        c = command_new(COMMAND_RESTORE_NODE);
+        c->election = g_strdup("");
+        c->id = g_strdup("");
+        c->owner = g_strdup("");
+        c->node = g_strdup(m->config.node_name);
+        c->run = m->run_id;
+        log_info("Restoring %u parked candidacies of this node.", parked->len);
+        r = manager_submit(m, c, on_restore_done, NULL);
+        if (r < 0)
+                return log_warning_errno(r, "Failed to submit the restore of parked candidacies: %m");
+        m->restore_in_flight = true;
+        return 0;
+}
+
 bool manager_local_leader(Manager *m, const Election *e) {
         const Candidacy *leader;
 
@@ -1079,9 +1147,25 @@ void manager_cluster_changed(Manager *m) {
                 bus_edge_cluster_changed(m->edge);
         if (m->units)
                 units_quorum_changed(m->units);
+        if (m->restore_event && election_state_parked_count(m->state) > 0)
+                (void) sd_event_source_set_enabled(m->restore_event, SD_EVENT_ONESHOT);
         manager_update_status(m, false);
 }
 
 Cluster *manager_get_cluster(Manager *m) {
         return m->cluster;
+}
+
+uint64_t manager_lease_expiry(Manager *m) {
+        uint64_t expiry;
+
+        if (!m->cluster)
+                return UINT64_MAX; /* standalone: the lease never ends */
+        expiry = cluster_lease_expiry(m->cluster);
+        return expiry > now_boottime_usec() ? expiry : 0;
+}
+
+void manager_lease_renewed(Manager *m) {
+        if (m->edge)
+                bus_edge_lease_renewed(m->edge);
 }

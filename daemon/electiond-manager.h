@@ -75,3 +75,8 @@ bool manager_local_leader(Manager *m, const Election *e);
 /* Quorum, membership or lease moved (cluster): re-announce Quorate/Members/LocalLeader and
  * re-evaluate leader units. Call at the moment it happens. */
 void manager_cluster_changed(Manager *m);
+/* This node's lease expiry for clients (WatchLease): CLOCK_BOOTTIME µs, 0 = no lease now,
+ * UINT64_MAX = standalone (never ends). */
+uint64_t manager_lease_expiry(Manager *m);
+/* The cluster's lease may have moved: the bus edge announces it if it did (LeaseRenewed). */
+void manager_lease_renewed(Manager *m);

@@ -74,6 +74,8 @@ struct AuthTransport {
 
         uv_tcp_t *listener;
         raft_uv_accept_cb accept_cb;
+        AuthTransportIdentityFn identity_check;
+        void *identity_userdata;
 
         GQueue handshakes;
         bool closing;
@@ -369,6 +371,13 @@ static void handshake_step(Handshake *h) {
                 h->peer_address[alen] = 0;
                 if (h->peer_id == 0)
                         return handshake_fail(h, "bad server id");
+                if (t->identity_check) {
+                        struct sockaddr_storage peer = {};
+                        int plen = sizeof peer;
+                        if (uv_tcp_getpeername(h->tcp, (struct sockaddr *) &peer, &plen) < 0 ||
+                            !t->identity_check(t->identity_userdata, h->peer_id, h->peer_address, &peer))
+                                return handshake_fail(h, "identity refused");
+                }
 
                 uv_read_stop((uv_stream_t *) h->tcp);
                 h->stage = STAGE_HANDING_OVER;
@@ -429,6 +438,12 @@ static Handshake *handshake_new(AuthTransport *t, bool outbound) {
 }
 
 /* ---- raft_uv_transport methods ---- */
+
+void auth_transport_set_identity_check(struct raft_uv_transport *iface, AuthTransportIdentityFn fn, void *userdata) {
+        AuthTransport *t = AUTH(iface);
+        t->identity_check = fn;
+        t->identity_userdata = userdata;
+}
 
 static int transport_init(struct raft_uv_transport *iface, raft_id id, const char *address) {
         AuthTransport *t = AUTH(iface);

@@ -16,8 +16,10 @@
  * round. Failures are counted and logged at debug level, never fatal.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 struct raft_uv_transport;
 struct uv_loop_s;
@@ -35,6 +37,13 @@ int auth_transport_new(struct uv_loop_s *loop, const void *key, size_t key_size,
 /* After the transport was closed (raft_uv's close runs transport->close first). NULL is fine. */
 void auth_transport_free(struct raft_uv_transport *t);
 void auth_transport_get_stats(const struct raft_uv_transport *t, AuthTransportStats *ret);
+
+/* After authentication, before libraft sees an inbound connection: may a server that proved
+ * the key claim this Raft id and address from where it connects? (A cloned state directory
+ * gives two machines one id; a Raft id with two logs would break consensus.) */
+typedef bool (*AuthTransportIdentityFn)(void *userdata, uint64_t id, const char *address,
+                                        const struct sockaddr_storage *peer);
+void auth_transport_set_identity_check(struct raft_uv_transport *t, AuthTransportIdentityFn fn, void *userdata);
 
 /* Exposed for tests. */
 #define AUTH_TRANSPORT_HANDSHAKE_TIMEOUT_MSEC 2000

@@ -468,8 +468,14 @@ int wire_decode(Wire *w, const void *buf, size_t size, WirePacketInfo *ret_info,
         if (!mem_equal_consttime(mac, (const uint8_t *) buf + size - WIRE_HMAC_SIZE, WIRE_HMAC_SIZE))
                 return drop(w, WIRE_DROP_AUTH, EPERM);
 
-        if (info.sender_id == w->self_id)
-                return drop(w, WIRE_DROP_SELF, ELOOP);
+        if (info.sender_id == w->self_id) {
+                if (info.epoch == w->epoch)
+                        return drop(w, WIRE_DROP_SELF, ELOOP);
+                /* our id, another life: a previous run's late packet, or a twin (cloned state) */
+                if (ret_info)
+                        *ret_info = info;
+                return drop(w, WIRE_DROP_SELF, ENOTUNIQ);
+        }
         if (replay_check(g_hash_table_lookup(w->windows, &info.sender_id), info.epoch, info.seq) < 0)
                 return drop(w, WIRE_DROP_REPLAY, EALREADY);
 

@@ -60,7 +60,9 @@ int wire_encode(Wire *w, const GossipMessage *msgs, size_t n_msgs, uint8_t *buf,
 
 /* Verifies and decodes. On success returns the number of messages stored in msgs (unknown
  * message types are skipped). On failure, counts the reason and returns -EBADMSG (malformed,
- * magic, version), -EXDEV (cluster), -EPERM (auth), -EALREADY (replay) or -ELOOP (self). */
+ * magic, version), -EXDEV (cluster), -EPERM (auth), -EALREADY (replay) or -ELOOP (self).
+ * -ENOTUNIQ: authenticated, with our own sender id but another epoch (a previous run of ours, or
+ * a twin with a copy of our state); *ret_info is filled then, and no messages are decoded. */
 int wire_decode(Wire *w, const void *buf, size_t size, WirePacketInfo *ret_info,
                 GossipMessage *msgs, size_t max_msgs);
 

@@ -555,6 +555,71 @@ static void test_drop_node(void) {
         g_assert_cmpuint(election_state_count(s), ==, 6);
 }
 
+static GBytes *serialize(const ElectionState *s);
+
+/* DROP_NODE parks instead of forgetting: a fenced node may well be alive. RESTORE_NODE from the
+ * node brings back its persistent ones and those of its live connections, at the back. */
+static void test_park_restore(void) {
+        g_autoptr(ElectionState) s = state_mixed();
+        g_autoptr(GPtrArray) parked = NULL;
+        g_autoptr(GBytes) snap = NULL;
+        g_autoptr(ElectionState) t = election_state_new();
+
+        drop(s, COMMAND_DROP_NODE, "n1", 0, "", ELECTION_CHANGED, 5, "e1,e2,e3,e4,e6,");
+        assert_term(s, "e3", 2, "r");
+        parked = election_state_parked(s, "n1");
+        g_assert_cmpuint(parked->len, ==, 7); /* e1 a, e2 a, e3 a p b, e4 a, e6 z */
+        g_clear_pointer(&parked, g_ptr_array_unref);
+        g_assert_cmpuint(election_state_parked_count(s), ==, 7);
+
+        /* snapshots carry them */
+        snap = serialize(s);
+        g_assert_cmpint(election_state_restore(t, g_bytes_get_data(snap, NULL), g_bytes_get_size(snap)), ==, 0);
+        g_assert_true(election_state_equal(s, t));
+
+        /* a Leave by its connection forgets a parked one (nothing visible changes) */
+        LEAVE(s, "e2", "a", &A, 0, ELECTION_NOOP);
+        /* an Evict forgets one too; a new Enter of the same id supersedes it */
+        EVICT(s, "e4", "a", ELECTION_NOOP);
+        EVICT(s, "e4", "a", ELECTION_NOT_CANDIDATE);
+        /* a connection that went away while parked: gone for good */
+        drop(s, COMMAND_DROP_OWNER, "n1", 11, ":1.2", ELECTION_NOOP, 0, NULL);
+        g_assert_cmpuint(election_state_parked_count(s), ==, 4);
+        g_assert_false(election_state_equal(s, t));
+
+        /* restore as the same run: e1 a (back, behind b), e3 a p b (behind r), e6 stays empty */
+        Command *c = command_new(COMMAND_RESTORE_NODE);
+        c->origin = g_strdup("n1");
+        c->origin_run = 11;
+        c->request_id = next_request_id++;
+        c->node = g_strdup("n1");
+        c->run = 11;
+        apply_full(s, c, ELECTION_CHANGED, 2);
+        g_assert_cmpstr(events.names, ==, "e1,e3,");
+        assert_term(s, "e1", 2, "b,a");
+        assert_term(s, "e3", 2, "r,a,p,b");
+        assert_term(s, "e2", 1, "x");
+        g_assert_cmpuint(election_state_parked_count(s), ==, 0);
+        g_assert_true(election_state_node_run(s, "n1", NULL));
+
+        /* restarted meanwhile: only persistent ones come back, and only ids nobody else took */
+        drop(s, COMMAND_DROP_NODE, "n1", 0, "", ELECTION_CHANGED, 2, "e1,e3,");
+        ENTER(s, "e3", "p", &R, COMMAND_FLAG_PERSISTENT | COMMAND_FLAG_AUTHORIZED, ELECTION_CHANGED); /* n2 takes id p */
+        drop(s, COMMAND_DROP_RUN, "n1", 99, "", ELECTION_NOOP, 0, NULL);
+        g_assert_cmpuint(election_state_parked_count(s), ==, 0); /* a, b of run 11 gone; p superseded */
+        drop(s, COMMAND_DROP_NODE, "n2", 0, "", ELECTION_CHANGED, 4, "e1,e2,e3,e5,");
+        assert_term(s, "e3", 2, "");
+        c = command_new(COMMAND_RESTORE_NODE);
+        c->origin = g_strdup("n2");
+        c->origin_run = 22;
+        c->request_id = next_request_id++;
+        c->node = g_strdup("n2");
+        c->run = 22;
+        apply_full(s, c, ELECTION_CHANGED, 4);
+        assert_term(s, "e3", 3, "r,p"); /* the first back leads, with a new term */
+        assert_term(s, "e1", 3, "b");
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Runs: requests of a node's earlier daemon run
  * ------------------------------------------------------------------------------------------- */
@@ -895,6 +960,8 @@ static GByteArray *snapshot_v(uint32_t version, const char *name, uint64_t term,
         PUT32(2);
         PUTS(id1); PUTS("n1"); PUTS(":1.1"); PUT64(1); PUT32(0); g_byte_array_append(b, &persistent, 1);
         PUTS(id2); PUTS("n1"); PUTS(":1.1"); PUT64(1); PUT32(0); g_byte_array_append(b, &persistent, 1);
+        if (version >= 3)
+                PUT32(0); /* no parked candidacies */
         PUT32(0);
         if (version >= 2) {
                 PUT32(node2 ? 2 : 1);
@@ -923,6 +990,8 @@ static void test_snapshot_runs(void) {
         g_autoptr(GByteArray) v2 = snapshot_v(2, "e", 1, "a", "b", 0, "n2", 2);
         g_autoptr(GByteArray) dup = snapshot_v(2, "e", 1, "a", "b", 0, "n1", 0);
         g_autoptr(GByteArray) full = snapshot_v(2, "e", 1, "a", "b", 0, NULL, ELECTION_RUN_HISTORY);
+        g_autoptr(GByteArray) v3 = snapshot_v(3, "e", 1, "a", "b", 0, "n2", 2);
+        g_autoptr(GByteArray) full3 = snapshot_v(3, "e", 1, "a", "b", 0, NULL, ELECTION_RUN_HISTORY);
         g_autoptr(GByteArray) over = snapshot_v(2, "e", 1, "a", "b", 0, NULL, ELECTION_RUN_HISTORY + 1);
         g_autoptr(GBytes) snap = NULL;
         uint64_t run = 0;
@@ -932,14 +1001,14 @@ static void test_snapshot_runs(void) {
         g_assert_cmpuint(run, ==, 1);
         g_assert_true(election_state_node_run(s, "n2", &run));
         g_assert_cmpuint(run, ==, 2);
-        snap = serialize(s);
-        g_assert_cmpmem(g_bytes_get_data(snap, NULL), g_bytes_get_size(snap), v2->data, v2->len);
+        snap = serialize(s); /* written as the current version */
+        g_assert_cmpmem(g_bytes_get_data(snap, NULL), g_bytes_get_size(snap), v3->data, v3->len);
         g_assert_cmpint(election_state_restore(t, dup->data, dup->len), ==, -EBADMSG);
         g_assert_cmpint(election_state_restore(t, over->data, over->len), ==, -EBADMSG);
         g_assert_cmpint(election_state_restore(t, full->data, full->len), ==, 0);
         g_clear_pointer(&snap, g_bytes_unref);
         snap = serialize(t);
-        g_assert_cmpmem(g_bytes_get_data(snap, NULL), g_bytes_get_size(snap), full->data, full->len);
+        g_assert_cmpmem(g_bytes_get_data(snap, NULL), g_bytes_get_size(snap), full3->data, full3->len);
         /* The restored history decides too. */
         drop(s, COMMAND_DROP_RUN, "n1", 101, "", ELECTION_INVALID, 0, NULL);
         drop(s, COMMAND_DROP_RUN, "n1", 102, "", ELECTION_CHANGED, 1, "e,");
@@ -1159,6 +1228,8 @@ typedef struct MElection {
         uint64_t term;
         int n;
         MCand c[M_IDS];
+        int np;          /* parked by DROP_NODE, in order */
+        MCand p[M_IDS];
 } MElection;
 
 typedef struct MDedup {
@@ -1189,6 +1260,18 @@ typedef struct MCmd {
         int origin;
         uint64_t origin_run, rid;
 } MCmd;
+
+static int m_find_parked(const MElection *e, int id) {
+        for (int i = 0; i < e->np; i++)
+                if (e->p[i].id == id)
+                        return i;
+        return -1;
+}
+
+static void m_unpark(MElection *e, int i) {
+        memmove(&e->p[i], &e->p[i + 1], sizeof(MCand) * (e->np - i - 1));
+        e->np--;
+}
 
 static int m_find(const MElection *e, int id) {
         for (int i = 0; i < e->n; i++)
@@ -1297,6 +1380,7 @@ static ElectionResult m_apply(Model *m, const MCmd *c, bool changed[]) {
                                 e->c[i] = nc;
                                 return ELECTION_NOOP;
                         }
+                        int pk = m_find_parked(e, c->id);
                         if (e->term == 0 && c->max_e > 0) {
                                 unsigned count = 0;
                                 for (int k = 0; k < M_ELECTIONS; k++)
@@ -1309,6 +1393,8 @@ static ElectionResult m_apply(Model *m, const MCmd *c, bool changed[]) {
                         e->c[e->n++] = nc;
                         if (e->n == 1)
                                 e->term++;
+                        if (pk >= 0)
+                                m_unpark(e, pk); /* the new Enter supersedes the parked one */
                         changed[c->election] = true;
                         return ELECTION_CHANGED;
                 }
@@ -1316,8 +1402,20 @@ static ElectionResult m_apply(Model *m, const MCmd *c, bool changed[]) {
                 case COMMAND_EVICT: {
                         bool kill[M_IDS] = {};
 
-                        if (i < 0)
-                                return c->type == COMMAND_LEAVE ? ELECTION_NOOP : ELECTION_NOT_CANDIDATE;
+                        if (i < 0) {
+                                int pk = m_find_parked(e, c->id);
+                                if (pk < 0)
+                                        return c->type == COMMAND_LEAVE ? ELECTION_NOOP : ELECTION_NOT_CANDIDATE;
+                                if (c->type == COMMAND_LEAVE) {
+                                        const MCand *x = &e->p[pk];
+                                        if (x->owner >= 0 && (x->node != c->node || x->owner != c->owner))
+                                                return ELECTION_ACCESS_DENIED;
+                                        if (x->owner < 0 && x->uid != c->uid && !(c->flags & COMMAND_FLAG_AUTHORIZED))
+                                                return ELECTION_ACCESS_DENIED;
+                                }
+                                m_unpark(e, pk); /* forgotten; nothing visible changes */
+                                return ELECTION_NOOP;
+                        }
                         if (c->type == COMMAND_LEAVE) {
                                 const MCand *x = &e->c[i];
                                 if (x->owner >= 0 && (x->node != c->node || x->owner != c->owner))
@@ -1363,9 +1461,46 @@ static ElectionResult m_apply(Model *m, const MCmd *c, bool changed[]) {
         }
 
         bool any = false;
+        if (c->type == COMMAND_RESTORE_NODE) {
+                for (int k = 0; k < M_ELECTIONS; k++) {
+                        MElection *e = &m->e[k];
+                        for (int i = 0; i < e->np;) {
+                                MCand x = e->p[i];
+                                if (x.node != c->node) {
+                                        i++;
+                                        continue;
+                                }
+                                m_unpark(e, i);
+                                if ((x.owner >= 0 && (x.run != c->run || (m->has_run[x.node] && m->run[x.node] != c->run))) ||
+                                    m_find(e, x.id) >= 0)
+                                        continue;
+                                if (x.owner >= 0 && !m->has_run[x.node]) {
+                                        m->has_run[x.node] = true;
+                                        m->run[x.node] = c->run;
+                                }
+                                e->c[e->n++] = x;
+                                if (e->n == 1)
+                                        e->term++;
+                                changed[k] = any = true;
+                        }
+                }
+                return any ? ELECTION_CHANGED : ELECTION_NOOP;
+        }
         for (int k = 0; k < M_ELECTIONS; k++) {
                 MElection *e = &m->e[k];
                 bool kill[M_IDS] = {};
+
+                /* parked ones of a gone connection or an older run go for good */
+                for (int i = 0; i < e->np && c->type != COMMAND_DROP_NODE;) {
+                        const MCand *x = &e->p[i];
+                        bool gone = x->node == c->node &&
+                                    ((c->type == COMMAND_DROP_OWNER && x->owner >= 0 && x->owner == c->owner && x->run == c->run) ||
+                                     (c->type == COMMAND_DROP_RUN && x->owner >= 0 && x->run != c->run));
+                        if (gone)
+                                m_unpark(e, i);
+                        else
+                                i++;
+                }
 
                 for (int i = 0; i < e->n; i++) {
                         const MCand *x = &e->c[i];
@@ -1375,8 +1510,10 @@ static ElectionResult m_apply(Model *m, const MCmd *c, bool changed[]) {
                                 kill[i] = x->owner >= 0 && x->owner == c->owner && x->run == c->run;
                         else if (c->type == COMMAND_DROP_RUN)
                                 kill[i] = x->owner >= 0 && x->run != c->run;
-                        else
+                        else {
                                 kill[i] = true;
+                                e->p[e->np++] = *x; /* DROP_NODE parks */
+                        }
                 }
                 if (m_remove(e, kill))
                         changed[k] = any = true;
@@ -1438,7 +1575,7 @@ static MCmd m_random(GRand *r, Model *m) {
 
         c.type = p < 30 ? COMMAND_ENTER : p < 50 ? COMMAND_LEAVE : p < 58 ? COMMAND_EVICT :
                  p < 66 ? COMMAND_ANOINT : p < 78 ? COMMAND_PROMOTE : p < 87 ? COMMAND_DROP_OWNER :
-                 p < 93 ? COMMAND_DROP_RUN : p < 96 ? COMMAND_DROP_NODE : COMMAND_ENTER;
+                 p < 93 ? COMMAND_DROP_RUN : p < 96 ? COMMAND_DROP_NODE : p < 98 ? COMMAND_RESTORE_NODE : COMMAND_ENTER;
         c.election = g_rand_int_range(r, 0, M_ELECTIONS);
         c.id = g_rand_int_range(r, 0, M_IDS);
         if (g_rand_int_range(r, 0, 200) == 0)
@@ -1544,6 +1681,15 @@ static void m_check(const Model *m, const ElectionState *s, const uint64_t prev_
                                 g_assert_true(m->has_run[x->node]);
                                 g_assert_cmpuint(x->run, ==, m->run[x->node]);
                         }
+                }
+                g_assert_cmpuint(e->parked ? e->parked->len : 0, ==, (unsigned) me->np);
+                for (int i = 0; i < me->np; i++) {
+                        const Candidacy *c = e->parked->pdata[i];
+                        char buf[32];
+                        snprintf(buf, sizeof buf, "c%d", me->p[i].id);
+                        g_assert_cmpstr(c->id, ==, buf);
+                        g_assert_cmpuint(c->run, ==, me->p[i].run);
+                        g_assert_cmpint(c->persistent, ==, me->p[i].owner < 0);
                 }
                 /* Global invariant: the leader is candidates[0], and only with candidates. */
                 g_assert_cmpstr(election_leader(e), ==, me->n > 0 ? ((Candidacy *) e->candidates->pdata[0])->id : "");
@@ -1671,6 +1817,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/election/drop-owner", test_drop_owner);
         g_test_add_func("/election/drop-run", test_drop_run);
         g_test_add_func("/election/drop-node", test_drop_node);
+        g_test_add_func("/election/park-restore", test_park_restore);
         g_test_add_func("/election/stale-run", test_stale_run);
         g_test_add_func("/election/run-history", test_run_history);
         g_test_add_func("/election/dedup", test_dedup);

@@ -69,87 +69,183 @@ static void test_requester(void) {
 static void test_granter(void) {
         g_autoptr(LeaseGranter) g = lease_granter_new(&params_default, 0);
 
-        lease_granter_note_stored(g, 5, 0);
-        g_assert_true(lease_granter_request(g, 7, 0, 50 * MS)); /* within G of the store: fine */
-        lease_granter_note_stored(g, 9, 100 * MS);
-        /* at 250 ms, stored(150 ms) = 9: a node that applied only 5 is stale */
-        g_assert_false(lease_granter_request(g, 7, 5, 250 * MS));
-        g_assert_true(lease_granter_request(g, 7, 9, 250 * MS));
-        g_assert_cmpuint(lease_granter_last_grant(g, 7), ==, 250 * MS);
+        /* nothing known about our log yet: nobody counts as up to date (fails closed) */
+        g_assert_false(lease_granter_request(g, 7, 100, 0, 500 * MS));
+        lease_granter_note_stored(g, 5, 1000 * MS);
+        /* within G of the first note we cannot tell what we stored G ago: refuse */
+        g_assert_false(lease_granter_request(g, 7, 5, 0, 1050 * MS));
+        g_assert_true(lease_granter_request(g, 7, 5, 0, 1100 * MS));
+        lease_granter_note_stored(g, 9, 1200 * MS);
+        /* stale: it has not applied what we had 0.1 s ago */
+        g_assert_false(lease_granter_request(g, 7, 5, 0, 1350 * MS));
+        g_assert_true(lease_granter_request(g, 7, 9, 0, 1350 * MS));
+        g_assert_cmpuint(lease_granter_last_grant(g, 7), ==, 1350 * MS);
 
-        /* not expired while a grant is recent */
-        g_assert_false(lease_granter_expired(g, 7, 250 * MS + 350 * MS));
-        g_assert_false(lease_granter_fenced(g, 7, 600 * MS));
-        /* expired after NodeTimeout: fenced, further requests refused */
-        g_assert_true(lease_granter_expired(g, 7, 601 * MS));
-        g_assert_true(lease_granter_fenced(g, 7, 601 * MS));
-        g_assert_false(lease_granter_request(g, 7, 9, 602 * MS));
-        g_assert_false(lease_granter_request(g, 7, 9, 60000 * MS)); /* no timeout while the drop is pending */
+        /* expired only once NodeTimeout passed since the last grant */
+        g_assert_false(lease_granter_expired(g, 7, 1350 * MS + 350 * MS));
+        g_assert_false(lease_granter_fenced(g, 7, 1700 * MS));
+        g_assert_true(lease_granter_expired(g, 7, 1701 * MS));
+        g_assert_true(lease_granter_fenced(g, 7, 1701 * MS));
+        g_assert_false(lease_granter_request(g, 7, 9, 0, 1702 * MS));
+        /* a vote's fence is bounded (sticky fences would leave a node refused forever) */
+        uint64_t fence_end = 1701 * MS + LEASE_FENCE_NODE_TIMEOUTS * 350 * MS;
+        g_assert_true(lease_granter_fenced(g, 7, fence_end - 1));
+        g_assert_false(lease_granter_fenced(g, 7, fence_end));
+        g_assert_true(lease_granter_request(g, 7, 9, 0, fence_end));
 
-        /* never granted: expired once NodeTimeout has passed since the granter started */
+        /* never granted: expired once NodeTimeout after our start */
         g_assert_true(lease_granter_expired(g, 8, 351 * MS));
         g_autoptr(LeaseGranter) fresh = lease_granter_new(&params_default, 1000 * MS);
         g_assert_false(lease_granter_expired(fresh, 8, 1000 * MS + 350 * MS));
         g_assert_false(lease_granter_fenced(fresh, 8, 1000 * MS + 350 * MS));
         g_assert_true(lease_granter_expired(fresh, 8, 1000 * MS + 351 * MS));
 
-        /* a live node we refuse (stale) is not "expired" within the grace after its last grant */
+        /* a live but stale node is not expired for a grace after its last grant */
         {
-                g_autoptr(LeaseGranter) s = lease_granter_new(&params_default, 0);
-                lease_granter_note_stored(s, 50, 1000 * MS);
-                g_assert_true(lease_granter_request(s, 5, 50, 1200 * MS));       /* granted at 1.2 s */
-                lease_granter_note_stored(s, 60, 1300 * MS);
-                g_assert_false(lease_granter_request(s, 5, 50, 1500 * MS));      /* stale: refused */
-                g_assert_false(lease_granter_expired(s, 5, 1600 * MS));          /* 0.1 s since contact */
-                g_assert_cmpuint(lease_granter_last_contact(s, 5), ==, 1500 * MS);
-                g_assert_true(lease_granter_expired(s, 5, 1851 * MS));           /* silent since */
-                /* stuck stale past the grace: expired although it keeps asking */
+                g_autoptr(LeaseGranter) st = lease_granter_new(&params_default, 0);
+                lease_granter_note_stored(st, 50, 1000 * MS);
+                g_assert_true(lease_granter_request(st, 5, 50, 0, 1200 * MS));       /* granted at 1.2 s */
+                lease_granter_note_stored(st, 60, 1300 * MS);
+                g_assert_false(lease_granter_request(st, 5, 50, 0, 1500 * MS));      /* stale: refused */
+                g_assert_false(lease_granter_expired(st, 5, 1600 * MS));             /* 0.1 s since contact */
+                g_assert_cmpuint(lease_granter_last_contact(st, 5), ==, 1500 * MS);
+                g_assert_true(lease_granter_expired(st, 5, 1851 * MS));              /* silent since */
+
                 g_autoptr(LeaseGranter) t = lease_granter_new(&params_default, 0);
-                g_assert_true(lease_granter_request(t, 5, 0, 100 * MS));
+                lease_granter_note_stored(t, 0, 0);
+                g_assert_true(lease_granter_request(t, 5, 0, 0, 100 * MS));
                 lease_granter_note_stored(t, 9, 200 * MS);
                 for (uint64_t ms = 400; ms < 3000; ms += 50)
-                        g_assert_false(lease_granter_request(t, 5, 0, ms * MS));
+                        g_assert_false(lease_granter_request(t, 5, 0, 0, ms * MS));
                 g_assert_true(lease_granter_expired(t, 5, 3000 * MS));
         }
 
-        /* the fence holds (no timeout) until the drop is applied */
-        g_assert_true(lease_granter_fenced(g, 7, 60001 * MS));
+        /* one-way cut: a node that says it has had no lease for long gets grants that are no
+         * contact, so it can be fenced and dropped */
+        {
+                g_autoptr(LeaseGranter) ow = lease_granter_new(&params_default, 0);
+                lease_granter_note_stored(ow, 3, 0);
+                for (uint64_t ms = 200; ms <= 2000; ms += 50)
+                        g_assert_true(lease_granter_request(ow, 4, 3, LEASE_GIVE_UP_USEC + 1, ms * MS));
+                g_assert_cmpuint(lease_granter_last_grant(ow, 4), ==, 2000 * MS);
+                g_assert_true(lease_granter_expired(ow, 4, 2000 * MS));
+                /* but its grants still count against an attestation */
+                g_assert_false(lease_granter_attest(ow, 4, 3, 2001 * MS));
+                g_assert_true(lease_granter_attest(ow, 4, 3, 2000 * MS + lease_bound_usec(&params_default)));
+        }
 
-        /* DROP_NODE applied: fenced for G more, then rule 3 alone */
-        g_assert_true(lease_granter_expired(g, 7, 70000 * MS));
-        lease_granter_note_stored(g, 12, 70000 * MS);
-        lease_granter_node_dropped(g, 7, 70001 * MS);
-        g_assert_false(lease_granter_request(g, 7, 12, 70050 * MS));
-        g_assert_false(lease_granter_request(g, 7, 9, 70200 * MS)); /* unfenced but stale */
-        g_assert_true(lease_granter_request(g, 7, 12, 70200 * MS));
+        /* a drop fences until the node reports it applied the drop */
+        {
+                g_autoptr(LeaseGranter) d = lease_granter_new(&params_default, 0);
+                lease_granter_note_stored(d, 12, 0);
+                g_assert_true(lease_granter_request(d, 7, 12, 0, 1000 * MS));
+                lease_granter_note_stored(d, 13, 1001 * MS);
+                lease_granter_node_dropped(d, 7, 13);
+                g_assert_true(lease_granter_fenced(d, 7, 1002 * MS));
+                g_assert_false(lease_granter_request(d, 7, 12, 0, 1050 * MS));
+                g_assert_false(lease_granter_request(d, 7, 12, 0, 60000 * MS)); /* no timeout: it never caught up */
+                g_assert_true(lease_granter_request(d, 7, 13, 0, 60001 * MS));  /* caught up: the fence ends */
+                g_assert_false(lease_granter_fenced(d, 7, 60002 * MS));
+        }
+}
+
+static void test_granter_attest(void) {
+        uint64_t bound = lease_bound_usec(&params_default);
+        g_autoptr(LeaseGranter) g = lease_granter_new(&params_default, 1000 * MS);
+
+        lease_granter_note_stored(g, 20, 1000 * MS);
+        /* our start counts as a grant (a previous incarnation may have granted just before) */
+        g_assert_false(lease_granter_attest(g, 3, 20, 1000 * MS + bound - 1));
+        g_assert_true(lease_granter_attest(g, 3, 20, 1000 * MS + bound));
+        /* and fences until the node applied that index */
+        g_assert_false(lease_granter_request(g, 3, 19, 0, 2000 * MS));
+        g_assert_true(lease_granter_request(g, 3, 20, 0, 2000 * MS));
+        /* a recent grant: no attestation until it can no longer back anything */
+        g_assert_false(lease_granter_attest(g, 3, 21, 2000 * MS + bound - 1));
+        g_assert_true(lease_granter_attest(g, 3, 21, 2000 * MS + bound));
+
+        /* a longer LeaseSec of the previous run stretches what our start covers */
+        g_autoptr(LeaseGranter) p = lease_granter_new(&params_default, 1000 * MS);
+        LeaseParams prior = { .lease_usec = 1000 * MS, .node_timeout_usec = 1200 * MS };
+        lease_granter_set_prior_lease(p, prior.lease_usec);
+        g_assert_false(lease_granter_attest(p, 3, 1, 1000 * MS + bound));
+        g_assert_true(lease_granter_attest(p, 3, 1, 1000 * MS + lease_bound_usec(&prior)));
+}
+
+static void test_stored_history_fails_closed(void) {
+        g_autoptr(LeaseGranter) g = lease_granter_new(&params_default, 0);
+        uint64_t t = 1000 * MS;
+
+        lease_granter_note_stored(g, 1, t);
+        /* a burst of stores within G trims the history: what is older than what is kept refuses */
+        for (uint64_t i = 2; i < 10000; i++)
+                lease_granter_note_stored(g, i, t + i);
+        g_assert_false(lease_granter_request(g, 9, 9999, 0, t + 20000));          /* looks before the kept history */
+        g_assert_true(lease_granter_request(g, 9, 9999, 0, t + 9999 + 100 * MS)); /* within it */
+        g_assert_false(lease_granter_request(g, 9, 9998, 0, t + 9999 + 100 * MS));
+}
+
+static void test_requester_without(void) {
+        g_autoptr(LeaseRequester) r = lease_requester_new(1, &params_default);
+        uint64_t voters[] = { 1, 2, 3 };
+        lease_requester_set_voters(r, voters, 3);
+
+        g_assert_cmpuint(lease_requester_without_usec(r, 5000 * MS), ==, 0); /* no round yet */
+        uint64_t s1 = lease_requester_begin_round(r, 1000 * MS);
+        g_assert_cmpuint(lease_requester_without_usec(r, 1500 * MS), ==, 500 * MS);
+        lease_requester_ack(r, 1, s1);
+        lease_requester_ack(r, 2, s1);
+        g_assert_cmpuint(lease_requester_without_usec(r, 1100 * MS), ==, 0);
+        g_assert_cmpuint(lease_requester_without_usec(r, 1300 * MS), ==, 100 * MS); /* lease ended at 1.2 s */
+}
+
+static void test_fingerprint(void) {
+        LeaseParams a = params_default, b = { .lease_usec = 1000 * MS, .node_timeout_usec = 1200 * MS };
+        LeaseParams c = { .lease_usec = 200 * MS, .node_timeout_usec = 360 * MS };
+        g_assert_cmpuint(lease_params_fingerprint(&a), ==, lease_params_fingerprint(&params_default));
+        g_assert_cmpuint(lease_params_fingerprint(&a), !=, lease_params_fingerprint(&b));
+        g_assert_cmpuint(lease_params_fingerprint(&a), !=, lease_params_fingerprint(&c));
 }
 
 static void test_handover(void) {
         LeaseHandover h = {};
         uint64_t others[] = { 2, 3 };
+        uint64_t voters[] = { 1, 2, 3 };
 
-        g_assert_true(lease_handover_cleared(&h, others, 2, &params_default, 0));
-        lease_handover_begin(&h, 40, LEASE_NODE_NONE, 1000 * MS);
-        g_assert_false(lease_handover_cleared(&h, others, 2, &params_default, 1000 * MS));
+        g_assert_true(lease_handover_cleared(&h, others, 2, voters, 3, &params_default, 0));
+        lease_handover_begin(&h, 40, 1000 * MS);
+        g_assert_false(lease_handover_cleared(&h, others, 2, voters, 3, &params_default, 1000 * MS));
         lease_handover_note_applied(&h, 2, 39); /* not enough */
         lease_handover_note_applied(&h, 2, 40);
-        g_assert_false(lease_handover_cleared(&h, others, 2, &params_default, 1001 * MS));
+        g_assert_false(lease_handover_cleared(&h, others, 2, voters, 3, &params_default, 1001 * MS));
         lease_handover_note_applied(&h, 3, 41);
-        g_assert_true(lease_handover_cleared(&h, others, 2, &params_default, 1001 * MS));
+        g_assert_true(lease_handover_cleared(&h, others, 2, voters, 3, &params_default, 1001 * MS));
 
         /* without confirmations: cleared at the deadline */
-        lease_handover_begin(&h, 50, LEASE_NODE_NONE, 2000 * MS);
+        lease_handover_begin(&h, 50, 2000 * MS);
         g_assert_cmpuint(lease_handover_deadline(&h, &params_default), ==, 2000 * MS + lease_handover_wait_usec(&params_default));
-        g_assert_false(lease_handover_cleared(&h, others, 2, &params_default, 2000 * MS + lease_handover_wait_usec(&params_default) - 1));
-        g_assert_true(lease_handover_cleared(&h, others, 2, &params_default, 2000 * MS + lease_handover_wait_usec(&params_default)));
+        g_assert_false(lease_handover_cleared(&h, others, 2, voters, 3, &params_default, 2000 * MS + lease_handover_wait_usec(&params_default) - 1));
+        g_assert_true(lease_handover_cleared(&h, others, 2, voters, 3, &params_default, 2000 * MS + lease_handover_wait_usec(&params_default)));
 
-        /* after DROP_NODE(3): node 3 is excused, node 2 must still confirm */
-        lease_handover_begin(&h, 60, 3, 3000 * MS);
-        g_assert_false(lease_handover_cleared(&h, others, 2, &params_default, 3000 * MS));
+        /* node 3 silent (dead, cut off, or dropped by this very entry): a majority of the voters
+         * other than 3 must attest that it holds no lease */
+        lease_handover_begin(&h, 60, 3000 * MS);
         lease_handover_note_applied(&h, 2, 60);
-        g_assert_true(lease_handover_cleared(&h, others, 2, &params_default, 3000 * MS));
+        g_assert_false(lease_handover_cleared(&h, others, 2, voters, 3, &params_default, 3000 * MS));
+        const uint64_t three[] = { 3 };
+        lease_handover_note_attest(&h, 2, 60, three, 1);
+        g_assert_false(lease_handover_cleared(&h, others, 2, voters, 3, &params_default, 3000 * MS)); /* 1 of 3 */
+        lease_handover_note_attest(&h, 3, 60, three, 1); /* 3 about itself: never counts */
+        g_assert_false(lease_handover_cleared(&h, others, 2, voters, 3, &params_default, 3000 * MS));
+        lease_handover_note_attest(&h, 1, 59, three, 1); /* below the hand-over's index: ignored */
+        g_assert_false(lease_handover_cleared(&h, others, 2, voters, 3, &params_default, 3000 * MS));
+        lease_handover_note_attest(&h, 1, 61, three, 1);
+        g_assert_true(lease_handover_cleared(&h, others, 2, voters, 3, &params_default, 3000 * MS));
+        /* an attestation replaced by one without 3 no longer counts */
+        lease_handover_note_attest(&h, 2, 62, NULL, 0);
+        g_assert_false(lease_handover_cleared(&h, others, 2, voters, 3, &params_default, 3000 * MS));
         lease_handover_done(&h);
-        g_assert_true(lease_handover_cleared(&h, others, 2, &params_default, 0));
+        g_assert_true(lease_handover_cleared(&h, others, 2, voters, 3, &params_default, 0));
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -159,12 +255,22 @@ static void test_handover(void) {
 #define MAXN 5
 #define TICK_USEC (1 * MS)
 
+/* Each of these removes one rule (or one assumption): the simulation must then find two leaders. */
+typedef enum SimBreak {
+        BREAK_NONE,
+        BREAK_SLOW_CLOCKS,  /* half the nodes run at half speed, far outside ρ */
+        BREAK_NO_HANDOVER,  /* rule 4 gone: act as soon as the lead is applied */
+        BREAK_STALE_GRANTS, /* rule 3 gone: grant whatever the requester applied */
+        BREAK_ACK_REPLAY,   /* acks of an earlier run count after a restart */
+} SimBreak;
+static SimBreak sim_break;
+
 typedef enum { MSG_LEASE_REQ, MSG_LEASE_ACK, MSG_APPEND, MSG_APPEND_ACK, MSG_EXPIRED_Q, MSG_EXPIRED_A, MSG_APPLIED } MsgType;
 
 typedef struct Msg {
         MsgType type;
         int from, to;
-        uint64_t a, b, c; /* payload */
+        uint64_t a, b, c, d; /* payload */
         uint64_t deliver_at; /* real time */
 } Msg;
 
@@ -180,7 +286,9 @@ typedef struct Node {
         double rate;     /* local clock = offset + real * rate */
         uint64_t offset;
         bool paused;
+        bool down;            /* restarting: messages to it are lost, volatile state is reset on return */
         uint64_t paused_until;
+        uint64_t incarnation; /* like the channel epoch: acks echo it */
         LeaseRequester *req;
         LeaseGranter *gr;
         LeaseHandover ho;
@@ -209,14 +317,16 @@ typedef struct Sim {
         uint64_t now;
         uint64_t violations;
         uint64_t acting_ticks;
-        uint64_t handovers, drops;
+        uint64_t handovers, drops, restarts;
+        Msg acks_seen[512]; /* what an attacker on the wire recorded (a sample, old ones too), to replay */
+        unsigned n_acks_seen;
 } Sim;
 
 static uint64_t local_now(const Sim *s, const Node *n) {
         return n->offset + (uint64_t) ((double) s->now * n->rate);
 }
 
-static void send_msg(Sim *s, int from, int to, MsgType t, uint64_t a, uint64_t b, uint64_t c) {
+static void send_msg4(Sim *s, int from, int to, MsgType t, uint64_t a, uint64_t b, uint64_t c, uint64_t d) {
         if (from == to)
                 return;
         if (s->cut[from][to] || g_rand_double(s->rand) < s->loss)
@@ -225,8 +335,22 @@ static void send_msg(Sim *s, int from, int to, MsgType t, uint64_t a, uint64_t b
         uint64_t delay = (uint64_t) g_rand_int_range(s->rand, 1, 4) * TICK_USEC;
         if (g_rand_int_range(s->rand, 0, 100) == 0)
                 delay += 30 * MS; /* a slow packet now and then */
-        *m = (Msg) { .type = t, .from = from, .to = to, .a = a, .b = b, .c = c, .deliver_at = s->now + delay };
+        *m = (Msg) { .type = t, .from = from, .to = to, .a = a, .b = b, .c = c, .d = d, .deliver_at = s->now + delay };
         g_queue_push_tail(s->msgs, m);
+}
+
+static void send_msg(Sim *s, int from, int to, MsgType t, uint64_t a, uint64_t b, uint64_t c) {
+        send_msg4(s, from, to, t, a, b, c, 0);
+}
+
+/* APPLIED with rule 4's attestations: which nodes no grant of ours backs any more (a bit mask). */
+static void broadcast_applied(Sim *s, Node *n) {
+        uint64_t now = local_now(s, n), mask = 0;
+        for (int j = 0; j < s->n; j++)
+                if (j != n->id && lease_granter_attest(n->gr, (uint64_t) j, n->applied, now))
+                        mask |= UINT64_C(1) << j;
+        for (int j = 0; j < s->n; j++)
+                send_msg(s, n->id, j, MSG_APPLIED, n->applied, n->applied, mask);
 }
 
 static int lead_of_prefix(const Sim *s, uint64_t upto) {
@@ -247,30 +371,37 @@ static void node_apply(Sim *s, Node *n) {
                 int prev = n->lead;
                 int next = e->type == ENTRY_LEAD ? e->node : e->new_lead;
                 if (e->type == ENTRY_DROP)
-                        lease_granter_node_dropped(n->gr, (uint64_t) e->node, local_now(s, n));
+                        lease_granter_node_dropped(n->gr, (uint64_t) e->node, i + 1);
                 if (next == n->id && prev != n->id)
-                        lease_handover_begin(&n->ho, i + 1, e->type == ENTRY_DROP ? (uint64_t) e->node : LEASE_NODE_NONE,
-                                             local_now(s, n));
+                        lease_handover_begin(&n->ho, i + 1, local_now(s, n));
                 n->lead = next;
         }
         n->applied = target;
-        for (int j = 0; j < s->n; j++)
-                send_msg(s, n->id, j, MSG_APPLIED, n->applied, 0, 0);
+        broadcast_applied(s, n);
 }
 
-static bool node_acts(const Sim *s, const Node *n) {
+static bool node_acts(const Sim *s, Node *n) {
         uint64_t now = local_now(s, n);
-        uint64_t others[MAXN];
-        size_t k = 0;
+        uint64_t others[MAXN], voters[MAXN], mine[MAXN];
+        size_t k = 0, m = 0;
 
-        if (n->lead != n->id)
+        if (n->down || n->lead != n->id)
                 return false;
         if (!lease_requester_quorate(n->req, now))
                 return false;
-        for (int j = 0; j < s->n; j++)
+        if (sim_break == BREAK_NO_HANDOVER)
+                return true;
+        for (int j = 0; j < s->n; j++) {
+                voters[j] = (uint64_t) j;
                 if (j != n->id)
                         others[k++] = (uint64_t) j;
-        return lease_handover_cleared(&n->ho, others, k, &s->p, now);
+        }
+        /* our own granter attests too, here and now */
+        for (size_t i = 0; i < k; i++)
+                if (n->ho.index != 0 && lease_granter_attest(n->gr, others[i], n->applied, now))
+                        mine[m++] = others[i];
+        lease_handover_note_attest(&n->ho, (uint64_t) n->id, n->applied, mine, m);
+        return lease_handover_cleared(&n->ho, others, k, voters, (size_t) s->n, &s->p, now);
 }
 
 static void handle(Sim *s, const Msg *m) {
@@ -279,11 +410,19 @@ static void handle(Sim *s, const Msg *m) {
 
         switch (m->type) {
         case MSG_LEASE_REQ:
-                if (lease_granter_request(n->gr, (uint64_t) m->from, m->b, now))
-                        send_msg(s, n->id, m->from, MSG_LEASE_ACK, m->a, 0, 0);
+                /* a = seq, b = applied, c = without lease, d = requester incarnation */
+                if (lease_granter_request(n->gr, (uint64_t) m->from, sim_break == BREAK_STALE_GRANTS ? UINT64_MAX - 1 : m->b,
+                                          m->c, now))
+                        send_msg(s, n->id, m->from, MSG_LEASE_ACK, m->a, m->d, 0);
                 break;
         case MSG_LEASE_ACK:
-                lease_requester_ack(n->req, (uint64_t) m->from, m->a);
+                if (s->n_acks_seen < G_N_ELEMENTS(s->acks_seen))
+                        s->acks_seen[s->n_acks_seen++] = *m;
+                else if (g_rand_int_range(s->rand, 0, 50) == 0)
+                        s->acks_seen[g_rand_int_range(s->rand, 0, G_N_ELEMENTS(s->acks_seen))] = *m;
+                /* an ack for an earlier run of ours is worthless */
+                if (m->b == n->incarnation || sim_break == BREAK_ACK_REPLAY)
+                        lease_requester_ack(n->req, (uint64_t) m->from, m->a);
                 break;
         case MSG_APPEND:
                 /* a = log length sent, b = commit index */
@@ -308,9 +447,16 @@ static void handle(Sim *s, const Msg *m) {
                 if (s->raft_leader == n->id && m->b == s->raft_term)
                         n->expired_votes[m->a] |= 1 << m->from;
                 break;
-        case MSG_APPLIED:
+        case MSG_APPLIED: {
+                uint64_t att[MAXN];
+                size_t k = 0;
                 lease_handover_note_applied(&n->ho, (uint64_t) m->from, m->a);
+                for (int j = 0; j < s->n; j++)
+                        if (m->c & (UINT64_C(1) << j))
+                                att[k++] = (uint64_t) j;
+                lease_handover_note_attest(&n->ho, (uint64_t) m->from, m->b, att, k);
                 break;
+        }
         }
 }
 
@@ -440,9 +586,38 @@ static void maybe_change_raft_leader(Sim *s) {
         }
 }
 
+/* A restart: the process is gone for a while (what is sent to it is lost), then comes back with
+ * its durable log and nothing else: no grants, fences, acks or hand-over state in memory. */
+static void node_restart(Sim *s, Node *n) {
+        uint64_t voters[MAXN];
+        for (int i = 0; i < s->n; i++)
+                voters[i] = (uint64_t) i;
+        lease_requester_free(n->req);
+        lease_granter_free(n->gr);
+        lease_handover_done(&n->ho);
+        n->req = lease_requester_new((uint64_t) n->id, &s->p);
+        lease_requester_set_voters(n->req, voters, (size_t) s->n);
+        n->gr = lease_granter_new(&s->p, local_now(s, n));
+        lease_granter_note_stored(n->gr, n->stored, local_now(s, n));
+        n->incarnation++;
+        n->applied = n->known_commit = 0;
+        n->lead = 0;
+        n->next_round = 0;
+        memset(n->match, 0, sizeof n->match);
+        memset(n->expired_votes, 0, sizeof n->expired_votes);
+        memset(n->drop_asked_at, 0, sizeof n->drop_asked_at);
+        s->restarts++;
+}
+
 static void inject_faults(Sim *s) {
         int r = g_rand_int_range(s->rand, 0, 1000);
-        if (r < 3) { /* pause a node for up to 2 s */
+        if (r >= 14 && r < 16) { /* kill and restart a node, whatever else is going on */
+                Node *n = &s->nodes[g_rand_int_range(s->rand, 0, s->n)];
+                if (!n->paused) {
+                        n->paused = n->down = true;
+                        n->paused_until = s->now + (uint64_t) g_rand_int_range(s->rand, 5, 300) * MS;
+                }
+        } else if (r < 3) { /* pause a node for up to 2 s */
                 Node *n = &s->nodes[g_rand_int_range(s->rand, 0, s->n)];
                 if (!n->paused) {
                         n->paused = true;
@@ -476,10 +651,13 @@ static uint64_t simulate(int n, uint32_t seed, const LeaseParams *p, uint64_t se
                 nd->id = i;
                 /* rates within ±0.4 %, well inside the 1 % bound */
                 nd->rate = 1.0 + g_rand_double_range(s.rand, -0.004, 0.004);
+                if (sim_break == BREAK_SLOW_CLOCKS && i % 2 == 1)
+                        nd->rate = 0.5;
                 nd->offset = (uint64_t) g_rand_int_range(s.rand, 0, 1000000) * 1000;
                 nd->req = lease_requester_new((uint64_t) i, p);
                 lease_requester_set_voters(nd->req, voters, (size_t) n);
                 nd->gr = lease_granter_new(p, local_now(&s, nd));
+                lease_granter_note_stored(nd->gr, 0, local_now(&s, nd));
                 nd->lead = 0;
         }
 
@@ -489,14 +667,21 @@ static uint64_t simulate(int n, uint32_t seed, const LeaseParams *p, uint64_t se
                         inject_faults(&s);
 
                 for (int i = 0; i < n; i++)
-                        if (s.nodes[i].paused && s.now >= s.nodes[i].paused_until)
+                        if (s.nodes[i].paused && s.now >= s.nodes[i].paused_until) {
                                 s.nodes[i].paused = false;
+                                if (s.nodes[i].down) {
+                                        s.nodes[i].down = false;
+                                        node_restart(&s, &s.nodes[i]);
+                                }
+                        }
 
                 /* deliver due messages to running nodes (paused nodes keep them queued) */
                 guint len = g_queue_get_length(s.msgs);
                 for (guint k = 0; k < len; k++) {
                         Msg *m = g_queue_pop_head(s.msgs);
-                        if (m->deliver_at <= s.now && !s.nodes[m->to].paused) {
+                        if (m->deliver_at <= s.now && s.nodes[m->to].down) {
+                                g_free(m); /* the process that would have read it is gone */
+                        } else if (m->deliver_at <= s.now && !s.nodes[m->to].paused) {
                                 handle(&s, m);
                                 g_free(m);
                         } else
@@ -510,11 +695,23 @@ static uint64_t simulate(int n, uint32_t seed, const LeaseParams *p, uint64_t se
                         if (nd->paused || ln < nd->next_round)
                                 continue;
                         nd->next_round = ln + s.probe_usec;
+                        uint64_t without = lease_requester_without_usec(nd->req, ln);
                         uint64_t seq = lease_requester_begin_round(nd->req, ln);
-                        if (lease_granter_request(nd->gr, (uint64_t) i, nd->applied, ln))
+                        if (lease_granter_request(nd->gr, (uint64_t) i, nd->applied, without, ln))
                                 lease_requester_ack(nd->req, (uint64_t) i, seq);
                         for (int j = 0; j < n; j++)
-                                send_msg(&s, i, j, MSG_LEASE_REQ, seq, nd->applied, 0);
+                                send_msg4(&s, i, j, MSG_LEASE_REQ, seq, nd->applied, without, nd->incarnation);
+                        /* APPLIED is repeated (one may be lost; attestations become true later) */
+                        broadcast_applied(&s, nd);
+                }
+
+                /* an attacker replays a recorded ack now and then (a run's own replays are
+                 * harmless: they only repeat the round's send time) */
+                if (s.n_acks_seen > 0 && g_rand_int_range(s.rand, 0, 2) == 0) {
+                        Msg *m = g_new0(Msg, 1);
+                        *m = s.acks_seen[(unsigned) g_rand_int_range(s.rand, 0, (gint32) MIN(s.n_acks_seen, G_N_ELEMENTS(s.acks_seen)))];
+                        m->deliver_at = s.now;
+                        g_queue_push_tail(s.msgs, m);
                 }
 
                 maybe_change_raft_leader(&s);
@@ -536,10 +733,10 @@ static uint64_t simulate(int n, uint32_t seed, const LeaseParams *p, uint64_t se
                 *ret_any_progress = s.acting_ticks > end / TICK_USEC / 10 && (s.handovers > 0 || s.drops > 0);
         if (g_test_verbose() || g_getenv("LEASE_SIM_VERBOSE"))
                 printf("# n=%d seed=%u lease=%" PRIu64 "ms timeout=%" PRIu64 "ms: violations=%" PRIu64
-                       " acting=%.1f%% handovers=%" PRIu64 " drops=%" PRIu64 " log=%u\n",
+                       " acting=%.1f%% handovers=%" PRIu64 " drops=%" PRIu64 " restarts=%" PRIu64 " log=%u\n",
                        n, seed, p->lease_usec / MS, p->node_timeout_usec / MS, s.violations,
                        100.0 * (double) s.acting_ticks / (double) (end / TICK_USEC), s.handovers, s.drops,
-                       s.log->len);
+                       s.restarts, s.log->len);
 
         uint64_t v = s.violations;
         for (int i = 0; i < n; i++) {
@@ -574,14 +771,17 @@ static void test_simulation_safe(void) {
         }
 }
 
-static void test_simulation_broken_is_caught(void) {
-        /* NodeTimeout below the bound: the cluster takes over while the old leader's lease runs */
-        LeaseParams bad = { .lease_usec = 400 * MS, .node_timeout_usec = 150 * MS };
+static void test_simulation_broken_is_caught(gconstpointer data) {
+        SimBreak what = GPOINTER_TO_INT(data);
         uint32_t seed = base_seed();
         uint64_t total = 0;
-        for (int round = 0; round < 4; round++)
-                total += simulate(3, seed + (uint32_t) round, &bad, 60, NULL);
-        g_assert_cmpuint(total, >, 0);
+
+        sim_break = what;
+        for (int round = 0; round < 30 && total == 0; round++)
+                total += simulate(round % 2 ? 5 : 3, seed + (uint32_t) round, &params_default, 60, NULL);
+        sim_break = BREAK_NONE;
+        if (total == 0)
+                g_error("removing rule/assumption %d went unnoticed (LEASE_SIM_SEED=%u)", (int) what, seed);
 }
 
 int main(int argc, char *argv[]) {
@@ -589,8 +789,19 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/lease/params", test_params);
         g_test_add_func("/lease/requester", test_requester);
         g_test_add_func("/lease/granter", test_granter);
+        g_test_add_func("/lease/granter-attest", test_granter_attest);
+        g_test_add_func("/lease/stored-history-fails-closed", test_stored_history_fails_closed);
+        g_test_add_func("/lease/requester-without", test_requester_without);
+        g_test_add_func("/lease/fingerprint", test_fingerprint);
         g_test_add_func("/lease/handover", test_handover);
         g_test_add_func("/lease/simulation-safe", test_simulation_safe);
-        g_test_add_func("/lease/simulation-broken-is-caught", test_simulation_broken_is_caught);
+        g_test_add_data_func("/lease/broken-is-caught/slow-clocks", GINT_TO_POINTER(BREAK_SLOW_CLOCKS),
+                             test_simulation_broken_is_caught);
+        g_test_add_data_func("/lease/broken-is-caught/no-handover", GINT_TO_POINTER(BREAK_NO_HANDOVER),
+                             test_simulation_broken_is_caught);
+        g_test_add_data_func("/lease/broken-is-caught/stale-grants", GINT_TO_POINTER(BREAK_STALE_GRANTS),
+                             test_simulation_broken_is_caught);
+        g_test_add_data_func("/lease/broken-is-caught/ack-replay", GINT_TO_POINTER(BREAK_ACK_REPLAY),
+                             test_simulation_broken_is_caught);
         return g_test_run();
 }

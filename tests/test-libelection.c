@@ -520,6 +520,36 @@ static int do_limit(int argc, char **argv) {
         return failures ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
+/* The lease watch on a standalone daemon: WatchLease answers "never ends" (UINT64_MAX). */
+static void on_lease(ElectionClient *c, int status, uint64_t expiry, void *userdata) {
+        sd_event *event = userdata;
+
+        printf("lease %d %" PRIu64 "\n", status, expiry);
+        fflush(stdout);
+        CHECK(status == 0);
+        CHECK(expiry == ELECTION_LEASE_INFINITE);
+        (void) sd_event_exit(event, 0);
+}
+
+static int do_lease(int argc, char **argv) {
+        sd_event *event = NULL;
+
+        CHECK_OK(election_client_new(&client));
+        CHECK(election_client_watch_lease(client, on_lease, NULL) == -ENXIO); /* no event loop yet */
+        CHECK_OK(sd_event_new(&event));
+        CHECK_OK(election_client_attach_event(client, event, 0));
+        CHECK_OK(election_client_watch_lease(client, on_lease, event));
+        CHECK(election_client_watch_lease(client, on_lease, event) == -EBUSY);
+        CHECK_OK(sd_event_loop(event));
+        CHECK(election_client_unwatch_lease(client) == 1);
+        CHECK(election_client_unwatch_lease(client) == 0);
+        election_client_unref(client);
+        sd_event_unref(event);
+        if (!failures)
+                printf("lease: all checks passed\n");
+        return failures ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
 int main(int argc, char *argv[]) {
         if (argc >= 4 && strcmp(argv[1], "calls") == 0)
                 return do_calls(argv[2], argv[3]);
@@ -531,7 +561,9 @@ int main(int argc, char *argv[]) {
                 return do_glib(argc, argv);
         if (argc >= 3 && strcmp(argv[1], "limit") == 0)
                 return do_limit(argc, argv);
-        fprintf(stderr, "usage: %s calls NAME NODE | watch NAME [ID [enter|enter-reenter]] | two-handles NAME | glib NAME | limit NAME\n",
+        if (argc >= 2 && strcmp(argv[1], "lease") == 0)
+                return do_lease(argc, argv);
+        fprintf(stderr, "usage: %s calls NAME NODE | watch NAME [ID [enter|enter-reenter]] | two-handles NAME | glib NAME | limit NAME | lease\n",
                 argv[0]);
         return 2;
 }

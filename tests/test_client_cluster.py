@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """electionctl run in a 3-node cluster (namespace harness, tests/cluster/): when the leader's node
 ends up in a minority partition, its COMMAND is stopped (LocalLeader goes false: no quorum, lease
-ran out) before the majority hands the leadership to another candidate. Skips like the cluster
-tests while the daemon has no cluster consensus."""
+ran out) before the majority hands the leadership to another candidate; when the leader's
+electiond is frozen (SIGSTOP) and tells run nothing, run's own copy of the lease deadline
+(WatchLease/LeaseRenewed) SIGTERMs COMMAND before any other node reports LocalLeader=true.
+Skips like the cluster tests while the daemon has no cluster consensus."""
 
 import os
 import signal
@@ -74,6 +76,89 @@ class RunClusterTest(ClusterBase):
 
         p.send(signal.SIGTERM)
         self.assertIn(p.wait(20), (0, 3, 5))
+
+
+# COMMAND for the frozen-daemon test: records, with time.monotonic_ns() (CLOCK_MONOTONIC, one clock
+# for every namespace and for the recorders' history), when it starts and when SIGTERM reaches it.
+RECORDING_COMMAND = r"""
+import os, signal, sys, time
+def note(what):
+    with open(os.environ['MARKER'], 'a') as f:
+        f.write('%s %s %d\n' % (what, os.environ['ELECTION_TERM'], time.monotonic_ns()))
+def on_term(sig, frame):
+    note('stop')
+    sys.exit(0)
+signal.signal(signal.SIGTERM, on_term)
+note('start')
+while True:
+    time.sleep(1)
+"""
+
+
+class RunFrozenDaemonTest(ClusterBase):
+
+    def test_run_stops_command_when_its_daemon_is_frozen(self):
+        """SIGSTOP of the leading node's electiond: nobody tells `run` anything any more, yet its
+        COMMAND must get SIGTERM (from run's own copy of the lease deadline) before any other node
+        reports LocalLeader=true for the election."""
+        c = self.make(3)
+        self.wait_formed(c)
+        # run on a node that is not the Raft leader: the other two then drop it fastest
+        raft_leader = [str(m[0]) for m in c.nodes[0].manager_prop('Members') if str(m[3]) == 'leader']
+        self.assertEqual(len(raft_leader), 1)
+        x = [n for n in c.nodes if n.name != raft_leader[0]][0]
+        y = [n for n in c.nodes if n is not x][0]
+        marker = tempfile.mktemp(prefix='electionctl-frozen-')
+        self.addCleanup(lambda: os.path.exists(marker) and os.unlink(marker))
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=x.bus_address, MARKER=marker, LC_ALL='C.UTF-8')
+        env.pop('LANGUAGE', None)
+        p = LineProcess([ELECTIONCTL, '--stop-timeout', '2', 'run', 'fz', '--id', 'a', '--',
+                         '/usr/bin/python3', '-c', RECORDING_COMMAND], env)
+        self.addCleanup(p.close)
+        cluster.wait_until(lambda: len(read_marker(marker)) == 1, 20, 'COMMAND to start on %s' % x.name, 0.02)
+        self.assertEqual(read_marker(marker)[0][0], 'start')
+        c.client(y).op('enter', 'fz', 'b', flags=1)
+        self.wait_all(c.nodes, 'fz', lambda t: t[1] == 'a' and t[2] == ['a', 'b'], 'a leading, b next, everywhere')
+        # while the daemon renews the lease (LeaseRenewed reaches run), COMMAND outlives many leases
+        start_ns = int(read_marker(marker)[0][2])
+        cluster.wait_until(lambda: time.monotonic_ns() - start_ns > 5 * 200_000_000, 10,
+                           'COMMAND to outlive five leases (LeaseSec=0.2)', 0.02)
+        self.assertEqual([l[0] for l in read_marker(marker)], ['start'], 'COMMAND stopped though the lease was renewed')
+
+        t_freeze = time.monotonic_ns()
+        x.stop()
+        self.addCleanup(lambda: x.stopped and x.cont())
+
+        def takeover():
+            for r in c.history():
+                if (r.get('type') == 'local_leader' and r.get('election') == 'fz' and r.get('value')
+                        and r.get('node') != x.name and r.get('t', 0) > t_freeze):
+                    return r
+            return None
+        taken = cluster.wait_until(takeover, 30, 'another node to report LocalLeader=true for fz', 0.02)
+
+        def stopped():
+            return next((l for l in read_marker(marker) if l[0] == 'stop'), None)
+        try:
+            stop = cluster.wait_until(stopped, 5, 'SIGTERM to reach COMMAND', 0.02)
+        except TimeoutError:
+            self.fail('COMMAND never got SIGTERM while %s\'s electiond was stopped (%s took over); '
+                      'run stderr: %r' % (x.name, taken['node'], p.stderr()[-2000:]))
+        print('frozen at 0, COMMAND got SIGTERM at %.1f ms, %s took over at %.1f ms'
+              % ((int(stop[2]) - t_freeze) / 1e6, taken['node'], (int(taken['t']) - t_freeze) / 1e6))
+        self.assertLess(int(stop[2]), int(taken['t']),
+                        'COMMAND got SIGTERM %.1f ms after %s reported LocalLeader=true'
+                        % ((int(stop[2]) - int(taken['t'])) / 1e6, taken['node']))
+        self.assertGreater(int(stop[2]), t_freeze)
+        self.assertIn('lease expired without renewal (daemon not responding?): stopping COMMAND', p.stderr())
+        # once, and not started again while the daemon is stopped
+        self.assertEqual([l[0] for l in read_marker(marker)], ['start', 'stop'])
+
+        x.cont()
+        # the resumed node learns it was replaced; run ends (its candidacy was dropped) or is told to
+        p.send(signal.SIGTERM)
+        self.assertIn(p.wait(30), (0, 3, 5))
+        self.assertEqual([l[0] for l in read_marker(marker)], ['start', 'stop'])
 
 
 if __name__ == '__main__':

@@ -392,6 +392,32 @@ class CtlBusLossTest(unittest.TestCase):
             bus.stop()
 
 
+class CtlOldDaemonTest(unittest.TestCase):
+    """run against a daemon without WatchLease (tests/lib/old_daemon_mock.py): a warning, then
+    today's behaviour: COMMAND runs while LocalLeader is true and stops when the lead ends."""
+
+    def test_run_warns_and_follows_local_leader(self):
+        bus = PrivateBus()
+        self.addCleanup(bus.stop)
+        mock = LineProcess([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'lib',
+                                                         'old_daemon_mock.py'), bus.address, 'old'],
+                           client_env(bus))
+        self.addCleanup(mock.close)
+        mock.wait_for(lambda ls: 'ready' in ls, 10, 'the mock daemon')
+        marker = tempfile.mktemp(prefix='electionctl-run-')
+        self.addCleanup(lambda: os.path.exists(marker) and os.unlink(marker))
+        r = LineProcess([ELECTIONCTL, 'run', 'old', '--', 'sh', '-c',
+                         'echo start $ELECTION_TERM $ELECTION_ID >> "$MARKER"; '
+                         'trap \'echo stop >> "$MARKER"; exit 0\' TERM; while :; do sleep 0.05; done'],
+                         client_env(bus, MARKER=marker))
+        self.addCleanup(r.close)
+        wait_until(lambda: read_lines(marker) == [['start', '1', 'old-node']], 10, 'COMMAND to start')
+        self.assertIn('electiond has no WatchLease (an older version)', r.stderr())
+        self.assertEqual(r.stderr().count('WatchLease'), 1)
+        self.assertEqual(r.stop(signal.SIGTERM, 15), 0)
+        self.assertEqual(read_lines(marker), [['start', '1', 'old-node'], ['stop']])
+
+
 class CtlLimitTest(DaemonTestCase):
     config_extra = 'MaxCandidates=1\n'
 

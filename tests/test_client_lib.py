@@ -265,6 +265,17 @@ class ReconnectTest(DaemonTestCase):
         wait_until(lambda: e.get_term()[2] == [], 5, 'the candidacy to go with its connection')
 
 
+class LeaseTest(DaemonTestCase):
+
+    def test_watch_lease_standalone(self):
+        """election_client_watch_lease() on a standalone daemon: the lease never ends."""
+        r = subprocess.run([TEST_LIBELECTION, 'lease'], env=client_env(self.bus),
+                           capture_output=True, text=True, timeout=T(60))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn('lease 0 18446744073709551615', r.stdout)
+        self.assertIn('all checks passed', r.stdout)
+
+
 class LimitTest(DaemonTestCase):
     config_extra = 'MaxCandidates=2\n'
 

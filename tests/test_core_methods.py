@@ -29,6 +29,25 @@ class Methods(et.DaemonTestCase):
         self.assertEqual(bool(props['Quorate']), True)
         self.assertEqual(props['Members'].signature, '(ssss)')
 
+    def test_watch_lease_standalone_never_ends(self):
+        # standalone: the lease never ends (UINT64_MAX), so no LeaseRenewed is ever due
+        got = []
+        watcher = et.Client(self.bus)
+        self.addCleanup(watcher.close)
+        watcher.conn.add_signal_receiver(lambda t: got.append(int(t)), signal_name='LeaseRenewed',
+                                         dbus_interface=et.MANAGER_IFACE, path=et.MANAGER_PATH)
+        expiry = watcher.call(et.MANAGER_PATH, et.MANAGER_IFACE, 'WatchLease')
+        self.assertIsInstance(expiry, dbus.UInt64)
+        self.assertEqual(int(expiry), 2**64 - 1)
+        # a second call from the same connection answers the same; changes elsewhere move nothing
+        self.assertEqual(int(watcher.call(et.MANAGER_PATH, et.MANAGER_IFACE, 'WatchLease')), 2**64 - 1)
+        e = self.fresh()
+        e.enter('lw', 0)
+        e.leave('lw')
+        watcher.ping()
+        et.pump()
+        self.assertEqual(got, [])
+
     def test_get_election_paths(self):
         for name in ['simple', 'a-b.c', 'ünïcode', 'with space', '_under', 'é' * 127 + 'a', 'x' * 255]:
             with self.subTest(name=name):

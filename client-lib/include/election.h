@@ -148,6 +148,23 @@ int election_get_local_leader(Election *e);
 int election_watch_local_leader(Election *e, election_local_leader_handler_t handler, void *userdata);
 int election_unwatch_local_leader(Election *e);
 
+/* The node's lease (WatchLease, LeaseRenewed): the instant until which this node may act as a
+ * leader, in CLOCK_BOOTTIME microseconds (the clock of clock_gettime(CLOCK_BOOTTIME), which counts
+ * suspend). 0 = no lease now; ELECTION_LEASE_INFINITE = a standalone node, whose lease never ends.
+ * Keep a timer at the expiry and stop acting as a leader when it passes without a renewal: that
+ * works even while the daemon itself is stopped or stalled and sends nothing.
+ * The watch (needs an event loop, never blocks) calls WatchLease and delivers its answer (status 0),
+ * then every move of the expiry (status 0). While the daemon is away or does not answer the handler
+ * gets status -ESHUTDOWN with expiry 0 (the watch asks again when the daemon is back, and retries
+ * every second otherwise). A daemon without WatchLease (an older electiond) gives -EOPNOTSUPP,
+ * once per daemon start. Other failures are passed on with their status and expiry 0.
+ * One watch per client; -EBUSY if one is active. The daemon emits LeaseRenewed only while some
+ * client watches, and stops once the watching connection closes (unwatching keeps it a watcher). */
+#define ELECTION_LEASE_INFINITE UINT64_MAX
+typedef void (*election_lease_handler_t)(ElectionClient *c, int status, uint64_t expiry, void *userdata);
+int election_client_watch_lease(ElectionClient *c, election_lease_handler_t handler, void *userdata);
+int election_client_unwatch_lease(ElectionClient *c);
+
 /* ---- terms ----------------------------------------------------------------------------------- */
 
 ElectionTerm *election_term_ref(ElectionTerm *t);
