@@ -15,7 +15,7 @@ import netns  # noqa: E402
 from cluster import wait_until  # noqa: E402
 
 FORM_TIMEOUT = 20
-MSG_LEASE_REQ = 1
+MSG_LEASE_REQ = 9     # daemon/electiond-cluster.c, enum of channel message types
 
 
 def formed(c, nodes=None):
