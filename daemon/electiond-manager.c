@@ -30,6 +30,7 @@ typedef struct Batch {
         Manager *manager;
         GArray *request_ids;     /* uint64_t */
         GBytes *encoded;         /* forwarded batches: the batch as sent to the leader */
+        bool unsent;             /* engine_submit() refused it at once */
 } Batch;
 
 struct Manager {
@@ -157,7 +158,19 @@ static Batch *batch_free(Batch *b) {
         return NULL;
 }
 
-static bool batch_still_pending(Manager *m, const Batch *b);
+/* Commands a bus caller waits for (as opposed to the daemon's own housekeeping). */
+static bool command_from_client(const Command *c) {
+        switch (c->type) {
+        case COMMAND_ENTER:
+        case COMMAND_LEAVE:
+        case COMMAND_ANOINT:
+        case COMMAND_PROMOTE:
+        case COMMAND_EVICT:
+                return true;
+        default:
+                return false;
+        }
+}
 
 static void on_batch_done(int status, void *userdata) {
         Batch *b = userdata;
@@ -173,24 +186,33 @@ static void on_batch_done(int status, void *userdata) {
                 (void) engine_nudge(m->engine);
 
         /* On success every record was completed when the entry was applied. */
-        if (status < 0 && m->cluster && !m->shutting_down && b->encoded && batch_still_pending(m, b)) {
-                /* Typically leadership lost: the entry may still be committed by the next leader,
-                 * or be gone. Nobody is told "failed": the records wait for their apply, and the
-                 * batch goes to the current leader like a follower's (request ids make a second
-                 * copy harmless; whichever applies first gives the result). */
-                log_debug_errno(status, "Batch of %u commands not committed here (%m): handing it to the next leader.",
-                                b->request_ids->len);
-                forward_keep(m, b);
-                return;
-        }
         if (status < 0) {
+                bool requeued = false;
+
                 log_debug_errno(status, "Batch of %u commands failed: %m", b->request_ids->len);
-                for (unsigned i = 0; i < b->request_ids->len; i++) {
-                        Pending *p = g_hash_table_lookup(m->pending, &g_array_index(b->request_ids, uint64_t, i));
-                        if (p)
-                                /* appended, then failed: whether it is durable is not known */
-                                pending_fail(p, p->submitted ? MANAGER_OUTCOME_UNKNOWN : status);
+                /* in reverse, so that the requeued ones keep their order at the head of the queue */
+                for (unsigned i = b->request_ids->len; i > 0; i--) {
+                        Pending *p = g_hash_table_lookup(m->pending, &g_array_index(b->request_ids, uint64_t, i - 1));
+
+                        if (!p)
+                                continue;
+                        if (m->cluster && !m->shutting_down && !b->unsent && p->command && command_from_client(p->command)) {
+                                /* Typically leadership lost: the entry may still be committed by
+                                 * the next leader, or be gone. A caller is not told "failed": the
+                                 * command goes out again (to the leader, or appended once we lead
+                                 * again; request ids make a second copy harmless, whichever
+                                 * applies first gives the result) and the record keeps waiting. */
+                                p->queued = true;
+                                g_queue_push_head_link(&m->queue, &p->link);
+                                requeued = true;
+                                continue;
+                        }
+                        /* our own housekeeping (DROP_NODE, ...) is decided afresh, not replayed
+                         * late; appended, then failed: whether it is durable is not known */
+                        pending_fail(p, p->submitted ? MANAGER_OUTCOME_UNKNOWN : status);
                 }
+                if (requeued)
+                        manager_schedule_flush(m);
         }
         batch_free(b);
 }
@@ -273,7 +295,9 @@ static int on_flush(sd_event_source *s, void *userdata) {
                         continue;
                 }
                 g_array_append_val(b->request_ids, p->request_id);
-                p->command = command_free(p->command);
+                /* a client's command is kept to go out again should this entry not commit */
+                if (!m->cluster || !command_from_client(p->command))
+                        p->command = command_free(p->command);
         }
 
         if (buf->len == 0) {
@@ -281,15 +305,13 @@ static int on_flush(sd_event_source *s, void *userdata) {
                 return 0;
         }
 
-        /* kept to hand it to the next leader should this entry not commit here */
-        if (m->cluster)
-                b->encoded = g_bytes_new(buf->data, buf->len);
         entry_frame(buf);
         log_debug("Submitting a batch of %u commands (%u bytes).", b->request_ids->len, buf->len);
         g_hash_table_add(m->batches, b);
         r = engine_submit(m->engine, buf->data, buf->len, on_batch_done, b);
         if (r < 0) {
                 log_warning_errno(r, "Failed to submit a batch of %u commands: %m", b->request_ids->len);
+                b->unsent = true; /* refused at once: not appended, and resubmitting would spin */
                 on_batch_done(r, b);
         } else
                 batch_mark_submitted(m, b);
@@ -1161,6 +1183,8 @@ uint64_t manager_lease_expiry(Manager *m) {
 
         if (!m->cluster)
                 return UINT64_MAX; /* standalone: the lease never ends */
+        if (!m->drop_run_committed)
+                return 0; /* not caught up since start: not quorate (manager_quorate()) */
         expiry = cluster_lease_expiry(m->cluster);
         return expiry > now_boottime_usec() ? expiry : 0;
 }
