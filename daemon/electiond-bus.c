@@ -43,18 +43,17 @@ struct BusEdge {
         GHashTable *uids;         /* unique name -> uid + 1: unique names are never reused */
         int last_quorate;         /* -1 unknown; else as last announced */
         char *last_members;       /* fingerprint of Members as last announced */
-        sd_bus_track *lease_watchers; /* callers of WatchLease still connected; NULL = none */
-        GQueue lease_checks;      /* LeaseCheck*: GetNameOwner of a new watcher in flight */
+        GHashTable *lease_watchers; /* unique name -> LeaseWatcher*: WatchLease callers still connected */
         uint64_t lease_sent;      /* expiry as last sent to the watchers */
 };
 
-/* Catches a WatchLease caller that left before the track's match was in place. */
-typedef struct LeaseCheck {
+/* A WatchLease caller, watched without waiting for the bus (as TrackedOwner). */
+typedef struct LeaseWatcher {
         BusEdge *edge;
         char *name;
-        sd_bus_slot *slot;
-        GList link;
-} LeaseCheck;
+        sd_bus_slot *match_slot;  /* NameOwnerChanged(name, ...): it left */
+        sd_bus_slot *check_slot;  /* GetNameOwner: catches a caller that left before the match existed */
+} LeaseWatcher;
 
 /* LocalLeader as last announced, and when it last flipped (CLOCK_MONOTONIC µs): observers see the
  * signal late, so histories take the node's own step-down instant from LocalLeaderChanged. */
@@ -748,64 +747,79 @@ static const sd_bus_vtable election_vtable[] = {
 
 /* ---- WatchLease / LeaseRenewed ---- */
 
-static void lease_check_free(LeaseCheck *k) {
-        g_queue_unlink(&k->edge->lease_checks, &k->link);
-        sd_bus_slot_unref(k->slot);
-        g_free(k->name);
-        g_free(k);
+static void lease_watcher_free(void *p) {
+        LeaseWatcher *w = p;
+
+        if (!w)
+                return;
+        sd_bus_slot_unref(w->check_slot);
+        sd_bus_slot_unref(w->match_slot);
+        g_free(w->name);
+        g_free(w);
 }
 
-static int on_lease_watchers_empty(sd_bus_track *t, void *userdata) {
-        BusEdge *b = userdata;
+static void lease_watcher_gone(LeaseWatcher *w) {
+        BusEdge *b = w->edge;
 
-        log_debug("The last WatchLease caller is gone: LeaseRenewed stops.");
-        b->lease_watchers = sd_bus_track_unref(b->lease_watchers);
+        g_hash_table_remove(b->lease_watchers, w->name); /* frees w */
+        if (g_hash_table_size(b->lease_watchers) == 0)
+                log_debug("The last WatchLease caller is gone: LeaseRenewed stops.");
+}
+
+static int on_lease_watcher_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        LeaseWatcher *w = userdata;
+        const char *name, *old_owner, *new_owner;
+
+        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0)
+                return 0;
+        if (g_str_equal(name, w->name) && (!new_owner || !*new_owner))
+                lease_watcher_gone(w);
         return 0;
 }
 
 static int on_lease_watcher_checked(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
-        LeaseCheck *k = userdata;
-        BusEdge *b = k->edge;
+        LeaseWatcher *w = userdata;
 
-        /* Only a definite "no such name" means gone; the track catches everything later. */
-        if (b->lease_watchers && sd_bus_message_is_method_error(reply, "org.freedesktop.DBus.Error.NameHasNoOwner"))
-                (void) sd_bus_track_remove_name(b->lease_watchers, k->name); /* may empty the track */
-        lease_check_free(k);
+        w->check_slot = sd_bus_slot_unref(w->check_slot);
+        /* Only a definite "no such name" means gone; the match catches everything later. */
+        if (sd_bus_message_is_method_error(reply, "org.freedesktop.DBus.Error.NameHasNoOwner"))
+                lease_watcher_gone(w);
         return 0;
 }
 
 static int method_watch_lease(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         BusEdge *b = userdata;
         const char *sender = sd_bus_message_get_sender(msg);
-        LeaseCheck *k;
+        g_autofree char *match = NULL;
+        LeaseWatcher *w;
         int r;
 
         if (!sender)
                 return sd_bus_reply_method_return(msg, "t", manager_lease_expiry(b->manager));
 
-        if (b->lease_watchers)
+        if (g_hash_table_size(b->lease_watchers) > 0)
                 bus_edge_lease_renewed(b); /* the others hear of any move first */
-        else {
-                r = sd_bus_track_new(b->bus, &b->lease_watchers, on_lease_watchers_empty, b);
-                if (r < 0)
-                        return r;
+        else
                 log_debug("First WatchLease caller %s: LeaseRenewed starts.", sender);
-        }
-        r = sd_bus_track_add_name(b->lease_watchers, sender);
-        if (r < 0)
-                return r;
 
-        k = g_new0(LeaseCheck, 1);
-        k->edge = b;
-        k->name = g_strdup(sender);
-        k->link.data = k;
-        g_queue_push_tail_link(&b->lease_checks, &k->link);
-        r = sd_bus_call_method_async(b->bus, &k->slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                     "org.freedesktop.DBus", "GetNameOwner", on_lease_watcher_checked, k, "s",
-                                     sender);
-        if (r < 0) {
-                lease_check_free(k);
-                return r;
+        if (!g_hash_table_contains(b->lease_watchers, sender)) {
+                /* No sd_bus_track: its add_name() asks GetNameOwner synchronously. The bus handles
+                 * our messages in order, so the match is in place before the check is answered. */
+                w = g_new0(LeaseWatcher, 1);
+                w->edge = b;
+                w->name = g_strdup(sender);
+                match = g_strdup_printf("type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+                                        "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='%s'", sender);
+                r = sd_bus_add_match_async(b->bus, &w->match_slot, match, on_lease_watcher_owner_changed, NULL, w);
+                if (r >= 0)
+                        r = sd_bus_call_method_async(b->bus, &w->check_slot, "org.freedesktop.DBus",
+                                                     "/org/freedesktop/DBus", "org.freedesktop.DBus", "GetNameOwner",
+                                                     on_lease_watcher_checked, w, "s", sender);
+                if (r < 0) {
+                        lease_watcher_free(w);
+                        return r;
+                }
+                g_hash_table_insert(b->lease_watchers, w->name, w);
         }
 
         b->lease_sent = manager_lease_expiry(b->manager);
@@ -819,7 +833,7 @@ void bus_edge_lease_renewed(BusEdge *b) {
         g_assert(b);
 
         /* Nobody asked: an idle bus sees nothing. */
-        if (!b->lease_watchers)
+        if (g_hash_table_size(b->lease_watchers) == 0)
                 return;
         expiry = manager_lease_expiry(b->manager);
         if (expiry == b->lease_sent)
@@ -1074,7 +1088,7 @@ int bus_edge_new(Manager *m, sd_bus *bus, BusEdge **ret) {
         b->tracks = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, tracked_owner_destroy);
         b->local_leader = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         g_queue_init(&b->waiting);
-        g_queue_init(&b->lease_checks);
+        b->lease_watchers = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, lease_watcher_free);
         b->uids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 
         /* Elections restored from disk are not "new": no InterfacesAdded for them. */
@@ -1115,9 +1129,7 @@ BusEdge *bus_edge_free(BusEdge *b) {
                 call_free(c);
         }
 
-        while (!g_queue_is_empty(&b->lease_checks))
-                lease_check_free(g_queue_peek_head(&b->lease_checks));
-        b->lease_watchers = sd_bus_track_unref(b->lease_watchers);
+        g_clear_pointer(&b->lease_watchers, g_hash_table_destroy);
         g_clear_pointer(&b->tracks, g_hash_table_destroy);
         g_clear_pointer(&b->local_leader, g_hash_table_destroy);
         g_clear_pointer(&b->uids, g_hash_table_destroy);

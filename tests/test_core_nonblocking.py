@@ -12,8 +12,8 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'lib'))
 import dbus  # noqa: E402
 from busproxy import BusProxy  # noqa: E402
-from electiond_test import (BUS_NAME, ELECTION_IFACE, T, Client, ClientProcess, Daemon,  # noqa: E402
-                            PrivateBus, term_tuple, wait_until)
+from electiond_test import (BUS_NAME, ELECTION_IFACE, MANAGER_IFACE, MANAGER_PATH, T, Client,  # noqa: E402
+                            ClientProcess, Daemon, PrivateBus, term_tuple, wait_until)
 
 
 class SlowBusTest(unittest.TestCase):
@@ -83,6 +83,27 @@ class SlowBusTest(unittest.TestCase):
         caller.kill()
         wait_until(lambda: self.client.election('watch').get_term()[2] == [], 10,
                    'the candidacy of the departed caller to go')
+
+    def test_watch_lease_does_not_block(self):
+        """WatchLease watches its caller's connection: without waiting for the bus either."""
+        path = self.client.get_election('lease')
+        caller = ClientProcess(self.bus)
+        self.addCleanup(caller.close)
+        self.proxy.arm()
+        caller.send('call', MANAGER_PATH, MANAGER_IFACE, 'WatchLease', '', [])
+        held = wait_until(lambda: 'GetNameOwner' in self.proxy.holding() and self.proxy.holding(), 10,
+                          "the daemon's check of the WatchLease caller's connection")
+        try:
+            t = term_tuple(self.client.conn.call_blocking(BUS_NAME, path, ELECTION_IFACE, 'GetTerm', '', (),
+                                                          timeout=T(5)))
+        except dbus.exceptions.DBusException as e:
+            self.fail('GetTerm was not answered while the daemon waited for the bus (held: %s): %s'
+                      % (held, e.get_dbus_name()))
+        self.assertEqual(t, (0, '', []))
+        self.assertEqual(caller.receive(), ('ok', 'ok'))
+        self.assertTrue(self.proxy.holding())
+        self.proxy.release()
+        self.assertTrue(self.daemon.running())
 
 
 if __name__ == '__main__':
