@@ -1070,21 +1070,33 @@ static int start_engine(Cluster *c, const EngineServer *bootstrap, size_t n_boot
                 .transport_userdata = c,
         };
         r = engine_new(c->event, &ec, &c->engine_cb, c->engine_userdata, &c->engine);
-        if (r < 0)
-                return log_error_errno(r, "Failed to create the Raft engine: %m");
+        if (r < 0) {
+                log_error_errno(r, "Failed to create the Raft engine: %m");
+                goto fail;
+        }
         if (n_bootstrap > 0) {
                 r = engine_bootstrap(c->engine, bootstrap, n_bootstrap);
-                if (r < 0 && r != -EEXIST)
-                        return log_error_errno(r, "Failed to bootstrap the cluster: %m");
+                if (r < 0 && r != -EEXIST) {
+                        log_error_errno(r, "Failed to bootstrap the cluster: %m");
+                        goto fail;
+                }
         }
         r = engine_start(c->engine);
-        if (r < 0)
-                return log_error_errno(r, "Failed to start the Raft engine: %m");
+        if (r < 0) {
+                log_error_errno(r, "Failed to start the Raft engine at %s: %m", address);
+                goto fail;
+        }
         log_info("Raft engine started as server %016" PRIx64 " at %s.", c->node_id, address);
         if (c->hooks.engine_started)
                 c->hooks.engine_started(c->userdata, c->engine);
         update_tags(c);
         return 0;
+
+fail:
+        /* Without an engine this node can do nothing: no half-made engine, no waiting forever. */
+        c->engine = engine_free(c->engine);
+        (void) sd_event_exit(c->event, EXIT_FAILURE);
+        return r;
 }
 
 typedef struct BootView {
@@ -1369,7 +1381,7 @@ static int on_tick(sd_event_source *src, uint64_t usec, void *userdata) {
         uint64_t now = now_usec();
         Servers s;
 
-        (void) sd_event_source_set_time(src, usec + c->config->probe_interval_usec);
+        (void) sd_event_source_set_time(src, (usec + c->config->probe_interval_usec > now ? usec : now) + c->config->probe_interval_usec);
 
         if (!c->engine || !raft_dir_has_state(c->raft_dir)) {
                 bootstrap_or_join(c, now);
