@@ -357,7 +357,8 @@ static void lease_round(Cluster *c, const Servers *s, uint64_t now) {
                         continue;
                 if (s->items[i].id == c->node_id) {
                         /* our own vote goes through our own granter, like anyone's */
-                        if (c->links_up && lease_granter_request(c->granter, c->lease_id, applied, without, now))
+                        if (c->links_up &&
+                            lease_granter_request_from(c->granter, c->lease_id, c->node_id, applied, without, now))
                                 lease_requester_ack(c->requester, c->node_id, seq);
                         else
                                 log_debug("Own lease grant refused (applied %" PRIu64 ", fenced %d).", applied,
@@ -410,7 +411,7 @@ static void on_lease_req(Cluster *c, const ChannelPacket *p, uint64_t now) {
                 log_mismatch(c, peer_by_id(c, p->sender), now);
                 return;
         }
-        if (!lease_granter_request(c->granter, name_hash(name), applied, without, now)) {
+        if (!lease_granter_request_from(c->granter, name_hash(name), p->sender, applied, without, now)) {
                 log_debug("Lease grant to %s refused (applied %" PRIu64 ", fenced %d).", name, applied,
                           lease_granter_fenced(c->granter, name_hash(name), now));
                 return;
