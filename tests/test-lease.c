@@ -537,11 +537,11 @@ static void raft_leader_step(Sim *s) {
                         l->expired_votes[lead] = 0;
                         l->drop_asked_at[lead] = 0;
                         s->drops++;
+                        return;
                 }
-                return;
         }
 
-        /* graceful hand-overs (Anoint) now and then */
+        /* graceful hand-overs (Anoint) now and then, whatever else goes on (an operator may) */
         if (g_rand_int_range(s->rand, 0, 400) == 0) {
                 int to = g_rand_int_range(s->rand, 0, s->n);
                 if (to != lead) {
