@@ -224,7 +224,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
 int channel_new(sd_event *event, ChannelCodec *codec, uint16_t port, ChannelReceiveFn cb, void *userdata, Channel **ret) {
         Channel *ch = g_new0(Channel, 1);
         struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_ANY) };
-        int r, one = 1;
+        int r;
 
         ch->codec = codec;
         ch->cb = cb;
@@ -234,7 +234,8 @@ int channel_new(sd_event *event, ChannelCodec *codec, uint16_t port, ChannelRece
                 r = -errno;
                 goto fail;
         }
-        (void) setsockopt(ch->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        /* No SO_REUSEADDR: another socket on this port (a second daemon, or any local process
+         * setting it too) must fail to bind rather than take part of our traffic. */
         if (bind(ch->fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
                 r = log_error_errno(errno, "Failed to bind the cluster channel to port %u: %m", port);
                 goto fail;

@@ -358,7 +358,8 @@ static void lease_round(Cluster *c, const Servers *s, uint64_t now) {
                         continue;
                 if (s->items[i].id == c->node_id) {
                         /* our own vote goes through our own granter, like anyone's */
-                        if (c->links_up && lease_granter_request(c->granter, c->lease_id, applied, without, now))
+                        if (c->links_up &&
+                            lease_granter_request_from(c->granter, c->lease_id, c->node_id, applied, without, now))
                                 lease_requester_ack(c->requester, c->node_id, seq);
                         else
                                 log_debug("Own lease grant refused (applied %" PRIu64 ", fenced %d).", applied,
@@ -411,7 +412,7 @@ static void on_lease_req(Cluster *c, const ChannelPacket *p, uint64_t now) {
                 log_mismatch(c, peer_by_id(c, p->sender), now);
                 return;
         }
-        if (!lease_granter_request(c->granter, name_hash(name), applied, without, now)) {
+        if (!lease_granter_request_from(c->granter, name_hash(name), p->sender, applied, without, now)) {
                 log_debug("Lease grant to %s refused (applied %" PRIu64 ", fenced %d).", name, applied,
                           lease_granter_fenced(c->granter, name_hash(name), now));
                 return;
@@ -1072,21 +1073,33 @@ static int start_engine(Cluster *c, const EngineServer *bootstrap, size_t n_boot
                 .transport_userdata = c,
         };
         r = engine_new(c->event, &ec, &c->engine_cb, c->engine_userdata, &c->engine);
-        if (r < 0)
-                return log_error_errno(r, "Failed to create the Raft engine: %m");
+        if (r < 0) {
+                log_error_errno(r, "Failed to create the Raft engine: %m");
+                goto fail;
+        }
         if (n_bootstrap > 0) {
                 r = engine_bootstrap(c->engine, bootstrap, n_bootstrap);
-                if (r < 0 && r != -EEXIST)
-                        return log_error_errno(r, "Failed to bootstrap the cluster: %m");
+                if (r < 0 && r != -EEXIST) {
+                        log_error_errno(r, "Failed to bootstrap the cluster: %m");
+                        goto fail;
+                }
         }
         r = engine_start(c->engine);
-        if (r < 0)
-                return log_error_errno(r, "Failed to start the Raft engine: %m");
+        if (r < 0) {
+                log_error_errno(r, "Failed to start the Raft engine at %s: %m", address);
+                goto fail;
+        }
         log_info("Raft engine started as server %016" PRIx64 " at %s.", c->node_id, address);
         if (c->hooks.engine_started)
                 c->hooks.engine_started(c->userdata, c->engine);
         update_tags(c);
         return 0;
+
+fail:
+        /* Without an engine this node can do nothing: no half-made engine, no waiting forever. */
+        c->engine = engine_free(c->engine);
+        (void) sd_event_exit(c->event, EXIT_FAILURE);
+        return r;
 }
 
 typedef struct BootView {
@@ -1371,7 +1384,7 @@ static int on_tick(sd_event_source *src, uint64_t usec, void *userdata) {
         uint64_t now = now_usec();
         Servers s;
 
-        (void) sd_event_source_set_time(src, usec + c->config->probe_interval_usec);
+        (void) sd_event_source_set_time(src, (usec + c->config->probe_interval_usec > now ? usec : now) + c->config->probe_interval_usec);
 
         if (!c->engine || !raft_dir_has_state(c->raft_dir)) {
                 bootstrap_or_join(c, now);

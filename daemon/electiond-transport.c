@@ -503,6 +503,8 @@ static int transport_listen(struct raft_uv_transport *iface, raft_uv_accept_cb c
                 r = uv_listen((uv_stream_t *) t->listener, 16, on_connection);
         if (r < 0) {
                 snprintf(iface->errmsg, sizeof iface->errmsg, "listen on %s: %s", t->address, uv_strerror(r));
+                /* libraft does not pass this message on: say here which address failed */
+                log_error("Cannot listen for Raft on TCP %s: %s", t->address, uv_strerror(r));
                 return RAFT_IOERR;
         }
         return 0;

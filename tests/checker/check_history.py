@@ -17,6 +17,7 @@ time.monotonic_ns(), one clock for every namespace of the host):
   invoke/ok/fail  op, election, id, node, owner, client, req[, flags][, term, leader, candidates]
   client_event  event="disconnect", owner, node, client
   node_event    event = cluster(nodes, config) | start | kill | terminate | restart | stop | cont
+                | twin_start | twin_gone (another process with the node's identity runs: a fault on it)
                 | link_down | link_up | partition(groups) | partition_oneway(nodes, from_nodes)
                 | loss(percent, nodes) | bridge_down | bridge_up | heal | healed, node/nodes
   final         node, elections: {name: {term, leader, candidates}}   read at the end of a run
@@ -388,6 +389,11 @@ def _fault_intervals(recs, grace_ns):
             end(who, ["link"], t)
         elif ev in ("partition", "partition_oneway", "loss"):
             begin(who, "net", t)
+        elif ev == "twin_start":
+            # a second process with the node's identity shuts it out of its peers until it exits
+            begin(who, "twin", t)
+        elif ev == "twin_gone":
+            end(who, ["twin"], t)
         elif ev == "bridge_down":
             begin(everyone, "bridge", t)
         elif ev == "bridge_up":

@@ -148,8 +148,14 @@ class KeyRotation(unittest.TestCase):
 
         def n4_known():
             return any(str(m[0]) == 'n4' for m in n1.manager_prop('Members'))
+
+        def n4_quorate():
+            try:
+                return n4.has_name() and bool(n4.manager_prop('Quorate'))
+            except Exception:
+                return False
         try:
-            wait_until(lambda: n4_known() or n4.has_name(), 4, 'n4 to get in with the old key')
+            wait_until(lambda: n4_known() or n4_quorate(), 4, 'n4 to get in with the old key')
             self.fail('n4 got in with the removed key: %s' % n1.manager_prop('Members'))
         except TimeoutError:
             pass
@@ -161,7 +167,7 @@ class KeyRotation(unittest.TestCase):
         self.write_config(n4, key_dir=True, key_file=False)
         n4.start(wait=False)
         wait_until(n4_known, 20, 'n4 to join with the new key')
-        n4.wait_ready(20)
+        wait_until(n4_quorate, 20, 'n4 to be quorate with the new key')
 
 
 if __name__ == '__main__':

@@ -420,6 +420,9 @@ class Composed(unittest.TestCase):
         leaders. Collects every problem, fails once with all of them."""
         n1, n2, n3 = c.nodes[:3]
         t_start = time.monotonic()
+        if what == "cloned":
+            # peers take the copy's packets for n2's (one id): n2 may be fenced and parked meanwhile
+            c.log_event("twin_start", node="n2")
         n4.start(wait=False)
         try:
             wait_until(lambda: not n4.alive(), 20, "the %s node to exit" % what, 0.05)
@@ -427,6 +430,8 @@ class Composed(unittest.TestCase):
             pass
         exited = not n4.alive()
         took = time.monotonic() - t_start
+        if what == "cloned":
+            c.log_event("twin_gone", node="n2")
         problems = []
         if not n2.alive():
             problems.append("n2 died: %s" % n2.log_tail(10))
