@@ -11,6 +11,7 @@
 #include "electiond-channel.h"
 #include "electiond-cluster.h"
 #include "electiond-gossip.h"
+#include "electiond-keyring.h"
 #include "electiond-lease.h"
 #include "electiond-transport.h"
 
@@ -82,7 +83,7 @@ struct Cluster {
         bool identity_conflict;    /* we are the newer twin: exiting, and saying nothing in our name */
         bool bootstrap_refused_logged;
 
-        GBytes *key;
+        Keyring *keyring;          /* shared with gossip, channel and transport; reload assigns in place */
         EngineCallbacks engine_cb;
         void *engine_userdata;
         ClusterHooks hooks;
@@ -1042,12 +1043,13 @@ static bool raft_identity_ok(void *userdata, uint64_t id, const char *address, c
 static int make_transport(void *userdata, struct uv_loop_s *loop, struct raft_uv_transport **ret) {
         Cluster *c = userdata;
         gsize n;
-        const void *k = g_bytes_get_data(c->key, &n);
+        const void *k = keyring_key(c->keyring, 0, &n);
         int r;
 
         r = auth_transport_new(loop, k, n, c->config->cluster_name, ret);
         if (r < 0)
                 return r;
+        (void) auth_transport_set_keyring(*ret, c->keyring);
         auth_transport_set_identity_check(*ret, raft_identity_ok, c);
         return 0;
 }
@@ -1477,17 +1479,37 @@ static void on_channel(Channel *ch, const ChannelPacket *p, const struct sockadd
 
 /* ---- lifecycle ---- */
 
-static int load_key(const Config *config, GBytes **ret) {
-        g_autofree char *data = NULL;
-        g_autoptr(GError) error = NULL;
-        gsize n;
+static int load_keyring(const Config *config, Keyring **ret) {
+        g_autofree char *error = NULL;
+        int r;
 
-        if (!g_file_get_contents(config->key_file, &data, &n, &error))
-                return log_error_errno(EINVAL, "Failed to read KeyFile=%s: %s", config->key_file, error->message);
-        if (n < 16)
-                return log_error_errno(EINVAL, "KeyFile=%s holds %zu bytes; at least 16 are needed.", config->key_file, n);
-        *ret = g_bytes_new_take(g_steal_pointer(&data), n);
+        r = keyring_load(config->key_file, config->key_dir, config->primary_key, ret, &error);
+        if (r < 0) {
+                log_error("%s", error ?: "Failed to load the cluster keys.");
+                return r;
+        }
         return 0;
+}
+
+int cluster_reload_keys(Cluster *c) {
+        g_autoptr(Keyring) k = NULL;
+        char tag[9];
+        int r;
+
+        g_assert(c);
+        r = load_keyring(c->config, &k);
+        if (r < 0) {
+                log_warning("Cluster '%s': keeping the running keys.", c->config->cluster_name);
+                return r;
+        }
+        if (keyring_equal(k, c->keyring))
+                return 0;
+        /* In place: gossip, channel and transport hold references to this ring. */
+        keyring_assign(c->keyring, k);
+        keyring_key_tag(c->keyring, 0, tag);
+        log_info("Cluster '%s': keys reloaded: %zu installed, sending under key %s.", c->config->cluster_name,
+                 keyring_size(c->keyring), tag);
+        return 1;
 }
 
 /* Grants of our previous run were made under its LeaseSec: if that was longer, our start has to
@@ -1543,7 +1565,7 @@ int cluster_new(sd_event *event, const Config *config, const char *state_dir, co
         c->requester = lease_requester_new(0, &c->lease_params);
         c->granter = lease_granter_new(&c->lease_params, c->started);
 
-        r = load_key(config, &c->key);
+        r = load_keyring(config, &c->keyring);
         if (r < 0)
                 return r;
 
@@ -1599,7 +1621,7 @@ int cluster_start(Cluster *c) {
         GossipCallbacks gcb = { .member_event = on_member_event, .links_changed = on_links_changed,
                                 .identity_conflict = on_identity_conflict, .epoch_bumped = on_epoch_bumped };
         gsize key_size;
-        const void *key = g_bytes_get_data(c->key, &key_size);
+        const void *key = keyring_key(c->keyring, 0, &key_size);
         ChannelCodec *codec;
         int r;
 
@@ -1609,6 +1631,9 @@ int cluster_start(Cluster *c) {
         r = gossip_new(c->event, c->config, c->node_id, key, key_size, tags, sizeof tags, &gcb, c, &c->gossip);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up gossip: %m");
+        r = gossip_set_keyring(c->gossip, c->keyring);
+        if (r < 0)
+                return log_error_errno(r, "Failed to install the cluster keys: %m");
         r = gossip_start(c->gossip);
         if (r < 0)
                 return log_error_errno(r, "Failed to start gossip: %m");
@@ -1617,6 +1642,7 @@ int cluster_start(Cluster *c) {
         codec = channel_codec_new(c->config->cluster_name, key, key_size, c->node_id, c->channel_epoch);
         if (!codec)
                 return log_oom();
+        (void) channel_codec_set_keyring(codec, c->keyring);
         r = channel_new(c->event, codec, (uint16_t) (gossip_get_port(c->gossip) + 1), on_channel, c, &c->channel);
         if (r < 0) {
                 channel_codec_free(codec);
@@ -1672,8 +1698,7 @@ Cluster *cluster_free(Cluster *c) {
         g_hash_table_unref(c->drops);
         g_hash_table_unref(c->standby);
         g_hash_table_unref(c->owners);
-        if (c->key)
-                g_bytes_unref(c->key);
+        keyring_unref(c->keyring);
         g_free(c->bootstrap_view);
         g_free(c->state_dir);
         g_free(c->raft_dir);

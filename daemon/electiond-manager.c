@@ -35,6 +35,8 @@ typedef struct Batch {
 
 struct Manager {
         Config config;
+        char *config_path;       /* re-read on reload (SIGHUP) */
+        bool config_required;
         char *state_dir;
         char *engine_dir;
         bool user_bus;
@@ -829,6 +831,50 @@ static void submit_drop_node(void *userdata, const char *node) {
                 log_warning_errno(r, "Failed to submit the removal of node %s: %m", node);
 }
 
+/* ---- reload (SIGHUP, systemctl reload) ---- */
+
+int manager_reload(Manager *m) {
+        g_autofree char *error = NULL;
+        Config loaded;
+        unsigned refused;
+        int r;
+
+        g_assert(m);
+
+        (void) sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=Reloading %s",
+                          now_monotonic_usec(), m->config_path);
+        log_info("Reloading the configuration from %s.", m->config_path);
+
+        config_init_defaults(&loaded);
+        r = config_load(&loaded, m->config_path, !m->config_required, &error);
+        if (r < 0) {
+                log_error(_("Reload refused: %s. Keeping the running configuration."),
+                          error ?: "cannot load the configuration");
+                goto done;
+        }
+
+        /* In place: only what may change live changes; the cluster keeps &m->config. */
+        refused = config_apply_reload(&m->config, &loaded, m->config_path);
+
+        if (m->units)
+                (void) units_reload(m->units, m->config.elections_dir);
+        if (m->cluster)
+                (void) cluster_reload_keys(m->cluster);
+
+        log_info("Reload done%s.", refused > 0 ? ", some settings refused (see above)" : "");
+        r = refused > 0 ? 0 : 1;
+done:
+        config_done(&loaded);
+        /* Back to READY=1 whatever happened: the daemon runs on with what it has. */
+        manager_update_status(m, true); /* nothing before we serve: start-up sends READY=1 then */
+        return r;
+}
+
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        (void) manager_reload(userdata);
+        return 0;
+}
+
 int manager_new(const ManagerOptions *opts, Manager **ret) {
         _cleanup_(manager_freep) Manager *m = NULL;
         g_autofree char *error = NULL;
@@ -848,6 +894,8 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
         m->batches = g_hash_table_new(NULL, NULL);
         m->user_bus = opts->user_bus;
         m->state_dir = g_strdup(opts->state_dir ?: ELECTIOND_DEFAULT_STATE_DIR);
+        m->config_path = g_strdup(opts->config_path ?: ELECTIOND_DEFAULT_CONFIG);
+        m->config_required = opts->config_required;
         m->engine_dir = g_build_filename(m->state_dir, "raft", NULL);
 
         r = config_load(&m->config, opts->config_path ?: ELECTIOND_DEFAULT_CONFIG, !opts->config_required, &error);
@@ -879,6 +927,7 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return log_error_errno(errno, "Failed to block signals: %m");
         /* A NULL handler makes sd-event exit the loop with the userdata as exit code: 0. */
@@ -888,6 +937,9 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
         r = sd_event_add_signal(m->event, NULL, SIGINT, NULL, NULL);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch SIGINT: %m");
+        r = sd_event_add_signal(m->event, NULL, SIGHUP, on_sighup, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch SIGHUP: %m");
         /* Writes to a peer that went away must fail with EPIPE, not kill us. */
         (void) signal(SIGPIPE, SIG_IGN);
 
@@ -1054,6 +1106,7 @@ Manager *manager_free(Manager *m) {
         m->event = sd_event_unref(m->event);
 
         config_done(&m->config);
+        g_free(m->config_path);
         g_free(m->state_dir);
         g_free(m->engine_dir);
         g_free(m);

@@ -49,6 +49,11 @@ Manager *manager_free(Manager *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free)
 /* Starts the engine, takes the bus name, and runs the event loop until SIGTERM/SIGINT. */
 int manager_run(Manager *m);
+/* Reload (SIGHUP): re-reads the configuration file, applies the settings that can change live
+ * (config_apply_reload()), reloads elections.d (units_reload()) and the cluster keys
+ * (cluster_reload_keys()); refused settings are logged and keep their running value. Sends
+ * RELOADING=1 … READY=1. 1: all applied, 0: something refused, < 0: the file could not be used. */
+int manager_reload(Manager *m);
 
 /* Takes ownership of c; fills in origin, origin_run, request_id and limits. */
 int manager_submit(Manager *m, Command *c, ManagerDoneFn done, void *userdata);

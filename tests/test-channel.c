@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "electiond-channel.h"
+#include "electiond-keyring.h"
 
 #define KEY "channel-test-key-0123456789"
 
@@ -122,6 +123,34 @@ static void test_garbage(void) {
         g_assert_null(channel_codec_new(NULL, KEY, 3, 1, 1));
 }
 
+/* Signed under the primary key, accepted under any installed key, through a shared ring. */
+static void test_keyring(void) {
+        static const char other[] = "channel-test-key-new-0123456789";
+        g_autoptr(ChannelCodec) a = codec("prod", KEY, 1, 10), b = codec("prod", KEY, 2, 20);
+        g_autoptr(Keyring) ka = keyring_new_single(KEY, strlen(KEY));
+        g_autoptr(Keyring) kb = keyring_new_single(other, strlen(other));
+        g_autoptr(GByteArray) p1 = NULL, p2 = NULL, p3 = NULL;
+        ChannelPacket p;
+
+        g_assert_cmpint(channel_codec_set_keyring(a, ka), ==, 0);
+        g_assert_cmpint(channel_codec_set_keyring(b, kb), ==, 0);
+        g_assert_cmpint(channel_encode(a, 1, "x", 1, &p1), ==, 0);
+        g_assert_cmpint(channel_decode(b, p1->data, p1->len, &p), ==, -EPERM);
+        g_assert_cmpuint(channel_drop_count(b, CHANNEL_DROP_AUTH), ==, 1);
+
+        g_assert_cmpint(keyring_add(kb, KEY, strlen(KEY), false), ==, 0);
+        g_assert_cmpint(channel_decode(b, p1->data, p1->len, &p), ==, 0);
+        g_assert_cmpuint(p.sender, ==, 1);
+
+        /* a's primary moves to other, KEY stays accepted: both directions work */
+        g_assert_cmpint(keyring_add(ka, other, strlen(other), true), ==, 0);
+        g_assert_cmpint(channel_encode(a, 1, "y", 1, &p2), ==, 0);
+        g_assert_cmpint(channel_decode(b, p2->data, p2->len, &p), ==, 0);
+        g_assert_cmpint(channel_encode(b, 1, "z", 1, &p3), ==, 0);
+        g_assert_cmpint(channel_decode(a, p3->data, p3->len, &p), ==, 0);
+        g_assert_cmpint(channel_codec_set_keyring(a, NULL), ==, -EINVAL);
+}
+
 static void on_packet(Channel *ch, const ChannelPacket *p, const struct sockaddr_storage *from, void *userdata) {
 }
 
@@ -177,6 +206,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/channel/refusals", test_refusals);
         g_test_add_func("/channel/replay-window", test_replay_window);
         g_test_add_func("/channel/garbage", test_garbage);
+        g_test_add_func("/channel/keyring", test_keyring);
         g_test_add_func("/channel/port-exclusive", test_port_exclusive);
         return g_test_run();
 }
