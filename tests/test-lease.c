@@ -721,7 +721,8 @@ static uint64_t simulate(int n, uint32_t seed, const LeaseParams *p, uint64_t se
                         nd->next_round = ln + s.probe_usec;
                         uint64_t without = lease_requester_without_usec(nd->req, ln);
                         uint64_t seq = lease_requester_begin_round(nd->req, ln);
-                        if (lease_granter_request(nd->gr, (uint64_t) i, nd->applied, without, ln))
+                        if (lease_granter_request(nd->gr, (uint64_t) i,
+                                                  sim_break == BREAK_STALE_GRANTS ? UINT64_MAX - 1 : nd->applied, without, ln))
                                 lease_requester_ack(nd->req, (uint64_t) i, seq);
                         for (int j = 0; j < n; j++)
                                 send_msg4(&s, i, j, MSG_LEASE_REQ, seq, nd->applied, without, nd->incarnation);
