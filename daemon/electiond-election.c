@@ -637,6 +637,50 @@ static ElectionResult apply_restore(ElectionState *s, const Command *c, Election
         return any ? ELECTION_CHANGED : ELECTION_NOOP;
 }
 
+/* STEP_DOWN(node): a planned stop. In every election the node's candidacies move behind
+ * everyone else's, keeping their order; where that changes the leader, term + 1. Candidacies
+ * stay what they are (persistent or bound, same run), so DROP_NODE/RESTORE_NODE treat them as
+ * before; an election with only this node's candidacies is left as it is. */
+static bool step_down_election(Election *e, const char *node) {
+        const Candidacy *leader = e->candidates->len > 0 ? e->candidates->pdata[0] : NULL;
+        g_autoptr(GPtrArray) mine = g_ptr_array_new();
+        unsigned k = 0;
+        bool moved = false;
+
+        for (unsigned i = 0; i < e->candidates->len; i++) {
+                Candidacy *cand = e->candidates->pdata[i];
+
+                if (streq_ptr(cand->node, node)) {
+                        g_ptr_array_add(mine, cand);
+                        continue;
+                }
+                if (mine->len > 0)
+                        moved = true; /* someone else moves ahead of one of ours */
+                e->candidates->pdata[k++] = cand;
+        }
+        for (unsigned i = 0; i < mine->len; i++)
+                e->candidates->pdata[k++] = mine->pdata[i];
+        if (moved && e->candidates->pdata[0] != leader)
+                e->term_id++;
+        return moved;
+}
+
+static ElectionResult apply_step_down(ElectionState *s, const Command *c, ElectionChangedFn changed, void *userdata) {
+        g_autoptr(GPtrArray) affected = index_elections(s->by_node, strempty(c->node));
+        bool any = false;
+
+        for (unsigned i = 0; i < affected->len; i++) {
+                Election *e = affected->pdata[i];
+
+                if (!step_down_election(e, strempty(c->node)))
+                        continue;
+                any = true;
+                if (changed)
+                        changed(e, userdata);
+        }
+        return any ? ELECTION_CHANGED : ELECTION_NOOP;
+}
+
 static ElectionResult apply_anoint(const Command *c, Election *e) {
         unsigned idx;
 
@@ -773,6 +817,8 @@ ElectionResult election_state_apply(ElectionState *s, const Command *c,
                 break;
         case COMMAND_RESTORE_NODE:
                 return apply_restore(s, c, changed, userdata);
+        case COMMAND_STEP_DOWN:
+                return apply_step_down(s, c, changed, userdata);
         default:
                 return apply_drop(s, c, changed, userdata);
         }

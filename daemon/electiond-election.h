@@ -56,7 +56,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(ElectionState, election_state_free)
 
 /* Apply one committed command. For commands that touch one election (Enter..Promote),
  * *ret_election (optional) is set to it (NULL if it does not exist), so the caller can copy the
- * resulting term; for bulk commands it is set to NULL. Bulk commands (DropOwner/DropRun/DropNode)
+ * resulting term; for bulk commands it is set to NULL. Bulk commands (DropOwner/DropRun/DropNode/RestoreNode/StepDown)
  * call changed() once per election they change, in name order. changed() is also called for
  * single-election commands that change state (result CHANGED).
  *

@@ -620,6 +620,44 @@ static void test_park_restore(void) {
         assert_term(s, "e1", 3, "b");
 }
 
+
+/* STEP_DOWN: a planned stop moves the node's candidacies behind everyone else's. */
+static void test_step_down(void) {
+        g_autoptr(ElectionState) s = state_mixed();
+
+        /* e1 a(n1),b; e2 x,a(n1); e3 a,p,b(n1),r; e4 a(n1) only; e5 r; e6 z(n1) only */
+        drop(s, COMMAND_STEP_DOWN, "n1", 0, "", ELECTION_CHANGED, 2, "e1,e3,");
+        assert_term(s, "e1", 2, "b,a");
+        assert_term(s, "e2", 1, "x,a");     /* already at the back: untouched, no event */
+        assert_term(s, "e3", 2, "r,a,p,b"); /* order kept, one term change */
+        assert_term(s, "e4", 1, "a");       /* nobody else: keeps leading */
+        assert_term(s, "e5", 1, "r");
+        assert_term(s, "e6", 1, "z");
+        g_assert_true(get_candidacy(s, "e3", "p")->persistent);
+        g_assert_cmpuint(election_state_parked_count(s), ==, 0);
+        drop(s, COMMAND_STEP_DOWN, "n1", 0, "", ELECTION_NOOP, 0, NULL);
+
+        /* a non-leader that is not at the back moves too: the order changes, the term does not */
+        ENTER(s, "e1", "c", &R, 0, ELECTION_CHANGED); /* b,a,c */
+        drop(s, COMMAND_STEP_DOWN, "n1", 0, "", ELECTION_CHANGED, 1, "e1,");
+        assert_term(s, "e1", 2, "b,c,a");
+        drop(s, COMMAND_STEP_DOWN, "n9", 0, "", ELECTION_NOOP, 0, NULL);
+
+        /* the stopped node is dropped later and restored at the back, as after any failure */
+        drop(s, COMMAND_DROP_NODE, "n1", 0, "", ELECTION_CHANGED, 5, "e1,e2,e3,e4,e6,");
+        assert_term(s, "e3", 2, "r");
+        Command *c = command_new(COMMAND_RESTORE_NODE);
+        c->origin = g_strdup("n1");
+        c->origin_run = 12;
+        c->request_id = next_request_id++;
+        c->node = g_strdup("n1");
+        c->run = 12;
+        apply_full(s, c, ELECTION_CHANGED, 1); /* a new run: only the persistent p comes back */
+        g_assert_cmpstr(events.names, ==, "e3,");
+        assert_term(s, "e3", 2, "r,p");
+        assert_term(s, "e4", 1, "");
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Runs: requests of a node's earlier daemon run
  * ------------------------------------------------------------------------------------------- */
@@ -1247,6 +1285,7 @@ typedef struct Model {
         uint64_t old[M_NODES][ELECTION_RUN_HISTORY]; /* superseded runs, newest first */
         /* How often each run rule fired, so the test can show it exercised them. */
         unsigned n_old_origin, n_enter_run, n_pruned, n_superseded, n_history_full;
+        unsigned n_step_down_lead; /* STEP_DOWNs that handed a lead on */
 } Model;
 
 /* A generated command in model terms. */
@@ -1461,6 +1500,30 @@ static ElectionResult m_apply(Model *m, const MCmd *c, bool changed[]) {
         }
 
         bool any = false;
+        if (c->type == COMMAND_STEP_DOWN) {
+                /* the node's candidacies go behind everyone else's, in their order */
+                for (int k = 0; k < M_ELECTIONS; k++) {
+                        MElection *e = &m->e[k];
+                        MCand out[M_IDS];
+                        int n = 0;
+
+                        for (int i = 0; i < e->n; i++)
+                                if (e->c[i].node != c->node)
+                                        out[n++] = e->c[i];
+                        for (int i = 0; i < e->n; i++)
+                                if (e->c[i].node == c->node)
+                                        out[n++] = e->c[i];
+                        if (memcmp(out, e->c, sizeof(MCand) * e->n) == 0)
+                                continue;
+                        if (out[0].id != e->c[0].id) {
+                                e->term++;
+                                m->n_step_down_lead++;
+                        }
+                        memcpy(e->c, out, sizeof(MCand) * e->n);
+                        changed[k] = any = true;
+                }
+                return any ? ELECTION_CHANGED : ELECTION_NOOP;
+        }
         if (c->type == COMMAND_RESTORE_NODE) {
                 for (int k = 0; k < M_ELECTIONS; k++) {
                         MElection *e = &m->e[k];
@@ -1575,7 +1638,7 @@ static MCmd m_random(GRand *r, Model *m) {
 
         c.type = p < 30 ? COMMAND_ENTER : p < 50 ? COMMAND_LEAVE : p < 58 ? COMMAND_EVICT :
                  p < 66 ? COMMAND_ANOINT : p < 78 ? COMMAND_PROMOTE : p < 87 ? COMMAND_DROP_OWNER :
-                 p < 93 ? COMMAND_DROP_RUN : p < 96 ? COMMAND_DROP_NODE : p < 98 ? COMMAND_RESTORE_NODE : COMMAND_ENTER;
+                 p < 93 ? COMMAND_DROP_RUN : p < 96 ? COMMAND_DROP_NODE : p < 98 ? COMMAND_RESTORE_NODE : COMMAND_STEP_DOWN;
         c.election = g_rand_int_range(r, 0, M_ELECTIONS);
         c.id = g_rand_int_range(r, 0, M_IDS);
         if (g_rand_int_range(r, 0, 200) == 0)
@@ -1772,6 +1835,8 @@ static void run_random(guint32 seed, unsigned steps) {
         g_assert_cmpuint(m.n_superseded, >, 0);
         g_assert_cmpuint(m.n_enter_run, >, 0);
         g_assert_cmpuint(m.n_pruned, >, 0);
+        g_test_message("step-down hand-overs %u", m.n_step_down_lead);
+        g_assert_cmpuint(m.n_step_down_lead, >, 0);
 
         for (int n = 0; n < M_NODES; n++)
                 for (int k = 0; k <= M_RUNS; k++)
@@ -1818,6 +1883,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/election/drop-run", test_drop_run);
         g_test_add_func("/election/drop-node", test_drop_node);
         g_test_add_func("/election/park-restore", test_park_restore);
+        g_test_add_func("/election/step-down", test_step_down);
         g_test_add_func("/election/stale-run", test_stale_run);
         g_test_add_func("/election/run-history", test_run_history);
         g_test_add_func("/election/dedup", test_dedup);
