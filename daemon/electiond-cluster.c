@@ -1749,3 +1749,15 @@ uint64_t cluster_lease_expiry(Cluster *c) {
                 return 0;
         return lease_requester_expiry(c->requester);
 }
+
+/* ---- planned stop ---- */
+
+uint64_t cluster_confirmed_index(Cluster *c) {
+        return c ? c->confirmed_index : 0;
+}
+
+void cluster_repeat_confirmation(Cluster *c) {
+        /* one copy may be lost; the node is about to go, so no round will repeat it */
+        if (c && c->confirmed_index > 0)
+                broadcast_applied(c);
+}
