@@ -66,6 +66,8 @@ void cluster_units_settled(Cluster *c);
 uint64_t cluster_confirmed_index(Cluster *c);
 /* Planned stop: send the last APPLIED once more, as no later round will repeat it. */
 void cluster_repeat_confirmation(Cluster *c);
+/* Every live member of the Raft configuration (but us) reported APPLIED >= index. */
+bool cluster_peers_applied(Cluster *c, uint64_t index);
 /* A DROP_NODE(node) was applied at log index `index`. */
 void cluster_node_dropped(Cluster *c, const char *node, uint64_t index);
 

@@ -75,6 +75,8 @@ struct Manager {
         uint64_t step_down_index;        /* entry that applied our STEP_DOWN and moved a lead */
         sd_event_source *step_down_timer; /* polls for our confirmation until the deadline */
         uint64_t step_down_deadline;     /* CLOCK_MONOTONIC µs */
+        bool step_down_transferring;     /* as Raft leader: handing the Raft lead on too */
+        bool step_down_finished;
 };
 
 /* Forwarded batches are resent this often until applied here (dedup makes resends harmless). */
@@ -1121,18 +1123,51 @@ void manager_lease_renewed(Manager *m) {
 #define STEP_DOWN_POLL_USEC (2 * USEC_PER_MSEC)
 
 static void step_down_finish(Manager *m, const char *why) {
+        if (m->shutting_down || m->step_down_finished)
+                return; /* (a transfer reported while the engine closes) */
+        m->step_down_finished = true;
         if (m->cluster)
                 cluster_repeat_confirmation(m->cluster);
         log_info("Planned stop: %s; shutting down.", why);
         (void) sd_event_exit(m->event, 0);
 }
 
-/* Polls for our confirmation of the STEP_DOWN entry until the deadline. */
-static int on_step_down_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+static void on_step_down_transfer_done(int status, void *userdata) {
         Manager *m = userdata;
 
-        if (m->step_down_index > 0 && cluster_confirmed_index(m->cluster) >= m->step_down_index) {
-                step_down_finish(m, "leads handed over");
+        if (status < 0)
+                log_debug_errno(status, "Planned stop: Raft leadership transfer failed: %m");
+        step_down_finish(m, "leads handed over");
+}
+
+/* Polls until the deadline: for our confirmation of the STEP_DOWN entry, then for every live
+ * member's (the Raft leader's commit reaches followers with its next append, which must go out
+ * before we do), then, as Raft leader, for the leadership transfer (so that the others commit
+ * on without waiting for an election timeout). */
+static int on_step_down_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        int r;
+
+        if (m->step_down_transferring) {
+                if (usec >= m->step_down_deadline)
+                        step_down_finish(m, "leads handed over, Raft leadership transfer not done in time");
+                return 0;
+        }
+        if (m->step_down_index > 0 && cluster_confirmed_index(m->cluster) >= m->step_down_index &&
+            cluster_peers_applied(m->cluster, m->step_down_index)) {
+                if (!engine_is_leader(m->engine)) {
+                        step_down_finish(m, "leads handed over");
+                        return 0;
+                }
+                r = engine_transfer_leadership(m->engine, 0, on_step_down_transfer_done, m);
+                if (r < 0) {
+                        log_debug_errno(r, "Planned stop: Raft leadership transfer refused: %m");
+                        step_down_finish(m, "leads handed over");
+                        return 0;
+                }
+                m->step_down_transferring = true;
+                (void) sd_event_source_set_time(s, m->step_down_deadline);
+                (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
                 return 0;
         }
         if (usec >= m->step_down_deadline) {
