@@ -105,6 +105,12 @@ int election_state_restore(ElectionState *s, const void *data, size_t size);
 
 bool election_state_equal(const ElectionState *a, const ElectionState *b);
 
+/* Drain (DRAIN/UNDRAIN): whether node's candidacies in election stay behind every other node's
+ * (election NULL: only a drain of every election counts). */
+bool election_state_drained(const ElectionState *s, const char *node, const char *election);
+/* The node's drains, sorted, "" first for a drain of every election; NULL-terminated, g_strfreev. */
+char **election_state_drained_names(const ElectionState *s, const char *node);
+
 /* Superseded runs remembered per node (refused in DROP_RUN). */
 #define ELECTION_RUN_HISTORY 8u
 
