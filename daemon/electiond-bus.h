@@ -17,6 +17,7 @@
 #define ELECTIOND_ERROR_LIMIT_EXCEEDED "org.electiond.Election1.Error.LimitExceeded"
 #define ELECTIOND_ERROR_NO_QUORUM      "org.electiond.Election1.Error.NoQuorum"
 #define ELECTIOND_POLKIT_ACTION        "org.electiond.Election1.manage"
+#define ELECTIOND_POLKIT_ACTION_DRAIN  "org.electiond.Election1.drain"
 
 typedef struct BusEdge BusEdge;
 
@@ -28,6 +29,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(BusEdge *, bus_edge_free)
 void bus_edge_term_changed(BusEdge *b, const Election *e);
 /* Quorum / membership / lease changes: re-evaluate and emit PropertiesChanged where values moved. */
 void bus_edge_cluster_changed(BusEdge *b);
+/* This node's drained elections (Manager.Drained) may have changed. */
+void bus_edge_drained_changed(BusEdge *b);
 /* Is this bus connection (unique name) still tracked as an owner of candidacies? */
 bool bus_edge_owner_tracked(BusEdge *b, const char *owner);
 /* The lease may have moved: emit LeaseRenewed if it did and someone called WatchLease. */

@@ -457,6 +457,13 @@ static void on_election_changed(const Election *e, void *userdata) {
         manager_election_changed(m, e);
 }
 
+/* DRAIN/UNDRAIN of this node changed the drained table: Manager.Drained moved. */
+static void manager_note_drain(Manager *m, const Command *c, ElectionResult result) {
+        if ((c->type == COMMAND_DRAIN || c->type == COMMAND_UNDRAIN) && result == ELECTION_CHANGED &&
+            streq_ptr(c->node, m->config.node_name) && m->edge)
+                bus_edge_drained_changed(m->edge);
+}
+
 static void on_engine_apply(void *userdata, const void *data, size_t size, uint64_t index) {
         Manager *m = userdata;
         g_autoptr(GPtrArray) cmds = NULL;
@@ -484,6 +491,7 @@ static void on_engine_apply(void *userdata, const void *data, size_t size, uint6
                 result = election_state_apply(m->state, c, on_election_changed, m, &e);
                 if (m->cluster && c->type == COMMAND_DROP_NODE && result == ELECTION_CHANGED)
                         cluster_node_dropped(m->cluster, c->node, index);
+                manager_note_drain(m, c, result);
                 log_debug("Applied entry %" PRIu64 " request %s/%" PRIu64 ": %s election='%s' id='%s' -> %d",
                           index, c->origin ?: "", c->request_id, command_type_to_string(c->type),
                           c->election ?: "", c->id ?: "", (int) result);
