@@ -11,6 +11,8 @@ import os
 import sys
 import unittest
 
+import dbus
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "checker"))
@@ -87,6 +89,67 @@ class PlannedStopTest(ClusterBase):
         self.assertEqual(moved[0]["term"], t[0])
         self.assertEqual(n1.get_term("f")[:2], (t[0], "A"))
         self.assertTrue(self.local_leader(n1, "f"))
+        self.check_history(c)
+
+
+class DrainTest(ClusterBase):
+    def local_leader(self, node, election):
+        return PlannedStopTest.local_leader(self, node, election)
+
+    def drained(self, node):
+        return [str(x) for x in node.manager_prop("Drained")]
+
+    def test_drain_keeps_candidate_out_of_the_lead(self):
+        c = self.make(3)
+        self.wait_formed(c)
+        n1, n2, n3 = c.nodes
+        a, b, cc = c.client(n1), c.client(n2), c.client(n3)
+        t = a.op("enter", "h", "A", flags=PERSISTENT)
+        b.op("enter", "h", "B", flags=PERSISTENT)
+        cc.op("enter", "h", "C", flags=PERSISTENT)
+        a.op("enter", "g", "A", flags=PERSISTENT)
+        b.op("enter", "g", "B", flags=PERSISTENT)
+        cluster.wait_until(lambda: self.local_leader(n1, "h") and self.local_leader(n1, "g"), 5,
+                           "A to lead h and g on n1")
+        self.assertEqual(self.drained(n1), [])
+
+        # drain by name: only h moves
+        n1.manager().Drain(["h"], dbus_interface=cluster.MANAGER_IFACE, timeout=10)
+        self.assertEqual(self.drained(n1), ["h"])
+        self.wait_all(c.nodes, "h", lambda x: x == (t[0] + 1, "B", ["B", "C", "A"]), "B to lead h", 5)
+        cluster.wait_until(lambda: self.local_leader(n2, "h"), 5, "B to lead h locally on n2")
+        self.assertFalse(self.local_leader(n1, "h"))
+        self.assertTrue(self.local_leader(n1, "g"))
+
+        # drain of every election; undrain of the name "h" does not lift it
+        n1.manager().Drain(dbus.Array([], signature="s"), dbus_interface=cluster.MANAGER_IFACE, timeout=10)
+        self.assertEqual(self.drained(n1), ["", "h"])
+        self.wait_all(c.nodes, "g", lambda x: x[1:] == ("B", ["B", "A"]), "B to lead g", 5)
+        n1.manager().Undrain(["h"], dbus_interface=cluster.MANAGER_IFACE, timeout=10)
+        self.assertEqual(self.drained(n1), [""])
+
+        # Anoint cannot bring a drained candidacy ahead of another node's
+        r = b.op("anoint", "h", "A")
+        self.assertEqual(r[1:], ("B", ["B", "C", "A"]))
+        # it leads only while nobody else is a candidate
+        b.op("leave", "h", "B")
+        self.wait_all(c.nodes, "h", lambda x: x[1:] == ("C", ["C", "A"]), "C to lead h", 5)
+        cc.op("leave", "h", "C")
+        self.wait_all(c.nodes, "h", lambda x: x[1:] == ("A", ["A"]), "A (drained) to lead h alone", 5)
+        cluster.wait_until(lambda: self.local_leader(n1, "h"), 5, "A to lead h locally")
+        r = cc.op("enter", "h", "C", flags=PERSISTENT)
+        self.assertEqual(r[1:], ("C", ["C", "A"]), "a new Enter of another node goes ahead of the drained one")
+        cluster.wait_until(lambda: self.local_leader(n3, "h") and not self.local_leader(n1, "h"), 5,
+                           "C to take h over from the drained A")
+
+        # undrain: eligible again
+        n1.manager().Undrain(dbus.Array([], signature="s"), dbus_interface=cluster.MANAGER_IFACE, timeout=10)
+        self.assertEqual(self.drained(n1), [])
+        r = b.op("anoint", "h", "A")
+        self.assertEqual(r[1], "A")
+        cluster.wait_until(lambda: self.local_leader(n1, "h"), 5, "A to lead h again")
+        # the drain was replicated: another node sees nothing of it, and the history is safe
+        self.assertEqual(self.drained(n2), [])
         self.check_history(c)
 
 
