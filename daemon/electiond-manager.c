@@ -546,6 +546,8 @@ static int on_engine_restore(void *userdata, const void *data, size_t size) {
         r = election_state_restore(m->state, data, size);
         if (r < 0)
                 return log_error_errno(r, "Failed to restore a snapshot of %zu bytes: %m", size);
+        if (m->edge)
+                bus_edge_drained_changed(m->edge); /* the snapshot may carry another drain table */
         log_debug("Restored a snapshot: %u elections.", election_state_count(m->state));
 
         if (m->cluster) {
