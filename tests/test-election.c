@@ -735,6 +735,43 @@ static void test_drain(void) {
         drain_cmd(s, COMMAND_UNDRAIN, "n2", "", ELECTION_CHANGED, 0, NULL);
         names = election_state_drained_names(s, "n2");
         g_assert_cmpuint(g_strv_length(names), ==, 0);
+
+        /* malformed drain tables are refused, the state stays */
+        static const struct {
+                uint8_t all;
+                uint32_t n;
+                const char *name;
+                int want;
+        } cases[] = {
+                { 1, 0, NULL, 0 },
+                { 0, 1, "e", 0 },
+                { 2, 0, NULL, -EBADMSG },      /* flag out of range */
+                { 0, 0, NULL, -EBADMSG },      /* an empty entry is never stored */
+                { 0, 1, "", -EBADMSG },        /* not a valid name */
+                { 0, 2, "e", -EBADMSG },       /* the same name twice */
+        };
+        for (unsigned i = 0; i < ELEMENTSOF(cases); i++) {
+                g_autoptr(GByteArray) b = g_byte_array_new();
+                g_autoptr(ElectionState) u = election_state_new();
+                uint8_t u32[4];
+#define PUT32(v) do { uint32_t _v = (v); for (int k = 0; k < 4; k++) u32[k] = _v >> (8 * k); g_byte_array_append(b, u32, 4); } while (0)
+#define PUTS(x) do { PUT32(strlen(x)); g_byte_array_append(b, (const uint8_t *) (x), strlen(x)); } while (0)
+                g_byte_array_append(b, (const uint8_t *) "ELST", 4);
+                PUT32(4);
+                PUT32(0); /* elections */
+                PUT32(0); /* dedup */
+                PUT32(0); /* runs */
+                PUT32(1);
+                PUTS("n1");
+                g_byte_array_append(b, &cases[i].all, 1);
+                PUT32(cases[i].n);
+                for (uint32_t k = 0; k < cases[i].n; k++)
+                        PUTS(cases[i].name);
+#undef PUT32
+#undef PUTS
+                g_assert_cmpint(election_state_restore(u, b->data, b->len), ==, cases[i].want);
+                g_assert_true(election_state_drained(u, "n1", "e") == (cases[i].want == 0));
+        }
 }
 
 /* ---------------------------------------------------------------------------------------------
