@@ -67,6 +67,16 @@ static inline void freep(void *p) {
         free(*(void **) p);
 }
 
+static void strv_free_(char **l) {
+        for (char **p = l; p && *p; p++)
+                free(*p);
+        free(l);
+}
+
+static inline void strv_freep_(char ***l) {
+        strv_free_(*l);
+}
+
 static bool streq_ptr(const char *a, const char *b) {
         return a && b ? strcmp(a, b) == 0 : a == b;
 }
@@ -275,6 +285,7 @@ static int verb_status(int argc, char **argv) {
         _cleanup_(election_list_freep) ElectionList *l = NULL;
         _cleanup_(election_member_list_freep) ElectionMemberList *members = NULL;
         _cleanup_(freep) char *node = NULL, *version = NULL, *cluster = NULL;
+        _cleanup_(strv_freep_) char **drained = NULL;
         int r, code, quorate = 0;
 
         code = connect_client(&c);
@@ -291,6 +302,8 @@ static int verb_status(int argc, char **argv) {
                 r = election_client_list_members(c, &members);
         if (r >= 0)
                 r = election_client_list_elections(c, &l);
+        if (r >= 0)
+                r = election_client_get_drained(c, &drained);
         if (r < 0)
                 return report(c, r, NULL, NULL);
 
@@ -301,7 +314,13 @@ static int verb_status(int argc, char **argv) {
                 json_string(version);
                 printf(",\"cluster\":");
                 json_string(cluster);
-                printf(",\"quorate\":%s,\"members\":[", quorate ? "true" : "false");
+                printf(",\"quorate\":%s,\"drained\":[", quorate ? "true" : "false");
+                for (size_t i = 0; drained && drained[i]; i++) {
+                        if (i > 0)
+                                putchar(',');
+                        json_string(drained[i]);
+                }
+                printf("],\"members\":[");
                 for (size_t i = 0; i < election_member_list_size(members); i++) {
                         printf("%s{\"name\":", i > 0 ? "," : "");
                         json_string(election_member_list_get_name(members, i));
@@ -329,6 +348,13 @@ static int verb_status(int argc, char **argv) {
         printf(_("  Version: %s\n"), version);
         printf(_("  Cluster: %s\n"), cluster[0] ? cluster : _("(standalone)"));
         printf(_("  Quorate: %s\n"), quorate ? _("yes") : _("no"));
+        if (drained && drained[0]) {
+                /* "" is a drain of every election */
+                printf(_("  Drained: %s"), drained[0][0] ? drained[0] : _("all elections"));
+                for (size_t i = 1; drained[i]; i++)
+                        printf(", %s", drained[i]);
+                putchar('\n');
+        }
         if (election_member_list_size(members) > 0) {
                 printf(_("  Members: %zu\n"), election_member_list_size(members));
                 for (size_t i = 0; i < election_member_list_size(members); i++)
@@ -344,6 +370,34 @@ static int verb_status(int argc, char **argv) {
                        election_list_get_term_id(l, i), leader_or_none(leader));
         }
         return EXIT_OK;
+}
+
+/* drain/undrain [NAME...]: no names = every election. */
+static int drain_op(int argc, char **argv, int (*op)(ElectionClient *, char **)) {
+        _cleanup_(election_client_unrefp) ElectionClient *c = NULL;
+        int r, code;
+
+        code = connect_client(&c);
+        if (code != EXIT_OK)
+                return code;
+        r = op(c, argv + 1);
+        if (r < 0) {
+                if (error_exit_code(c, r) == EXIT_DENIED) {
+                        fprintf(stderr, _("Access denied. Draining needs root or the polkit authorization "
+                                          "org.electiond.Election1.drain.\n"));
+                        return EXIT_DENIED;
+                }
+                return report(c, r, argc > 1 ? argv[1] : NULL, NULL);
+        }
+        return EXIT_OK;
+}
+
+static int verb_drain(int argc, char **argv) {
+        return drain_op(argc, argv, election_client_drain);
+}
+
+static int verb_undrain(int argc, char **argv) {
+        return drain_op(argc, argv, election_client_undrain);
 }
 
 static int verb_list(int argc, char **argv) {
@@ -978,6 +1032,9 @@ static void help(void) {
                  "  promote NAME ID            Move a candidate one place up\n"
                  "  evict NAME ID              Remove a candidate\n"
                  "  is-leader NAME             Exit 0 if the candidate leads, 1 if not\n"
+                 "  drain [NAME...]            Keep this node out of the lead (of every\n"
+                 "                             election, or the named ones)\n"
+                 "  undrain [NAME...]          Undo drain\n"
                  "  run NAME -- COMMAND...     Campaign and run COMMAND while leading\n\n"
                  "Options:\n"
                  "  -h --help                  Show this help\n"
@@ -1008,6 +1065,8 @@ static const Verb verbs[] = {
         { "promote",   3, 3,  verb_promote },
         { "evict",     3, 3,  verb_evict },
         { "is-leader", 2, 2,  verb_is_leader },
+        { "drain",     1, -1, verb_drain },
+        { "undrain",   1, -1, verb_undrain },
         { "run",       2, -1, verb_run },
 };
 

@@ -415,6 +415,51 @@ _public_ int election_client_is_quorate(ElectionClient *c) {
         return !!b;
 }
 
+/* ---- drain ----------------------------------------------------------------------------------- */
+
+static int client_drain_call(ElectionClient *c, const char *method, char **names) {
+        _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *m = NULL, *reply = NULL;
+        int r;
+
+        if (!c)
+                return -EINVAL;
+        r = sd_bus_message_new_method_call(c->bus, &m, BUS_NAME, MANAGER_PATH, MANAGER_INTERFACE, method);
+        if (r >= 0)
+                r = sd_bus_message_append_strv(m, names);
+        if (r >= 0)
+                r = sd_bus_call(c->bus, m, 0, &error, &reply);
+        sd_bus_message_unref(m);
+        sd_bus_message_unref(reply);
+        if (r < 0)
+                return client_set_error(c, &error, r);
+        client_clear_error(c);
+        return 0;
+}
+
+_public_ int election_client_drain(ElectionClient *c, char **names) {
+        return client_drain_call(c, "Drain", names);
+}
+
+_public_ int election_client_undrain(ElectionClient *c, char **names) {
+        return client_drain_call(c, "Undrain", names);
+}
+
+_public_ int election_client_get_drained(ElectionClient *c, char ***ret) {
+        _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
+        char **l = NULL;
+        int r;
+
+        if (!c || !ret)
+                return -EINVAL;
+        r = sd_bus_get_property_strv(c->bus, BUS_NAME, MANAGER_PATH, MANAGER_INTERFACE, "Drained", &error, &l);
+        if (r < 0)
+                return client_set_error(c, &error, r);
+        client_clear_error(c);
+        *ret = l;
+        return 0;
+}
+
 /* ---- list ------------------------------------------------------------------------------------ */
 
 _public_ ElectionList *election_list_free(ElectionList *l) {

@@ -45,6 +45,7 @@ struct BusEdge {
         char *last_members;       /* fingerprint of Members as last announced */
         GHashTable *lease_watchers; /* unique name -> LeaseWatcher*: WatchLease callers still connected */
         uint64_t lease_sent;      /* expiry as last sent to the watchers */
+        GQueue draining;          /* DrainCall*, Drain/Undrain calls not yet answered */
 };
 
 /* A WatchLease caller, watched without waiting for the bus (as TrackedOwner). */
@@ -922,6 +923,266 @@ static int append_members(sd_bus_message *reply, Manager *m, char **ret_fingerpr
         return r;
 }
 
+/* ---- Drain / Undrain (maintenance) ----
+ * Drain(as elections) / Undrain(as elections) on the Manager: this node's candidacies stay behind
+ * every other node's in the named elections (empty list: every election) until undrained. Needs
+ * uid 0 or polkit action org.electiond.Election1.drain. One DRAIN/UNDRAIN command per name
+ * ("" for all), replied to once all of them committed. */
+
+typedef struct DrainCall {
+        BusEdge *edge;
+        sd_bus_message *message;
+        CommandType type;
+        char **names;             /* as given; empty: every election */
+        uint32_t uid;
+        sd_bus_slot *polkit_slot;
+        unsigned waiting;         /* commands submitted and not yet done */
+        int status;               /* first failure (negative errno), 0 */
+        bool invalid;             /* the rules refused one */
+        GList link;               /* in BusEdge.draining */
+} DrainCall;
+
+static DrainCall *drain_call_free(DrainCall *d) {
+        if (!d)
+                return NULL;
+        g_queue_unlink(&d->edge->draining, &d->link);
+        sd_bus_slot_unref(d->polkit_slot);
+        sd_bus_message_unref(d->message);
+        g_strfreev(d->names);
+        g_free(d);
+        return NULL;
+}
+
+static void drain_call_reply(DrainCall *d) {
+        int r;
+
+        if (d->status == -ETIMEDOUT)
+                r = sd_bus_reply_method_errorf(d->message, ELECTIOND_ERROR_NO_QUORUM,
+                                               "The change could not be committed in time.");
+        else if (d->status < 0)
+                r = sd_bus_reply_method_errnof(d->message, d->status, "Request failed: %m");
+        else if (d->invalid)
+                r = sd_bus_reply_method_errorf(d->message, SD_BUS_ERROR_INVALID_ARGS, "Invalid request.");
+        else
+                r = sd_bus_reply_method_return(d->message, NULL);
+        if (r < 0)
+                log_debug_errno(r, "Failed to reply to %s(): %m", sd_bus_message_get_member(d->message));
+}
+
+/* On shutdown: answer the calls still waiting for polkit (submitted ones complete through the
+ * manager, which fails its pending commands first). */
+static void drain_calls_fail(BusEdge *b) {
+        while (!g_queue_is_empty(&b->draining)) {
+                DrainCall *d = g_queue_peek_head(&b->draining);
+                if (d->status == 0)
+                        d->status = -ESHUTDOWN;
+                drain_call_reply(d);
+                drain_call_free(d);
+        }
+}
+
+static void on_drain_done(Manager *m, int status, ElectionResult result, const Term *term, void *userdata) {
+        DrainCall *d = userdata;
+
+        if (status < 0 && d->status == 0)
+                d->status = status;
+        else if (status >= 0 && result != ELECTION_CHANGED && result != ELECTION_NOOP && result != ELECTION_DUPLICATE)
+                d->invalid = true;
+        if (--d->waiting > 0)
+                return;
+        drain_call_reply(d);
+        drain_call_free(d);
+}
+
+static void drain_call_submit(DrainCall *d) {
+        BusEdge *b = d->edge;
+        unsigned n = g_strv_length(d->names);
+        int r;
+
+        if (!manager_quorate(b->manager)) {
+                r = sd_bus_reply_method_errorf(d->message, ELECTIOND_ERROR_NO_QUORUM,
+                                               "This node has no quorum: no change is accepted here now.");
+                if (r < 0)
+                        log_debug_errno(r, "Failed to reply: %m");
+                drain_call_free(d);
+                return;
+        }
+
+        /* waiting counts one extra until every command is queued: a done() cannot reply early */
+        d->waiting = 1;
+        for (unsigned i = 0; i < MAX(n, 1u); i++) {
+                Command *c = command_new(d->type);
+
+                c->election = g_strdup(n > 0 ? d->names[i] : "");
+                c->id = g_strdup("");
+                c->owner = g_strdup("");
+                c->node = g_strdup(manager_node_name(b->manager));
+                c->run = manager_run_id(b->manager);
+                c->uid = d->uid;
+                c->flags = COMMAND_FLAG_AUTHORIZED;
+                r = manager_submit(b->manager, c, on_drain_done, d);
+                if (r < 0) {
+                        if (d->status == 0)
+                                d->status = r;
+                        break;
+                }
+                d->waiting++;
+        }
+        on_drain_done(b->manager, 0, ELECTION_NOOP, NULL, d);
+}
+
+static int on_drain_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        DrainCall *d = userdata;
+        const sd_bus_error *e;
+        int authorized = false, challenge = false, r;
+
+        d->polkit_slot = sd_bus_slot_unref(d->polkit_slot);
+        e = sd_bus_message_get_error(reply);
+        if (e)
+                log_debug("polkit check failed (%s: %s), denying.", e->name, e->message ?: "");
+        else {
+                r = sd_bus_message_enter_container(reply, 'r', "bba{ss}");
+                if (r >= 0)
+                        r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
+                if (r < 0)
+                        authorized = false;
+        }
+        if (!authorized) {
+                r = sd_bus_reply_method_errorf(d->message, SD_BUS_ERROR_ACCESS_DENIED,
+                                               "Not authorized: this needs uid 0 or polkit action %s.",
+                                               ELECTIOND_POLKIT_ACTION_DRAIN);
+                if (r < 0)
+                        log_debug_errno(r, "Failed to send reply: %m");
+                drain_call_free(d);
+                return 0;
+        }
+        drain_call_submit(d);
+        return 0;
+}
+
+static int drain_call_authorize(DrainCall *d) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *req = NULL;
+        const char *sender = sd_bus_message_get_sender(d->message);
+        int r;
+
+        if (!sender)
+                return -EPERM;
+        r = sd_bus_message_new_method_call(d->edge->bus, &req, POLKIT_NAME, POLKIT_PATH, POLKIT_INTERFACE,
+                                           "CheckAuthorization");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(req, "(sa{sv})sa{ss}us", "system-bus-name", 1, "name", "s", sender,
+                                  ELECTIOND_POLKIT_ACTION_DRAIN, 0, UINT32_C(1) /* AllowUserInteraction */, "");
+        if (r < 0)
+                return r;
+        return sd_bus_call_async(d->edge->bus, &d->polkit_slot, req, on_drain_polkit_reply, d, 0);
+}
+
+/* The caller's uid is known: root submits, anyone else asks polkit. Replies on failure. */
+static void drain_call_continue(DrainCall *d, uid_t uid) {
+        int r;
+
+        d->uid = (uint32_t) uid;
+        if (uid == 0) {
+                drain_call_submit(d);
+                return;
+        }
+        r = drain_call_authorize(d);
+        if (r < 0) {
+                log_debug_errno(r, "Cannot ask polkit, denying: %m");
+                r = sd_bus_reply_method_errorf(d->message, SD_BUS_ERROR_ACCESS_DENIED,
+                                               "Not authorized: this needs uid 0 or polkit action %s.",
+                                               ELECTIOND_POLKIT_ACTION_DRAIN);
+                if (r < 0)
+                        log_debug_errno(r, "Failed to send reply: %m");
+                drain_call_free(d);
+        }
+}
+
+static int on_drain_uid_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        DrainCall *d = userdata;
+        const sd_bus_error *e;
+        uint32_t uid;
+        int r;
+
+        d->polkit_slot = sd_bus_slot_unref(d->polkit_slot);
+        e = sd_bus_message_get_error(reply);
+        r = e ? -(sd_bus_error_get_errno(e) ?: EPERM) : sd_bus_message_read(reply, "u", &uid);
+        if (r < 0) {
+                log_debug_errno(r, "Cannot learn the uid of a Drain caller: %m");
+                r = sd_bus_reply_method_errno(d->message, r, NULL);
+                if (r < 0)
+                        log_debug_errno(r, "Failed to send reply: %m");
+                drain_call_free(d);
+                return 0;
+        }
+        edge_cache_uid(d->edge, sd_bus_message_get_sender(d->message), (uid_t) uid);
+        drain_call_continue(d, (uid_t) uid);
+        return 0;
+}
+
+static int manager_drain(sd_bus_message *msg, BusEdge *b, CommandType type, sd_bus_error *error) {
+        g_auto(GStrv) names = NULL;
+        DrainCall *d;
+        uid_t uid;
+        int r;
+
+        r = sd_bus_message_read_strv(msg, &names);
+        if (r < 0)
+                return r;
+        for (char **n = names; n && *n; n++)
+                if (!election_string_valid(*n))
+                        return sd_bus_error_setf(error, ELECTIOND_ERROR_INVALID_NAME,
+                                                 "Election names are 1-255 bytes of UTF-8 without control characters.");
+        d = g_new0(DrainCall, 1);
+        d->edge = b;
+        d->message = sd_bus_message_ref(msg);
+        d->type = type;
+        d->names = names ? g_steal_pointer(&names) : g_new0(char *, 1);
+        d->link.data = d;
+        g_queue_push_tail_link(&b->draining, &d->link);
+
+        /* never a synchronous round trip to the bus driver: the loop must keep running */
+        if (edge_cached_uid(b, sd_bus_message_get_sender(msg), &uid)) {
+                drain_call_continue(d, uid);
+                return 1;
+        }
+        r = sd_bus_call_method_async(b->bus, &d->polkit_slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                     "org.freedesktop.DBus", "GetConnectionUnixUser", on_drain_uid_reply, d, "s",
+                                     sd_bus_message_get_sender(msg));
+        if (r < 0) {
+                drain_call_free(d);
+                return r;
+        }
+        return 1;
+}
+
+static int method_drain(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return manager_drain(msg, userdata, COMMAND_DRAIN, error);
+}
+
+static int method_undrain(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return manager_drain(msg, userdata, COMMAND_UNDRAIN, error);
+}
+
+static int property_drained(sd_bus *bus, const char *path, const char *interface, const char *property,
+                            sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        BusEdge *b = userdata;
+        g_auto(GStrv) names = election_state_drained_names(manager_get_state(b->manager), manager_node_name(b->manager));
+
+        return sd_bus_message_append_strv(reply, names);
+}
+
+void bus_edge_drained_changed(BusEdge *b) {
+        int r;
+
+        if (!b)
+                return;
+        r = sd_bus_emit_properties_changed(b->bus, ELECTIOND_MANAGER_PATH, ELECTIOND_MANAGER_INTERFACE, "Drained", NULL);
+        if (r < 0)
+                log_warning_errno(r, "Failed to emit PropertiesChanged(Drained): %m");
+}
+
 static int property_manager(sd_bus *bus, const char *path, const char *interface, const char *property,
                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         BusEdge *b = userdata;
@@ -959,6 +1220,15 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_PROPERTY("ClusterName", "s", property_manager, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Quorate", "b", property_manager, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Members", "a(ssss)", property_manager, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_METHOD_WITH_NAMES("Drain",
+                                 "as", SD_BUS_PARAM(elections),
+                                 NULL, ,
+                                 method_drain, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Undrain",
+                                 "as", SD_BUS_PARAM(elections),
+                                 NULL, ,
+                                 method_undrain, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_PROPERTY("Drained", "as", property_drained, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_SIGNAL_WITH_NAMES("LeaseRenewed", "t", SD_BUS_PARAM(expiry), 0),
         SD_BUS_VTABLE_END
 };
@@ -1089,6 +1359,7 @@ int bus_edge_new(Manager *m, sd_bus *bus, BusEdge **ret) {
         b->local_leader = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         g_queue_init(&b->waiting);
         b->lease_watchers = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, lease_watcher_free);
+        g_queue_init(&b->draining);
         b->uids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 
         /* Elections restored from disk are not "new": no InterfacesAdded for them. */
@@ -1128,6 +1399,7 @@ BusEdge *bus_edge_free(BusEdge *b) {
                 call_reply_errno(c, -ESHUTDOWN);
                 call_free(c);
         }
+        drain_calls_fail(b);
 
         g_clear_pointer(&b->lease_watchers, g_hash_table_destroy);
         g_clear_pointer(&b->tracks, g_hash_table_destroy);

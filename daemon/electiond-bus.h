@@ -18,6 +18,7 @@
 #define ELECTIOND_ERROR_NO_QUORUM      "org.electiond.Election1.Error.NoQuorum"
 #define ELECTIOND_ERROR_OUTCOME_UNKNOWN "org.electiond.Election1.Error.OutcomeUnknown"
 #define ELECTIOND_POLKIT_ACTION        "org.electiond.Election1.manage"
+#define ELECTIOND_POLKIT_ACTION_DRAIN  "org.electiond.Election1.drain"
 
 typedef struct BusEdge BusEdge;
 
@@ -31,6 +32,8 @@ void bus_edge_term_changed(BusEdge *b, const Election *e);
 void bus_edge_cluster_changed(BusEdge *b);
 /* manager_caught_up() became true: announce every election as it is now. */
 void bus_edge_caught_up(BusEdge *b);
+/* This node's drained elections (Manager.Drained) may have changed. */
+void bus_edge_drained_changed(BusEdge *b);
 /* Is this bus connection (unique name) still tracked as an owner of candidacies? */
 bool bus_edge_owner_tracked(BusEdge *b, const char *owner);
 /* The lease may have moved: emit LeaseRenewed if it did and someone called WatchLease. */

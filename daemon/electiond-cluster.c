@@ -1787,3 +1787,36 @@ uint64_t cluster_lease_expiry(Cluster *c) {
                 return 0;
         return lease_requester_expiry(c->requester);
 }
+
+/* ---- planned stop ---- */
+
+uint64_t cluster_confirmed_index(Cluster *c) {
+        return c ? c->confirmed_index : 0;
+}
+
+void cluster_repeat_confirmation(Cluster *c) {
+        /* one copy may be lost; the node is about to go, so no round will repeat it */
+        if (c && c->confirmed_index > 0)
+                broadcast_applied(c);
+}
+
+bool cluster_peers_applied(Cluster *c, uint64_t index) {
+        Servers s;
+        bool all = true;
+
+        if (!c || !servers_get(c, &s))
+                return true;
+        for (size_t i = 0; i < s.n && all; i++) {
+                Peer *p;
+
+                if (s.items[i].id == c->node_id)
+                        continue;
+                p = peer_by_id(c, s.items[i].id);
+                /* a member gone for good confirms nothing; the hand-over attests it instead */
+                if (!p || (p->state != MEMBER_ALIVE && p->state != MEMBER_SUSPECT))
+                        continue;
+                all = p->applied >= index;
+        }
+        servers_done(&s);
+        return all;
+}

@@ -66,6 +66,12 @@ void cluster_lead_changed(Cluster *c, const Election *e, const char *prev_leader
 void cluster_entry_applied(Cluster *c, uint64_t index, bool any_leader_changed);
 /* The leader units' stop jobs finished: confirm what we applied. */
 void cluster_units_settled(Cluster *c);
+/* The highest index confirmed to peers by APPLIED ("applied, and my leader units stopped"). */
+uint64_t cluster_confirmed_index(Cluster *c);
+/* Planned stop: send the last APPLIED once more, as no later round will repeat it. */
+void cluster_repeat_confirmation(Cluster *c);
+/* Every live member of the Raft configuration (but us) reported APPLIED >= index. */
+bool cluster_peers_applied(Cluster *c, uint64_t index);
 /* A DROP_NODE(node) was applied at log index `index`. */
 void cluster_node_dropped(Cluster *c, const char *node, uint64_t index);
 

@@ -62,6 +62,9 @@ static const char *const command_type_table[_COMMAND_TYPE_MAX] = {
         [COMMAND_DROP_RUN] = "drop-run",
         [COMMAND_DROP_NODE] = "drop-node",
         [COMMAND_RESTORE_NODE] = "restore-node",
+        [COMMAND_STEP_DOWN] = "step-down",
+        [COMMAND_DRAIN] = "drain",
+        [COMMAND_UNDRAIN] = "undrain",
 };
 
 const char *command_type_to_string(CommandType t) {

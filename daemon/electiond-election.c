@@ -27,7 +27,14 @@ struct ElectionState {
          * Enter; forgotten by DROP_NODE(node). */
         GHashTable *runs;
         unsigned n_parked;     /* parked candidacies in all elections: most states have none */
+        /* node -> NodeDrain* (owned): DRAIN/UNDRAIN. Most states have none. */
+        GHashTable *drained;
 };
+
+typedef struct NodeDrain {
+        bool all;              /* DRAIN(node, ""): every election */
+        GHashTable *names;     /* election names (owned) drained one by one */
+} NodeDrain;
 
 typedef struct NodeRuns {
         uint64_t current;                   /* the node's current daemon run */
@@ -44,6 +51,10 @@ static const char *strempty(const char *s) {
 
 static bool isempty(const char *s) {
         return !s || !*s;
+}
+
+static gint string_compare_ptr(gconstpointer a, gconstpointer b) {
+        return strcmp(*(const char *const *) a, *(const char *const *) b);
 }
 
 static Candidacy *candidacy_free(Candidacy *c) {
@@ -107,6 +118,20 @@ static gboolean dedup_entry_equal(gconstpointer a, gconstpointer b) {
         return x->origin_run == y->origin_run && strcmp(x->origin, y->origin) == 0;
 }
 
+static NodeDrain *node_drain_new(void) {
+        NodeDrain *d = g_new0(NodeDrain, 1);
+        d->names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        return d;
+}
+
+static void node_drain_destroy(gpointer p) {
+        NodeDrain *d = p;
+        if (!d)
+                return;
+        g_hash_table_unref(d->names);
+        g_free(d);
+}
+
 static void index_table_free(gpointer p) {
         g_hash_table_unref(p);
 }
@@ -119,6 +144,7 @@ ElectionState *election_state_new(void) {
         s->by_node = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, index_table_free);
         s->dedup = g_hash_table_new_full(dedup_entry_hash, dedup_entry_equal, dedup_entry_destroy, NULL);
         s->runs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        s->drained = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, node_drain_destroy);
         return s;
 }
 
@@ -131,6 +157,7 @@ ElectionState *election_state_free(ElectionState *s) {
         g_hash_table_unref(s->elections);
         g_hash_table_unref(s->dedup);
         g_hash_table_unref(s->runs);
+        g_hash_table_unref(s->drained);
         g_free(s);
         return NULL;
 }
@@ -499,6 +526,10 @@ static const char *command_caller_node(const Command *c) {
         return !isempty(c->node) ? c->node : strempty(c->origin);
 }
 
+static bool candidacy_drained(const ElectionState *s, const Election *e, const Candidacy *c);
+static void election_append(ElectionState *s, Election *e, Candidacy *cand);
+static bool election_regroup(ElectionState *s, Election *e, const char *back);
+
 static void candidacy_bind(Candidacy *cand, const Command *c) {
         bool persistent = c->flags & COMMAND_FLAG_PERSISTENT;
 
@@ -532,9 +563,14 @@ static ElectionResult apply_enter(ElectionState *s, const Command *c, Election *
                         /* Re-bind: another Unix user's candidacy needs authorization. */
                         if (cand->uid != c->uid && !(c->flags & COMMAND_FLAG_AUTHORIZED))
                                 return ELECTION_ACCESS_DENIED;
+                        bool was_drained = candidacy_drained(s, *e, cand);
+
                         candidacy_index(s, *e, cand, -1);
                         candidacy_bind(cand, c);
                         candidacy_index(s, *e, cand, +1);
+                        /* bound to a node drained otherwise: it changes group */
+                        if (was_drained != candidacy_drained(s, *e, cand) && election_regroup(s, *e, NULL))
+                                return ELECTION_CHANGED;
                         return ELECTION_NOOP;
                 }
                 if (c->max_candidates > 0 && (*e)->candidates->len >= c->max_candidates)
@@ -549,10 +585,7 @@ static ElectionResult apply_enter(ElectionState *s, const Command *c, Election *
         cand = g_new0(Candidacy, 1);
         cand->id = g_strdup(c->id);
         candidacy_bind(cand, c);
-        g_ptr_array_add((*e)->candidates, cand);
-        candidacy_index(s, *e, cand, +1);
-        if ((*e)->candidates->len == 1)
-                (*e)->term_id++;
+        election_append(s, *e, cand);
         return ELECTION_CHANGED;
 }
 
@@ -620,10 +653,7 @@ static ElectionResult apply_restore(ElectionState *s, const Command *c, Election
                                 know_run = true;
                                 run = c->run;
                         }
-                        g_ptr_array_add(e->candidates, cand);
-                        candidacy_index(s, e, cand, +1);
-                        if (e->candidates->len == 1)
-                                e->term_id++;
+                        election_append(s, e, cand);
                         changed_here = true;
                 }
                 if (e->parked && e->parked->len == 0)
@@ -637,26 +667,187 @@ static ElectionResult apply_restore(ElectionState *s, const Command *c, Election
         return any ? ELECTION_CHANGED : ELECTION_NOOP;
 }
 
-static ElectionResult apply_anoint(const Command *c, Election *e) {
-        unsigned idx;
+/* ---- drain ---- */
 
-        if (!election_find(e, c->id, &idx))
-                return ELECTION_NOT_CANDIDATE;
-        if (idx == 0)
+bool election_state_drained(const ElectionState *s, const char *node, const char *election) {
+        const NodeDrain *d;
+
+        if (!s || g_hash_table_size(s->drained) == 0)
+                return false;
+        d = g_hash_table_lookup(s->drained, strempty(node));
+        return d && (d->all || (election && g_hash_table_contains(d->names, election)));
+}
+
+char **election_state_drained_names(const ElectionState *s, const char *node) {
+        const NodeDrain *d = s ? g_hash_table_lookup(s->drained, strempty(node)) : NULL;
+        g_autoptr(GPtrArray) out = g_ptr_array_new();
+        GHashTableIter it;
+        gpointer k;
+
+        if (d && d->all)
+                g_ptr_array_add(out, g_strdup(""));
+        if (d) {
+                g_autoptr(GPtrArray) names = g_ptr_array_new();
+                g_hash_table_iter_init(&it, d->names);
+                while (g_hash_table_iter_next(&it, &k, NULL))
+                        g_ptr_array_add(names, k);
+                g_ptr_array_sort(names, string_compare_ptr);
+                for (unsigned i = 0; i < names->len; i++)
+                        g_ptr_array_add(out, g_strdup(names->pdata[i]));
+        }
+        g_ptr_array_add(out, NULL);
+        return (char **) g_ptr_array_free(g_steal_pointer(&out), false);
+}
+
+static bool candidacy_drained(const ElectionState *s, const Election *e, const Candidacy *c) {
+        return election_state_drained(s, c->node, e->name);
+}
+
+/* Where a candidacy joins e as Enter/RESTORE_NODE append it: at the back of its group (drained
+ * ones stand behind every other one). */
+static void election_append(ElectionState *s, Election *e, Candidacy *cand) {
+        unsigned at = e->candidates->len;
+
+        if (!candidacy_drained(s, e, cand))
+                while (at > 0 && candidacy_drained(s, e, e->candidates->pdata[at - 1]))
+                        at--;
+        g_ptr_array_insert(e->candidates, at, cand);
+        candidacy_index(s, e, cand, +1);
+        if (at == 0)
+                e->term_id++; /* it leads: alone, or ahead of drained ones only */
+}
+
+/* Re-establishes the order invariant after the drained table changed, and moves the candidacies
+ * of node `back` (may be NULL) behind the others of their group: a stable sort by
+ * (drained, of `back`). Term + 1 if the leader changed. Returns whether the order changed. */
+static bool election_regroup(ElectionState *s, Election *e, const char *back) {
+        const Candidacy *leader = e->candidates->len > 0 ? e->candidates->pdata[0] : NULL;
+        g_autofree gpointer *sorted = NULL;
+        unsigned n = e->candidates->len, k = 0;
+        bool moved = false;
+
+        if (n < 2)
+                return false;
+        sorted = g_new(gpointer, n);
+        for (unsigned key = 0; key < 4; key++)
+                for (unsigned i = 0; i < n; i++) {
+                        Candidacy *c = e->candidates->pdata[i];
+                        unsigned ck = 2u * candidacy_drained(s, e, c) + (back && streq_ptr(c->node, back));
+                        if (ck == key)
+                                sorted[k++] = c;
+                }
+        for (unsigned i = 0; i < n; i++) {
+                if (e->candidates->pdata[i] != sorted[i])
+                        moved = true;
+                e->candidates->pdata[i] = sorted[i];
+        }
+        if (moved && e->candidates->pdata[0] != leader)
+                e->term_id++;
+        return moved;
+}
+
+/* DRAIN/UNDRAIN(node, election): CHANGED iff the drained table changed; one event per election
+ * whose order changed. */
+static ElectionResult apply_drain(ElectionState *s, const Command *c, ElectionChangedFn changed, void *userdata) {
+        const char *node = strempty(c->node), *name = strempty(c->election);
+        NodeDrain *d = g_hash_table_lookup(s->drained, node);
+        g_autoptr(GPtrArray) affected = NULL;
+        bool drain = c->type == COMMAND_DRAIN, table = false;
+
+        if (*name && !election_string_valid(name))
+                return ELECTION_INVALID;
+        if (isempty(node) || !election_string_valid(node))
+                return ELECTION_INVALID;
+
+        if (drain) {
+                if (!d) {
+                        d = node_drain_new();
+                        g_hash_table_insert(s->drained, g_strdup(node), d);
+                }
+                if (!*name && !d->all)
+                        table = d->all = true;
+                else if (*name && !g_hash_table_contains(d->names, name)) {
+                        g_hash_table_add(d->names, g_strdup(name));
+                        table = true;
+                }
+        } else if (d) {
+                if (!*name) {
+                        table = d->all || g_hash_table_size(d->names) > 0;
+                        g_hash_table_remove(s->drained, node);
+                        d = NULL;
+                } else
+                        table = g_hash_table_remove(d->names, name);
+                if (d && !d->all && g_hash_table_size(d->names) == 0)
+                        g_hash_table_remove(s->drained, node);
+        }
+        if (!table)
                 return ELECTION_NOOP;
 
-        g_ptr_array_insert(e->candidates, 0, g_ptr_array_steal_index(e->candidates, idx));
-        e->term_id++;
+        affected = index_elections(s->by_node, node);
+        for (unsigned i = 0; i < affected->len; i++) {
+                Election *e = affected->pdata[i];
+
+                if (*name && !streq_ptr(e->name, name))
+                        continue;
+                if (election_regroup(s, e, NULL) && changed)
+                        changed(e, userdata);
+        }
         return ELECTION_CHANGED;
 }
 
-static ElectionResult apply_promote(const Command *c, Election *e) {
+/* STEP_DOWN(node): a planned stop. In every election the node's candidacies move behind
+ * everyone else's of their group (drained ones stay behind all others), keeping their order;
+ * where that changes the leader, term + 1. Candidacies
+ * stay what they are (persistent or bound, same run), so DROP_NODE/RESTORE_NODE treat them as
+ * before; an election with only this node's candidacies is left as it is. */
+static ElectionResult apply_step_down(ElectionState *s, const Command *c, ElectionChangedFn changed, void *userdata) {
+        g_autoptr(GPtrArray) affected = index_elections(s->by_node, strempty(c->node));
+        bool any = false;
+
+        for (unsigned i = 0; i < affected->len; i++) {
+                Election *e = affected->pdata[i];
+
+                if (!election_regroup(s, e, strempty(c->node)))
+                        continue;
+                any = true;
+                if (changed)
+                        changed(e, userdata);
+        }
+        return any ? ELECTION_CHANGED : ELECTION_NOOP;
+}
+
+/* The first index of the group of e's candidacy at idx: 0, or for a drained one the first
+ * drained one (drained ones never move ahead of the others). */
+static unsigned group_front(const ElectionState *s, const Election *e, unsigned idx) {
+        if (!candidacy_drained(s, e, e->candidates->pdata[idx]))
+                return 0;
+        while (idx > 0 && candidacy_drained(s, e, e->candidates->pdata[idx - 1]))
+                idx--;
+        return idx;
+}
+
+static ElectionResult apply_anoint(const ElectionState *s, const Command *c, Election *e) {
+        unsigned idx, front;
+
+        if (!election_find(e, c->id, &idx))
+                return ELECTION_NOT_CANDIDATE;
+        front = group_front(s, e, idx);
+        if (idx == front)
+                return ELECTION_NOOP;
+
+        g_ptr_array_insert(e->candidates, front, g_ptr_array_steal_index(e->candidates, idx));
+        if (front == 0)
+                e->term_id++;
+        return ELECTION_CHANGED;
+}
+
+static ElectionResult apply_promote(const ElectionState *s, const Command *c, Election *e) {
         gpointer t;
         unsigned idx;
 
         if (!election_find(e, c->id, &idx))
                 return ELECTION_NOT_CANDIDATE;
-        if (idx == 0)
+        if (idx == group_front(s, e, idx))
                 return ELECTION_NOOP;
 
         t = e->candidates->pdata[idx - 1];
@@ -766,13 +957,18 @@ ElectionResult election_state_apply(ElectionState *s, const Command *c,
                 r = e ? apply_evict(s, c, e) : ELECTION_NOT_CANDIDATE;
                 break;
         case COMMAND_ANOINT:
-                r = e ? apply_anoint(c, e) : ELECTION_NOT_CANDIDATE;
+                r = e ? apply_anoint(s, c, e) : ELECTION_NOT_CANDIDATE;
                 break;
         case COMMAND_PROMOTE:
-                r = e ? apply_promote(c, e) : ELECTION_NOT_CANDIDATE;
+                r = e ? apply_promote(s, c, e) : ELECTION_NOT_CANDIDATE;
                 break;
         case COMMAND_RESTORE_NODE:
                 return apply_restore(s, c, changed, userdata);
+        case COMMAND_STEP_DOWN:
+                return apply_step_down(s, c, changed, userdata);
+        case COMMAND_DRAIN:
+        case COMMAND_UNDRAIN:
+                return apply_drain(s, c, changed, userdata);
         default:
                 return apply_drop(s, c, changed, userdata);
         }
@@ -794,13 +990,14 @@ finish:
  * u32 n_elections, each: str name, u64 term_id, u32 n, n times:
  *     str id, str node, str owner, u64 run, u32 uid, u8 persistent
  * u32 n_dedup, each: str origin, u64 origin_run, u64 max, DEDUP_WINDOW/64 times u64 bits
- * u32 n_runs, each: str node, u64 current, u8 n_old, n_old times u64  (version 2 only)
+ * u32 n_runs, each: str node, u64 current, u8 n_old, n_old times u64  (version >= 2)
+ * u32 n_drained, each: str node, u8 all, u32 n, n times str election  (version >= 4; sorted)
  * Elections, dedup entries and runs are written sorted, so equal states serialize identically.
  * Version 1 (before the run table) is still restored, with an empty run table: it fills again
  * from the next DROP_RUN or connection-bound Enter of each node. */
 
 #define SNAPSHOT_MAGIC "ELST"
-#define SNAPSHOT_VERSION 3u
+#define SNAPSHOT_VERSION 4u
 #define SNAPSHOT_STRING_MAX 4096u
 
 
@@ -830,6 +1027,29 @@ static void put_candidacies(GByteArray *b, const GPtrArray *list) {
                 bytes_put_u64(b, c->run);
                 bytes_put_u32(b, c->uid);
                 bytes_put_u8(b, c->persistent);
+        }
+}
+
+static void put_drained(GByteArray *b, const ElectionState *s) {
+        g_autoptr(GPtrArray) nodes = g_ptr_array_new();
+        GHashTableIter it;
+        gpointer k;
+
+        g_hash_table_iter_init(&it, s->drained);
+        while (g_hash_table_iter_next(&it, &k, NULL))
+                g_ptr_array_add(nodes, k);
+        g_ptr_array_sort(nodes, string_compare);
+        bytes_put_u32(b, nodes->len);
+        for (unsigned i = 0; i < nodes->len; i++) {
+                const NodeDrain *d = g_hash_table_lookup(s->drained, nodes->pdata[i]);
+                g_auto(GStrv) names = election_state_drained_names(s, nodes->pdata[i]);
+                unsigned n = g_strv_length(names), first = d->all ? 1 : 0;
+
+                bytes_put_str(b, nodes->pdata[i]);
+                bytes_put_u8(b, d->all);
+                bytes_put_u32(b, n - first);
+                for (unsigned j = first; j < n; j++)
+                        bytes_put_str(b, names[j]);
         }
 }
 
@@ -889,6 +1109,8 @@ int election_state_serialize(const ElectionState *s, GBytes **ret) {
                 for (unsigned k = 0; k < n->n_old; k++)
                         bytes_put_u64(b, n->old[k]);
         }
+
+        put_drained(b, s);
 
         *ret = g_byte_array_free_to_bytes(g_steal_pointer(&b));
         return 0;
@@ -983,6 +1205,33 @@ static int restore_dedup(ElectionState *n, Reader *r) {
         return 0;
 }
 
+#define DRAIN_MIN_SIZE (4 + 1 + 4)
+
+static int restore_drain(ElectionState *n, Reader *r) {
+        g_autofree char *node = NULL;
+        NodeDrain *d;
+        uint32_t count;
+        uint8_t all;
+
+        if (!bytes_read_str(r, SNAPSHOT_STRING_MAX, &node) || !election_string_valid(node) ||
+            g_hash_table_contains(n->drained, node) || !bytes_read_u8(r, &all) || all > 1 || !read_count(r, 4, &count))
+                return -EBADMSG;
+        d = node_drain_new();
+        d->all = all;
+        g_hash_table_insert(n->drained, g_steal_pointer(&node), d); /* freed with n on error */
+        for (uint32_t i = 0; i < count; i++) {
+                g_autofree char *name = NULL;
+
+                if (!bytes_read_str(r, SNAPSHOT_STRING_MAX, &name) || !election_string_valid(name) ||
+                    g_hash_table_contains(d->names, name))
+                        return -EBADMSG;
+                g_hash_table_add(d->names, g_steal_pointer(&name));
+        }
+        if (!d->all && g_hash_table_size(d->names) == 0)
+                return -EBADMSG; /* never stored */
+        return 0;
+}
+
 static int restore_run(ElectionState *n, Reader *r) {
         g_autofree char *node = NULL;
         g_autofree NodeRuns *runs = g_new0(NodeRuns, 1);
@@ -1042,6 +1291,16 @@ int election_state_restore(ElectionState *s, const void *data, size_t size) {
                 }
         }
 
+        if (version >= 4) {
+                if (!read_count(&r, DRAIN_MIN_SIZE, &count))
+                        return -EBADMSG;
+                for (uint32_t i = 0; i < count; i++) {
+                        k = restore_drain(n, &r);
+                        if (k < 0)
+                                return k;
+                }
+        }
+
         if (r.left != 0)
                 return -EBADMSG;
 
@@ -1067,8 +1326,16 @@ bool election_state_equal(const ElectionState *a, const ElectionState *b) {
                 return false;
         if (a->n_parked != b->n_parked || g_hash_table_size(a->elections) != g_hash_table_size(b->elections) ||
             g_hash_table_size(a->dedup) != g_hash_table_size(b->dedup) ||
-            g_hash_table_size(a->runs) != g_hash_table_size(b->runs))
+            g_hash_table_size(a->runs) != g_hash_table_size(b->runs) ||
+            g_hash_table_size(a->drained) != g_hash_table_size(b->drained))
                 return false;
+
+        g_hash_table_iter_init(&i, a->drained);
+        while (g_hash_table_iter_next(&i, &v, NULL)) {
+                g_auto(GStrv) x = election_state_drained_names(a, v), y = election_state_drained_names(b, v);
+                if (!g_strv_equal((const char *const *) x, (const char *const *) y))
+                        return false;
+        }
 
         g_hash_table_iter_init(&i, a->elections);
         while (g_hash_table_iter_next(&i, NULL, &v)) {

@@ -56,7 +56,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(ElectionState, election_state_free)
 
 /* Apply one committed command. For commands that touch one election (Enter..Promote),
  * *ret_election (optional) is set to it (NULL if it does not exist), so the caller can copy the
- * resulting term; for bulk commands it is set to NULL. Bulk commands (DropOwner/DropRun/DropNode)
+ * resulting term; for bulk commands it is set to NULL. Bulk commands (DropOwner/DropRun/DropNode/RestoreNode/StepDown)
  * call changed() once per election they change, in name order. changed() is also called for
  * single-election commands that change state (result CHANGED).
  *
@@ -76,7 +76,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(ElectionState, election_state_free)
  *    The last ELECTION_RUN_HISTORY runs a node superseded are kept too: a DROP_RUN(node, one of
  *    them) -> INVALID (a late one would otherwise bring an old run back).
  *  - Dedup pruning: DROP_RUN(node, R) forgets the windows of (node, run != R); DROP_NODE(node)
- *    those of the node's runs other than its recorded one (the node may be alive and retry). */
+ *    those of the node's runs other than its recorded one (the node may be alive and retry).
+ *  - STEP_DOWN(node), DRAIN/UNDRAIN(node, election or ""): see docs/DESIGN.md "The rules"; a
+ *    drained node's candidacies always stand behind every other node's in its drained elections. */
 ElectionResult election_state_apply(ElectionState *s, const Command *c,
                                     ElectionChangedFn changed, void *userdata,
                                     const Election **ret_election);
@@ -99,11 +101,17 @@ char **election_candidate_ids(const Election *e);
 /* Snapshots for the Raft engine: a full, versioned serialization of the state (including the
  * request-id dedup table and the per-node run table). Restore replaces the state; on a decode
  * error it returns -EBADMSG and leaves the state unchanged. Version 1 snapshots (no run table)
- * are still restored, with an empty run table. */
+ * are still restored, with an empty run table; versions 1-3 with no drains (4 carries them). */
 int election_state_serialize(const ElectionState *s, GBytes **ret);
 int election_state_restore(ElectionState *s, const void *data, size_t size);
 
 bool election_state_equal(const ElectionState *a, const ElectionState *b);
+
+/* Drain (DRAIN/UNDRAIN): whether node's candidacies in election stay behind every other node's
+ * (election NULL: only a drain of every election counts). */
+bool election_state_drained(const ElectionState *s, const char *node, const char *election);
+/* The node's drains, sorted, "" first for a drain of every election; NULL-terminated, g_strfreev. */
+char **election_state_drained_names(const ElectionState *s, const char *node);
 
 /* Superseded runs remembered per node (refused in DROP_RUN). */
 #define ELECTION_RUN_HISTORY 8u

@@ -73,6 +73,14 @@ struct Manager {
         bool applying_leader_changed;
         sd_event_source *restore_event; /* checks for our parked candidacies (after applies, quorum) */
         bool restore_in_flight;
+
+        /* planned stop (SIGTERM/SIGINT, clustered): hand our leads on before leaving */
+        bool stepping_down;
+        uint64_t step_down_index;        /* entry that applied our STEP_DOWN and moved a lead */
+        sd_event_source *step_down_timer; /* polls for our confirmation until the deadline */
+        uint64_t step_down_deadline;     /* CLOCK_MONOTONIC µs */
+        bool step_down_transferring;     /* as Raft leader: handing the Raft lead on too */
+        bool step_down_finished;
 };
 
 /* Forwarded batches are resent this often until applied here (dedup makes resends harmless). */
@@ -511,6 +519,13 @@ static void on_election_changed(const Election *e, void *userdata) {
         manager_election_changed(m, e);
 }
 
+/* DRAIN/UNDRAIN of this node changed the drained table: Manager.Drained moved. */
+static void manager_note_drain(Manager *m, const Command *c, ElectionResult result) {
+        if ((c->type == COMMAND_DRAIN || c->type == COMMAND_UNDRAIN) && result == ELECTION_CHANGED &&
+            streq_ptr(c->node, m->config.node_name) && m->edge)
+                bus_edge_drained_changed(m->edge);
+}
+
 static void on_engine_apply(void *userdata, const void *data, size_t size, uint64_t index) {
         Manager *m = userdata;
         g_autoptr(GPtrArray) cmds = NULL;
@@ -538,6 +553,7 @@ static void on_engine_apply(void *userdata, const void *data, size_t size, uint6
                 result = election_state_apply(m->state, c, on_election_changed, m, &e);
                 if (m->cluster && c->type == COMMAND_DROP_NODE && result == ELECTION_CHANGED)
                         cluster_node_dropped(m->cluster, c->node, index);
+                manager_note_drain(m, c, result);
                 log_debug("Applied entry %" PRIu64 " request %s/%" PRIu64 ": %s election='%s' id='%s' -> %d",
                           index, c->origin ?: "", c->request_id, command_type_to_string(c->type),
                           c->election ?: "", c->id ?: "", (int) result);
@@ -592,6 +608,8 @@ static int on_engine_restore(void *userdata, const void *data, size_t size) {
         r = election_state_restore(m->state, data, size);
         if (r < 0)
                 return log_error_errno(r, "Failed to restore a snapshot of %zu bytes: %m", size);
+        if (m->edge)
+                bus_edge_drained_changed(m->edge); /* the snapshot may carry another drain table */
         log_debug("Restored a snapshot: %u elections.", election_state_count(m->state));
 
         if (m->cluster) {
@@ -875,6 +893,8 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
+static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata);
+
 int manager_new(const ManagerOptions *opts, Manager **ret) {
         _cleanup_(manager_freep) Manager *m = NULL;
         g_autofree char *error = NULL;
@@ -930,11 +950,11 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
         sigaddset(&mask, SIGHUP);
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return log_error_errno(errno, "Failed to block signals: %m");
-        /* A NULL handler makes sd-event exit the loop with the userdata as exit code: 0. */
-        r = sd_event_add_signal(m->event, NULL, SIGTERM, NULL, NULL);
+        /* A planned stop hands this node's leads on first (cluster), then exits with status 0. */
+        r = sd_event_add_signal(m->event, NULL, SIGTERM, on_stop_signal, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch SIGTERM: %m");
-        r = sd_event_add_signal(m->event, NULL, SIGINT, NULL, NULL);
+        r = sd_event_add_signal(m->event, NULL, SIGINT, on_stop_signal, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch SIGINT: %m");
         r = sd_event_add_signal(m->event, NULL, SIGHUP, on_sighup, m);
@@ -1071,6 +1091,7 @@ Manager *manager_free(Manager *m) {
         m->name_slot = sd_bus_slot_unref(m->name_slot);
         m->flush_event = sd_event_source_disable_unref(m->flush_event);
         m->restore_event = sd_event_source_disable_unref(m->restore_event);
+        m->step_down_timer = sd_event_source_disable_unref(m->step_down_timer);
 
         /* The cluster stops gossip and its timers first; the engine it started is ours to free. */
         m->cluster = cluster_free(m->cluster);
@@ -1239,4 +1260,148 @@ uint64_t manager_lease_expiry(Manager *m) {
 void manager_lease_renewed(Manager *m) {
         if (m->edge)
                 bus_edge_lease_renewed(m->edge);
+}
+
+/* ---- planned stop: hand over, then leave ----
+ * On SIGTERM/SIGINT a quorate cluster node commits STEP_DOWN(self): every lead it holds moves to
+ * the next candidate (term + 1) and its candidacies wait at the back for its return. The
+ * successor acts once every other member confirmed the entry with APPLIED ("applied, and my
+ * leader units stopped"), so the loop runs until our own confirmation of that entry is out, at
+ * most STEP_DOWN_TIMEOUT_USEC; then the normal shutdown follows. Without quorum, standalone, or
+ * a second signal: exit at once, as before. */
+
+#define STEP_DOWN_TIMEOUT_USEC (1 * USEC_PER_SEC)
+#define STEP_DOWN_POLL_USEC (2 * USEC_PER_MSEC)
+
+static void step_down_finish(Manager *m, const char *why) {
+        if (m->shutting_down || m->step_down_finished)
+                return; /* (a transfer reported while the engine closes) */
+        m->step_down_finished = true;
+        if (m->cluster)
+                cluster_repeat_confirmation(m->cluster);
+        log_info("Planned stop: %s; shutting down.", why);
+        (void) sd_event_exit(m->event, 0);
+}
+
+static void on_step_down_transfer_done(int status, void *userdata) {
+        Manager *m = userdata;
+
+        if (status < 0)
+                log_debug_errno(status, "Planned stop: Raft leadership transfer failed: %m");
+        step_down_finish(m, "leads handed over");
+}
+
+/* Polls until the deadline: for our confirmation of the STEP_DOWN entry, then for every live
+ * member's (the Raft leader's commit reaches followers with its next append, which must go out
+ * before we do), then, as Raft leader, for the leadership transfer (so that the others commit
+ * on without waiting for an election timeout). */
+static int on_step_down_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        int r;
+
+        if (m->step_down_transferring) {
+                if (usec >= m->step_down_deadline)
+                        step_down_finish(m, "leads handed over, Raft leadership transfer not done in time");
+                return 0;
+        }
+        if (m->step_down_index > 0 && cluster_confirmed_index(m->cluster) >= m->step_down_index &&
+            cluster_peers_applied(m->cluster, m->step_down_index)) {
+                if (!engine_is_leader(m->engine)) {
+                        step_down_finish(m, "leads handed over");
+                        return 0;
+                }
+                r = engine_transfer_leadership(m->engine, 0, on_step_down_transfer_done, m);
+                if (r < 0) {
+                        log_debug_errno(r, "Planned stop: Raft leadership transfer refused: %m");
+                        step_down_finish(m, "leads handed over");
+                        return 0;
+                }
+                m->step_down_transferring = true;
+                (void) sd_event_source_set_time(s, m->step_down_deadline);
+                (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+                return 0;
+        }
+        if (usec >= m->step_down_deadline) {
+                step_down_finish(m, "hand-over not confirmed in time");
+                return 0;
+        }
+        /* not applied yet, or our leader units are still stopping (the cluster confirms after) */
+        (void) sd_event_source_set_time(s, MIN(usec + STEP_DOWN_POLL_USEC, m->step_down_deadline));
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+static void on_step_down_done(Manager *m, int status, ElectionResult result, const Term *term, void *userdata) {
+        if (status < 0) {
+                log_warning_errno(status, "Planned stop: STEP_DOWN not committed (%m); shutting down without hand-over.");
+                (void) sd_event_exit(m->event, 0);
+                return;
+        }
+        /* Called while its entry applies: the cluster confirms the entry right after (or once our
+         * units stopped) only if a lead moved in it. */
+        if (result != ELECTION_CHANGED || !m->applying_leader_changed) {
+                step_down_finish(m, "no lead to hand over");
+                return;
+        }
+        m->step_down_index = m->applying_index;
+        log_debug("Planned stop: STEP_DOWN applied at index %" PRIu64 ", waiting for our confirmation.", m->step_down_index);
+        (void) sd_event_source_set_time(m->step_down_timer, 0); /* check at the next iteration */
+        (void) sd_event_source_set_enabled(m->step_down_timer, SD_EVENT_ONESHOT);
+}
+
+/* Whether one of our candidacies stands ahead of another node's anywhere. */
+static bool step_down_needed(Manager *m) {
+        g_autoptr(GPtrArray) list = election_state_list(m->state);
+
+        for (unsigned i = 0; i < list->len; i++) {
+                const Election *e = list->pdata[i];
+                bool ours_seen = false;
+
+                for (unsigned j = 0; j < e->candidates->len; j++) {
+                        bool ours = streq_ptr(((const Candidacy *) e->candidates->pdata[j])->node, m->config.node_name);
+                        if (ours)
+                                ours_seen = true;
+                        else if (ours_seen)
+                                return true;
+                }
+        }
+        return false;
+}
+
+/* Returns > 0 if a hand-over started (the loop goes on), 0 if there is nothing to hand over. */
+static int step_down_begin(Manager *m) {
+        uint64_t now;
+        int r;
+
+        if (!m->cluster || m->shutting_down || !m->drop_run_committed || !manager_quorate(m) || !step_down_needed(m))
+                return 0;
+
+        r = sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        if (r < 0)
+                return log_warning_errno(r, "Failed to read the clock: %m");
+        m->step_down_deadline = now + STEP_DOWN_TIMEOUT_USEC;
+        r = sd_event_add_time(m->event, &m->step_down_timer, CLOCK_MONOTONIC, m->step_down_deadline, 0,
+                              on_step_down_timer, m);
+        if (r < 0)
+                return log_warning_errno(r, "Failed to add the hand-over deadline: %m");
+        (void) sd_event_source_set_priority(m->step_down_timer, SD_EVENT_PRIORITY_IDLE);
+
+        r = manager_submit_full(m, self_command_new(m, COMMAND_STEP_DOWN, NULL), STEP_DOWN_TIMEOUT_USEC,
+                                on_step_down_done, NULL);
+        if (r < 0)
+                return log_warning_errno(r, "Failed to submit STEP_DOWN: %m");
+
+        m->stepping_down = true;
+        (void) sd_notify(false, "STOPPING=1\nSTATUS=Handing over leads before stopping");
+        log_info("Planned stop: handing this node's leads over first.");
+        return 1;
+}
+
+static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+
+        /* a second signal while handing over: leave now */
+        if (m->stepping_down || step_down_begin(m) <= 0)
+                (void) sd_event_exit(m->event, 0);
+        return 0;
 }

@@ -620,6 +620,160 @@ static void test_park_restore(void) {
         assert_term(s, "e1", 3, "b");
 }
 
+
+/* STEP_DOWN: a planned stop moves the node's candidacies behind everyone else's. */
+static void test_step_down(void) {
+        g_autoptr(ElectionState) s = state_mixed();
+
+        /* e1 a(n1),b; e2 x,a(n1); e3 a,p,b(n1),r; e4 a(n1) only; e5 r; e6 z(n1) only */
+        drop(s, COMMAND_STEP_DOWN, "n1", 0, "", ELECTION_CHANGED, 2, "e1,e3,");
+        assert_term(s, "e1", 2, "b,a");
+        assert_term(s, "e2", 1, "x,a");     /* already at the back: untouched, no event */
+        assert_term(s, "e3", 2, "r,a,p,b"); /* order kept, one term change */
+        assert_term(s, "e4", 1, "a");       /* nobody else: keeps leading */
+        assert_term(s, "e5", 1, "r");
+        assert_term(s, "e6", 1, "z");
+        g_assert_true(get_candidacy(s, "e3", "p")->persistent);
+        g_assert_cmpuint(election_state_parked_count(s), ==, 0);
+        drop(s, COMMAND_STEP_DOWN, "n1", 0, "", ELECTION_NOOP, 0, NULL);
+
+        /* a non-leader that is not at the back moves too: the order changes, the term does not */
+        ENTER(s, "e1", "c", &R, 0, ELECTION_CHANGED); /* b,a,c */
+        drop(s, COMMAND_STEP_DOWN, "n1", 0, "", ELECTION_CHANGED, 1, "e1,");
+        assert_term(s, "e1", 2, "b,c,a");
+        drop(s, COMMAND_STEP_DOWN, "n9", 0, "", ELECTION_NOOP, 0, NULL);
+
+        /* the stopped node is dropped later and restored at the back, as after any failure */
+        drop(s, COMMAND_DROP_NODE, "n1", 0, "", ELECTION_CHANGED, 5, "e1,e2,e3,e4,e6,");
+        assert_term(s, "e3", 2, "r");
+        Command *c = command_new(COMMAND_RESTORE_NODE);
+        c->origin = g_strdup("n1");
+        c->origin_run = 12;
+        c->request_id = next_request_id++;
+        c->node = g_strdup("n1");
+        c->run = 12;
+        apply_full(s, c, ELECTION_CHANGED, 1); /* a new run: only the persistent p comes back */
+        g_assert_cmpstr(events.names, ==, "e3,");
+        assert_term(s, "e3", 2, "r,p");
+        assert_term(s, "e4", 1, "");
+}
+
+
+static void drain_cmd(ElectionState *s, CommandType t, const char *node, const char *election, ElectionResult expect,
+                      unsigned n_events, const char *names) {
+        Command *c = command_new(t);
+
+        c->origin = g_strdup("ctl"); /* no run recorded: the run rules do not apply */
+        c->origin_run = 999;
+        c->request_id = next_request_id++;
+        c->election = g_strdup(election);
+        c->id = g_strdup("");
+        c->node = g_strdup(node);
+        apply_full(s, c, expect, n_events);
+        g_assert_cmpstr(events.names, ==, names);
+}
+
+/* DRAIN: the node's candidacies stand behind every other node's, so it leads only when nobody
+ * else is a candidate; UNDRAIN makes them ordinary again (at the back of the others). */
+static void test_drain(void) {
+        g_autoptr(ElectionState) s = state_mixed();
+        g_autoptr(ElectionState) t = election_state_new();
+        g_autoptr(GBytes) snap = NULL;
+        g_auto(GStrv) names = NULL;
+
+        /* e1 a(n1),b(n2); e2 x(n2),a(n1); e3 a,p,b(n1),r(n2); e4 a(n1); e6 z(n1) */
+        drain_cmd(s, COMMAND_DRAIN, "n1", "", ELECTION_CHANGED, 2, "e1,e3,");
+        assert_term(s, "e1", 2, "b,a");
+        assert_term(s, "e2", 1, "x,a");
+        assert_term(s, "e3", 2, "r,a,p,b");
+        assert_term(s, "e4", 1, "a"); /* nobody else: it leads */
+        g_assert_true(election_state_drained(s, "n1", "e1"));
+        g_assert_true(election_state_drained(s, "n1", "other"));
+        g_assert_false(election_state_drained(s, "n2", "e1"));
+        drain_cmd(s, COMMAND_DRAIN, "n1", "", ELECTION_NOOP, 0, NULL);
+
+        /* Anoint/Promote never move a drained candidacy ahead of another node's */
+        ANOINT(s, "e1", "a", ELECTION_NOOP);
+        PROMOTE(s, "e3", "a", ELECTION_NOOP);
+        ANOINT(s, "e3", "b", ELECTION_CHANGED); /* within the drained ones: r,b,a,p */
+        assert_term(s, "e3", 2, "r,b,a,p");
+        /* a new Enter of n1 joins the back; one of n2 goes ahead of the drained ones */
+        ENTER(s, "e1", "c", &A, 0, ELECTION_CHANGED);
+        ENTER(s, "e4", "y", &R, 0, ELECTION_CHANGED);
+        assert_term(s, "e1", 2, "b,a,c");
+        assert_term(s, "e4", 2, "y,a");  /* the drained a loses the lead */
+        /* the other node leaves: the drained one leads, nobody else is there */
+        LEAVE(s, "e4", "y", &R, 0, ELECTION_CHANGED);
+        assert_term(s, "e4", 3, "a");
+
+        /* snapshots carry the table (version 4) */
+        snap = serialize(s);
+        g_assert_cmpint(election_state_restore(t, g_bytes_get_data(snap, NULL), g_bytes_get_size(snap)), ==, 0);
+        g_assert_true(election_state_equal(s, t));
+        g_assert_true(election_state_drained(t, "n1", "e1"));
+
+        /* one election by name as well; undrain of a name keeps the drain of every election */
+        drain_cmd(s, COMMAND_DRAIN, "n2", "e3", ELECTION_CHANGED, 0, NULL);
+        assert_term(s, "e3", 2, "r,b,a,p"); /* all drained now: the order stays, r leads */
+        g_assert_false(election_state_equal(s, t));
+        names = election_state_drained_names(s, "n2");
+        g_assert_cmpuint(g_strv_length(names), ==, 1);
+        g_assert_cmpstr(names[0], ==, "e3");
+        g_clear_pointer(&names, g_strfreev);
+        drain_cmd(s, COMMAND_DRAIN, "n1", "e1", ELECTION_CHANGED, 0, NULL);
+        drain_cmd(s, COMMAND_UNDRAIN, "n1", "e1", ELECTION_CHANGED, 0, NULL);
+        g_assert_true(election_state_drained(s, "n1", "e1"));
+        drain_cmd(s, COMMAND_UNDRAIN, "n1", "e1", ELECTION_NOOP, 0, NULL);
+        drain_cmd(s, COMMAND_DRAIN, "n1", "bad\x01", ELECTION_INVALID, 0, NULL);
+
+        /* UNDRAIN: n1's candidacies are ordinary again; in e3 they go ahead of n2's drained r */
+        drain_cmd(s, COMMAND_UNDRAIN, "n1", "", ELECTION_CHANGED, 1, "e3,");
+        assert_term(s, "e3", 3, "b,a,p,r");
+        assert_term(s, "e1", 2, "b,a,c");
+        ANOINT(s, "e1", "a", ELECTION_CHANGED);
+        assert_term(s, "e1", 3, "a,b,c");
+        drain_cmd(s, COMMAND_UNDRAIN, "n2", "", ELECTION_CHANGED, 0, NULL);
+        names = election_state_drained_names(s, "n2");
+        g_assert_cmpuint(g_strv_length(names), ==, 0);
+
+        /* malformed drain tables are refused, the state stays */
+        static const struct {
+                uint8_t all;
+                uint32_t n;
+                const char *name;
+                int want;
+        } cases[] = {
+                { 1, 0, NULL, 0 },
+                { 0, 1, "e", 0 },
+                { 2, 0, NULL, -EBADMSG },      /* flag out of range */
+                { 0, 0, NULL, -EBADMSG },      /* an empty entry is never stored */
+                { 0, 1, "", -EBADMSG },        /* not a valid name */
+                { 0, 2, "e", -EBADMSG },       /* the same name twice */
+        };
+        for (unsigned i = 0; i < ELEMENTSOF(cases); i++) {
+                g_autoptr(GByteArray) b = g_byte_array_new();
+                g_autoptr(ElectionState) u = election_state_new();
+                uint8_t u32[4];
+#define PUT32(v) do { uint32_t _v = (v); for (int k = 0; k < 4; k++) u32[k] = _v >> (8 * k); g_byte_array_append(b, u32, 4); } while (0)
+#define PUTS(x) do { PUT32(strlen(x)); g_byte_array_append(b, (const uint8_t *) (x), strlen(x)); } while (0)
+                g_byte_array_append(b, (const uint8_t *) "ELST", 4);
+                PUT32(4);
+                PUT32(0); /* elections */
+                PUT32(0); /* dedup */
+                PUT32(0); /* runs */
+                PUT32(1);
+                PUTS("n1");
+                g_byte_array_append(b, &cases[i].all, 1);
+                PUT32(cases[i].n);
+                for (uint32_t k = 0; k < cases[i].n; k++)
+                        PUTS(cases[i].name);
+#undef PUT32
+#undef PUTS
+                g_assert_cmpint(election_state_restore(u, b->data, b->len), ==, cases[i].want);
+                g_assert_true(election_state_drained(u, "n1", "e") == (cases[i].want == 0));
+        }
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Runs: requests of a node's earlier daemon run
  * ------------------------------------------------------------------------------------------- */
@@ -973,6 +1127,8 @@ static GByteArray *snapshot_v(uint32_t version, const char *name, uint64_t term,
                         PUTS(node2); PUT64(2); g_byte_array_append(b, &zero, 1);
                 }
         }
+        if (version >= 4)
+                PUT32(0); /* no drained nodes */
 #undef PUT32
 #undef PUT64
 #undef PUTS
@@ -990,8 +1146,9 @@ static void test_snapshot_runs(void) {
         g_autoptr(GByteArray) v2 = snapshot_v(2, "e", 1, "a", "b", 0, "n2", 2);
         g_autoptr(GByteArray) dup = snapshot_v(2, "e", 1, "a", "b", 0, "n1", 0);
         g_autoptr(GByteArray) full = snapshot_v(2, "e", 1, "a", "b", 0, NULL, ELECTION_RUN_HISTORY);
-        g_autoptr(GByteArray) v3 = snapshot_v(3, "e", 1, "a", "b", 0, "n2", 2);
-        g_autoptr(GByteArray) full3 = snapshot_v(3, "e", 1, "a", "b", 0, NULL, ELECTION_RUN_HISTORY);
+        g_autoptr(GByteArray) v3 = snapshot_v(4, "e", 1, "a", "b", 0, "n2", 2); /* the current version */
+        g_autoptr(GByteArray) full3 = snapshot_v(4, "e", 1, "a", "b", 0, NULL, ELECTION_RUN_HISTORY);
+        g_autoptr(GByteArray) old3 = snapshot_v(3, "e", 1, "a", "b", 0, "n2", 2);
         g_autoptr(GByteArray) over = snapshot_v(2, "e", 1, "a", "b", 0, NULL, ELECTION_RUN_HISTORY + 1);
         g_autoptr(GBytes) snap = NULL;
         uint64_t run = 0;
@@ -1003,6 +1160,8 @@ static void test_snapshot_runs(void) {
         g_assert_cmpuint(run, ==, 2);
         snap = serialize(s); /* written as the current version */
         g_assert_cmpmem(g_bytes_get_data(snap, NULL), g_bytes_get_size(snap), v3->data, v3->len);
+        g_assert_cmpint(election_state_restore(t, old3->data, old3->len), ==, 0); /* version 3: no drain table */
+        g_assert_true(election_state_equal(s, t));
         g_assert_cmpint(election_state_restore(t, dup->data, dup->len), ==, -EBADMSG);
         g_assert_cmpint(election_state_restore(t, over->data, over->len), ==, -EBADMSG);
         g_assert_cmpint(election_state_restore(t, full->data, full->len), ==, 0);
@@ -1247,6 +1406,10 @@ typedef struct Model {
         uint64_t old[M_NODES][ELECTION_RUN_HISTORY]; /* superseded runs, newest first */
         /* How often each run rule fired, so the test can show it exercised them. */
         unsigned n_old_origin, n_enter_run, n_pruned, n_superseded, n_history_full;
+        unsigned n_step_down_lead; /* STEP_DOWNs that handed a lead on */
+        bool drain_all[M_NODES];              /* DRAIN(node, "") */
+        bool drain_e[M_NODES][M_ELECTIONS];   /* DRAIN(node, election) */
+        unsigned n_drain_moved, n_drained_leader, n_anoint_held; /* drain rules that fired */
 } Model;
 
 /* A generated command in model terms. */
@@ -1278,6 +1441,53 @@ static int m_find(const MElection *e, int id) {
                 if (e->c[i].id == id)
                         return i;
         return -1;
+}
+
+static bool m_drained(const Model *m, int node, int k) {
+        return m->drain_all[node] || m->drain_e[node][k];
+}
+
+/* Stable sort by (drained, node == back); term + 1 if the leader changed. */
+static bool m_regroup(Model *m, int k, int back) {
+        MElection *e = &m->e[k];
+        MCand out[M_IDS];
+        int n = 0;
+
+        for (int key = 0; key < 4; key++)
+                for (int i = 0; i < e->n; i++)
+                        if (2 * m_drained(m, e->c[i].node, k) + (e->c[i].node == back) == key)
+                                out[n++] = e->c[i];
+        if (memcmp(out, e->c, sizeof(MCand) * e->n) == 0)
+                return false;
+        if (out[0].id != e->c[0].id)
+                e->term++;
+        memcpy(e->c, out, sizeof(MCand) * e->n);
+        return true;
+}
+
+/* Appends at the back of its group; leads (term + 1) if that is the front. */
+static void m_append(Model *m, int k, MCand x) {
+        MElection *e = &m->e[k];
+        int at = e->n;
+
+        if (!m_drained(m, x.node, k))
+                while (at > 0 && m_drained(m, e->c[at - 1].node, k))
+                        at--;
+        memmove(&e->c[at + 1], &e->c[at], sizeof(MCand) * (e->n - at));
+        e->c[at] = x;
+        e->n++;
+        if (at == 0)
+                e->term++;
+}
+
+static int m_front(const Model *m, int k, int i) {
+        const MElection *e = &m->e[k];
+
+        if (!m_drained(m, e->c[i].node, k))
+                return 0;
+        while (i > 0 && m_drained(m, e->c[i - 1].node, k))
+                i--;
+        return i;
 }
 
 /* Removes the candidates flagged in kill[]; returns whether any went. */
@@ -1375,9 +1585,14 @@ static ElectionResult m_apply(Model *m, const MCmd *c, bool changed[]) {
                         }
 
                         if (i >= 0) {
+                                bool was = m_drained(m, e->c[i].node, c->election);
                                 if (e->c[i].uid != c->uid && !(c->flags & COMMAND_FLAG_AUTHORIZED))
                                         return ELECTION_ACCESS_DENIED;
                                 e->c[i] = nc;
+                                if (was != m_drained(m, nc.node, c->election) && m_regroup(m, c->election, -1)) {
+                                        changed[c->election] = true;
+                                        return ELECTION_CHANGED;
+                                }
                                 return ELECTION_NOOP;
                         }
                         int pk = m_find_parked(e, c->id);
@@ -1390,9 +1605,9 @@ static ElectionResult m_apply(Model *m, const MCmd *c, bool changed[]) {
                         }
                         if (c->max_c > 0 && (unsigned) e->n >= c->max_c)
                                 return ELECTION_LIMIT_EXCEEDED;
-                        e->c[e->n++] = nc;
-                        if (e->n == 1)
-                                e->term++;
+                        if (e->n > 0 && m_drained(m, e->c[0].node, c->election) && !m_drained(m, nc.node, c->election))
+                                m->n_drained_leader++; /* a non-drained Enter takes the lead from a drained one */
+                        m_append(m, c->election, nc);
                         if (pk >= 0)
                                 m_unpark(e, pk); /* the new Enter supersedes the parked one */
                         changed[c->election] = true;
@@ -1428,23 +1643,29 @@ static ElectionResult m_apply(Model *m, const MCmd *c, bool changed[]) {
                         changed[c->election] = true;
                         return ELECTION_CHANGED;
                 }
-                case COMMAND_ANOINT:
+                case COMMAND_ANOINT: {
+                        int f;
                         if (i < 0)
                                 return ELECTION_NOT_CANDIDATE;
-                        if (i == 0)
+                        f = m_front(m, c->election, i);
+                        if (f > 0 && i > 0)
+                                m->n_anoint_held++;
+                        if (i == f)
                                 return ELECTION_NOOP;
                         {
                                 MCand x = e->c[i];
-                                memmove(&e->c[1], &e->c[0], sizeof(MCand) * i);
-                                e->c[0] = x;
+                                memmove(&e->c[f + 1], &e->c[f], sizeof(MCand) * (i - f));
+                                e->c[f] = x;
                         }
-                        e->term++;
+                        if (f == 0)
+                                e->term++;
+                }
                         changed[c->election] = true;
                         return ELECTION_CHANGED;
                 case COMMAND_PROMOTE:
                         if (i < 0)
                                 return ELECTION_NOT_CANDIDATE;
-                        if (i == 0)
+                        if (i == m_front(m, c->election, i))
                                 return ELECTION_NOOP;
                         {
                                 MCand x = e->c[i];
@@ -1461,6 +1682,56 @@ static ElectionResult m_apply(Model *m, const MCmd *c, bool changed[]) {
         }
 
         bool any = false;
+        if (c->type == COMMAND_STEP_DOWN) {
+                /* the node's candidacies go behind everyone else's of their group, in their order */
+                for (int k = 0; k < M_ELECTIONS; k++) {
+                        uint64_t before = m->e[k].term;
+                        if (!m_regroup(m, k, c->node))
+                                continue;
+                        if (m->e[k].term != before)
+                                m->n_step_down_lead++;
+                        changed[k] = any = true;
+                }
+                return any ? ELECTION_CHANGED : ELECTION_NOOP;
+        }
+        if (c->type == COMMAND_DRAIN || c->type == COMMAND_UNDRAIN) {
+                bool table = false, drain = c->type == COMMAND_DRAIN;
+                int n = c->node;
+
+                if (c->election < -1)
+                        return ELECTION_INVALID;
+                if (drain && c->election < 0) {
+                        table = !m->drain_all[n];
+                        m->drain_all[n] = true;
+                } else if (drain) {
+                        table = !m->drain_e[n][c->election];
+                        m->drain_e[n][c->election] = true;
+                } else if (c->election < 0) {
+                        table = m->drain_all[n];
+                        m->drain_all[n] = false;
+                        for (int k = 0; k < M_ELECTIONS; k++) {
+                                table |= m->drain_e[n][k];
+                                m->drain_e[n][k] = false;
+                        }
+                } else {
+                        table = m->drain_e[n][c->election];
+                        m->drain_e[n][c->election] = false;
+                }
+                if (!table)
+                        return ELECTION_NOOP;
+                for (int k = 0; k < M_ELECTIONS; k++) {
+                        bool has = false;
+                        if (c->election >= 0 && k != c->election)
+                                continue;
+                        for (int i = 0; i < m->e[k].n; i++)
+                                has |= m->e[k].c[i].node == n;
+                        if (has && m_regroup(m, k, -1)) {
+                                m->n_drain_moved++;
+                                changed[k] = true;
+                        }
+                }
+                return ELECTION_CHANGED;
+        }
         if (c->type == COMMAND_RESTORE_NODE) {
                 for (int k = 0; k < M_ELECTIONS; k++) {
                         MElection *e = &m->e[k];
@@ -1478,9 +1749,7 @@ static ElectionResult m_apply(Model *m, const MCmd *c, bool changed[]) {
                                         m->has_run[x.node] = true;
                                         m->run[x.node] = c->run;
                                 }
-                                e->c[e->n++] = x;
-                                if (e->n == 1)
-                                        e->term++;
+                                m_append(m, k, x);
                                 changed[k] = any = true;
                         }
                 }
@@ -1554,6 +1823,9 @@ static Command *m_to_command(const MCmd *m) {
         if (m->type <= COMMAND_PROMOTE) {
                 c->election = m_name(m->election);
                 c->id = m->id < 0 ? g_strdup("x\ty") : g_strdup_printf("c%d", m->id);
+        } else if (m->type == COMMAND_DRAIN || m->type == COMMAND_UNDRAIN) {
+                c->election = m_name(m->election);
+                c->id = g_strdup("");
         } else {
                 c->election = g_strdup("");
                 c->id = g_strdup("");
@@ -1575,13 +1847,16 @@ static MCmd m_random(GRand *r, Model *m) {
 
         c.type = p < 30 ? COMMAND_ENTER : p < 50 ? COMMAND_LEAVE : p < 58 ? COMMAND_EVICT :
                  p < 66 ? COMMAND_ANOINT : p < 78 ? COMMAND_PROMOTE : p < 87 ? COMMAND_DROP_OWNER :
-                 p < 93 ? COMMAND_DROP_RUN : p < 96 ? COMMAND_DROP_NODE : p < 98 ? COMMAND_RESTORE_NODE : COMMAND_ENTER;
+                 p < 93 ? COMMAND_DROP_RUN : p < 95 ? COMMAND_DROP_NODE : p < 96 ? COMMAND_RESTORE_NODE :
+                 p < 97 ? COMMAND_STEP_DOWN : p < 98 ? COMMAND_DRAIN : p < 99 ? COMMAND_UNDRAIN : COMMAND_ENTER;
         c.election = g_rand_int_range(r, 0, M_ELECTIONS);
         c.id = g_rand_int_range(r, 0, M_IDS);
         if (g_rand_int_range(r, 0, 200) == 0)
                 c.election = -g_rand_int_range(r, 1, 3);
         if (g_rand_int_range(r, 0, 200) == 0)
                 c.id = -1;
+        if ((c.type == COMMAND_DRAIN || c.type == COMMAND_UNDRAIN) && g_rand_int_range(r, 0, 3) == 0)
+                c.election = g_rand_int_range(r, 0, 30) == 0 ? -2 : -1; /* -1: "" = every election */
         c.node = g_rand_int_range(r, 0, M_NODES);
         c.owner = g_rand_int_range(r, 0, M_OWNERS);
         c.run = g_rand_int_range(r, 1, M_RUNS + 1);
@@ -1691,10 +1966,33 @@ static void m_check(const Model *m, const ElectionState *s, const uint64_t prev_
                         g_assert_cmpuint(c->run, ==, me->p[i].run);
                         g_assert_cmpint(c->persistent, ==, me->p[i].owner < 0);
                 }
+                /* Drain invariant: no candidacy of a drained node stands ahead of another one. */
+                for (int i = 1; i < me->n; i++)
+                        g_assert_true(m_drained(m, me->c[i - 1].node, k) <= m_drained(m, me->c[i].node, k));
                 /* Global invariant: the leader is candidates[0], and only with candidates. */
                 g_assert_cmpstr(election_leader(e), ==, me->n > 0 ? ((Candidacy *) e->candidates->pdata[0])->id : "");
         }
         g_assert_cmpuint(election_state_count(s), ==, count);
+
+        for (int n = 0; n < M_NODES; n++) {
+                g_autofree char *node = g_strdup_printf("n%d", n);
+                g_autoptr(GString) want = g_string_new(NULL);
+                g_auto(GStrv) got = election_state_drained_names(s, node);
+                g_autofree char *joined = g_strjoinv(",", got);
+
+                if (m->drain_all[n])
+                        g_string_append(want, ",");
+                for (int k = 0; k < M_ELECTIONS; k++)
+                        if (m->drain_e[n][k])
+                                g_string_append_printf(want, "e%d,", k);
+                if (want->len > 0)
+                        g_string_truncate(want, want->len - 1);
+                g_assert_cmpstr(joined, ==, want->str);
+                for (int k = 0; k < M_ELECTIONS; k++) {
+                        g_autofree char *name = m_name(k);
+                        g_assert_cmpint(election_state_drained(s, node, name), ==, m_drained(m, n, k));
+                }
+        }
 }
 
 static void run_random(guint32 seed, unsigned steps) {
@@ -1772,6 +2070,13 @@ static void run_random(guint32 seed, unsigned steps) {
         g_assert_cmpuint(m.n_superseded, >, 0);
         g_assert_cmpuint(m.n_enter_run, >, 0);
         g_assert_cmpuint(m.n_pruned, >, 0);
+        g_test_message("step-down hand-overs %u; drain: reorders %u, drained leader displaced by an Enter %u, "
+                       "Anoint held behind the others %u", m.n_step_down_lead, m.n_drain_moved,
+                       m.n_drained_leader, m.n_anoint_held);
+        g_assert_cmpuint(m.n_step_down_lead, >, 0);
+        g_assert_cmpuint(m.n_drain_moved, >, 0);
+        g_assert_cmpuint(m.n_drained_leader, >, 0);
+        g_assert_cmpuint(m.n_anoint_held, >, 0);
 
         for (int n = 0; n < M_NODES; n++)
                 for (int k = 0; k <= M_RUNS; k++)
@@ -1818,6 +2123,8 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/election/drop-run", test_drop_run);
         g_test_add_func("/election/drop-node", test_drop_node);
         g_test_add_func("/election/park-restore", test_park_restore);
+        g_test_add_func("/election/step-down", test_step_down);
+        g_test_add_func("/election/drain", test_drain);
         g_test_add_func("/election/stale-run", test_stale_run);
         g_test_add_func("/election/run-history", test_run_history);
         g_test_add_func("/election/dedup", test_dedup);

@@ -93,6 +93,30 @@ class CtlTest(DaemonTestCase):
         self.assertEqual(sorted(e['name'] for e in lst), sorted(n for n, _, _, _ in self.client.list_elections()))
         self.assertRegex(self.ok('list'), rf'(?m)^{name}\s+1\s+a$')
 
+    def test_drain_undrain_status(self):
+        name = self.fresh_name()
+        self.addCleanup(self.ctl, 'undrain')
+        self.assertEqual(self.js('status')['drained'], [])
+        self.assertEqual(self.ok('drain', name), '')
+        self.assertEqual(self.js('status')['drained'], [name])
+        self.assertEqual([str(x) for x in self.client.manager_get('Drained')], [name])
+        self.assertIn(f'Drained: {name}', self.ok('status'))
+        self.ok('drain')
+        self.assertEqual(self.js('status')['drained'], ['', name])
+        self.assertIn(f'Drained: all elections, {name}', self.ok('status'))
+        # not root, no polkit here: denied, nothing changes
+        r = self.ctl('undrain', uid=NOBODY)
+        self.assertEqual(r.returncode, EXIT_DENIED, r.stdout + r.stderr)
+        self.assertIn('org.electiond.Election1.drain', r.stderr)
+        self.assertEqual(self.js('status')['drained'], ['', name])
+        self.ok('undrain', name)
+        self.assertEqual(self.js('status')['drained'], [''])
+        self.ok('undrain')
+        self.assertEqual(self.js('status')['drained'], [])
+        self.assertNotIn('Drained:', self.ok('status'))
+        r = self.ctl('drain', 'bad\x01name')
+        self.assertEqual(r.returncode, EXIT_USAGE, r.stdout + r.stderr)
+
     def test_mutating_verbs_json(self):
         name = self.fresh_name()
         self.js('enter', name, '--id', 'a', '--persistent')

@@ -67,6 +67,15 @@ int election_client_get_cluster_name(ElectionClient *c, char **ret);
 /* 1 if the node has heard from a quorum of voters within the lease (always standalone), 0 if not. */
 int election_client_is_quorate(ElectionClient *c);
 
+/* Maintenance (polkit org.electiond.Election1.drain or uid 0): this node stays out of the lead of
+ * the named elections (NULL or empty: every election) until undrained; see
+ * org.electiond.Election1(5), Drain. Undrain with NULL or empty lifts every drain of the node. */
+int election_client_drain(ElectionClient *c, char **names);
+int election_client_undrain(ElectionClient *c, char **names);
+/* This node's drains, sorted; "" stands for a drain of every election. NULL-terminated; the caller
+ * frees each string and the array. */
+int election_client_get_drained(ElectionClient *c, char ***ret);
+
 /* Every election that ever had a term. */
 int election_client_list_elections(ElectionClient *c, ElectionList **ret);
 size_t election_list_size(const ElectionList *l);
