@@ -16,6 +16,7 @@
 #define ELECTIOND_ERROR_INVALID_ID     "org.electiond.Election1.Error.InvalidId"
 #define ELECTIOND_ERROR_LIMIT_EXCEEDED "org.electiond.Election1.Error.LimitExceeded"
 #define ELECTIOND_ERROR_NO_QUORUM      "org.electiond.Election1.Error.NoQuorum"
+#define ELECTIOND_ERROR_WITNESS        "org.electiond.Election1.Error.Witness"
 #define ELECTIOND_POLKIT_ACTION        "org.electiond.Election1.manage"
 
 typedef struct BusEdge BusEdge;

@@ -30,6 +30,7 @@ enum {
 #define TAGS_VERSION 1
 #define TAG_HAS_STATE   (1u << 0)
 #define TAG_RAFT_LEADER (1u << 1)
+#define TAG_WITNESS     (1u << 2) /* [Node] Witness=yes: always a voter, never holds candidacies */
 #define BOOTSTRAP_STABLE_ROUNDS 4
 #define JOIN_RETRY_USEC (300 * USEC_PER_MSEC)
 
@@ -882,6 +883,8 @@ static void update_tags(Cluster *c) {
                 t.flags |= TAG_HAS_STATE;
         if (c->engine && engine_is_leader(c->engine))
                 t.flags |= TAG_RAFT_LEADER;
+        if (c->config->witness)
+                t.flags |= TAG_WITNESS;
         tags_encode(&t, buf);
         if (memcmp(buf, c->last_tags, sizeof buf) == 0)
                 return;
@@ -1297,9 +1300,50 @@ static void on_join(Cluster *c, const ChannelPacket *p) {
         servers_done(&s);
 }
 
+static bool server_is_witness(Cluster *c, uint64_t id) {
+        Peer *p;
+
+        if (id == c->node_id)
+                return c->config->witness;
+        p = peer_by_id(c, id);
+        return p && (p->tags.flags & TAG_WITNESS);
+}
+
+/* A witness is always made a voter (issue 11 §6): when MaxVoters is reached and a live witness
+ * is still a stand-by, one live non-witness voter other than us steps down to stand-by first, and
+ * the witness takes its place on the next round. Returns true if it started a change. */
+static bool maintain_witnesses(Cluster *c, const Servers *s, size_t voters) {
+        for (size_t i = 0; i < s->n; i++) {
+                const EngineServer *w = &s->items[i];
+                Peer *p = w->id == c->node_id ? NULL : peer_by_id(c, w->id);
+
+                if (w->voter || !p || p->state != MEMBER_ALIVE || !(p->tags.flags & TAG_WITNESS))
+                        continue;
+                if (voters < c->config->max_voters) {
+                        log_info("Making witness %016" PRIx64 " (%s) a voter.", w->id, p->name);
+                        g_hash_table_remove(c->standby, &w->id);
+                        start_change(c, 1, w->id, NULL, true);
+                        return true;
+                }
+                for (size_t j = 0; j < s->n; j++) {
+                        const EngineServer *e = &s->items[j];
+                        Peer *q = e->id == c->node_id ? NULL : peer_by_id(c, e->id);
+
+                        if (!e->voter || !q || server_is_witness(c, e->id))
+                                continue;
+                        log_info("Making server %016" PRIx64 " (%s) a stand-by to make room for witness %s.", e->id,
+                                 q->name, p->name);
+                        g_hash_table_add(c->standby, g_memdup2(&e->id, sizeof e->id));
+                        start_change(c, 1, e->id, NULL, false);
+                        return true;
+                }
+        }
+        return false;
+}
+
 /* Raft leader: new servers become voters while there are fewer than MaxVoters, stand-bys
- * (replicating, not voting) otherwise; dead servers go after RemoveDeadAfterSec. One change at a
- * time, as libraft requires. */
+ * (replicating, not voting) otherwise; witnesses first; dead servers go after RemoveDeadAfterSec.
+ * One change at a time, as libraft requires. */
 static void maintain_configuration(Cluster *c, const Servers *s, uint64_t now) {
         size_t voters = count_voters(s);
 
@@ -1316,6 +1360,13 @@ static void maintain_configuration(Cluster *c, const Servers *s, uint64_t now) {
                         start_change(c, 2, e->id, NULL, false);
                         return;
                 }
+        }
+        if (maintain_witnesses(c, s, voters))
+                return;
+        for (size_t i = 0; i < s->n; i++) {
+                const EngineServer *e = &s->items[i];
+                Peer *p = e->id == c->node_id ? NULL : peer_by_id(c, e->id);
+
                 if (e->voter || e->id == c->node_id || !p || p->state != MEMBER_ALIVE)
                         continue;
                 if (voters < c->config->max_voters) {
@@ -1331,6 +1382,21 @@ static void maintain_configuration(Cluster *c, const Servers *s, uint64_t now) {
                         return;
                 }
         }
+}
+
+int cluster_fault_tolerance(Cluster *c, unsigned *ret_voters, unsigned *ret_servers) {
+        Servers s;
+        size_t voters;
+
+        if (!c || !servers_get(c, &s))
+                return -ENOTCONN;
+        voters = count_voters(&s);
+        if (ret_voters)
+                *ret_voters = (unsigned) voters;
+        if (ret_servers)
+                *ret_servers = (unsigned) s.n;
+        servers_done(&s);
+        return voters > 0 ? (int) ((voters - 1) / 2) : 0;
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
@@ -1592,6 +1658,8 @@ int cluster_start(Cluster *c) {
 
         if (raft_dir_has_state(c->raft_dir))
                 t.flags |= TAG_HAS_STATE;
+        if (c->config->witness)
+                t.flags |= TAG_WITNESS;
         tags_encode(&t, tags);
         r = gossip_new(c->event, c->config, c->node_id, key, key_size, tags, sizeof tags, &gcb, c, &c->gossip);
         if (r < 0)

@@ -72,6 +72,9 @@ int cluster_forward(Cluster *c, const void *batch, size_t size);
 int cluster_get_members(Cluster *c, ClusterMember **ret, size_t *ret_n);
 void cluster_members_free(ClusterMember *m, size_t n);
 const char *cluster_name(Cluster *c);
+/* How many voters may fail with the cluster still quorate: floor((voters - 1) / 2), from the Raft
+ * configuration as this node knows it; -ENOTCONN before the node is a member. */
+int cluster_fault_tolerance(Cluster *c, unsigned *ret_voters, unsigned *ret_servers);
 /* A foreign cluster of the same name was seen (never merged; shown in status). */
 bool cluster_conflict(Cluster *c);
 

@@ -19,6 +19,7 @@ typedef enum KeyKind {
         KIND_DURATION,  /* uint64_t usec, seconds as a decimal number > 0 */
         KIND_IFNAMES,   /* char **, interface names */
         KIND_STRV,      /* char **, non-empty words */
+        KIND_BOOL,      /* bool: yes/no, true/false, on/off, 1/0 */
 } KeyKind;
 
 typedef struct ConfigKey {
@@ -36,6 +37,7 @@ static const ConfigKey config_keys[] = {
         { "Node",    "CommitTimeoutSec",   KIND_DURATION, offsetof(Config, commit_timeout_usec) },
         { "Node",    "ElectionsDirectory", KIND_PATH,     offsetof(Config, elections_dir) },
         { "Node",    "RuntimeDirectory",   KIND_PATH,     offsetof(Config, runtime_dir) },
+        { "Node",    "Witness",            KIND_BOOL,     offsetof(Config, witness) },
         { "Cluster", "Name",               KIND_NAME,     offsetof(Config, cluster_name) },
         { "Cluster", "KeyFile",            KIND_PATH,     offsetof(Config, key_file) },
         { "Cluster", "Interfaces",         KIND_IFNAMES,  offsetof(Config, interfaces) },
@@ -202,6 +204,19 @@ static int parse_key(Config *c, const ConfigKey *k, const char *value, const cha
                 if (r < 0)
                         return r;
                 *(uint64_t *) field = u;
+                return 0;
+
+        case KIND_BOOL:
+                if (g_ascii_strcasecmp(value, "yes") == 0 || g_ascii_strcasecmp(value, "true") == 0 ||
+                    g_ascii_strcasecmp(value, "on") == 0 || streq_ptr(value, "1"))
+                        *(bool *) field = true;
+                else if (g_ascii_strcasecmp(value, "no") == 0 || g_ascii_strcasecmp(value, "false") == 0 ||
+                         g_ascii_strcasecmp(value, "off") == 0 || streq_ptr(value, "0"))
+                        *(bool *) field = false;
+                else {
+                        *ret_reason = N_("not a boolean (yes or no)");
+                        return -EINVAL;
+                }
                 return 0;
 
         case KIND_IFNAMES:

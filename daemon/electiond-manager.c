@@ -69,6 +69,7 @@ struct Manager {
         bool applying_leader_changed;
         sd_event_source *restore_event; /* checks for our parked candidacies (after applies, quorum) */
         bool restore_in_flight;
+        int fault_tolerance_logged; /* as last logged, -1 = not yet */
 };
 
 /* Forwarded batches are resent this often until applied here (dedup makes resends harmless). */
@@ -556,18 +557,55 @@ static int on_engine_restore(void *userdata, const void *data, size_t size) {
 
 static void start_drop_run(Manager *m);
 
+/* At start: a plan for two voters tolerates no failure (issue 11 §6). */
+static void warn_fault_tolerance_config(const Config *c) {
+        if (c->witness && !config_is_clustered(c))
+                log_warning("[Node] Witness=yes without [Cluster] KeyFile=: a standalone witness only refuses Enter.");
+        else if (c->witness)
+                log_info("This node is a witness: it votes and grants leases but holds no candidacies and drives no units.");
+        if (config_is_clustered(c) && c->bootstrap_expect == 2)
+                log_warning("[Cluster] BootstrapExpect=2: a 2-node cluster tolerates 0 failures (no majority after "
+                            "either fails); add a witness ([Node] Witness=yes on a third, small machine).");
+}
+
+/* ", tolerates N failures" (cluster members only) for STATUS=; logs a warning whenever a cluster
+ * of more than one voter can lose none of them (a plain 2-node cluster: add a witness). */
+static char *fault_tolerance_status(Manager *m) {
+        unsigned voters = 0, servers = 0;
+        int ft;
+
+        if (!m->cluster)
+                return NULL;
+        ft = cluster_fault_tolerance(m->cluster, &voters, &servers);
+        if (ft < 0)
+                return NULL;
+        if (ft != m->fault_tolerance_logged) {
+                m->fault_tolerance_logged = ft;
+                if (ft == 0 && servers > 1)
+                        log_warning("The cluster has %u voter%s of %u members and tolerates 0 failures: losing any voter "
+                                    "stops it. Add a node or a witness ([Node] Witness=yes, see electiond(8)).",
+                                    voters, voters == 1 ? "" : "s", servers);
+                else
+                        log_info("The cluster has %u voters of %u members and tolerates %d failure%s.", voters, servers,
+                                 ft, ft == 1 ? "" : "s");
+        }
+        return g_strdup_printf(", %u voters, tolerates %d failure%s%s", voters, ft, ft == 1 ? "" : "s",
+                               ft == 0 && servers > 1 ? " (add a witness)" : "");
+}
+
 /* STATUS= for systemctl status: node, engine role, quorum, and how much state we hold. */
 static void manager_update_status(Manager *m, bool ready) {
-        g_autofree char *units = NULL;
+        g_autofree char *units = NULL, *ft = NULL;
 
         m->units_leading = units_n_leading(m->units);
         if (!m->serving)
                 return;
         if (units_n_elections(m->units) > 0)
                 units = g_strdup_printf(", leading %u of %u configured", m->units_leading, units_n_elections(m->units));
-        (void) sd_notifyf(false, "%sSTATUS=Node %s: %s, %s, elections: %u%s",
-                          ready ? "READY=1\n" : "", m->config.node_name, engine_role_name(m->engine),
-                          manager_quorate(m) ? "quorate" : "no quorum",
+        ft = fault_tolerance_status(m);
+        (void) sd_notifyf(false, "%sSTATUS=Node %s%s: %s, %s%s, elections: %u%s",
+                          ready ? "READY=1\n" : "", m->config.node_name, m->config.witness ? " (witness)" : "",
+                          engine_role_name(m->engine), manager_quorate(m) ? "quorate" : "no quorum", ft ?: "",
                           election_state_count(m->state), units ?: "");
 }
 
@@ -789,6 +827,8 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
                           opts->config_path ?: ELECTIOND_DEFAULT_CONFIG);
                 return -EINVAL;
         }
+        m->fault_tolerance_logged = -1;
+        warn_fault_tolerance_config(&m->config);
 
         /* A fresh run id per start: connection-bound candidacies of earlier runs are recognisable. */
         do {
