@@ -609,6 +609,19 @@ static void manager_update_status(Manager *m, bool ready) {
                           election_state_count(m->state), units ?: "");
 }
 
+/* Another witness instance on this machine (one per cluster, electiond-witness@.service) owns
+ * the bus name: a witness needs no callers, so it votes on without the name (its objects stay
+ * reachable under its unique name) and reports ready. */
+static void witness_without_name(Manager *m) {
+        const char *unique = NULL;
+
+        (void) sd_bus_get_unique_name(m->bus, &unique);
+        log_notice("Bus name %s is owned by another process (another witness instance?): this witness serves "
+                   "only as %s and keeps voting.", ELECTIOND_BUS_NAME, unique ?: "?");
+        m->serving = true;
+        manager_update_status(m, true);
+}
+
 static int on_name_acquired(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         Manager *m = userdata;
         const sd_bus_error *e;
@@ -628,7 +641,11 @@ static int on_name_acquired(sd_bus_message *reply, void *userdata, sd_bus_error 
                 log_error_errno(r, "Failed to parse RequestName reply: %m");
                 return sd_event_exit(m->event, EXIT_FAILURE);
         }
-        if (code != 1 && code != 4) { /* DBUS_REQUEST_NAME_REPLY_{PRIMARY,ALREADY}_OWNER */
+        if (code != 1 && code != 4 && m->config.witness) { /* DBUS_REQUEST_NAME_REPLY_{PRIMARY,ALREADY}_OWNER */
+                witness_without_name(m);
+                return 0;
+        }
+        if (code != 1 && code != 4) {
                 log_error("Bus name %s is already owned by another process.", ELECTIOND_BUS_NAME);
                 return sd_event_exit(m->event, EXIT_FAILURE);
         }

@@ -76,6 +76,7 @@ SAMPLES = {
     ('Cluster', 'Name'): 'docs-cluster',
     ('Cluster', 'Interfaces'): 'lo',
     ('Cluster', 'Peers'): '127.0.0.1:7000, 127.0.0.2',
+    ('Node', 'Witness'): 'no',  # a boolean: documented as "Default: no."
 }
 
 
