@@ -133,6 +133,12 @@ struct Cluster {
         bool owners_dirty;
         uint64_t unconfirmed_since;
         GHashTable *standby; /* raft ids we made stand-bys (EngineServer has no spare/standby bit) */
+
+        /* --force-new-cluster / --restore (issue 11 §7): before the engine starts we listen to
+         * gossip until force_deadline; a live member of the old cluster makes us refuse. */
+        bool force_new;
+        bool force_restore;
+        uint64_t force_deadline;
 };
 
 /* ---- small helpers ---- */
@@ -1058,6 +1064,34 @@ static void free_transport(void *userdata, struct raft_uv_transport *t) {
         auth_transport_free(t);
 }
 
+/* --force-new-cluster: the Raft configuration becomes this node alone (log and snapshot kept, so
+ * the elections and their term ids are), under a new cluster id so that the old members are
+ * foreign to us and never rejoin silently; the marker makes the manager commit BUMP_TERMS first. */
+static int force_new_configuration(Cluster *c, const char *address) {
+        g_autofree char *marker = g_build_filename(c->state_dir, CLUSTER_FORCE_BUMP_MARKER, NULL);
+        g_autofree char *cid_path = g_build_filename(c->state_dir, "cluster-id", NULL);
+        EngineServer self = { .id = c->node_id, .address = (char *) address, .voter = true };
+        uint64_t old_id = c->cluster_id;
+        int r;
+
+        if (!g_file_set_contents(marker, "", 0, NULL))
+                return log_error_errno(EIO, "Failed to write %s.", marker);
+        r = engine_recover(c->engine, &self, 1);
+        if (r < 0)
+                return log_error_errno(r, "Failed to force a new one-voter Raft configuration: %m");
+        c->cluster_id = random_u64();
+        r = write_u64_file(cid_path, c->cluster_id);
+        if (r < 0)
+                return log_error_errno(r, "Failed to write %s: %m", cid_path);
+        c->force_new = false;
+        log_warning("FORCED A NEW CLUSTER: node %s (%016" PRIx64 ") is now the only voter of cluster '%s' (new id %016" PRIx64
+                    ", was %016" PRIx64 "). The old members are foreign to it: wipe their state directories before they "
+                    "join again. Every election's term id moves up by %" PRIu64 ".",
+                    c->node_name, c->node_id, c->config->cluster_name, c->cluster_id, old_id,
+                    (uint64_t) CLUSTER_FORCE_TERM_OFFSET);
+        return 0;
+}
+
 static int start_engine(Cluster *c, const EngineServer *bootstrap, size_t n_bootstrap) {
         g_autofree char *address = self_raft_address(c);
         int r;
@@ -1075,6 +1109,11 @@ static int start_engine(Cluster *c, const EngineServer *bootstrap, size_t n_boot
         r = engine_new(c->event, &ec, &c->engine_cb, c->engine_userdata, &c->engine);
         if (r < 0)
                 return log_error_errno(r, "Failed to create the Raft engine: %m");
+        if (c->force_new) {
+                r = force_new_configuration(c, address);
+                if (r < 0)
+                        return r;
+        }
         if (n_bootstrap > 0) {
                 r = engine_bootstrap(c->engine, bootstrap, n_bootstrap);
                 if (r < 0 && r != -EEXIST)
@@ -1430,6 +1469,33 @@ static void forget_membership_if_removed(const char *state_dir, const char *raft
         (void) unlink(marker);
 }
 
+/* --force-new-cluster: gossip for FORCE_LISTEN_USEC first; any live member of our old cluster
+ * (it could hold a quorum with others) makes us refuse and exit. */
+static void force_new_tick(Cluster *c, uint64_t now) {
+        GHashTableIter it;
+        gpointer v;
+
+        g_hash_table_iter_init(&it, c->peers);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                Peer *p = v;
+
+                if (p->state != MEMBER_ALIVE || c->cluster_id == 0 || p->tags.cluster_id != c->cluster_id)
+                        continue;
+                log_error("Refusing to force a new cluster: member %s of cluster '%s' (id %016" PRIx64 ") is alive. "
+                          "Start this node normally, or stop that node for good (and wipe its state) first.",
+                          p->name, c->config->cluster_name, c->cluster_id);
+                c->force_new = false;
+                (void) sd_event_exit(c->event, EXIT_FAILURE);
+                return;
+        }
+        if (now < c->force_deadline)
+                return;
+        if (start_engine(c, NULL, 0) < 0) {
+                (void) sd_event_exit(c->event, EXIT_FAILURE);
+                return;
+        }
+}
+
 static int on_tick(sd_event_source *src, uint64_t usec, void *userdata) {
         Cluster *c = userdata;
         uint64_t now = now_usec();
@@ -1437,6 +1503,11 @@ static int on_tick(sd_event_source *src, uint64_t usec, void *userdata) {
 
         (void) sd_event_source_set_time(src, usec + c->config->probe_interval_usec);
 
+        if (c->force_new && !c->engine) {
+                force_new_tick(c, now);
+                if (!c->engine)
+                        goto out;
+        }
         if (!c->engine || !raft_dir_has_state(c->raft_dir)) {
                 bootstrap_or_join(c, now);
                 if (!c->engine)
@@ -1624,6 +1695,25 @@ int cluster_new(sd_event *event, const Config *config, const char *state_dir, co
         return 0;
 }
 
+int cluster_set_force_new(Cluster *c, bool restore) {
+        g_autofree char *id_path = g_build_filename(c->state_dir, "node-id", NULL);
+        int r;
+
+        c->force_new = true;
+        c->force_restore = restore;
+        if (!restore)
+                return 0;
+        /* a restored copy must never be a twin of the live node it was taken from (rule 9) */
+        c->node_id = random_u64();
+        r = write_u64_file(id_path, c->node_id);
+        if (r < 0)
+                return log_error_errno(r, "Failed to write %s: %m", id_path);
+        lease_requester_free(c->requester);
+        c->requester = lease_requester_new(c->node_id, &c->lease_params);
+        log_warning("Restoring a backup: this node takes the new identity %016" PRIx64 ".", c->node_id);
+        return 0;
+}
+
 void cluster_set_state(Cluster *c, const ElectionState *state, void (*submit_drop)(void *userdata, const char *node)) {
         c->state = state;
         c->submit_drop = submit_drop;
@@ -1694,7 +1784,14 @@ int cluster_start(Cluster *c) {
                 return r;
 
         /* with state we start at once and rejoin our cluster; without, we wait to bootstrap or join */
-        if (raft_dir_has_state(c->raft_dir)) {
+        if (c->force_new) {
+                if (!raft_dir_has_state(c->raft_dir))
+                        return log_error_errno(ENOENT, "--force-new-cluster/--restore: %s holds no Raft state to keep.",
+                                               c->raft_dir);
+                c->force_deadline = now_usec() + CLUSTER_FORCE_LISTEN_USEC;
+                log_warning("Forcing a new cluster from the state in %s: listening %g s for live members of the old one first.",
+                            c->raft_dir, (double) CLUSTER_FORCE_LISTEN_USEC / USEC_PER_SEC);
+        } else if (raft_dir_has_state(c->raft_dir)) {
                 r = start_engine(c, NULL, 0);
                 if (r == -EADDRNOTAVAIL)
                         log_warning("No cluster address yet; the engine starts once an interface has one.");

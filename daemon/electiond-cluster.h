@@ -49,6 +49,16 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Cluster *, cluster_free)
 void cluster_set_state(Cluster *c, const ElectionState *state, void (*submit_drop)(void *userdata, const char *node));
 int cluster_start(Cluster *c);
 
+/* Disaster recovery (issue 11 §7), before cluster_start(): the node keeps its Raft log and
+ * snapshot but becomes the only voter of a new cluster (new cluster id), after listening
+ * CLUSTER_FORCE_LISTEN_USEC for live members of the old one (any → exit 1). restore: the state
+ * directory is a copied backup: the node also takes a new node id. The marker file tells the
+ * manager to commit BUMP_TERMS(CLUSTER_FORCE_TERM_OFFSET) before serving; it goes once applied. */
+#define CLUSTER_FORCE_BUMP_MARKER "force-new-cluster-bump"
+#define CLUSTER_FORCE_TERM_OFFSET (UINT64_C(1) << 20)
+#define CLUSTER_FORCE_LISTEN_USEC (3 * USEC_PER_SEC)
+int cluster_set_force_new(Cluster *c, bool restore);
+
 Engine *cluster_get_engine(Cluster *c);
 uint64_t cluster_node_id(Cluster *c);
 

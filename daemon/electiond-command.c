@@ -62,6 +62,7 @@ static const char *const command_type_table[_COMMAND_TYPE_MAX] = {
         [COMMAND_DROP_RUN] = "drop-run",
         [COMMAND_DROP_NODE] = "drop-node",
         [COMMAND_RESTORE_NODE] = "restore-node",
+        [COMMAND_BUMP_TERMS] = "bump-terms",
 };
 
 const char *command_type_to_string(CommandType t) {

@@ -23,6 +23,7 @@ typedef enum CommandType {
         COMMAND_DROP_RUN,   /* node restarted as run R: its connection-bound candidacies with run != R go */
         COMMAND_DROP_NODE,  /* node failed (cluster): every candidacy owned by node goes (parked, see RESTORE_NODE) */
         COMMAND_RESTORE_NODE, /* node is back as run R: its parked candidacies re-enter at the back */
+        COMMAND_BUMP_TERMS, /* after --force-new-cluster/--restore: every election's term id += run (the offset) */
         _COMMAND_TYPE_MAX,
 } CommandType;
 

@@ -722,6 +722,30 @@ static ElectionResult apply_drop(ElectionState *s, const Command *c, ElectionCha
         return any ? ELECTION_CHANGED : ELECTION_NOOP;
 }
 
+/* BUMP_TERMS(offset in `run`): every election's term id grows by the offset (no candidate moves).
+ * Committed first after a forced new cluster or a restored backup: the lost members may have
+ * committed term changes this state never saw, and the ids they handed out must not come again. */
+static ElectionResult apply_bump_terms(ElectionState *s, const Command *c, ElectionChangedFn changed, void *userdata) {
+        GHashTableIter it;
+        gpointer v;
+        bool any = false;
+
+        if (c->run == 0)
+                return ELECTION_NOOP;
+        g_hash_table_iter_init(&it, s->elections);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                Election *e = v;
+
+                if (e->term_id == 0)
+                        continue;
+                e->term_id = e->term_id > UINT64_MAX - c->run ? UINT64_MAX : e->term_id + c->run;
+                any = true;
+                if (changed)
+                        changed(e, userdata);
+        }
+        return any ? ELECTION_CHANGED : ELECTION_NOOP;
+}
+
 ElectionResult election_state_apply(ElectionState *s, const Command *c,
                                     ElectionChangedFn changed, void *userdata,
                                     const Election **ret_election) {
@@ -773,6 +797,8 @@ ElectionResult election_state_apply(ElectionState *s, const Command *c,
                 break;
         case COMMAND_RESTORE_NODE:
                 return apply_restore(s, c, changed, userdata);
+        case COMMAND_BUMP_TERMS:
+                return apply_bump_terms(s, c, changed, userdata);
         default:
                 return apply_drop(s, c, changed, userdata);
         }

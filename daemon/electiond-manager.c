@@ -713,6 +713,41 @@ static Command *self_command_new(Manager *m, CommandType type, const char *owner
         return c;
 }
 
+static void on_bump_terms_done(Manager *m, int status, ElectionResult result, const Term *term, void *userdata) {
+        g_autofree char *marker = g_build_filename(m->state_dir, CLUSTER_FORCE_BUMP_MARKER, NULL);
+
+        if (status < 0) {
+                /* the marker stays: the next start bumps again (ids only grow, so that is harmless) */
+                log_warning_errno(status, "Failed to commit the term id bump of the forced cluster: %m");
+                return;
+        }
+        log_notice("Term ids of every election moved up by %" PRIu64 " after forcing a new cluster.",
+                   (uint64_t) CLUSTER_FORCE_TERM_OFFSET);
+        if (unlink(marker) < 0 && errno != ENOENT)
+                log_warning_errno(errno, "Failed to remove %s: %m", marker);
+}
+
+/* After --force-new-cluster/--restore (the marker survives a crash until the bump is applied):
+ * BUMP_TERMS goes in the same batch as DROP_RUN, right after it, so before anything is served. */
+static void start_bump_terms(Manager *m) {
+        g_autofree char *marker = NULL;
+        Command *c;
+        int r;
+
+        if (!m->cluster)
+                return;
+        marker = g_build_filename(m->state_dir, CLUSTER_FORCE_BUMP_MARKER, NULL);
+        if (!g_file_test(marker, G_FILE_TEST_EXISTS))
+                return;
+        c = self_command_new(m, COMMAND_BUMP_TERMS, NULL);
+        c->run = CLUSTER_FORCE_TERM_OFFSET;
+        r = manager_submit_full(m, c, 0, on_bump_terms_done, NULL);
+        if (r < 0) {
+                log_error_errno(r, "Failed to submit the term id bump of the forced cluster: %m");
+                (void) sd_event_exit(m->event, EXIT_FAILURE);
+        }
+}
+
 /* Candidacies bound to connections of an earlier run of this daemon are gone with it. */
 static void start_drop_run(Manager *m) {
         Command *c;
@@ -731,6 +766,7 @@ static void start_drop_run(Manager *m) {
                 return;
         }
         m->drop_run_submitted = true;
+        start_bump_terms(m);
 }
 
 static void on_engine_role_changed(void *userdata) {
@@ -930,12 +966,19 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
                 if (r < 0)
                         return log_error_errno(r, "Failed to set up cluster '%s': %m", m->config.cluster_name);
                 cluster_set_state(m->cluster, m->state, submit_drop_node);
+                if (opts->force_new_cluster || opts->restore) {
+                        r = cluster_set_force_new(m->cluster, opts->restore);
+                        if (r < 0)
+                                return r;
+                }
                 r = sd_event_add_time_relative(m->event, &m->resend_timer, CLOCK_MONOTONIC, FORWARD_RESEND_USEC,
                                                10 * USEC_PER_MSEC, on_resend, m);
                 if (r < 0)
                         return log_error_errno(r, "Failed to add the forward timer: %m");
                 (void) sd_event_source_set_enabled(m->resend_timer, SD_EVENT_OFF);
         } else {
+                if (opts->force_new_cluster || opts->restore)
+                        return log_error_errno(EINVAL, "--force-new-cluster and --restore need a cluster ([Cluster] KeyFile=).");
                 r = engine_new(m->event, &ec, &callbacks, m, &m->engine);
                 if (r < 0)
                         return log_error_errno(r, "Failed to set up the replication engine in %s: %m", m->engine_dir);
