@@ -1023,6 +1023,14 @@ static char *self_raft_address(Cluster *c) {
 
 /* A Raft id lives at one address: a second machine claiming it (a cloned state directory) is
  * refused before libraft sees it, or one id would vote with two logs. */
+/* A Raft connection from a node that gossips another cluster id: refused, so that the members of
+ * an old cluster (after --force-new-cluster or --restore) cannot disturb our Raft terms. */
+static bool raft_peer_foreign(Cluster *c, uint64_t id) {
+        Peer *p = peer_by_id(c, id);
+
+        return p && p->tags.cluster_id != 0 && c->cluster_id != 0 && p->tags.cluster_id != c->cluster_id;
+}
+
 static bool raft_identity_ok(void *userdata, uint64_t id, const char *address, const struct sockaddr_storage *peer) {
         Cluster *c = userdata;
         char known[256] = "";
@@ -1038,6 +1046,8 @@ static bool raft_identity_ok(void *userdata, uint64_t id, const char *address, c
                         }
                 servers_done(&s);
         }
+        if (ok && raft_peer_foreign(c, id))
+                return false; /* a member of another cluster (e.g. the old one after --force-new-cluster) */
         if (!ok && (c->identity_logged == 0 || now - c->identity_logged > 10 * USEC_PER_SEC)) {
                 c->identity_logged = now;
                 log_error("Refused a Raft connection claiming server id %016" PRIx64 " from %s (%s): "
