@@ -378,6 +378,38 @@ static void test_anoint(void) {
         assert_term(s, "e", 3, "c,b,a");
 }
 
+static void test_bump_terms(void) {
+        g_autoptr(ElectionState) s = state_abc();
+        Command *c;
+
+        ENTER(s, "f", "x", &A, 0, ELECTION_CHANGED);
+        LEAVE(s, "f", "x", &A, 0, ELECTION_CHANGED);       /* term 1, nobody leads */
+        assert_term(s, "f", 1, "");
+
+        c = cmd(COMMAND_BUMP_TERMS, "", "", &R, 0);
+        c->run = UINT64_C(1) << 20;
+        apply_full(s, c, ELECTION_CHANGED, 2);             /* one event per election */
+        assert_term(s, "e", 1 + (UINT64_C(1) << 20), "a,b,c");
+        assert_term(s, "f", 1 + (UINT64_C(1) << 20), "");
+        ANOINT(s, "e", "b", ELECTION_CHANGED);             /* counting goes on from there */
+        assert_term(s, "e", 2 + (UINT64_C(1) << 20), "b,a,c");
+
+        c = cmd(COMMAND_BUMP_TERMS, "", "", &R, 0);        /* offset 0: nothing */
+        c->run = 0;
+        apply_full(s, c, ELECTION_NOOP, 0);
+        c = cmd(COMMAND_BUMP_TERMS, "", "", &R, 0);        /* saturates, never wraps */
+        c->run = UINT64_MAX;
+        apply_full(s, c, ELECTION_CHANGED, 2);
+        assert_term(s, "e", UINT64_MAX, "b,a,c");
+        g_clear_pointer(&s, election_state_free);
+
+        s = election_state_new();                          /* empty state: nothing to bump */
+        c = cmd(COMMAND_BUMP_TERMS, "", "", &R, 0);
+        c->run = 5;
+        apply_full(s, c, ELECTION_NOOP, 0);
+        g_assert_cmpuint(election_state_count(s), ==, 0);
+}
+
 static void test_promote(void) {
         g_autoptr(ElectionState) s = election_state_new();
 
@@ -1813,6 +1845,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/election/evict", test_evict);
         g_test_add_func("/election/anoint", test_anoint);
         g_test_add_func("/election/promote", test_promote);
+        g_test_add_func("/election/bump-terms", test_bump_terms);
         g_test_add_func("/election/limits", test_limits);
         g_test_add_func("/election/drop-owner", test_drop_owner);
         g_test_add_func("/election/drop-run", test_drop_run);
