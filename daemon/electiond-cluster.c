@@ -1501,6 +1501,7 @@ static void force_new_tick(Cluster *c, uint64_t now) {
         if (now < c->force_deadline)
                 return;
         if (start_engine(c, NULL, 0) < 0) {
+                log_error("Failed to force a new cluster (no cluster address on the configured interfaces?).");
                 (void) sd_event_exit(c->event, EXIT_FAILURE);
                 return;
         }

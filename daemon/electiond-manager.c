@@ -580,8 +580,13 @@ static char *fault_tolerance_status(Manager *m) {
         if (ft < 0)
                 return NULL;
         if (ft != m->fault_tolerance_logged) {
+                /* not while a new cluster is still growing to BootstrapExpect= voters; but when it
+                 * shrank to no tolerance (dead members removed) */
+                bool warn = ft == 0 && servers > 1 &&
+                            (voters >= m->config.bootstrap_expect || m->fault_tolerance_logged > 0);
+
                 m->fault_tolerance_logged = ft;
-                if (ft == 0 && servers > 1)
+                if (warn)
                         log_warning("The cluster has %u voter%s of %u members and tolerates 0 failures: losing any voter "
                                     "stops it. Add a node or a witness ([Node] Witness=yes, see electiond(8)).",
                                     voters, voters == 1 ? "" : "s", servers);
