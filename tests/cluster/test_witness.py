@@ -165,6 +165,57 @@ class WitnessTest(unittest.TestCase):
                    "the witness to take a voter place")
         self.assertIn("standby", [role for (state, role) in roles(n1).values()])
 
+    def test_one_witness_machine_serves_two_clusters(self):
+        # n5 is one small machine running two witness instances, one per cluster, each with its own
+        # configuration, state directory and ports (as electiond-witness@.service does): cluster
+        # "ca" = n1, n2 + witness "wa" (port 7946), cluster "cb" = n3, n4 + witness "wb" (port 7948).
+        # The second instance finds the bus name taken and votes on without it.
+        addr = lambda k, port: "198.18.0.%d:%d" % (k, port)  # noqa: E731 (the harness's fixed addresses)
+        ca = {"Name": "ca", "BootstrapExpect": "3", "Peers": ";".join(addr(k, 7946) for k in (1, 2, 5))}
+        cb = {"Name": "cb", "BootstrapExpect": "3", "Port": "7948",
+              "Peers": ";".join(addr(k, 7948) for k in (3, 4, 5))}
+        c = cluster.Cluster(5, config={"Node": {"CommitTimeoutSec": "2"}}, record=False, node_config={
+            "n1": {"Cluster": ca}, "n2": {"Cluster": ca},
+            "n3": {"Cluster": cb}, "n4": {"Cluster": cb},
+            "n5": {"Node": {"Name": "wa", "Witness": "yes"}, "Cluster": ca}})
+        self.addCleanup(c.close)
+        c.start_buses()
+        n1, n2, n3, n4, n5 = c.nodes
+        for n in c.nodes:
+            n.start(wait=False)
+        for n in (n1, n2, n5):
+            n.wait_ready(30)
+        wb_dir = os.path.join(c.dir, "wb")
+        os.makedirs(os.path.join(wb_dir, "state"))
+        conf = os.path.join(wb_dir, "electiond.conf")
+        with open(conf, "w") as f:
+            f.write("[Node]\nName=wb\nWitness=yes\nCommitTimeoutSec=2\n\n[Cluster]\nKeyFile=%s\nInterfaces=%s\n"
+                    % (c.key_file, netns.NODE_IF) + "".join("%s=%s\n" % kv for kv in cb.items()))
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=n5.bus_address)
+        wb = cluster.Proc(netns.ns_argv(n5.ns, [c.electiond, "--config", conf, "--state-dir",
+                                                os.path.join(wb_dir, "state")]),
+                          os.path.join(wb_dir, "electiond.log"), env=env, registry=c.procs)
+
+        def wb_log():
+            with open(os.path.join(wb_dir, "electiond.log"), errors="replace") as f:
+                return f.read()
+        wait_until(lambda: "keeps voting" in wb_log() or not wb.alive(), 30, "the second witness instance to serve")
+        self.assertTrue(wb.alive(), wb_log()[-3000:])
+        n3.wait_ready(30)
+        n4.wait_ready(30)
+        wait_until(lambda: self.voters_of(n1) == ["n1", "n2", "wa"] and self.voters_of(n3) == ["n3", "n4", "wb"],
+                   30, "two clusters of two machines and a witness each")
+
+        # either cluster fails over on the shared witness machine
+        for first, second in ((n1, n2), (n3, n4)):
+            c.client(first).op("enter", "svc", first.name, flags=1)
+            c.client(second).op("enter", "svc", second.name, flags=1)
+            wait_until(lambda: local_leader(first, "svc"), 10, "%s LocalLeader" % first.name)
+            first.kill()
+            wait_until(lambda: local_leader(second, "svc"), 10, "%s LocalLeader after %s's SIGKILL"
+                       % (second.name, first.name))
+        self.assertTrue(wb.alive())
+
     def test_plain_two_nodes_tolerate_nothing(self):
         c = cluster.Cluster(2, config={"Node": {"CommitTimeoutSec": "2"}}, record=False)
         self.addCleanup(c.close)
