@@ -70,6 +70,7 @@ struct Manager {
         sd_event_source *restore_event; /* checks for our parked candidacies (after applies, quorum) */
         bool restore_in_flight;
         int fault_tolerance_logged; /* as last logged, -1 = not yet */
+        bool fault_tolerance_warned; /* the last log was the 0-tolerance warning */
 };
 
 /* Forwarded batches are resent this often until applied here (dedup makes resends harmless). */
@@ -572,6 +573,7 @@ static void warn_fault_tolerance_config(const Config *c) {
  * of more than one voter can lose none of them (a plain 2-node cluster: add a witness). */
 static char *fault_tolerance_status(Manager *m) {
         unsigned voters = 0, servers = 0;
+        bool warn;
         int ft;
 
         if (!m->cluster)
@@ -579,13 +581,13 @@ static char *fault_tolerance_status(Manager *m) {
         ft = cluster_fault_tolerance(m->cluster, &voters, &servers);
         if (ft < 0)
                 return NULL;
-        if (ft != m->fault_tolerance_logged) {
-                /* not while a new cluster is still growing to BootstrapExpect= voters; but when it
-                 * shrank to no tolerance (dead members removed) */
-                bool warn = ft == 0 && servers > 1 &&
-                            (voters >= m->config.bootstrap_expect || m->fault_tolerance_logged > 0);
-
+        /* not while a new cluster is still growing to BootstrapExpect= voters; but when it
+         * shrank to no tolerance (dead members removed) */
+        warn = ft == 0 && servers > 1 &&
+               (voters >= m->config.bootstrap_expect || m->fault_tolerance_logged > 0);
+        if (ft != m->fault_tolerance_logged || (warn && !m->fault_tolerance_warned)) {
                 m->fault_tolerance_logged = ft;
+                m->fault_tolerance_warned = warn;
                 if (warn)
                         log_warning("The cluster has %u voter%s of %u members and tolerates 0 failures: losing any voter "
                                     "stops it. Add a node or a witness ([Node] Witness=yes, see electiond(8)).",
