@@ -9,7 +9,9 @@ warns in its log."""
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 import sys
 import unittest
 
@@ -75,8 +77,17 @@ class WitnessTest(unittest.TestCase):
         return sorted(n for n, (state, role) in roles(node).items() if role in ("voter", "leader"))
 
     def test_two_nodes_and_witness(self):
+        # the witness has an elections.d that would make any other node a candidate of "web"
+        tmp = tempfile.mkdtemp(prefix="edh-witness-")
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+        os.makedirs(os.path.join(tmp, "elections.d"))
+        os.makedirs(os.path.join(tmp, "run"))
+        with open(os.path.join(tmp, "elections.d", "web.conf"), "w") as f:
+            f.write("[Election]\nUnits=witness-never.service\n")
         c = cluster.Cluster(3, config={"Node": {"CommitTimeoutSec": "2"}},
-                            node_config={"n3": {"Node": {"Witness": "yes"}}})
+                            node_config={"n3": {"Node": {"Witness": "yes",
+                                                         "ElectionsDirectory": os.path.join(tmp, "elections.d"),
+                                                         "RuntimeDirectory": os.path.join(tmp, "run")}}})
         self.addCleanup(c.close)
         c.start()
         n1, n2, w = c.nodes
@@ -144,6 +155,10 @@ class WitnessTest(unittest.TestCase):
         c.heal()
         c.wait_converged(CONVERGE_BOUND)
         self.assertEqual(w.get_term("web")[1], n1.get_term("web")[1])
+        # elections.d was not read on the witness: never a candidate, no flag file
+        self.assertNotIn("n3", w.get_term("web")[2])
+        self.assertFalse(os.path.exists(os.path.join(tmp, "run", "leader", "web")))
+        self.assertNotIn("witness-never", w.log_tail(1 << 20))
         self.check_history(c)
 
     def test_witness_preferred_over_max_voters(self):
