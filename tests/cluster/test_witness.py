@@ -10,6 +10,7 @@ warns in its log."""
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import sys
@@ -234,8 +235,33 @@ class WitnessTest(unittest.TestCase):
     def test_plain_two_nodes_tolerate_nothing(self):
         c = cluster.Cluster(2, config={"Node": {"CommitTimeoutSec": "2"}}, record=False)
         self.addCleanup(c.close)
-        c.start()
+        # n1's sd_notify messages (STATUS=) on a socket of ours
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(notify.close)
+        notify.bind(os.path.join(c.dir, "notify"))
+        notify.setblocking(False)
+        c.start_buses()
         n1, n2 = c.nodes
+        os.environ["NOTIFY_SOCKET"] = os.path.join(c.dir, "notify")
+        try:
+            n1.start(wait=False)
+        finally:
+            del os.environ["NOTIFY_SOCKET"]
+        n2.start(wait=False)
+        n1.wait_ready()
+        n2.wait_ready()
+        statuses = []
+
+        def status_says(text):
+            while True:
+                try:
+                    msg = notify.recv(4096).decode()
+                except BlockingIOError:
+                    break
+                statuses.extend(line[len("STATUS="):] for line in msg.split("\n") if line.startswith("STATUS="))
+            return any(text in st for st in statuses)
+        wait_until(lambda: status_says("2 voters, tolerates 0 failures (add a witness)"), 20,
+                   "STATUS= to state the fault tolerance")
         wait_until(lambda: self.voters_of(n1) == ["n1", "n2"] and quorate(n1), 30, "a 2-voter cluster")
         st = ctl(n1, "status", "--json")
         self.assertEqual(st.returncode, 0, st.stderr)
