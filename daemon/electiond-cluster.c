@@ -1021,8 +1021,6 @@ static char *self_raft_address(Cluster *c) {
         return NULL;
 }
 
-/* A Raft id lives at one address: a second machine claiming it (a cloned state directory) is
- * refused before libraft sees it, or one id would vote with two logs. */
 /* A Raft connection from a node that gossips another cluster id: refused, so that the members of
  * an old cluster (after --force-new-cluster or --restore) cannot disturb our Raft terms. */
 static bool raft_peer_foreign(Cluster *c, uint64_t id) {
@@ -1031,6 +1029,8 @@ static bool raft_peer_foreign(Cluster *c, uint64_t id) {
         return p && p->tags.cluster_id != 0 && c->cluster_id != 0 && p->tags.cluster_id != c->cluster_id;
 }
 
+/* A Raft id lives at one address: a second machine claiming it (a cloned state directory) is
+ * refused before libraft sees it, or one id would vote with two logs. */
 static bool raft_identity_ok(void *userdata, uint64_t id, const char *address, const struct sockaddr_storage *peer) {
         Cluster *c = userdata;
         char known[256] = "";
@@ -1359,8 +1359,9 @@ static bool server_is_witness(Cluster *c, uint64_t id) {
 }
 
 /* A witness is always made a voter (issue 11 §6): when MaxVoters is reached and a live witness
- * is still a stand-by, one live non-witness voter other than us steps down to stand-by first, and
- * the witness takes its place on the next round. Returns true if it started a change. */
+ * is still a stand-by, one non-witness voter other than us (a dead one if any) steps down to
+ * stand-by first, and the witness takes its place on the next round. Returns true if it started
+ * a change. */
 static bool maintain_witnesses(Cluster *c, const Servers *s, size_t voters) {
         for (size_t i = 0; i < s->n; i++) {
                 const EngineServer *w = &s->items[i];
@@ -1374,16 +1375,25 @@ static bool maintain_witnesses(Cluster *c, const Servers *s, size_t voters) {
                         start_change(c, 1, w->id, NULL, true);
                         return true;
                 }
+                const EngineServer *step_down = NULL;
+                Peer *sd_peer = NULL;
+
                 for (size_t j = 0; j < s->n; j++) {
                         const EngineServer *e = &s->items[j];
                         Peer *q = e->id == c->node_id ? NULL : peer_by_id(c, e->id);
 
                         if (!e->voter || !q || server_is_witness(c, e->id))
                                 continue;
-                        log_info("Making server %016" PRIx64 " (%s) a stand-by to make room for witness %s.", e->id,
-                                 q->name, p->name);
-                        g_hash_table_add(c->standby, g_memdup2(&e->id, sizeof e->id));
-                        start_change(c, 1, e->id, NULL, false);
+                        if (!step_down || (sd_peer->state == MEMBER_ALIVE && q->state != MEMBER_ALIVE)) {
+                                step_down = e;
+                                sd_peer = q;
+                        }
+                }
+                if (step_down) {
+                        log_info("Making server %016" PRIx64 " (%s) a stand-by to make room for witness %s.",
+                                 step_down->id, sd_peer->name, p->name);
+                        g_hash_table_add(c->standby, g_memdup2(&step_down->id, sizeof step_down->id));
+                        start_change(c, 1, step_down->id, NULL, false);
                         return true;
                 }
         }
