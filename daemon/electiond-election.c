@@ -27,6 +27,9 @@ struct ElectionState {
          * Enter; forgotten by DROP_NODE(node). */
         GHashTable *runs;
         unsigned n_parked;     /* parked candidacies in all elections: most states have none */
+        /* BUMP_TERMS adds its offset here too: an election created later starts above it, since the
+         * lost members of a forced cluster may have created it and handed out its first ids. */
+        uint64_t term_floor;
 };
 
 typedef struct NodeRuns {
@@ -161,6 +164,10 @@ GPtrArray *election_state_parked(const ElectionState *s, const char *node) {
 
 unsigned election_state_parked_count(const ElectionState *s) {
         return s ? s->n_parked : 0;
+}
+
+uint64_t election_state_term_floor(const ElectionState *s) {
+        return s ? s->term_floor : 0;
 }
 
 unsigned election_state_count(const ElectionState *s) {
@@ -543,6 +550,7 @@ static ElectionResult apply_enter(ElectionState *s, const Command *c, Election *
                 if (c->max_elections > 0 && election_state_count(s) >= c->max_elections)
                         return ELECTION_LIMIT_EXCEEDED;
                 *e = election_new(c->election);
+                (*e)->term_id = s->term_floor; /* 0 unless a forced cluster bumped the terms */
                 g_hash_table_insert(s->elections, (*e)->name, *e);
         }
 
@@ -732,6 +740,7 @@ static ElectionResult apply_bump_terms(ElectionState *s, const Command *c, Elect
 
         if (c->run == 0)
                 return ELECTION_NOOP;
+        s->term_floor = s->term_floor > UINT64_MAX - c->run ? UINT64_MAX : s->term_floor + c->run;
         g_hash_table_iter_init(&it, s->elections);
         while (g_hash_table_iter_next(&it, NULL, &v)) {
                 Election *e = v;
@@ -821,12 +830,14 @@ finish:
  *     str id, str node, str owner, u64 run, u32 uid, u8 persistent
  * u32 n_dedup, each: str origin, u64 origin_run, u64 max, DEDUP_WINDOW/64 times u64 bits
  * u32 n_runs, each: str node, u64 current, u8 n_old, n_old times u64  (version 2 only)
+ * u64 term_floor (version 4 only; written only when it is not 0, so that every other state keeps
+ * the version 3 bytes that older nodes read)
  * Elections, dedup entries and runs are written sorted, so equal states serialize identically.
  * Version 1 (before the run table) is still restored, with an empty run table: it fills again
  * from the next DROP_RUN or connection-bound Enter of each node. */
 
 #define SNAPSHOT_MAGIC "ELST"
-#define SNAPSHOT_VERSION 3u
+#define SNAPSHOT_VERSION 4u
 #define SNAPSHOT_STRING_MAX 4096u
 
 
@@ -870,7 +881,7 @@ int election_state_serialize(const ElectionState *s, GBytes **ret) {
 
         b = g_byte_array_new();
         g_byte_array_append(b, (const uint8_t *) SNAPSHOT_MAGIC, 4);
-        bytes_put_u32(b, SNAPSHOT_VERSION);
+        bytes_put_u32(b, s->term_floor > 0 ? SNAPSHOT_VERSION : 3u);
 
         elections = election_state_list(s);
         bytes_put_u32(b, elections->len);
@@ -915,6 +926,8 @@ int election_state_serialize(const ElectionState *s, GBytes **ret) {
                 for (unsigned k = 0; k < n->n_old; k++)
                         bytes_put_u64(b, n->old[k]);
         }
+        if (s->term_floor > 0)
+                bytes_put_u64(b, s->term_floor);
 
         *ret = g_byte_array_free_to_bytes(g_steal_pointer(&b));
         return 0;
@@ -1067,6 +1080,8 @@ int election_state_restore(ElectionState *s, const void *data, size_t size) {
                                 return k;
                 }
         }
+        if (version >= 4 && (!bytes_read_u64(&r, &n->term_floor) || n->term_floor == 0))
+                return -EBADMSG; /* written only when not 0 */
 
         if (r.left != 0)
                 return -EBADMSG;
@@ -1091,7 +1106,7 @@ bool election_state_equal(const ElectionState *a, const ElectionState *b) {
                 return true;
         if (!a || !b)
                 return false;
-        if (a->n_parked != b->n_parked || g_hash_table_size(a->elections) != g_hash_table_size(b->elections) ||
+        if (a->n_parked != b->n_parked || a->term_floor != b->term_floor || g_hash_table_size(a->elections) != g_hash_table_size(b->elections) ||
             g_hash_table_size(a->dedup) != g_hash_table_size(b->dedup) ||
             g_hash_table_size(a->runs) != g_hash_table_size(b->runs))
                 return false;

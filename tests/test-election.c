@@ -394,13 +394,38 @@ static void test_bump_terms(void) {
         ANOINT(s, "e", "b", ELECTION_CHANGED);             /* counting goes on from there */
         assert_term(s, "e", 2 + (UINT64_C(1) << 20), "b,a,c");
 
+        /* an election created after the bump starts above the offset: the lost members may have
+         * created it and handed out its first ids */
+        g_assert_cmpuint(election_state_term_floor(s), ==, UINT64_C(1) << 20);
+        ENTER(s, "g", "y", &A, 0, ELECTION_CHANGED);
+        assert_term(s, "g", 1 + (UINT64_C(1) << 20), "y");
+        {
+                /* the floor is part of snapshots (version 4; 3 without a floor) */
+                g_autoptr(GBytes) snap = NULL;
+                g_autoptr(ElectionState) copy = election_state_new();
+                const uint8_t *p;
+
+                g_assert_cmpint(election_state_serialize(s, &snap), ==, 0);
+                p = g_bytes_get_data(snap, NULL);
+                g_assert_cmpuint(p[4], ==, 4);
+                g_assert_cmpint(election_state_restore(copy, p, g_bytes_get_size(snap)), ==, 0);
+                g_assert_true(election_state_equal(s, copy));
+                g_assert_cmpuint(election_state_term_floor(copy), ==, UINT64_C(1) << 20);
+                g_clear_pointer(&snap, g_bytes_unref);
+                g_clear_pointer(&copy, election_state_free);
+                copy = state_abc();
+                g_assert_cmpint(election_state_serialize(copy, &snap), ==, 0);
+                g_assert_cmpuint(((const uint8_t *) g_bytes_get_data(snap, NULL))[4], ==, 3);
+        }
+
         c = cmd(COMMAND_BUMP_TERMS, "", "", &R, 0);        /* offset 0: nothing */
         c->run = 0;
         apply_full(s, c, ELECTION_NOOP, 0);
         c = cmd(COMMAND_BUMP_TERMS, "", "", &R, 0);        /* saturates, never wraps */
         c->run = UINT64_MAX;
-        apply_full(s, c, ELECTION_CHANGED, 2);
+        apply_full(s, c, ELECTION_CHANGED, 3);
         assert_term(s, "e", UINT64_MAX, "b,a,c");
+        g_assert_cmpuint(election_state_term_floor(s), ==, UINT64_MAX);
         g_clear_pointer(&s, election_state_free);
 
         s = election_state_new();                          /* empty state: nothing to bump */
@@ -408,6 +433,8 @@ static void test_bump_terms(void) {
         c->run = 5;
         apply_full(s, c, ELECTION_NOOP, 0);
         g_assert_cmpuint(election_state_count(s), ==, 0);
+        ENTER(s, "h", "z", &A, 0, ELECTION_CHANGED);       /* but the floor moved */
+        assert_term(s, "h", 6, "z");
 }
 
 static void test_promote(void) {

@@ -3,9 +3,10 @@
 """Issue 11 §7: disaster recovery.
 
 - force_new_cluster: a 3-node cluster with elections; --force-new-cluster is refused while the
-  others are alive; two nodes die for good; the survivor restarted with --force-new-cluster is a
-  one-voter cluster with its elections, every term id moved up by 2^20 (never lower, never one the
-  lost majority may have handed out); Enter works; a new node (wiped state) joins it; a lost member
+  others are alive; the majority goes on without the survivor (changes a lead, creates an
+  election) and then dies for good; the survivor restarted with --force-new-cluster is a
+  one-voter cluster with its elections, every term id moved up by 2^20 and above the ids the lost
+  majority handed out, also in the election it never heard of; Enter works; a new node (wiped state) joins it; a lost member
   that comes back with its old state is foreign and never merges.
 - backup_restore: an offline copy of a stopped node's state directory, restored on another node
   with --restore after the cluster is gone, takes a new node id (never a twin of the original),
@@ -102,10 +103,22 @@ class RecoveryTest(unittest.TestCase):
         wait_until(lambda: quorate(n1) and voters(n1) == ["n1", "n2", "n3"], 20, "n1 back in its cluster")
         old_id = node_id(n1)
 
-        # two of three gone for good: no quorum, and nothing changes
+        # n1 cut off: the majority goes on without it, changes web's lead and creates an election
+        # n1 never hears of; then the majority is lost for good
+        c.partition([[n1], [n2, n3]])
+        wait_until(lambda: not quorate(n1), 10, "n1 to lose its quorum")
+        wait_until(lambda: quorate(n2), 10, "the majority to stay quorate")
+        for _ in range(3):
+            c.client(n2).op("anoint", "web", "a")
+            c.client(n2).op("anoint", "web", "b")
+        lost = c.client(n2).op("enter", "lost", "l")
+        c.client(n3).op("anoint", "lost", "l")
+        majority_web = n2.get_term("web")[0]
+        self.assertGreater(majority_web, before["web"])
         n2.kill()
         n3.kill()
-        wait_until(lambda: not quorate(n1), 10, "n1 to lose its quorum")
+        c.heal()
+        self.assertEqual(n1.get_term("lost")[0], 0)
         n1.kill()
 
         start_with(n1, ["--force-new-cluster"])
@@ -117,6 +130,11 @@ class RecoveryTest(unittest.TestCase):
         for e in ("web", "db"):
             t = n1.get_term(e)
             self.assertGreaterEqual(t[0], before[e] + OFFSET, (e, t, before))
+        self.assertGreater(n1.get_term("web")[0], majority_web)
+        # the election created by the lost majority starts above every id it may have handed out
+        t = c.client(n1).op("enter", "lost", "again")
+        self.assertGreater(t[0], lost[0])
+        self.assertEqual(t[0], OFFSET + 1)
         # n2's candidacies are parked as those of a failed node; n1's 'a' leads web now
         wait_until(lambda: n1.get_term("web")[1] == "a", 10, "a to lead web on the survivor")
         t = c.client(n1).op("enter", "new", "x")
