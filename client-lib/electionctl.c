@@ -280,6 +280,23 @@ static int setup_event(ElectionClient *c, sd_event **ret) {
 
 /* ---- verbs ----------------------------------------------------------------------------------- */
 
+/* Raft voters among the members (the Raft leader is one) and how many of them may fail with the
+ * cluster still quorate: floor((voters - 1) / 2). */
+static unsigned count_member_voters(const ElectionMemberList *members) {
+        unsigned n = 0;
+
+        for (size_t i = 0; i < election_member_list_size(members); i++) {
+                const char *role = election_member_list_get_role(members, i);
+                if (streq_ptr(role, "voter") || streq_ptr(role, "leader"))
+                        n++;
+        }
+        return n;
+}
+
+static unsigned fault_tolerance(unsigned voters) {
+        return voters > 0 ? (voters - 1) / 2 : 0;
+}
+
 static int verb_status(int argc, char **argv) {
         _cleanup_(election_client_unrefp) ElectionClient *c = NULL;
         _cleanup_(election_list_freep) ElectionList *l = NULL;
@@ -287,6 +304,7 @@ static int verb_status(int argc, char **argv) {
         _cleanup_(freep) char *node = NULL, *version = NULL, *cluster = NULL;
         _cleanup_(strv_freep_) char **drained = NULL;
         int r, code, quorate = 0;
+        unsigned voters;
 
         code = connect_client(&c);
         if (code != EXIT_OK)
@@ -306,6 +324,7 @@ static int verb_status(int argc, char **argv) {
                 r = election_client_get_drained(c, &drained);
         if (r < 0)
                 return report(c, r, NULL, NULL);
+        voters = count_member_voters(members);
 
         if (arg_json) {
                 printf("{\"node\":");
@@ -320,7 +339,10 @@ static int verb_status(int argc, char **argv) {
                                 putchar(',');
                         json_string(drained[i]);
                 }
-                printf("],\"members\":[");
+                printf("]");
+                if (election_member_list_size(members) > 0)
+                        printf(",\"voters\":%u,\"fault_tolerance\":%u", voters, fault_tolerance(voters));
+                printf(",\"members\":[");
                 for (size_t i = 0; i < election_member_list_size(members); i++) {
                         printf("%s{\"name\":", i > 0 ? "," : "");
                         json_string(election_member_list_get_name(members, i));
@@ -362,6 +384,10 @@ static int verb_status(int argc, char **argv) {
                                election_member_list_get_address(members, i),
                                election_member_list_get_state(members, i),
                                election_member_list_get_role(members, i));
+                printf(_("Tolerates: %u failure%s (%u voters)%s\n"), fault_tolerance(voters),
+                       fault_tolerance(voters) == 1 ? "" : "s", voters,
+                       fault_tolerance(voters) == 0 && election_member_list_size(members) > 1
+                       ? _(" - warning: losing any voter stops the cluster; add a witness") : "");
         }
         printf(_("Elections: %zu\n"), election_list_size(l));
         for (size_t i = 0; i < election_list_size(l); i++) {

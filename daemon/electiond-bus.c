@@ -644,6 +644,12 @@ static int election_mutate(sd_bus_message *msg, BusEdge *b, CommandType type, sd
 }
 
 static int method_enter(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BusEdge *b = userdata;
+
+        if (manager_get_config(b->manager)->witness)
+                return sd_bus_error_setf(error, ELECTIOND_ERROR_WITNESS,
+                                         "Node '%s' is a witness ([Node] Witness=yes): it votes but holds no candidacies.",
+                                         manager_node_name(b->manager));
         return election_mutate(msg, userdata, COMMAND_ENTER, error);
 }
 

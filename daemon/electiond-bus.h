@@ -17,6 +17,7 @@
 #define ELECTIOND_ERROR_LIMIT_EXCEEDED "org.electiond.Election1.Error.LimitExceeded"
 #define ELECTIOND_ERROR_NO_QUORUM      "org.electiond.Election1.Error.NoQuorum"
 #define ELECTIOND_ERROR_OUTCOME_UNKNOWN "org.electiond.Election1.Error.OutcomeUnknown"
+#define ELECTIOND_ERROR_WITNESS        "org.electiond.Election1.Error.Witness"
 #define ELECTIOND_POLKIT_ACTION        "org.electiond.Election1.manage"
 #define ELECTIOND_POLKIT_ACTION_DRAIN  "org.electiond.Election1.drain"
 

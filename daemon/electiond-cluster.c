@@ -31,6 +31,7 @@ enum {
 #define TAGS_VERSION 1
 #define TAG_HAS_STATE   (1u << 0)
 #define TAG_RAFT_LEADER (1u << 1)
+#define TAG_WITNESS     (1u << 2) /* [Node] Witness=yes: always a voter, never holds candidacies */
 #define BOOTSTRAP_STABLE_ROUNDS 4
 #define JOIN_RETRY_USEC (300 * USEC_PER_MSEC)
 
@@ -133,6 +134,12 @@ struct Cluster {
         bool owners_dirty;
         uint64_t unconfirmed_since;
         GHashTable *standby; /* raft ids we made stand-bys (EngineServer has no spare/standby bit) */
+
+        /* --force-new-cluster / --restore (issue 11 §7): before the engine starts we listen to
+         * gossip until force_deadline; a live member of the old cluster makes us refuse. */
+        bool force_new;
+        bool force_restore;
+        uint64_t force_deadline;
 };
 
 /* ---- small helpers ---- */
@@ -884,6 +891,8 @@ static void update_tags(Cluster *c) {
                 t.flags |= TAG_HAS_STATE;
         if (c->engine && engine_is_leader(c->engine))
                 t.flags |= TAG_RAFT_LEADER;
+        if (c->config->witness)
+                t.flags |= TAG_WITNESS;
         tags_encode(&t, buf);
         if (memcmp(buf, c->last_tags, sizeof buf) == 0)
                 return;
@@ -1014,6 +1023,14 @@ static char *self_raft_address(Cluster *c) {
         return NULL;
 }
 
+/* A Raft connection from a node that gossips another cluster id: refused, so that the members of
+ * an old cluster (after --force-new-cluster or --restore) cannot disturb our Raft terms. */
+static bool raft_peer_foreign(Cluster *c, uint64_t id) {
+        Peer *p = peer_by_id(c, id);
+
+        return p && p->tags.cluster_id != 0 && c->cluster_id != 0 && p->tags.cluster_id != c->cluster_id;
+}
+
 /* A Raft id lives at one address: a second machine claiming it (a cloned state directory) is
  * refused before libraft sees it, or one id would vote with two logs. */
 static bool raft_identity_ok(void *userdata, uint64_t id, const char *address, const struct sockaddr_storage *peer) {
@@ -1031,6 +1048,8 @@ static bool raft_identity_ok(void *userdata, uint64_t id, const char *address, c
                         }
                 servers_done(&s);
         }
+        if (ok && raft_peer_foreign(c, id))
+                return false; /* a member of another cluster (e.g. the old one after --force-new-cluster) */
         if (!ok && (c->identity_logged == 0 || now - c->identity_logged > 10 * USEC_PER_SEC)) {
                 c->identity_logged = now;
                 log_error("Refused a Raft connection claiming server id %016" PRIx64 " from %s (%s): "
@@ -1058,6 +1077,34 @@ static void free_transport(void *userdata, struct raft_uv_transport *t) {
         auth_transport_free(t);
 }
 
+/* --force-new-cluster: the Raft configuration becomes this node alone (log and snapshot kept, so
+ * the elections and their term ids are), under a new cluster id so that the old members are
+ * foreign to us and never rejoin silently; the marker makes the manager commit BUMP_TERMS first. */
+static int force_new_configuration(Cluster *c, const char *address) {
+        g_autofree char *marker = g_build_filename(c->state_dir, CLUSTER_FORCE_BUMP_MARKER, NULL);
+        g_autofree char *cid_path = g_build_filename(c->state_dir, "cluster-id", NULL);
+        EngineServer self = { .id = c->node_id, .address = (char *) address, .voter = true };
+        uint64_t old_id = c->cluster_id;
+        int r;
+
+        if (!g_file_set_contents(marker, "", 0, NULL))
+                return log_error_errno(EIO, "Failed to write %s.", marker);
+        r = engine_recover(c->engine, &self, 1);
+        if (r < 0)
+                return log_error_errno(r, "Failed to force a new one-voter Raft configuration: %m");
+        c->cluster_id = random_u64();
+        r = write_u64_file(cid_path, c->cluster_id);
+        if (r < 0)
+                return log_error_errno(r, "Failed to write %s: %m", cid_path);
+        c->force_new = false;
+        log_warning("FORCED A NEW CLUSTER: node %s (%016" PRIx64 ") is now the only voter of cluster '%s' (new id %016" PRIx64
+                    ", was %016" PRIx64 "). The old members are foreign to it: wipe their state directories before they "
+                    "join again. Every election's term id moves up by %" PRIu64 ".",
+                    c->node_name, c->node_id, c->config->cluster_name, c->cluster_id, old_id,
+                    (uint64_t) CLUSTER_FORCE_TERM_OFFSET);
+        return 0;
+}
+
 static int start_engine(Cluster *c, const EngineServer *bootstrap, size_t n_bootstrap) {
         g_autofree char *address = self_raft_address(c);
         int r;
@@ -1076,6 +1123,11 @@ static int start_engine(Cluster *c, const EngineServer *bootstrap, size_t n_boot
         if (r < 0) {
                 log_error_errno(r, "Failed to create the Raft engine: %m");
                 goto fail;
+        }
+        if (c->force_new) {
+                r = force_new_configuration(c, address);
+                if (r < 0)
+                        goto fail;
         }
         if (n_bootstrap > 0) {
                 r = engine_bootstrap(c->engine, bootstrap, n_bootstrap);
@@ -1312,9 +1364,60 @@ static void on_join(Cluster *c, const ChannelPacket *p) {
         servers_done(&s);
 }
 
+static bool server_is_witness(Cluster *c, uint64_t id) {
+        Peer *p;
+
+        if (id == c->node_id)
+                return c->config->witness;
+        p = peer_by_id(c, id);
+        return p && (p->tags.flags & TAG_WITNESS);
+}
+
+/* A witness is always made a voter (issue 11 §6): when MaxVoters is reached and a live witness
+ * is still a stand-by, one non-witness voter other than us (a dead one if any) steps down to
+ * stand-by first, and the witness takes its place on the next round. Returns true if it started
+ * a change. */
+static bool maintain_witnesses(Cluster *c, const Servers *s, size_t voters) {
+        for (size_t i = 0; i < s->n; i++) {
+                const EngineServer *w = &s->items[i];
+                Peer *p = w->id == c->node_id ? NULL : peer_by_id(c, w->id);
+
+                if (w->voter || !p || p->state != MEMBER_ALIVE || !(p->tags.flags & TAG_WITNESS))
+                        continue;
+                if (voters < c->config->max_voters) {
+                        log_info("Making witness %016" PRIx64 " (%s) a voter.", w->id, p->name);
+                        g_hash_table_remove(c->standby, &w->id);
+                        start_change(c, 1, w->id, NULL, true);
+                        return true;
+                }
+                const EngineServer *step_down = NULL;
+                Peer *sd_peer = NULL;
+
+                for (size_t j = 0; j < s->n; j++) {
+                        const EngineServer *e = &s->items[j];
+                        Peer *q = e->id == c->node_id ? NULL : peer_by_id(c, e->id);
+
+                        if (!e->voter || !q || server_is_witness(c, e->id))
+                                continue;
+                        if (!step_down || (sd_peer->state == MEMBER_ALIVE && q->state != MEMBER_ALIVE)) {
+                                step_down = e;
+                                sd_peer = q;
+                        }
+                }
+                if (step_down) {
+                        log_info("Making server %016" PRIx64 " (%s) a stand-by to make room for witness %s.",
+                                 step_down->id, sd_peer->name, p->name);
+                        g_hash_table_add(c->standby, g_memdup2(&step_down->id, sizeof step_down->id));
+                        start_change(c, 1, step_down->id, NULL, false);
+                        return true;
+                }
+        }
+        return false;
+}
+
 /* Raft leader: new servers become voters while there are fewer than MaxVoters, stand-bys
- * (replicating, not voting) otherwise; dead servers go after RemoveDeadAfterSec. One change at a
- * time, as libraft requires. */
+ * (replicating, not voting) otherwise; witnesses first; dead servers go after RemoveDeadAfterSec.
+ * One change at a time, as libraft requires. */
 static void maintain_configuration(Cluster *c, const Servers *s, uint64_t now) {
         size_t voters = count_voters(s);
 
@@ -1331,6 +1434,13 @@ static void maintain_configuration(Cluster *c, const Servers *s, uint64_t now) {
                         start_change(c, 2, e->id, NULL, false);
                         return;
                 }
+        }
+        if (maintain_witnesses(c, s, voters))
+                return;
+        for (size_t i = 0; i < s->n; i++) {
+                const EngineServer *e = &s->items[i];
+                Peer *p = e->id == c->node_id ? NULL : peer_by_id(c, e->id);
+
                 if (e->voter || e->id == c->node_id || !p || p->state != MEMBER_ALIVE)
                         continue;
                 if (voters < c->config->max_voters) {
@@ -1346,6 +1456,21 @@ static void maintain_configuration(Cluster *c, const Servers *s, uint64_t now) {
                         return;
                 }
         }
+}
+
+int cluster_fault_tolerance(Cluster *c, unsigned *ret_voters, unsigned *ret_servers) {
+        Servers s;
+        size_t voters;
+
+        if (!c || !servers_get(c, &s))
+                return -ENOTCONN;
+        voters = count_voters(&s);
+        if (ret_voters)
+                *ret_voters = (unsigned) voters;
+        if (ret_servers)
+                *ret_servers = (unsigned) s.n;
+        servers_done(&s);
+        return voters > 0 ? (int) ((voters - 1) / 2) : 0;
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
@@ -1379,6 +1504,34 @@ static void forget_membership_if_removed(const char *state_dir, const char *raft
         (void) unlink(marker);
 }
 
+/* --force-new-cluster: gossip for FORCE_LISTEN_USEC first; any live member of our old cluster
+ * (it could hold a quorum with others) makes us refuse and exit. */
+static void force_new_tick(Cluster *c, uint64_t now) {
+        GHashTableIter it;
+        gpointer v;
+
+        g_hash_table_iter_init(&it, c->peers);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                Peer *p = v;
+
+                if (p->state != MEMBER_ALIVE || c->cluster_id == 0 || p->tags.cluster_id != c->cluster_id)
+                        continue;
+                log_error("Refusing to force a new cluster: member %s of cluster '%s' (id %016" PRIx64 ") is alive. "
+                          "Start this node normally, or stop that node for good (and wipe its state) first.",
+                          p->name, c->config->cluster_name, c->cluster_id);
+                c->force_new = false;
+                (void) sd_event_exit(c->event, EXIT_FAILURE);
+                return;
+        }
+        if (now < c->force_deadline)
+                return;
+        if (start_engine(c, NULL, 0) < 0) {
+                log_error("Failed to force a new cluster (no cluster address on the configured interfaces?).");
+                (void) sd_event_exit(c->event, EXIT_FAILURE);
+                return;
+        }
+}
+
 static int on_tick(sd_event_source *src, uint64_t usec, void *userdata) {
         Cluster *c = userdata;
         uint64_t now = now_usec();
@@ -1386,6 +1539,11 @@ static int on_tick(sd_event_source *src, uint64_t usec, void *userdata) {
 
         (void) sd_event_source_set_time(src, (usec + c->config->probe_interval_usec > now ? usec : now) + c->config->probe_interval_usec);
 
+        if (c->force_new && !c->engine) {
+                force_new_tick(c, now);
+                if (!c->engine)
+                        goto out;
+        }
         if (!c->engine || !raft_dir_has_state(c->raft_dir)) {
                 bootstrap_or_join(c, now);
                 if (!c->engine)
@@ -1593,6 +1751,25 @@ int cluster_new(sd_event *event, const Config *config, const char *state_dir, co
         return 0;
 }
 
+int cluster_set_force_new(Cluster *c, bool restore) {
+        g_autofree char *id_path = g_build_filename(c->state_dir, "node-id", NULL);
+        int r;
+
+        c->force_new = true;
+        c->force_restore = restore;
+        if (!restore)
+                return 0;
+        /* a restored copy must never be a twin of the live node it was taken from (rule 9) */
+        c->node_id = random_u64();
+        r = write_u64_file(id_path, c->node_id);
+        if (r < 0)
+                return log_error_errno(r, "Failed to write %s: %m", id_path);
+        lease_requester_free(c->requester);
+        c->requester = lease_requester_new(c->node_id, &c->lease_params);
+        log_warning("Restoring a backup: this node takes the new identity %016" PRIx64 ".", c->node_id);
+        return 0;
+}
+
 void cluster_set_state(Cluster *c, const ElectionState *state, void (*submit_drop)(void *userdata, const char *node)) {
         c->state = state;
         c->submit_drop = submit_drop;
@@ -1627,6 +1804,8 @@ int cluster_start(Cluster *c) {
 
         if (raft_dir_has_state(c->raft_dir))
                 t.flags |= TAG_HAS_STATE;
+        if (c->config->witness)
+                t.flags |= TAG_WITNESS;
         tags_encode(&t, tags);
         r = gossip_new(c->event, c->config, c->node_id, key, key_size, tags, sizeof tags, &gcb, c, &c->gossip);
         if (r < 0)
@@ -1665,7 +1844,14 @@ int cluster_start(Cluster *c) {
                 return r;
 
         /* with state we start at once and rejoin our cluster; without, we wait to bootstrap or join */
-        if (raft_dir_has_state(c->raft_dir)) {
+        if (c->force_new) {
+                if (!raft_dir_has_state(c->raft_dir))
+                        return log_error_errno(ENOENT, "--force-new-cluster/--restore: %s holds no Raft state to keep.",
+                                               c->raft_dir);
+                c->force_deadline = now_usec() + CLUSTER_FORCE_LISTEN_USEC;
+                log_warning("Forcing a new cluster from the state in %s: listening %g s for live members of the old one first.",
+                            c->raft_dir, (double) CLUSTER_FORCE_LISTEN_USEC / USEC_PER_SEC);
+        } else if (raft_dir_has_state(c->raft_dir)) {
                 r = start_engine(c, NULL, 0);
                 if (r == -EADDRNOTAVAIL)
                         log_warning("No cluster address yet; the engine starts once an interface has one.");

@@ -53,6 +53,16 @@ int cluster_start(Cluster *c);
  * not, < 0 (logged) if they cannot be loaded: the running keys stay. */
 int cluster_reload_keys(Cluster *c);
 
+/* Disaster recovery (issue 11 §7), before cluster_start(): the node keeps its Raft log and
+ * snapshot but becomes the only voter of a new cluster (new cluster id), after listening
+ * CLUSTER_FORCE_LISTEN_USEC for live members of the old one (any → exit 1). restore: the state
+ * directory is a copied backup: the node also takes a new node id. The marker file tells the
+ * manager to commit BUMP_TERMS(CLUSTER_FORCE_TERM_OFFSET) before serving; it goes once applied. */
+#define CLUSTER_FORCE_BUMP_MARKER "force-new-cluster-bump"
+#define CLUSTER_FORCE_TERM_OFFSET (UINT64_C(1) << 20)
+#define CLUSTER_FORCE_LISTEN_USEC (3 * USEC_PER_SEC)
+int cluster_set_force_new(Cluster *c, bool restore);
+
 Engine *cluster_get_engine(Cluster *c);
 uint64_t cluster_node_id(Cluster *c);
 
@@ -82,6 +92,9 @@ int cluster_forward(Cluster *c, const void *batch, size_t size);
 int cluster_get_members(Cluster *c, ClusterMember **ret, size_t *ret_n);
 void cluster_members_free(ClusterMember *m, size_t n);
 const char *cluster_name(Cluster *c);
+/* How many voters may fail with the cluster still quorate: floor((voters - 1) / 2), from the Raft
+ * configuration as this node knows it; -ENOTCONN before the node is a member. */
+int cluster_fault_tolerance(Cluster *c, unsigned *ret_voters, unsigned *ret_servers);
 /* A foreign cluster of the same name was seen (never merged; shown in status). */
 bool cluster_conflict(Cluster *c);
 

@@ -65,6 +65,7 @@ static const char *const command_type_table[_COMMAND_TYPE_MAX] = {
         [COMMAND_STEP_DOWN] = "step-down",
         [COMMAND_DRAIN] = "drain",
         [COMMAND_UNDRAIN] = "undrain",
+        [COMMAND_BUMP_TERMS] = "bump-terms",
 };
 
 const char *command_type_to_string(CommandType t) {

@@ -23,6 +23,7 @@ typedef enum CommandType {
         COMMAND_DROP_RUN,   /* node restarted as run R: its connection-bound candidacies with run != R go */
         COMMAND_DROP_NODE,  /* node failed (cluster): every candidacy owned by node goes (parked, see RESTORE_NODE) */
         COMMAND_RESTORE_NODE, /* node is back as run R: its parked candidacies re-enter at the back */
+        COMMAND_BUMP_TERMS, /* after --force-new-cluster/--restore: every election's term id += run (the offset) */
         COMMAND_STEP_DOWN,  /* planned stop of node: its candidacies move to the back of every election */
         COMMAND_DRAIN,      /* node stays out of the lead of election ("" = every election) */
         COMMAND_UNDRAIN,    /* undoes DRAIN of election ("" = every DRAIN of the node) */

@@ -20,6 +20,7 @@ typedef enum KeyKind {
         KIND_IFNAMES,   /* char **, interface names */
         KIND_STRV,      /* char **, non-empty words */
         KIND_KEYNAME,   /* char *, a file name "NAME.key" (no '/') */
+        KIND_BOOL,      /* bool: yes/no, true/false, on/off, 1/0 */
 } KeyKind;
 
 typedef struct ConfigKey {
@@ -44,6 +45,7 @@ static const ConfigKey config_keys[] = {
         { "Node",    "ElectionsDirectory", KIND_PATH,     offsetof(Config, elections_dir) },
         { "Node",    "RuntimeDirectory",   KIND_PATH,     offsetof(Config, runtime_dir), .fixed = FIXED_RESTART },
         { "Cluster", "Name",               KIND_NAME,     offsetof(Config, cluster_name), .fixed = FIXED_CLUSTER },
+        { "Node",    "Witness",            KIND_BOOL,     offsetof(Config, witness), .fixed = FIXED_RESTART },
         { "Cluster", "KeyFile",            KIND_PATH,     offsetof(Config, key_file) },
         { "Cluster", "KeyDirectory",       KIND_PATH,     offsetof(Config, key_dir) },
         { "Cluster", "PrimaryKey",         KIND_KEYNAME,  offsetof(Config, primary_key) },
@@ -225,6 +227,19 @@ static int parse_key(Config *c, const ConfigKey *k, const char *value, const cha
                 *(uint64_t *) field = u;
                 return 0;
 
+        case KIND_BOOL:
+                if (g_ascii_strcasecmp(value, "yes") == 0 || g_ascii_strcasecmp(value, "true") == 0 ||
+                    g_ascii_strcasecmp(value, "on") == 0 || streq_ptr(value, "1"))
+                        *(bool *) field = true;
+                else if (g_ascii_strcasecmp(value, "no") == 0 || g_ascii_strcasecmp(value, "false") == 0 ||
+                         g_ascii_strcasecmp(value, "off") == 0 || streq_ptr(value, "0"))
+                        *(bool *) field = false;
+                else {
+                        *ret_reason = N_("not a boolean (yes or no)");
+                        return -EINVAL;
+                }
+                return 0;
+
         case KIND_IFNAMES:
         case KIND_STRV: {
                 g_auto(GStrv) l = split_list(value);
@@ -371,6 +386,8 @@ static bool field_equal(const ConfigKey *k, const Config *a, const Config *b) {
                 return *(const unsigned *) fa == *(const unsigned *) fb;
         case KIND_PORT:
                 return *(const uint16_t *) fa == *(const uint16_t *) fb;
+        case KIND_BOOL:
+                return *(const bool *) fa == *(const bool *) fb;
         case KIND_DURATION:
                 return *(const uint64_t *) fa == *(const uint64_t *) fb;
         case KIND_IFNAMES:
@@ -400,6 +417,9 @@ static void field_copy(const ConfigKey *k, Config *dst, const Config *src) {
                 return;
         case KIND_PORT:
                 *(uint16_t *) fd = *(const uint16_t *) fs;
+                return;
+        case KIND_BOOL:
+                *(bool *) fd = *(const bool *) fs;
                 return;
         case KIND_DURATION:
                 *(uint64_t *) fd = *(const uint64_t *) fs;

@@ -16,6 +16,7 @@ typedef struct Config {
         uint64_t commit_timeout_usec; /* CommitTimeoutSec=, default 5 s: pending calls fail with NoQuorum after it */
         char *elections_dir;        /* ElectionsDirectory=, default /etc/electiond/elections.d (units module) */
         char *runtime_dir;          /* RuntimeDirectory=, default /run/electiond (leader flag files) */
+        bool witness;               /* Witness=, default no: a voter that never holds candidates or units */
 
         /* [Cluster]: only used when key_file is set; otherwise the node is standalone and
          * sends nothing on the network. */

@@ -29,6 +29,9 @@ struct ElectionState {
         unsigned n_parked;     /* parked candidacies in all elections: most states have none */
         /* node -> NodeDrain* (owned): DRAIN/UNDRAIN. Most states have none. */
         GHashTable *drained;
+        /* BUMP_TERMS adds its offset here too: an election created later starts above it, since the
+         * lost members of a forced cluster may have created it and handed out its first ids. */
+        uint64_t term_floor;
 };
 
 typedef struct NodeDrain {
@@ -188,6 +191,10 @@ GPtrArray *election_state_parked(const ElectionState *s, const char *node) {
 
 unsigned election_state_parked_count(const ElectionState *s) {
         return s ? s->n_parked : 0;
+}
+
+uint64_t election_state_term_floor(const ElectionState *s) {
+        return s ? s->term_floor : 0;
 }
 
 unsigned election_state_count(const ElectionState *s) {
@@ -579,6 +586,7 @@ static ElectionResult apply_enter(ElectionState *s, const Command *c, Election *
                 if (c->max_elections > 0 && election_state_count(s) >= c->max_elections)
                         return ELECTION_LIMIT_EXCEEDED;
                 *e = election_new(c->election);
+                (*e)->term_id = s->term_floor; /* 0 unless a forced cluster bumped the terms */
                 g_hash_table_insert(s->elections, (*e)->name, *e);
         }
 
@@ -913,6 +921,31 @@ static ElectionResult apply_drop(ElectionState *s, const Command *c, ElectionCha
         return any ? ELECTION_CHANGED : ELECTION_NOOP;
 }
 
+/* BUMP_TERMS(offset in `run`): every election's term id grows by the offset (no candidate moves).
+ * Committed first after a forced new cluster or a restored backup: the lost members may have
+ * committed term changes this state never saw, and the ids they handed out must not come again. */
+static ElectionResult apply_bump_terms(ElectionState *s, const Command *c, ElectionChangedFn changed, void *userdata) {
+        GHashTableIter it;
+        gpointer v;
+        bool any = false;
+
+        if (c->run == 0)
+                return ELECTION_NOOP;
+        s->term_floor = s->term_floor > UINT64_MAX - c->run ? UINT64_MAX : s->term_floor + c->run;
+        g_hash_table_iter_init(&it, s->elections);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                Election *e = v;
+
+                if (e->term_id == 0)
+                        continue;
+                e->term_id = e->term_id > UINT64_MAX - c->run ? UINT64_MAX : e->term_id + c->run;
+                any = true;
+                if (changed)
+                        changed(e, userdata);
+        }
+        return any ? ELECTION_CHANGED : ELECTION_NOOP;
+}
+
 ElectionResult election_state_apply(ElectionState *s, const Command *c,
                                     ElectionChangedFn changed, void *userdata,
                                     const Election **ret_election) {
@@ -969,6 +1002,8 @@ ElectionResult election_state_apply(ElectionState *s, const Command *c,
         case COMMAND_DRAIN:
         case COMMAND_UNDRAIN:
                 return apply_drain(s, c, changed, userdata);
+        case COMMAND_BUMP_TERMS:
+                return apply_bump_terms(s, c, changed, userdata);
         default:
                 return apply_drop(s, c, changed, userdata);
         }
@@ -991,13 +1026,14 @@ finish:
  *     str id, str node, str owner, u64 run, u32 uid, u8 persistent
  * u32 n_dedup, each: str origin, u64 origin_run, u64 max, DEDUP_WINDOW/64 times u64 bits
  * u32 n_runs, each: str node, u64 current, u8 n_old, n_old times u64  (version >= 2)
+ * u64 term_floor (version 5: written only when it is not 0)
  * u32 n_drained, each: str node, u8 all, u32 n, n times str election  (version >= 4; sorted)
  * Elections, dedup entries and runs are written sorted, so equal states serialize identically.
  * Version 1 (before the run table) is still restored, with an empty run table: it fills again
  * from the next DROP_RUN or connection-bound Enter of each node. */
 
 #define SNAPSHOT_MAGIC "ELST"
-#define SNAPSHOT_VERSION 4u
+#define SNAPSHOT_VERSION 5u
 #define SNAPSHOT_STRING_MAX 4096u
 
 
@@ -1064,7 +1100,7 @@ int election_state_serialize(const ElectionState *s, GBytes **ret) {
 
         b = g_byte_array_new();
         g_byte_array_append(b, (const uint8_t *) SNAPSHOT_MAGIC, 4);
-        bytes_put_u32(b, SNAPSHOT_VERSION);
+        bytes_put_u32(b, s->term_floor > 0 ? SNAPSHOT_VERSION : 4u); /* 5 only after a forced cluster */
 
         elections = election_state_list(s);
         bytes_put_u32(b, elections->len);
@@ -1109,6 +1145,8 @@ int election_state_serialize(const ElectionState *s, GBytes **ret) {
                 for (unsigned k = 0; k < n->n_old; k++)
                         bytes_put_u64(b, n->old[k]);
         }
+        if (s->term_floor > 0)
+                bytes_put_u64(b, s->term_floor);
 
         put_drained(b, s);
 
@@ -1290,6 +1328,8 @@ int election_state_restore(ElectionState *s, const void *data, size_t size) {
                                 return k;
                 }
         }
+        if (version >= 5 && (!bytes_read_u64(&r, &n->term_floor) || n->term_floor == 0))
+                return -EBADMSG; /* written only when not 0 */
 
         if (version >= 4) {
                 if (!read_count(&r, DRAIN_MIN_SIZE, &count))
@@ -1324,7 +1364,7 @@ bool election_state_equal(const ElectionState *a, const ElectionState *b) {
                 return true;
         if (!a || !b)
                 return false;
-        if (a->n_parked != b->n_parked || g_hash_table_size(a->elections) != g_hash_table_size(b->elections) ||
+        if (a->n_parked != b->n_parked || a->term_floor != b->term_floor || g_hash_table_size(a->elections) != g_hash_table_size(b->elections) ||
             g_hash_table_size(a->dedup) != g_hash_table_size(b->dedup) ||
             g_hash_table_size(a->runs) != g_hash_table_size(b->runs) ||
             g_hash_table_size(a->drained) != g_hash_table_size(b->drained))

@@ -42,7 +42,12 @@ static void help(void) {
                  "     --state-dir=DIR    Directory for the durable state (default: %s)\n"
                  "     --user             Serve on the session bus instead of the system bus\n"
                  "     --log-level=LEVEL  Maximum log level: err, warning, notice, info, debug\n"
-                 "                        (default: info)\n"),
+                 "                        (default: info)\n"
+                 "     --force-new-cluster\n"
+                 "                        Disaster recovery: become the only voter of a new cluster,\n"
+                 "                        keeping the elections (term ids move up); see electiond(8)\n"
+                 "     --restore          The same for a restored backup of a state directory,\n"
+                 "                        under a new node identity\n"),
                g_get_prgname() ?: "electiond", "org.electiond.Election1",
                ELECTIOND_DEFAULT_CONFIG, ELECTIOND_DEFAULT_STATE_DIR);
 }
@@ -52,6 +57,8 @@ typedef struct Args {
         const char *state_dir;
         bool user_bus;
         bool config_explicit;
+        bool force_new_cluster;
+        bool restore;
 } Args;
 
 /* Returns 1 to go on, 0 to exit successfully (help, version), -EINVAL on a usage error. */
@@ -62,6 +69,8 @@ static int parse_argv(int argc, char *argv[], Args *args) {
                 ARG_STATE_DIR,
                 ARG_USER,
                 ARG_LOG_LEVEL,
+                ARG_FORCE_NEW_CLUSTER,
+                ARG_RESTORE,
         };
         static const struct option options[] = {
                 { "help",      no_argument,       NULL, 'h' },
@@ -70,6 +79,8 @@ static int parse_argv(int argc, char *argv[], Args *args) {
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
                 { "user",      no_argument,       NULL, ARG_USER },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
+                { "force-new-cluster", no_argument, NULL, ARG_FORCE_NEW_CLUSTER },
+                { "restore",   no_argument,       NULL, ARG_RESTORE },
                 {}
         };
         int c, level;
@@ -109,6 +120,12 @@ static int parse_argv(int argc, char *argv[], Args *args) {
                                 return -EINVAL;
                         }
                         log_set_max_level(level);
+                        break;
+                case ARG_FORCE_NEW_CLUSTER:
+                        args->force_new_cluster = true;
+                        break;
+                case ARG_RESTORE:
+                        args->restore = true;
                         break;
                 case '?':
                         return -EINVAL;
@@ -152,6 +169,8 @@ int electiond_main(int argc, char *argv[]) {
                 .config_required = args.config_explicit,
                 .state_dir = args.state_dir,
                 .user_bus = args.user_bus,
+                .force_new_cluster = args.force_new_cluster,
+                .restore = args.restore,
         };
 
         r = manager_new(&opts, &m);

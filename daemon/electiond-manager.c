@@ -81,6 +81,8 @@ struct Manager {
         uint64_t step_down_deadline;     /* CLOCK_MONOTONIC µs */
         bool step_down_transferring;     /* as Raft leader: handing the Raft lead on too */
         bool step_down_finished;
+        int fault_tolerance_logged; /* as last logged, -1 = not yet */
+        bool fault_tolerance_warned; /* the last log was the 0-tolerance warning */
 };
 
 /* Forwarded batches are resent this often until applied here (dedup makes resends harmless). */
@@ -636,19 +638,75 @@ static int on_engine_restore(void *userdata, const void *data, size_t size) {
 
 static void start_drop_run(Manager *m);
 
+/* At start: a plan for two voters tolerates no failure (issue 11 §6). */
+static void warn_fault_tolerance_config(const Config *c) {
+        if (c->witness && !config_is_clustered(c))
+                log_warning("[Node] Witness=yes without [Cluster] KeyFile=: a standalone witness only refuses Enter.");
+        else if (c->witness)
+                log_info("This node is a witness: it votes and grants leases but holds no candidacies and drives no units.");
+        if (config_is_clustered(c) && c->bootstrap_expect == 2)
+                log_warning("[Cluster] BootstrapExpect=2: a 2-node cluster tolerates 0 failures (no majority after "
+                            "either fails); add a witness ([Node] Witness=yes on a third, small machine).");
+}
+
+/* ", tolerates N failures" (cluster members only) for STATUS=; logs a warning whenever a cluster
+ * of more than one voter can lose none of them (a plain 2-node cluster: add a witness). */
+static char *fault_tolerance_status(Manager *m) {
+        unsigned voters = 0, servers = 0;
+        bool warn;
+        int ft;
+
+        if (!m->cluster)
+                return NULL;
+        ft = cluster_fault_tolerance(m->cluster, &voters, &servers);
+        if (ft < 0)
+                return NULL;
+        /* not while a new cluster is still growing to BootstrapExpect= voters; but when it
+         * shrank to no tolerance (dead members removed) */
+        warn = ft == 0 && servers > 1 &&
+               (voters >= m->config.bootstrap_expect || m->fault_tolerance_logged > 0);
+        if (ft != m->fault_tolerance_logged || (warn && !m->fault_tolerance_warned)) {
+                m->fault_tolerance_logged = ft;
+                m->fault_tolerance_warned = warn;
+                if (warn)
+                        log_warning("The cluster has %u voter%s of %u members and tolerates 0 failures: losing any voter "
+                                    "stops it. Add a node or a witness ([Node] Witness=yes, see electiond(8)).",
+                                    voters, voters == 1 ? "" : "s", servers);
+                else
+                        log_info("The cluster has %u voters of %u members and tolerates %d failure%s.", voters, servers,
+                                 ft, ft == 1 ? "" : "s");
+        }
+        return g_strdup_printf(", %u voters, tolerates %d failure%s%s", voters, ft, ft == 1 ? "" : "s",
+                               ft == 0 && servers > 1 ? " (add a witness)" : "");
+}
+
 /* STATUS= for systemctl status: node, engine role, quorum, and how much state we hold. */
 static void manager_update_status(Manager *m, bool ready) {
-        g_autofree char *units = NULL;
+        g_autofree char *units = NULL, *ft = NULL;
 
         m->units_leading = units_n_leading(m->units);
         if (!m->serving)
                 return;
         if (units_n_elections(m->units) > 0)
                 units = g_strdup_printf(", leading %u of %u configured", m->units_leading, units_n_elections(m->units));
-        (void) sd_notifyf(false, "%sSTATUS=Node %s: %s, %s, elections: %u%s",
-                          ready ? "READY=1\n" : "", m->config.node_name, engine_role_name(m->engine),
-                          manager_quorate(m) ? "quorate" : "no quorum",
+        ft = fault_tolerance_status(m);
+        (void) sd_notifyf(false, "%sSTATUS=Node %s%s: %s, %s%s, elections: %u%s",
+                          ready ? "READY=1\n" : "", m->config.node_name, m->config.witness ? " (witness)" : "",
+                          engine_role_name(m->engine), manager_quorate(m) ? "quorate" : "no quorum", ft ?: "",
                           election_state_count(m->state), units ?: "");
+}
+
+/* Another witness instance on this machine (one per cluster, electiond-witness@.service) owns
+ * the bus name: a witness needs no callers, so it votes on without the name (its objects stay
+ * reachable under its unique name) and reports ready. */
+static void witness_without_name(Manager *m) {
+        const char *unique = NULL;
+
+        (void) sd_bus_get_unique_name(m->bus, &unique);
+        log_notice("Bus name %s is owned by another process (another witness instance?): this witness serves "
+                   "only as %s and keeps voting.", ELECTIOND_BUS_NAME, unique ?: "?");
+        m->serving = true;
+        manager_update_status(m, true);
 }
 
 static int on_name_acquired(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
@@ -670,7 +728,11 @@ static int on_name_acquired(sd_bus_message *reply, void *userdata, sd_bus_error 
                 log_error_errno(r, "Failed to parse RequestName reply: %m");
                 return sd_event_exit(m->event, EXIT_FAILURE);
         }
-        if (code != 1 && code != 4) { /* DBUS_REQUEST_NAME_REPLY_{PRIMARY,ALREADY}_OWNER */
+        if (code != 1 && code != 4 && m->config.witness) { /* DBUS_REQUEST_NAME_REPLY_{PRIMARY,ALREADY}_OWNER */
+                witness_without_name(m);
+                return 0;
+        }
+        if (code != 1 && code != 4) {
                 log_error("Bus name %s is already owned by another process.", ELECTIOND_BUS_NAME);
                 return sd_event_exit(m->event, EXIT_FAILURE);
         }
@@ -749,6 +811,41 @@ static Command *self_command_new(Manager *m, CommandType type, const char *owner
         return c;
 }
 
+static void on_bump_terms_done(Manager *m, int status, ElectionResult result, const Term *term, void *userdata) {
+        g_autofree char *marker = g_build_filename(m->state_dir, CLUSTER_FORCE_BUMP_MARKER, NULL);
+
+        if (status < 0) {
+                /* the marker stays: the next start bumps again (ids only grow, so that is harmless) */
+                log_warning_errno(status, "Failed to commit the term id bump of the forced cluster: %m");
+                return;
+        }
+        log_notice("Term ids of every election moved up by %" PRIu64 " after forcing a new cluster.",
+                   (uint64_t) CLUSTER_FORCE_TERM_OFFSET);
+        if (unlink(marker) < 0 && errno != ENOENT)
+                log_warning_errno(errno, "Failed to remove %s: %m", marker);
+}
+
+/* After --force-new-cluster/--restore (the marker survives a crash until the bump is applied):
+ * BUMP_TERMS goes in the same batch as DROP_RUN, right after it, so before anything is served. */
+static void start_bump_terms(Manager *m) {
+        g_autofree char *marker = NULL;
+        Command *c;
+        int r;
+
+        if (!m->cluster)
+                return;
+        marker = g_build_filename(m->state_dir, CLUSTER_FORCE_BUMP_MARKER, NULL);
+        if (!g_file_test(marker, G_FILE_TEST_EXISTS))
+                return;
+        c = self_command_new(m, COMMAND_BUMP_TERMS, NULL);
+        c->run = CLUSTER_FORCE_TERM_OFFSET;
+        r = manager_submit_full(m, c, 0, on_bump_terms_done, NULL);
+        if (r < 0) {
+                log_error_errno(r, "Failed to submit the term id bump of the forced cluster: %m");
+                (void) sd_event_exit(m->event, EXIT_FAILURE);
+        }
+}
+
 /* Candidacies bound to connections of an earlier run of this daemon are gone with it. */
 static void start_drop_run(Manager *m) {
         Command *c;
@@ -767,6 +864,7 @@ static void start_drop_run(Manager *m) {
                 return;
         }
         m->drop_run_submitted = true;
+        start_bump_terms(m);
 }
 
 static void on_engine_role_changed(void *userdata) {
@@ -928,6 +1026,8 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
                           opts->config_path ?: ELECTIOND_DEFAULT_CONFIG);
                 return -EINVAL;
         }
+        m->fault_tolerance_logged = -1;
+        warn_fault_tolerance_config(&m->config);
 
         /* A fresh run id per start: connection-bound candidacies of earlier runs are recognisable. */
         do {
@@ -1016,12 +1116,19 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
                 if (r < 0)
                         return log_error_errno(r, "Failed to set up cluster '%s': %m", m->config.cluster_name);
                 cluster_set_state(m->cluster, m->state, submit_drop_node);
+                if (opts->force_new_cluster || opts->restore) {
+                        r = cluster_set_force_new(m->cluster, opts->restore);
+                        if (r < 0)
+                                return r;
+                }
                 r = sd_event_add_time_relative(m->event, &m->resend_timer, CLOCK_MONOTONIC, FORWARD_RESEND_USEC,
                                                10 * USEC_PER_MSEC, on_resend, m);
                 if (r < 0)
                         return log_error_errno(r, "Failed to add the forward timer: %m");
                 (void) sd_event_source_set_enabled(m->resend_timer, SD_EVENT_OFF);
         } else {
+                if (opts->force_new_cluster || opts->restore)
+                        return log_error_errno(EINVAL, "--force-new-cluster and --restore need a cluster ([Cluster] KeyFile=).");
                 r = engine_new(m->event, &ec, &callbacks, m, &m->engine);
                 if (r < 0)
                         return log_error_errno(r, "Failed to set up the replication engine in %s: %m", m->engine_dir);

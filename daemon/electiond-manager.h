@@ -42,6 +42,8 @@ typedef struct ManagerOptions {
         bool config_required;   /* given explicitly: a missing file is an error */
         const char *state_dir;
         bool user_bus;
+        bool force_new_cluster; /* --force-new-cluster: become the only voter of a new cluster (cluster only) */
+        bool restore;           /* --restore: the same, for a restored backup, under a new node id */
 } ManagerOptions;
 
 int manager_new(const ManagerOptions *opts, Manager **ret);

@@ -805,9 +805,14 @@ int units_new(Manager *m, const char *elections_dir, const char *runtime_dir, Un
         g_assert(m);
         g_assert(ret);
 
-        r = elections_d_load(elections_dir ?: ELECTIOND_DEFAULT_ELECTIONS_DIR, manager_node_name(m), &configs);
-        if (r < 0)
-                return r;
+        if (manager_get_config(m)->witness)
+                /* a witness holds no candidacies, so it drives no units: elections.d is not read */
+                configs = g_ptr_array_new_with_free_func(election_unit_config_destroy);
+        else {
+                r = elections_d_load(elections_dir ?: ELECTIOND_DEFAULT_ELECTIONS_DIR, manager_node_name(m), &configs);
+                if (r < 0)
+                        return r;
+        }
 
         u = g_new0(Units, 1);
         u->manager = m;

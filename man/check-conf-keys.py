@@ -102,6 +102,7 @@ SAMPLES = {
     ('Cluster', 'Interfaces'): 'lo',
     ('Cluster', 'Peers'): '127.0.0.1:7000, 127.0.0.2',
     ('Cluster', 'PrimaryKey'): 'docs.key',
+    ('Node', 'Witness'): 'no',  # a boolean: documented as "Default: no."
 }
 
 

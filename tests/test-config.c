@@ -194,6 +194,37 @@ static void test_malformed(void) {
         }
 }
 
+static void test_witness(void) {
+        static const struct {
+                const char *value;
+                int expect; /* 1 yes, 0 no, -1 invalid */
+        } cases[] = {
+                { "yes", 1 }, { "YES", 1 }, { "true", 1 }, { "on", 1 }, { "1", 1 },
+                { "no", 0 }, { "False", 0 }, { "off", 0 }, { "0", 0 },
+                { "y", -1 }, { "2", -1 }, { "yes please", -1 },
+        };
+        Config c;
+
+        config_init_defaults(&c);
+        g_assert_false(c.witness);
+        config_done(&c);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                g_autofree char *text = g_strdup_printf("[Node]\nWitness=%s\n", cases[i].value);
+                g_autofree char *error = NULL;
+                int r = load_text(text, &c, &error);
+
+                g_test_message("Witness=%s", cases[i].value);
+                if (cases[i].expect < 0) {
+                        g_assert_cmpint(r, ==, -EINVAL);
+                        g_assert_nonnull(strstr(error, "Witness="));
+                } else {
+                        g_assert_cmpint(r, ==, 0);
+                        g_assert_cmpint(c.witness, ==, cases[i].expect);
+                }
+                config_done(&c);
+        }
+}
+
 static void test_cross_checks(void) {
         static const char *const bad[] = {
                 "[Cluster]\nMaxVoters=4\n",
@@ -319,6 +350,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/config/empty-lists", test_empty_lists);
         g_test_add_func("/config/malformed", test_malformed);
         g_test_add_func("/config/cross-checks", test_cross_checks);
+        g_test_add_func("/config/witness", test_witness);
         g_test_add_func("/config/syntax-error", test_syntax_error);
         g_test_add_func("/config/reload", test_reload);
 

@@ -378,6 +378,65 @@ static void test_anoint(void) {
         assert_term(s, "e", 3, "c,b,a");
 }
 
+static void test_bump_terms(void) {
+        g_autoptr(ElectionState) s = state_abc();
+        Command *c;
+
+        ENTER(s, "f", "x", &A, 0, ELECTION_CHANGED);
+        LEAVE(s, "f", "x", &A, 0, ELECTION_CHANGED);       /* term 1, nobody leads */
+        assert_term(s, "f", 1, "");
+
+        c = cmd(COMMAND_BUMP_TERMS, "", "", &R, 0);
+        c->run = UINT64_C(1) << 20;
+        apply_full(s, c, ELECTION_CHANGED, 2);             /* one event per election */
+        assert_term(s, "e", 1 + (UINT64_C(1) << 20), "a,b,c");
+        assert_term(s, "f", 1 + (UINT64_C(1) << 20), "");
+        ANOINT(s, "e", "b", ELECTION_CHANGED);             /* counting goes on from there */
+        assert_term(s, "e", 2 + (UINT64_C(1) << 20), "b,a,c");
+
+        /* an election created after the bump starts above the offset: the lost members may have
+         * created it and handed out its first ids */
+        g_assert_cmpuint(election_state_term_floor(s), ==, UINT64_C(1) << 20);
+        ENTER(s, "g", "y", &A, 0, ELECTION_CHANGED);
+        assert_term(s, "g", 1 + (UINT64_C(1) << 20), "y");
+        {
+                /* the floor is part of snapshots (version 5; 4 without a floor) */
+                g_autoptr(GBytes) snap = NULL;
+                g_autoptr(ElectionState) copy = election_state_new();
+                const uint8_t *p;
+
+                g_assert_cmpint(election_state_serialize(s, &snap), ==, 0);
+                p = g_bytes_get_data(snap, NULL);
+                g_assert_cmpuint(p[4], ==, 5);
+                g_assert_cmpint(election_state_restore(copy, p, g_bytes_get_size(snap)), ==, 0);
+                g_assert_true(election_state_equal(s, copy));
+                g_assert_cmpuint(election_state_term_floor(copy), ==, UINT64_C(1) << 20);
+                g_clear_pointer(&snap, g_bytes_unref);
+                g_clear_pointer(&copy, election_state_free);
+                copy = state_abc();
+                g_assert_cmpint(election_state_serialize(copy, &snap), ==, 0);
+                g_assert_cmpuint(((const uint8_t *) g_bytes_get_data(snap, NULL))[4], ==, 4);
+        }
+
+        c = cmd(COMMAND_BUMP_TERMS, "", "", &R, 0);        /* offset 0: nothing */
+        c->run = 0;
+        apply_full(s, c, ELECTION_NOOP, 0);
+        c = cmd(COMMAND_BUMP_TERMS, "", "", &R, 0);        /* saturates, never wraps */
+        c->run = UINT64_MAX;
+        apply_full(s, c, ELECTION_CHANGED, 3);
+        assert_term(s, "e", UINT64_MAX, "b,a,c");
+        g_assert_cmpuint(election_state_term_floor(s), ==, UINT64_MAX);
+        g_clear_pointer(&s, election_state_free);
+
+        s = election_state_new();                          /* empty state: nothing to bump */
+        c = cmd(COMMAND_BUMP_TERMS, "", "", &R, 0);
+        c->run = 5;
+        apply_full(s, c, ELECTION_NOOP, 0);
+        g_assert_cmpuint(election_state_count(s), ==, 0);
+        ENTER(s, "h", "z", &A, 0, ELECTION_CHANGED);       /* but the floor moved */
+        assert_term(s, "h", 6, "z");
+}
+
 static void test_promote(void) {
         g_autoptr(ElectionState) s = election_state_new();
 
@@ -2118,6 +2177,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/election/evict", test_evict);
         g_test_add_func("/election/anoint", test_anoint);
         g_test_add_func("/election/promote", test_promote);
+        g_test_add_func("/election/bump-terms", test_bump_terms);
         g_test_add_func("/election/limits", test_limits);
         g_test_add_func("/election/drop-owner", test_drop_owner);
         g_test_add_func("/election/drop-run", test_drop_run);

@@ -174,6 +174,7 @@ class DebianPackageTest(unittest.TestCase):
         multiarch = run(['dpkg-architecture', '-qDEB_HOST_MULTIARCH'], check=True).stdout.strip()
         expect = {
             'electiond': ['/usr/libexec/electiond', unit_dirs[0] + '/electiond-leader@.target',
+                          unit_dirs[0] + '/electiond-witness@.service',
                           '/usr/lib/sysusers.d/electiond.conf', '/usr/lib/tmpfiles.d/electiond.conf',
                           '/usr/share/dbus-1/system.d/org.electiond.Election1.conf',
                           '/usr/share/dbus-1/system-services/org.electiond.Election1.service',

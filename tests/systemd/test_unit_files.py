@@ -54,6 +54,23 @@ class UnitFilesTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertEqual((r.stdout + r.stderr).strip(), '', 'verify printed warnings')
 
+    def test_verify_witness_template(self):
+        # electiond-witness@.service: one witness per cluster (electiond(8), WITNESS)
+        built = os.path.join(BUILD, 'systemd', 'electiond-witness@.service') if BUILD else None
+        if built and os.path.exists(built):
+            text = open(built).read()
+        else:
+            text = open(os.path.join(SRC, 'systemd', 'electiond-witness@.service.in')).read()
+        text = re.sub(r'^ExecStart=\S+', f'ExecStart={ELECTIOND}', text, flags=re.M)
+        self.assertIn('--config=/etc/electiond/witness-%i.conf --state-dir=/var/lib/electiond-witness/%i', text)
+        self.assertIn('\nStateDirectory=electiond-witness/%i\n', text)
+        p = os.path.join(self.dir, 'electiond-witness@a.service')
+        with open(p, 'w') as f:
+            f.write(text)
+        r = self.run_tool('verify', '--man=no', p)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual((r.stdout + r.stderr).strip(), '', 'verify printed warnings')
+
     def test_verify_catches_breakage(self):
         # The check above can fail: a broken directive is reported.
         p = os.path.join(self.dir, 'electiond.service')
