@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "metrics-text.h"
@@ -81,8 +82,15 @@ void metrics_text_value(FILE *f, double v) {
                 fputs(v > 0 ? "+Inf" : "-Inf", f);
         else if (v == floor(v) && fabs(v) < 9007199254740992.0)
                 fprintf(f, "%.0f", v);
-        else
-                fprintf(f, "%.17g", v);
+        else {
+                /* the shortest of %.15g/%.17g that reads back as the same double */
+                char buf[32];
+
+                snprintf(buf, sizeof buf, "%.15g", v);
+                if (strtod(buf, NULL) != v)
+                        snprintf(buf, sizeof buf, "%.17g", v);
+                fputs(buf, f);
+        }
 }
 
 static bool name_valid(const char *s) {

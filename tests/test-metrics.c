@@ -134,7 +134,8 @@ static void test_values(void) {
                 const char *s;
         } cases[] = {
                 { 0, "0" }, { 3, "3" }, { 0.25, "0.25" }, { 1e15, "1000000000000000" }, { NAN, "NaN" },
-                { INFINITY, "+Inf" }, { -INFINITY, "-Inf" }, { -2, "-2" },
+                { INFINITY, "+Inf" }, { -INFINITY, "-Inf" }, { -2, "-2" }, { 0.01577, "0.01577" },
+                { 0.1 + 0.2, "0.30000000000000004" },
         };
 
         for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {

@@ -32,7 +32,8 @@ UNITS = ('electiond-metrics.service', 'electiond-metrics@.service', 'electiond-m
 
 def unit_text(name):
     built = os.path.join(BUILD, 'systemd', name)
-    text = open(built if os.path.exists(built) else os.path.join(SRC, 'systemd', name)).read()
+    with open(built if os.path.exists(built) else os.path.join(SRC, 'systemd', name)) as f:
+        text = f.read()
     # verify insists that the binary exists
     return re.sub(r'^ExecStart=\S+', f'ExecStart={ELECTIONCTL}', text, flags=re.M)
 
