@@ -1021,6 +1021,7 @@ static int collect_metrics(MetricsTextFormat format, char **ret, size_t *ret_siz
         while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'r', "sa{ss}d")) > 0) {
                 const char *name, *labels[2 * 8];
                 size_t n = 0;
+                bool too_many = false;
                 double value;
 
                 r = sd_bus_message_read(reply, "s", &name);
@@ -1036,7 +1037,8 @@ static int collect_metrics(MetricsTextFormat format, char **ret, size_t *ret_siz
                                 labels[2 * n] = k;
                                 labels[2 * n + 1] = v;
                                 n++;
-                        }
+                        } else
+                                too_many = true;
                 }
                 if (r >= 0)
                         r = sd_bus_message_exit_container(reply);
@@ -1044,8 +1046,8 @@ static int collect_metrics(MetricsTextFormat format, char **ret, size_t *ret_siz
                         r = sd_bus_message_read(reply, "d", &value);
                 if (r >= 0)
                         r = sd_bus_message_exit_container(reply);
-                if (r >= 0 && metrics_text_sample(&t, f, name, labels, n, value) < 0)
-                        fprintf(stderr, _("Skipping an invalid metric name: %s\n"), name);
+                if (r >= 0 && (too_many || metrics_text_sample(&t, f, name, labels, n, value) < 0))
+                        fprintf(stderr, _("Skipping an invalid metric: %s\n"), name);
         }
         if (r >= 0)
                 r = sd_bus_message_exit_container(reply);
@@ -1198,6 +1200,8 @@ static int serve_http(void) {
                 k = read(in, req + n, HTTP_REQUEST_MAX - n);
                 if (k < 0 && errno == EINTR)
                         continue;
+                if (k == 0 && memchr(req, '\n', n))
+                        break; /* the client half-closed after its request line: answer that */
                 if (k <= 0)
                         return EXIT_ERROR; /* the client went away before a full request */
                 n += (size_t) k;

@@ -107,7 +107,7 @@ class MetricsTest(DaemonTestCase):
         with open(path) as fh:
             parse(fh.read())
 
-    def http(self, request):
+    def http(self, request, half_close=False):
         """Runs `electionctl metrics --http` with one end of a socketpair as stdin and stdout."""
         ours, theirs = socket.socketpair()
         self.addCleanup(ours.close)
@@ -115,6 +115,8 @@ class MetricsTest(DaemonTestCase):
                              stderr=subprocess.PIPE, env=client_env(self.bus))
         theirs.close()
         ours.sendall(request)
+        if half_close:
+            ours.shutdown(socket.SHUT_WR)
         chunks = []
         ours.settimeout(T(30))
         while True:
@@ -143,6 +145,11 @@ class MetricsTest(DaemonTestCase):
         self.assertEqual(status, 'HTTP/1.0 200 OK')
         self.assertTrue(headers['Content-Type'].startswith('application/openmetrics-text'))
         self.assertIn('electiond_quorate', parse(body))
+
+    def test_http_request_line_then_eof(self):
+        status, _, body = self.http(b'GET /metrics HTTP/1.0\r\n', half_close=True)
+        self.assertEqual(status, 'HTTP/1.0 200 OK')
+        parse(body, openmetrics=False)
 
     def test_http_errors(self):
         status, _, _ = self.http(b'POST /metrics HTTP/1.0\r\n\r\n')
