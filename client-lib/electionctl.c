@@ -39,6 +39,7 @@ enum {
         EXIT_DENIED = 4,        /* access denied */
         EXIT_NOT_CANDIDATE = 5, /* the id is not a candidate (also: run/enter was evicted) */
         EXIT_ERROR = 6,         /* anything else (limit exceeded, no quorum, I/O, ...) */
+        EXIT_OUTCOME_UNKNOWN = 7, /* submitted, not seen committed in time: it may still take effect */
 };
 
 static bool arg_user = false;
@@ -94,6 +95,8 @@ static int error_exit_code(ElectionClient *c, int r) {
                 return EXIT_DENIED;
         if (streq_ptr(n, ELECTION_ERROR_NOT_CANDIDATE))
                 return EXIT_NOT_CANDIDATE;
+        if (streq_ptr(n, ELECTION_ERROR_OUTCOME_UNKNOWN))
+                return EXIT_OUTCOME_UNKNOWN;
         if (streq_ptr(n, ELECTION_ERROR_INVALID_NAME) || streq_ptr(n, ELECTION_ERROR_INVALID_ID) ||
             streq_ptr(n, "org.freedesktop.DBus.Error.InvalidArgs"))
                 return EXIT_USAGE;
@@ -126,7 +129,11 @@ static int report(ElectionClient *c, int r, const char *name, const char *id) {
         else if (streq_ptr(n, ELECTION_ERROR_LIMIT_EXCEEDED))
                 fprintf(stderr, _("Limit exceeded: electiond allows no more elections or candidates.\n"));
         else if (streq_ptr(n, ELECTION_ERROR_NO_QUORUM))
-                fprintf(stderr, _("No quorum: the change could not be committed in time.\n"));
+                /* the daemon says which: a change not applied, or no terms to show yet */
+                fprintf(stderr, _("No quorum: %s\n"), m ?: _("the change was not applied."));
+        else if (streq_ptr(n, ELECTION_ERROR_OUTCOME_UNKNOWN))
+                fprintf(stderr, _("Outcome unknown: the change was submitted but not seen committed in time; it may "
+                                  "still take effect. Check with \"electionctl term %s\".\n"), name ?: "");
         else if (n)
                 fprintf(stderr, _("Operation failed: %s (%s)\n"), m ?: "", n);
         else

@@ -11,12 +11,15 @@
 #define POLKIT_PATH      "/org/freedesktop/PolicyKit1/Authority"
 #define POLKIT_INTERFACE "org.freedesktop.PolicyKit1.Authority"
 
-/* One bus connection that owns connection-bound candidacies: when it goes, so do they. */
+/* One bus connection that owns connection-bound candidacies: when it goes, so do they. Nothing
+ * here waits for the bus: the NameOwnerChanged match and the GetNameOwner check are both
+ * asynchronous (sd_bus_track_add_name() would ask GetNameOwner synchronously, stalling the whole
+ * event loop, lease deadline included, for as long as the bus takes to answer). */
 typedef struct TrackedOwner {
         BusEdge *edge;
         char *owner;
-        sd_bus_track *track;
-        sd_bus_slot *check_slot;  /* GetNameOwner: catches a caller that left before the track existed */
+        sd_bus_slot *match_slot;  /* NameOwnerChanged(owner, ...): the connection left */
+        sd_bus_slot *check_slot;  /* GetNameOwner: catches a caller that left before the match existed */
 } TrackedOwner;
 
 /* A mutating method call between its arrival and its reply. */
@@ -24,8 +27,8 @@ typedef struct Call {
         BusEdge *edge;
         sd_bus_message *message;
         Command *command;         /* until submitted */
-        sd_bus_slot *polkit_slot; /* while waiting for polkit */
-        GList link;               /* in BusEdge.authorizing while polkit_slot is set */
+        sd_bus_slot *slot;        /* while waiting for the bus: the caller's uid, or polkit */
+        GList link;               /* in BusEdge.waiting while slot is set */
 } Call;
 
 struct BusEdge {
@@ -37,22 +40,21 @@ struct BusEdge {
         sd_bus_slot *enumerator_slot;
         GHashTable *tracks;       /* owner -> TrackedOwner* */
         GHashTable *local_leader; /* election name -> LocalLeaderSeen, as last announced */
-        GQueue authorizing;       /* Call*, waiting for polkit */
+        GQueue waiting;           /* Call*, waiting for the bus driver (uid) or polkit */
         GHashTable *uids;         /* unique name -> uid + 1: unique names are never reused */
         int last_quorate;         /* -1 unknown; else as last announced */
         char *last_members;       /* fingerprint of Members as last announced */
-        sd_bus_track *lease_watchers; /* callers of WatchLease still connected; NULL = none */
-        GQueue lease_checks;      /* LeaseCheck*: GetNameOwner of a new watcher in flight */
+        GHashTable *lease_watchers; /* unique name -> LeaseWatcher*: WatchLease callers still connected */
         uint64_t lease_sent;      /* expiry as last sent to the watchers */
 };
 
-/* Catches a WatchLease caller that left before the track's match was in place. */
-typedef struct LeaseCheck {
+/* A WatchLease caller, watched without waiting for the bus (as TrackedOwner). */
+typedef struct LeaseWatcher {
         BusEdge *edge;
         char *name;
-        sd_bus_slot *slot;
-        GList link;
-} LeaseCheck;
+        sd_bus_slot *match_slot;  /* NameOwnerChanged(name, ...): it left */
+        sd_bus_slot *check_slot;  /* GetNameOwner: catches a caller that left before the match existed */
+} LeaseWatcher;
 
 /* LocalLeader as last announced, and when it last flipped (CLOCK_MONOTONIC µs): observers see the
  * signal late, so histories take the node's own step-down instant from LocalLeaderChanged. */
@@ -139,9 +141,9 @@ static int reply_term(sd_bus_message *call, const Term *t) {
 static Call *call_free(Call *c) {
         if (!c)
                 return NULL;
-        if (c->polkit_slot) {
-                c->polkit_slot = sd_bus_slot_unref(c->polkit_slot);
-                g_queue_unlink(&c->edge->authorizing, &c->link);
+        if (c->slot) {
+                c->slot = sd_bus_slot_unref(c->slot);
+                g_queue_unlink(&c->edge->waiting, &c->link);
         }
         sd_bus_message_unref(c->message);
         command_free(c->command);
@@ -161,8 +163,13 @@ static void on_call_done(Manager *m, int status, ElectionResult result, const Te
         int r;
 
         if (status == -ETIMEDOUT)
+                /* never left this node: definitely not applied */
                 r = sd_bus_reply_method_errorf(c->message, ELECTIOND_ERROR_NO_QUORUM,
-                                               "The change could not be committed in time.");
+                                               "The change could not be committed in time; it was not applied.");
+        else if (status == MANAGER_OUTCOME_UNKNOWN)
+                r = sd_bus_reply_method_errorf(c->message, ELECTIOND_ERROR_OUTCOME_UNKNOWN,
+                                               "The change was submitted but not seen committed in time; "
+                                               "it may still take effect: read the term to learn the outcome.");
         else if (status < 0) {
                 call_reply_errno(c, status);
                 r = 0;
@@ -229,8 +236,8 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         const sd_bus_error *e;
         int authorized = false, challenge = false, r;
 
-        c->polkit_slot = sd_bus_slot_unref(c->polkit_slot);
-        g_queue_unlink(&c->edge->authorizing, &c->link);
+        c->slot = sd_bus_slot_unref(c->slot);
+        g_queue_unlink(&c->edge->waiting, &c->link);
 
         e = sd_bus_message_get_error(reply);
         if (e)
@@ -281,10 +288,10 @@ static int call_authorize(Call *c) {
                                   "");
         if (r < 0)
                 return r;
-        r = sd_bus_call_async(c->edge->bus, &c->polkit_slot, req, on_polkit_reply, c, 0);
+        r = sd_bus_call_async(c->edge->bus, &c->slot, req, on_polkit_reply, c, 0);
         if (r < 0)
                 return r;
-        g_queue_push_tail_link(&c->edge->authorizing, &c->link);
+        g_queue_push_tail_link(&c->edge->waiting, &c->link);
         return 0;
 }
 
@@ -294,7 +301,7 @@ static TrackedOwner *tracked_owner_free(TrackedOwner *o) {
         if (!o)
                 return NULL;
         sd_bus_slot_unref(o->check_slot);
-        sd_bus_track_unref(o->track);
+        sd_bus_slot_unref(o->match_slot);
         g_free(o->owner);
         g_free(o);
         return NULL;
@@ -338,8 +345,27 @@ static void tracked_owner_gone(TrackedOwner *o) {
         g_hash_table_remove(b->tracks, o->owner); /* frees o */
 }
 
-static int on_track_empty(sd_bus_track *t, void *userdata) {
-        tracked_owner_gone(userdata);
+static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        TrackedOwner *o = userdata;
+        const char *name, *old_owner, *new_owner;
+
+        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0)
+                return 0;
+        /* a unique name is never owned again once it is gone */
+        if (g_str_equal(name, o->owner) && (!new_owner || !*new_owner))
+                tracked_owner_gone(o); /* frees o and its match (sd-bus holds the slot meanwhile) */
+        return 0;
+}
+
+static int on_match_installed(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        TrackedOwner *o = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+        /* Not fatal for the daemon; the candidacies of this connection stay until it re-enters
+         * or the daemon restarts. */
+        if (e)
+                log_warning("Cannot watch bus connection %s (%s: %s): its candidacies are not removed when it leaves.",
+                            o->owner, e->name, e->message ?: "");
         return 0;
 }
 
@@ -354,6 +380,7 @@ static int on_name_owner_checked(sd_bus_message *reply, void *userdata, sd_bus_e
 }
 
 static int edge_track_owner(BusEdge *b, const char *owner) {
+        g_autofree char *match = NULL;
         TrackedOwner *o;
         int r;
 
@@ -364,14 +391,14 @@ static int edge_track_owner(BusEdge *b, const char *owner) {
         o->edge = b;
         o->owner = g_strdup(owner);
 
-        r = sd_bus_track_new(b->bus, &o->track, on_track_empty, o);
+        match = g_strdup_printf("type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+                                "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='%s'", owner);
+        r = sd_bus_add_match_async(b->bus, &o->match_slot, match, on_name_owner_changed, on_match_installed, o);
         if (r < 0)
                 goto fail;
-        r = sd_bus_track_add_name(o->track, owner);
-        if (r < 0)
-                goto fail;
-        /* The track's match is installed before this query reaches the bus, so a connection that
-         * left earlier is caught here and one that leaves later by the track. */
+        /* The bus handles our messages in order: the match is installed before this query is
+         * answered, so a connection that left earlier is caught here and one that leaves later by
+         * the match. */
         r = sd_bus_call_method_async(b->bus, &o->check_slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
                                      "org.freedesktop.DBus", "GetNameOwner", on_name_owner_checked, o, "s", owner);
         if (r < 0)
@@ -403,6 +430,9 @@ static int election_enumerate(sd_bus *bus, const char *prefix, void *userdata, c
         char **nodes;
         unsigned n = 0;
 
+        if (!manager_caught_up(b->manager))
+                g_ptr_array_set_size(list, 0); /* announced with InterfacesAdded once caught up */
+
         /* sd-bus frees this with free(). */
         nodes = calloc(list->len + 1, sizeof(char *));
         if (!nodes)
@@ -419,43 +449,44 @@ static int election_enumerate(sd_bus *bus, const char *prefix, void *userdata, c
         return 1;
 }
 
+/* A clustered node that has not caught up since it started may hold an older state than it
+ * showed before: it shows no terms until then. */
+static int edge_check_caught_up(BusEdge *b, sd_bus_error *error) {
+        if (manager_caught_up(b->manager))
+                return 0;
+        return sd_bus_error_setf(error, ELECTIOND_ERROR_NO_QUORUM,
+                                 "This node has not caught up with its cluster since it started: no terms to show yet.");
+}
+
 static int method_get_term(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         BusEdge *b = userdata;
         g_autofree char *name = election_name_from_path(sd_bus_message_get_path(msg));
         g_autoptr(Term) t = NULL;
+        int r;
 
         if (!name)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT, "No such election object.");
+        r = edge_check_caught_up(b, error);
+        if (r < 0)
+                return r;
         t = term_new_from_election(edge_election(b, name));
         return reply_term(msg, t);
 }
 
-static int edge_sender_uid(BusEdge *b, sd_bus_message *msg, uid_t *ret) {
-        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
-        const char *sender = sd_bus_message_get_sender(msg);
+/* The caller's uid if known (unique names are never reused, so it cannot change). */
+static bool edge_cached_uid(BusEdge *b, const char *sender, uid_t *ret) {
         gpointer v;
-        uid_t uid;
-        int r;
 
-        if (sender && (v = g_hash_table_lookup(b->uids, sender))) {
-                *ret = (uid_t) (GPOINTER_TO_SIZE(v) - 1);
-                return 0;
-        }
+        if (!sender || !(v = g_hash_table_lookup(b->uids, sender)))
+                return false;
+        *ret = (uid_t) (GPOINTER_TO_SIZE(v) - 1);
+        return true;
+}
 
-        r = sd_bus_query_sender_creds(msg, SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT, &creds);
-        if (r < 0)
-                return r;
-        r = sd_bus_creds_get_euid(creds, &uid);
-        if (r < 0)
-                return r;
-
-        if (sender) {
-                if (g_hash_table_size(b->uids) >= UID_CACHE_MAX)
-                        g_hash_table_remove_all(b->uids);
-                g_hash_table_insert(b->uids, g_strdup(sender), GSIZE_TO_POINTER((gsize) uid + 1));
-        }
-        *ret = uid;
-        return 0;
+static void edge_cache_uid(BusEdge *b, const char *sender, uid_t uid) {
+        if (g_hash_table_size(b->uids) >= UID_CACHE_MAX)
+                g_hash_table_remove_all(b->uids);
+        g_hash_table_insert(b->uids, g_strdup(sender), GSIZE_TO_POINTER((gsize) uid + 1));
 }
 
 static bool command_needs_authorization(BusEdge *b, const Command *c) {
@@ -480,6 +511,73 @@ static bool command_needs_authorization(BusEdge *b, const Command *c) {
         default:
                 return false;
         }
+}
+
+/* The call's uid is known: authorize if needed, then submit. Replies on every failure. */
+static void call_continue(Call *c, uid_t uid) {
+        BusEdge *b = c->edge;
+        Command *cmd = c->command;
+        int r;
+
+        cmd->uid = (uint32_t) uid;
+        if (uid == 0)
+                cmd->flags |= COMMAND_FLAG_AUTHORIZED;
+
+        /* Watch the caller's connection before the candidacy exists, so that its departure is
+         * queued after the Enter and cannot be missed. */
+        if (cmd->type == COMMAND_ENTER && !(cmd->flags & COMMAND_FLAG_PERSISTENT) && *cmd->owner) {
+                r = edge_track_owner(b, cmd->owner);
+                if (r < 0) {
+                        call_reply_errno(c, r);
+                        call_free(c);
+                        return;
+                }
+        }
+
+        if (command_needs_authorization(b, cmd)) {
+                r = call_authorize(c);
+                if (r < 0) {
+                        log_debug_errno(r, "Cannot ask polkit, denying: %m");
+                        r = sd_bus_reply_method_errorf(c->message, SD_BUS_ERROR_ACCESS_DENIED,
+                                                       "Not authorized: this needs uid 0 or polkit action %s.",
+                                                       ELECTIOND_POLKIT_ACTION);
+                        if (r < 0)
+                                log_debug_errno(r, "Failed to send reply: %m");
+                        call_free(c);
+                }
+                return;
+        }
+
+        call_submit(c);
+}
+
+static int on_uid_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Call *c = userdata;
+        const sd_bus_error *e;
+        uint32_t uid;
+        int r;
+
+        c->slot = sd_bus_slot_unref(c->slot);
+        g_queue_unlink(&c->edge->waiting, &c->link);
+
+        e = sd_bus_message_get_error(reply);
+        if (e) {
+                /* typically the caller is gone already */
+                log_debug("Cannot learn the uid of %s (%s: %s).", c->command->owner, e->name, e->message ?: "");
+                call_reply_errno(c, -sd_bus_error_get_errno(e) ?: -EPERM);
+                call_free(c);
+                return 0;
+        }
+        r = sd_bus_message_read(reply, "u", &uid);
+        if (r < 0) {
+                log_debug_errno(r, "Failed to parse GetConnectionUnixUser reply: %m");
+                call_reply_errno(c, r);
+                call_free(c);
+                return 0;
+        }
+        edge_cache_uid(c->edge, c->command->owner, (uid_t) uid);
+        call_continue(c, (uid_t) uid);
+        return 0;
 }
 
 static int election_mutate(sd_bus_message *msg, BusEdge *b, CommandType type, sd_bus_error *error) {
@@ -510,51 +608,40 @@ static int election_mutate(sd_bus_message *msg, BusEdge *b, CommandType type, sd
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Unknown flags 0x%" PRIx64 " (only 1 = persistent is defined).", flags & ~UINT64_C(1));
 
-        r = edge_sender_uid(b, msg, &uid);
-        if (r < 0)
-                return r;
+        /* Every caller on a bus has a unique name; without one we cannot tell who it is. */
         sender = sd_bus_message_get_sender(msg);
+        if (!sender)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "Caller without a bus name.");
 
         cmd = command_new(type);
         cmd->election = g_steal_pointer(&name);
         cmd->id = g_strdup(id);
         cmd->node = g_strdup(manager_node_name(b->manager));
-        cmd->owner = g_strdup(sender ?: "");
+        cmd->owner = g_strdup(sender);
         cmd->run = manager_run_id(b->manager);
-        cmd->uid = (uint32_t) uid;
         if (flags & 1)
                 cmd->flags |= COMMAND_FLAG_PERSISTENT;
-        if (uid == 0)
-                cmd->flags |= COMMAND_FLAG_AUTHORIZED;
-
-        /* Watch the caller's connection before the candidacy exists, so that its departure is
-         * queued after the Enter and cannot be missed. */
-        if (type == COMMAND_ENTER && !(flags & 1) && sender) {
-                r = edge_track_owner(b, sender);
-                if (r < 0)
-                        return r;
-        }
 
         c = g_new0(Call, 1);
         c->edge = b;
         c->message = sd_bus_message_ref(msg);
         c->link.data = c;
+        c->command = g_steal_pointer(&cmd);
 
-        if (command_needs_authorization(b, cmd)) {
-                c->command = g_steal_pointer(&cmd);
-                r = call_authorize(c);
-                if (r < 0) {
-                        log_debug_errno(r, "Cannot ask polkit, denying: %m");
-                        call_free(c);
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
-                                                 "Not authorized: this needs uid 0 or polkit action %s.",
-                                                 ELECTIOND_POLKIT_ACTION);
-                }
+        if (edge_cached_uid(b, sender, &uid)) {
+                call_continue(c, uid);
                 return 1;
         }
 
-        c->command = g_steal_pointer(&cmd);
-        call_submit(c);
+        /* Ask the bus for the caller's uid without waiting for it: the answer continues the call
+         * in on_uid_reply(). (sd_bus_query_sender_creds() would wait synchronously.) */
+        r = sd_bus_call_method_async(b->bus, &c->slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                     "org.freedesktop.DBus", "GetConnectionUnixUser", on_uid_reply, c, "s", sender);
+        if (r < 0) {
+                call_free(c);
+                return r;
+        }
+        g_queue_push_tail_link(&b->waiting, &c->link);
         return 1;
 }
 
@@ -599,6 +686,9 @@ static int property_election(sd_bus *bus, const char *path, const char *interfac
         if (streq_ptr(property, "LocalLeader"))
                 return sd_bus_message_append(reply, "b", manager_local_leader(b->manager, e));
 
+        r = edge_check_caught_up(b, error);
+        if (r < 0)
+                return r;
         t = term_new_from_election(e);
         if (streq_ptr(property, "TermId"))
                 return sd_bus_message_append(reply, "t", t->id);
@@ -660,64 +750,79 @@ static const sd_bus_vtable election_vtable[] = {
 
 /* ---- WatchLease / LeaseRenewed ---- */
 
-static void lease_check_free(LeaseCheck *k) {
-        g_queue_unlink(&k->edge->lease_checks, &k->link);
-        sd_bus_slot_unref(k->slot);
-        g_free(k->name);
-        g_free(k);
+static void lease_watcher_free(void *p) {
+        LeaseWatcher *w = p;
+
+        if (!w)
+                return;
+        sd_bus_slot_unref(w->check_slot);
+        sd_bus_slot_unref(w->match_slot);
+        g_free(w->name);
+        g_free(w);
 }
 
-static int on_lease_watchers_empty(sd_bus_track *t, void *userdata) {
-        BusEdge *b = userdata;
+static void lease_watcher_gone(LeaseWatcher *w) {
+        BusEdge *b = w->edge;
 
-        log_debug("The last WatchLease caller is gone: LeaseRenewed stops.");
-        b->lease_watchers = sd_bus_track_unref(b->lease_watchers);
+        g_hash_table_remove(b->lease_watchers, w->name); /* frees w */
+        if (g_hash_table_size(b->lease_watchers) == 0)
+                log_debug("The last WatchLease caller is gone: LeaseRenewed stops.");
+}
+
+static int on_lease_watcher_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        LeaseWatcher *w = userdata;
+        const char *name, *old_owner, *new_owner;
+
+        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0)
+                return 0;
+        if (g_str_equal(name, w->name) && (!new_owner || !*new_owner))
+                lease_watcher_gone(w);
         return 0;
 }
 
 static int on_lease_watcher_checked(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
-        LeaseCheck *k = userdata;
-        BusEdge *b = k->edge;
+        LeaseWatcher *w = userdata;
 
-        /* Only a definite "no such name" means gone; the track catches everything later. */
-        if (b->lease_watchers && sd_bus_message_is_method_error(reply, "org.freedesktop.DBus.Error.NameHasNoOwner"))
-                (void) sd_bus_track_remove_name(b->lease_watchers, k->name); /* may empty the track */
-        lease_check_free(k);
+        w->check_slot = sd_bus_slot_unref(w->check_slot);
+        /* Only a definite "no such name" means gone; the match catches everything later. */
+        if (sd_bus_message_is_method_error(reply, "org.freedesktop.DBus.Error.NameHasNoOwner"))
+                lease_watcher_gone(w);
         return 0;
 }
 
 static int method_watch_lease(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         BusEdge *b = userdata;
         const char *sender = sd_bus_message_get_sender(msg);
-        LeaseCheck *k;
+        g_autofree char *match = NULL;
+        LeaseWatcher *w;
         int r;
 
         if (!sender)
                 return sd_bus_reply_method_return(msg, "t", manager_lease_expiry(b->manager));
 
-        if (b->lease_watchers)
+        if (g_hash_table_size(b->lease_watchers) > 0)
                 bus_edge_lease_renewed(b); /* the others hear of any move first */
-        else {
-                r = sd_bus_track_new(b->bus, &b->lease_watchers, on_lease_watchers_empty, b);
-                if (r < 0)
-                        return r;
+        else
                 log_debug("First WatchLease caller %s: LeaseRenewed starts.", sender);
-        }
-        r = sd_bus_track_add_name(b->lease_watchers, sender);
-        if (r < 0)
-                return r;
 
-        k = g_new0(LeaseCheck, 1);
-        k->edge = b;
-        k->name = g_strdup(sender);
-        k->link.data = k;
-        g_queue_push_tail_link(&b->lease_checks, &k->link);
-        r = sd_bus_call_method_async(b->bus, &k->slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                     "org.freedesktop.DBus", "GetNameOwner", on_lease_watcher_checked, k, "s",
-                                     sender);
-        if (r < 0) {
-                lease_check_free(k);
-                return r;
+        if (!g_hash_table_contains(b->lease_watchers, sender)) {
+                /* No sd_bus_track: its add_name() asks GetNameOwner synchronously. The bus handles
+                 * our messages in order, so the match is in place before the check is answered. */
+                w = g_new0(LeaseWatcher, 1);
+                w->edge = b;
+                w->name = g_strdup(sender);
+                match = g_strdup_printf("type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+                                        "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='%s'", sender);
+                r = sd_bus_add_match_async(b->bus, &w->match_slot, match, on_lease_watcher_owner_changed, NULL, w);
+                if (r >= 0)
+                        r = sd_bus_call_method_async(b->bus, &w->check_slot, "org.freedesktop.DBus",
+                                                     "/org/freedesktop/DBus", "org.freedesktop.DBus", "GetNameOwner",
+                                                     on_lease_watcher_checked, w, "s", sender);
+                if (r < 0) {
+                        lease_watcher_free(w);
+                        return r;
+                }
+                g_hash_table_insert(b->lease_watchers, w->name, w);
         }
 
         b->lease_sent = manager_lease_expiry(b->manager);
@@ -731,7 +836,7 @@ void bus_edge_lease_renewed(BusEdge *b) {
         g_assert(b);
 
         /* Nobody asked: an idle bus sees nothing. */
-        if (!b->lease_watchers)
+        if (g_hash_table_size(b->lease_watchers) == 0)
                 return;
         expiry = manager_lease_expiry(b->manager);
         if (expiry == b->lease_sent)
@@ -766,6 +871,9 @@ static int method_list_elections(sd_bus_message *msg, void *userdata, sd_bus_err
         g_autoptr(GPtrArray) list = election_state_list(manager_get_state(b->manager));
         int r;
 
+        r = edge_check_caught_up(b, error);
+        if (r < 0)
+                return r;
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r < 0)
                 return r;
@@ -900,6 +1008,9 @@ void bus_edge_term_changed(BusEdge *b, const Election *e) {
         g_assert(b);
         g_assert(e);
 
+        if (!manager_caught_up(b->manager))
+                return; /* replaying what was committed before we started: announced once caught up */
+
         path = bus_election_path(e->name);
         if (!path)
                 return (void) log_oom();
@@ -920,6 +1031,18 @@ void bus_edge_term_changed(BusEdge *b, const Election *e) {
                                            moved ? "LocalLeader" : NULL, "LocalLeaderChanged", NULL);
         if (r < 0)
                 log_warning_errno(r, "Failed to emit PropertiesChanged for election '%s': %m", e->name);
+}
+
+void bus_edge_caught_up(BusEdge *b) {
+        g_autoptr(GPtrArray) list = NULL;
+
+        g_assert(b);
+
+        /* forget what was noted before (LocalLeader read false): every election is new now */
+        g_hash_table_remove_all(b->local_leader);
+        list = election_state_list(manager_get_state(b->manager));
+        for (unsigned i = 0; i < list->len; i++)
+                bus_edge_term_changed(b, list->pdata[i]);
 }
 
 void bus_edge_cluster_changed(BusEdge *b) {
@@ -985,8 +1108,8 @@ int bus_edge_new(Manager *m, sd_bus *bus, BusEdge **ret) {
         b->last_quorate = -1;
         b->tracks = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, tracked_owner_destroy);
         b->local_leader = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-        g_queue_init(&b->authorizing);
-        g_queue_init(&b->lease_checks);
+        g_queue_init(&b->waiting);
+        b->lease_watchers = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, lease_watcher_free);
         b->uids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 
         /* Elections restored from disk are not "new": no InterfacesAdded for them. */
@@ -1020,16 +1143,14 @@ BusEdge *bus_edge_free(BusEdge *b) {
         if (!b)
                 return NULL;
 
-        /* Calls still waiting for polkit get an answer rather than silence. */
-        while ((l = g_queue_peek_head_link(&b->authorizing))) {
+        /* Calls still waiting for the bus or polkit get an answer rather than silence. */
+        while ((l = g_queue_peek_head_link(&b->waiting))) {
                 Call *c = l->data;
                 call_reply_errno(c, -ESHUTDOWN);
                 call_free(c);
         }
 
-        while (!g_queue_is_empty(&b->lease_checks))
-                lease_check_free(g_queue_peek_head(&b->lease_checks));
-        b->lease_watchers = sd_bus_track_unref(b->lease_watchers);
+        g_clear_pointer(&b->lease_watchers, g_hash_table_destroy);
         g_clear_pointer(&b->tracks, g_hash_table_destroy);
         g_clear_pointer(&b->local_leader, g_hash_table_destroy);
         g_clear_pointer(&b->uids, g_hash_table_destroy);

@@ -16,6 +16,7 @@
 #define ELECTIOND_ERROR_INVALID_ID     "org.electiond.Election1.Error.InvalidId"
 #define ELECTIOND_ERROR_LIMIT_EXCEEDED "org.electiond.Election1.Error.LimitExceeded"
 #define ELECTIOND_ERROR_NO_QUORUM      "org.electiond.Election1.Error.NoQuorum"
+#define ELECTIOND_ERROR_OUTCOME_UNKNOWN "org.electiond.Election1.Error.OutcomeUnknown"
 #define ELECTIOND_POLKIT_ACTION        "org.electiond.Election1.manage"
 
 typedef struct BusEdge BusEdge;
@@ -28,6 +29,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(BusEdge *, bus_edge_free)
 void bus_edge_term_changed(BusEdge *b, const Election *e);
 /* Quorum / membership / lease changes: re-evaluate and emit PropertiesChanged where values moved. */
 void bus_edge_cluster_changed(BusEdge *b);
+/* manager_caught_up() became true: announce every election as it is now. */
+void bus_edge_caught_up(BusEdge *b);
 /* Is this bus connection (unique name) still tracked as an owner of candidacies? */
 bool bus_edge_owner_tracked(BusEdge *b, const char *owner);
 /* The lease may have moved: emit LeaseRenewed if it did and someone called WatchLease. */

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include "electiond-channel.h"
+#include "electiond-keyring.h"
 
 #define HMAC_SIZE 32
 #define HEADER_FIXED (4 + 1 + 1) /* magic, version, name length */
@@ -16,8 +17,7 @@ typedef struct Sender {
 
 struct ChannelCodec {
         char *cluster;
-        uint8_t *key;
-        size_t key_size;
+        Keyring *keyring;
         uint64_t self;
         uint64_t epoch;
         uint64_t seq;
@@ -39,8 +39,7 @@ ChannelCodec *channel_codec_new(const char *cluster, const void *key, size_t key
                 return NULL;
         c = g_new0(ChannelCodec, 1);
         c->cluster = g_strdup(cluster);
-        c->key = g_memdup2(key, key_size);
-        c->key_size = key_size;
+        c->keyring = keyring_new_single(key, key_size);
         c->self = self_id;
         c->epoch = epoch;
         c->senders = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
@@ -50,8 +49,7 @@ ChannelCodec *channel_codec_new(const char *cluster, const void *key, size_t key
 ChannelCodec *channel_codec_free(ChannelCodec *c) {
         if (!c)
                 return NULL;
-        explicit_bzero(c->key, c->key_size);
-        g_free(c->key);
+        keyring_unref(c->keyring);
         g_free(c->cluster);
         g_hash_table_unref(c->senders);
         g_free(c);
@@ -76,11 +74,12 @@ static uint64_t get_le(const uint8_t *p, unsigned n) {
         return v;
 }
 
-static void hmac(const ChannelCodec *c, const uint8_t *data, size_t size, uint8_t out[HMAC_SIZE]) {
-        g_autoptr(GHmac) h = g_hmac_new(G_CHECKSUM_SHA256, c->key, c->key_size);
-        gsize n = HMAC_SIZE;
-        g_hmac_update(h, data, (gssize) size);
-        g_hmac_get_digest(h, out, &n);
+int channel_codec_set_keyring(ChannelCodec *c, Keyring *keyring) {
+        if (!c || keyring_size(keyring) == 0)
+                return -EINVAL;
+        keyring_unref(c->keyring);
+        c->keyring = keyring_ref(keyring);
+        return 0;
 }
 
 int channel_encode(ChannelCodec *c, uint8_t type, const void *payload, size_t size, GByteArray **ret) {
@@ -102,17 +101,10 @@ int channel_encode(ChannelCodec *c, uint8_t type, const void *payload, size_t si
         put_le(b, size, 4);
         if (size > 0)
                 g_byte_array_append(b, payload, (guint) size);
-        hmac(c, b->data, b->len, mac);
+        keyring_sign(c->keyring, b->data, b->len, mac);
         g_byte_array_append(b, mac, HMAC_SIZE);
         *ret = g_steal_pointer(&b);
         return 0;
-}
-
-static bool mac_equal(const uint8_t *a, const uint8_t *b) {
-        uint8_t d = 0;
-        for (size_t i = 0; i < HMAC_SIZE; i++)
-                d |= a[i] ^ b[i];
-        return d == 0;
 }
 
 /* Records (epoch, seq) of sender; false if replayed or stale. */
@@ -168,8 +160,8 @@ int channel_decode(ChannelCodec *c, const void *data, size_t size, ChannelPacket
                 c->drops[CHANNEL_DROP_CLUSTER]++;
                 return -ESRCH;
         }
-        hmac(c, p, size - HMAC_SIZE, mac);
-        if (!mac_equal(mac, p + size - HMAC_SIZE)) {
+        memcpy(mac, p + size - HMAC_SIZE, HMAC_SIZE);
+        if (keyring_verify(c->keyring, p, size - HMAC_SIZE, mac) < 0) {
                 c->drops[CHANNEL_DROP_AUTH]++;
                 return -EPERM;
         }
@@ -232,7 +224,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
 int channel_new(sd_event *event, ChannelCodec *codec, uint16_t port, ChannelReceiveFn cb, void *userdata, Channel **ret) {
         Channel *ch = g_new0(Channel, 1);
         struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_ANY) };
-        int r, one = 1;
+        int r;
 
         ch->codec = codec;
         ch->cb = cb;
@@ -242,7 +234,8 @@ int channel_new(sd_event *event, ChannelCodec *codec, uint16_t port, ChannelRece
                 r = -errno;
                 goto fail;
         }
-        (void) setsockopt(ch->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        /* No SO_REUSEADDR: another socket on this port (a second daemon, or any local process
+         * setting it too) must fail to bind rather than take part of our traffic. */
         if (bind(ch->fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
                 r = log_error_errno(errno, "Failed to bind the cluster channel to port %u: %m", port);
                 goto fail;

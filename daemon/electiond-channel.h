@@ -49,6 +49,9 @@ typedef struct ChannelPacket {
 } ChannelPacket;
 
 ChannelCodec *channel_codec_new(const char *cluster, const void *key, size_t key_size, uint64_t self_id, uint64_t epoch);
+/* Shares keyring (a reference is kept): signs with its primary, accepts any of its keys. */
+typedef struct Keyring Keyring;
+int channel_codec_set_keyring(ChannelCodec *c, Keyring *keyring);
 ChannelCodec *channel_codec_free(ChannelCodec *c);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ChannelCodec, channel_codec_free)
 int channel_encode(ChannelCodec *c, uint8_t type, const void *payload, size_t size, GByteArray **ret);

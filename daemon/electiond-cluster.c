@@ -11,6 +11,7 @@
 #include "electiond-channel.h"
 #include "electiond-cluster.h"
 #include "electiond-gossip.h"
+#include "electiond-keyring.h"
 #include "electiond-lease.h"
 #include "electiond-metrics.h"
 #include "electiond-transport.h"
@@ -83,7 +84,7 @@ struct Cluster {
         bool identity_conflict;    /* we are the newer twin: exiting, and saying nothing in our name */
         bool bootstrap_refused_logged;
 
-        GBytes *key;
+        Keyring *keyring;          /* shared with gossip, channel and transport; reload assigns in place */
         EngineCallbacks engine_cb;
         void *engine_userdata;
         ClusterHooks hooks;
@@ -358,7 +359,8 @@ static void lease_round(Cluster *c, const Servers *s, uint64_t now) {
                         continue;
                 if (s->items[i].id == c->node_id) {
                         /* our own vote goes through our own granter, like anyone's */
-                        if (c->links_up && lease_granter_request(c->granter, c->lease_id, applied, without, now))
+                        if (c->links_up &&
+                            lease_granter_request_from(c->granter, c->lease_id, c->node_id, applied, without, now))
                                 lease_requester_ack(c->requester, c->node_id, seq);
                         else
                                 log_debug("Own lease grant refused (applied %" PRIu64 ", fenced %d).", applied,
@@ -411,7 +413,7 @@ static void on_lease_req(Cluster *c, const ChannelPacket *p, uint64_t now) {
                 log_mismatch(c, peer_by_id(c, p->sender), now);
                 return;
         }
-        if (!lease_granter_request(c->granter, name_hash(name), applied, without, now)) {
+        if (!lease_granter_request_from(c->granter, name_hash(name), p->sender, applied, without, now)) {
                 log_debug("Lease grant to %s refused (applied %" PRIu64 ", fenced %d).", name, applied,
                           lease_granter_fenced(c->granter, name_hash(name), now));
                 return;
@@ -1056,12 +1058,13 @@ static bool raft_identity_ok(void *userdata, uint64_t id, const char *address, c
 static int make_transport(void *userdata, struct uv_loop_s *loop, struct raft_uv_transport **ret) {
         Cluster *c = userdata;
         gsize n;
-        const void *k = g_bytes_get_data(c->key, &n);
+        const void *k = keyring_key(c->keyring, 0, &n);
         int r;
 
         r = auth_transport_new(loop, k, n, c->config->cluster_name, ret);
         if (r < 0)
                 return r;
+        (void) auth_transport_set_keyring(*ret, c->keyring);
         auth_transport_set_identity_check(*ret, raft_identity_ok, c);
         metrics_get()->transport = *ret;
         return 0;
@@ -1088,21 +1091,33 @@ static int start_engine(Cluster *c, const EngineServer *bootstrap, size_t n_boot
                 .transport_userdata = c,
         };
         r = engine_new(c->event, &ec, &c->engine_cb, c->engine_userdata, &c->engine);
-        if (r < 0)
-                return log_error_errno(r, "Failed to create the Raft engine: %m");
+        if (r < 0) {
+                log_error_errno(r, "Failed to create the Raft engine: %m");
+                goto fail;
+        }
         if (n_bootstrap > 0) {
                 r = engine_bootstrap(c->engine, bootstrap, n_bootstrap);
-                if (r < 0 && r != -EEXIST)
-                        return log_error_errno(r, "Failed to bootstrap the cluster: %m");
+                if (r < 0 && r != -EEXIST) {
+                        log_error_errno(r, "Failed to bootstrap the cluster: %m");
+                        goto fail;
+                }
         }
         r = engine_start(c->engine);
-        if (r < 0)
-                return log_error_errno(r, "Failed to start the Raft engine: %m");
+        if (r < 0) {
+                log_error_errno(r, "Failed to start the Raft engine at %s: %m", address);
+                goto fail;
+        }
         log_info("Raft engine started as server %016" PRIx64 " at %s.", c->node_id, address);
         if (c->hooks.engine_started)
                 c->hooks.engine_started(c->userdata, c->engine);
         update_tags(c);
         return 0;
+
+fail:
+        /* Without an engine this node can do nothing: no half-made engine, no waiting forever. */
+        c->engine = engine_free(c->engine);
+        (void) sd_event_exit(c->event, EXIT_FAILURE);
+        return r;
 }
 
 typedef struct BootView {
@@ -1387,7 +1402,7 @@ static int on_tick(sd_event_source *src, uint64_t usec, void *userdata) {
         uint64_t now = now_usec();
         Servers s;
 
-        (void) sd_event_source_set_time(src, usec + c->config->probe_interval_usec);
+        (void) sd_event_source_set_time(src, (usec + c->config->probe_interval_usec > now ? usec : now) + c->config->probe_interval_usec);
 
         if (!c->engine || !raft_dir_has_state(c->raft_dir)) {
                 bootstrap_or_join(c, now);
@@ -1484,17 +1499,37 @@ static void on_channel(Channel *ch, const ChannelPacket *p, const struct sockadd
 
 /* ---- lifecycle ---- */
 
-static int load_key(const Config *config, GBytes **ret) {
-        g_autofree char *data = NULL;
-        g_autoptr(GError) error = NULL;
-        gsize n;
+static int load_keyring(const Config *config, Keyring **ret) {
+        g_autofree char *error = NULL;
+        int r;
 
-        if (!g_file_get_contents(config->key_file, &data, &n, &error))
-                return log_error_errno(EINVAL, "Failed to read KeyFile=%s: %s", config->key_file, error->message);
-        if (n < 16)
-                return log_error_errno(EINVAL, "KeyFile=%s holds %zu bytes; at least 16 are needed.", config->key_file, n);
-        *ret = g_bytes_new_take(g_steal_pointer(&data), n);
+        r = keyring_load(config->key_file, config->key_dir, config->primary_key, ret, &error);
+        if (r < 0) {
+                log_error("%s", error ?: "Failed to load the cluster keys.");
+                return r;
+        }
         return 0;
+}
+
+int cluster_reload_keys(Cluster *c) {
+        g_autoptr(Keyring) k = NULL;
+        char tag[9];
+        int r;
+
+        g_assert(c);
+        r = load_keyring(c->config, &k);
+        if (r < 0) {
+                log_warning("Cluster '%s': keeping the running keys.", c->config->cluster_name);
+                return r;
+        }
+        if (keyring_equal(k, c->keyring))
+                return 0;
+        /* In place: gossip, channel and transport hold references to this ring. */
+        keyring_assign(c->keyring, k);
+        keyring_key_tag(c->keyring, 0, tag);
+        log_info("Cluster '%s': keys reloaded: %zu installed, sending under key %s.", c->config->cluster_name,
+                 keyring_size(c->keyring), tag);
+        return 1;
 }
 
 /* Grants of our previous run were made under its LeaseSec: if that was longer, our start has to
@@ -1550,7 +1585,7 @@ int cluster_new(sd_event *event, const Config *config, const char *state_dir, co
         c->requester = lease_requester_new(0, &c->lease_params);
         c->granter = lease_granter_new(&c->lease_params, c->started);
 
-        r = load_key(config, &c->key);
+        r = load_keyring(config, &c->keyring);
         if (r < 0)
                 return r;
 
@@ -1606,7 +1641,7 @@ int cluster_start(Cluster *c) {
         GossipCallbacks gcb = { .member_event = on_member_event, .links_changed = on_links_changed,
                                 .identity_conflict = on_identity_conflict, .epoch_bumped = on_epoch_bumped };
         gsize key_size;
-        const void *key = g_bytes_get_data(c->key, &key_size);
+        const void *key = keyring_key(c->keyring, 0, &key_size);
         ChannelCodec *codec;
         int r;
 
@@ -1616,6 +1651,9 @@ int cluster_start(Cluster *c) {
         r = gossip_new(c->event, c->config, c->node_id, key, key_size, tags, sizeof tags, &gcb, c, &c->gossip);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up gossip: %m");
+        r = gossip_set_keyring(c->gossip, c->keyring);
+        if (r < 0)
+                return log_error_errno(r, "Failed to install the cluster keys: %m");
         r = gossip_start(c->gossip);
         if (r < 0)
                 return log_error_errno(r, "Failed to start gossip: %m");
@@ -1624,6 +1662,7 @@ int cluster_start(Cluster *c) {
         codec = channel_codec_new(c->config->cluster_name, key, key_size, c->node_id, c->channel_epoch);
         if (!codec)
                 return log_oom();
+        (void) channel_codec_set_keyring(codec, c->keyring);
         r = channel_new(c->event, codec, (uint16_t) (gossip_get_port(c->gossip) + 1), on_channel, c, &c->channel);
         if (r < 0) {
                 channel_codec_free(codec);
@@ -1679,8 +1718,7 @@ Cluster *cluster_free(Cluster *c) {
         g_hash_table_unref(c->drops);
         g_hash_table_unref(c->standby);
         g_hash_table_unref(c->owners);
-        if (c->key)
-                g_bytes_unref(c->key);
+        keyring_unref(c->keyring);
         g_free(c->bootstrap_view);
         g_free(c->state_dir);
         g_free(c->raft_dir);

@@ -50,6 +50,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Cluster *, cluster_free)
 /* The manager's state (read to find which nodes own candidacies) and how to commit DROP_NODE. */
 void cluster_set_state(Cluster *c, const ElectionState *state, void (*submit_drop)(void *userdata, const char *node));
 int cluster_start(Cluster *c);
+/* Reload: re-reads [Cluster] KeyFile=/KeyDirectory=/PrimaryKey= of the (already updated) config
+ * and installs the keys in gossip, channel and transport at once. 1 if the keys changed, 0 if
+ * not, < 0 (logged) if they cannot be loaded: the running keys stay. */
+int cluster_reload_keys(Cluster *c);
 
 Engine *cluster_get_engine(Cluster *c);
 uint64_t cluster_node_id(Cluster *c);

@@ -19,6 +19,7 @@ typedef enum KeyKind {
         KIND_DURATION,  /* uint64_t usec, seconds as a decimal number > 0 */
         KIND_IFNAMES,   /* char **, interface names */
         KIND_STRV,      /* char **, non-empty words */
+        KIND_KEYNAME,   /* char *, a file name "NAME.key" (no '/') */
 } KeyKind;
 
 typedef struct ConfigKey {
@@ -27,26 +28,34 @@ typedef struct ConfigKey {
         KeyKind kind;
         size_t offset;
         uint64_t min, max;
+        const char *fixed;      /* NULL: applied on reload; otherwise why it cannot change live */
 } ConfigKey;
 
+#define FIXED_IDENTITY  N_("it is this node's identity in the election state and the cluster; restart to change it")
+#define FIXED_RESTART   N_("it takes effect only at start; restart the daemon to change it")
+#define FIXED_CLUSTER   N_("every node of the cluster must agree on it; change it on all nodes and restart them")
+#define FIXED_LEASE     N_("lease safety depends on it being the same on every node for a whole run; restart all nodes to change it")
+
 static const ConfigKey config_keys[] = {
-        { "Node",    "Name",               KIND_NAME,     offsetof(Config, node_name) },
+        { "Node",    "Name",               KIND_NAME,     offsetof(Config, node_name), .fixed = FIXED_IDENTITY },
         { "Node",    "MaxElections",       KIND_UINT,     offsetof(Config, max_elections), 0, UINT32_MAX },
         { "Node",    "MaxCandidates",      KIND_UINT,     offsetof(Config, max_candidates), 0, UINT32_MAX },
         { "Node",    "CommitTimeoutSec",   KIND_DURATION, offsetof(Config, commit_timeout_usec) },
         { "Node",    "ElectionsDirectory", KIND_PATH,     offsetof(Config, elections_dir) },
-        { "Node",    "RuntimeDirectory",   KIND_PATH,     offsetof(Config, runtime_dir) },
-        { "Cluster", "Name",               KIND_NAME,     offsetof(Config, cluster_name) },
+        { "Node",    "RuntimeDirectory",   KIND_PATH,     offsetof(Config, runtime_dir), .fixed = FIXED_RESTART },
+        { "Cluster", "Name",               KIND_NAME,     offsetof(Config, cluster_name), .fixed = FIXED_CLUSTER },
         { "Cluster", "KeyFile",            KIND_PATH,     offsetof(Config, key_file) },
-        { "Cluster", "Interfaces",         KIND_IFNAMES,  offsetof(Config, interfaces) },
-        { "Cluster", "Port",               KIND_PORT,     offsetof(Config, port), 1, UINT16_MAX - 1 }, /* Port+1: the cluster channel */
-        { "Cluster", "Peers",              KIND_STRV,     offsetof(Config, peers) },
-        { "Cluster", "BootstrapExpect",    KIND_UINT,     offsetof(Config, bootstrap_expect), 1, 99 },
-        { "Cluster", "MaxVoters",          KIND_UINT,     offsetof(Config, max_voters), 1, 99 },
-        { "Cluster", "ProbeIntervalSec",   KIND_DURATION, offsetof(Config, probe_interval_usec) },
-        { "Cluster", "LeaseSec",           KIND_DURATION, offsetof(Config, lease_usec) },
-        { "Cluster", "NodeTimeoutSec",     KIND_DURATION, offsetof(Config, node_timeout_usec) },
-        { "Cluster", "RemoveDeadAfterSec", KIND_DURATION, offsetof(Config, dead_member_timeout_usec) },
+        { "Cluster", "KeyDirectory",       KIND_PATH,     offsetof(Config, key_dir) },
+        { "Cluster", "PrimaryKey",         KIND_KEYNAME,  offsetof(Config, primary_key) },
+        { "Cluster", "Interfaces",         KIND_IFNAMES,  offsetof(Config, interfaces), .fixed = FIXED_RESTART },
+        { "Cluster", "Port",               KIND_PORT,     offsetof(Config, port), 1, UINT16_MAX - 1, .fixed = FIXED_CLUSTER }, /* Port+1: the cluster channel */
+        { "Cluster", "Peers",              KIND_STRV,     offsetof(Config, peers), .fixed = FIXED_RESTART },
+        { "Cluster", "BootstrapExpect",    KIND_UINT,     offsetof(Config, bootstrap_expect), 1, 99, .fixed = FIXED_RESTART },
+        { "Cluster", "MaxVoters",          KIND_UINT,     offsetof(Config, max_voters), 1, 99, .fixed = FIXED_RESTART },
+        { "Cluster", "ProbeIntervalSec",   KIND_DURATION, offsetof(Config, probe_interval_usec), .fixed = FIXED_RESTART },
+        { "Cluster", "LeaseSec",           KIND_DURATION, offsetof(Config, lease_usec), .fixed = FIXED_LEASE },
+        { "Cluster", "NodeTimeoutSec",     KIND_DURATION, offsetof(Config, node_timeout_usec), .fixed = FIXED_LEASE },
+        { "Cluster", "RemoveDeadAfterSec", KIND_DURATION, offsetof(Config, dead_member_timeout_usec), .fixed = FIXED_RESTART },
 };
 
 void config_init_defaults(Config *c) {
@@ -76,12 +85,14 @@ void config_done(Config *c) {
         g_clear_pointer(&c->runtime_dir, g_free);
         g_clear_pointer(&c->cluster_name, g_free);
         g_clear_pointer(&c->key_file, g_free);
+        g_clear_pointer(&c->key_dir, g_free);
+        g_clear_pointer(&c->primary_key, g_free);
         g_clear_pointer(&c->interfaces, g_strfreev);
         g_clear_pointer(&c->peers, g_strfreev);
 }
 
 bool config_is_clustered(const Config *c) {
-        return c && c->key_file;
+        return c && (c->key_file || c->key_dir);
 }
 
 static const ConfigKey *config_key_find(const char *group, const char *key) {
@@ -172,6 +183,16 @@ static int parse_key(Config *c, const ConfigKey *k, const char *value, const cha
                 *(char **) field = g_strdup(value);
                 return 0;
 
+        case KIND_KEYNAME:
+                if (!g_str_has_suffix(value, ".key") || strlen(value) <= 4 || strchr(value, '/') ||
+                    !g_utf8_validate(value, -1, NULL)) {
+                        *ret_reason = N_("not a file name ending in .key");
+                        return -EINVAL;
+                }
+                g_free(*(char **) field);
+                *(char **) field = g_strdup(value);
+                return 0;
+
         case KIND_PATH:
                 if (!g_path_is_absolute(value)) {
                         *ret_reason = N_("not an absolute path");
@@ -227,6 +248,11 @@ static int parse_key(Config *c, const ConfigKey *k, const char *value, const cha
 /* Constraints between keys, checked after the whole file is read. */
 static int config_verify(const Config *c, const char *path, char **ret_error) {
         uint64_t bound;
+
+        if (c->primary_key && !c->key_dir) {
+                *ret_error = g_strdup_printf(_("%s: [Cluster] PrimaryKey=%s needs KeyDirectory="), path, c->primary_key);
+                return -EINVAL;
+        }
 
         if (c->max_voters % 2 == 0) {
                 *ret_error = g_strdup_printf(_("%s: [%s] %s=%u: %s"), path, "Cluster", "MaxVoters",
@@ -329,4 +355,100 @@ fail:
         if (ret_error)
                 *ret_error = g_steal_pointer(&error);
         return r;
+}
+
+/* ---- reload ---- */
+
+static bool field_equal(const ConfigKey *k, const Config *a, const Config *b) {
+        const void *fa = (const uint8_t *) a + k->offset, *fb = (const uint8_t *) b + k->offset;
+
+        switch (k->kind) {
+        case KIND_NAME:
+        case KIND_PATH:
+        case KIND_KEYNAME:
+                return streq_ptr(*(char *const *) fa, *(char *const *) fb);
+        case KIND_UINT:
+                return *(const unsigned *) fa == *(const unsigned *) fb;
+        case KIND_PORT:
+                return *(const uint16_t *) fa == *(const uint16_t *) fb;
+        case KIND_DURATION:
+                return *(const uint64_t *) fa == *(const uint64_t *) fb;
+        case KIND_IFNAMES:
+        case KIND_STRV: {
+                char *const *la = *(char **const *) fa, *const *lb = *(char **const *) fb;
+                if (!la || !lb)
+                        return la == lb;
+                return g_strv_equal((const char *const *) la, (const char *const *) lb);
+        }
+        }
+        return false;
+}
+
+static void field_copy(const ConfigKey *k, Config *dst, const Config *src) {
+        void *fd = (uint8_t *) dst + k->offset;
+        const void *fs = (const uint8_t *) src + k->offset;
+
+        switch (k->kind) {
+        case KIND_NAME:
+        case KIND_PATH:
+        case KIND_KEYNAME:
+                g_free(*(char **) fd);
+                *(char **) fd = g_strdup(*(char *const *) fs);
+                return;
+        case KIND_UINT:
+                *(unsigned *) fd = *(const unsigned *) fs;
+                return;
+        case KIND_PORT:
+                *(uint16_t *) fd = *(const uint16_t *) fs;
+                return;
+        case KIND_DURATION:
+                *(uint64_t *) fd = *(const uint64_t *) fs;
+                return;
+        case KIND_IFNAMES:
+        case KIND_STRV:
+                g_strfreev(*(char ***) fd);
+                *(char ***) fd = g_strdupv(*(char **const *) fs);
+                return;
+        }
+}
+
+bool config_key_reloadable(const char *group, const char *key) {
+        const ConfigKey *k = config_key_find(group, key);
+        return k && !k->fixed;
+}
+
+unsigned config_apply_reload(Config *running, const Config *loaded, const char *path) {
+        bool clustered_before = config_is_clustered(running), clustered_after = config_is_clustered(loaded);
+        unsigned refused = 0;
+
+        g_assert(running);
+        g_assert(loaded);
+
+        if (clustered_before != clustered_after) {
+                /* Standalone ↔ clustered is a different engine: nothing about the keys applies. */
+                log_warning(_("%s: reload refused [Cluster] KeyFile=/KeyDirectory=: the node would become %s; "
+                              "restart the daemon for that. Keeping the running keys."),
+                            path, clustered_after ? _("clustered") : _("standalone"));
+                refused++;
+        }
+
+        for (size_t i = 0; i < ELEMENTSOF(config_keys); i++) {
+                const ConfigKey *k = &config_keys[i];
+                bool key_setting = streq_ptr(k->group, "Cluster") &&
+                        (streq_ptr(k->key, "KeyFile") || streq_ptr(k->key, "KeyDirectory") || streq_ptr(k->key, "PrimaryKey"));
+
+                if (field_equal(k, running, loaded))
+                        continue;
+                if (key_setting && clustered_before != clustered_after)
+                        continue; /* refused above */
+                if (k->fixed) {
+                        log_warning(_("%s: reload refused [%s] %s=: %s. Keeping the running value."),
+                                    path, k->group, k->key, _(k->fixed));
+                        refused++;
+                        continue;
+                }
+                log_info(_("%s: reload applies [%s] %s=."), path, k->group, k->key);
+                field_copy(k, running, loaded);
+        }
+        return refused;
 }

@@ -20,7 +20,9 @@ typedef struct Config {
         /* [Cluster]: only used when key_file is set; otherwise the node is standalone and
          * sends nothing on the network. */
         char *cluster_name;         /* Name=, default "default" */
-        char *key_file;             /* KeyFile= */
+        char *key_file;             /* KeyFile=: one key, the file's bytes (the primary unless PrimaryKey=) */
+        char *key_dir;              /* KeyDirectory=: more accepted keys, every *.key file (electiond-keyring.h) */
+        char *primary_key;          /* PrimaryKey=: file name in KeyDirectory= of the key packets are sent under */
         char **interfaces;          /* Interfaces=, NULL = every up non-loopback interface with an address */
         uint16_t port;              /* Port=, default 7946 */
         char **peers;               /* Peers= */
@@ -43,3 +45,11 @@ void config_done(Config *c);
  * swallowed when allow_missing); a malformed one is -EINVAL with a message in *ret_error. */
 int config_load(Config *c, const char *path, bool allow_missing, char **ret_error);
 bool config_is_clustered(const Config *c);
+
+/* Reload (SIGHUP): copies the keys of loaded that can change while running into running, in
+ * place (pointers of the others stay valid: the cluster keeps &running). A key that differs but
+ * cannot change live is refused: logged with its reason, running keeps its value. Returns the
+ * number of refused keys. */
+unsigned config_apply_reload(Config *running, const Config *loaded, const char *path);
+/* Whether [group] key= takes effect on reload (for tests and documentation). */
+bool config_key_reloadable(const char *group, const char *key);

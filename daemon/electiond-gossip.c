@@ -143,6 +143,12 @@ static void multicast_leave_all(Gossip *g) {
         g->n_joined = 0;
 }
 
+int gossip_set_keyring(Gossip *g, Keyring *keyring) {
+        if (!g)
+                return -EINVAL;
+        return wire_set_keyring(g->wire, keyring);
+}
+
 Gossip *gossip_free(Gossip *g) {
         if (!g)
                 return NULL;

@@ -54,6 +54,8 @@ int gossip_new(sd_event *event, const Config *config, uint64_t node_id, const vo
                const void *tags, size_t tags_size, const GossipCallbacks *callbacks, void *userdata,
                Gossip **ret);
 Gossip *gossip_free(Gossip *g);
+/* Shares keyring with the wire (wire_set_keyring()). */
+int gossip_set_keyring(Gossip *g, Keyring *keyring);
 
 /* Opens the socket, starts netlink, timers and discovery. */
 int gossip_start(Gossip *g);

@@ -172,6 +172,7 @@ typedef struct Grant {
         uint64_t last_request;   /* 0 = never: the last request that counts as contact (rule 2) */
         uint64_t vote_fence_until; /* after an "expired" answer: no grant before this; 0 = none */
         uint64_t catch_up_index;   /* after a drop or an attestation: no grant until it applied this; 0 = none */
+        uint64_t holder;           /* the process (Raft id) we last granted this name to; 0 = any */
 } Grant;
 
 struct LeaseGranter {
@@ -253,7 +254,17 @@ bool lease_granter_fenced(const LeaseGranter *g, uint64_t node, uint64_t now) {
 
 bool lease_granter_request(LeaseGranter *g, uint64_t node, uint64_t applied, uint64_t without_lease_usec,
                            uint64_t now) {
+        return lease_granter_request_from(g, node, 0, applied, without_lease_usec, now);
+}
+
+bool lease_granter_request_from(LeaseGranter *g, uint64_t node, uint64_t holder, uint64_t applied,
+                                uint64_t without_lease_usec, uint64_t now) {
         Grant *gr = grant_get(g, node, true);
+
+        /* a second process under a name that is in use: neither contact nor grant */
+        if (holder != 0 && gr->holder != 0 && gr->holder != holder && gr->last_grant != 0 &&
+            now - gr->last_grant <= g->params.node_timeout_usec)
+                return false;
         /* a node that does not hear our acks is no contact, whatever we send it (one-way cut) */
         bool contact = without_lease_usec <= LEASE_GIVE_UP_USEC;
         uint64_t g_usec = lease_grace_usec(&g->params);
@@ -275,6 +286,8 @@ bool lease_granter_request(LeaseGranter *g, uint64_t node, uint64_t applied, uin
                 return false;
 
         gr->last_grant = now;
+        if (holder != 0)
+                gr->holder = holder;
         return true;
 }
 

@@ -85,6 +85,12 @@ void lease_granter_note_stored(LeaseGranter *g, uint64_t index, uint64_t now);
  * Returns true to acknowledge (rule 3, fences). */
 bool lease_granter_request(LeaseGranter *g, uint64_t node, uint64_t applied, uint64_t without_lease_usec,
                            uint64_t now);
+/* The same, from process `holder` (its Raft id): one lease id (one node name) is granted to one
+ * holder at a time. Another holder asking under a name whose holder we granted within
+ * NodeTimeout is refused (two machines with one name must not both lead its candidacies); after
+ * that silence the name may move (a node that rejoined under a new id). */
+bool lease_granter_request_from(LeaseGranter *g, uint64_t node, uint64_t holder, uint64_t applied,
+                                uint64_t without_lease_usec, uint64_t now);
 /* The Raft leader asks whether N's grants expired (never ask N itself). True (and N is now
  * fenced for LEASE_FENCE_NODE_TIMEOUTS × NodeTimeout) iff this granter's last contact with N is
  * older than NodeTimeout. */

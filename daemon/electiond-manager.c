@@ -20,6 +20,7 @@ typedef struct Pending {
         Command *command;        /* until it is encoded into a batch */
         GList link;              /* in Manager.queue while not yet handed to the engine */
         bool queued;
+        bool submitted;          /* appended to our log or sent to the leader: it may commit */
         sd_event_source *timeout;
         ManagerDoneFn done;
         void *userdata;
@@ -31,10 +32,13 @@ typedef struct Batch {
         Manager *manager;
         GArray *request_ids;     /* uint64_t */
         GBytes *encoded;         /* forwarded batches: the batch as sent to the leader */
+        bool unsent;             /* engine_submit() refused it at once */
 } Batch;
 
 struct Manager {
         Config config;
+        char *config_path;       /* re-read on reload (SIGHUP) */
+        bool config_required;
         char *state_dir;
         char *engine_dir;
         bool user_bus;
@@ -132,11 +136,23 @@ static void pending_fail(Pending *p, int status) {
 static int on_pending_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         Pending *p = userdata;
 
-        log_debug("Request %" PRIu64 " not committed within %" PRIu64 " ms.",
-                  p->request_id, p->manager->config.commit_timeout_usec / USEC_PER_MSEC);
-        pending_fail(p, -ETIMEDOUT);
+        log_debug("Request %" PRIu64 " not committed within %" PRIu64 " ms%s.",
+                  p->request_id, p->manager->config.commit_timeout_usec / USEC_PER_MSEC,
+                  p->submitted ? " (submitted: outcome unknown)" : " (never submitted)");
+        pending_fail(p, p->submitted ? MANAGER_OUTCOME_UNKNOWN : -ETIMEDOUT);
         return 0;
 }
+
+/* The records of b's request ids still waiting: it was handed on, so they may commit. */
+static void batch_mark_submitted(Manager *m, const Batch *b) {
+        for (unsigned i = 0; i < b->request_ids->len; i++) {
+                Pending *p = g_hash_table_lookup(m->pending, &g_array_index(b->request_ids, uint64_t, i));
+                if (p)
+                        p->submitted = true;
+        }
+}
+
+static void forward_keep(Manager *m, Batch *b);
 
 static void manager_schedule_flush(Manager *m);
 static int manager_forward(Manager *m);
@@ -149,6 +165,20 @@ static Batch *batch_free(Batch *b) {
         g_array_unref(b->request_ids);
         g_free(b);
         return NULL;
+}
+
+/* Commands a bus caller waits for (as opposed to the daemon's own housekeeping). */
+static bool command_from_client(const Command *c) {
+        switch (c->type) {
+        case COMMAND_ENTER:
+        case COMMAND_LEAVE:
+        case COMMAND_ANOINT:
+        case COMMAND_PROMOTE:
+        case COMMAND_EVICT:
+                return true;
+        default:
+                return false;
+        }
 }
 
 static void on_batch_done(int status, void *userdata) {
@@ -166,12 +196,32 @@ static void on_batch_done(int status, void *userdata) {
 
         /* On success every record was completed when the entry was applied. */
         if (status < 0) {
+                bool requeued = false;
+
                 log_debug_errno(status, "Batch of %u commands failed: %m", b->request_ids->len);
-                for (unsigned i = 0; i < b->request_ids->len; i++) {
-                        Pending *p = g_hash_table_lookup(m->pending, &g_array_index(b->request_ids, uint64_t, i));
-                        if (p)
-                                pending_fail(p, status);
+                /* in reverse, so that the requeued ones keep their order at the head of the queue */
+                for (unsigned i = b->request_ids->len; i > 0; i--) {
+                        Pending *p = g_hash_table_lookup(m->pending, &g_array_index(b->request_ids, uint64_t, i - 1));
+
+                        if (!p)
+                                continue;
+                        if (m->cluster && !m->shutting_down && !b->unsent && p->command && command_from_client(p->command)) {
+                                /* Typically leadership lost: the entry may still be committed by
+                                 * the next leader, or be gone. A caller is not told "failed": the
+                                 * command goes out again (to the leader, or appended once we lead
+                                 * again; request ids make a second copy harmless, whichever
+                                 * applies first gives the result) and the record keeps waiting. */
+                                p->queued = true;
+                                g_queue_push_head_link(&m->queue, &p->link);
+                                requeued = true;
+                                continue;
+                        }
+                        /* our own housekeeping (DROP_NODE, ...) is decided afresh, not replayed
+                         * late; appended, then failed: whether it is durable is not known */
+                        pending_fail(p, p->submitted ? MANAGER_OUTCOME_UNKNOWN : status);
                 }
+                if (requeued)
+                        manager_schedule_flush(m);
         }
         batch_free(b);
 }
@@ -254,7 +304,9 @@ static int on_flush(sd_event_source *s, void *userdata) {
                         continue;
                 }
                 g_array_append_val(b->request_ids, p->request_id);
-                p->command = command_free(p->command);
+                /* a client's command is kept to go out again should this entry not commit */
+                if (!m->cluster || !command_from_client(p->command))
+                        p->command = command_free(p->command);
         }
 
         if (buf->len == 0) {
@@ -268,8 +320,10 @@ static int on_flush(sd_event_source *s, void *userdata) {
         r = engine_submit(m->engine, buf->data, buf->len, on_batch_done, b);
         if (r < 0) {
                 log_warning_errno(r, "Failed to submit a batch of %u commands: %m", b->request_ids->len);
+                b->unsent = true; /* refused at once: not appended, and resubmitting would spin */
                 on_batch_done(r, b);
-        }
+        } else
+                batch_mark_submitted(m, b);
         return 0;
 }
 
@@ -308,7 +362,8 @@ static int on_resend(sd_event_source *s, uint64_t usec, void *userdata) {
                         batch_free(b);
                         continue;
                 }
-                (void) cluster_forward(m->cluster, data, n);
+                if (cluster_forward(m->cluster, data, n) >= 0)
+                        batch_mark_submitted(m, b);
         }
         if (g_hash_table_size(m->forwarded) > 0)
                 (void) sd_event_source_set_time_relative(s, FORWARD_RESEND_USEC);
@@ -342,17 +397,24 @@ static int manager_forward(Manager *m) {
                 return 0;
         }
         b->encoded = g_bytes_new(buf->data, buf->len);
-        g_hash_table_add(m->forwarded, b);
         r = cluster_forward(m->cluster, buf->data, buf->len);
         if (r < 0)
                 log_debug_errno(r, "No Raft leader to forward %u commands to yet, will retry: %m", b->request_ids->len);
+        else
+                batch_mark_submitted(m, b);
+        forward_keep(m, b);
+        if (!g_queue_is_empty(&m->queue))
+                manager_schedule_flush(m);
+        return 0;
+}
+
+/* b (encoded) is resent to the Raft leader until none of its records waits any more. */
+static void forward_keep(Manager *m, Batch *b) {
+        g_hash_table_add(m->forwarded, b);
         if (sd_event_source_get_enabled(m->resend_timer, NULL) == 0) {
                 (void) sd_event_source_set_time_relative(m->resend_timer, FORWARD_RESEND_USEC);
                 (void) sd_event_source_set_enabled(m->resend_timer, SD_EVENT_ON);
         }
-        if (!g_queue_is_empty(&m->queue))
-                manager_schedule_flush(m);
-        return 0;
 }
 
 static void manager_schedule_flush(Manager *m) {
@@ -624,15 +686,21 @@ static int start_serving(Manager *m) {
         return 0;
 }
 
+static void start_units(Manager *m) {
+        int r;
+
+        r = units_start(m->units);
+        if (r < 0)
+                log_warning_errno(r, "Failed to start driving leader units, continuing without: %m");
+}
+
 static int start_serving_and_units(Manager *m) {
         int r;
 
         r = start_serving(m);
         if (r < 0)
                 return r;
-        r = units_start(m->units);
-        if (r < 0)
-                log_warning_errno(r, "Failed to start driving leader units, continuing without: %m");
+        start_units(m);
         return 0;
 }
 
@@ -647,11 +715,16 @@ static void on_drop_run_done(Manager *m, int status, ElectionResult result, cons
 
         log_debug("Previous runs' connection-bound candidacies removed.");
         m->drop_run_committed = true;
-        if (m->edge)
+        if (m->cluster) {
+                /* served since start-up; terms are shown, changes are accepted (and Quorate,
+                 * LocalLeader can be true) from now on, and leader units are driven once the node
+                 * holds a lease */
+                if (m->edge)
+                        bus_edge_caught_up(m->edge);
+                manager_cluster_changed(m);
                 return;
-        if (m->cluster && !manager_quorate(m))
-                return; /* clients would only get NoQuorum: serve once we hold a lease (cluster_changed) */
-        if (start_serving_and_units(m) < 0)
+        }
+        if (!m->edge && start_serving_and_units(m) < 0)
                 (void) sd_event_exit(m->event, EXIT_FAILURE);
 }
 
@@ -767,6 +840,50 @@ static void submit_drop_node(void *userdata, const char *node) {
                 log_warning_errno(r, "Failed to submit the removal of node %s: %m", node);
 }
 
+/* ---- reload (SIGHUP, systemctl reload) ---- */
+
+int manager_reload(Manager *m) {
+        g_autofree char *error = NULL;
+        Config loaded;
+        unsigned refused;
+        int r;
+
+        g_assert(m);
+
+        (void) sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=Reloading %s",
+                          now_monotonic_usec(), m->config_path);
+        log_info("Reloading the configuration from %s.", m->config_path);
+
+        config_init_defaults(&loaded);
+        r = config_load(&loaded, m->config_path, !m->config_required, &error);
+        if (r < 0) {
+                log_error(_("Reload refused: %s. Keeping the running configuration."),
+                          error ?: "cannot load the configuration");
+                goto done;
+        }
+
+        /* In place: only what may change live changes; the cluster keeps &m->config. */
+        refused = config_apply_reload(&m->config, &loaded, m->config_path);
+
+        if (m->units)
+                (void) units_reload(m->units, m->config.elections_dir);
+        if (m->cluster)
+                (void) cluster_reload_keys(m->cluster);
+
+        log_info("Reload done%s.", refused > 0 ? ", some settings refused (see above)" : "");
+        r = refused > 0 ? 0 : 1;
+done:
+        config_done(&loaded);
+        /* Back to READY=1 whatever happened: the daemon runs on with what it has. */
+        manager_update_status(m, true); /* nothing before we serve: start-up sends READY=1 then */
+        return r;
+}
+
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        (void) manager_reload(userdata);
+        return 0;
+}
+
 int manager_new(const ManagerOptions *opts, Manager **ret) {
         _cleanup_(manager_freep) Manager *m = NULL;
         g_autofree char *error = NULL;
@@ -786,6 +903,8 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
         m->batches = g_hash_table_new(NULL, NULL);
         m->user_bus = opts->user_bus;
         m->state_dir = g_strdup(opts->state_dir ?: ELECTIOND_DEFAULT_STATE_DIR);
+        m->config_path = g_strdup(opts->config_path ?: ELECTIOND_DEFAULT_CONFIG);
+        m->config_required = opts->config_required;
         m->engine_dir = g_build_filename(m->state_dir, "raft", NULL);
 
         r = config_load(&m->config, opts->config_path ?: ELECTIOND_DEFAULT_CONFIG, !opts->config_required, &error);
@@ -817,6 +936,7 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return log_error_errno(errno, "Failed to block signals: %m");
         /* A NULL handler makes sd-event exit the loop with the userdata as exit code: 0. */
@@ -826,6 +946,9 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
         r = sd_event_add_signal(m->event, NULL, SIGINT, NULL, NULL);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch SIGINT: %m");
+        r = sd_event_add_signal(m->event, NULL, SIGHUP, on_sighup, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch SIGHUP: %m");
         /* Writes to a peer that went away must fail with EPIPE, not kill us. */
         (void) signal(SIGPIPE, SIG_IGN);
 
@@ -910,6 +1033,13 @@ int manager_run(Manager *m) {
                 r = cluster_start(m->cluster);
                 if (r < 0)
                         return r;
+                /* Serve at once, quorate or not (READY=1 once the name is ours): a node that boots
+                 * before its peers must not fail its start job. Until this run's DROP_RUN has
+                 * committed and while it holds no lease, Quorate and LocalLeader are false and
+                 * changes fail with NoQuorum (manager_quorate()). */
+                r = start_serving(m);
+                if (r < 0)
+                        return r;
         } else {
                 r = engine_start(m->engine);
                 if (r < 0)
@@ -938,8 +1068,10 @@ Manager *manager_free(Manager *m) {
         /* Answer every caller still waiting, while the bus edge can still reply. */
         if (m->pending) {
                 g_autoptr(GList) values = g_hash_table_get_values(m->pending);
-                for (GList *l = values; l; l = l->next)
-                        pending_fail(l->data, -ESHUTDOWN);
+                for (GList *l = values; l; l = l->next) {
+                        Pending *p = l->data;
+                        pending_fail(p, p->submitted ? MANAGER_OUTCOME_UNKNOWN : -ESHUTDOWN);
+                }
         }
 
         /* Stops leader units, so it must go while the bus is still open. */
@@ -983,6 +1115,7 @@ Manager *manager_free(Manager *m) {
         m->event = sd_event_unref(m->event);
 
         config_done(&m->config);
+        g_free(m->config_path);
         g_free(m->state_dir);
         g_free(m->engine_dir);
         g_free(m);
@@ -1013,9 +1146,15 @@ uint64_t manager_run_id(Manager *m) {
         return m->run_id;
 }
 
+bool manager_caught_up(Manager *m) {
+        return !m->cluster || m->drop_run_committed;
+}
+
 bool manager_quorate(Manager *m) {
+        /* In a cluster: holds a lease, and this run's DROP_RUN has committed (before it, every
+         * change of this run would be refused as coming from an unknown run). */
         if (m->cluster)
-                return cluster_quorate(m->cluster, now_boottime_usec());
+                return m->drop_run_committed && cluster_quorate(m->cluster, now_boottime_usec());
         /* Standalone: this node is the whole cluster. */
         return true;
 }
@@ -1070,7 +1209,7 @@ bool manager_local_leader(Manager *m, const Election *e) {
         if (!e || e->candidates->len == 0)
                 return false;
         if (m->cluster)
-                return cluster_local_leader(m->cluster, e, now_boottime_usec());
+                return m->drop_run_committed && cluster_local_leader(m->cluster, e, now_boottime_usec());
         leader = e->candidates->pdata[0];
         return streq_ptr(leader->node, m->config.node_name) && manager_quorate(m);
 }
@@ -1078,9 +1217,9 @@ bool manager_local_leader(Manager *m, const Election *e) {
 void manager_cluster_changed(Manager *m) {
         g_assert(m);
 
-        if (!m->edge && m->drop_run_committed && !m->shutting_down && manager_quorate(m) &&
-            start_serving_and_units(m) < 0)
-                (void) sd_event_exit(m->event, EXIT_FAILURE);
+        /* leader units are driven from the first time this node holds a lease */
+        if (m->edge && !m->shutting_down && manager_quorate(m))
+                start_units(m);
 
         if (m->edge)
                 bus_edge_cluster_changed(m->edge);
@@ -1100,6 +1239,8 @@ uint64_t manager_lease_expiry(Manager *m) {
 
         if (!m->cluster)
                 return UINT64_MAX; /* standalone: the lease never ends */
+        if (!m->drop_run_committed)
+                return 0; /* not caught up since start: not quorate (manager_quorate()) */
         expiry = cluster_lease_expiry(m->cluster);
         return expiry > now_boottime_usec() ? expiry : 0;
 }

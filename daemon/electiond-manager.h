@@ -27,8 +27,14 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(Term, term_free)
 typedef struct Manager Manager;
 
 /* result: the rules' verdict; term: the election's term right after this command applied
- * (borrowed, valid during the call); status < 0: the command could not be committed
- * (-ETIMEDOUT -> NoQuorum, -ESHUTDOWN, ...), result/term are then meaningless. */
+ * (borrowed, valid during the call); status < 0: no result, result/term are then meaningless:
+ *   -ETIMEDOUT            the deadline passed before the command ever left this node: it was
+ *                         never submitted to Raft, so it is definitely not applied (-> NoQuorum);
+ *   MANAGER_OUTCOME_UNKNOWN  it was handed to Raft (appended here, or forwarded to the leader)
+ *                         but not seen applied before the deadline (or the daemon stopped): it
+ *                         may still commit (-> OutcomeUnknown);
+ *   -ESHUTDOWN, ...       refused before it was submitted. */
+#define MANAGER_OUTCOME_UNKNOWN (-EINPROGRESS)
 typedef void (*ManagerDoneFn)(Manager *m, int status, ElectionResult result, const Term *term, void *userdata);
 
 typedef struct ManagerOptions {
@@ -43,6 +49,11 @@ Manager *manager_free(Manager *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free)
 /* Starts the engine, takes the bus name, and runs the event loop until SIGTERM/SIGINT. */
 int manager_run(Manager *m);
+/* Reload (SIGHUP): re-reads the configuration file, applies the settings that can change live
+ * (config_apply_reload()), reloads elections.d (units_reload()) and the cluster keys
+ * (cluster_reload_keys()); refused settings are logged and keep their running value. Sends
+ * RELOADING=1 … READY=1. 1: all applied, 0: something refused, < 0: the file could not be used. */
+int manager_reload(Manager *m);
 
 /* Takes ownership of c; fills in origin, origin_run, request_id and limits. */
 int manager_submit(Manager *m, Command *c, ManagerDoneFn done, void *userdata);
@@ -60,6 +71,10 @@ const ElectionState *manager_get_state(Manager *m);
 const char *manager_node_name(Manager *m);
 uint64_t manager_run_id(Manager *m);
 bool manager_quorate(Manager *m);
+/* Standalone: always. Clustered: once this run's DROP_RUN has committed, i.e. the node has applied
+ * everything committed before it started. Until then its copy of the state may be older than what
+ * it showed before a restart: the bus edge shows no terms (term ids never go back). */
+bool manager_caught_up(Manager *m);
 /* A candidate owned by this node leads e, and this node is quorate with an unexpired lease.
  * Evaluated at the moment of the call (never a cached flag). */
 bool manager_local_leader(Manager *m, const Election *e);

@@ -6,6 +6,7 @@
 #include <sys/random.h>
 #include <uv.h>
 
+#include "electiond-keyring.h"
 #include "electiond-transport.h"
 #include "electiond-util.h"
 
@@ -65,8 +66,7 @@ typedef struct Handshake {
 struct AuthTransport {
         struct raft_uv_transport iface; /* first: libraft hands us back this pointer */
         uv_loop_t *loop;
-        uint8_t *key;
-        size_t key_size;
+        Keyring *keyring;       /* MACs under its primary; any installed key is accepted */
         char *cluster;
 
         uint64_t id;
@@ -91,28 +91,40 @@ static AuthTransport *AUTH(struct raft_uv_transport *t) {
 
 /* ---- MACs ---- */
 
-static void mac_compute(const AuthTransport *t, const char *role, const Handshake *h,
-                        const uint8_t *extra, size_t extra_size, uint8_t ret[MAC_SIZE]) {
-        g_autoptr(GHmac) hmac = g_hmac_new(G_CHECKSUM_SHA256, t->key, t->key_size);
-        uint8_t len = (uint8_t) strlen(t->cluster);
-        gsize n = MAC_SIZE;
-
-        g_hmac_update(hmac, (const guchar *) mac_domain, sizeof mac_domain);
-        g_hmac_update(hmac, &len, 1);
-        g_hmac_update(hmac, (const guchar *) t->cluster, len);
-        g_hmac_update(hmac, (const guchar *) role, 3);
-        g_hmac_update(hmac, h->client_nonce, NONCE_SIZE);
-        g_hmac_update(hmac, h->server_nonce, NONCE_SIZE);
-        if (extra_size > 0)
-                g_hmac_update(hmac, extra, extra_size);
-        g_hmac_get_digest(hmac, ret, &n);
+/* The MAC's parts: domain, cluster name, role, both nonces, extra. */
+static size_t mac_parts(const AuthTransport *t, const char *role, const Handshake *h, const uint8_t *extra,
+                        size_t extra_size, uint8_t *len, const void *parts[7], size_t sizes[7]) {
+        *len = (uint8_t) strlen(t->cluster);
+        parts[0] = mac_domain;      sizes[0] = sizeof mac_domain;
+        parts[1] = len;             sizes[1] = 1;
+        parts[2] = t->cluster;      sizes[2] = *len;
+        parts[3] = role;            sizes[3] = 3;
+        parts[4] = h->client_nonce; sizes[4] = NONCE_SIZE;
+        parts[5] = h->server_nonce; sizes[5] = NONCE_SIZE;
+        parts[6] = extra;           sizes[6] = extra_size;
+        return 7;
 }
 
-static bool mac_equal(const uint8_t *a, const uint8_t *b) {
-        uint8_t d = 0;
-        for (size_t i = 0; i < MAC_SIZE; i++)
-                d |= a[i] ^ b[i];
-        return d == 0;
+/* Under key i of the ring (0 = primary). */
+static void mac_compute(const AuthTransport *t, size_t key, const char *role, const Handshake *h,
+                        const uint8_t *extra, size_t extra_size, uint8_t ret[MAC_SIZE]) {
+        const void *parts[7];
+        size_t sizes[7], n;
+        uint8_t len;
+
+        n = mac_parts(t, role, h, extra, extra_size, &len, parts, sizes);
+        keyring_mac(t->keyring, key, parts, sizes, n, ret);
+}
+
+/* The index of the installed key mac was made under, or -EBADMSG. */
+static int mac_verify(const AuthTransport *t, const char *role, const Handshake *h,
+                      const uint8_t *extra, size_t extra_size, const uint8_t mac[MAC_SIZE]) {
+        const void *parts[7];
+        size_t sizes[7], n;
+        uint8_t len;
+
+        n = mac_parts(t, role, h, extra, extra_size, &len, parts, sizes);
+        return keyring_verify_parts(t->keyring, parts, sizes, n, mac);
 }
 
 static int random_bytes(void *p, size_t n) {
@@ -315,7 +327,7 @@ static int send_bytes(Handshake *h, size_t n) {
 /* A stage's bytes are complete. */
 static void handshake_step(Handshake *h) {
         AuthTransport *t = h->transport;
-        uint8_t mac[MAC_SIZE];
+        int key;
 
         switch (h->stage) {
         case STAGE_HELLO:
@@ -325,7 +337,8 @@ static void handshake_step(Handshake *h) {
                 if (random_bytes(h->server_nonce, NONCE_SIZE) < 0)
                         return handshake_fail(h, "no randomness");
                 memcpy(h->out, h->server_nonce, NONCE_SIZE);
-                mac_compute(t, "srv", h, NULL, 0, h->out + NONCE_SIZE);
+                /* The server proves its primary key: the client accepts any key it has installed. */
+                mac_compute(t, 0, "srv", h, NULL, 0, h->out + NONCE_SIZE);
                 expect(h, STAGE_AUTH_FIXED, AUTH_FIXED_SIZE);
                 if (send_bytes(h, CHALLENGE_SIZE) < 0)
                         return handshake_fail(h, "write failed");
@@ -333,8 +346,8 @@ static void handshake_step(Handshake *h) {
 
         case STAGE_CHALLENGE: {
                 memcpy(h->server_nonce, h->in, NONCE_SIZE);
-                mac_compute(t, "srv", h, NULL, 0, mac);
-                if (!mac_equal(mac, h->in + NONCE_SIZE))
+                key = mac_verify(t, "srv", h, NULL, 0, h->in + NONCE_SIZE);
+                if (key < 0)
                         return handshake_fail(h, "server failed to prove the cluster key");
 
                 size_t alen = strlen(t->address);
@@ -343,7 +356,8 @@ static void handshake_step(Handshake *h) {
                 extra[8] = (uint8_t) (alen & 0xff);
                 extra[9] = (uint8_t) (alen >> 8);
                 memcpy(extra + 10, t->address, alen);
-                mac_compute(t, "cli", h, extra, 10 + alen, h->out);
+                /* Answered under the key the server used: that one both sides hold. */
+                mac_compute(t, (size_t) key, "cli", h, extra, 10 + alen, h->out);
                 expect(h, STAGE_OK, 1);
                 if (send_bytes(h, MAC_SIZE + 10 + alen) < 0)
                         return handshake_fail(h, "write failed");
@@ -361,8 +375,8 @@ static void handshake_step(Handshake *h) {
 
         case STAGE_AUTH_ADDRESS: {
                 size_t alen = h->need - AUTH_FIXED_SIZE;
-                mac_compute(t, "cli", h, h->in + MAC_SIZE, 10 + alen, mac);
-                if (!mac_equal(mac, h->in))
+                key = mac_verify(t, "cli", h, h->in + MAC_SIZE, 10 + alen, h->in);
+                if (key < 0)
                         return handshake_fail(h, "client failed to prove the cluster key");
                 if (memchr(h->in + AUTH_FIXED_SIZE, 0, alen))
                         return handshake_fail(h, "bad address");
@@ -489,6 +503,8 @@ static int transport_listen(struct raft_uv_transport *iface, raft_uv_accept_cb c
                 r = uv_listen((uv_stream_t *) t->listener, 16, on_connection);
         if (r < 0) {
                 snprintf(iface->errmsg, sizeof iface->errmsg, "listen on %s: %s", t->address, uv_strerror(r));
+                /* libraft does not pass this message on: say here which address failed */
+                log_error("Cannot listen for Raft on TCP %s: %s", t->address, uv_strerror(r));
                 return RAFT_IOERR;
         }
         return 0;
@@ -588,8 +604,7 @@ int auth_transport_new(struct uv_loop_s *loop, const void *key, size_t key_size,
 
         t = g_new0(AuthTransport, 1);
         t->loop = loop;
-        t->key = g_memdup2(key, key_size);
-        t->key_size = key_size;
+        t->keyring = keyring_new_single(key, key_size);
         t->cluster = g_strdup(cluster_name);
         g_queue_init(&t->handshakes);
 
@@ -610,12 +625,21 @@ void auth_transport_free(struct raft_uv_transport *iface) {
         if (!iface)
                 return;
         t = AUTH(iface);
-        if (t->key)
-                explicit_bzero(t->key, t->key_size);
-        g_free(t->key);
+        keyring_unref(t->keyring);
         g_free(t->cluster);
         g_free(t->address);
         g_free(t);
+}
+
+int auth_transport_set_keyring(struct raft_uv_transport *iface, Keyring *keyring) {
+        AuthTransport *t;
+
+        if (!iface || keyring_size(keyring) == 0)
+                return -EINVAL;
+        t = AUTH(iface);
+        keyring_unref(t->keyring);
+        t->keyring = keyring_ref(keyring);
+        return 0;
 }
 
 void auth_transport_get_stats(const struct raft_uv_transport *iface, AuthTransportStats *ret) {

@@ -11,7 +11,11 @@
  *   client → server  AUTH      MAC("cli", cn, sn, id, address), u64 id, u16 len, address
  *   server → client  OK        one byte
  *
- * MAC(x…) = HMAC-SHA256(key, "electiond-raft-v1" ‖ cluster name ‖ x…). Fresh nonces on both sides
+ * MAC(x…) = HMAC-SHA256(key, "electiond-raft-v1" ‖ cluster name ‖ x…). With a keyring (several
+ * installed keys, electiond-keyring.h) the server MACs its CHALLENGE under its primary key; the
+ * client checks it against every installed key and MACs its AUTH under the key that matched; the
+ * server checks AUTH against every installed key. So two nodes whose primaries differ still
+ * connect as long as the server's primary is installed at the client. Fresh nonces on both sides
  * defeat replays; a server that cannot prove the key is refused by the client, and the other way
  * round. Failures are counted and logged at debug level, never fatal.
  */
@@ -36,6 +40,9 @@ int auth_transport_new(struct uv_loop_s *loop, const void *key, size_t key_size,
                        struct raft_uv_transport **ret);
 /* After the transport was closed (raft_uv's close runs transport->close first). NULL is fine. */
 void auth_transport_free(struct raft_uv_transport *t);
+/* Shares keyring (a reference is kept; keyring_assign() on it applies to the next handshake). */
+typedef struct Keyring Keyring;
+int auth_transport_set_keyring(struct raft_uv_transport *t, Keyring *keyring);
 void auth_transport_get_stats(const struct raft_uv_transport *t, AuthTransportStats *ret);
 
 /* After authentication, before libraft sees an inbound connection: may a server that proved

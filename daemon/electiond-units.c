@@ -68,6 +68,10 @@ struct UnitsElection {
         bool candidate_busy;
         unsigned candidate_attempts;
         sd_event_source *candidate_retry;
+
+        /* Its file left elections.d on a reload: it leaves, its units stop; it stays in the list
+         * (replies and jobs may still point at it) and comes back if the file does. */
+        bool removed;
 };
 
 typedef struct UnitsJob {
@@ -400,7 +404,8 @@ static void election_evaluate(UnitsElection *e, const Election *el) {
 
         /* Our configured candidate leads, it is owned by this node, and we hold quorum and an
          * unexpired lease: asked now, not remembered. */
-        leading = el && streq_ptr(election_leader(el), e->config->id) && manager_local_leader(u->manager, el);
+        leading = !e->removed && el && streq_ptr(election_leader(el), e->config->id) &&
+                manager_local_leader(u->manager, el);
 
         if (leading) {
                 if (e->acted != 1 || e->flag_term != el->term_id)
@@ -495,6 +500,9 @@ static void candidate_done(Manager *m, int status, ElectionResult result, const 
                 return; /* we are gone */
 
         e->candidate_busy = false;
+        /* Leaving what we are not a candidate of is done, too (a file removed before we entered). */
+        if (status >= 0 && !enter && result == ELECTION_NOT_CANDIDATE)
+                result = ELECTION_NOOP;
         if (status < 0 || (result != ELECTION_CHANGED && result != ELECTION_NOOP && result != ELECTION_DUPLICATE)) {
                 if (status < 0)
                         log_warning_errno(status, "Failed to %s election %s as %s: %m", enter ? "enter" : "leave",
@@ -518,9 +526,11 @@ static void candidate_sync(UnitsElection *e) {
         UnitsTicket *t;
         int r;
 
+        if (e->removed)
+                e->want_candidate = false;
         if (!u->started || e->candidate_busy || e->candidate_retry)
                 return;
-        if (e->config->health_unit && !e->health_known)
+        if (e->config->health_unit && !e->health_known && !e->removed)
                 return; /* don't stand before we know the health unit is not failed */
         if (e->candidate == (int) e->want_candidate)
                 return;
@@ -565,6 +575,8 @@ static void health_lookup(UnitsElection *e);
 static void health_state_update(UnitsElection *e, const char *state) {
         bool first = !e->health_known;
 
+        if (e->removed)
+                return; /* a late reply for an election no longer configured */
         if (first || !streq_ptr(state, e->health_state))
                 log_info("Health unit %s of election %s is %s.", e->config->health_unit, e->config->name, state);
         g_free(e->health_state);
@@ -652,6 +664,8 @@ static int health_load_reply(sd_bus_message *m, void *userdata, sd_bus_error *re
                 health_failed(e, "load", NULL);
                 goto done;
         }
+        if (e->removed)
+                goto done;
         g_free(e->health_path);
         e->health_path = g_strdup(path);
 
@@ -766,6 +780,23 @@ static int units_on_exit(sd_event_source *s, void *userdata) {
 }
 
 
+static UnitsElection *units_election_add(Units *u, ElectionUnitConfig *config) {
+        UnitsElection *e = g_new0(UnitsElection, 1);
+
+        e->units = u;
+        e->config = config;
+        e->target = leader_target_for_election(e->config->name);
+        e->flag_path = g_build_filename(u->leader_dir, e->config->name, NULL);
+        e->acted = -1;
+        e->candidate = -1;
+        e->want_candidate = true;
+        g_ptr_array_add(u->elections, e);
+        log_info("Election %s: candidate %s, %u unit(s)%s%s.", e->config->name, e->config->id,
+                 g_strv_length(e->config->units), e->config->health_unit ? ", health unit " : "",
+                 e->config->health_unit ?: "");
+        return e;
+}
+
 int units_new(Manager *m, const char *elections_dir, const char *runtime_dir, Units **ret) {
         g_autoptr(GPtrArray) configs = NULL;
         Units *u;
@@ -788,26 +819,16 @@ int units_new(Manager *m, const char *elections_dir, const char *runtime_dir, Un
         u->calls = g_hash_table_new_full(g_direct_hash, g_direct_equal, units_call_free, NULL);
         u->tickets = g_ptr_array_new();
 
-        for (unsigned i = 0; i < configs->len; i++) {
-                UnitsElection *e = g_new0(UnitsElection, 1);
-
-                e->units = u;
-                e->config = g_steal_pointer(&configs->pdata[i]);
-                e->target = leader_target_for_election(e->config->name);
-                e->flag_path = g_build_filename(u->leader_dir, e->config->name, NULL);
-                e->acted = -1;
-                e->candidate = -1;
-                e->want_candidate = true;
-                g_ptr_array_add(u->elections, e);
-                log_info("Election %s: candidate %s, %u unit(s)%s%s.", e->config->name, e->config->id,
-                         g_strv_length(e->config->units), e->config->health_unit ? ", health unit " : "",
-                         e->config->health_unit ?: "");
-        }
+        for (unsigned i = 0; i < configs->len; i++)
+                (void) units_election_add(u, g_steal_pointer(&configs->pdata[i]));
 
         leader_dir_clear(u);
         *ret = u;
         return 0;
 }
+
+static int units_connect(Units *u);
+static void election_begin(UnitsElection *e);
 
 int units_start(Units *u) {
         int r;
@@ -818,6 +839,24 @@ int units_start(Units *u) {
         if (u->elections->len == 0)
                 return 0; /* nothing configured: never talk to the service manager */
 
+        r = units_connect(u);
+        if (r < 0)
+                return r;
+
+        for (unsigned i = 0; i < u->elections->len; i++)
+                election_begin(u->elections->pdata[i]);
+        /* Units left running by an earlier run are stopped unless we lead right now. */
+        units_evaluate_all(u);
+        units_update_recheck(u);
+        return 0;
+}
+
+/* The service manager's job signals and our exit handler: once, before the first election acts. */
+static int units_connect(Units *u) {
+        int r;
+
+        if (u->exit_source)
+                return 0;
         r = sd_event_add_exit(u->event, &u->exit_source, units_on_exit, u);
         if (r < 0)
                 return log_error_errno(r, "Failed to add exit handler: %m");
@@ -828,23 +867,154 @@ int units_start(Units *u) {
         if (r < 0)
                 return log_error_errno(r, "Failed to watch systemd jobs: %m");
         units_subscribe(u);
-
-        for (unsigned i = 0; i < u->elections->len; i++) {
-                UnitsElection *e = u->elections->pdata[i];
-
-                if (e->config->health_unit)
-                        health_lookup(e);
-                else
-                        candidate_sync(e);
-        }
-        /* Units left running by an earlier run are stopped unless we lead right now. */
-        units_evaluate_all(u);
-        units_update_recheck(u);
         return 0;
 }
 
+static void election_begin(UnitsElection *e) {
+        if (e->config->health_unit)
+                health_lookup(e);
+        else
+                candidate_sync(e);
+}
+
 unsigned units_n_elections(const Units *u) {
-        return u ? u->elections->len : 0;
+        unsigned n = 0;
+
+        if (!u)
+                return 0;
+        for (unsigned i = 0; i < u->elections->len; i++)
+                if (!((UnitsElection *) u->elections->pdata[i])->removed)
+                        n++;
+        return n;
+}
+
+/* ---- reload ---- */
+
+static void election_remove(UnitsElection *e) {
+        log_info("Election %s: no longer configured: leaving as %s and stopping its units.", e->config->name,
+                 e->config->id);
+        e->removed = true;
+        e->want_candidate = false;
+        e->health_match = sd_bus_slot_unref(e->health_match);
+        e->health_retry = sd_event_source_disable_unref(e->health_retry);
+        e->health_known = false;
+        e->health_attempts = 0;
+        /* Demotes at once (flag file first) if it led; a stop of an idle election is harmless. */
+        election_evaluate(e, NULL);
+        candidate_sync(e);
+}
+
+/* Units= of a configured election changed: stop what left the list (if running), start the
+ * rest again (a start of a running unit is a no-op job). */
+static void election_units_changed(UnitsElection *e, ElectionUnitConfig *c) {
+        Units *u = e->units;
+
+        g_autofree char *list = g_strjoinv(" ", c->units);
+
+        log_info("Election %s: Units= changed to '%s'.", c->name, list);
+        if (e->acted == 1)
+                for (char **old = e->config->units; *old; old++)
+                        if (!g_strv_contains((const char *const *) c->units, *old)) {
+                                log_info("Election %s: stopping %s, no longer in Units=.", c->name, *old);
+                                /* Of the current generation's predecessor: its reply is not awaited. */
+                                (void) call_start(u, CALL_JOB, e, *old, false, "StopUnit", job_reply,
+                                                  SD_PATH, SD_MANAGER, "ss", *old, "replace");
+                        }
+        g_strfreev(e->config->units);
+        e->config->units = g_steal_pointer(&c->units);
+        c->units = g_new0(char *, 1);
+        if (e->acted >= 0)
+                election_issue(e);
+}
+
+static bool strv_equal0(char **a, char **b) {
+        if (!a || !b)
+                return a == b;
+        return g_strv_equal((const char *const *) a, (const char *const *) b);
+}
+
+int units_reload(Units *u, const char *elections_dir) {
+        g_autoptr(GPtrArray) configs = NULL;
+        unsigned added = 0, removed = 0, changed = 0;
+        int r;
+
+        g_assert(u);
+
+        r = elections_d_load(elections_dir ?: ELECTIOND_DEFAULT_ELECTIONS_DIR, manager_node_name(u->manager), &configs);
+        if (r < 0)
+                return log_warning_errno(r, "Failed to reload %s, keeping the running elections: %m",
+                                         elections_dir ?: ELECTIOND_DEFAULT_ELECTIONS_DIR);
+
+        /* Gone from the directory. */
+        for (unsigned i = 0; i < u->elections->len; i++) {
+                UnitsElection *e = u->elections->pdata[i];
+                bool present = false;
+
+                if (e->removed)
+                        continue;
+                for (unsigned j = 0; j < configs->len && !present; j++)
+                        present = streq_ptr(((ElectionUnitConfig *) configs->pdata[j])->name, e->config->name);
+                if (!present) {
+                        election_remove(e);
+                        removed++;
+                }
+        }
+
+        for (unsigned j = 0; j < configs->len; j++) {
+                ElectionUnitConfig *c = configs->pdata[j];
+                UnitsElection *e = units_find(u, c->name);
+
+                if (!e) {
+                        e = units_election_add(u, g_steal_pointer(&configs->pdata[j]));
+                        added++;
+                        if (u->started) {
+                                if (units_connect(u) < 0)
+                                        continue; /* logged; the election still counts */
+                                election_begin(e);
+                                election_evaluate(e, election_state_get(manager_get_state(u->manager), e->config->name));
+                        }
+                        continue;
+                }
+
+                if (e->removed) {
+                        /* Back again: the same candidacy, possibly another id if it already left. */
+                        if (!streq_ptr(c->id, e->config->id) && (e->candidate != 0 || e->candidate_busy)) {
+                                log_warning("Election %s: re-added with Id=%s while %s has not left yet; "
+                                            "reload again once it has.", c->name, c->id, e->config->id);
+                                continue;
+                        }
+                        log_info("Election %s: configured again.", c->name);
+                        election_unit_config_free(e->config);
+                        e->config = g_steal_pointer(&configs->pdata[j]);
+                        e->removed = false;
+                        e->want_candidate = true;
+                        added++;
+                        if (u->started)
+                                election_begin(e);
+                        continue;
+                }
+
+                /* Still configured: only what changed is touched (no Leave/Enter: no new term). */
+                if (!streq_ptr(c->id, e->config->id))
+                        log_warning("Election %s: reload refused Id=%s (running as %s): changing the candidate "
+                                    "id means leaving and entering again; remove the file, reload, then add it "
+                                    "back with the new Id= and reload.", c->name, c->id, e->config->id);
+                if (!streq_ptr(c->health_unit, e->config->health_unit))
+                        log_warning("Election %s: reload refused HealthUnit=%s: restart the daemon to change it.",
+                                    c->name, c->health_unit ?: "");
+                if (!strv_equal0(c->units, e->config->units)) {
+                        election_units_changed(e, c);
+                        changed++;
+                }
+        }
+
+        if (u->started) {
+                units_evaluate_all(u);
+                units_update_recheck(u);
+        }
+        log_info("Reloaded %s: %u election(s) added, %u removed, %u with changed Units=.",
+                 elections_dir ?: ELECTIOND_DEFAULT_ELECTIONS_DIR, added, removed, changed);
+        return 0;
 }
 
 unsigned units_n_leading(const Units *u) {

@@ -29,6 +29,11 @@ int units_new(Manager *m, const char *elections_dir, const char *runtime_dir, Un
 int units_start(Units *u);
 void units_election_changed(Units *u, const Election *e);
 void units_quorum_changed(Units *u);
+/* Reload: re-reads elections_dir. New files enter, removed ones leave (and stop their units),
+ * a changed Units= applies at once; elections whose file did not change are not touched (no
+ * Leave/Enter, so no term change). A changed Id= or HealthUnit= of a still configured election is
+ * refused with a logged reason. A directory that cannot be read keeps everything as it is. */
+int units_reload(Units *u, const char *elections_dir);
 Units *units_free(Units *u);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Units *, units_free)
 

@@ -2,6 +2,7 @@
 #include <glib.h>
 #include <sys/socket.h>
 
+#include "electiond-keyring.h"
 #include "electiond-util.h"
 #include "electiond-wire.h"
 
@@ -14,8 +15,7 @@ typedef struct ReplayWindow {
 
 struct Wire {
         char *cluster_name;
-        uint8_t *key;
-        size_t key_size;
+        Keyring *keyring;       /* signs with the primary, accepts any installed key */
         uint64_t self_id;
         uint64_t epoch;
         uint64_t next_seq;
@@ -55,8 +55,7 @@ Wire *wire_new(const char *cluster_name, const void *key, size_t key_size, uint6
 
         w = g_new0(Wire, 1);
         w->cluster_name = g_strdup(cluster_name);
-        w->key = g_memdup2(key, key_size);
-        w->key_size = key_size;
+        w->keyring = keyring_new_single(key, key_size);
         w->self_id = self_id;
         w->epoch = epoch;
         w->next_seq = 1;
@@ -67,10 +66,7 @@ Wire *wire_new(const char *cluster_name, const void *key, size_t key_size, uint6
 Wire *wire_free(Wire *w) {
         if (!w)
                 return NULL;
-        if (w->key) {
-                explicit_bzero(w->key, w->key_size);
-                g_free(w->key);
-        }
+        keyring_unref(w->keyring);
         g_free(w->cluster_name);
         g_hash_table_unref(w->windows);
         g_free(w);
@@ -191,13 +187,17 @@ static void put_message(Writer *wr, const GossipMessage *m) {
         }
 }
 
-static void hmac_compute(const Wire *w, const uint8_t *data, size_t size, uint8_t ret[static WIRE_HMAC_SIZE]) {
-        GHmac *h = g_hmac_new(G_CHECKSUM_SHA256, w->key, w->key_size);
-        gsize len = WIRE_HMAC_SIZE;
+int wire_set_keyring(Wire *w, Keyring *keyring) {
+        size_t n;
 
-        g_hmac_update(h, data, (gssize) size);
-        g_hmac_get_digest(h, ret, &len);
-        g_hmac_unref(h);
+        if (!w || keyring_size(keyring) == 0)
+                return -EINVAL;
+        for (size_t i = 0; i < keyring_size(keyring); i++)
+                if (keyring_key(keyring, i, &n) && n < WIRE_KEY_MIN)
+                        return -EINVAL;
+        keyring_unref(w->keyring);
+        w->keyring = keyring_ref(keyring);
+        return 0;
 }
 
 int wire_encode(Wire *w, const GossipMessage *msgs, size_t n_msgs, uint8_t *buf, size_t buf_size, size_t *ret_size) {
@@ -220,7 +220,7 @@ int wire_encode(Wire *w, const GossipMessage *msgs, size_t n_msgs, uint8_t *buf,
                 put_message(&wr, &msgs[i]);
         if (wr.overflow || wr.size - wr.pos < WIRE_HMAC_SIZE)
                 return -EMSGSIZE;
-        hmac_compute(w, buf, wr.pos, mac);
+        keyring_sign(w->keyring, buf, wr.pos, mac);
         put(&wr, mac, sizeof mac);
 
         w->next_seq++;
@@ -374,13 +374,6 @@ static int get_message(Reader *rd, GossipMessage *m) {
         return 1;
 }
 
-static bool mem_equal_consttime(const uint8_t *a, const uint8_t *b, size_t n) {
-        uint8_t d = 0;
-        for (size_t i = 0; i < n; i++)
-                d |= a[i] ^ b[i];
-        return d == 0;
-}
-
 static int drop(Wire *w, WireDrop reason, int error) {
         w->drops[reason]++;
         return -error;
@@ -471,8 +464,8 @@ int wire_decode(Wire *w, const void *buf, size_t size, WirePacketInfo *ret_info,
         if (!streq_ptr(cluster, w->cluster_name))
                 return drop(w, WIRE_DROP_CLUSTER, EXDEV);
 
-        hmac_compute(w, buf, size - WIRE_HMAC_SIZE, mac);
-        if (!mem_equal_consttime(mac, (const uint8_t *) buf + size - WIRE_HMAC_SIZE, WIRE_HMAC_SIZE))
+        memcpy(mac, (const uint8_t *) buf + size - WIRE_HMAC_SIZE, WIRE_HMAC_SIZE);
+        if (keyring_verify(w->keyring, buf, size - WIRE_HMAC_SIZE, mac) < 0)
                 return drop(w, WIRE_DROP_AUTH, EPERM);
 
         if (info.sender_id == w->self_id) {

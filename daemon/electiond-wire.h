@@ -53,6 +53,10 @@ typedef struct WirePacketInfo {
 /* key: the cluster secret, at least WIRE_KEY_MIN bytes. epoch: larger at every start. */
 Wire *wire_new(const char *cluster_name, const void *key, size_t key_size, uint64_t self_id, uint64_t epoch);
 Wire *wire_free(Wire *w);
+/* Shares keyring (a reference is kept; keyring_assign() on it reaches this wire): packets are
+ * signed with its primary and accepted under any of its keys. Every key >= WIRE_KEY_MIN. */
+typedef struct Keyring Keyring;
+int wire_set_keyring(Wire *w, Keyring *keyring);
 /* A larger epoch from now on (see channel_codec_set_epoch). */
 void wire_set_epoch(Wire *w, uint64_t epoch);
 

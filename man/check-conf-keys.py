@@ -62,6 +62,31 @@ class Keys(unittest.TestCase):
         doc = page_keys(read('man', 'electiond.conf.5'), r'\[(\w+)\] SECTION')
         self.assertEqual({g: set(k) for g, k in doc.items()}, code)
 
+    def test_conf_page_says_what_reload_applies(self):
+        """Every key's entry says "Reload: applied." exactly when the parser's table has no .fixed reason."""
+        src = read('daemon', 'electiond-config.c')
+        table = re.findall(r'\{\s*"(\w+)",\s*"(\w+)",\s*KIND_\w+[^\n]*', src)
+        rows = re.findall(r'\{\s*"(\w+)",\s*"(\w+)",\s*KIND_\w+([^\n]*)', src)
+        self.assertEqual(len(rows), len(table))
+        fixed = {(g, k): '.fixed' in rest for g, k, rest in rows}
+        text = read('man', 'electiond.conf.5')
+        section, key, said = None, None, {}
+        for line in text.splitlines():
+            if line.startswith('.SH '):
+                m = re.fullmatch(r'\[(\w+)\] SECTION', line[4:].strip())
+                section = m.group(1) if m else None
+                continue
+            m = re.match(r'\.BI (\w+)= ', line)
+            if m and section:
+                key = m.group(1)
+                continue
+            if line.startswith('Reload: ') and section and key:
+                said[(section, key)] = line
+        self.assertEqual(set(said), set(fixed))
+        for gk, is_fixed in fixed.items():
+            self.assertEqual(said[gk].startswith('Reload: refused'), is_fixed, (gk, said[gk]))
+            self.assertEqual(said[gk] == 'Reload: applied.', not is_fixed, (gk, said[gk]))
+
     def test_elections_d_page_matches_parser(self):
         src = read('daemon', 'electiond-elections-d.c')
         code = set(re.findall(r'g_str_equal\(\*k, "(\w+)"\)', src))
@@ -76,6 +101,7 @@ SAMPLES = {
     ('Cluster', 'Name'): 'docs-cluster',
     ('Cluster', 'Interfaces'): 'lo',
     ('Cluster', 'Peers'): '127.0.0.1:7000, 127.0.0.2',
+    ('Cluster', 'PrimaryKey'): 'docs.key',
 }
 
 

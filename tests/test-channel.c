@@ -1,8 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The cluster channel codec: round trip, and every way a packet must be refused. */
+#include <errno.h>
 #include <glib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "electiond-channel.h"
+#include "electiond-keyring.h"
 
 #define KEY "channel-test-key-0123456789"
 
@@ -118,11 +123,90 @@ static void test_garbage(void) {
         g_assert_null(channel_codec_new(NULL, KEY, 3, 1, 1));
 }
 
+/* Signed under the primary key, accepted under any installed key, through a shared ring. */
+static void test_keyring(void) {
+        static const char other[] = "channel-test-key-new-0123456789";
+        g_autoptr(ChannelCodec) a = codec("prod", KEY, 1, 10), b = codec("prod", KEY, 2, 20);
+        g_autoptr(Keyring) ka = keyring_new_single(KEY, strlen(KEY));
+        g_autoptr(Keyring) kb = keyring_new_single(other, strlen(other));
+        g_autoptr(GByteArray) p1 = NULL, p2 = NULL, p3 = NULL;
+        ChannelPacket p;
+
+        g_assert_cmpint(channel_codec_set_keyring(a, ka), ==, 0);
+        g_assert_cmpint(channel_codec_set_keyring(b, kb), ==, 0);
+        g_assert_cmpint(channel_encode(a, 1, "x", 1, &p1), ==, 0);
+        g_assert_cmpint(channel_decode(b, p1->data, p1->len, &p), ==, -EPERM);
+        g_assert_cmpuint(channel_drop_count(b, CHANNEL_DROP_AUTH), ==, 1);
+
+        g_assert_cmpint(keyring_add(kb, KEY, strlen(KEY), false), ==, 0);
+        g_assert_cmpint(channel_decode(b, p1->data, p1->len, &p), ==, 0);
+        g_assert_cmpuint(p.sender, ==, 1);
+
+        /* a's primary moves to other, KEY stays accepted: both directions work */
+        g_assert_cmpint(keyring_add(ka, other, strlen(other), true), ==, 0);
+        g_assert_cmpint(channel_encode(a, 1, "y", 1, &p2), ==, 0);
+        g_assert_cmpint(channel_decode(b, p2->data, p2->len, &p), ==, 0);
+        g_assert_cmpint(channel_encode(b, 1, "z", 1, &p3), ==, 0);
+        g_assert_cmpint(channel_decode(a, p3->data, p3->len, &p), ==, 0);
+        g_assert_cmpint(channel_codec_set_keyring(a, NULL), ==, -EINVAL);
+}
+
+static void on_packet(Channel *ch, const ChannelPacket *p, const struct sockaddr_storage *from, void *userdata) {
+}
+
+static int bind_any(uint16_t port, bool reuse) {
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_ANY) };
+        int fd, one = 1, r;
+
+        fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        g_assert_cmpint(fd, >=, 0);
+        if (reuse)
+                g_assert_cmpint(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one), ==, 0);
+        r = bind(fd, (struct sockaddr *) &sa, sizeof sa);
+        if (r < 0) {
+                r = -errno;
+                close(fd);
+                return r;
+        }
+        return fd;
+}
+
+/* Nobody else may share the channel's port: with SO_REUSEADDR a second socket (another daemon, or
+ * any local process setting SO_REUSEADDR itself) could bind it too and take part of its traffic. */
+static void test_port_exclusive(void) {
+        struct sockaddr_in sa;
+        socklen_t len = sizeof sa;
+        sd_event *e = NULL;
+        Channel *ch = NULL, *ch2 = NULL;
+        uint16_t port;
+        int fd;
+
+        /* find a free port (nothing is sent: the sockets are only bound) */
+        fd = bind_any(0, false);
+        g_assert_cmpint(getsockname(fd, (struct sockaddr *) &sa, &len), ==, 0);
+        port = ntohs(sa.sin_port);
+        close(fd);
+
+        g_assert_cmpint(sd_event_new(&e), >=, 0);
+        g_assert_cmpint(channel_new(e, codec("prod", KEY, 1, 1), port, on_packet, NULL, &ch), ==, 0);
+        /* a second channel on the same port fails instead of sharing it */
+        ChannelCodec *c2 = codec("prod", KEY, 2, 1);
+        g_assert_cmpint(channel_new(e, c2, port, on_packet, NULL, &ch2), ==, -EADDRINUSE);
+        channel_codec_free(c2); /* the caller keeps it on failure */
+        g_assert_null(ch2);
+        /* so does a foreign socket asking for SO_REUSEADDR */
+        g_assert_cmpint(bind_any(port, true), ==, -EADDRINUSE);
+        channel_free(ch);
+        sd_event_unref(e);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/channel/round-trip", test_round_trip);
         g_test_add_func("/channel/refusals", test_refusals);
         g_test_add_func("/channel/replay-window", test_replay_window);
         g_test_add_func("/channel/garbage", test_garbage);
+        g_test_add_func("/channel/keyring", test_keyring);
+        g_test_add_func("/channel/port-exclusive", test_port_exclusive);
         return g_test_run();
 }

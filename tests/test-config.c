@@ -236,6 +236,74 @@ static void test_syntax_error(void) {
         config_done(&c);
 }
 
+/* Reload: what may change live is copied in place, the rest refused and kept. */
+static void test_reload(void) {
+        Config running, loaded;
+        g_autofree char *error = NULL;
+        char *name_before, *dir_before;
+
+        g_assert_cmpint(load_text("[Node]\nName=a\nMaxElections=10\n[Cluster]\nKeyFile=/k/old.key\nPort=7000\n"
+                                  "Interfaces=eth0\n", &running, &error), ==, 0);
+        name_before = running.node_name;
+        dir_before = running.runtime_dir;
+
+        /* the same file: nothing refused, nothing changes */
+        g_assert_cmpint(load_text("[Node]\nName=a\nMaxElections=10\n[Cluster]\nKeyFile=/k/old.key\nPort=7000\n"
+                                  "Interfaces=eth0\n", &loaded, &error), ==, 0);
+        g_assert_cmpuint(config_apply_reload(&running, &loaded, "test"), ==, 0);
+        config_done(&loaded);
+
+        g_assert_cmpint(load_text("[Node]\nName=b\nMaxElections=20\nMaxCandidates=3\nCommitTimeoutSec=2\n"
+                                  "ElectionsDirectory=/e\nRuntimeDirectory=/r\n"
+                                  "[Cluster]\nKeyFile=/k/new.key\nKeyDirectory=/k/d\nPrimaryKey=x.key\nPort=7100\n"
+                                  "Interfaces=eth1\nLeaseSec=0.3\nNodeTimeoutSec=0.5\n", &loaded, &error), ==, 0);
+        /* Name, RuntimeDirectory, Port, Interfaces, LeaseSec, NodeTimeoutSec */
+        g_assert_cmpuint(config_apply_reload(&running, &loaded, "test"), ==, 6);
+        config_done(&loaded);
+        g_assert_true(running.node_name == name_before); /* untouched pointers: the cluster keeps them */
+        g_assert_true(running.runtime_dir == dir_before);
+        g_assert_cmpstr(running.node_name, ==, "a");
+        g_assert_cmpstr(running.runtime_dir, ==, "/run/electiond");
+        g_assert_cmpuint(running.port, ==, 7000);
+        g_assert_cmpstr(running.interfaces[0], ==, "eth0");
+        g_assert_cmpuint(running.lease_usec, ==, 200 * USEC_PER_MSEC);
+        g_assert_cmpuint(running.max_elections, ==, 20);
+        g_assert_cmpuint(running.max_candidates, ==, 3);
+        g_assert_cmpuint(running.commit_timeout_usec, ==, 2 * USEC_PER_SEC);
+        g_assert_cmpstr(running.elections_dir, ==, "/e");
+        g_assert_cmpstr(running.key_file, ==, "/k/new.key");
+        g_assert_cmpstr(running.key_dir, ==, "/k/d");
+        g_assert_cmpstr(running.primary_key, ==, "x.key");
+
+        /* clustered -> standalone is refused as a whole, the keys stay */
+        g_assert_cmpint(load_text("[Node]\nName=a\n[Cluster]\nPort=7000\nInterfaces=eth0\n", &loaded, &error), ==, 0);
+        g_assert_cmpuint(config_apply_reload(&running, &loaded, "test"), ==, 1);
+        config_done(&loaded);
+        g_assert_true(config_is_clustered(&running));
+        g_assert_cmpstr(running.key_file, ==, "/k/new.key");
+        config_done(&running);
+
+        g_assert_true(config_key_reloadable("Node", "CommitTimeoutSec"));
+        g_assert_true(config_key_reloadable("Cluster", "KeyDirectory"));
+        g_assert_false(config_key_reloadable("Cluster", "LeaseSec"));
+        g_assert_false(config_key_reloadable("Node", "Name"));
+        g_assert_false(config_key_reloadable("Node", "NoSuchKey"));
+
+        /* PrimaryKey= needs KeyDirectory=, and names a .key file */
+        g_assert_cmpint(load_text("[Cluster]\nKeyFile=/k\nPrimaryKey=a.key\n", &loaded, &error), ==, -EINVAL);
+        g_clear_pointer(&error, g_free);
+        config_done(&loaded);
+        g_assert_cmpint(load_text("[Cluster]\nKeyDirectory=/k\nPrimaryKey=a/b.key\n", &loaded, &error), ==, -EINVAL);
+        g_clear_pointer(&error, g_free);
+        config_done(&loaded);
+        g_assert_cmpint(load_text("[Cluster]\nKeyDirectory=/k\nPrimaryKey=a.txt\n", &loaded, &error), ==, -EINVAL);
+        g_clear_pointer(&error, g_free);
+        config_done(&loaded);
+        g_assert_cmpint(load_text("[Cluster]\nKeyDirectory=/k\n", &loaded, &error), ==, 0);
+        g_assert_true(config_is_clustered(&loaded));
+        config_done(&loaded);
+}
+
 int main(int argc, char *argv[]) {
         int r;
 
@@ -252,6 +320,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/config/malformed", test_malformed);
         g_test_add_func("/config/cross-checks", test_cross_checks);
         g_test_add_func("/config/syntax-error", test_syntax_error);
+        g_test_add_func("/config/reload", test_reload);
 
         r = g_test_run();
 

@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "electiond-engine.h"
+#include "electiond-keyring.h"
 #include "electiond-transport.h"
 
 #define KEY "0123456789abcdef0123456789abcdef"
@@ -206,6 +207,80 @@ static void test_wrong_key(void) {
 
 static void test_wrong_cluster(void) {
         refused(KEY, "staging");
+}
+
+/* b (client) connects to a (server), each with its keyring: true if both sides completed. */
+static bool handshake_with(Keyring *ka, Keyring *kb) {
+        uv_loop_t loop;
+        g_autofree char *addr_a = loopback_address(), *addr_b = loopback_address();
+        Side a, b;
+        AuthTransportStats st = {};
+        bool ok;
+
+        uv_loop_init(&loop);
+        side_init(&a, &loop, KEY, "prod", 1, addr_a);
+        side_init(&b, &loop, KEY, "prod", 2, addr_b);
+        g_assert_cmpint(auth_transport_set_keyring(a.t, ka), ==, 0);
+        g_assert_cmpint(auth_transport_set_keyring(b.t, kb), ==, 0);
+        g_assert_cmpint(a.t->listen(a.t, on_accept), ==, 0);
+        g_assert_cmpint(b.t->connect(b.t, &b.req, 1, addr_a, on_connect), ==, 0);
+        g_assert_true(run_until(&loop, &b.connect_done, 3000));
+        ok = b.connect_status == 0;
+        /* the server either accepts or counts a rejection */
+        for (int i = 0; i < 3000; i++) {
+                auth_transport_get_stats(a.t, &st);
+                if (a.accepted > 0 || st.rejected_in > 0)
+                        break;
+                uv_run(&loop, UV_RUN_NOWAIT);
+                g_usleep(1000);
+        }
+        g_assert_cmpuint(a.accepted, ==, ok ? 1 : 0);
+        g_assert_cmpuint(st.rejected_in, ==, ok ? 0 : 1);
+        if (ok)
+                g_assert_cmpuint(a.peer_id, ==, 2);
+
+        side_done(&b, &loop);
+        side_done(&a, &loop);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        g_assert_cmpint(uv_loop_close(&loop), ==, 0);
+        return ok;
+}
+
+static Keyring *ring(const char *primary, const char *other) {
+        Keyring *k = keyring_new_single(primary, strlen(primary));
+        if (other)
+                g_assert_cmpint(keyring_add(k, other, strlen(other), false), ==, 0);
+        return k;
+}
+
+#define OLD "old-cluster-key-0123456789abcdef"
+#define NEW "new-cluster-key-0123456789abcdef"
+
+/* Key rotation: the two sides' primaries may differ as long as the server's primary is installed
+ * at the client; every state a rotation passes through connects both ways. */
+static void test_keyring_rotation(void) {
+        g_autoptr(Keyring) only_old = ring(OLD, NULL), only_new = ring(NEW, NULL);
+        g_autoptr(Keyring) old_plus = ring(OLD, NEW), new_plus = ring(NEW, OLD);
+        Keyring *steps[] = { only_old, old_plus, new_plus, only_new };
+
+        /* neighbouring steps of a rotation (some nodes reloaded, others not yet) talk both ways */
+        for (size_t i = 0; i < G_N_ELEMENTS(steps); i++)
+                for (size_t j = i; j < G_N_ELEMENTS(steps) && j <= i + 1; j++) {
+                        g_assert_true(handshake_with(steps[i], steps[j]));
+                        g_assert_true(handshake_with(steps[j], steps[i]));
+                }
+        /* a changed keyring applies to the next handshake */
+        g_autoptr(Keyring) shared = ring(OLD, NULL);
+        g_assert_false(handshake_with(shared, only_new));
+        keyring_assign(shared, new_plus);
+        g_assert_true(handshake_with(shared, only_new));
+        /* the client may answer under a secondary key; the server proves its primary only */
+        g_assert_true(handshake_with(only_new, old_plus));
+        g_assert_false(handshake_with(old_plus, only_new));
+        /* no shared key at all */
+        g_assert_false(handshake_with(only_old, only_new));
+        g_assert_false(handshake_with(only_new, only_old));
+        g_assert_cmpint(auth_transport_set_keyring(NULL, only_old), ==, -EINVAL);
 }
 
 /* A raw client: connect, send bytes, optionally read the 64-byte challenge. */
@@ -503,6 +578,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/transport/good-handshake", test_good_handshake);
         g_test_add_func("/transport/wrong-key", test_wrong_key);
         g_test_add_func("/transport/wrong-cluster", test_wrong_cluster);
+        g_test_add_func("/transport/keyring-rotation", test_keyring_rotation);
         g_test_add_func("/transport/garbage-and-replay", test_garbage_and_replay);
         g_test_add_func("/transport/cancel-on-close", test_cancel_on_close);
         g_test_add_func("/transport/engines-same-key", test_engines_same_key);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "electiond-keyring.h"
 #include "electiond-util.h"
 #include "electiond-wire.h"
 
@@ -274,12 +275,60 @@ static void test_authentic_garbage(void) {
         wire_free(b);
 }
 
+/* Signed under the primary, accepted under any installed key; the ring is shared by reference. */
+static void test_keyring(void) {
+        Wire *a = wire_new("lab", key, sizeof key - 1, 0xA, 100);
+        Wire *b = wire_new("lab", other_key, sizeof other_key - 1, 0xB, 200);
+        g_autoptr(Keyring) ka = keyring_new_single(key, sizeof key - 1);
+        g_autoptr(Keyring) kb = keyring_new_single(other_key, sizeof other_key - 1);
+        g_autoptr(Keyring) next = NULL;
+        GossipMessage in[16], out[16];
+        uint8_t buf[WIRE_PACKET_MAX];
+        size_t n = sample_messages(in, 0xA), size;
+
+        g_assert_cmpint(wire_set_keyring(a, ka), ==, 0);
+        g_assert_cmpint(wire_set_keyring(b, kb), ==, 0);
+        g_assert_cmpint(wire_encode(a, in, n, buf, sizeof buf, &size), ==, 0);
+        g_assert_cmpint(wire_decode(b, buf, size, NULL, out, 16), ==, -EPERM);
+        g_assert_cmpuint(wire_drop_count(b, WIRE_DROP_AUTH), ==, 1);
+
+        /* b installs a's key as a secondary: accepted */
+        g_assert_cmpint(keyring_add(kb, key, sizeof key - 1, false), ==, 0);
+        g_assert_cmpint(wire_encode(a, in, n, buf, sizeof buf, &size), ==, 0);
+        g_assert_cmpint(wire_decode(b, buf, size, NULL, out, 16), ==, (int) n);
+        /* b still signs with its primary, which a lacks */
+        GossipMessage bm[1] = { { .type = GOSSIP_ALIVE, .node_id = 0xB, .incarnation = 1 } };
+        g_strlcpy(bm[0].name, "beta", sizeof bm[0].name);
+        g_assert_cmpint(wire_encode(b, bm, 1, buf, sizeof buf, &size), ==, 0);
+        g_assert_cmpint(wire_decode(a, buf, size, NULL, out, 16), ==, -EPERM);
+        /* a switches to a ring of both (assign: every holder sees it at once) */
+        next = keyring_new_single(other_key, sizeof other_key - 1);
+        g_assert_cmpint(keyring_add(next, key, sizeof key - 1, false), ==, 0);
+        keyring_assign(ka, next);
+        g_assert_cmpint(wire_encode(b, bm, 1, buf, sizeof buf, &size), ==, 0);
+        g_assert_cmpint(wire_decode(a, buf, size, NULL, out, 16), ==, 1);
+        /* a now sends under other_key; b, holding only other_key again, still accepts */
+        g_autoptr(Keyring) only_other = keyring_new_single(other_key, sizeof other_key - 1);
+        keyring_assign(kb, only_other);
+        g_assert_cmpint(wire_encode(a, in, n, buf, sizeof buf, &size), ==, 0);
+        g_assert_cmpint(wire_decode(b, buf, size, NULL, out, 16), ==, (int) n);
+
+        /* a ring with a key shorter than the wire's minimum is refused */
+        g_autoptr(Keyring) shortk = keyring_new_single("short", 5);
+        g_assert_cmpint(wire_set_keyring(a, shortk), ==, -EINVAL);
+        g_autoptr(Keyring) empty = keyring_new();
+        g_assert_cmpint(wire_set_keyring(a, empty), ==, -EINVAL);
+        wire_free(a);
+        wire_free(b);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/wire/round-trip", test_round_trip);
         g_test_add_func("/wire/truncations-and-bit-flips", test_truncations_and_flips);
         g_test_add_func("/wire/key-and-cluster", test_key_and_cluster);
         g_test_add_func("/wire/replay", test_replay);
+        g_test_add_func("/wire/keyring", test_keyring);
         g_test_add_func("/wire/authentic-garbage", test_authentic_garbage);
         return g_test_run();
 }

@@ -253,14 +253,16 @@ class CtlTest(DaemonTestCase):
         self.addCleanup(lambda: os.path.exists(marker) and os.unlink(marker))
         p = self.run_cmd(name, marker, '--id', 'r1')
         wait_until(lambda: e.get_term()[2] == ['other', 'r1'], 10, 'run to enter')
-        # not the leader: COMMAND must not run (give it a moment to do the wrong thing)
-        time.sleep(0.3)
+        # not the leader: COMMAND must not run. (No fixed wait for it to do the wrong thing: a
+        # start before the Anoint below would be the marker's first line, with an older term.)
         self.assertEqual(read_lines(marker), [])
 
         t = e.anoint('r1')
-        wait_until(lambda: len(read_lines(marker)) == 1, 10, 'COMMAND to start')
+        wait_until(lambda: len(read_lines(marker)) >= 1, 10, 'COMMAND to start')
         start = read_lines(marker)[0]
-        self.assertEqual(start[:4], ['start', str(t[0]), name, 'r1'])
+        self.assertEqual(start[:4], ['start', str(t[0]), name, 'r1'],
+                         'COMMAND ran before its candidate led')
+        self.assertEqual(len(read_lines(marker)), 1)
 
         # Anoint of another candidate stops it
         e.anoint('other')

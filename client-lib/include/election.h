@@ -33,6 +33,8 @@ typedef struct ElectionMemberList ElectionMemberList;
 #define ELECTION_ERROR_INVALID_ID     "org.electiond.Election1.Error.InvalidId"      /* -EINVAL */
 #define ELECTION_ERROR_LIMIT_EXCEEDED "org.electiond.Election1.Error.LimitExceeded"  /* -ENOSPC */
 #define ELECTION_ERROR_NO_QUORUM      "org.electiond.Election1.Error.NoQuorum"       /* -ETIMEDOUT */
+/* submitted but not seen committed in time: it may still take effect (read the term) */
+#define ELECTION_ERROR_OUTCOME_UNKNOWN "org.electiond.Election1.Error.OutcomeUnknown" /* -EINPROGRESS */
 #define ELECTION_ERROR_ACCESS_DENIED  "org.freedesktop.DBus.Error.AccessDenied"      /* -EACCES */
 
 /* ---- client ---------------------------------------------------------------------------------- */

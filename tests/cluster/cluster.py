@@ -255,8 +255,8 @@ class Node:
             self.recorder.popen.stdin.write(b"probe\n")
             self.recorder.popen.stdin.flush()
 
-    def start(self, wait=True):
-        env = dict(os.environ)
+    def start(self, wait=True, env=None):
+        env = dict(os.environ, **(env or {}))
         env["DBUS_SYSTEM_BUS_ADDRESS"] = self.bus_address
         argv = [self.cluster.electiond, "--config", self.config_path, "--state-dir", self.state_dir]
         argv += self.cluster.extra_args
@@ -274,14 +274,24 @@ class Node:
         except Exception:
             return False
 
-    def wait_ready(self, timeout=15):
+    def quorate(self):
+        try:
+            return bool(self.manager_prop("Quorate"))
+        except Exception:
+            return False
+
+    def wait_ready(self, timeout=15, quorate=None):
+        """Until electiond owns its bus name and, if clustered (or quorate=True), is quorate: a
+        clustered node serves from start-up but takes changes only once it holds a lease."""
+        quorate = self.cluster.clustered if quorate is None else quorate
+
         def ready():
             if not self.daemon.alive():
                 raise RuntimeError("%s: electiond exited with %s; log:\n%s"
                                    % (self.name, self.daemon.popen.returncode, self.log_tail()))
-            return self.has_name()
+            return self.has_name() and (not quorate or self.quorate())
         try:
-            wait_until(ready, timeout, "%s to own %s" % (self.name, BUS_NAME))
+            wait_until(ready, timeout, "%s to own %s%s" % (self.name, BUS_NAME, " and be quorate" if quorate else ""))
         except TimeoutError as e:
             raise TimeoutError("%s; log:\n%s" % (e, self.log_tail())) from None
 
@@ -318,6 +328,25 @@ class Node:
 
     def alive(self):
         return self.daemon is not None and self.daemon.alive()
+
+    # --- packet counters (observation only) -------------------------------------------------
+    COUNT_TABLE = "edh_count"
+
+    def count_packets(self, name, match, hook="input"):
+        """Counts the packets matching the nft expression `match` (e.g. 'iifname "veth0" ip saddr
+        198.18.0.3 udp dport 7946') in a table of our own in this node's namespace (hook input or
+        output); read with packets(name). Observes only: no verdict, never touches the faults."""
+        chain = "in" if hook == "input" else "out"
+        script = ("table inet %s {\n  chain %s {\n    type filter hook %s priority -20; policy accept;\n  }\n}\n"
+                  "add rule inet %s %s %s counter comment \"%s\"\n"
+                  % (self.COUNT_TABLE, chain, hook, self.COUNT_TABLE, chain, match, name))
+        netns.ns_run(self.ns, ["nft", "-f", "-"], input=script)
+
+    def packets(self, name):
+        out = json.loads(netns.ns_run(self.ns, ["nft", "-j", "list", "table", "inet", self.COUNT_TABLE]))
+        return sum(e["counter"]["packets"] for item in out["nftables"]
+                   if "rule" in item and item["rule"].get("comment") == name
+                   for e in item["rule"]["expr"] if "counter" in e)
 
     # --- network faults on this node -------------------------------------------------------
     def link_down(self):

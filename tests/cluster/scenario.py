@@ -28,7 +28,6 @@ import cluster  # noqa: E402
 import netns  # noqa: E402
 import check_history  # noqa: E402
 
-NOT_AVAILABLE = "clustering is not available in this build"
 ALL_FAULTS = ["kill", "kill_leader", "stop_leader", "partition", "isolate_leader", "oneway", "flap",
               "loss", "rolling", "restart_all"]
 
@@ -286,9 +285,6 @@ def main(argv=None):
 
     with cluster.Cluster(a.nodes, config=config, history_path=a.out, clustered=not a.standalone) as c:
         c.start()
-        if not a.standalone and any(NOT_AVAILABLE in n.log_tail() for n in c.nodes):
-            print("SKIP: cluster consensus not implemented (%s)" % NOT_AVAILABLE)
-            return 77
         s_obj = s = Scenario(c, rng, a.bound)
         try:
             c.wait_converged(30)

@@ -245,6 +245,9 @@ class Daemon:
         self.outputs = []   # captured output of every finished run
         self.exec_time = None
         self.owned_time = None
+        # the pid the bus sees on the daemon's connection (another one when it connects
+        # through a proxy); None: the daemon's own
+        self.connection_pid = None
         if start:
             self.start()
 
@@ -267,7 +270,7 @@ class Daemon:
         self.proc = subprocess.Popen(self.argv(), env=env, stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=subprocess.STDOUT)
         try:
-            wait_until(lambda: self.proc.poll() is not None or self.bus.owner_pid() == self.proc.pid,
+            wait_until(lambda: self.proc.poll() is not None or self.bus.owner_pid() == (self.connection_pid or self.proc.pid),
                        timeout, 'electiond to own ' + BUS_NAME, interval=0.001)
         except TimeoutError:
             self.kill()

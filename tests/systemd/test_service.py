@@ -101,6 +101,43 @@ class ServiceTest(unittest.TestCase):
         self.assertEqual(self.sd.wait_state(UNIT, ('inactive', 'failed'), timeout=et.T(15)), 'inactive')
         self.assertEqual(str(self.sd.unit_prop(UNIT, 'Result', iface=sdmanager.SD_SERVICE)), 'success')
 
+    def test_reload(self):
+        """`systemctl reload`: ExecReload= signals the daemon (allowed by the sandbox), the
+        daemon's RELOADING=1 ... READY=1 bring the unit back to active with the same process, a
+        new elections.d file enters, a refused key keeps its value, nothing else changes."""
+        edir = os.path.join(self.sd.dir, 'elections.d')
+        os.mkdir(edir)
+        self.sd.add_dropin(UNIT, 'elections.conf', '[Service]\nBindReadOnlyPaths=%t/elections.d\n')
+        conf = os.path.join(self.sd.dir, 'electiond.conf')
+        with open(conf, 'w') as f:
+            f.write(f'[Node]\nName=svc-node\nElectionsDirectory={edir}\n')
+        self.sd.reload()
+        self.sd.start_unit(UNIT)
+        self.assertEqual(self.sd.wait_state(UNIT, ('active', 'failed'), timeout=et.T(15)), 'active',
+                         self.sd.read_log()[-3000:])
+        pid = self.sd.main_pid(UNIT)
+        client = et.Client(self.sd)
+        self.addCleanup(client.close)
+        before = client.election('svc').enter('svc-node', 1)
+
+        with open(os.path.join(edir, 'web.conf'), 'w') as f:
+            f.write('[Election]\nId=web-1\n')
+        with open(conf, 'w') as f:   # the same inode: the bind mount shows the new text
+            f.write(f'[Node]\nName=renamed\nElectionsDirectory={edir}\nCommitTimeoutSec=2\n')
+        job = str(self.sd.call('ReloadUnit', 'ss', (UNIT, 'replace')))
+        self.sd.wait_job(job, timeout=et.T(15))
+        et.wait_until(lambda: 'web' in [n for (n, _, _, _) in client.list_elections()] and
+                      'web-1' in client.election('web').get_term()[2], 10, 'web-1 to enter after the reload')
+        self.assertEqual(self.sd.wait_state(UNIT, ('active', 'failed', 'reloading'), timeout=et.T(5)), 'active')
+        self.assertEqual(self.sd.main_pid(UNIT), pid)
+        self.assertEqual(int(self.svc('NRestarts')), 0)
+        self.assertEqual(str(client.manager_get('NodeName')), 'svc-node')   # refused: restart to change
+        self.assertEqual(client.election('svc').get_term(), before)
+
+        self.sd.stop_unit(UNIT)
+        self.assertEqual(self.sd.wait_state(UNIT, ('inactive', 'failed'), timeout=et.T(15)), 'inactive')
+        self.assertEqual(str(self.sd.unit_prop(UNIT, 'Result', iface=sdmanager.SD_SERVICE)), 'success')
+
 
 if __name__ == '__main__':
     reason = sdmanager.skip_reason()
