@@ -11,12 +11,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <systemd/sd-bus.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "election.h"
+#include "metrics-text.h"
 
 #define _(s) gettext(s)
 #define N_(s) s
@@ -41,6 +47,9 @@ static bool arg_json = false;
 static bool arg_persistent = false;
 static const char *arg_id = NULL;
 static uint64_t arg_stop_timeout_usec = 10 * USEC_PER_SEC;
+static const char *arg_output = NULL;
+static bool arg_http = false;
+static int arg_format = -1; /* MetricsTextFormat; -1: OpenMetrics, Prometheus text for --output */
 
 static inline void election_client_unrefp(ElectionClient **c) {
         election_client_unref(*c);
@@ -1043,6 +1052,305 @@ static int verb_run(int argc, char **argv) {
 
 /* ---- command line ---------------------------------------------------------------------------- */
 
+
+/* ---- metrics --------------------------------------------------------------------------------- */
+
+static inline void sd_bus_unrefp_(sd_bus **b) {
+        sd_bus_unref(*b);
+}
+static inline void sd_bus_message_unrefp_(sd_bus_message **m) {
+        sd_bus_message_unref(*m);
+}
+static inline void sd_bus_error_freep_(sd_bus_error *e) {
+        sd_bus_error_free(e);
+}
+static inline void fclosep_(FILE **f) {
+        if (*f)
+                fclose(*f);
+}
+
+/* Calls GetMetrics() and formats the samples into *ret (malloc'd, NUL-terminated). */
+static int collect_metrics(MetricsTextFormat format, char **ret, size_t *ret_size, int *ret_code) {
+        _cleanup_(sd_bus_unrefp_) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_message_unrefp_) sd_bus_message *reply = NULL;
+        _cleanup_(sd_bus_error_freep_) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(fclosep_) FILE *f = NULL;
+        MetricsText t;
+        char *buf = NULL;
+        size_t size = 0;
+        int r;
+
+        *ret_code = EXIT_ERROR;
+        r = arg_user ? sd_bus_open_user(&bus) : sd_bus_open_system(&bus);
+        if (r < 0) {
+                fprintf(stderr, _("Cannot connect to the %s bus: %s\n"), arg_user ? _("session") : _("system"),
+                        strerror(-r));
+                *ret_code = EXIT_NOT_RUNNING;
+                return r;
+        }
+        r = sd_bus_call_method(bus, "org.electiond.Election1", "/org/electiond/Election1",
+                               "org.electiond.Election1.Manager", "GetMetrics", &error, &reply, "");
+        if (r < 0) {
+                if (sd_bus_error_has_names(&error, "org.freedesktop.DBus.Error.ServiceUnknown",
+                                           "org.freedesktop.DBus.Error.NameHasNoOwner"))
+                        *ret_code = EXIT_NOT_RUNNING;
+                else if (sd_bus_error_has_name(&error, "org.freedesktop.DBus.Error.AccessDenied"))
+                        *ret_code = EXIT_DENIED;
+                fprintf(stderr, _("Cannot read the metrics: %s\n"), error.message ?: strerror(-r));
+                return r;
+        }
+
+        f = open_memstream(&buf, &size);
+        if (!f)
+                return -ENOMEM;
+        metrics_text_init(&t, format);
+        r = sd_bus_message_enter_container(reply, 'a', "(sa{ss}d)");
+        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'r', "sa{ss}d")) > 0) {
+                const char *name, *labels[2 * 8];
+                size_t n = 0;
+                bool too_many = false;
+                double value;
+
+                r = sd_bus_message_read(reply, "s", &name);
+                if (r >= 0)
+                        r = sd_bus_message_enter_container(reply, 'a', "{ss}");
+                while (r >= 0) {
+                        const char *k, *v;
+
+                        r = sd_bus_message_read(reply, "{ss}", &k, &v);
+                        if (r <= 0)
+                                break;
+                        if (n < sizeof labels / sizeof labels[0] / 2) {
+                                labels[2 * n] = k;
+                                labels[2 * n + 1] = v;
+                                n++;
+                        } else
+                                too_many = true;
+                }
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+                if (r >= 0)
+                        r = sd_bus_message_read(reply, "d", &value);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+                if (r >= 0 && (too_many || metrics_text_sample(&t, f, name, labels, n, value) < 0))
+                        fprintf(stderr, _("Skipping an invalid metric: %s\n"), name);
+        }
+        if (r >= 0)
+                r = sd_bus_message_exit_container(reply);
+        if (r < 0) {
+                fprintf(stderr, _("Cannot parse the metrics: %s\n"), strerror(-r));
+                return r;
+        }
+        r = metrics_text_end(&t, f);
+        if (r < 0 || fclose(f) != 0) {
+                f = NULL;
+                free(buf);
+                return -EIO;
+        }
+        f = NULL;
+        *ret = buf;
+        *ret_size = size;
+        *ret_code = EXIT_OK;
+        return 0;
+}
+
+static int write_all(int fd, const char *p, size_t n) {
+        while (n > 0) {
+                ssize_t k = write(fd, p, n);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += k;
+                n -= (size_t) k;
+        }
+        return 0;
+}
+
+/* tmp file in the same directory, fsync, rename: the textfile collector never sees half a file. */
+static int write_atomically(const char *path, const char *data, size_t size) {
+        _cleanup_(freep) char *tmp = NULL;
+        int fd, r;
+
+        if (asprintf(&tmp, "%s.%ld.tmp", path, (long) getpid()) < 0)
+                return -ENOMEM;
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0)
+                return -errno;
+        r = write_all(fd, data, size);
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        if (close(fd) < 0 && r >= 0)
+                r = -errno;
+        if (r >= 0 && rename(tmp, path) < 0)
+                r = -errno;
+        if (r < 0)
+                (void) unlink(tmp);
+        return r;
+}
+
+#define HTTP_REQUEST_MAX 8192
+
+/* After an early answer: read and discard what the client still sends (bounded), so that closing
+ * with unread data does not reset the connection before the client read the answer. */
+static void drain_input(int fd) {
+        char buf[4096];
+        size_t total = 0;
+
+        while (total < 64 * 1024) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                ssize_t k;
+
+                if (poll(&p, 1, 1000) <= 0)
+                        return;
+                k = read(fd, buf, sizeof buf);
+                if (k <= 0)
+                        return;
+                total += (size_t) k;
+        }
+}
+
+static bool header_contains(const char *req, const char *header, const char *needle) {
+        size_t hn = strlen(header);
+
+        for (const char *l = strstr(req, "\r\n"); l; l = strstr(l + 2, "\r\n")) {
+                const char *line = l + 2, *end = strstr(line, "\r\n");
+
+                if (!end || end == line)
+                        break;
+                if (strncasecmp(line, header, hn) == 0 && line[hn] == ':') {
+                        _cleanup_(freep) char *v = strndup(line + hn + 1, (size_t) (end - line - hn - 1));
+                        if (v && strstr(v, needle))
+                                return true;
+                }
+        }
+        return false;
+}
+
+static int http_reply(int fd, const char *status, const char *type, const char *body, size_t size, bool head) {
+        _cleanup_(freep) char *h = NULL;
+        int r;
+
+        if (asprintf(&h, "HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                     status, type, size) < 0)
+                return -ENOMEM;
+        r = write_all(fd, h, strlen(h));
+        if (r >= 0 && !head)
+                r = write_all(fd, body, size);
+        (void) shutdown(fd, SHUT_WR);
+        return r;
+}
+
+/* One HTTP/1.0 exchange on stdin/stdout (a socket-activated unit with Accept=yes and
+ * StandardInput=socket): read the request head (bounded in size and time), answer GET/HEAD. */
+static int serve_http(void) {
+        char req[HTTP_REQUEST_MAX + 1];
+        size_t n = 0;
+        const int in = STDIN_FILENO, out = STDOUT_FILENO;
+        struct timespec start;
+        MetricsTextFormat format;
+        _cleanup_(freep) char *body = NULL;
+        size_t size = 0;
+        bool head;
+        int code, r;
+
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        for (;;) {
+                struct pollfd p = { .fd = in, .events = POLLIN };
+                struct timespec now;
+                long left;
+                ssize_t k;
+
+                req[n] = 0;
+                if (strstr(req, "\r\n\r\n") || strstr(req, "\n\n"))
+                        break;
+                if (n >= HTTP_REQUEST_MAX) {
+                        (void) http_reply(out, "431 Request Header Fields Too Large", "text/plain", "", 0, false);
+                        drain_input(in);
+                        return EXIT_USAGE;
+                }
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                left = 10000 - ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000);
+                if (left <= 0) {
+                        (void) http_reply(out, "408 Request Timeout", "text/plain", "", 0, false);
+                        return EXIT_ERROR;
+                }
+                r = poll(&p, 1, (int) left);
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r < 0)
+                        return EXIT_ERROR;
+                if (r == 0)
+                        continue;
+                k = read(in, req + n, HTTP_REQUEST_MAX - n);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k == 0 && memchr(req, '\n', n))
+                        break; /* the client half-closed after its request line: answer that */
+                if (k <= 0)
+                        return EXIT_ERROR; /* the client went away before a full request */
+                n += (size_t) k;
+        }
+
+        head = strncmp(req, "HEAD ", 5) == 0;
+        if (!head && strncmp(req, "GET ", 4) != 0) {
+                static const char msg[] = "Only GET and HEAD are supported.\n";
+                (void) http_reply(out, "405 Method Not Allowed", "text/plain; charset=utf-8", msg, strlen(msg), false);
+                return EXIT_USAGE;
+        }
+        {
+                const char *path = req + (head ? 5 : 4);
+                size_t len = strcspn(path, " ?\r\n");
+
+                if (!((len == 1 && path[0] == '/') || (len == 8 && strncmp(path, "/metrics", 8) == 0))) {
+                        static const char msg[] = "Not found: try /metrics.\n";
+                        (void) http_reply(out, "404 Not Found", "text/plain; charset=utf-8", msg, strlen(msg), head);
+                        return EXIT_USAGE;
+                }
+        }
+
+        /* content negotiation as Prometheus does it: OpenMetrics only when asked for */
+        format = arg_format >= 0 ? (MetricsTextFormat) arg_format
+                 : header_contains(req, "Accept", "application/openmetrics-text") ? METRICS_TEXT_OPENMETRICS
+                                                                                   : METRICS_TEXT_PROMETHEUS;
+        r = collect_metrics(format, &body, &size, &code);
+        if (r < 0) {
+                static const char msg[] = "electiond cannot be reached.\n";
+                (void) http_reply(out, "503 Service Unavailable", "text/plain; charset=utf-8", msg, strlen(msg), head);
+                return code;
+        }
+        r = http_reply(out, "200 OK", metrics_text_content_type(format), body, size, head);
+        return r < 0 ? EXIT_ERROR : EXIT_OK;
+}
+
+static int verb_metrics(int argc, char **argv) {
+        _cleanup_(freep) char *text = NULL;
+        MetricsTextFormat format;
+        size_t size = 0;
+        int code, r;
+
+        if (arg_http)
+                return serve_http();
+
+        format = arg_format >= 0 ? (MetricsTextFormat) arg_format
+                 : arg_output ? METRICS_TEXT_PROMETHEUS : METRICS_TEXT_OPENMETRICS;
+        r = collect_metrics(format, &text, &size, &code);
+        if (r < 0)
+                return code;
+        if (arg_output) {
+                r = write_atomically(arg_output, text, size);
+                if (r < 0) {
+                        fprintf(stderr, _("Cannot write %s: %s\n"), arg_output, strerror(-r));
+                        return EXIT_ERROR;
+                }
+                return EXIT_OK;
+        }
+        r = write_all(STDOUT_FILENO, text, size);
+        return r < 0 ? EXIT_ERROR : EXIT_OK;
+}
+
 static void help(void) {
         printf(_("%s [OPTIONS...] COMMAND ...\n\n"
                  "Query and control the elections of electiond.\n\n"
@@ -1061,7 +1369,8 @@ static void help(void) {
                  "  drain [NAME...]            Keep this node out of the lead (of every\n"
                  "                             election, or the named ones)\n"
                  "  undrain [NAME...]          Undo drain\n"
-                 "  run NAME -- COMMAND...     Campaign and run COMMAND while leading\n\n"
+                 "  run NAME -- COMMAND...     Campaign and run COMMAND while leading\n"
+                 "  metrics                    Print the daemon's metrics (OpenMetrics text)\n\n"
                  "Options:\n"
                  "  -h --help                  Show this help\n"
                  "     --version               Show the version\n"
@@ -1069,7 +1378,10 @@ static void help(void) {
                  "     --json                  Print JSON\n"
                  "     --id=ID                 Candidate id (default: the node name)\n"
                  "     --persistent            enter: keep the candidacy until left or evicted\n"
-                 "     --stop-timeout=SEC      run: seconds from SIGTERM to SIGKILL (default 10)\n\n"
+                 "     --stop-timeout=SEC      run: seconds from SIGTERM to SIGKILL (default 10)\n"
+                 "     --output=FILE           metrics: write FILE atomically (Prometheus text)\n"
+                 "     --format=FORMAT         metrics: openmetrics or prometheus\n"
+                 "     --http                  metrics: answer one HTTP request on stdin/stdout\n\n"
                  "See the electionctl(1) man page for details and exit codes.\n"),
                program_invocation_short_name);
 }
@@ -1094,6 +1406,7 @@ static const Verb verbs[] = {
         { "drain",     1, -1, verb_drain },
         { "undrain",   1, -1, verb_undrain },
         { "run",       2, -1, verb_run },
+        { "metrics",   1, 1,  verb_metrics },
 };
 
 static int parse_argv(int argc, char *argv[]) {
@@ -1104,6 +1417,9 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_ID,
                 ARG_PERSISTENT,
                 ARG_STOP_TIMEOUT,
+                ARG_OUTPUT,
+                ARG_FORMAT,
+                ARG_HTTP,
         };
         static const struct option options[] = {
                 { "help",         no_argument,       NULL, 'h' },
@@ -1114,6 +1430,9 @@ static int parse_argv(int argc, char *argv[]) {
                 { "id",           required_argument, NULL, ARG_ID },
                 { "persistent",   no_argument,       NULL, ARG_PERSISTENT },
                 { "stop-timeout", required_argument, NULL, ARG_STOP_TIMEOUT },
+                { "output",       required_argument, NULL, ARG_OUTPUT },
+                { "format",       required_argument, NULL, ARG_FORMAT },
+                { "http",         no_argument,       NULL, ARG_HTTP },
                 {}
         };
         int c;
@@ -1158,6 +1477,26 @@ static int parse_argv(int argc, char *argv[]) {
                         arg_stop_timeout_usec = (uint64_t) (sec * (double) USEC_PER_SEC);
                         break;
                 }
+                case ARG_OUTPUT:
+                        if (!optarg[0]) {
+                                fprintf(stderr, _("The output file name must not be empty.\n"));
+                                return -EINVAL;
+                        }
+                        arg_output = optarg;
+                        break;
+                case ARG_FORMAT:
+                        if (strcmp(optarg, "openmetrics") == 0)
+                                arg_format = METRICS_TEXT_OPENMETRICS;
+                        else if (strcmp(optarg, "prometheus") == 0)
+                                arg_format = METRICS_TEXT_PROMETHEUS;
+                        else {
+                                fprintf(stderr, _("Invalid --format value: %s\n"), optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case ARG_HTTP:
+                        arg_http = true;
+                        break;
                 case '?':
                         return -EINVAL;
                 default:

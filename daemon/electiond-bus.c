@@ -4,6 +4,7 @@
 
 #include "electiond-bus.h"
 #include "electiond-cluster.h"
+#include "electiond-metrics.h"
 #include "electiond-util.h"
 
 #define POLKIT_NAME      "org.freedesktop.PolicyKit1"
@@ -76,6 +77,8 @@ static bool local_leader_update(BusEdge *b, const Election *e, bool *ret_known) 
         }
         if (seen->value == local)
                 return false;
+        if (seen->value && !local)
+                metrics_get()->step_downs++;
         seen->value = local;
         seen->changed = now_monotonic_usec();
         return true;
@@ -1207,6 +1210,20 @@ static int property_manager(sd_bus *bus, const char *path, const char *interface
         return -ENOENT;
 }
 
+static int method_get_metrics(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BusEdge *b = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r < 0)
+                return r;
+        r = metrics_append(reply, b->manager);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
 static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD_WITH_NAMES("GetElection",
@@ -1221,6 +1238,10 @@ static const sd_bus_vtable manager_vtable[] = {
                                  NULL, ,
                                  "t", SD_BUS_PARAM(expiry),
                                  method_watch_lease, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("GetMetrics",
+                                 NULL, ,
+                                 "a(sa{ss}d)", SD_BUS_PARAM(metrics),
+                                 method_get_metrics, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_PROPERTY("NodeName", "s", property_manager, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Version", "s", property_manager, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("ClusterName", "s", property_manager, 0, SD_BUS_VTABLE_PROPERTY_CONST),

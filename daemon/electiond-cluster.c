@@ -13,6 +13,7 @@
 #include "electiond-gossip.h"
 #include "electiond-keyring.h"
 #include "electiond-lease.h"
+#include "electiond-metrics.h"
 #include "electiond-transport.h"
 
 /* Cluster channel message types. 1 (LEASE_REQ), 2 (LEASE_ACK) and 5 (APPLIED) were the first
@@ -518,8 +519,10 @@ static void check_quorum(Cluster *c, uint64_t now) {
                 c->last_quorate = q;
                 if (q)
                         log_info("Cluster %s: quorate.", c->config->cluster_name);
-                else
+                else {
+                        metrics_get()->lease_failures++;
                         log_warning("Cluster %s: lease expired, no quorum: stepping down.", c->config->cluster_name);
+                }
                 notify_status(c);
         }
         schedule_deadline(c, now);
@@ -533,7 +536,10 @@ static void on_lease_ack(Cluster *c, const ChannelPacket *p, uint64_t now) {
         /* an ack for another run of ours (recorded, replayed after our restart) is worthless */
         if (get_u64(p->payload + 8) != c->channel_epoch)
                 return;
+        uint64_t before = lease_requester_expiry(c->requester);
         lease_requester_ack(c->requester, p->sender, get_u64(p->payload));
+        if (lease_requester_expiry(c->requester) > before)
+                metrics_get()->lease_renewals++;
         check_quorum(c, now);
 }
 
@@ -565,6 +571,7 @@ static void maybe_submit_drop(Cluster *c, DropVote *d, size_t voters, uint64_t n
         d->submitted_at = now;
         g_hash_table_remove_all(d->yes);
         d->first_ask_id = d->ask_id + 1; /* a retry needs fresh answers */
+        metrics_get()->drop_nodes_submitted++;
         c->submit_drop(c->userdata, d->node);
 }
 
@@ -624,6 +631,7 @@ static void drive_drops(Cluster *c, const Servers *s, uint64_t now) {
                                 g_hash_table_add(d->yes, g_memdup2(&c->node_id, sizeof c->node_id));
                         put_u64(b, target);
                         put_u64(b, d->ask_id);
+                        metrics_get()->drop_vote_requests++;
                         for (size_t i = 0; i < s->n; i++)
                                 if (s->items[i].voter && s->items[i].id != c->node_id) {
                                         Peer *p = peer_by_id(c, s->items[i].id);
@@ -648,6 +656,10 @@ static void on_expired_q(Cluster *c, const ChannelPacket *p, uint64_t now) {
         uint64_t target = get_u64(p->payload);
         g_autoptr(GByteArray) b = g_byte_array_new();
         uint8_t yes = lease_granter_expired(c->granter, target, now);
+        if (yes)
+                metrics_get()->drop_votes_yes++;
+        else
+                metrics_get()->drop_votes_no++;
         g_byte_array_append(b, p->payload, 16);
         g_byte_array_append(b, &yes, 1);
         send_to_id(c, p->sender, MSG_EXPIRED_A, b->data, b->len);
@@ -878,7 +890,10 @@ int cluster_forward(Cluster *c, const void *batch, size_t size) {
                 return -ENOTCONN;
         if (size > CHANNEL_PAYLOAD_MAX)
                 return -EMSGSIZE;
-        return channel_send(c->channel, &p->channel, MSG_FORWARD, batch, size);
+        int r = channel_send(c->channel, &p->channel, MSG_FORWARD, batch, size);
+        if (r >= 0)
+                metrics_get()->forwarded_sent++;
+        return r;
 }
 
 /* ---- membership and Raft configuration ---- */
@@ -1070,10 +1085,13 @@ static int make_transport(void *userdata, struct uv_loop_s *loop, struct raft_uv
                 return r;
         (void) auth_transport_set_keyring(*ret, c->keyring);
         auth_transport_set_identity_check(*ret, raft_identity_ok, c);
+        metrics_get()->transport = *ret;
         return 0;
 }
 
 static void free_transport(void *userdata, struct raft_uv_transport *t) {
+        if (metrics_get()->transport == t)
+                metrics_get()->transport = NULL;
         auth_transport_free(t);
 }
 
@@ -1611,8 +1629,10 @@ static void on_channel(Channel *ch, const ChannelPacket *p, const struct sockadd
                 on_applied(c, p, now);
                 break;
         case MSG_FORWARD:
-                if (c->engine && engine_is_leader(c->engine) && c->hooks.remote_batch)
+                if (c->engine && engine_is_leader(c->engine) && c->hooks.remote_batch) {
+                        metrics_get()->forwarded_received++;
                         c->hooks.remote_batch(c->userdata, p->payload, p->payload_size);
+                }
                 break;
         case MSG_JOIN:
                 on_join(c, p);
@@ -2005,4 +2025,18 @@ bool cluster_peers_applied(Cluster *c, uint64_t index) {
         }
         servers_done(&s);
         return all;
+}
+
+/* ---- metrics (GetMetrics) ---- */
+
+uint64_t cluster_wire_drop_count(Cluster *c, WireDrop d) {
+        const Wire *w = c && c->gossip ? gossip_get_wire(c->gossip) : NULL;
+
+        return w ? wire_drop_count(w, d) : 0;
+}
+
+uint64_t cluster_channel_drop_count(Cluster *c, ChannelDrop d) {
+        const ChannelCodec *codec = c && c->channel ? channel_get_codec(c->channel) : NULL;
+
+        return codec ? channel_drop_count(codec, d) : 0;
 }

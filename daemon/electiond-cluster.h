@@ -15,7 +15,9 @@
 
 #include "electiond-config.h"
 #include "electiond-election.h"
+#include "electiond-channel.h"
 #include "electiond-engine.h"
+#include "electiond-wire.h"
 
 typedef struct Cluster Cluster;
 
@@ -101,3 +103,7 @@ bool cluster_conflict(Cluster *c);
 /* This node's lease expiry (CLOCK_BOOTTIME µs): 0 without engine or cluster link, else the
  * requester's expiry, which may lie in the past (compare with now). */
 uint64_t cluster_lease_expiry(Cluster *c);
+
+/* Drop counters of the gossip wire and the cluster channel (0 while they do not exist). */
+uint64_t cluster_wire_drop_count(Cluster *c, WireDrop d);
+uint64_t cluster_channel_drop_count(Cluster *c, ChannelDrop d);

@@ -9,6 +9,7 @@
 #include "electiond-bus.h"
 #include "electiond-cluster.h"
 #include "electiond-manager.h"
+#include "electiond-metrics.h"
 #include "electiond-units.h"
 #include "electiond-util.h"
 
@@ -23,6 +24,7 @@ typedef struct Pending {
         sd_event_source *timeout;
         ManagerDoneFn done;
         void *userdata;
+        uint64_t submitted_usec; /* CLOCK_MONOTONIC, for the commit latency histogram */
 } Pending;
 
 /* One engine entry: the request ids it carries, to fail them if the entry cannot be committed. */
@@ -121,6 +123,11 @@ static void pending_complete(Pending *p, int status, ElectionResult result, cons
         ManagerDoneFn done = p->done;
         void *userdata = p->userdata;
 
+        if (status >= 0)
+                histogram_observe(&metrics_get()->commit_latency,
+                                  (double) (now_monotonic_usec() - p->submitted_usec) / (double) USEC_PER_SEC);
+        else
+                metrics_get()->commits_failed++;
         g_hash_table_remove(m->pending, &p->request_id);
         if (p->queued)
                 g_queue_unlink(&m->queue, &p->link);
@@ -454,6 +461,7 @@ static int manager_submit_full(Manager *m, Command *c, uint64_t timeout_usec, Ma
         p->done = done;
         p->userdata = userdata;
         p->link.data = p;
+        p->submitted_usec = now_monotonic_usec();
 
         if (timeout_usec > 0) {
                 r = sd_event_add_time_relative(m->event, &p->timeout, CLOCK_MONOTONIC, timeout_usec,
@@ -488,6 +496,7 @@ static int on_restore_check(sd_event_source *s, void *userdata);
 static void manager_election_changed(Manager *m, const Election *e) {
         log_debug("Election '%s' now at term %" PRIu64 ", leader '%s', %u candidates.",
                   e->name, e->term_id, election_leader(e), e->candidates->len);
+        metrics_election_changed(metrics_get(), e->name, e->term_id, false);
         if (m->edge)
                 bus_edge_term_changed(m->edge, e);
         if (m->units) {
@@ -1511,4 +1520,9 @@ static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si,
         if (m->stepping_down || step_down_begin(m) <= 0)
                 (void) sd_event_exit(m->event, 0);
         return 0;
+}
+
+/* For GetMetrics(): the Raft role. NULL before the engine exists. */
+Engine *manager_get_engine(Manager *m) {
+        return m ? m->engine : NULL;
 }

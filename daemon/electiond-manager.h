@@ -64,6 +64,7 @@ typedef struct Cluster Cluster;
 /* NULL when standalone. */
 Cluster *manager_get_cluster(Manager *m);
 sd_event *manager_get_event(Manager *m);
+Engine *manager_get_engine(Manager *m); /* NULL before the engine exists */
 /* The units module finished the stop jobs of a demotion. */
 void manager_units_settled(Manager *m);
 sd_bus *manager_get_bus(Manager *m);

@@ -261,6 +261,13 @@ class DebianPackageTest(unittest.TestCase):
         target = os.readlink(wants)
         unit = os.path.join(root, target.lstrip('/'))
         self.assertTrue(os.path.isfile(unit), f'{wants} -> {target}, which is not installed')
+        # the metrics units are installed but opt-in: neither enabled nor started
+        for u in ('electiond-metrics.timer', 'electiond-metrics.socket', 'electiond-metrics.service',
+                  'electiond-metrics@.service'):
+            self.assertTrue(os.path.isfile(os.path.join(os.path.dirname(unit), u)), f'{u} not installed')
+        for wants_dir in ('timers.target.wants', 'sockets.target.wants'):
+            self.assertFalse(os.path.exists(os.path.join(root, 'etc/systemd/system', wants_dir)),
+                             f'{wants_dir}: a metrics unit was enabled')
 
         # the daemon, as the unit runs it (ExecStart=), on a bus with the installed policy
         with open(unit) as f:
