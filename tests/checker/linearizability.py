@@ -27,7 +27,9 @@ checked on its own. The sequential object is the seed's rules (docs/DESIGN.md "T
 A reply "ok" carries the term right after the call's own command (id, leader, candidates); the
 model's state after the call must equal it exactly (term id and the candidate list in order).
 NotCandidate and AccessDenied replies are definite results (the call changed nothing, and the
-model must give the same answer at the call's linearization point). Every other failure (NoQuorum,
+model must give the same answer at the call's linearization point). ServiceUnknown /
+NameHasNoOwner mean the call never reached a daemon (its node's daemon was down): such a call is
+left out. Every other failure (NoQuorum,
 NoReply/timeout, Disconnected, anything else) is indeterminate: the call may have taken effect at
 any time after its invocation (with no upper bound: a command submitted before a commit timeout
 can still commit later) or never.
@@ -88,6 +90,9 @@ DEFINITE_ERRORS = {
     "org.electiond.Election1.Error.NotCandidate": "not_candidate",
     "org.freedesktop.DBus.Error.AccessDenied": "denied",
 }
+# The call never reached an electiond (no owner of the bus name, or the GetElection before it
+# failed): it certainly had no effect, and is left out.
+NOT_DELIVERED = {"org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner"}
 DEFAULT_BUDGET = 2_000_000
 DEFAULT_FAULT_GRACE = 1.0
 
@@ -369,6 +374,10 @@ class _Search:
                 ns, outcome = apply(st, op)
                 if not self.matches(op, ns, outcome):
                     continue
+                if op.result is None and ns == st:
+                    # an indeterminate call without effect here: leaving it out is never worse
+                    # (a later copy of the same signature would only be less flexible)
+                    continue
                 if op.result is None:
                     s = self.sigs.index(op.sig)
                     nc = counts[:s] + (counts[s] + 1,) + counts[s + 1:]
@@ -416,6 +425,8 @@ def history_ops(recs):
     out = defaultdict(list)
     for req, i in inv.items():
         d = done.get(req)
+        if d is not None and d["type"] == "fail" and d.get("error") in NOT_DELIVERED:
+            continue
         persistent = bool(int(i.get("flags", 0) or 0) & 1) if i["op"] == "enter" else False
         ret, result = INF, None
         if d is not None and d["type"] == "ok":
