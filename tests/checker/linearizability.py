@@ -28,9 +28,11 @@ A reply "ok" carries the term right after the call's own command (id, leader, ca
 model's state after the call must equal it exactly (term id and the candidate list in order).
 NotCandidate and AccessDenied replies are definite results (the call changed nothing, and the
 model must give the same answer at the call's linearization point). ServiceUnknown /
-NameHasNoOwner mean the call never reached a daemon (its node's daemon was down): such a call is
-left out. Every other failure (NoQuorum,
-NoReply/timeout, Disconnected, anything else) is indeterminate: the call may have taken effect at
+NameHasNoOwner mean the call never reached a daemon (its node's daemon was down), and a NoQuorum
+whose message says the node refused the change ("This node has no quorum: ...", sent before
+anything is submitted: DESIGN.md lease rule 6) had no effect: such calls are left out. Every
+other failure (NoQuorum "could not be committed in time", NoReply/timeout, Disconnected,
+anything else) is indeterminate: the call may have taken effect at
 any time after its invocation (with no upper bound: a command submitted before a commit timeout
 can still commit later) or never.
 
@@ -73,7 +75,8 @@ this catches acknowledged changes lost without an excuse.
 Search: Wing & Gong's algorithm with Lowe's memoisation (a configuration = the set of linearized
 calls + the model state; a configuration that failed once is not explored again). Indeterminate
 calls with equal signature (op, id, node, owner, flags) are interchangeable, so they are
-linearized in invocation order and counted, not named. A search that exceeds --budget steps for
+linearized in invocation order and counted, not named. An indeterminate call that would
+not change the state where it is tried is not tried there (leaving it for later is never worse). A search that exceeds --budget steps for
 one election ends as "unknown" (reported, not a violation).
 """
 
@@ -93,7 +96,12 @@ DEFINITE_ERRORS = {
 # The call never reached an electiond (no owner of the bus name, or the GetElection before it
 # failed): it certainly had no effect, and is left out.
 NOT_DELIVERED = {"org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner"}
-DEFAULT_BUDGET = 2_000_000
+# A node without a lease refuses a change before submitting it (DESIGN.md "Leases" rule 6,
+# electiond-bus.c call_submit): that NoQuorum, told apart by its message, had no effect. The other
+# NoQuorum ("could not be committed in time") is indeterminate.
+NO_QUORUM = "org.electiond.Election1.Error.NoQuorum"
+REFUSED_PREFIX = "This node has no quorum"
+DEFAULT_BUDGET = 500_000
 DEFAULT_FAULT_GRACE = 1.0
 
 
@@ -425,7 +433,8 @@ def history_ops(recs):
     out = defaultdict(list)
     for req, i in inv.items():
         d = done.get(req)
-        if d is not None and d["type"] == "fail" and d.get("error") in NOT_DELIVERED:
+        if d is not None and d["type"] == "fail" and (d.get("error") in NOT_DELIVERED or (
+                d.get("error") == NO_QUORUM and str(d.get("message", "")).startswith(REFUSED_PREFIX))):
             continue
         persistent = bool(int(i.get("flags", 0) or 0) & 1) if i["op"] == "enter" else False
         ret, result = INF, None

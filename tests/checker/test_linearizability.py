@@ -24,7 +24,7 @@ class H:
         self.n = 0
 
     def call(self, op, cid, t0, t1, node="n1", owner=":1.1", reply=None, error=None, flags=None,
-             election="e"):
+             election="e", message=""):
         self.n += 1
         req = "r%d" % self.n
         inv = {"t": t0 * ms, "type": "invoke", "op": op, "election": election, "id": cid, "node": node,
@@ -37,7 +37,7 @@ class H:
             self.recs.append(dict(inv, t=t1 * ms, type="ok", term=term, leader=cands[0] if cands else "",
                                   candidates=list(cands)))
         elif error is not None:
-            self.recs.append(dict(inv, t=t1 * ms, type="fail", error=error))
+            self.recs.append(dict(inv, t=t1 * ms, type="fail", error=error, message=message))
         return self
 
     def event(self, t, event, **kw):
@@ -158,6 +158,15 @@ class HandMade(unittest.TestCase):
         did_not = H().call("enter", "a", 0, 3000, error=NOQ) \
                      .call("enter", "b", 4000, 4010, owner=":1.2", reply=(1, ["b"]))
         self.ok(did_not)
+        # refused before submission (no lease): certainly no effect
+        refused = H().call("enter", "a", 0, 3, error=NOQ, message="This node has no quorum: no change is "
+                           "accepted here now.") \
+                     .call("enter", "b", 4000, 4010, owner=":1.2", reply=(1, ["a", "b"]))
+        self.bad(refused)
+        # the call never reached a daemon
+        gone = H().call("enter", "a", 0, 3, error="org.freedesktop.DBus.Error.ServiceUnknown") \
+                  .call("enter", "b", 4000, 4010, owner=":1.2", reply=(1, ["a", "b"]))
+        self.bad(gone)
         # an indeterminate call cannot take effect before it was invoked
         early = H().call("enter", "b", 0, 10, owner=":1.2", reply=(1, ["a", "b"])) \
                    .call("enter", "a", 20, 3000, error=NOQ)

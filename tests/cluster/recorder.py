@@ -244,7 +244,8 @@ class Client:
                 args.append(self.dbus.UInt64(flags or 0))
             r = getattr(obj, method)(*args, dbus_interface=ELECTION_IFACE, timeout=timeout)
         except self.dbus.DBusException as e:
-            self.writer.write(dict(base, type="fail", error=e.get_dbus_name() or str(e)))
+            self.writer.write(dict(base, type="fail", error=e.get_dbus_name() or str(e),
+                                   message=str(e.get_dbus_message() or "")[:200]))
             raise
         res = (int(r[0]), str(r[1]), [str(x) for x in r[2]])
         self.writer.write(dict(base, type="ok", term=res[0], leader=res[1], candidates=res[2]))
