@@ -46,11 +46,11 @@ class ComposeTest(unittest.TestCase):
             nem.end(cut12)               # ended first though started first: the one-way cut stays
             self.assertTrue(reach("n1", "n2"))
             self.assertFalse(reach("n1", "n3"))
-            loss = nem.add_net("loss", "loss", lossy={"n2": 100})
-            self.assertFalse(reach("n1", "n2"))
+            loss = nem.add_net("loss", "loss", lossy={"n2": 99})
+            self.assertLess(c.udp_count("n1", "n2", count=20, window=0.3), 5)
             nem.end(one)
             self.assertTrue(reach("n1", "n3"))
-            self.assertFalse(reach("n3", "n2"))
+            self.assertLess(c.udp_count("n3", "n2", count=20, window=0.3), 5)
             nem.end(loss)
             self.assertTrue(reach("n3", "n2") and reach("n1", "n3"))
             kinds = [r.get("event") for r in c.history() if r.get("type") == "node_event"]
