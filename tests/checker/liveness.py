@@ -28,6 +28,10 @@ Importable: check(records, bound, fault_grace) -> check_history.Result.
     in the cluster (any node's fault window of check_history.py, extended by --fault-grace) and
     no client had disconnected within the grace. In a fault-free run every step-down must come
     with a term change.
+
+(i) mismatched-node-led: a node the nemesis restarted with other timing settings (node_fault
+    "timing") must be refused leases, so from its start inside the window until node_fault_end it
+    never reports LocalLeader=true.
 """
 
 import argparse
@@ -60,23 +64,23 @@ def check(records, bound=DEFAULT_BOUND, fault_grace=DEFAULT_FAULT_GRACE, record_
     n_f = _leader_after_heal(recs, res, T, claims, int(bound * NS))
     n_g = _lost_candidacy(recs, res, T)
     n_h = _false_step_down(recs, res, T, grace, int(record_slack * NS))
-    res.summary = {"heals_checked": n_f, "persistent_checked": n_g, "step_downs_checked": n_h}
+    n_i = _mismatched_led(recs, res, T)
+    res.summary = {"heals_checked": n_f, "persistent_checked": n_g, "step_downs_checked": n_h,
+                   "mismatched_checked": n_i}
     return res
 
 
 def _leader_after_heal(recs, res, T, claims, bound_ns):
     heals = [r["t"] for r in recs if r.get("type") == "node_event" and r.get("event") == "all_healed"]
     end_t = recs[-1]["t"]
-    n = 0
-    for h in heals:
-        if h + bound_ns > end_t:
-            continue      # the history ends before the bound: nothing to judge
-        n += 1
-        views = {}
-        alive = {}
-        for r in recs:
-            if r["t"] > h + bound_ns:
-                break
+    heals = [h for h in heals if h + bound_ns <= end_t]   # else the history ends before the bound
+    views = {}
+    alive = {}
+    i = 0
+    for h in heals:                 # one sweep: checkpoints h + bound are increasing
+        while i < len(recs) and recs[i]["t"] <= h + bound_ns:
+            r = recs[i]
+            i += 1
             ty = r.get("type")
             if ty == "term":
                 views[(r["node"], r["election"])] = r
@@ -103,7 +107,7 @@ def _leader_after_heal(recs, res, T, claims, bound_ns):
                 res.add("no-leader-after-heal",
                         "election %r: all faults healed at %s, nodes agree on term %d led by %r, but no "
                         "node held LocalLeader within %.1fs" % (e, T(h), term, leader, bound_ns / NS))
-    return n
+    return len(heals)
 
 
 def _lost_candidacy(recs, res, T):
@@ -148,12 +152,13 @@ def _lost_candidacy(recs, res, T):
 def _false_step_down(recs, res, T, grace, slack):
     faults = CH._fault_intervals(recs, grace)
     windows = sorted(iv for ivs in faults.values() for iv in ivs)
-    disconnects = [r["t"] for r in recs if r.get("type") == "client_event"]
+    disconnects = sorted(r["t"] for r in recs if r.get("type") == "client_event")
 
     def quiet(t):
         if any(a - grace <= t <= b for a, b in windows):
             return False
-        return not any(d - grace <= t <= d + grace for d in disconnects)
+        j = bisect.bisect_left(disconnects, t - grace)
+        return not (j < len(disconnects) and disconnects[j] <= t + grace)
 
     terms = defaultdict(list)      # (node, election) -> term records
     for r in recs:
@@ -190,6 +195,31 @@ def _false_step_down(recs, res, T, grace, slack):
     return n
 
 
+def _mismatched_led(recs, res, T):
+    """(i) A node running with timing settings that differ from the cluster's (nemesis fault
+    "timing") is refused leases: from its first start inside the fault window to the window's
+    end it must never report LocalLeader=true."""
+    window = {}      # node -> True once its mismatched daemon started
+    n = 0
+    for r in recs:
+        ty = r.get("type")
+        if ty == "node_event":
+            ev, node = r.get("event"), r.get("node")
+            if ev == "node_fault" and r.get("fault") == "timing":
+                window[node] = False
+                n += 1
+            elif ev == "node_fault_end" and r.get("fault") == "timing":
+                window.pop(node, None)
+            elif ev == "start" and node in window:
+                window[node] = True
+        elif ty == "local_leader" and r.get("value") and window.get(r.get("node")):
+            res.add("mismatched-node-led",
+                    "node %s runs with timing settings that differ from the cluster's, yet held LocalLeader "
+                    "of election %r at %s" % (r["node"], r["election"], T(r["t"])), [r])
+            window[r["node"]] = False    # once per window
+    return n
+
+
 def _latest(lst, t):
     i = bisect.bisect_right([r["t"] for r in lst] if len(lst) < 64 else _times(lst), t)
     return lst[i - 1] if i else None
@@ -219,7 +249,8 @@ def main(argv=None):
         return 2
     r = check(recs, a.bound, a.fault_grace)
     print("liveness: %(heals_checked)d heals, %(persistent_checked)d persistent candidacies, "
-          "%(step_downs_checked)d step-downs checked" % r.summary if r.summary else "liveness: empty history")
+          "%(step_downs_checked)d step-downs, %(mismatched_checked)d mismatched-timing windows checked"
+          % r.summary if r.summary else "liveness: empty history")
     if r.ok:
         print("OK: no violations")
         return 0

@@ -120,5 +120,22 @@ class FalseStepDown(unittest.TestCase):
         self.assertTrue(liveness.check(h).ok)
 
 
+class MismatchedTiming(unittest.TestCase):
+    def hist(self, led):
+        h = base() + [ev(100, "node_fault", node="n2", nodes=["n2"], fault="timing"),
+                      ev(110, "terminate", node="n2"), ev(200, "start", node="n2")]
+        if led:
+            h.append(ll(500, "n2", True, 3))
+        h += [ev(3000, "node_fault_end", node="n2", nodes=["n2"], fault="timing"), ev(3100, "start", node="n2"),
+              ll(3500, "n2", True, 4)]
+        return h
+
+    def test_never_leads(self):
+        self.assertTrue(liveness.check(self.hist(False)).ok)
+
+    def test_led(self):
+        self.assertEqual(liveness.check(self.hist(True)).kinds(), ["mismatched-node-led"])
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

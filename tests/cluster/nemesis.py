@@ -429,8 +429,9 @@ class Nemesis:
         old_cfg, old_env, _ = self._restart_with(n, config=cfg)
 
         def end():
-            self._restore(n, old_cfg, old_env)
+            # the end first: the restored daemon's start is outside the window (liveness (i))
             self.c.log_event("node_fault_end", node=n.name, nodes=[n.name], fault="timing")
+            self._restore(n, old_cfg, old_env)
         return self._own("timing", "%s runs LeaseSec=0.4 NodeTimeoutSec=0.7" % n.name, n, end)
 
     def _expect_refusal(self, kind, n, other):

@@ -366,6 +366,12 @@ def main(argv=None):
             faults = expand_faults(a.faults, a.clock_skew)
         except ValueError as e:
             ap.error(str(e))
+        named = set(a.faults.split(","))
+        for k in list(faults):
+            shim = nemesis.SHIM_KINDS.get(k)
+            if shim and not nemesis.shim_path(shim) and k not in named:
+                say("WARNING: %s left out: build/tests/edh-%s.so not found (set EDH_SHIM_DIR)" % (k, shim))
+                faults.remove(k)
     hold = tuple(float(x) for x in a.hold.split(","))
     seed = a.seed if a.seed is not None else random.SystemRandom().randrange(1 << 30)
     rng = random.Random(seed)
@@ -450,7 +456,8 @@ def main(argv=None):
               % (ls["elections"], ls["calls"], ls["indeterminate"], ls["steps"],
                  "; UNDECIDED (budget): %s" % ",".join(ls["unknown"]) if ls["unknown"] else ""))
     print("liveness: %(heals_checked)d heals, %(persistent_checked)d persistent candidacies, "
-          "%(step_downs_checked)d step-downs checked" % live.summary)
+          "%(step_downs_checked)d step-downs, %(mismatched_checked)d mismatched-timing windows checked"
+          % live.summary)
     if a.out:
         print("history written to %s" % a.out)
     allv = [("safety", v) for v in res.violations] + [("linearizability", v) for v in (lin.violations if lin else [])] \
