@@ -68,6 +68,10 @@ different candidates, a stale reply — a reply showing a state older than one a
 already produced —, a candidate that appears without an Enter, an Anoint whose reply does not
 show it leading).
 
+Identity: a call's node is the harness node it was made on, except while the nemesis runs that
+node's daemon under another node's name (node_fault "dupname"): the daemon then submits it as
+that name, and so does the model (Leave's ownership check compares node names).
+
 Optional "final" check: when every final snapshot of the run (cluster.write_final) agrees on an
 election, that view is added as a read at the end of the history (all calls must fit before it);
 this catches acknowledged changes lost without an excuse.
@@ -418,8 +422,29 @@ def fault_windows(recs, grace_ns):
     return out
 
 
+def _identity_windows(recs):
+    """node -> [(start, end, name)]: while the nemesis ran node's daemon under another node's name
+    (node_fault "dupname"), calls through it carry that name as their node."""
+    out = defaultdict(list)
+    open_ = {}
+    for r in recs:
+        if r.get("type") != "node_event" or r.get("fault") != "dupname":
+            continue
+        if r.get("event") == "node_fault":
+            other = [x for x in r.get("nodes") or [] if x != r.get("node")]
+            if other:
+                open_[r["node"]] = (r["t"], other[0])
+        elif r.get("event") == "node_fault_end" and r.get("node") in open_:
+            t, name = open_.pop(r["node"])
+            out[r["node"]].append((t, r["t"], name))
+    for node, (t, name) in open_.items():
+        out[node].append((t, INF, name))
+    return out
+
+
 def history_ops(recs):
     """election -> [Op] from invoke/ok/fail records."""
+    ident = _identity_windows(recs)
     inv = {}
     done = {}
     for r in recs:
@@ -442,7 +467,11 @@ def history_ops(recs):
             ret, result = d["t"], ("ok", int(d["term"]), tuple(d["candidates"]))
         elif d is not None and d.get("error") in DEFINITE_ERRORS:
             ret, result = d["t"], ("err", DEFINITE_ERRORS[d["error"]])
-        out[i["election"]].append(Op(0, i["op"], i["id"], i["node"], i.get("owner", ""), persistent,
+        node = i["node"]
+        for a, b, name in ident.get(node, ()):
+            if a <= i["t"] <= b:
+                node = name
+        out[i["election"]].append(Op(0, i["op"], i["id"], node, i.get("owner", ""), persistent,
                                      i["t"], ret, result, d or i))
     return out
 
