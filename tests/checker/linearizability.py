@@ -290,6 +290,13 @@ class _Search:
     def guesses(self, state, op, lo, hi):
         """States that internal steps can reach before op, as the op's reply asks for."""
         yield state
+        if op.result is not None and op.result == ("err", "not_candidate"):
+            # the reply says the id is gone: the cluster may have removed it meanwhile
+            term, cands, fenced = state
+            i = _find(cands, op.cid)
+            if i >= 0 and self.droppable(cands[i], lo, hi):
+                yield _remove(state, frozenset([op.cid]))
+            return
         if op.result is None or op.result[0] != "ok":
             return
         want = op.result[2]

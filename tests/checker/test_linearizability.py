@@ -201,6 +201,12 @@ class HandMade(unittest.TestCase):
                   .call("enter", "c", 5000, 5010, node="n3", owner=":3.1", reply=(1, ["a", "b", "c"])) \
                   .call("enter", "d", 6000, 6010, node="n3", owner=":3.2", reply=(2, ["b", "c", "d"]))
         self.bad(h)
+        # a NotCandidate reply after the node restarted (DROP_RUN removed it)
+        h = hist().event(1000, "kill", node="n1").event(1500, "start", node="n1") \
+                  .call("evict", "a", 1600, 1610, node="n3", owner=":3.1", error=NOTC)
+        self.ok(h)
+        h = hist().call("evict", "a", 1600, 1610, node="n3", owner=":3.1", error=NOTC)
+        self.bad(h)
         # two leaders dropped: two commands (two new terms) or one (one new term) both fit
         for term in (2, 3):
             h = H().call("enter", "a", 0, 10, reply=(1, ["a"])) \

@@ -606,6 +606,20 @@ class Nemesis:
                 n.cont()
             if not n.alive():
                 self.start_node(n)
+        for n in self.c.nodes:
+            if n.alive() and not n.has_name():
+                # started during a fault, still waiting for a lease: with every fault gone it
+                # must get one and serve within the bound
+                try:
+                    n.wait_ready(self.bound)
+                except (RuntimeError, TimeoutError) as e:
+                    msg = "%s does not serve %.0fs after every fault was healed: %s" % (
+                        n.name, self.bound, str(e).splitlines()[0])
+                    say("FINDING %s" % msg)
+                    self.findings.append(("no-service-after-heal", msg + "\n" + n.log_tail(12)))
+                    self.c.log_event("no_service", node=n.name)
+                    n.kill()
+                    self.start_node(n)
         self.c.log_event("all_healed")
         self.steps_since_heal = 0
         try:
