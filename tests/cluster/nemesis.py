@@ -7,8 +7,10 @@ nemeses: several faults active at once, healed in any order.
         nem.step()          # starts a fault (if fewer than compose are active) or ends one
     nem.heal_all()          # ends every fault in random order, restarts nodes, "all_healed"
 
-Every decision comes from the one rng, so a run replays from its seed (timing differences aside:
-which node is the leader at a given moment can differ between runs).
+Every decision comes from the seed: the plan (kinds, shapes, durations, order of moves) from the
+rng given, choices that depend on the cluster's state (which node leads, which are free) from a
+second stream derived from it, so a replay follows the same plan even where a different node
+happens to lead.
 
 Fault kinds (see KINDS and README.md): network faults are sets of directed cuts ("a drops what
 comes from b") and lossy nodes; the nft rules of every node are recomputed from the union of the
@@ -34,6 +36,7 @@ the node it impersonates) and "node_fault_end", which the checkers treat as faul
 """
 
 import os
+import random
 import shutil
 import time
 
@@ -97,7 +100,10 @@ class Fault:
 class Nemesis:
     def __init__(self, c, rng, kinds, compose=3, bound=10.0, clock_rate=0.25, hold=(0.5, 4.0)):
         self.c = c
-        self.rng = rng
+        self.rng = rng                # the plan: kinds, shapes, durations, move order
+        # choices that depend on the cluster's state (who leads, who is alive) draw from their
+        # own stream, so that a different leader in a replay does not shift the plan
+        self.prng = random.Random(rng.randrange(1 << 30))
         self.kinds = list(kinds)
         self.compose = max(1, int(compose))
         self.bound = bound
@@ -153,7 +159,7 @@ class Nemesis:
             leaders = sorted({v[1] for v in snap.values() if v[1]})
             if leaders:
                 try:
-                    return self.c.node(self.rng.choice(leaders).split("-")[0])
+                    return self.c.node(self.prng.choice(leaders).split("-")[0])
                 except KeyError:
                     pass
         return None
@@ -315,7 +321,7 @@ class Nemesis:
             return pref
         if pref is not None:
             return None
-        return self.rng.choice(free) if free else None
+        return self.prng.choice(free) if free else None
 
     def _kill(self, kind, n):
         if n is None:
@@ -359,7 +365,7 @@ class Nemesis:
         return self._pause("pause_raft_leader", self._pick(self.raft_leader()))
 
     def s_pause_short(self):
-        n = self._pick(self.raft_leader() if self.rng.random() < 0.5 else None) or self._pick()
+        n = self._pick(self.raft_leader() if self.prng.random() < 0.5 else None) or self._pick()
         if n is None:
             return None
         ms = self.rng.uniform(10, 300)
@@ -472,7 +478,7 @@ class Nemesis:
         free = [m for m in self.free_nodes() if m.alive() and not m.stopped]
         if len(free) < 2:
             return None
-        n, other = self.rng.sample(free, 2)
+        n, other = self.prng.sample(free, 2)
         self.c.log_event("node_fault", node=n.name, nodes=[n.name, other.name], fault="clone")
         n.kill()
         backup = n.state_dir + ".orig"
@@ -496,7 +502,7 @@ class Nemesis:
         free = [m for m in self.free_nodes() if m.alive() and not m.stopped]
         if len(free) < 2:
             return None
-        n, other = self.rng.sample(free, 2)
+        n, other = self.prng.sample(free, 2)
         self.c.log_event("node_fault", node=n.name, nodes=[n.name, other.name], fault="dupname")
         old = self.c.node_config.get(n.name)
         n.terminate()
