@@ -538,9 +538,16 @@ class Nemesis:
         def end():
             os.unlink(self.ctl[n.name])
             if not n.alive():
-                say("%s exited under %s (rc %s): restarting" % (n.name, kind, n.daemon.popen.returncode))
-                self.c.log_event("expected_exit", node=n.name, fault=kind, rc=n.daemon.popen.returncode)
-                self.expected_exits += 1
+                rc = n.daemon.popen.returncode
+                say("%s exited under %s (rc %s): restarting" % (n.name, kind, rc))
+                if rc is not None and rc < 0:
+                    # fail-stop is fine, but by an error exit, not killed by a signal it raised
+                    msg = "%s: %s died of signal %d (not an error exit)" % (kind, n.name, -rc)
+                    say("FINDING %s" % msg)
+                    self.findings.append(("disk-fault-crash", msg + "\n" + n.log_tail(8)))
+                else:
+                    self.expected_exits += 1
+                self.c.log_event("expected_exit", node=n.name, fault=kind, rc=rc)
                 self.start_node(n)
             self.c.log_event("node_fault_end", node=n.name, nodes=[n.name], fault=kind)
         return self._own(kind, "%s disk: %s" % (n.name, content), n, end)
