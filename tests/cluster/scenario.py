@@ -428,7 +428,8 @@ def main(argv=None):
         c.write_final()
         recs = c.history()
         say("checking %d records" % len(recs))
-        res = check_history.check(recs, convergence_bound=a.bound)
+        # with receipt-time stamps (clock fault) hand-overs look a few ms late: tolerate 50 ms
+        res = check_history.check(recs, convergence_bound=a.bound, tolerance=0.05 if rec_args else 0.0)
         lin = None if a.no_linearizability else linearizability.check(recs, budget=a.lin_budget)
         live = liveness.check(recs, bound=a.bound)
         say("%d client operations (%d failed)" % (w.ops, w.failed))

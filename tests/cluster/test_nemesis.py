@@ -108,8 +108,10 @@ class ClockTest(unittest.TestCase):
             c.heal()
             c.wait_converged(20)
             c.write_final()
-            res = check_history.check(c.history())
+            # receipt-time stamps lag by a few ms at hand-overs: only count real overlaps
+            res = check_history.check(c.history(), tolerance=0.05)
         self.assertIn("split-brain", res.kinds(), [str(v) for v in res.violations])
+        print("\n".join(str(v) for v in res.violations if v.kind == "split-brain"))
 
     @staticmethod
     def _enter(client, cid):
