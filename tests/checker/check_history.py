@@ -19,7 +19,8 @@ time.monotonic_ns(), one clock for every namespace of the host):
   node_event    event = cluster(nodes, config) | start | kill | terminate | restart | stop | cont
                 | twin_start | twin_gone (another process with the node's identity runs: a fault on it)
                 | link_down | link_up | partition(groups) | partition_oneway(nodes, from_nodes)
-                | loss(percent, nodes) | bridge_down | bridge_up | heal | healed, node/nodes
+                | loss(percent, nodes) | bridge_down | bridge_up | heal | healed
+                | node_fault / node_fault_end (nemesis, nodes) | all_healed, node/nodes
   final         node, elections: {name: {term, leader, candidates}}   read at the end of a run
 
 The model, rule by rule
@@ -62,7 +63,8 @@ The model, rule by rule
     Leave or Evict of that (election, id) was invoked; a connection that entered the id
     disconnected; or a fault was active on a node that entered the id at any time in between:
     killed/terminated/failed to start (until its next start), stopped (until SIGCONT), link
-    down, partitioned, one-way partitioned, lossy (until the heal), bridge down — the cluster
+    down, partitioned, one-way partitioned, lossy (until the heal), bridge down, a nemesis
+    node-level fault (node_fault .. node_fault_end, on every node it names) — the cluster
     may declare such a node dead and drop its candidacies, and a drop decided during the fault
     may commit a little later, so each fault window is extended by --fault-grace (default 1 s).
     "Later" means: a record with a higher term id than the reply's, or one recorded more than
@@ -398,6 +400,10 @@ def _fault_intervals(recs, grace_ns):
             begin(everyone, "bridge", t)
         elif ev == "bridge_up":
             end(everyone, ["bridge"], t)
+        elif ev == "node_fault":          # nemesis: wrong settings/identity/disk/clock
+            begin(who, "node", t)
+        elif ev == "node_fault_end":
+            end(who, ["node"], t)
         elif ev in ("heal", "healed"):
             end(everyone, net, t)
     for n, kinds in active.items():

@@ -179,6 +179,7 @@ class Node:
         self.starts = 0
         self._bus = None
         self.stopped = False
+        self.env = {}          # extra environment of the daemon (the nemesis's LD_PRELOAD shims)
 
     @property
     def ns(self):
@@ -241,7 +242,8 @@ class Node:
         self.recorder = Proc(netns.ns_argv(self.ns, [PY, os.path.join(HERE, "recorder.py"),
                                                      "--bus", self.bus_address, "--node", self.name,
                                                      "--out", os.path.join(self.cluster.hist_dir,
-                                                                           "rec-%s.jsonl" % self.name)]),
+                                                                           "rec-%s.jsonl" % self.name)]
+                                               + self.cluster.recorder_args),
                              os.path.join(self.dir, "recorder.log"),
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              registry=self.cluster.procs)
@@ -258,6 +260,7 @@ class Node:
     def start(self, wait=True, env=None):
         env = dict(os.environ, **(env or {}))
         env["DBUS_SYSTEM_BUS_ADDRESS"] = self.bus_address
+        env.update(self.env)
         argv = [self.cluster.electiond, "--config", self.config_path, "--state-dir", self.state_dir]
         argv += self.cluster.extra_args
         self.daemon = Proc(netns.ns_argv(self.ns, argv), os.path.join(self.dir, "electiond.log"), env=env,
@@ -394,7 +397,7 @@ class Node:
 class Cluster:
     def __init__(self, n, clustered=True, cluster_name="edh", key=None, port=7946, peers=True,
                  bootstrap_expect=None, config=None, node_config=None, record=True,
-                 history_path=None, electiond=None, extra_args=()):
+                 history_path=None, electiond=None, extra_args=(), recorder_args=()):
         global _counter
         _install_handlers()
         netns.cleanup_stale()
@@ -413,6 +416,7 @@ class Cluster:
         self.node_config = node_config or {}
         self.record = record
         self.extra_args = list(extra_args)
+        self.recorder_args = list(recorder_args)
         self.electiond = electiond or os.environ.get("ELECTIOND") or "electiond"
         self.key_file = os.path.join(self.dir, "cluster.key")
         with open(self.key_file, "w") as f:

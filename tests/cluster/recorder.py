@@ -65,11 +65,12 @@ def path_decode(path):
 
 
 class Recorder:
-    def __init__(self, bus_address, node, out):
+    def __init__(self, bus_address, node, out, receipt_time=False):
         import dbus
         from dbus.mainloop.glib import DBusGMainLoop
         self.dbus = dbus
         self.node = node
+        self.receipt_time = receipt_time
         self.out = open(out, "a", buffering=1)
         self.bus = dbus.bus.BusConnection(bus_address, mainloop=DBusGMainLoop())
         self.terms = {}   # election -> last known term id, to stamp local_leader records
@@ -141,6 +142,8 @@ class Recorder:
                     # when this process got round to reading the signal: under load that lags by
                     # tens of ms and would show hand-overs that never overlapped as overlaps.
                     when = int(changed.get("LocalLeaderChanged", 0)) * 1000 or t
+                    if self.receipt_time:
+                        when = t   # the node's clock is not trusted (nemesis clock-rate fault)
                     self.write({"type": "local_leader", "election": name,
                                 "value": bool(changed["LocalLeader"]),
                                 "term": self.terms.get(name), "src": "prop", "seen": t}, when)
@@ -241,7 +244,8 @@ class Client:
                 args.append(self.dbus.UInt64(flags or 0))
             r = getattr(obj, method)(*args, dbus_interface=ELECTION_IFACE, timeout=timeout)
         except self.dbus.DBusException as e:
-            self.writer.write(dict(base, type="fail", error=e.get_dbus_name() or str(e)))
+            self.writer.write(dict(base, type="fail", error=e.get_dbus_name() or str(e),
+                                   message=str(e.get_dbus_message() or "")[:200]))
             raise
         res = (int(r[0]), str(r[1]), [str(x) for x in r[2]])
         self.writer.write(dict(base, type="ok", term=res[0], leader=res[1], candidates=res[2]))
@@ -264,8 +268,10 @@ def main():
     ap.add_argument("--bus", required=True)
     ap.add_argument("--node", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--receipt-time", action="store_true",
+                    help="stamp LocalLeader flips with their receipt, not the node's own clock")
     a = ap.parse_args()
-    Recorder(a.bus, a.node, a.out).run()
+    Recorder(a.bus, a.node, a.out, a.receipt_time).run()
 
 
 if __name__ == "__main__":

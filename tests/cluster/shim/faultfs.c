@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* LD_PRELOAD shim for the cluster nemesis: a slow or failing disk under one directory.
+ *
+ *   EDH_FAULTFS_DIR=/path/to/state   only file descriptors whose path starts with this are touched
+ *   EDH_FAULTFS_CTL=/path/to/ctl     control file, re-read whenever its mtime or size changes:
+ *                                      missing or empty  no fault
+ *                                      "delay MS"        sleep MS ms before each write/sync
+ *                                      "fail"            writes and syncs fail with EIO
+ *
+ * Intercepted: fsync, fdatasync, write, pwrite, pwrite64, writev, pwritev, and io_submit through
+ * syscall(2) (libraft's kernel-AIO writer calls it that way; the iocb's file descriptor decides).
+ * A test shim, not part of electiond. */
+
+/* both pwrite and pwrite64 are defined here: no redirection of one to the other */
+#undef _FILE_OFFSET_BITS
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/aio_abi.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { MODE_NONE, MODE_DELAY, MODE_FAIL };
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct timespec ctl_mtime;
+static off_t ctl_size = -1;
+static int mode = MODE_NONE;
+static long delay_ms;
+
+static void *next(const char *name) {
+        return dlsym(RTLD_NEXT, name);
+}
+
+static int current_mode(long *ret_delay) {
+        const char *ctl = getenv("EDH_FAULTFS_CTL");
+        struct stat st;
+        int m;
+
+        if (!ctl)
+                return MODE_NONE;
+        pthread_mutex_lock(&lock);
+        if (stat(ctl, &st) < 0) {
+                mode = MODE_NONE;
+                ctl_size = -1;
+        } else if (st.st_size != ctl_size || st.st_mtim.tv_sec != ctl_mtime.tv_sec ||
+                   st.st_mtim.tv_nsec != ctl_mtime.tv_nsec) {
+                char buf[64] = {};
+                FILE *f = fopen(ctl, "re");
+
+                mode = MODE_NONE;
+                if (f) {
+                        if (fgets(buf, sizeof(buf), f)) {
+                                if (strncmp(buf, "delay ", 6) == 0) {
+                                        mode = MODE_DELAY;
+                                        delay_ms = strtol(buf + 6, NULL, 10);
+                                } else if (strncmp(buf, "fail", 4) == 0)
+                                        mode = MODE_FAIL;
+                        }
+                        fclose(f);
+                }
+                ctl_size = st.st_size;
+                ctl_mtime = st.st_mtim;
+        }
+        m = mode;
+        *ret_delay = delay_ms;
+        pthread_mutex_unlock(&lock);
+        return m;
+}
+
+static int under_dir(int fd) {
+        const char *dir = getenv("EDH_FAULTFS_DIR");
+        char link[64], path[PATH_MAX];
+        ssize_t n;
+
+        if (!dir || fd < 0)
+                return 0;
+        snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+        n = readlink(link, path, sizeof(path) - 1);
+        if (n <= 0)
+                return 0;
+        path[n] = 0;
+        return strncmp(path, dir, strlen(dir)) == 0;
+}
+
+/* 0: go on; -1 with errno: fail the call */
+static int fault(int fd) {
+        long ms;
+        int m = current_mode(&ms);
+
+        if (m == MODE_NONE || !under_dir(fd))
+                return 0;
+        if (m == MODE_FAIL) {
+                errno = EIO;
+                return -1;
+        }
+        if (ms > 0) {
+                struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+                while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                        ;
+        }
+        return 0;
+}
+
+int fsync(int fd) {
+        static int (*f)(int);
+        if (!f)
+                f = next("fsync");
+        if (fault(fd) < 0)
+                return -1;
+        return f(fd);
+}
+
+int fdatasync(int fd) {
+        static int (*f)(int);
+        if (!f)
+                f = next("fdatasync");
+        if (fault(fd) < 0)
+                return -1;
+        return f(fd);
+}
+
+ssize_t write(int fd, const void *buf, size_t count) {
+        static ssize_t (*f)(int, const void *, size_t);
+        if (!f)
+                f = next("write");
+        if (fd > 2 && fault(fd) < 0)
+                return -1;
+        return f(fd, buf, count);
+}
+
+ssize_t pwrite(int fd, const void *buf, size_t count, off_t off) {
+        static ssize_t (*f)(int, const void *, size_t, off_t);
+        if (!f)
+                f = next("pwrite");
+        if (fault(fd) < 0)
+                return -1;
+        return f(fd, buf, count, off);
+}
+
+ssize_t pwrite64(int fd, const void *buf, size_t count, off_t off) {
+        static ssize_t (*f)(int, const void *, size_t, off_t);
+        if (!f)
+                f = next("pwrite64");
+        if (fault(fd) < 0)
+                return -1;
+        return f(fd, buf, count, off);
+}
+
+ssize_t writev(int fd, const struct iovec *iov, int n) {
+        static ssize_t (*f)(int, const struct iovec *, int);
+        if (!f)
+                f = next("writev");
+        if (fd > 2 && fault(fd) < 0)
+                return -1;
+        return f(fd, iov, n);
+}
+
+ssize_t pwritev(int fd, const struct iovec *iov, int n, off_t off) {
+        static ssize_t (*f)(int, const struct iovec *, int, off_t);
+        if (!f)
+                f = next("pwritev");
+        if (fault(fd) < 0)
+                return -1;
+        return f(fd, iov, n, off);
+}
+
+long syscall(long number, ...) {
+        static long (*f)(long, ...);
+        long a[6];
+        va_list ap;
+
+        if (!f)
+                f = next("syscall");
+        va_start(ap, number);
+        for (int i = 0; i < 6; i++)
+                a[i] = va_arg(ap, long);
+        va_end(ap);
+        if (number == SYS_io_submit && a[1] > 0 && a[2]) {
+                struct iocb **iocbs = (struct iocb **) a[2];
+                if (fault((int) iocbs[0]->aio_fildes) < 0)
+                        return -1;
+        }
+        return f(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
