@@ -48,7 +48,9 @@ model allows these as nondeterministic steps between calls, each constrained by 
     fault touching N was active (its daemon killed, terminated, stopped or failed to start, its
     link down, partitioned either way, lossy, the bridge down, or a node-level fault — the same
     windows as check_history.py's lost-enter excuse, extended by --fault-grace);
-  * a removed persistent candidacy may be re-appended at the back later (any time);
+  * a removed (parked) candidacy may be re-appended at the back later (any time): persistent ones,
+    and connection-bound ones whose connection still lives, come back when their node is back;
+    Leave/Evict of a parked id forget it and answer ok (nothing visible changes);
   * a removal of several candidacies may be one command (one term change at most) or several.
 
 "At a time" is judged against the search's position: a removal placed just before the
@@ -187,6 +189,13 @@ def apply(state, op):
         return (term + 1 if not cands else term, cands + (me,), fenced), "ok"
     if op.op in ("leave", "evict"):
         if i < 0:
+            # a candidacy the cluster parked (DROP_NODE) is forgotten: ok, nothing visible changes
+            f = next((f for f in fenced if f[0] == op.cid), None)
+            if f is not None:
+                if op.op == "leave" and not f[3] and (f[1], f[2]) != (op.node, op.owner):
+                    return state, "denied"
+                # a connection-bound one may be gone for good instead (DROP_RUN, DROP_OWNER)
+                return (term, cands, _unfence(fenced, op.cid)), "ok" if f[3] or op.op == "leave" else "ok|not_candidate"
             return state, ("ok" if op.op == "leave" else "not_candidate")
         c = cands[i]
         if op.op == "leave" and not c[3] and (c[1], c[2]) != (op.node, op.owner):
@@ -219,7 +228,8 @@ def _remove(state, group):
     if len(rest) == len(cands):
         return state
     led = cands[0][0] in group
-    gone = frozenset(c for c in cands if c[0] in group and c[3])
+    # parked, persistent or not: a connection-bound one comes back if its connection still lives
+    gone = frozenset(c for c in cands if c[0] in group)
     return (term + 1 if led and rest else term, rest, fenced | gone)
 
 
@@ -350,8 +360,8 @@ class _Search:
         if r is None:
             return True
         if r[0] == "err":
-            return outcome == r[1]
-        return outcome == "ok" and state[0] == r[1] and _ids(state[1]) == r[2]
+            return r[1] in outcome.split("|")
+        return "ok" in outcome.split("|") and state[0] == r[1] and _ids(state[1]) == r[2]
 
     def run(self, state0):
         return self._rec(0, frozenset(), tuple(0 for _ in self.sigs), state0, -INF)
