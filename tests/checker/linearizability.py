@@ -108,7 +108,7 @@ NOT_DELIVERED = {"org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.D
 NO_QUORUM = "org.electiond.Election1.Error.NoQuorum"
 REFUSED_PREFIX = "This node has no quorum"
 DEFAULT_BUDGET = 500_000
-DEFAULT_FAULT_GRACE = 1.0
+DEFAULT_FAULT_GRACE = 2.5  # composed faults: a drop (and its restore) may commit well after one ends
 
 
 class Violation:
@@ -329,9 +329,7 @@ class _Search:
             for cid in tail:
                 i = _find(cands, cid)
                 if i >= 0:
-                    if not cands[i][3]:
-                        ok = False
-                        break
+                    # parked and back (connection-bound ones too, while their connection lives)
                     moved.append(cands[i])
                 elif cid not in fenced_ids:
                     ok = False

@@ -663,6 +663,17 @@ class Cluster:
             pass
         self.writer.close()
         self.fabric.destroy()
+        keep = os.environ.get("EDH_KEEP_LOGS")
+        if keep:
+            # for post-mortems: every node's logs, under DIR/<run dir name>/
+            for n in self.nodes:
+                dst = os.path.join(keep, os.path.basename(self.dir), n.name)
+                os.makedirs(dst, exist_ok=True)
+                for f in ("electiond.log", "recorder.log"):
+                    try:
+                        shutil.copy(os.path.join(self.dir, n.name, f), dst)
+                    except OSError:
+                        pass
         shutil.rmtree(self.dir, ignore_errors=True)
         with _live_lock:
             _live.discard(self)
