@@ -89,6 +89,7 @@ struct Engine {
         bool raft_initialized;
         bool started;
         bool closing;
+        bool storage_failed;   /* an append failed: libraft's state is not to be trusted any more */
         bool raft_closed;
         bool in_uv_run;
 
@@ -753,6 +754,13 @@ Engine *engine_free(Engine *e) {
 
         e->closing = true;
 
+        /* After a failed write libraft's close never completes: leave it all to the process exit
+         * (nothing more is written; the log is as it was last synced). */
+        if (e->storage_failed) {
+                log_warning("Not closing the Raft log after the storage failure.");
+                return NULL;
+        }
+
         if (e->barrier) {
                 /* Its callback still fires during close; it must not touch us afterwards. */
                 e->barrier->engine = NULL;
@@ -838,6 +846,18 @@ static void engine_request_abandon(EngineRequest *q) {
         g_free(q);
 }
 
+/* The log could not be written. libraft is not safe to drive after that (a later apply crashed in
+ * it), and what we acknowledged is on disk: stop here, with a clear reason, and let the service
+ * manager restart us on the log as it was last synced. */
+static void engine_storage_failed(Engine *e, int status) {
+        if (e->storage_failed)
+                return;
+        e->storage_failed = true;
+        log_error("Writing the Raft log in %s failed (%s: %s): stopping, so that nothing is acknowledged "
+                  "that is not on disk.", e->dir ?: "the state directory", raft_strerror(status), raft_errmsg(&e->raft));
+        (void) sd_event_exit(e->event, EXIT_FAILURE);
+}
+
 static void apply_cb(struct raft_apply *req, int status, void *result) {
         EngineRequest *q = req->data;
         Engine *e = q->engine;
@@ -851,6 +871,8 @@ static void apply_cb(struct raft_apply *req, int status, void *result) {
                 else {
                         log_warning("Raft entry failed: %s (%s)", raft_strerror(status), raft_errmsg(&e->raft));
                         r = -EIO;
+                        if (status == RAFT_IOERR || status == RAFT_CORRUPT || status == RAFT_NOSPACE)
+                                engine_storage_failed(e, status);
                 }
         }
         engine_request_complete(q, r);
@@ -866,6 +888,8 @@ int engine_submit(Engine *e, const void *data, size_t size, EngineSubmitFn done,
 
         if (e->closing)
                 return -ESHUTDOWN;
+        if (e->storage_failed)
+                return -EIO;
         if (!e->started || engine_state(e) != RAFT_LEADER)
                 return -ENOTCONN;
 
@@ -885,6 +909,8 @@ int engine_submit(Engine *e, const void *data, size_t size, EngineSubmitFn done,
                         raft_free(buf.base);
                 engine_request_abandon(q);
                 log_debug("Raft apply refused: %s (%s)", raft_strerror(r), raft_errmsg(&e->raft));
+                if (r == RAFT_IOERR || r == RAFT_CORRUPT)
+                        engine_storage_failed(e, r);
                 return errno_from_raft(r);
         }
         return 0;
