@@ -164,14 +164,14 @@ class Nemesis:
                     pass
         return None
 
-    def start_node(self, n, wait=True):
+    def start_node(self, n, wait=True, quorate=None):
         """Starts n's daemon. One that exits is a crash. One that runs but has not taken its bus
         name after 20 s is left running: while faults are active it may rightly wait for a lease
         (DESIGN.md lease rule 6); with none active it is recorded as a crash."""
         try:
             n.start(wait=False)
             if wait:
-                n.wait_ready(20)
+                n.wait_ready(20, quorate=quorate)
             return True
         except TimeoutError as e:
             if n.alive() and [f for f in self.active if f.owner != n.name]:
@@ -414,7 +414,7 @@ class Nemesis:
             self.c.log_event("node_fault_end", node=n.name, nodes=[n.name] + list(also), fault=kind)
         return self._own(kind, desc, n, end_and_log, also)
 
-    def _restart_with(self, n, config=None, env=None):
+    def _restart_with(self, n, config=None, env=None, quorate=None):
         """Restarts n with node_config overrides / extra env; returns the previous ones."""
         old_cfg = self.c.node_config.get(n.name)
         old_env = dict(n.env)
@@ -425,7 +425,7 @@ class Nemesis:
             n.write_config()
         if env is not None:
             n.env.update(env)
-        return old_cfg, old_env, self.start_node(n)
+        return old_cfg, old_env, self.start_node(n, quorate=quorate)
 
     def _restore(self, n, old_cfg, old_env):
         if n.alive():
@@ -445,7 +445,8 @@ class Nemesis:
             return None
         cfg = {"Cluster": {"LeaseSec": "0.4", "NodeTimeoutSec": "0.7"}}
         self.c.log_event("node_fault", node=n.name, nodes=[n.name], fault="timing")
-        old_cfg, old_env, _ = self._restart_with(n, config=cfg)
+        # refused leases by design (DESIGN.md rule 8): it serves its bus name, never quorate
+        old_cfg, old_env, _ = self._restart_with(n, config=cfg, quorate=False)
 
         def end():
             # the end first: the restored daemon's start is outside the window (liveness (i))
