@@ -268,28 +268,30 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         return 0;
 }
 
-/* Asks polkit without blocking; the call continues in on_polkit_reply(). */
-static int call_authorize(Call *c) {
+/* Asks polkit whether the sender of msg may do action, without blocking: callback gets the reply. */
+static int polkit_check_async(sd_bus *bus, sd_bus_slot **ret_slot, sd_bus_message *msg, const char *action,
+                              sd_bus_message_handler_t callback, void *userdata) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *req = NULL;
-        const char *sender = sd_bus_message_get_sender(c->message);
+        const char *sender = sd_bus_message_get_sender(msg);
         int r;
 
         if (!sender)
                 return -EPERM;
+        r = sd_bus_message_new_method_call(bus, &req, POLKIT_NAME, POLKIT_PATH, POLKIT_INTERFACE, "CheckAuthorization");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(req, "(sa{sv})sa{ss}us", "system-bus-name", 1, "name", "s", sender, action, 0,
+                                  UINT32_C(1) /* AllowUserInteraction */, "");
+        if (r < 0)
+                return r;
+        return sd_bus_call_async(bus, ret_slot, req, callback, userdata, 0);
+}
 
-        r = sd_bus_message_new_method_call(c->edge->bus, &req, POLKIT_NAME, POLKIT_PATH, POLKIT_INTERFACE,
-                                           "CheckAuthorization");
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append(req, "(sa{sv})sa{ss}us",
-                                  "system-bus-name", 1, "name", "s", sender,
-                                  ELECTIOND_POLKIT_ACTION,
-                                  0,
-                                  UINT32_C(1), /* AllowUserInteraction */
-                                  "");
-        if (r < 0)
-                return r;
-        r = sd_bus_call_async(c->edge->bus, &c->slot, req, on_polkit_reply, c, 0);
+/* Asks polkit without blocking; the call continues in on_polkit_reply(). */
+static int call_authorize(Call *c) {
+        int r;
+
+        r = polkit_check_async(c->edge->bus, &c->slot, c->message, ELECTIOND_POLKIT_ACTION, on_polkit_reply, c);
         if (r < 0)
                 return r;
         g_queue_push_tail_link(&c->edge->waiting, &c->link);
@@ -1070,21 +1072,8 @@ static int on_drain_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_e
 }
 
 static int drain_call_authorize(DrainCall *d) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *req = NULL;
-        const char *sender = sd_bus_message_get_sender(d->message);
-        int r;
-
-        if (!sender)
-                return -EPERM;
-        r = sd_bus_message_new_method_call(d->edge->bus, &req, POLKIT_NAME, POLKIT_PATH, POLKIT_INTERFACE,
-                                           "CheckAuthorization");
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append(req, "(sa{sv})sa{ss}us", "system-bus-name", 1, "name", "s", sender,
-                                  ELECTIOND_POLKIT_ACTION_DRAIN, 0, UINT32_C(1) /* AllowUserInteraction */, "");
-        if (r < 0)
-                return r;
-        return sd_bus_call_async(d->edge->bus, &d->polkit_slot, req, on_drain_polkit_reply, d, 0);
+        return polkit_check_async(d->edge->bus, &d->polkit_slot, d->message, ELECTIOND_POLKIT_ACTION_DRAIN,
+                                  on_drain_polkit_reply, d);
 }
 
 /* The caller's uid is known: root submits, anyone else asks polkit. Replies on failure. */
