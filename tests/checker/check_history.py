@@ -61,7 +61,8 @@ The model, rule by rule
 (d) lost-enter: an Enter acknowledged ("ok") to a client on node N must stay among the
     candidates in every later term record of N, until an excuse occurs after its invocation: a
     Leave or Evict of that (election, id) was invoked; a connection that entered the id
-    disconnected; or a fault was active on a node that entered the id at any time in between:
+    disconnected; or it shows again later with no new Enter in between (parked by DROP_NODE and
+    restored by its node, DESIGN.md rule 10); or a fault was active on a node that entered the id at any time in between:
     killed/terminated/failed to start (until its next start), stopped (until SIGCONT), link
     down, partitioned, one-way partitioned, lossy (until the heal), bridge down, a nemesis
     node-level fault (node_fault .. node_fault_end, on every node it names) — the cluster
@@ -456,6 +457,20 @@ def _check_acked(recs, res, T, fault_grace_ns, slack_ns):
                 return r
         return None
 
+    def restored(key, e, cid, t_gone):
+        """The cluster parked it (DROP_NODE) and its node brought it back (RESTORE_NODE, DESIGN
+        rule 10): it shows again later with no new Enter of it in between."""
+        recs_k = by_node.get(key, [])
+        for r in recs_k[bisect.bisect_right(by_node_t.get(key, []), t_gone):]:
+            if cid in r["candidates"]:
+                return not any(t_gone < x["t"] <= r["t"] for x in enter_invokes[(e, cid)])
+        return False
+
+    enter_invokes = defaultdict(list)
+    for r in recs:
+        if r.get("type") == "invoke" and r.get("op") == "enter":
+            enter_invokes[(r.get("election"), r.get("id"))].append(r)
+
     n = 0
     for ok in recs:
         if ok.get("type") != "ok" or ok.get("op") != "enter":
@@ -471,7 +486,7 @@ def _check_acked(recs, res, T, fault_grace_ns, slack_ns):
             # After the Enter for sure: a newer term, or recorded well after the reply (a signal
             # emitted before the reply can reach the recorder a little after the client).
             if r["term"] > ok.get("term", r["term"]) or r["t"] > ok["t"] + slack_ns:
-                if not excused(e, cid, t_inv, r["t"]):
+                if not excused(e, cid, t_inv, r["t"]) and not restored(key, e, cid, r["t"]):
                     res.add("lost-enter",
                             "election %r: Enter of %r acknowledged on %s at %s (term %s) is gone from "
                             "%s's term %d at %s (candidates %r) without Leave/Evict, disconnect or "
