@@ -454,16 +454,21 @@ def wait_term_on(tail, names, t0, pred, timeout, what):
     return cluster.wait_until(seen, timeout, what, 0.002)
 
 
-def local_leader_intervals(records, t0, t1):
-    """LocalLeader=true intervals per node from the recorder's local_leader records."""
+def local_leader_intervals(records, t0, t1, initial=None):
+    """LocalLeader=true intervals per node from the recorder's local_leader records. initial: the
+    state of each node at t0 as read directly (a node killed and restarted before t0 leaves a stale
+    "true" record behind: a restarted daemon announces no change from false)."""
     out = []
-    by = {}
+    by = {n: [] for n in (initial or {})}
     for r in records:
         if r.get("type") == "local_leader" and r.get("election") == ELECTION:
             by.setdefault(r["node"], []).append((r["t"], bool(r["value"])))
-    for evs in by.values():
+    for node, evs in by.items():
         evs.sort()
         state, since = False, t0
+        if initial is not None and node in initial:
+            evs = [(t, v) for t, v in evs if t > t0]
+            state = initial[node]
         for t, v in evs:
             if t <= t0:
                 state = v
@@ -545,6 +550,14 @@ def bench_electiond(n, trials, part_trials, anoint_trials, form_timeout, res):
             tid, leader, cands = enter_all(c, tail)
             iso = c.node(leader)
             others = [x for x in c.nodes if x is not iso]
+            initial = {}
+            for x in c.nodes:
+                try:
+                    initial[x.name] = bool(x.election(ELECTION).Get(cluster.ELECTION_IFACE, "LocalLeader",
+                                                                    dbus_interface="org.freedesktop.DBus.Properties",
+                                                                    timeout=5))
+                except Exception:
+                    initial[x.name] = False
             t0 = time.monotonic_ns()
             c.partition([[iso], others])
             got = wait_term_on(tail, {x.name for x in others}, t0,
@@ -562,7 +575,7 @@ def bench_electiond(n, trials, part_trials, anoint_trials, form_timeout, res):
                 except Exception:
                     pass
             t1 = time.monotonic_ns()
-            two = max_overlap(local_leader_intervals(tail.poll(), t0, t1)) >= 2 or reads >= 2
+            two = max_overlap(local_leader_intervals(tail.poll(), t0, t1, initial)) >= 2 or reads >= 2
             res["part_two"] += int(two)
             res["part_ll_read_two"] += int(reads >= 2)
             res["part_n"] += 1
