@@ -11,6 +11,10 @@
 #include "election.h"
 
 #define BUS_NAME           "org.electiond.Election1"
+/* The daemon coming or going: every watch re-syncs on it. */
+#define OWNER_CHANGED_MATCH                                                                        \
+        "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"                \
+        "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" BUS_NAME "'"
 #define MANAGER_PATH       "/org/electiond/Election1"
 #define MANAGER_INTERFACE  "org.electiond.Election1.Manager"
 #define ELECTION_INTERFACE "org.electiond.Election1.Election"
@@ -1177,9 +1181,7 @@ _public_ int election_watch(Election *e, election_watch_handler_t handler, void 
         if (r < 0)
                 goto fail;
         r = sd_bus_add_match_async(bus, &e->owner_slot,
-                                   "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
-                                   "interface='org.freedesktop.DBus',member='NameOwnerChanged',"
-                                   "arg0='" BUS_NAME "'",
+                                   OWNER_CHANGED_MATCH,
                                    on_owner_changed, NULL, e);
         if (r < 0)
                 goto fail;
@@ -1382,9 +1384,7 @@ _public_ int election_watch_local_leader(Election *e, election_local_leader_hand
         if (r < 0)
                 goto fail;
         r = sd_bus_add_match_async(bus, &e->ll_owner_slot,
-                                   "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
-                                   "interface='org.freedesktop.DBus',member='NameOwnerChanged',"
-                                   "arg0='" BUS_NAME "'",
+                                   OWNER_CHANGED_MATCH,
                                    on_ll_owner_changed, NULL, e);
         if (r < 0)
                 goto fail;
@@ -1549,9 +1549,7 @@ _public_ int election_client_watch_lease(ElectionClient *c, election_lease_handl
         if (r < 0)
                 goto fail;
         r = sd_bus_add_match_async(c->bus, &c->lease_owner_slot,
-                                   "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
-                                   "interface='org.freedesktop.DBus',member='NameOwnerChanged',"
-                                   "arg0='" BUS_NAME "'",
+                                   OWNER_CHANGED_MATCH,
                                    on_lease_owner_changed, NULL, c);
         if (r < 0)
                 goto fail;
