@@ -415,7 +415,8 @@ class Cluster:
         self.extra_config = config or {}
         self.node_config = node_config or {}
         self.record = record
-        self.extra_args = list(extra_args)
+        # EDH_DAEMON_ARGS (e.g. "--log-level debug"): for post-mortems with EDH_KEEP_LOGS
+        self.extra_args = list(extra_args) + os.environ.get("EDH_DAEMON_ARGS", "").split()
         self.recorder_args = list(recorder_args)
         self.electiond = electiond or os.environ.get("ELECTIOND") or "electiond"
         self.key_file = os.path.join(self.dir, "cluster.key")
