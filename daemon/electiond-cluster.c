@@ -1371,7 +1371,8 @@ static void start_change(Cluster *c, int kind, uint64_t id, const char *address,
 /* ---- protocol version (rolling upgrade) ---- */
 
 /* The highest protocol version every member of the Raft configuration (voters and stand-bys)
- * advertises in its tags; one we have not heard from counts as 1 (v0.1.0 advertised nothing). */
+ * advertises in its tags; one we have not heard from counts as 1 (v0.1.0 advertised nothing), and
+ * so does one that is not alive now: it may come back with another release. */
 static unsigned members_protocol(Cluster *c, const Servers *s) {
         unsigned v = PROTOCOL_VERSION_MAX;
 
@@ -1381,7 +1382,7 @@ static unsigned members_protocol(Cluster *c, const Servers *s) {
                 if (s->items[i].id == c->node_id)
                         continue;
                 p = peer_by_id(c, s->items[i].id);
-                v = MIN(v, p ? MAX(p->tags.protocol, 1u) : 1u);
+                v = MIN(v, p && p->state == MEMBER_ALIVE ? MAX(p->tags.protocol, 1u) : 1u);
         }
         return v;
 }
@@ -1413,17 +1414,6 @@ static void maybe_raise_protocol(Cluster *c, const Servers *s, uint64_t now) {
         log_info("Every member of cluster '%s' speaks protocol version %u: committing it (was %u).",
                  c->config->cluster_name, v, committed);
         c->submit_protocol(c->userdata, v);
-}
-
-unsigned cluster_members_protocol(Cluster *c) {
-        Servers s;
-        unsigned v;
-
-        if (!c || !servers_get(c, &s))
-                return 0;
-        v = members_protocol(c, &s);
-        servers_done(&s);
-        return v;
 }
 
 void cluster_set_protocol_hook(Cluster *c, void (*submit_protocol)(void *userdata, unsigned version)) {

@@ -52,8 +52,6 @@ void cluster_set_state(Cluster *c, const ElectionState *state, void (*submit_dro
 /* Rolling upgrade: how the Raft leader commits SET_PROTOCOL(version) once every member of the
  * configuration advertises it (docs/DESIGN.md "Versions"). */
 void cluster_set_protocol_hook(Cluster *c, void (*submit_protocol)(void *userdata, unsigned version));
-/* The highest protocol version every member of the Raft configuration advertises (0 without engine). */
-unsigned cluster_members_protocol(Cluster *c);
 int cluster_start(Cluster *c);
 /* Reload: re-reads [Cluster] KeyFile=/KeyDirectory=/PrimaryKey= of the (already updated) config
  * and installs the keys in gossip, channel and transport at once. 1 if the keys changed, 0 if
