@@ -11,6 +11,8 @@
  *   u8 type, str origin, u64 origin_run, u64 request_id, str election, str id, str node,
  *   str owner, u64 run, u32 uid, u32 flags, u32 max_elections, u32 max_candidates
  * where str = u32 length + that many bytes (no NUL, at most COMMAND_STRING_MAX).
+ * The magic is the layout's version (unchanged since v0.1.0); which types a batch may hold is
+ * the protocol version's (command_type_protocol()): a decoder refuses a type it does not know.
  */
 
 #define BATCH_MAGIC "ELB1"
@@ -66,12 +68,20 @@ static const char *const command_type_table[_COMMAND_TYPE_MAX] = {
         [COMMAND_DRAIN] = "drain",
         [COMMAND_UNDRAIN] = "undrain",
         [COMMAND_BUMP_TERMS] = "bump-terms",
+        [COMMAND_SET_PROTOCOL] = "set-protocol",
 };
 
 const char *command_type_to_string(CommandType t) {
         if ((int) t <= 0 || t >= _COMMAND_TYPE_MAX)
                 return NULL;
         return command_type_table[t];
+}
+
+unsigned command_type_protocol(CommandType t) {
+        if ((int) t <= 0 || t >= _COMMAND_TYPE_MAX)
+                return 0;
+        /* v0.1.0 knew every type up to UNDRAIN: it cannot decode a batch holding a later one */
+        return t <= COMMAND_UNDRAIN ? 1u : 2u;
 }
 
 

@@ -27,6 +27,7 @@ typedef enum CommandType {
         COMMAND_STEP_DOWN,  /* planned stop of node: its candidacies move to the back of every election */
         COMMAND_DRAIN,      /* node stays out of the lead of election ("" = every election) */
         COMMAND_UNDRAIN,    /* undoes DRAIN of election ("" = every DRAIN of the node) */
+        COMMAND_SET_PROTOCOL, /* protocol 2: the cluster protocol version becomes run (every member supports it) */
         _COMMAND_TYPE_MAX,
 } CommandType;
 
@@ -50,6 +51,15 @@ typedef struct Command {
         uint32_t max_elections; /* limits of the submitting node, so all nodes decide alike; 0 = unlimited */
         uint32_t max_candidates;
 } Command;
+
+/* Protocol versions (rolling upgrade, docs/DESIGN.md "Versions"): a build speaks every version
+ * from PROTOCOL_VERSION_MIN to PROTOCOL_VERSION_MAX. Version 1 is the v0.1.0 protocol (command
+ * types ENTER..UNDRAIN); version 2 adds SET_PROTOCOL and snapshot version 6. A command of a newer
+ * protocol is submitted only once the cluster's committed protocol version reaches it. */
+#define PROTOCOL_VERSION_MIN 1u
+#define PROTOCOL_VERSION_MAX 2u
+/* The protocol version that introduced type t (0 for an unknown type). */
+unsigned command_type_protocol(CommandType t);
 
 /* All string fields start NULL; NULL is treated (and encoded) as "". */
 Command *command_new(CommandType type);

@@ -90,6 +90,8 @@ unsigned election_state_parked_count(const ElectionState *s);
 unsigned election_state_count(const ElectionState *s);
 /* The sum of the BUMP_TERMS offsets: a new election's first term id is above it. */
 uint64_t election_state_term_floor(const ElectionState *s);
+/* The committed cluster protocol version (SET_PROTOCOL), PROTOCOL_VERSION_MIN until one applied. */
+unsigned election_state_protocol(const ElectionState *s);
 /* Sorted by name; the array is newly allocated, the elements are borrowed. */
 GPtrArray *election_state_list(const ElectionState *s);
 

@@ -446,6 +446,11 @@ static int manager_submit_full(Manager *m, Command *c, uint64_t timeout_usec, Ma
 
         if (m->shutting_down)
                 return -ESHUTDOWN;
+        /* Older members would skip an entry holding a command they cannot decode (and everything
+         * batched with it): a newer command waits for the cluster protocol version. SET_PROTOCOL
+         * itself is gated by the cluster (every member advertises it). */
+        if (c->type != COMMAND_SET_PROTOCOL && command_type_protocol(c->type) > manager_protocol_version(m))
+                return -EPROTONOSUPPORT;
 
         g_free(cmd->origin);
         cmd->origin = g_strdup(m->config.node_name);
@@ -565,6 +570,12 @@ static void on_engine_apply(void *userdata, const void *data, size_t size, uint6
                 if (m->cluster && c->type == COMMAND_DROP_NODE && result == ELECTION_CHANGED)
                         cluster_node_dropped(m->cluster, c->node, index);
                 manager_note_drain(m, c, result);
+                if (c->type == COMMAND_SET_PROTOCOL && result == ELECTION_CHANGED) {
+                        log_notice("Cluster protocol version is now %u (this node speaks %u to %u).",
+                                   election_state_protocol(m->state), PROTOCOL_VERSION_MIN, PROTOCOL_VERSION_MAX);
+                        if (m->edge)
+                                bus_edge_protocol_changed(m->edge);
+                }
                 log_debug("Applied entry %" PRIu64 " request %s/%" PRIu64 ": %s election='%s' id='%s' -> %d",
                           index, c->origin ?: "", c->request_id, command_type_to_string(c->type),
                           c->election ?: "", c->id ?: "", (int) result);
@@ -956,6 +967,31 @@ static void submit_drop_node(void *userdata, const char *node) {
                 log_warning_errno(r, "Failed to submit the removal of node %s: %m", node);
 }
 
+static void on_set_protocol_done(Manager *m, int status, ElectionResult result, const Term *term, void *userdata) {
+        if (status < 0)
+                log_debug_errno(status, "SET_PROTOCOL not committed (will be retried): %m");
+}
+
+/* The cluster saw every member advertise `version` (we are the Raft leader). */
+static void submit_set_protocol(void *userdata, unsigned version) {
+        Manager *m = userdata;
+        Command *c;
+        int r;
+
+        if (!manager_caught_up(m))
+                return; /* the cluster asks again */
+        c = self_command_new(m, COMMAND_SET_PROTOCOL, NULL);
+        c->run = version;
+        r = manager_submit(m, c, on_set_protocol_done, NULL);
+        if (r < 0)
+                log_warning_errno(r, "Failed to submit protocol version %u: %m", version);
+}
+
+unsigned manager_protocol_version(Manager *m) {
+        /* standalone, this node is every member */
+        return m->cluster ? election_state_protocol(m->state) : PROTOCOL_VERSION_MAX;
+}
+
 /* ---- reload (SIGHUP, systemctl reload) ---- */
 
 int manager_reload(Manager *m) {
@@ -1125,6 +1161,7 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
                 if (r < 0)
                         return log_error_errno(r, "Failed to set up cluster '%s': %m", m->config.cluster_name);
                 cluster_set_state(m->cluster, m->state, submit_drop_node);
+                cluster_set_protocol_hook(m->cluster, submit_set_protocol);
                 if (opts->force_new_cluster || opts->restore) {
                         r = cluster_set_force_new(m->cluster, opts->restore);
                         if (r < 0)

@@ -18,7 +18,8 @@
 #define CHALLENGE_SIZE (NONCE_SIZE + MAC_SIZE)
 #define AUTH_FIXED_SIZE (MAC_SIZE + 8 + 2)
 #define ADDRESS_MAX 255
-#define PROTOCOL_VERSION 1
+#define PROTOCOL_VERSION 1     /* sent by clients; unchanged since v0.1.0 */
+#define PROTOCOL_VERSION_OLDEST 1 /* oldest a server accepts (v0.1.0's); see docs/DESIGN.md "Versions" */
 #define OK_BYTE 0x01
 
 static const char magic[4] = { 'E', 'D', 'R', 'T' };
@@ -333,7 +334,7 @@ static void handshake_step(Handshake *h) {
 
         switch (h->stage) {
         case STAGE_HELLO:
-                if (memcmp(h->in, magic, 4) != 0 || h->in[4] != PROTOCOL_VERSION)
+                if (memcmp(h->in, magic, 4) != 0 || h->in[4] < PROTOCOL_VERSION_OLDEST || h->in[4] > PROTOCOL_VERSION)
                         return handshake_fail(h, "not an electiond Raft handshake");
                 memcpy(h->client_nonce, h->in + 5, NONCE_SIZE);
                 if (random_bytes(h->server_nonce, NONCE_SIZE) < 0)

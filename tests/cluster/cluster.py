@@ -180,6 +180,7 @@ class Node:
         self._bus = None
         self.stopped = False
         self.env = {}          # extra environment of the daemon (the nemesis's LD_PRELOAD shims)
+        self.electiond = None  # this node's daemon binary (None: the cluster's); the upgrade test swaps it
 
     @property
     def ns(self):
@@ -261,7 +262,7 @@ class Node:
         env = dict(os.environ, **(env or {}))
         env["DBUS_SYSTEM_BUS_ADDRESS"] = self.bus_address
         env.update(self.env)
-        argv = [self.cluster.electiond, "--config", self.config_path, "--state-dir", self.state_dir]
+        argv = [self.electiond or self.cluster.electiond, "--config", self.config_path, "--state-dir", self.state_dir]
         argv += self.cluster.extra_args
         self.daemon = Proc(netns.ns_argv(self.ns, argv), os.path.join(self.dir, "electiond.log"), env=env,
                            registry=self.cluster.procs)
