@@ -27,6 +27,9 @@ typedef enum CommandType {
         COMMAND_STEP_DOWN,  /* planned stop of node: its candidacies move to the back of every election */
         COMMAND_DRAIN,      /* node stays out of the lead of election ("" = every election) */
         COMMAND_UNDRAIN,    /* undoes DRAIN of election ("" = every DRAIN of the node) */
+        /* NEW (issue 14 §1; older daemons cannot decode it, submit only once every node can):
+         * election was empty (no candidacy, none parked) at term `run`: delete it. */
+        COMMAND_FORGET,
         _COMMAND_TYPE_MAX,
 } CommandType;
 
@@ -49,6 +52,10 @@ typedef struct Command {
         uint32_t flags;         /* COMMAND_FLAG_* */
         uint32_t max_elections; /* limits of the submitting node, so all nodes decide alike; 0 = unlimited */
         uint32_t max_candidates;
+        /* Enter (persistent, uid != 0): the caller's uid may hold at most this many persistent
+         * candidacies in all elections; 0 = no quota. NEW (issue 14 §1): encoded only when not 0,
+         * as the command's extension (see electiond-command.c); older daemons cannot decode it. */
+        uint32_t max_persistent;
 } Command;
 
 /* All string fields start NULL; NULL is treated (and encoded) as "". */

@@ -197,6 +197,38 @@ uint64_t election_state_term_floor(const ElectionState *s) {
         return s ? s->term_floor : 0;
 }
 
+bool election_empty(const Election *e) {
+        return !e || (e->candidates->len == 0 && (!e->parked || e->parked->len == 0));
+}
+
+static unsigned count_persistent(const GPtrArray *list, uint32_t uid) {
+        unsigned n = 0;
+
+        for (unsigned i = 0; list && i < list->len; i++) {
+                const Candidacy *c = list->pdata[i];
+                if (c->persistent && c->uid == uid)
+                        n++;
+        }
+        return n;
+}
+
+/* A scan: only persistent Enters of non-root callers under a quota ask, and the state holds at
+ * most MaxElections x MaxCandidates candidacies. */
+unsigned election_state_persistent_count(const ElectionState *s, uint32_t uid) {
+        GHashTableIter it;
+        gpointer v;
+        unsigned n = 0;
+
+        if (!s)
+                return 0;
+        g_hash_table_iter_init(&it, s->elections);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                const Election *e = v;
+                n += count_persistent(e->candidates, uid) + count_persistent(e->parked, uid);
+        }
+        return n;
+}
+
 unsigned election_state_count(const ElectionState *s) {
         return s ? g_hash_table_size(s->elections) : 0;
 }
@@ -549,6 +581,19 @@ static void candidacy_bind(Candidacy *cand, const Command *c) {
         cand->persistent = persistent;
 }
 
+/* The quota of Enter (MaxPersistentPerUser=, carried in the command): existing is the candidacy
+ * being re-bound, if any (a persistent one of the same uid is counted already). */
+static bool enter_over_quota(const ElectionState *s, const Command *c, const Candidacy *existing) {
+        unsigned n;
+
+        if (c->max_persistent == 0 || c->uid == 0 || !(c->flags & COMMAND_FLAG_PERSISTENT))
+                return false;
+        if (existing && existing->persistent && existing->uid == c->uid)
+                return false;
+        n = election_state_persistent_count(s, c->uid);
+        return n >= c->max_persistent;
+}
+
 static ElectionResult apply_enter(ElectionState *s, const Command *c, Election **e) {
         Candidacy *cand;
 
@@ -570,6 +615,8 @@ static ElectionResult apply_enter(ElectionState *s, const Command *c, Election *
                         /* Re-bind: another Unix user's candidacy needs authorization. */
                         if (cand->uid != c->uid && !(c->flags & COMMAND_FLAG_AUTHORIZED))
                                 return ELECTION_ACCESS_DENIED;
+                        if (enter_over_quota(s, c, cand))
+                                return ELECTION_QUOTA_EXCEEDED;
                         bool was_drained = candidacy_drained(s, *e, cand);
 
                         candidacy_index(s, *e, cand, -1);
@@ -580,9 +627,13 @@ static ElectionResult apply_enter(ElectionState *s, const Command *c, Election *
                                 return ELECTION_CHANGED;
                         return ELECTION_NOOP;
                 }
+                if (enter_over_quota(s, c, NULL))
+                        return ELECTION_QUOTA_EXCEEDED;
                 if (c->max_candidates > 0 && (*e)->candidates->len >= c->max_candidates)
                         return ELECTION_LIMIT_EXCEEDED;
         } else {
+                if (enter_over_quota(s, c, NULL))
+                        return ELECTION_QUOTA_EXCEEDED;
                 if (c->max_elections > 0 && election_state_count(s) >= c->max_elections)
                         return ELECTION_LIMIT_EXCEEDED;
                 *e = election_new(c->election);
@@ -946,6 +997,28 @@ static ElectionResult apply_bump_terms(ElectionState *s, const Command *c, Elect
         return any ? ELECTION_CHANGED : ELECTION_NOOP;
 }
 
+/* FORGET(election, term in `run`): an empty election is deleted, so it no longer counts against
+ * MaxElections. Its term id goes into the floor: re-created, it starts above every id it had. The
+ * term must match, so a FORGET decided before someone came and went in between does nothing. */
+static ElectionResult apply_forget(ElectionState *s, const Command *c, ElectionChangedFn changed, void *userdata) {
+        Election *e;
+
+        if (!election_string_valid(c->election))
+                return ELECTION_INVALID;
+        e = g_hash_table_lookup(s->elections, c->election);
+        if (!e || !election_empty(e) || e->term_id != c->run)
+                return ELECTION_NOOP;
+
+        s->term_floor = MAX(s->term_floor, e->term_id);
+        /* not indexed: no candidacy, none parked */
+        g_hash_table_steal(s->elections, e->name);
+        e->removed = true;
+        if (changed)
+                changed(e, userdata);
+        election_free(e);
+        return ELECTION_CHANGED;
+}
+
 ElectionResult election_state_apply(ElectionState *s, const Command *c,
                                     ElectionChangedFn changed, void *userdata,
                                     const Election **ret_election) {
@@ -1004,6 +1077,8 @@ ElectionResult election_state_apply(ElectionState *s, const Command *c,
                 return apply_drain(s, c, changed, userdata);
         case COMMAND_BUMP_TERMS:
                 return apply_bump_terms(s, c, changed, userdata);
+        case COMMAND_FORGET:
+                return apply_forget(s, c, changed, userdata);
         default:
                 return apply_drop(s, c, changed, userdata);
         }
@@ -1100,7 +1175,8 @@ int election_state_serialize(const ElectionState *s, GBytes **ret) {
 
         b = g_byte_array_new();
         g_byte_array_append(b, (const uint8_t *) SNAPSHOT_MAGIC, 4);
-        bytes_put_u32(b, s->term_floor > 0 ? SNAPSHOT_VERSION : 4u); /* 5 only after a forced cluster */
+        /* 5 only with a floor (a forced cluster, or FORGET): otherwise the bytes stay version 4 */
+        bytes_put_u32(b, s->term_floor > 0 ? SNAPSHOT_VERSION : 4u);
 
         elections = election_state_list(s);
         bytes_put_u32(b, elections->len);

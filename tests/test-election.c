@@ -2159,6 +2159,182 @@ static void test_random_env(void) {
         run_random(env_seed, random_steps());
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * FORGET (garbage collection of empty elections) and the persistent quota (issue 14 §1)
+ * ------------------------------------------------------------------------------------------- */
+
+static bool removed_seen;
+
+static void on_changed_forget(const Election *e, void *userdata) {
+        removed_seen = e->removed;
+        on_changed(e, userdata);
+}
+
+static ElectionResult forget(ElectionState *s, const char *name, uint64_t term, ElectionResult expect) {
+        g_autoptr(Command) c = cmd(COMMAND_FORGET, name, "", &R, 0);
+        const Election *e = (const Election *) 0x1;
+        ElectionResult r;
+
+        c->run = term;
+        events_reset();
+        removed_seen = false;
+        r = election_state_apply(s, c, on_changed_forget, &events, &e);
+        g_assert_cmpint(r, ==, expect);
+        g_assert_null(e);
+        g_assert_cmpuint(events.n, ==, expect == ELECTION_CHANGED);
+        g_assert_true(removed_seen == (expect == ELECTION_CHANGED));
+        return r;
+}
+
+static void test_forget(void) {
+        g_autoptr(ElectionState) s = state_abc();
+        g_autoptr(GBytes) snap = NULL;
+        g_autoptr(ElectionState) copy = election_state_new();
+
+        /* Not empty, unknown, malformed: nothing. */
+        forget(s, "e", 1, ELECTION_NOOP);
+        forget(s, "nope", 0, ELECTION_NOOP);
+        forget(s, "", 0, ELECTION_INVALID);
+        ANOINT(s, "e", "b", ELECTION_CHANGED);
+        ANOINT(s, "e", "c", ELECTION_CHANGED);           /* term 3 */
+        LEAVE(s, "e", "a", &A, 0, ELECTION_CHANGED);
+        LEAVE(s, "e", "b", &A, 0, ELECTION_CHANGED);     /* b was not leading: term 3 still */
+        LEAVE(s, "e", "c", &A, 0, ELECTION_CHANGED);
+        assert_term(s, "e", 3, "");
+        forget(s, "e", 2, ELECTION_NOOP);                /* decided at another term: someone came and went */
+        g_assert_cmpuint(election_state_count(s), ==, 1);
+        forget(s, "e", 3, ELECTION_CHANGED);
+        g_assert_null(election_state_get(s, "e"));
+        g_assert_cmpuint(election_state_count(s), ==, 0);
+        g_assert_cmpuint(election_state_term_floor(s), ==, 3);
+        forget(s, "e", 3, ELECTION_NOOP);                /* a retry: gone already */
+
+        /* Re-created: above every id it had. Any election created now starts above the floor. */
+        ENTER(s, "e", "a", &A, 0, ELECTION_CHANGED);
+        assert_term(s, "e", 4, "a");
+        ENTER(s, "f", "a", &A, 0, ELECTION_CHANGED);
+        assert_term(s, "f", 4, "a");
+        LEAVE(s, "f", "a", &A, 0, ELECTION_CHANGED);
+        forget(s, "f", 4, ELECTION_CHANGED);
+        g_assert_cmpuint(election_state_term_floor(s), ==, 4);
+        /* The floor only rises: forgetting a lower one keeps it. */
+        ENTER(s, "g", "a", &A, 0, ELECTION_CHANGED);     /* term 5 */
+        ENTER(s, "low", "a", &A, 0, ELECTION_CHANGED);   /* term 5 */
+        ANOINT(s, "g", "a", ELECTION_NOOP);
+        ENTER(s, "g", "b", &A, 0, ELECTION_CHANGED);
+        ANOINT(s, "g", "b", ELECTION_CHANGED);           /* term 6 */
+        LEAVE(s, "g", "a", &A, 0, ELECTION_CHANGED);
+        LEAVE(s, "g", "b", &A, 0, ELECTION_CHANGED);
+        forget(s, "g", 6, ELECTION_CHANGED);
+        LEAVE(s, "low", "a", &A, 0, ELECTION_CHANGED);
+        forget(s, "low", 5, ELECTION_CHANGED);
+        g_assert_cmpuint(election_state_term_floor(s), ==, 6);
+
+        /* Parked candidacies will come back: an election holding only parked ones stays. */
+        ENTER(s, "p", "x", &R, COMMAND_FLAG_PERSISTENT, ELECTION_CHANGED);
+        assert_term(s, "p", 7, "x");
+        drop(s, COMMAND_DROP_NODE, "n2", 0, "", ELECTION_CHANGED, 1, "p,");
+        assert_term(s, "p", 7, "");
+        g_assert_false(election_empty(election_state_get(s, "p")));
+        forget(s, "p", 7, ELECTION_NOOP);
+        drop(s, COMMAND_DROP_NODE, "n2", 0, "", ELECTION_NOOP, 0, NULL);
+
+        /* The floor travels in snapshots (version 5), and the restored state decides alike. */
+        snap = serialize(s);
+        g_assert_cmpuint(((const uint8_t *) g_bytes_get_data(snap, NULL))[4], ==, 5);
+        g_assert_cmpint(election_state_restore(copy, g_bytes_get_data(snap, NULL), g_bytes_get_size(snap)), ==, 0);
+        g_assert_true(election_state_equal(s, copy));
+        g_assert_cmpuint(election_state_term_floor(copy), ==, 6);
+        ENTER(copy, "g", "a", &A, 0, ELECTION_CHANGED);
+        assert_term(copy, "g", 7, "a");
+
+        /* BUMP_TERMS after a FORGET adds to the raised floor. */
+        {
+                Command *c = cmd(COMMAND_BUMP_TERMS, "", "", &R, 0);
+                c->run = 100;
+                apply_full(copy, c, ELECTION_CHANGED, 3);
+                g_assert_cmpuint(election_state_term_floor(copy), ==, 106);
+                ENTER(copy, "new", "a", &A, 0, ELECTION_CHANGED);
+                assert_term(copy, "new", 107, "a");
+        }
+}
+
+/* States restored from the older snapshot versions (1 and 4: no floor) forget and re-create
+ * above the old term too. */
+static void test_forget_old_snapshots(void) {
+        for (uint32_t v = 1; v <= 4; v++) {
+                g_autoptr(GByteArray) old = snapshot_v(v, "e", 41, "a", "b", 0, NULL, 0);
+                g_autoptr(ElectionState) s = election_state_new();
+                g_autoptr(GBytes) snap = NULL;
+                g_autoptr(ElectionState) t = election_state_new();
+
+                g_assert_cmpint(election_state_restore(s, old->data, old->len), ==, 0);
+                g_assert_cmpuint(election_state_term_floor(s), ==, 0);
+                forget(s, "e", 41, ELECTION_NOOP);
+                drop(s, COMMAND_DROP_RUN, "n1", 2, "", ELECTION_CHANGED, 1, "e,"); /* a and b were connection-bound of run 1 */
+                assert_term(s, "e", 41, "");
+                forget(s, "e", 41, ELECTION_CHANGED);
+                snap = serialize(s);
+                g_assert_cmpint(election_state_restore(t, g_bytes_get_data(snap, NULL), g_bytes_get_size(snap)), ==, 0);
+                g_assert_true(election_state_equal(s, t));
+                g_assert_cmpuint(election_state_term_floor(t), ==, 41);
+                g_assert_null(election_state_get(t, "e"));
+                ENTER(t, "e", "a", &R, COMMAND_FLAG_PERSISTENT, ELECTION_CHANGED);
+                assert_term(t, "e", 42, "a");
+        }
+}
+
+static ElectionResult enter_quota(ElectionState *s, const char *e, const char *id, const Caller *who, uint32_t flags,
+                                  uint32_t quota, ElectionResult expect) {
+        Command *c = cmd(COMMAND_ENTER, e, id, who, flags);
+        c->max_persistent = quota;
+        apply_full(s, c, expect, expect == ELECTION_CHANGED);
+        return expect;
+}
+
+static void test_persistent_quota(void) {
+        g_autoptr(ElectionState) s = election_state_new();
+        const Caller root = { "n1", ":1.9", 11, 0 };
+
+        /* A (uid 1000) may hold two persistent candidacies, in any elections. */
+        enter_quota(s, "q1", "a", &A, COMMAND_FLAG_PERSISTENT, 2, ELECTION_CHANGED);
+        enter_quota(s, "q1", "a2", &A, COMMAND_FLAG_PERSISTENT, 2, ELECTION_CHANGED);
+        g_assert_cmpuint(election_state_persistent_count(s, 1000), ==, 2);
+        enter_quota(s, "q2", "a", &A, COMMAND_FLAG_PERSISTENT, 2, ELECTION_QUOTA_EXCEEDED);
+        g_assert_null(election_state_get(s, "q2"));      /* no election was created */
+        enter_quota(s, "q1", "a3", &A, COMMAND_FLAG_PERSISTENT, 2, ELECTION_QUOTA_EXCEEDED);
+        /* re-binding one of its own persistent candidacies is not a new one */
+        enter_quota(s, "q1", "a", &A2, COMMAND_FLAG_PERSISTENT, 2, ELECTION_NOOP);
+        /* connection-bound ones are not counted, and not limited */
+        enter_quota(s, "q2", "a", &A, 0, 2, ELECTION_CHANGED);
+        /* ... but turning one persistent is */
+        enter_quota(s, "q2", "a", &A, COMMAND_FLAG_PERSISTENT, 2, ELECTION_QUOTA_EXCEEDED);
+        g_assert_false(get_candidacy(s, "q2", "a")->persistent);
+        /* per uid: B has its own; root has none; no quota in the command: none */
+        enter_quota(s, "q2", "b", &B, COMMAND_FLAG_PERSISTENT, 2, ELECTION_CHANGED);
+        enter_quota(s, "q3", "r", &root, COMMAND_FLAG_PERSISTENT, 1, ELECTION_CHANGED);
+        enter_quota(s, "q3", "r2", &root, COMMAND_FLAG_PERSISTENT, 1, ELECTION_CHANGED);
+        enter_quota(s, "q3", "a", &A, COMMAND_FLAG_PERSISTENT, 0, ELECTION_CHANGED);
+        g_assert_cmpuint(election_state_persistent_count(s, 1000), ==, 3);
+        /* the quota comes before MaxCandidates: a full election over quota says quota */
+        {
+                Command *c = cmd(COMMAND_ENTER, "q1", "a4", &B, COMMAND_FLAG_PERSISTENT);
+                c->max_persistent = 1;
+                c->max_candidates = 2;
+                apply_full(s, c, ELECTION_QUOTA_EXCEEDED, 0);
+        }
+        /* Leaving frees a slot. */
+        LEAVE(s, "q3", "a", &A, 0, ELECTION_CHANGED);
+        LEAVE(s, "q1", "a2", &A, 0, ELECTION_CHANGED);
+        g_assert_cmpuint(election_state_persistent_count(s, 1000), ==, 1);
+        enter_quota(s, "q4", "a", &A, COMMAND_FLAG_PERSISTENT, 2, ELECTION_CHANGED);
+        enter_quota(s, "q4", "a2", &A, COMMAND_FLAG_PERSISTENT, 2, ELECTION_QUOTA_EXCEEDED);
+        /* parked ones count: they come back */
+        drop(s, COMMAND_DROP_NODE, "n1", 0, "", ELECTION_CHANGED, 4, "q1,q2,q3,q4,");
+        g_assert_cmpuint(election_state_persistent_count(s, 1000), ==, 2);
+        enter_quota(s, "q5", "a", &A2, COMMAND_FLAG_PERSISTENT, 2, ELECTION_QUOTA_EXCEEDED);
+}
+
 int main(int argc, char *argv[]) {
         const char *env = g_getenv("ELECTIOND_TEST_SEED");
         int r;
@@ -2179,6 +2355,9 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/election/promote", test_promote);
         g_test_add_func("/election/bump-terms", test_bump_terms);
         g_test_add_func("/election/limits", test_limits);
+        g_test_add_func("/election/forget", test_forget);
+        g_test_add_func("/election/forget-old-snapshots", test_forget_old_snapshots);
+        g_test_add_func("/election/persistent-quota", test_persistent_quota);
         g_test_add_func("/election/drop-owner", test_drop_owner);
         g_test_add_func("/election/drop-run", test_drop_run);
         g_test_add_func("/election/drop-node", test_drop_node);
