@@ -32,6 +32,8 @@ typedef struct ElectionMemberList ElectionMemberList;
 #define ELECTION_ERROR_INVALID_NAME   "org.electiond.Election1.Error.InvalidName"    /* -EINVAL */
 #define ELECTION_ERROR_INVALID_ID     "org.electiond.Election1.Error.InvalidId"      /* -EINVAL */
 #define ELECTION_ERROR_LIMIT_EXCEEDED "org.electiond.Election1.Error.LimitExceeded"  /* -ENOSPC */
+/* a persistent Enter beyond [Node] MaxPersistentPerUser= (not for uid 0) */
+#define ELECTION_ERROR_QUOTA_EXCEEDED "org.electiond.Election1.Error.QuotaExceeded"  /* -EDQUOT */
 #define ELECTION_ERROR_NO_QUORUM      "org.electiond.Election1.Error.NoQuorum"       /* -ETIMEDOUT */
 /* submitted but not seen committed in time: it may still take effect (read the term) */
 #define ELECTION_ERROR_OUTCOME_UNKNOWN "org.electiond.Election1.Error.OutcomeUnknown" /* -EINPROGRESS */
