@@ -78,7 +78,7 @@ int election_client_undrain(ElectionClient *c, char **names);
  * frees each string and the array. */
 int election_client_get_drained(ElectionClient *c, char ***ret);
 
-/* Every election that ever had a term. */
+/* Every election that had a term and was not removed for being empty since. */
 int election_client_list_elections(ElectionClient *c, ElectionList **ret);
 size_t election_list_size(const ElectionList *l);
 const char *election_list_get_name(const ElectionList *l, size_t i);
