@@ -29,6 +29,9 @@ struct ElectionState {
         unsigned n_parked;     /* parked candidacies in all elections: most states have none */
         /* node -> NodeDrain* (owned): DRAIN/UNDRAIN. Most states have none. */
         GHashTable *drained;
+        /* uid -> number of its persistent candidacies, listed and parked (the Enter quota): kept
+         * with candidacy_index() and the parked list, never serialized */
+        GHashTable *persistent_by_uid;
         /* BUMP_TERMS adds its offset here too: an election created later starts above it, since the
          * lost members of a forced cluster may have created it and handed out its first ids. */
         uint64_t term_floor;
@@ -148,6 +151,7 @@ ElectionState *election_state_new(void) {
         s->dedup = g_hash_table_new_full(dedup_entry_hash, dedup_entry_equal, dedup_entry_destroy, NULL);
         s->runs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         s->drained = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, node_drain_destroy);
+        s->persistent_by_uid = g_hash_table_new(NULL, NULL);
         return s;
 }
 
@@ -161,6 +165,7 @@ ElectionState *election_state_free(ElectionState *s) {
         g_hash_table_unref(s->dedup);
         g_hash_table_unref(s->runs);
         g_hash_table_unref(s->drained);
+        g_hash_table_unref(s->persistent_by_uid);
         g_free(s);
         return NULL;
 }
@@ -201,32 +206,8 @@ bool election_empty(const Election *e) {
         return !e || (e->candidates->len == 0 && (!e->parked || e->parked->len == 0));
 }
 
-static unsigned count_persistent(const GPtrArray *list, uint32_t uid) {
-        unsigned n = 0;
-
-        for (unsigned i = 0; list && i < list->len; i++) {
-                const Candidacy *c = list->pdata[i];
-                if (c->persistent && c->uid == uid)
-                        n++;
-        }
-        return n;
-}
-
-/* A scan: only persistent Enters of non-root callers under a quota ask, and the state holds at
- * most MaxElections x MaxCandidates candidacies. */
 unsigned election_state_persistent_count(const ElectionState *s, uint32_t uid) {
-        GHashTableIter it;
-        gpointer v;
-        unsigned n = 0;
-
-        if (!s)
-                return 0;
-        g_hash_table_iter_init(&it, s->elections);
-        while (g_hash_table_iter_next(&it, NULL, &v)) {
-                const Election *e = v;
-                n += count_persistent(e->candidates, uid) + count_persistent(e->parked, uid);
-        }
-        return n;
+        return s ? GPOINTER_TO_UINT(g_hash_table_lookup(s->persistent_by_uid, GUINT_TO_POINTER(uid))) : 0;
 }
 
 unsigned election_state_count(const ElectionState *s) {
@@ -300,7 +281,24 @@ static void index_adjust(GHashTable *index, const char *key, Election *e, int de
         }
 }
 
+/* A persistent candidacy came (+1) or went (-1), listed or parked. */
+static void uid_count(ElectionState *s, const Candidacy *c, int delta) {
+        gpointer key = GUINT_TO_POINTER(c->uid);
+        unsigned n;
+
+        if (!c->persistent)
+                return;
+        n = GPOINTER_TO_UINT(g_hash_table_lookup(s->persistent_by_uid, key));
+        g_assert(delta > 0 || n > 0);
+        n += delta;
+        if (n > 0)
+                g_hash_table_insert(s->persistent_by_uid, key, GUINT_TO_POINTER(n));
+        else
+                g_hash_table_remove(s->persistent_by_uid, key);
+}
+
 static void candidacy_index(ElectionState *s, Election *e, const Candidacy *c, int delta) {
+        uid_count(s, c, delta);
         index_adjust(s->by_node, c->node, e, delta);
         if (!c->persistent)
                 index_adjust(s->by_owner, c->owner, e, delta);
@@ -457,10 +455,12 @@ static void park(ElectionState *s, Election *e, Candidacy *cand) {
         if (!e->parked)
                 e->parked = g_ptr_array_new_with_free_func(candidacy_destroy);
         if (e->parked->len >= PARKED_MAX) {
+                uid_count(s, e->parked->pdata[0], -1);
                 g_ptr_array_remove_index(e->parked, 0);
                 s->n_parked--;
         }
         g_ptr_array_add(e->parked, cand);
+        uid_count(s, cand, +1);
         s->n_parked++;
 }
 
@@ -475,6 +475,7 @@ static bool parked_remove_where(ElectionState *s, Election *e, CandidacyMatchFn 
                         i++;
                         continue;
                 }
+                uid_count(s, e->parked->pdata[i], -1);
                 g_ptr_array_remove_index(e->parked, i);
                 s->n_parked--;
                 removed = true;
@@ -627,7 +628,8 @@ static ElectionResult apply_enter(ElectionState *s, const Command *c, Election *
                                 return ELECTION_CHANGED;
                         return ELECTION_NOOP;
                 }
-                if (enter_over_quota(s, c, NULL))
+                /* a parked one of the same id is superseded by this Enter: not one more */
+                if (enter_over_quota(s, c, parked_find(*e, c->id)))
                         return ELECTION_QUOTA_EXCEEDED;
                 if (c->max_candidates > 0 && (*e)->candidates->len >= c->max_candidates)
                         return ELECTION_LIMIT_EXCEEDED;
@@ -701,6 +703,7 @@ static ElectionResult apply_restore(ElectionState *s, const Command *c, Election
                                 continue;
                         }
                         cand = g_ptr_array_steal_index(e->parked, j);
+                        uid_count(s, cand, -1); /* back through election_append(), or gone */
                         s->n_parked--;
                         if ((!cand->persistent && (cand->run != c->run || (know_run && run != c->run))) ||
                             election_find(e, cand->id, NULL)) {
@@ -1294,6 +1297,8 @@ static int restore_election(ElectionState *n, Reader *r, uint32_t version) {
                 if (k < 0)
                         return k;
                 n->n_parked += e->parked->len;
+                for (unsigned j = 0; j < e->parked->len; j++)
+                        uid_count(n, e->parked->pdata[j], +1);
                 if (e->parked->len == 0)
                         g_clear_pointer(&e->parked, g_ptr_array_unref);
         }

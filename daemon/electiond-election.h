@@ -89,7 +89,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(ElectionState, election_state_free)
  *    term (CHANGED, changed() once with e->removed set, *ret_election NULL), else NOOP. The term
  *    floor becomes max(floor, its term id).
  *  - Enter with max_persistent > 0 (quota), persistent, uid != 0: if the uid already holds
- *    max_persistent persistent candidacies (listed or parked; the one re-bound not counted) ->
+ *    max_persistent persistent candidacies (listed or parked; the one re-bound, or the parked one
+ *    of that id the Enter supersedes, not counted when it is the uid's persistent one) ->
  *    QUOTA_EXCEEDED, checked after the re-bind permission and before the other limits. */
 ElectionResult election_state_apply(ElectionState *s, const Command *c,
                                     ElectionChangedFn changed, void *userdata,
