@@ -2394,6 +2394,10 @@ static void test_persistent_quota(void) {
         drop(s, COMMAND_DROP_NODE, "n1", 0, "", ELECTION_CHANGED, 4, "q1,q2,q3,q4,");
         g_assert_cmpuint(election_state_persistent_count(s, 1000), ==, 2);
         enter_quota(s, "q5", "a", &A2, COMMAND_FLAG_PERSISTENT, 2, ELECTION_QUOTA_EXCEEDED);
+        /* ... but entering a parked one again supersedes it: not one more */
+        enter_quota(s, "q1", "a", &A2, COMMAND_FLAG_PERSISTENT, 2, ELECTION_CHANGED);
+        g_assert_cmpuint(election_state_persistent_count(s, 1000), ==, 2);
+        g_assert_true(get_candidacy(s, "q1", "a")->persistent);
 }
 
 int main(int argc, char *argv[]) {
