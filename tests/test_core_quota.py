@@ -69,6 +69,21 @@ class Quota(et.DaemonTestCase):
                 self.client.election(name).leave(i)
 
 
+    def test_quota_counts_after_a_restart(self):
+        # the count is rebuilt from the durable state: persistent candidacies survive restarts
+        n = self.fresh_name()
+        self.assertEqual([x[0] for x in et.run_as(self.bus, [('enter', n, 'r1', 1), ('enter', n, 'r2', 1)],
+                                                  uid=OTHER_UID)], ['ok', 'ok'])
+        self.daemon.restart()
+        self.client.close()
+        type(self).client = et.Client(self.bus)
+        self.assertEqual(et.run_as(self.bus, [('enter', n, 'r3', 1)], uid=OTHER_UID), [('error', QUOTA_EXCEEDED)])
+        self.assertEqual(et.run_as(self.bus, [('leave', n, 'r1'), ('enter', n, 'r3', 1)], uid=OTHER_UID),
+                         [('ok', (2, 'r2', ['r2'])), ('ok', (2, 'r2', ['r2', 'r3']))])
+        for i in ('r2', 'r3'):
+            self.client.election(n).leave(i)
+
+
 @ROOT_ONLY
 class QuotaWithPolkit(et.DaemonTestCase):
     """Beyond the quota, polkit enter-persistent decides (manage does not count)."""
