@@ -1260,6 +1260,16 @@ void bus_edge_drained_changed(BusEdge *b) {
                 log_warning_errno(r, "Failed to emit PropertiesChanged(Drained): %m");
 }
 
+void bus_edge_protocol_changed(BusEdge *b) {
+        int r;
+
+        g_assert(b);
+        r = sd_bus_emit_properties_changed(b->bus, ELECTIOND_MANAGER_PATH, ELECTIOND_MANAGER_INTERFACE,
+                                           "ProtocolVersion", NULL);
+        if (r < 0)
+                log_warning_errno(r, "Failed to emit PropertiesChanged(ProtocolVersion): %m");
+}
+
 static int property_manager(sd_bus *bus, const char *path, const char *interface, const char *property,
                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         BusEdge *b = userdata;
@@ -1275,6 +1285,10 @@ static int property_manager(sd_bus *bus, const char *path, const char *interface
                 return sd_bus_message_append(reply, "b", manager_quorate(b->manager));
         if (streq_ptr(property, "Members"))
                 return append_members(reply, b->manager, NULL);
+        if (streq_ptr(property, "ProtocolVersion"))
+                return sd_bus_message_append(reply, "u", manager_protocol_version(b->manager));
+        if (streq_ptr(property, "MaxProtocolVersion"))
+                return sd_bus_message_append(reply, "u", PROTOCOL_VERSION_MAX);
         return -ENOENT;
 }
 
@@ -1324,6 +1338,8 @@ static const sd_bus_vtable manager_vtable[] = {
                                  NULL, ,
                                  method_undrain, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_PROPERTY("Drained", "as", property_drained, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("ProtocolVersion", "u", property_manager, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("MaxProtocolVersion", "u", property_manager, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_SIGNAL_WITH_NAMES("LeaseRenewed", "t", SD_BUS_PARAM(expiry), 0),
         SD_BUS_VTABLE_END
 };

@@ -38,6 +38,8 @@ void bus_edge_cluster_changed(BusEdge *b);
 void bus_edge_caught_up(BusEdge *b);
 /* This node's drained elections (Manager.Drained) may have changed. */
 void bus_edge_drained_changed(BusEdge *b);
+/* The cluster protocol version moved (Manager.ProtocolVersion). */
+void bus_edge_protocol_changed(BusEdge *b);
 /* Is this bus connection (unique name) still tracked as an owner of candidacies? */
 bool bus_edge_owner_tracked(BusEdge *b, const char *owner);
 /* The lease may have moved: emit LeaseRenewed if it did and someone called WatchLease. */

@@ -49,6 +49,9 @@ Cluster *cluster_free(Cluster *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Cluster *, cluster_free)
 /* The manager's state (read to find which nodes own candidacies) and how to commit DROP_NODE. */
 void cluster_set_state(Cluster *c, const ElectionState *state, void (*submit_drop)(void *userdata, const char *node));
+/* Rolling upgrade: how the Raft leader commits SET_PROTOCOL(version) once every member of the
+ * configuration advertises it (docs/DESIGN.md "Versions"). */
+void cluster_set_protocol_hook(Cluster *c, void (*submit_protocol)(void *userdata, unsigned version));
 int cluster_start(Cluster *c);
 /* Reload: re-reads [Cluster] KeyFile=/KeyDirectory=/PrimaryKey= of the (already updated) config
  * and installs the keys in gossip, channel and transport at once. 1 if the keys changed, 0 if

@@ -11,11 +11,12 @@
  *   u8 type, str origin, u64 origin_run, u64 request_id, str election, str id, str node,
  *   str owner, u64 run, u32 uid, u32 flags, u32 max_elections, u32 max_candidates
  * where str = u32 length + that many bytes (no NUL, at most COMMAND_STRING_MAX).
- * Extension (issue 14 §1): when bit 7 of the type byte (COMMAND_WIRE_EXT) is set, the command
- * is followed by u32 max_persistent. It is set only when that field is not 0, so every other
- * command keeps the original bytes and older daemons still decode it; one that carries it (a
- * persistent Enter of a non-root caller under MaxPersistentPerUser=) is refused by them, as is
- * the new type FORGET.
+ * The magic is the layout's version (unchanged since v0.1.0); which types a batch may hold is
+ * the protocol version's (command_type_protocol()): a decoder refuses a type it does not know.
+ * Extension (protocol 2, issue 14 §1): when bit 7 of the type byte (COMMAND_WIRE_EXT) is set,
+ * the command is followed by u32 max_persistent. It is set only when that field is not 0, so
+ * every other command keeps the v0.1.0 bytes; v0.1.0 refuses one that carries it (a persistent
+ * Enter of a non-root caller under MaxPersistentPerUser=), so it is sent only from protocol 2.
  */
 
 #define COMMAND_WIRE_EXT 0x80u
@@ -73,6 +74,7 @@ static const char *const command_type_table[_COMMAND_TYPE_MAX] = {
         [COMMAND_DRAIN] = "drain",
         [COMMAND_UNDRAIN] = "undrain",
         [COMMAND_BUMP_TERMS] = "bump-terms",
+        [COMMAND_SET_PROTOCOL] = "set-protocol",
         [COMMAND_FORGET] = "forget",
 };
 
@@ -80,6 +82,13 @@ const char *command_type_to_string(CommandType t) {
         if ((int) t <= 0 || t >= _COMMAND_TYPE_MAX)
                 return NULL;
         return command_type_table[t];
+}
+
+unsigned command_type_protocol(CommandType t) {
+        if ((int) t <= 0 || t >= _COMMAND_TYPE_MAX)
+                return 0;
+        /* v0.1.0 knew every type up to UNDRAIN: it cannot decode a batch holding a later one */
+        return t <= COMMAND_UNDRAIN ? 1u : 2u;
 }
 
 

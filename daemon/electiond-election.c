@@ -35,6 +35,8 @@ struct ElectionState {
         /* BUMP_TERMS adds its offset here too: an election created later starts above it, since the
          * lost members of a forced cluster may have created it and handed out its first ids. */
         uint64_t term_floor;
+        /* The cluster protocol version (SET_PROTOCOL; 1 = v0.1.0's, which had no record of it). */
+        uint32_t protocol;
 };
 
 typedef struct NodeDrain {
@@ -152,6 +154,7 @@ ElectionState *election_state_new(void) {
         s->runs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         s->drained = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, node_drain_destroy);
         s->persistent_by_uid = g_hash_table_new(NULL, NULL);
+        s->protocol = PROTOCOL_VERSION_MIN;
         return s;
 }
 
@@ -208,6 +211,10 @@ bool election_empty(const Election *e) {
 
 unsigned election_state_persistent_count(const ElectionState *s, uint32_t uid) {
         return s ? GPOINTER_TO_UINT(g_hash_table_lookup(s->persistent_by_uid, GUINT_TO_POINTER(uid))) : 0;
+}
+
+unsigned election_state_protocol(const ElectionState *s) {
+        return s ? s->protocol : PROTOCOL_VERSION_MIN;
 }
 
 unsigned election_state_count(const ElectionState *s) {
@@ -1022,6 +1029,15 @@ static ElectionResult apply_forget(ElectionState *s, const Command *c, ElectionC
         return ELECTION_CHANGED;
 }
 
+/* SET_PROTOCOL(version in `run`): the cluster protocol version only grows (a late copy of an older
+ * record is a NOOP). Every member advertised support before the leader submitted it. */
+static ElectionResult apply_set_protocol(ElectionState *s, const Command *c) {
+        if (c->run <= s->protocol || c->run > UINT32_MAX)
+                return ELECTION_NOOP;
+        s->protocol = (uint32_t) c->run;
+        return ELECTION_CHANGED;
+}
+
 ElectionResult election_state_apply(ElectionState *s, const Command *c,
                                     ElectionChangedFn changed, void *userdata,
                                     const Election **ret_election) {
@@ -1082,6 +1098,8 @@ ElectionResult election_state_apply(ElectionState *s, const Command *c,
                 return apply_bump_terms(s, c, changed, userdata);
         case COMMAND_FORGET:
                 return apply_forget(s, c, changed, userdata);
+        case COMMAND_SET_PROTOCOL:
+                return apply_set_protocol(s, c);
         default:
                 return apply_drop(s, c, changed, userdata);
         }
@@ -1106,12 +1124,14 @@ finish:
  * u32 n_runs, each: str node, u64 current, u8 n_old, n_old times u64  (version >= 2)
  * u64 term_floor (version 5: written only when it is not 0)
  * u32 n_drained, each: str node, u8 all, u32 n, n times str election  (version >= 4; sorted)
+ * u32 protocol (version 6, written only when the cluster protocol version is >= 2: then every
+ *     member reads it; in version 6 the term_floor above is always written, 0 included)
  * Elections, dedup entries and runs are written sorted, so equal states serialize identically.
  * Version 1 (before the run table) is still restored, with an empty run table: it fills again
  * from the next DROP_RUN or connection-bound Enter of each node. */
 
 #define SNAPSHOT_MAGIC "ELST"
-#define SNAPSHOT_VERSION 5u
+#define SNAPSHOT_VERSION 6u
 #define SNAPSHOT_STRING_MAX 4096u
 
 
@@ -1172,14 +1192,17 @@ int election_state_serialize(const ElectionState *s, GBytes **ret) {
         g_autoptr(GPtrArray) elections = NULL, dedup = NULL, nodes = NULL;
         GHashTableIter it;
         gpointer d;
+        uint32_t version;
 
         if (!s || !ret)
                 return -EINVAL;
 
         b = g_byte_array_new();
         g_byte_array_append(b, (const uint8_t *) SNAPSHOT_MAGIC, 4);
-        /* 5 only with a floor (a forced cluster, or FORGET): otherwise the bytes stay version 4 */
-        bytes_put_u32(b, s->term_floor > 0 ? SNAPSHOT_VERSION : 4u);
+        /* the oldest version that holds the state, so that every member can restore it: 6 only
+         * once the protocol record says all do, 5 only after a forced cluster */
+        version = s->protocol >= 2 ? 6u : s->term_floor > 0 ? 5u : 4u;
+        bytes_put_u32(b, version);
 
         elections = election_state_list(s);
         bytes_put_u32(b, elections->len);
@@ -1224,10 +1247,12 @@ int election_state_serialize(const ElectionState *s, GBytes **ret) {
                 for (unsigned k = 0; k < n->n_old; k++)
                         bytes_put_u64(b, n->old[k]);
         }
-        if (s->term_floor > 0)
+        if (version >= 6 || s->term_floor > 0)
                 bytes_put_u64(b, s->term_floor);
 
         put_drained(b, s);
+        if (version >= 6)
+                bytes_put_u32(b, s->protocol);
 
         *ret = g_byte_array_free_to_bytes(g_steal_pointer(&b));
         return 0;
@@ -1409,7 +1434,9 @@ int election_state_restore(ElectionState *s, const void *data, size_t size) {
                                 return k;
                 }
         }
-        if (version >= 5 && (!bytes_read_u64(&r, &n->term_floor) || n->term_floor == 0))
+        if (version >= 5 && !bytes_read_u64(&r, &n->term_floor))
+                return -EBADMSG;
+        if (version == 5 && n->term_floor == 0)
                 return -EBADMSG; /* written only when not 0 */
 
         if (version >= 4) {
@@ -1421,6 +1448,9 @@ int election_state_restore(ElectionState *s, const void *data, size_t size) {
                                 return k;
                 }
         }
+
+        if (version >= 6 && (!bytes_read_u32(&r, &n->protocol) || n->protocol < 2))
+                return -EBADMSG; /* written only from 2 on */
 
         if (r.left != 0)
                 return -EBADMSG;
@@ -1445,7 +1475,7 @@ bool election_state_equal(const ElectionState *a, const ElectionState *b) {
                 return true;
         if (!a || !b)
                 return false;
-        if (a->n_parked != b->n_parked || a->term_floor != b->term_floor || g_hash_table_size(a->elections) != g_hash_table_size(b->elections) ||
+        if (a->n_parked != b->n_parked || a->term_floor != b->term_floor || a->protocol != b->protocol || g_hash_table_size(a->elections) != g_hash_table_size(b->elections) ||
             g_hash_table_size(a->dedup) != g_hash_table_size(b->dedup) ||
             g_hash_table_size(a->runs) != g_hash_table_size(b->runs) ||
             g_hash_table_size(a->drained) != g_hash_table_size(b->drained))

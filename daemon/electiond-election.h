@@ -108,6 +108,8 @@ uint64_t election_state_term_floor(const ElectionState *s);
 unsigned election_state_persistent_count(const ElectionState *s, uint32_t uid);
 /* Nobody stands in e: no candidacy, none parked (what FORGET deletes). */
 bool election_empty(const Election *e);
+/* The committed cluster protocol version (SET_PROTOCOL), PROTOCOL_VERSION_MIN until one applied. */
+unsigned election_state_protocol(const ElectionState *s);
 /* Sorted by name; the array is newly allocated, the elements are borrowed. */
 GPtrArray *election_state_list(const ElectionState *s);
 

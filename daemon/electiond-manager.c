@@ -454,6 +454,15 @@ static int manager_submit_full(Manager *m, Command *c, uint64_t timeout_usec, Ma
 
         if (m->shutting_down)
                 return -ESHUTDOWN;
+        /* Older members would skip an entry holding a command they cannot decode (and everything
+         * batched with it): a newer command waits for the cluster protocol version. SET_PROTOCOL
+         * itself is gated by the cluster (every member advertises it). */
+        if (c->type != COMMAND_SET_PROTOCOL && command_type_protocol(c->type) > manager_protocol_version(m))
+                return -EPROTONOSUPPORT;
+        /* The same for the Enter quota's extension: below it the bus edge's check (against this
+         * node's copy of the state) is all the quota there is. */
+        if (cmd->max_persistent > 0 && manager_protocol_version(m) < COMMAND_MAX_PERSISTENT_PROTOCOL)
+                cmd->max_persistent = 0;
 
         g_free(cmd->origin);
         cmd->origin = g_strdup(m->config.node_name);
@@ -591,6 +600,12 @@ static void on_engine_apply(void *userdata, const void *data, size_t size, uint6
                 if (m->cluster && c->type == COMMAND_DROP_NODE && result == ELECTION_CHANGED)
                         cluster_node_dropped(m->cluster, c->node, index);
                 manager_note_drain(m, c, result);
+                if (c->type == COMMAND_SET_PROTOCOL && result == ELECTION_CHANGED) {
+                        log_notice("Cluster protocol version is now %u (this node speaks %u to %u).",
+                                   election_state_protocol(m->state), PROTOCOL_VERSION_MIN, PROTOCOL_VERSION_MAX);
+                        if (m->edge)
+                                bus_edge_protocol_changed(m->edge);
+                }
                 log_debug("Applied entry %" PRIu64 " request %s/%" PRIu64 ": %s election='%s' id='%s' -> %d",
                           index, c->origin ?: "", c->request_id, command_type_to_string(c->type),
                           c->election ?: "", c->id ?: "", (int) result);
@@ -867,8 +882,8 @@ static Command *self_command_new(Manager *m, CommandType type, const char *owner
  * RemoveEmptyElectionsSec; the rules delete it only if it is still empty at that term, so a
  * decision overtaken by an Enter does nothing. Elections in this node's elections.d are never
  * collected. What this node saw is forgotten whenever it stops deciding: a new Raft leader waits
- * the whole time again. FORGET is new: older daemons cannot decode it (see the rolling-upgrade
- * gate before enabling it in a mixed cluster). */
+ * the whole time again. FORGET is protocol 2 (v0.1.0 cannot decode it): nothing is collected
+ * while the cluster is below it. */
 
 typedef struct EmptySeen {
         uint64_t term;     /* the term it was empty at */
@@ -878,6 +893,9 @@ typedef struct EmptySeen {
 
 static bool manager_may_collect(Manager *m) {
         if (m->shutting_down || m->config.remove_empty_usec == 0 || !m->engine || !engine_is_leader(m->engine))
+                return false;
+        /* every member must be able to decode FORGET (docs/DESIGN.md "Versions") */
+        if (command_type_protocol(COMMAND_FORGET) > manager_protocol_version(m))
                 return false;
         return m->drop_run_committed && manager_quorate(m);
 }
@@ -901,7 +919,7 @@ static void on_forget_done(Manager *m, int status, ElectionResult result, const 
                 seen->submitted = false;
 }
 
-static void collect_submit(Manager *m, const char *name, uint64_t term) {
+static int collect_submit(Manager *m, const char *name, uint64_t term) {
         Command *c = self_command_new(m, COMMAND_FORGET, NULL);
         char *userdata = g_strdup(name);
         int r;
@@ -914,6 +932,7 @@ static void collect_submit(Manager *m, const char *name, uint64_t term) {
                 log_debug_errno(r, "Failed to submit the removal of empty election '%s': %m", name);
                 g_free(userdata);
         }
+        return r;
 }
 
 static void collect_empty(Manager *m) {
@@ -955,7 +974,11 @@ static void collect_empty(Manager *m) {
 
         for (unsigned i = 0; i < due->len; i++) {
                 const Election *e = due->pdata[i];
-                collect_submit(m, e->name, e->term_id);
+
+                if (collect_submit(m, e->name, e->term_id) < 0) {
+                        EmptySeen *n = g_hash_table_lookup(m->empty_seen, e->name);
+                        n->submitted = false; /* the next round tries again */
+                }
         }
 }
 
@@ -1102,6 +1125,31 @@ static void submit_drop_node(void *userdata, const char *node) {
         r = manager_submit(m, c, on_drop_node_done, NULL);
         if (r < 0)
                 log_warning_errno(r, "Failed to submit the removal of node %s: %m", node);
+}
+
+static void on_set_protocol_done(Manager *m, int status, ElectionResult result, const Term *term, void *userdata) {
+        if (status < 0)
+                log_debug_errno(status, "SET_PROTOCOL not committed (will be retried): %m");
+}
+
+/* The cluster saw every member advertise `version` (we are the Raft leader). */
+static void submit_set_protocol(void *userdata, unsigned version) {
+        Manager *m = userdata;
+        Command *c;
+        int r;
+
+        if (!manager_caught_up(m))
+                return; /* the cluster asks again */
+        c = self_command_new(m, COMMAND_SET_PROTOCOL, NULL);
+        c->run = version;
+        r = manager_submit(m, c, on_set_protocol_done, NULL);
+        if (r < 0)
+                log_warning_errno(r, "Failed to submit protocol version %u: %m", version);
+}
+
+unsigned manager_protocol_version(Manager *m) {
+        /* standalone, this node is every member */
+        return m->cluster ? election_state_protocol(m->state) : PROTOCOL_VERSION_MAX;
 }
 
 /* ---- reload (SIGHUP, systemctl reload) ---- */
@@ -1279,6 +1327,7 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
                 if (r < 0)
                         return log_error_errno(r, "Failed to set up cluster '%s': %m", m->config.cluster_name);
                 cluster_set_state(m->cluster, m->state, submit_drop_node);
+                cluster_set_protocol_hook(m->cluster, submit_set_protocol);
                 if (opts->force_new_cluster || opts->restore) {
                         r = cluster_set_force_new(m->cluster, opts->restore);
                         if (r < 0)

@@ -68,6 +68,10 @@ int election_client_get_version(ElectionClient *c, char **ret);
 int election_client_get_cluster_name(ElectionClient *c, char **ret);
 /* 1 if the node has heard from a quorum of voters within the lease (always standalone), 0 if not. */
 int election_client_is_quorate(ElectionClient *c);
+/* Rolling upgrade: the cluster protocol version (what every member speaks and the cluster uses)
+ * and the highest one the daemon speaks; both 1 from a daemon older than these properties
+ * (electiond 0.1.0). Either pointer may be NULL. */
+int election_client_get_protocol_version(ElectionClient *c, unsigned *ret_cluster, unsigned *ret_max);
 
 /* Maintenance (polkit org.electiond.Election1.drain or uid 0): this node stays out of the lead of
  * the named elections (NULL or empty: every election) until undrained; see
