@@ -1705,7 +1705,7 @@ static void on_channel(Channel *ch, const ChannelPacket *p, const struct sockadd
         case MSG_FORWARD:
                 if (c->engine && engine_is_leader(c->engine) && c->hooks.remote_batch) {
                         metrics_get()->forwarded_received++;
-                        c->hooks.remote_batch(c->userdata, p->payload, p->payload_size);
+                        c->hooks.remote_batch(c->userdata, p->sender, p->payload, p->payload_size);
                 }
                 break;
         case MSG_JOIN:
@@ -2002,6 +2002,21 @@ const char *cluster_name(Cluster *c) {
 
 bool cluster_conflict(Cluster *c) {
         return c->conflict;
+}
+
+bool cluster_peer_has_name(Cluster *c, uint64_t id, const char *name) {
+        GHashTableIter it;
+        gpointer v;
+
+        /* a renamed node may still have its old entry: look for this very pair */
+        g_hash_table_iter_init(&it, c->peers);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                const Peer *p = v;
+                if (p->node_id == id && streq_ptr(p->name, name) &&
+                    (p->state == MEMBER_ALIVE || p->state == MEMBER_SUSPECT))
+                        return true;
+        }
+        return false;
 }
 
 typedef struct MemberList {

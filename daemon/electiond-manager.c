@@ -61,6 +61,7 @@ struct Manager {
         sd_event_source *flush_event;
 
         bool drop_run_submitted;
+        uint64_t name_refusal_logged; /* when we last refused commands under a name the sender does not hold */
         bool drop_run_committed;
         bool serving;
         bool shutting_down;
@@ -352,7 +353,7 @@ static bool batch_still_pending(Manager *m, const Batch *b) {
         return false;
 }
 
-static void on_remote_batch(void *userdata, const void *batch, size_t size);
+static void on_remote_batch(void *userdata, uint64_t sender_id, const void *batch, size_t size);
 
 static int on_resend(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
@@ -375,7 +376,7 @@ static int on_resend(sd_event_source *s, uint64_t usec, void *userdata) {
                 data = g_bytes_get_data(b->encoded, &n);
                 if (leader) {
                         /* we lead now: append them ourselves (dedup covers a copy already sent) */
-                        on_remote_batch(m, data, n);
+                        on_remote_batch(m, 0, data, n);
                         g_hash_table_iter_remove(&it);
                         batch_free(b);
                         continue;
@@ -1095,12 +1096,31 @@ void manager_units_settled(Manager *m) {
                 cluster_units_settled(m->cluster);
 }
 
-static void on_remote_batch(void *userdata, const void *batch, size_t size) {
+/* sender_id 0: our own batch, appended now that we lead. */
+static void on_remote_batch(void *userdata, uint64_t sender_id, const void *batch, size_t size) {
         Manager *m = userdata;
         g_autoptr(GPtrArray) cmds = NULL;
 
         if (command_batch_decode(batch, size, &cmds) < 0) {
                 log_debug("Dropping an undecodable forwarded batch (%zu bytes).", size);
+                return;
+        }
+        /* One holder per name: a process that took a name in use (a second machine with the same
+         * host name) must not commit under it, or its DROP_RUN would end the real holder's run
+         * and every later request of that run would be refused as stale. Gossip keeps the first
+         * live holder of a name; commands are taken only from the node id it knows by that name. */
+        for (unsigned i = 0; sender_id != 0 && m->cluster && i < cmds->len; i++) {
+                const Command *c = cmds->pdata[i];
+
+                if (cluster_peer_has_name(m->cluster, sender_id, c->origin ?: ""))
+                        continue;
+                uint64_t now = now_boottime_usec();
+                if (m->name_refusal_logged == 0 || now - m->name_refusal_logged >= 10 * USEC_PER_SEC) {
+                        m->name_refusal_logged = now;
+                        log_warning("Refusing %u commands forwarded by node %016" PRIx64 " as '%s': gossip does not "
+                                    "know it by that name (a second machine with the same name?).",
+                                    cmds->len, sender_id, c->origin ?: "");
+                }
                 return;
         }
         for (unsigned i = 0; i < cmds->len; i++)

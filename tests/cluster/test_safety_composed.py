@@ -512,6 +512,51 @@ class Composed(unittest.TestCase):
         c = self._three_of_four(node_config={"n4": {"Node": {"Name": "n2"}}})
         self._fourth_node_refused(c, c.node("n4"), "duplicate-name")
 
+    def test_duplicate_name_cut_from_holder(self):
+        """Hole (found by the nemesis, kind dupname): a member restarted under another member's
+        name while it cannot hear that member (an inbound cut) is never refused, and the start-up
+        DROP_RUN it forwards under the shared name ends the real holder's run: every later
+        request of the holder is refused as stale until the holder restarts. [Fixed: the Raft
+        leader takes forwarded commands only from the node id gossip knows by the commands'
+        origin name (one holder per name); the intruder's DROP_RUN never commits and the holder
+        serves on.] On main: the holder's Enter fails after the intruder started."""
+        c = self.make(3)
+        self.wait_formed(c)
+        R = wait_until(lambda: raft_leader(c), 10, "one Raft leader")
+        H, I = [n for n in c.nodes if n is not R]      # holder of the name, intruder
+        ch = c.client(H)
+        ch.op("enter", "e", "h1", flags=PERSISTENT)
+        c.partition_oneway([I], [H])                    # I never hears H: no direct detection
+        c.log_event("node_fault", node=I.name, nodes=[I.name, H.name], fault="dupname")
+        I.terminate()
+        c.node_config[I.name] = {"Node": {"Name": H.name}}
+        I.write_config()
+        I.start(wait=False)
+        hold(4.0)   # the intruder's start-up batch goes (and is resent) to R meanwhile
+        import dbus
+
+        def entered():
+            try:
+                return ch.op("enter", "e", "h2", flags=PERSISTENT)
+            except dbus.DBusException as ex:
+                entered.error = str(ex)
+                return None
+        entered.error = None
+        try:
+            wait_until(entered, 10, "an Enter on the holder to succeed", 0.2)
+            ok = True
+        except TimeoutError:
+            ok = False
+        cands = (term(R, "e") or (0, "", []))[2]
+        print("intruder alive: %s; holder's Enter: %s; e on %s: %s" % (
+            I.alive(), "ok" if ok else entered.error, R.name, cands))
+        if I.alive():
+            I.kill()
+        c.log_event("node_fault_end", node=I.name, nodes=[I.name, H.name], fault="dupname")
+        self.assertTrue(ok, "the holder %s cannot Enter after %s started under its name: %s"
+                        % (H.name, I.name, entered.error))
+        self.assertIn("h1", cands)
+
     # =========================================================================================
     def test_frozen_daemon_child(self):
         """Hole: `electionctl run` stops its command only when the daemon tells it (a signal or
