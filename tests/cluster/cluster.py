@@ -196,7 +196,10 @@ class Node:
     # --- config ---------------------------------------------------------------------------
     def write_config(self):
         c = self.cluster
-        sections = {"Node": {"Name": self.name}}
+        # No removal of empty elections (issue 14 §1) unless a test asks (extra_config): the
+        # history checker's model has none (a removed election reads term 0, then comes back
+        # above the term floor rather than at its last term + 1).
+        sections = {"Node": {"Name": self.name, "RemoveEmptyElectionsSec": "0"}}
         if c.clustered:
             peers = [n.addr for n in c.nodes if n is not self] if c.peers else []
             sections["Cluster"] = {
