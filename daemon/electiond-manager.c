@@ -88,6 +88,7 @@ struct Manager {
          * collect; the timer looks every RemoveEmptyElectionsSec / 4 */
         GHashTable *empty_seen;
         sd_event_source *collect_timer;
+        sd_event_source *startup_timer; /* standalone: the start-up entry must reach the disk */
         int fault_tolerance_logged; /* as last logged, -1 = not yet */
         bool fault_tolerance_warned; /* the last log was the 0-tolerance warning */
 };
@@ -702,6 +703,7 @@ static int on_engine_restore(void *userdata, const void *data, size_t size) {
 }
 
 static void start_drop_run(Manager *m);
+#define STARTUP_COMMIT_TIMEOUT_USEC (15 * USEC_PER_SEC)
 
 /* At start: a plan for two voters tolerates no failure (issue 11 §6). */
 static void warn_fault_tolerance_config(const Config *c) {
@@ -851,6 +853,7 @@ static void on_drop_run_done(Manager *m, int status, ElectionResult result, cons
 
         log_debug("Previous runs' connection-bound candidacies removed.");
         m->drop_run_committed = true;
+        m->startup_timer = sd_event_source_disable_unref(m->startup_timer);
         if (m->cluster) {
                 /* served since start-up; terms are shown, changes are accepted (and Quorate,
                  * LocalLeader can be true) from now on, and leader units are driven once the node
@@ -1025,6 +1028,20 @@ static void start_bump_terms(Manager *m) {
                 log_error_errno(r, "Failed to submit the term id bump of the forced cluster: %m");
                 (void) sd_event_exit(m->event, EXIT_FAILURE);
         }
+}
+
+/* Standalone, nothing but our own disk stands between start-up and the first commit: if that
+ * entry has not completed by now, the state directory does not take writes (libraft may never
+ * report a failed write of it), so stop with a reason instead of never serving. */
+static int on_startup_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        if (m->drop_run_committed)
+                return 0;
+        log_error("The start-up entry was not written to the Raft log in %s within %u s (a failing or "
+                  "read-only disk?): stopping.", m->state_dir ?: "the state directory",
+                  (unsigned) (STARTUP_COMMIT_TIMEOUT_USEC / USEC_PER_SEC));
+        return sd_event_exit(m->event, EXIT_FAILURE);
 }
 
 /* Candidacies bound to connections of an earlier run of this daemon are gone with it. */
@@ -1394,6 +1411,10 @@ int manager_run(Manager *m) {
                 r = engine_start(m->engine);
                 if (r < 0)
                         return log_error_errno(r, "Failed to start the replication engine: %m");
+                r = sd_event_add_time_relative(m->event, &m->startup_timer, CLOCK_MONOTONIC,
+                                               STARTUP_COMMIT_TIMEOUT_USEC, 0, on_startup_timeout, m);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to add the start-up timer: %m");
                 on_engine_role_changed(m);
         }
 
@@ -1431,6 +1452,7 @@ Manager *manager_free(Manager *m) {
         m->flush_event = sd_event_source_disable_unref(m->flush_event);
         m->restore_event = sd_event_source_disable_unref(m->restore_event);
         m->collect_timer = sd_event_source_disable_unref(m->collect_timer);
+        m->startup_timer = sd_event_source_disable_unref(m->startup_timer);
         g_clear_pointer(&m->empty_seen, g_hash_table_unref);
         m->step_down_timer = sd_event_source_disable_unref(m->step_down_timer);
 
