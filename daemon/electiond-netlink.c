@@ -9,6 +9,7 @@
 #include <netlink/route/link.h>
 #include <sys/socket.h>
 
+#include "electiond-address.h"
 #include "electiond-netlink.h"
 #include "electiond-util.h"
 
@@ -34,6 +35,7 @@ static bool wanted(const Netlink *nl, const char *name) {
 
 static void collect_addresses(Netlink *nl, NetlinkInterface *ifc) {
         ifc->n_addresses = 0;
+        ifc->routable = false;
         for (struct nl_object *o = nl_cache_get_first(nl->addrs); o; o = nl_cache_get_next(o)) {
                 struct rtnl_addr *a = (struct rtnl_addr *) o;
                 struct nl_addr *local;
@@ -49,15 +51,21 @@ static void collect_addresses(Netlink *nl, NetlinkInterface *ifc) {
                 if (family == AF_INET && nl_addr_get_len(local) == 4)
                         memcpy(ma.addr, nl_addr_get_binary_addr(local), 4);
                 else if (family == AF_INET6 && nl_addr_get_len(local) == 16) {
-                        /* link-local needs a scope id that the gossip cannot carry; skip those
-                         * and addresses still in duplicate address detection */
-                        if (rtnl_addr_get_scope(a) != RT_SCOPE_UNIVERSE ||
+                        /* global and link-local (its scope is this interface: gossip adds it);
+                         * not host/site scope, nor addresses still in duplicate address detection */
+                        int scope = rtnl_addr_get_scope(a);
+                        if ((scope != RT_SCOPE_UNIVERSE && scope != RT_SCOPE_LINK) ||
                             (rtnl_addr_get_flags(a) & (IFA_F_TENTATIVE | IFA_F_DADFAILED)))
                                 continue;
                         memcpy(ma.addr, nl_addr_get_binary_addr(local), 16);
+                        ma.family = AF_INET6;
+                        if (scope == RT_SCOPE_LINK && !member_address_is_link_local(&ma))
+                                continue;
                 } else
                         continue;
                 ma.family = (uint8_t) family;
+                if (!member_address_is_link_local(&ma))
+                        ifc->routable = true;
                 ifc->addresses[ifc->n_addresses++] = ma;
         }
 }
@@ -81,8 +89,9 @@ static size_t snapshot(Netlink *nl, NetlinkInterface *out) {
                 ifc->loopback = flags & IFF_LOOPBACK;
                 g_strlcpy(ifc->name, name, sizeof ifc->name);
                 collect_addresses(nl, ifc);
-                /* Default set: up, non-loopback, with an address. */
-                if (!nl->interfaces && (ifc->loopback || !ifc->up || ifc->n_addresses == 0))
+                /* Default set: up, non-loopback, with an IPv4 or global IPv6 address (every
+                 * interface with IPv6 has a link-local one: that alone does not qualify). */
+                if (!nl->interfaces && (ifc->loopback || !ifc->up || !ifc->routable))
                         continue;
                 n++;
         }
