@@ -122,6 +122,10 @@ bool member_address_is_v4_mapped(const MemberAddress *a) {
         return a->family == AF_INET6 && memcmp(a->addr, prefix, sizeof prefix) == 0;
 }
 
+int member_address_preference(const MemberAddress *a) {
+        return a->family == AF_INET ? 0 : member_address_is_link_local(a) ? 2 : 1;
+}
+
 bool member_address_same_host(const MemberAddress *a, const MemberAddress *b) {
         if (a->family != b->family)
                 return false;

@@ -33,6 +33,9 @@ bool member_address_is_link_local(const MemberAddress *a);
 bool member_address_is_v4_mapped(const MemberAddress *a);
 /* Link-local unicast or link/interface-local multicast: meaningless without an interface. */
 bool member_address_needs_scope(const MemberAddress *a);
+/* Which address of a node to prefer, lowest first: 0 IPv4 (what every version used), 1 global
+ * IPv6, 2 link-local IPv6. */
+int member_address_preference(const MemberAddress *a);
 /* Equal family, address and port. */
 bool member_address_equal(const MemberAddress *a, const MemberAddress *b);
 /* Equal family and address, port ignored. */

@@ -326,7 +326,7 @@ static const MemberAddress *pick_address(Cluster *c, const MemberAddress *addrs,
 
                 if ((a->family == AF_INET && !have4) || (a->family == AF_INET6 && !have6))
                         continue;
-                rank = a->family == AF_INET ? 1 : member_address_is_link_local(a) ? 3 : 2;
+                rank = member_address_preference(a);
                 if (prefer_family != 0 && a->family == prefer_family)
                         rank -= 10;
                 if (rank < best_rank) {
@@ -1079,7 +1079,7 @@ static char *self_raft_address(Cluster *c) {
                 return NULL;
         for (size_t i = 0; i < self->n_addresses; i++) {
                 const MemberAddress *a = &self->addresses[i];
-                int rank = a->family == AF_INET ? 1 : member_address_is_link_local(a) ? 3 : 2;
+                int rank = member_address_preference(a);
                 if (rank < best_rank) {
                         best_rank = rank;
                         best = *a;

@@ -554,6 +554,14 @@ static size_t local_addresses(Gossip *g, MemberAddress *out) {
         for (size_t i = 0; i < n_ifs; i++)
                 if (ifs[i].up)
                         n += interface_addresses(g, &ifs[i], out + n, MEMBER_ADDRESSES_MAX - n);
+        /* IPv4 first, then global IPv6, then link-local, each in netlink's order (stable): the
+         * first address is what peers and tools show, and IPv4-only nodes look as they did */
+        for (size_t i = 1; i < n; i++)
+                for (size_t j = i; j > 0 && member_address_preference(&out[j]) < member_address_preference(&out[j - 1]); j--) {
+                        MemberAddress t = out[j];
+                        out[j] = out[j - 1];
+                        out[j - 1] = t;
+                }
         return n;
 }
 

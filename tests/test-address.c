@@ -142,6 +142,13 @@ static void test_sockaddr(void) {
         g_assert_cmpint(address_parse("[fe80::a:b%lo]:7946", 1, &b, NULL), ==, 0);
         g_assert_true(member_address_equal(&a, &b));
 
+        /* IPv4 first, global IPv6, link-local last */
+        g_assert_cmpint(member_address_preference(&(MemberAddress) { .family = AF_INET }), ==, 0);
+        a = parse_ok("2001:db8::1", 1, NULL);
+        g_assert_cmpint(member_address_preference(&a), ==, 1);
+        a = parse_ok("fe80::1", 1, NULL);
+        g_assert_cmpint(member_address_preference(&a), ==, 2);
+
         ss.ss_family = AF_UNIX;
         g_assert_cmpint(member_address_from_sockaddr((struct sockaddr *) &ss, &b, NULL), ==, -EAFNOSUPPORT);
 }
