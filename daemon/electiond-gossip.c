@@ -122,7 +122,8 @@ int gossip_new(sd_event *event, const Config *config, uint64_t node_id, const vo
         if (callbacks)
                 g->callbacks = *callbacks;
         g->userdata = userdata;
-        memcpy(g->tags, tags, tags_size);
+        if (tags_size > 0)
+                memcpy(g->tags, tags, tags_size);
         g->tags_size = tags_size;
 
         for (char **p = config->peers; p && *p; p++) {
