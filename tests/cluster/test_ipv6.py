@@ -99,6 +99,25 @@ class IPv6Test(ClusterBase):
             self.assertEqual(n.packets("out4"), 0, "%s sent IPv4" % n.name)
         self.check_history(c)
 
+    def test_ipv6_partition_and_heal(self):
+        """The harness's faults over IPv6 (ip6 nft rules): a dual-stack node cut from the others on
+        both families loses its quorum, the majority serves, and it comes back after the heal."""
+        c = self.make(3, family={"n1": "dual", "n2": "v6", "n3": "v6"}, peers=False)
+        self.wait_formed(c)
+        n1, n2, n3 = c.nodes
+        c.client(n1).op("enter", "q", "a", flags=1)
+        self.wait_all(c.nodes, "q", lambda x: x[1] == "a", "a to lead on all")
+        c.partition([[n1], [n2, n3]])
+        self.assertIn("ip6 saddr", n1.net.list_rules())
+        cluster.wait_until(lambda: not bool(n1.manager_prop("Quorate")), 10, "n1 Quorate=false")
+        self.assertTrue(bool(n2.manager_prop("Quorate")))
+        tb = c.client(n2).op("enter", "q2", "b")
+        self.assertEqual(tb[1], "b")
+        c.heal()
+        cluster.wait_until(lambda: bool(n1.manager_prop("Quorate")), 10, "n1 quorate again")
+        self.wait_all(c.nodes, "q2", lambda x: x[1] == "b", "n1 to learn q2 after the heal")
+        self.check_history(c)
+
     def test_link_local_only_with_static_peers_and_scope(self):
         c = self.make(3, start=[], family="ll", peers=True)
         # Peers= only: the multicast group is dropped on the way out (and counted)
@@ -172,6 +191,30 @@ class IPv6Test(ClusterBase):
         survivors = self.kill_leader_and_fail_over(c)
         self.assertEqual(n1.packets("out4"), 0, "n1 sent IPv4")
         self.assertTrue(all(n.alive() for n in survivors))
+        self.check_history(c)
+
+
+    def test_mixed_ipv4_only_and_dual_stack(self):
+        """An IPv4-only node next to two dual-stack ones: these listen for Raft on [::] (both
+        families), and the IPv4-only node gets in over IPv4 to the IPv4 address in the Raft log."""
+        c = self.make(3, family={"n1": "v4", "n2": "dual", "n3": "dual"}, peers=False)
+        n1, n2, n3 = c.nodes
+        self.wait_formed(c)
+        for n in c.nodes:
+            for name, (addr, _state, _role) in members(n).items():
+                self.assertTrue(addr.startswith(netns.SUBNET_PREFIX), (n.name, name, addr))
+        for n in (n2, n3):
+            listen = netns.ns_run(n.ns, ["ss", "-Htln", "sport", "= :%d" % c.port])
+            self.assertIn("[::]:%d" % c.port, listen.replace("*:%d" % c.port, "[::]:%d" % c.port), listen)
+        self.enter_everywhere(c, "mixed4")
+        lead = self.raft_leader(c)
+
+        def n1_linked():
+            return [conn for conn in tcp_peers(n1, c.port)
+                    if any(netns.node_addr(x.k) + ":" in a for x in (n2, n3) for a in conn)]
+        cluster.wait_until(n1_linked, 10, "a Raft link of n1 over IPv4")
+        self.kill_leader_and_fail_over(c)
+        print("Raft leader was %s" % lead.name)
         self.check_history(c)
 
 
