@@ -80,6 +80,36 @@ class IPv6Test(ClusterBase):
             self.assertEqual(t[2], names, "read-your-writes on %s" % c.nodes[i].name)
         self.wait_all(c.nodes, election, lambda x: x[2] == names, "every node to see all candidates")
 
+    def test_harness_gives_only_our_ipv6_addresses(self):
+        """IPv6 namespaces hold exactly the addresses we assign, usable at once (no DAD), and no
+        automatic ones; nothing appears in the root namespace."""
+        why = netns.usable()
+        if why:
+            self.skipTest(why)
+        def root_addrs():  # the addresses only: lifetimes tick
+            out = netns.run([netns.IP, "-6", "-o", "addr", "show"], check=False)
+            return {line.split()[3] for line in out.splitlines() if len(line.split()) > 3}
+        root_before = root_addrs()
+        c = cluster.Cluster(4, clustered=False, record=False,
+                            family={"n1": "v6", "n2": "dual", "n3": "ll", "n4": "v4"})
+        self.addCleanup(c.close)
+        want = {"n1": {"2001:db8:ed::1/64", "fe80::ed:1/64"},
+                "n2": {"2001:db8:ed::2/64", "fe80::ed:2/64"},
+                "n3": {"fe80::ed:3/64"}, "n4": set()}
+        for n in c.nodes:
+            out = netns.ns_run(n.ns, [netns.IP, "-6", "-o", "addr", "show", "dev", netns.NODE_IF])
+            got = {line.split()[3] for line in out.splitlines() if line.strip()}
+            self.assertEqual(got, want[n.name], out)
+            self.assertNotIn("tentative", out)
+            self.assertEqual(bool(v4_addresses(n)), n.family in ("v4", "dual"), n.name)
+            self.assertEqual(n.addrs[0], n.addr)
+        c.partition([["n1"], ["n2", "n3", "n4"]])
+        rules = c.node("n1").net.list_rules()
+        for a in ("198.18.0.2", "2001:db8:ed::2", "fe80::ed:3"):
+            self.assertIn(a, rules)
+        root_after = root_addrs()
+        self.assertFalse([a for a in root_after - root_before if a.startswith(("2001:db8:ed:", "fe80::ed:"))])
+
     def test_ipv6_only_multicast_discovery_serves_and_fails_over(self):
         c = self.make(3, family="v6", peers=False)
         for n in c.nodes:
