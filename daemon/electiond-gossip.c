@@ -510,26 +510,32 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         return 0;
 }
 
-/* What we advertise of an interface: its IPv4 and global IPv6 addresses of the families
- * AddressFamily= allows; its link-local IPv6 address only when it has none of those (a
- * link-local-only network), since every IPv6 interface has one and each advertised address
- * costs a copy of every packet sent to us. */
-static size_t interface_addresses(Gossip *g, const NetlinkInterface *ifc, MemberAddress *out, size_t max) {
+static bool family_usable(const Gossip *g, int family) {
+        return family == AF_INET ? g->want4 && g->fd4 >= 0 : family == AF_INET6 && g->want6 && g->fd6 >= 0;
+}
+
+/* What we advertise of an interface, for one member_address_preference() at a time: its IPv4
+ * and global IPv6 addresses of the families AddressFamily= allows; its link-local IPv6 address
+ * only when it has none of those (a link-local-only network), since every IPv6 interface has one
+ * and each advertised address costs a copy of every packet sent to us. */
+static size_t interface_addresses(const Gossip *g, const NetlinkInterface *ifc, int pref, MemberAddress *out,
+                                  size_t max) {
         size_t n = 0;
 
-        for (int pass = 0; pass < 2 && n == 0; pass++)
-                for (size_t k = 0; k < ifc->n_addresses && n < max; k++) {
-                        const MemberAddress *a = &ifc->addresses[k];
+        if (pref == 2)
+                for (size_t k = 0; k < ifc->n_addresses; k++)
+                        if (member_address_preference(&ifc->addresses[k]) < 2 &&
+                            family_usable(g, ifc->addresses[k].family))
+                                return 0;
+        for (size_t k = 0; k < ifc->n_addresses && n < max; k++) {
+                const MemberAddress *a = &ifc->addresses[k];
 
-                        if ((a->family == AF_INET && (!g->want4 || g->fd4 < 0)) ||
-                            (a->family == AF_INET6 && (!g->want6 || g->fd6 < 0)))
-                                continue;
-                        if (member_address_is_link_local(a) != (pass == 1))
-                                continue;
-                        out[n] = *a;
-                        out[n].port = g->port;
-                        n++;
-                }
+                if (member_address_preference(a) != pref || !family_usable(g, a->family))
+                        continue;
+                out[n] = *a;
+                out[n].port = g->port;
+                n++;
+        }
         return n;
 }
 
@@ -540,11 +546,15 @@ static bool usable_links_up(Gossip *g) {
 
         ifs = netlink_get_interfaces(g->netlink, &n_ifs);
         for (size_t i = 0; i < n_ifs; i++)
-                if (ifs[i].up && interface_addresses(g, &ifs[i], tmp, G_N_ELEMENTS(tmp)) > 0)
-                        return true;
+                for (int pref = 0; pref <= 2; pref++)
+                        if (ifs[i].up && interface_addresses(g, &ifs[i], pref, tmp, G_N_ELEMENTS(tmp)) > 0)
+                                return true;
         return false;
 }
 
+/* IPv4 first, then global IPv6, then link-local, over all interfaces: the first address is what
+ * peers and tools show, IPv4-only nodes look as they did, and IPv6 never crowds IPv4 out of the
+ * MEMBER_ADDRESSES_MAX slots. */
 static size_t local_addresses(Gossip *g, MemberAddress *out) {
         const NetlinkInterface *ifs;
         size_t n_ifs, n = 0;
@@ -552,17 +562,10 @@ static size_t local_addresses(Gossip *g, MemberAddress *out) {
         if (!g->netlink)
                 return 0;
         ifs = netlink_get_interfaces(g->netlink, &n_ifs);
-        for (size_t i = 0; i < n_ifs; i++)
-                if (ifs[i].up)
-                        n += interface_addresses(g, &ifs[i], out + n, MEMBER_ADDRESSES_MAX - n);
-        /* IPv4 first, then global IPv6, then link-local, each in netlink's order (stable): the
-         * first address is what peers and tools show, and IPv4-only nodes look as they did */
-        for (size_t i = 1; i < n; i++)
-                for (size_t j = i; j > 0 && member_address_preference(&out[j]) < member_address_preference(&out[j - 1]); j--) {
-                        MemberAddress t = out[j];
-                        out[j] = out[j - 1];
-                        out[j - 1] = t;
-                }
+        for (int pref = 0; pref <= 2; pref++)
+                for (size_t i = 0; i < n_ifs; i++)
+                        if (ifs[i].up)
+                                n += interface_addresses(g, &ifs[i], pref, out + n, MEMBER_ADDRESSES_MAX - n);
         return n;
 }
 

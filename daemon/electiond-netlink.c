@@ -33,9 +33,7 @@ static bool wanted(const Netlink *nl, const char *name) {
         return !nl->interfaces || g_strv_contains((const char *const *) nl->interfaces, name);
 }
 
-static void collect_addresses(Netlink *nl, NetlinkInterface *ifc) {
-        ifc->n_addresses = 0;
-        ifc->routable = false;
+static void collect_family(Netlink *nl, NetlinkInterface *ifc, bool ipv4) {
         for (struct nl_object *o = nl_cache_get_first(nl->addrs); o; o = nl_cache_get_next(o)) {
                 struct rtnl_addr *a = (struct rtnl_addr *) o;
                 struct nl_addr *local;
@@ -46,16 +44,18 @@ static void collect_addresses(Netlink *nl, NetlinkInterface *ifc) {
                         continue;
                 family = rtnl_addr_get_family(a);
                 local = rtnl_addr_get_local(a);
-                if (!local)
+                if (!local || (family == AF_INET) != ipv4)
                         continue;
                 if (family == AF_INET && nl_addr_get_len(local) == 4)
                         memcpy(ma.addr, nl_addr_get_binary_addr(local), 4);
                 else if (family == AF_INET6 && nl_addr_get_len(local) == 16) {
                         /* global and link-local (its scope is this interface: gossip adds it);
-                         * not host/site scope, nor addresses still in duplicate address detection */
+                         * not host/site scope, nor addresses still in duplicate address detection,
+                         * nor privacy (temporary) or deprecated ones, which come and go */
                         int scope = rtnl_addr_get_scope(a);
                         if ((scope != RT_SCOPE_UNIVERSE && scope != RT_SCOPE_LINK) ||
-                            (rtnl_addr_get_flags(a) & (IFA_F_TENTATIVE | IFA_F_DADFAILED)))
+                            (rtnl_addr_get_flags(a) & (IFA_F_TENTATIVE | IFA_F_DADFAILED | IFA_F_TEMPORARY |
+                                                       IFA_F_DEPRECATED)))
                                 continue;
                         memcpy(ma.addr, nl_addr_get_binary_addr(local), 16);
                         ma.family = AF_INET6;
@@ -68,6 +68,14 @@ static void collect_addresses(Netlink *nl, NetlinkInterface *ifc) {
                         ifc->routable = true;
                 ifc->addresses[ifc->n_addresses++] = ma;
         }
+}
+
+/* IPv4 first, so that IPv6 addresses never crowd them out of the slots. */
+static void collect_addresses(Netlink *nl, NetlinkInterface *ifc) {
+        ifc->n_addresses = 0;
+        ifc->routable = false;
+        collect_family(nl, ifc, true);
+        collect_family(nl, ifc, false);
 }
 
 static size_t snapshot(Netlink *nl, NetlinkInterface *out) {
