@@ -148,8 +148,22 @@ class IPv6Test(ClusterBase):
         self.wait_all(c.nodes, "q2", lambda x: x[1] == "b", "n1 to learn q2 after the heal")
         self.check_history(c)
 
+    def test_link_local_only_by_multicast(self):
+        """Link-local only, no Peers=: every scope (gossip, channel, Raft) is learnt from where the
+        packets arrived."""
+        c = self.make(3, family="ll", peers=False)
+        self.wait_formed(c)
+        for n in c.nodes:
+            for name, (addr, _state, _role) in members(n).items():
+                self.assertTrue(addr.startswith(netns.LINKLOCAL_PREFIX), (n.name, name, addr))
+        self.enter_everywhere(c, "llm")
+        self.kill_leader_and_fail_over(c)
+        self.check_history(c)
+
     def test_link_local_only_with_static_peers_and_scope(self):
-        c = self.make(3, start=[], family="ll", peers=True)
+        # n3's Peers= have no scope: tried on every configured interface with IPv6
+        c = self.make(3, start=[], family="ll", peers=True,
+                      node_config={"n3": {"Cluster": {"Peers": "fe80::ed:1;[fe80::ed:2]:%d" % 7946}}})
         # Peers= only: the multicast group is dropped on the way out (and counted)
         for n in c.nodes:
             self.assertEqual(v4_addresses(n), [], n.name)
