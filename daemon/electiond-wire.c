@@ -441,6 +441,7 @@ int wire_decode(Wire *w, const void *buf, size_t size, WirePacketInfo *ret_info,
         uint8_t mac[WIRE_HMAC_SIZE];
         const uint8_t *magic;
         WirePacketInfo info;
+        uint8_t version;
         size_t n = 0;
         int r;
 
@@ -452,7 +453,8 @@ int wire_decode(Wire *w, const void *buf, size_t size, WirePacketInfo *ret_info,
                 return drop(w, WIRE_DROP_MALFORMED, EBADMSG);
         if (memcmp(magic, WIRE_MAGIC, 4) != 0)
                 return drop(w, WIRE_DROP_MAGIC, EBADMSG);
-        if (get_u8(&rd) != WIRE_VERSION)
+        version = get_u8(&rd);
+        if (rd.bad || version < WIRE_VERSION_MIN || version > WIRE_VERSION)
                 return drop(w, rd.bad ? WIRE_DROP_MALFORMED : WIRE_DROP_VERSION, EBADMSG);
         get_str(&rd, cluster);
         info.sender_id = get_u64(&rd);
