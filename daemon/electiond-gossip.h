@@ -58,7 +58,7 @@ typedef struct GossipCallbacks {
         void (*epoch_bumped)(Gossip *g, uint64_t epoch, void *userdata);
 } GossipCallbacks;
 
-/* config: cluster name, Interfaces=, Port=, Peers=, timing (copied). key: the cluster secret
+/* config: cluster name, Interfaces=, Port=, Peers=, AddressFamily=, timing (copied). key: the cluster secret
  * (≥ WIRE_KEY_MIN bytes). node_id: persistent, unique. tags: opaque for the consensus layer
  * (≤ MEMBER_TAGS_MAX bytes). */
 int gossip_new(sd_event *event, const Config *config, uint64_t node_id, const void *key, size_t key_size,
