@@ -650,6 +650,14 @@ static void discover(Gossip *g) {
         }
         inet_pton(AF_INET6, GOSSIP_MULTICAST_GROUP6, group6.addr);
         for (size_t i = 0; i < g->n_joined6; i++) {
+                bool has_v4_discovery = false;
+
+                /* A link where we discover over IPv4 gets no IPv6 pings (IPv4 setups send what they
+                 * always did); we still listen there, and answer IPv6-only nodes' pings. */
+                for (size_t k = 0; k < g->n_joined4; k++)
+                        has_v4_discovery = has_v4_discovery || g->joined4[k] == g->joined6[i];
+                if (has_v4_discovery)
+                        continue;
                 (void) membership_ping_address(g->membership, &group6, now, &actions);
                 send_actions_scoped(g, &actions, (uint32_t) g->joined6[i]);
         }

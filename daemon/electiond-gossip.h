@@ -10,7 +10,9 @@
  * Multicast discovery groups: 239.255.46.80 (IPv4 organization-local scope, RFC 2365) on each
  * configured up multicast interface with an IPv4 address, and ff12::2e50 (IPv6 link-local scope,
  * transient: not an IANA-assigned group) joined with IPV6_JOIN_GROUP on each one with any IPv6
- * address (a link-local one is enough); on Port=, TTL / hop limit 1, every second. Packets are
+ * address (a link-local one is enough); on Port=, TTL / hop limit 1, every second — the IPv6
+ * group only on links without IPv4 discovery (it is joined on all: an IPv6-only node's ping is
+ * answered by dual-stack ones, which find each other over IPv4). Packets are
  * taken only if they arrived on a configured interface or come from a Peers= address, and then
  * only if they authenticate.
  *

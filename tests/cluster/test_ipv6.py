@@ -205,6 +205,8 @@ class IPv6Test(ClusterBase):
         n1, n2, n3 = c.nodes
         self.assertEqual(v4_addresses(n1), [])
         n1.count_packets("out4", 'oifname "%s" meta nfproto ipv4' % netns.NODE_IF, hook="output")
+        for n in c.nodes:
+            n.count_packets("ping6", 'oifname "%s" ip6 daddr %s' % (netns.NODE_IF, GROUP6), hook="output")
         self.wait_formed(c)
         for n in c.nodes:
             m = members(n)
@@ -232,6 +234,10 @@ class IPv6Test(ClusterBase):
         # no Raft link of n1 is IPv4 (it has none)
         for local, peer in tcp_peers(n1, c.port):
             self.assertTrue(peer.startswith("[" + netns.SUBNET6_PREFIX), peer)
+        # IPv6 discovery pings come from the IPv6-only node only: the dual-stack ones discover
+        # over IPv4 (an IPv4 network sees no IPv6 ping) and answer n1's
+        cluster.wait_until(lambda: n1.packets("ping6") > 0, 5, "n1 to ping " + GROUP6)
+        self.assertEqual((n2.packets("ping6"), n3.packets("ping6")), (0, 0))
         survivors = self.kill_leader_and_fail_over(c)
         self.assertEqual(n1.packets("out4"), 0, "n1 sent IPv4")
         self.assertTrue(all(n.alive() for n in survivors))
