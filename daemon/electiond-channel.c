@@ -194,8 +194,8 @@ malformed:
 
 struct Channel {
         ChannelCodec *codec;
-        int fd;
-        sd_event_source *io;
+        int fd4, fd6;           /* -EBADF: that family is off or unavailable */
+        sd_event_source *io4, *io6;
         ChannelReceiveFn cb;
         void *userdata;
         uint8_t buf[CHANNEL_PAYLOAD_MAX + 1024];
@@ -208,7 +208,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                 struct sockaddr_storage from;
                 socklen_t len = sizeof from;
                 ChannelPacket p;
-                ssize_t n = recvfrom(ch->fd, ch->buf, sizeof ch->buf, MSG_DONTWAIT, (struct sockaddr *) &from, &len);
+                ssize_t n = recvfrom(fd, ch->buf, sizeof ch->buf, MSG_DONTWAIT, (struct sockaddr *) &from, &len);
                 if (n < 0) {
                         if (errno != EAGAIN && errno != EINTR)
                                 log_debug_errno(errno, "Channel receive failed: %m");
@@ -221,30 +221,68 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         return 0;
 }
 
-int channel_new(sd_event *event, ChannelCodec *codec, uint16_t port, ChannelReceiveFn cb, void *userdata, Channel **ret) {
+/* No SO_REUSEADDR: another socket on this port (a second daemon, or any local process setting
+ * it too) must fail to bind rather than take part of our traffic. */
+static int open_socket(Channel *ch, int family, uint16_t port, bool optional, int *ret_fd, sd_event_source **ret_io,
+                       sd_event *event) {
+        struct sockaddr_storage ss = {};
+        socklen_t len;
+        _cleanup_close_ int fd = -EBADF;
+        int one = 1, r;
+
+        if (family == AF_INET6) {
+                struct sockaddr_in6 *s6 = (struct sockaddr_in6 *) &ss;
+                *s6 = (struct sockaddr_in6) { .sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = IN6ADDR_ANY_INIT };
+                len = sizeof *s6;
+        } else {
+                struct sockaddr_in *s4 = (struct sockaddr_in *) &ss;
+                *s4 = (struct sockaddr_in) { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_ANY) };
+                len = sizeof *s4;
+        }
+        fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0) {
+                if (optional && (errno == EAFNOSUPPORT || errno == EPROTONOSUPPORT))
+                        return 0;
+                return log_error_errno(errno, "Failed to create the cluster channel socket: %m");
+        }
+        /* one socket per family: IPv4 keeps its own exactly as without IPv6 */
+        if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)
+                return log_error_errno(errno, "Failed to set IPV6_V6ONLY: %m");
+        if (bind(fd, (struct sockaddr *) &ss, len) < 0) {
+                if (optional && errno == EADDRNOTAVAIL)
+                        return 0; /* IPv6 disabled */
+                return log_error_errno(errno, "Failed to bind the cluster channel to %s port %u: %m",
+                                       family == AF_INET6 ? "IPv6" : "IPv4", port);
+        }
+        r = sd_event_add_io(event, ret_io, fd, EPOLLIN, on_io, ch);
+        if (r < 0)
+                return r;
+        /* leases and expiry votes must not wait behind bus traffic */
+        (void) sd_event_source_set_priority(*ret_io, SD_EVENT_PRIORITY_IMPORTANT);
+        *ret_fd = fd;
+        fd = -EBADF;
+        return 0;
+}
+
+int channel_new_families(sd_event *event, ChannelCodec *codec, uint16_t port, bool ipv4, bool ipv6, ChannelReceiveFn cb,
+                         void *userdata, Channel **ret) {
         Channel *ch = g_new0(Channel, 1);
-        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_ANY) };
-        int r;
+        int r = 0;
 
         ch->codec = codec;
         ch->cb = cb;
         ch->userdata = userdata;
-        ch->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (ch->fd < 0) {
-                r = -errno;
+        ch->fd4 = ch->fd6 = -EBADF;
+        if (!ipv4 && !ipv6) {
+                r = -EINVAL;
                 goto fail;
         }
-        /* No SO_REUSEADDR: another socket on this port (a second daemon, or any local process
-         * setting it too) must fail to bind rather than take part of our traffic. */
-        if (bind(ch->fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
-                r = log_error_errno(errno, "Failed to bind the cluster channel to port %u: %m", port);
-                goto fail;
-        }
-        r = sd_event_add_io(event, &ch->io, ch->fd, EPOLLIN, on_io, ch);
+        if (ipv4)
+                r = open_socket(ch, AF_INET, port, false, &ch->fd4, &ch->io4, event);
+        if (r >= 0 && ipv6)
+                r = open_socket(ch, AF_INET6, port, ipv4, &ch->fd6, &ch->io6, event);
         if (r < 0)
                 goto fail;
-        /* leases and expiry votes must not wait behind bus traffic */
-        (void) sd_event_source_set_priority(ch->io, SD_EVENT_PRIORITY_IMPORTANT);
         *ret = ch;
         return 0;
 
@@ -254,12 +292,19 @@ fail:
         return r;
 }
 
+int channel_new(sd_event *event, ChannelCodec *codec, uint16_t port, ChannelReceiveFn cb, void *userdata, Channel **ret) {
+        return channel_new_families(event, codec, port, true, true, cb, userdata, ret);
+}
+
 Channel *channel_free(Channel *ch) {
         if (!ch)
                 return NULL;
-        sd_event_source_disable_unref(ch->io);
-        if (ch->fd >= 0)
-                close(ch->fd);
+        sd_event_source_disable_unref(ch->io4);
+        sd_event_source_disable_unref(ch->io6);
+        if (ch->fd4 >= 0)
+                close(ch->fd4);
+        if (ch->fd6 >= 0)
+                close(ch->fd6);
         channel_codec_free(ch->codec);
         g_free(ch);
         return NULL;
@@ -272,12 +317,15 @@ ChannelCodec *channel_get_codec(Channel *ch) {
 int channel_send(Channel *ch, const struct sockaddr_storage *to, uint8_t type, const void *payload, size_t size) {
         g_autoptr(GByteArray) b = NULL;
         socklen_t len = to->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+        int fd = to->ss_family == AF_INET6 ? ch->fd6 : ch->fd4;
         int r;
 
+        if (fd < 0)
+                return -EAFNOSUPPORT;
         r = channel_encode(ch->codec, type, payload, size, &b);
         if (r < 0)
                 return r;
-        if (sendto(ch->fd, b->data, b->len, MSG_DONTWAIT | MSG_NOSIGNAL, (const struct sockaddr *) to, len) < 0)
+        if (sendto(fd, b->data, b->len, MSG_DONTWAIT | MSG_NOSIGNAL, (const struct sockaddr *) to, len) < 0)
                 return -errno;
         return 0;
 }

@@ -66,8 +66,13 @@ void channel_codec_set_epoch(ChannelCodec *c, uint64_t epoch);
 typedef struct Channel Channel;
 typedef void (*ChannelReceiveFn)(Channel *ch, const ChannelPacket *p, const struct sockaddr_storage *from, void *userdata);
 
+/* One UDP socket per family on port: 0.0.0.0 and [::] (IPV6_V6ONLY). channel_new() opens both;
+ * an IPv6 socket the system cannot have (no IPv6) is left out unless it is the only family. */
 int channel_new(sd_event *event, ChannelCodec *codec /* owned */, uint16_t port, ChannelReceiveFn cb, void *userdata,
                 Channel **ret);
+int channel_new_families(sd_event *event, ChannelCodec *codec /* owned */, uint16_t port, bool ipv4, bool ipv6,
+                         ChannelReceiveFn cb, void *userdata, Channel **ret);
 Channel *channel_free(Channel *ch);
+/* -EAFNOSUPPORT when we have no socket of to's family. */
 int channel_send(Channel *ch, const struct sockaddr_storage *to, uint8_t type, const void *payload, size_t size);
 ChannelCodec *channel_get_codec(Channel *ch);

@@ -4,10 +4,12 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 
+#include "electiond-address.h"
 #include "electiond-channel.h"
 #include "electiond-cluster.h"
 #include "electiond-gossip.h"
@@ -56,8 +58,8 @@ typedef struct Peer {
         uint64_t dead_since; /* boottime µs, 0 when alive */
         uint64_t applied;    /* highest log index it confirmed (APPLIED) */
         bool have_address;
-        struct sockaddr_storage channel; /* where its cluster channel listens */
-        char raft_address[64];
+        MemberAddress addresses[MEMBER_ADDRESSES_MAX]; /* what it advertises (gossip port) */
+        size_t n_addresses;
         Tags tags;
         uint64_t attest_index;  /* its latest attestation (rule 4): at this applied index ... */
         GArray *attested;       /* ... these lease ids hold no grant of its (u64) */
@@ -318,13 +320,58 @@ static size_t count_voters(const Servers *s) {
         return n;
 }
 
+/* ---- addresses ---- */
+
+/* Which of a member's addresses we use: one of a family we have too (a mixed cluster has
+ * IPv4-only, IPv6-only and dual-stack nodes), prefer_family first if given, else IPv4 (as
+ * before IPv6), then global IPv6, then link-local IPv6. NULL if none is usable. */
+static const MemberAddress *pick_address(Cluster *c, const MemberAddress *addrs, size_t n, int prefer_family) {
+        bool have4 = gossip_has_family(c->gossip, AF_INET), have6 = gossip_has_family(c->gossip, AF_INET6);
+        const MemberAddress *best = NULL;
+        int best_rank = INT_MAX;
+
+        for (size_t i = 0; i < n; i++) {
+                const MemberAddress *a = &addrs[i];
+                int rank;
+
+                if ((a->family == AF_INET && !have4) || (a->family == AF_INET6 && !have6))
+                        continue;
+                rank = member_address_preference(a);
+                if (prefer_family != 0 && a->family == prefer_family)
+                        rank -= 10;
+                if (rank < best_rank) {
+                        best_rank = rank;
+                        best = a;
+                }
+        }
+        return best;
+}
+
+/* Where p's cluster channel listens (Port+1 of its gossip address), scope included. */
+static int peer_channel_address(Cluster *c, const Peer *p, struct sockaddr_storage *ret) {
+        const MemberAddress *a;
+        MemberAddress ch;
+
+        if (!p || !p->have_address)
+                return -EHOSTUNREACH;
+        a = pick_address(c, p->addresses, p->n_addresses, 0);
+        if (!a)
+                return -EHOSTUNREACH;
+        ch = *a;
+        ch.port = (uint16_t) (a->port + 1);
+        return gossip_resolve(c->gossip, &ch, ret, NULL);
+}
+
 /* ---- channel sends ---- */
 
 static void send_to_peer(Cluster *c, const Peer *p, uint8_t type, const void *data, size_t size) {
+        struct sockaddr_storage to;
         int r;
         if (!c->channel || !p || !p->have_address)
                 return;
-        r = channel_send(c->channel, &p->channel, type, data, size);
+        r = peer_channel_address(c, p, &to);
+        if (r >= 0)
+                r = channel_send(c->channel, &to, type, data, size);
         if (r < 0)
                 log_debug_errno(r, "Failed to send message %u to %s: %m", type, p->name);
 }
@@ -900,7 +947,11 @@ int cluster_forward(Cluster *c, const void *batch, size_t size) {
                 return -ENOTCONN;
         if (size > CHANNEL_PAYLOAD_MAX)
                 return -EMSGSIZE;
-        int r = channel_send(c->channel, &p->channel, MSG_FORWARD, batch, size);
+        struct sockaddr_storage to;
+        int r = peer_channel_address(c, p, &to);
+        if (r < 0)
+                return -ENOTCONN;
+        r = channel_send(c->channel, &to, MSG_FORWARD, batch, size);
         if (r >= 0)
                 metrics_get()->forwarded_sent++;
         return r;
@@ -945,20 +996,11 @@ static void peer_update(Cluster *c, const Member *m) {
         p->state = m->state;
         if (tags_decode(m->tags, m->tags_size, &t))
                 p->tags = t;
-        for (size_t i = 0; i < m->n_addresses; i++) {
-                const MemberAddress *a = &m->addresses[i];
-                if (a->family != AF_INET)
-                        continue;
-                struct sockaddr_in *sin = (struct sockaddr_in *) &p->channel;
-                char ip[INET_ADDRSTRLEN];
-                memset(&p->channel, 0, sizeof p->channel);
-                sin->sin_family = AF_INET;
-                memcpy(&sin->sin_addr, a->addr, 4);
-                sin->sin_port = htons((uint16_t) (a->port + 1));
-                inet_ntop(AF_INET, a->addr, ip, sizeof ip);
-                snprintf(p->raft_address, sizeof p->raft_address, "%s:%u", ip, t.raft_port ?: a->port);
+        /* all of them: which one to use depends on our own families, which may change */
+        if (m->n_addresses > 0) {
+                p->n_addresses = MIN(m->n_addresses, (size_t) MEMBER_ADDRESSES_MAX);
+                memcpy(p->addresses, m->addresses, p->n_addresses * sizeof p->addresses[0]);
                 p->have_address = true;
-                break;
         }
         if (t.fingerprint != 0 && t.fingerprint != c->fingerprint && m->state == MEMBER_ALIVE)
                 log_mismatch(c, p, now_usec());
@@ -1034,18 +1076,52 @@ static void on_epoch_bumped(Gossip *g, uint64_t epoch, void *userdata) {
                 channel_codec_set_epoch(channel_get_codec(c->channel), c->channel_epoch);
 }
 
+/* Our Raft address in the configuration: the first IPv4 address (as before IPv6), else a global
+ * IPv6, else a link-local one — "[fe80::1]:7946" without a scope, which only has a meaning per
+ * node: peers connect to whatever address of ours suits them (raft_resolve()). */
 static char *self_raft_address(Cluster *c) {
         const Member *self = membership_get_self(gossip_get_membership(c->gossip));
-        char ip[INET_ADDRSTRLEN];
+        char buf[ADDRESS_STRLEN];
+        int best_rank = INT_MAX;
+        MemberAddress best;
 
         if (!self)
                 return NULL;
-        for (size_t i = 0; i < self->n_addresses; i++)
-                if (self->addresses[i].family == AF_INET) {
-                        inet_ntop(AF_INET, self->addresses[i].addr, ip, sizeof ip);
-                        return g_strdup_printf("%s:%u", ip, c->config->port);
+        for (size_t i = 0; i < self->n_addresses; i++) {
+                const MemberAddress *a = &self->addresses[i];
+                int rank = member_address_preference(a);
+                if (rank < best_rank) {
+                        best_rank = rank;
+                        best = *a;
                 }
-        return NULL;
+        }
+        if (best_rank == INT_MAX)
+                return NULL;
+        best.port = c->config->port;
+        return g_strdup(member_address_format(&best, true, buf));
+}
+
+/* libraft's address of a server is one string for the whole cluster, but in a mixed cluster a
+ * node may not have that string's family, and a link-local one needs our scope. So connect to
+ * what the server advertises in gossip, its family if we have it, its Raft port. */
+static int raft_resolve(void *userdata, uint64_t id, const char *address, struct sockaddr_storage *ret) {
+        Cluster *c = userdata;
+        const Peer *p = peer_by_id(c, id);
+        const MemberAddress *a;
+        MemberAddress conf = {}, target;
+
+        if (address_parse(address, c->config->port, &conf, NULL) < 0)
+                conf.port = c->config->port;
+        if (p && p->have_address && (a = pick_address(c, p->addresses, p->n_addresses, conf.family))) {
+                target = *a;
+                target.port = conf.port;
+                if (gossip_resolve(c->gossip, &target, ret, NULL) >= 0)
+                        return 0;
+        }
+        /* not (yet) in gossip: the string itself, a link-local one with the scope we heard it on */
+        if (conf.family != 0 && member_address_is_link_local(&conf))
+                return gossip_resolve(c->gossip, &conf, ret, NULL);
+        return -ENOENT;
 }
 
 /* A Raft connection from a node that gossips another cluster id: refused, so that the members of
@@ -1095,6 +1171,10 @@ static int make_transport(void *userdata, struct uv_loop_s *loop, struct raft_uv
                 return r;
         (void) auth_transport_set_keyring(*ret, c->keyring);
         auth_transport_set_identity_check(*ret, raft_identity_ok, c);
+        auth_transport_set_resolver(*ret, raft_resolve, c);
+        /* With IPv6 we listen on [::] (IPv4 too, dual-stack): a link-local address cannot be
+         * bound without its scope, and peers of either family must get in. */
+        auth_transport_set_listen_any(*ret, gossip_has_family(c->gossip, AF_INET6));
         metrics_get()->transport = *ret;
         return 0;
 }
@@ -1916,7 +1996,9 @@ int cluster_start(Cluster *c) {
         if (!codec)
                 return log_oom();
         (void) channel_codec_set_keyring(codec, c->keyring);
-        r = channel_new(c->event, codec, (uint16_t) (gossip_get_port(c->gossip) + 1), on_channel, c, &c->channel);
+        r = channel_new_families(c->event, codec, (uint16_t) (gossip_get_port(c->gossip) + 1),
+                                 config_family_allows(c->config, AF_INET), config_family_allows(c->config, AF_INET6),
+                                 on_channel, c, &c->channel);
         if (r < 0) {
                 channel_codec_free(codec);
                 return log_error_errno(r, "Failed to open the cluster channel: %m");

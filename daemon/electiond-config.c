@@ -3,6 +3,7 @@
 #include <glib/gi18n.h>
 #include <math.h>
 #include <net/if.h>
+#include <sys/socket.h>
 
 #include "electiond-config.h"
 #include "electiond-elections-d.h"
@@ -22,6 +23,7 @@ typedef enum KeyKind {
         KIND_STRV,      /* char **, non-empty words */
         KIND_KEYNAME,   /* char *, a file name "NAME.key" (no '/') */
         KIND_BOOL,      /* bool: yes/no, true/false, on/off, 1/0 */
+        KIND_FAMILY,    /* unsigned CONFIG_FAMILY_*: any, ipv4, ipv6 */
 } KeyKind;
 
 typedef struct ConfigKey {
@@ -55,6 +57,7 @@ static const ConfigKey config_keys[] = {
         { "Cluster", "Interfaces",         KIND_IFNAMES,  offsetof(Config, interfaces), .fixed = FIXED_RESTART },
         { "Cluster", "Port",               KIND_PORT,     offsetof(Config, port), 1, UINT16_MAX - 1, .fixed = FIXED_CLUSTER }, /* Port+1: the cluster channel */
         { "Cluster", "Peers",              KIND_STRV,     offsetof(Config, peers), .fixed = FIXED_RESTART },
+        { "Cluster", "AddressFamily",      KIND_FAMILY,   offsetof(Config, address_family), .fixed = FIXED_RESTART },
         { "Cluster", "BootstrapExpect",    KIND_UINT,     offsetof(Config, bootstrap_expect), 1, 99, .fixed = FIXED_RESTART },
         { "Cluster", "MaxVoters",          KIND_UINT,     offsetof(Config, max_voters), 1, 99, .fixed = FIXED_RESTART },
         { "Cluster", "ProbeIntervalSec",   KIND_DURATION, offsetof(Config, probe_interval_usec), .fixed = FIXED_RESTART },
@@ -96,6 +99,12 @@ void config_done(Config *c) {
         g_clear_pointer(&c->primary_key, g_free);
         g_clear_pointer(&c->interfaces, g_strfreev);
         g_clear_pointer(&c->peers, g_strfreev);
+}
+
+bool config_family_allows(const Config *c, int family) {
+        return c->address_family == CONFIG_FAMILY_ANY ||
+                (c->address_family == CONFIG_FAMILY_IPV4 && family == AF_INET) ||
+                (c->address_family == CONFIG_FAMILY_IPV6 && family == AF_INET6);
 }
 
 bool config_is_clustered(const Config *c) {
@@ -251,6 +260,19 @@ static int parse_key(Config *c, const ConfigKey *k, const char *value, const cha
                 }
                 return 0;
 
+        case KIND_FAMILY:
+                if (g_ascii_strcasecmp(value, "any") == 0)
+                        *(unsigned *) field = CONFIG_FAMILY_ANY;
+                else if (g_ascii_strcasecmp(value, "ipv4") == 0)
+                        *(unsigned *) field = CONFIG_FAMILY_IPV4;
+                else if (g_ascii_strcasecmp(value, "ipv6") == 0)
+                        *(unsigned *) field = CONFIG_FAMILY_IPV6;
+                else {
+                        *ret_reason = N_("not one of any, ipv4, ipv6");
+                        return -EINVAL;
+                }
+                return 0;
+
         case KIND_IFNAMES:
         case KIND_STRV: {
                 g_auto(GStrv) l = split_list(value);
@@ -394,6 +416,7 @@ static bool field_equal(const ConfigKey *k, const Config *a, const Config *b) {
         case KIND_KEYNAME:
                 return streq_ptr(*(char *const *) fa, *(char *const *) fb);
         case KIND_UINT:
+        case KIND_FAMILY:
                 return *(const unsigned *) fa == *(const unsigned *) fb;
         case KIND_PORT:
                 return *(const uint16_t *) fa == *(const uint16_t *) fb;
@@ -425,6 +448,7 @@ static void field_copy(const ConfigKey *k, Config *dst, const Config *src) {
                 *(char **) fd = g_strdup(*(char *const *) fs);
                 return;
         case KIND_UINT:
+        case KIND_FAMILY:
                 *(unsigned *) fd = *(const unsigned *) fs;
                 return;
         case KIND_PORT:

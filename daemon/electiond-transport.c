@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <glib.h>
+#include <net/if.h>
 #include <raft.h>
 #include <raft/uv.h>
 #include <sys/random.h>
@@ -79,6 +80,9 @@ struct AuthTransport {
         raft_uv_accept_cb accept_cb;
         AuthTransportIdentityFn identity_check;
         void *identity_userdata;
+        AuthTransportResolveFn resolve;
+        void *resolve_userdata;
+        bool listen_any;
 
         GQueue handshakes;
         bool closing;
@@ -157,9 +161,9 @@ static uint64_t get_u64(const uint8_t *p) {
         return v;
 }
 
-/* "1.2.3.4:5" or "[::1]:5" */
+/* "1.2.3.4:5", "[::1]:5" or "[fe80::1%eth0]:5" */
 static int parse_address(const char *address, struct sockaddr_storage *ret) {
-        char host[INET6_ADDRSTRLEN + 1];
+        char host[INET6_ADDRSTRLEN + IF_NAMESIZE + 1];
         const char *colon;
         unsigned long port;
         char *end;
@@ -462,6 +466,16 @@ void auth_transport_set_identity_check(struct raft_uv_transport *iface, AuthTran
         t->identity_userdata = userdata;
 }
 
+void auth_transport_set_resolver(struct raft_uv_transport *iface, AuthTransportResolveFn fn, void *userdata) {
+        AuthTransport *t = AUTH(iface);
+        t->resolve = fn;
+        t->resolve_userdata = userdata;
+}
+
+void auth_transport_set_listen_any(struct raft_uv_transport *iface, bool any) {
+        AUTH(iface)->listen_any = any;
+}
+
 static int transport_init(struct raft_uv_transport *iface, raft_id id, const char *address) {
         AuthTransport *t = AUTH(iface);
         t->id = id;
@@ -505,9 +519,19 @@ static int transport_listen(struct raft_uv_transport *iface, raft_uv_accept_cb c
         int r;
 
         r = parse_address(t->address, &sa);
-        if (r < 0) {
+        if (r < 0 && !t->listen_any) {
                 snprintf(iface->errmsg, sizeof iface->errmsg, "invalid address %s", t->address);
                 return RAFT_INVALID;
+        }
+        if (t->listen_any) {
+                /* [::]:port, dual-stack (libuv clears IPV6_V6ONLY without UV_TCP_IPV6ONLY) */
+                const char *colon = strrchr(t->address, ':');
+                int port = colon ? atoi(colon + 1) : 0;
+
+                if (port <= 0 || port > 65535 || uv_ip6_addr("::", port, (struct sockaddr_in6 *) &sa) != 0) {
+                        snprintf(iface->errmsg, sizeof iface->errmsg, "invalid address %s", t->address);
+                        return RAFT_INVALID;
+                }
         }
         t->accept_cb = cb;
         t->listener = g_new0(uv_tcp_t, 1);
@@ -552,7 +576,9 @@ static int transport_connect(struct raft_uv_transport *iface, struct raft_uv_con
         struct sockaddr_storage sa;
         Handshake *h;
 
-        if (parse_address(address, &sa) < 0 || strlen(address) > ADDRESS_MAX)
+        if (!address || strlen(address) > ADDRESS_MAX)
+                return RAFT_NOCONNECTION;
+        if ((!t->resolve || t->resolve(t->resolve_userdata, id, address, &sa) < 0) && parse_address(address, &sa) < 0)
                 return RAFT_NOCONNECTION;
         h = handshake_new(t, true);
         if (!h)

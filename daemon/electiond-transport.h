@@ -2,7 +2,8 @@
 #pragma once
 
 /*
- * The Raft transport of a clustered node: TCP (IPv4 or IPv6, "ip:port" / "[ip6]:port"), where
+ * The Raft transport of a clustered node: TCP (IPv4 or IPv6, "ip:port" / "[ip6]:port" /
+ * "[fe80::1%eth0]:port"), where
  * every connection first passes a mutual HMAC-SHA256 challenge-response under the cluster key
  * before libraft sees the stream:
  *
@@ -51,6 +52,14 @@ void auth_transport_get_stats(const struct raft_uv_transport *t, AuthTransportSt
 typedef bool (*AuthTransportIdentityFn)(void *userdata, uint64_t id, const char *address,
                                         const struct sockaddr_storage *peer);
 void auth_transport_set_identity_check(struct raft_uv_transport *t, AuthTransportIdentityFn fn, void *userdata);
+
+/* Where to connect to server id whose configured address is `address`: 0 and *ret filled, or
+ * negative to use the address string itself. Lets a node reach a peer on another family than
+ * the string's (mixed IPv4/IPv6 clusters) and give a link-local address its scope. */
+typedef int (*AuthTransportResolveFn)(void *userdata, uint64_t id, const char *address, struct sockaddr_storage *ret);
+void auth_transport_set_resolver(struct raft_uv_transport *t, AuthTransportResolveFn fn, void *userdata);
+/* Listen on [::]:port (dual-stack) instead of the configured address itself; set before listen. */
+void auth_transport_set_listen_any(struct raft_uv_transport *t, bool any);
 
 /* Exposed for tests. */
 #define AUTH_TRANSPORT_HANDSHAKE_TIMEOUT_MSEC 2000

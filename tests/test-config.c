@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Config parsing: defaults, every key, every malformed value, missing files. */
 #include <glib.h>
+#include <sys/socket.h>
 #include <glib/gstdio.h>
 
 #include "electiond-config.h"
@@ -236,6 +237,46 @@ static void test_witness(void) {
         }
 }
 
+static void test_address_family(void) {
+        static const struct {
+                const char *value;
+                int expect; /* CONFIG_FAMILY_*, -1 invalid */
+        } cases[] = {
+                { "any", CONFIG_FAMILY_ANY }, { "ipv4", CONFIG_FAMILY_IPV4 }, { "IPv6", CONFIG_FAMILY_IPV6 },
+                { "both", -1 }, { "4", -1 }, { "", -1 },
+        };
+        Config c;
+
+        config_init_defaults(&c);
+        g_assert_cmpuint(c.address_family, ==, CONFIG_FAMILY_ANY);
+        g_assert_true(config_family_allows(&c, AF_INET) && config_family_allows(&c, AF_INET6));
+        g_assert_false(config_key_reloadable("Cluster", "AddressFamily"));
+        config_done(&c);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                g_autofree char *text = g_strdup_printf("[Cluster]\nAddressFamily=%s\n", cases[i].value);
+                g_autofree char *error = NULL;
+                int r = load_text(text, &c, &error);
+
+                g_test_message("AddressFamily=%s", cases[i].value);
+                if (cases[i].expect < 0) {
+                        g_assert_cmpint(r, ==, -EINVAL);
+                        g_assert_nonnull(strstr(error, "AddressFamily="));
+                } else {
+                        g_assert_cmpint(r, ==, 0);
+                        g_assert_cmpuint(c.address_family, ==, (unsigned) cases[i].expect);
+                        g_assert_cmpint(config_family_allows(&c, AF_INET), ==, cases[i].expect != CONFIG_FAMILY_IPV6);
+                        g_assert_cmpint(config_family_allows(&c, AF_INET6), ==, cases[i].expect != CONFIG_FAMILY_IPV4);
+                }
+                config_done(&c);
+        }
+        /* Peers= takes IPv6 literals as they are (gossip parses them, and ignores bad ones as before) */
+        g_assert_cmpint(load_text("[Cluster]\nPeers=[fe80::1%eth0]:7946, [2001:db8::1]:7946;fe80::2%3\n", &c, NULL), ==, 0);
+        g_assert_cmpuint(g_strv_length(c.peers), ==, 3);
+        g_assert_cmpstr(c.peers[0], ==, "[fe80::1%eth0]:7946");
+        g_assert_cmpstr(c.peers[2], ==, "fe80::2%3");
+        config_done(&c);
+}
+
 static void test_cross_checks(void) {
         static const char *const bad[] = {
                 "[Cluster]\nMaxVoters=4\n",
@@ -362,6 +403,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/config/malformed", test_malformed);
         g_test_add_func("/config/cross-checks", test_cross_checks);
         g_test_add_func("/config/witness", test_witness);
+        g_test_add_func("/config/address-family", test_address_family);
         g_test_add_func("/config/syntax-error", test_syntax_error);
         g_test_add_func("/config/reload", test_reload);
 

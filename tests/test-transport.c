@@ -167,6 +167,79 @@ static void test_good_handshake(void) {
         g_assert_cmpint(uv_loop_close(&loop), ==, 0);
 }
 
+static int resolve_to_v6_loopback(void *userdata, uint64_t id, const char *address, struct sockaddr_storage *ret) {
+        unsigned *calls = userdata;
+        const char *colon = strrchr(address, ':');
+
+        (*calls)++;
+        g_assert_cmpuint(id, ==, 1);
+        return uv_ip6_addr("::1", atoi(colon + 1), (struct sockaddr_in6 *) ret) == 0 ? 0 : -EINVAL;
+}
+
+static bool accepted_n(uv_loop_t *loop, Side *s, unsigned n) {
+        for (int i = 0; i < 2000 && s->accepted < n; i++) {
+                uv_run(loop, UV_RUN_NOWAIT);
+                g_usleep(1000);
+        }
+        return s->accepted == n;
+}
+
+/* A server listening on [::] (auth_transport_set_listen_any) takes IPv4 and IPv6 clients; a
+ * client's resolver decides where an address string connects (here one that does not parse,
+ * so nothing could go anywhere else). */
+static void test_ipv6_listen_any_and_resolver(void) {
+        struct sockaddr_in6 probe = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+        int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        bool v6 = fd >= 0 && bind(fd, (struct sockaddr *) &probe, sizeof probe) == 0;
+        g_autofree char *addr_a = loopback_address(), *addr_b = loopback_address(), *addr_c = loopback_address();
+        g_autofree char *unresolvable = NULL;
+        unsigned calls = 0;
+        uv_loop_t loop;
+        Side a, b, c;
+
+        if (fd >= 0)
+                close(fd);
+        if (!v6) {
+                g_test_skip("no IPv6 on loopback");
+                return;
+        }
+        unresolvable = g_strdup_printf("raft-of-a%s", strrchr(addr_a, ':'));
+        uv_loop_init(&loop);
+        side_init(&a, &loop, KEY, "prod", 1, addr_a);
+        auth_transport_set_listen_any(a.t, true);
+        g_assert_cmpint(a.t->listen(a.t, on_accept), ==, 0);
+
+        /* IPv6 through the resolver */
+        side_init(&b, &loop, KEY, "prod", 2, addr_b);
+        auth_transport_set_resolver(b.t, resolve_to_v6_loopback, &calls);
+        g_assert_cmpint(b.t->connect(b.t, &b.req, 1, unresolvable, on_connect), ==, 0);
+        g_assert_true(run_until(&loop, &b.connect_done, 3000));
+        g_assert_cmpint(b.connect_status, ==, 0);
+        g_assert_cmpuint(calls, ==, 1);
+        g_assert_true(accepted_n(&loop, &a, 1));
+        g_assert_cmpuint(a.peer_id, ==, 2);
+        g_assert_cmpstr(a.peer_address, ==, addr_b);
+        uv_stream_t *first = a.stream;
+
+        /* IPv4 to the same dual-stack listener, the string as it is (no resolver) */
+        side_init(&c, &loop, KEY, "prod", 3, addr_c);
+        g_assert_cmpint(c.t->connect(c.t, &c.req, 1, addr_a, on_connect), ==, 0);
+        g_assert_true(run_until(&loop, &c.connect_done, 3000));
+        g_assert_cmpint(c.connect_status, ==, 0);
+        g_assert_true(accepted_n(&loop, &a, 2));
+        g_assert_cmpuint(a.peer_id, ==, 3);
+
+        /* without a resolver, that string goes nowhere */
+        g_assert_cmpint(c.t->connect(c.t, &c.req, 1, unresolvable, on_connect), ==, RAFT_NOCONNECTION);
+
+        uv_close((uv_handle_t *) first, free_handle);
+        side_done(&c, &loop);
+        side_done(&b, &loop);
+        side_done(&a, &loop);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        g_assert_cmpint(uv_loop_close(&loop), ==, 0);
+}
+
 static void refused(const char *key_b, const char *cluster_b) {
         uv_loop_t loop;
         g_autofree char *addr_a = loopback_address(), *addr_b = loopback_address();
@@ -602,6 +675,7 @@ int main(int argc, char *argv[]) {
         signal(SIGPIPE, SIG_IGN);
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/transport/good-handshake", test_good_handshake);
+        g_test_add_func("/transport/ipv6-listen-any-and-resolver", test_ipv6_listen_any_and_resolver);
         g_test_add_func("/transport/wrong-key", test_wrong_key);
         g_test_add_func("/transport/wrong-cluster", test_wrong_cluster);
         g_test_add_func("/transport/keyring-rotation", test_keyring_rotation);

@@ -99,6 +99,10 @@ void fuzz_seeds(GPtrArray *out) {
         uint8_t auth[1 + 32 + 10 + 11] = { 1 };
         memcpy(auth + 1 + 32 + 8, "\x0b\x00", 2);
         memcpy(auth + 1 + 32 + 10, "127.0.0.1:9", 11);
+        uint8_t auth6[1 + 32 + 10 + 17] = { 1 };
+        memcpy(auth6 + 1 + 32 + 8, "\x11\x00", 2);
+        memcpy(auth6 + 1 + 32 + 10, "[fe80::1%lo]:7946", 17);
         g_ptr_array_add(out, g_bytes_new(hello, sizeof hello));
         g_ptr_array_add(out, g_bytes_new(auth, sizeof auth));
+        g_ptr_array_add(out, g_bytes_new(auth6, sizeof auth6));
 }

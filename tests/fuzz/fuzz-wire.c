@@ -90,6 +90,14 @@ void fuzz_seeds(GPtrArray *out) {
                 { .type = GOSSIP_DEAD, .name = "other", .from = "peer", .incarnation = 2, .silent_usec = 600000 },
                 { .type = GOSSIP_LEFT, .name = "third", .incarnation = 1 },
                 { .type = GOSSIP_ALIVE, .name = "third", .node_id = 0x43, .incarnation = 1 },
+                /* IPv6: a global and a link-local address (no scope on the wire), v6 PING_REQ */
+                { .type = GOSSIP_ALIVE, .name = "six", .node_id = 0x44, .incarnation = 2, .n_addresses = 3,
+                  .addresses = { { .family = AF_INET6, .addr = { 0x20, 0x01, 0x0d, 0xb8, [15] = 6 }, .port = 7946 },
+                                 { .family = AF_INET6, .addr = { 0xfe, 0x80, [14] = 0xed, [15] = 6 }, .port = 7946 },
+                                 { .family = AF_INET, .addr = { 198, 18, 0, 6 }, .port = 7946 } } },
+                { .type = GOSSIP_PING_REQ, .seq = 3, .name = "six", .n_addresses = 2,
+                  .addresses = { { .family = AF_INET6, .addr = { 0xfe, 0x80, [15] = 1 }, .port = 7946 },
+                                 { .family = AF_INET6, .addr = { 0xfd, 0x00, [15] = 1 }, .port = 7000 } } },
         };
 
         for (size_t n = 1; n <= G_N_ELEMENTS(seed); n++)
