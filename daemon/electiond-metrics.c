@@ -157,6 +157,8 @@ static const char *const channel_drop_names[_CHANNEL_DROP_MAX] = {
         [CHANNEL_DROP_AUTH] = "auth",
         [CHANNEL_DROP_REPLAY] = "replay",
         [CHANNEL_DROP_SELF] = "self",
+        [CHANNEL_DROP_PLAINTEXT] = "plaintext",
+        [CHANNEL_DROP_ENCRYPTED] = "encrypted",
 };
 
 static const char *const raft_roles[] = { "leader", "follower", "candidate", "unavailable" };
