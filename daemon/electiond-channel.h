@@ -13,7 +13,7 @@
  * replayed is dropped and counted. The codec is pure (tested and fuzzed); the socket part only
  * exists once channel_start() is called.
  *
- * Encrypt=yes (keyring_encrypts()): the whole packet is sealed (electiond-seal.h) into "ELCX" |
+ * Encrypt=yes (keyring_encrypts()): the whole packet is sealed (electiond-seal.h) into "ELCS" |
  * nonce | ciphertext | tag, and only such envelopes are accepted; a plaintext "ELCM" packet is
  * then dropped as "plaintext" (-EPROTO), and a node without encryption drops an envelope as
  * "encrypted" (-EPROTONOSUPPORT). A decoded packet's payload stays valid until the next decode.
@@ -32,7 +32,7 @@
 #define CHANNEL_PAYLOAD_MAX (60 * 1024)
 #define CHANNEL_REPLAY_WINDOW 64
 #define CHANNEL_SENDERS_MAX 1024
-#define CHANNEL_SEALED_MAGIC "ELCX"
+#define CHANNEL_SEALED_MAGIC "ELCS"
 #define CHANNEL_SEALED_MAX (CHANNEL_PAYLOAD_MAX + 1024)  /* the receive buffer: header, HMAC and envelope fit */
 
 typedef enum ChannelDrop {

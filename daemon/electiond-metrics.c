@@ -203,6 +203,7 @@ int metrics_append(sd_bus_message *reply, Manager *manager) {
                 SAMPLE("electiond_raft_connections_total", st.connected, "direction", "out");
                 SAMPLE("electiond_raft_handshake_failures_total", st.rejected_in, "direction", "in");
                 SAMPLE("electiond_raft_handshake_failures_total", st.rejected_out, "direction", "out");
+                SAMPLE("electiond_raft_encryption_mismatches_total", st.mismatched);
         }
 
         SAMPLE("electiond_forwarded_calls_total", m->forwarded_sent, "direction", "sent");

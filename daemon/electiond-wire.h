@@ -15,9 +15,9 @@
  * only by authenticated, well-formed packets, so forged packets cannot disturb it.
  *
  * Encrypt=yes (keyring_encrypts()): the whole packet above is sealed (electiond-seal.h) into
- *   magic "ELGX" | nonce (24) | XChaCha20-Poly1305 ciphertext | tag (16)
+ *   magic "ELGS" | nonce (24) | XChaCha20-Poly1305 ciphertext | tag (16)
  * and only such envelopes are accepted; an "ELGP" packet is then dropped as "plaintext", and a
- * node without encryption drops an "ELGX" one as "encrypted" (the two settings differ). */
+ * node without encryption drops an "ELGS" one as "encrypted" (the two settings differ). */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -33,7 +33,7 @@
 #define WIRE_REPLAY_WINDOW      64
 #define WIRE_SENDERS_MAX        1024
 #define WIRE_KEY_MIN            16
-#define WIRE_SEALED_MAGIC       "ELGX"
+#define WIRE_SEALED_MAGIC       "ELGS"
 #define WIRE_SEAL_OVERHEAD      (4 + 24 + 16)   /* SEAL_OVERHEAD */
 /* An encrypted packet of a WIRE_PACKET_MAX one: 1444 bytes, still below a 1500 MTU (IPv6 too). */
 #define WIRE_SEALED_MAX         (WIRE_PACKET_MAX + WIRE_SEAL_OVERHEAD)
