@@ -103,6 +103,7 @@ SAMPLES = {
     ('Cluster', 'Peers'): '127.0.0.1:7000, 127.0.0.2',
     ('Cluster', 'PrimaryKey'): 'docs.key',
     ('Node', 'Witness'): 'no',  # a boolean: documented as "Default: no."
+    ('Cluster', 'Encrypt'): 'yes',  # a boolean too; the non-default value, to parse it
 }
 
 
