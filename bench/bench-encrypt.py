@@ -191,8 +191,8 @@ def report(a, s, mi, run_s, mc):
               "| Raft record, 100 bytes | %.2f | %.2f | | |" % (r1["seal_us"], r1["open_us"]),
               "| Raft record, 64 KiB | %.1f | %.1f | | (%.0f MB/s sealed + opened) |" % (
                   r2["seal_us"], r2["open_us"], r2["mb_per_s"])]
-    lines += ["", "Lease step-downs seen in the daemons' logs during the load/idle clusters: plain %d, "
-              "encrypted %d." % (p["stepdowns"], e["stepdowns"]), "",
+    lines += ["", "Lease step-downs in the daemons' logs of the load/idle clusters, counted from start-up "
+              "(cluster formation included): plain %d, encrypted %d." % (p["stepdowns"], e["stepdowns"]), "",
               "What encryption adds per message: 44 bytes per gossip or channel datagram (magic, "
               "24-byte nonce, 16-byte tag), 20 bytes per Raft record, one XChaCha20-Poly1305 seal "
               "and open each, and for Raft a copy through the socketpair relay (two more syscalls per "

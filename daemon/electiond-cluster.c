@@ -1666,7 +1666,7 @@ static int load_keyring(const Config *config, Keyring **ret) {
                 log_error("%s", error ?: "Failed to load the cluster keys.");
                 return r;
         }
-        /* Encrypt= travels with the keys: a reload reaches every codec the same way */
+        /* Encrypt= travels with the keys to every codec (fixed for a run: config_apply_reload refuses it) */
         keyring_set_encrypt(*ret, config->encrypt);
         return 0;
 }
@@ -1685,9 +1685,6 @@ int cluster_reload_keys(Cluster *c) {
         if (keyring_equal(k, c->keyring))
                 return 0;
         /* In place: gossip, channel and transport hold references to this ring. */
-        if (keyring_encrypts(k) != keyring_encrypts(c->keyring))
-                log_notice("Cluster '%s': Encrypt=%s from now on (established Raft connections keep their mode "
-                           "until they reconnect).", c->config->cluster_name, keyring_encrypts(k) ? "yes" : "no");
         keyring_assign(c->keyring, k);
         keyring_key_tag(c->keyring, 0, tag);
         log_info("Cluster '%s': keys reloaded: %zu installed, sending under key %s%s.", c->config->cluster_name,

@@ -49,7 +49,7 @@ const uint8_t *keyring_aead_key(const Keyring *k, size_t i);
 void keyring_hkdf(const void *ikm, size_t ikm_size, const char *salt, const void *info, size_t info_size,
                   uint8_t *ret, size_t ret_size);
 /* [Cluster] Encrypt=: whether the codecs sharing this ring seal what they send and require sealed
- * packets (electiond-seal.h). Part of what keyring_assign() copies, so a reload reaches them. */
+ * packets (electiond-seal.h). Part of what keyring_assign() copies (the daemon keeps it for a run). */
 void keyring_set_encrypt(Keyring *k, bool encrypt);
 bool keyring_encrypts(const Keyring *k);
 /* A short non-secret tag of key i for logs (first 4 bytes of SHA-256 of the key, hex). */

@@ -528,6 +528,7 @@ int wire_decode(Wire *w, const void *buf, size_t size, WirePacketInfo *ret_info,
         uint8_t plain[WIRE_SEALED_MAX];
         size_t n;
         bool sealed;
+        int r;
 
         if (!w || (!buf && size > 0) || (!msgs && max_msgs > 0))
                 return -EINVAL;
@@ -547,5 +548,7 @@ int wire_decode(Wire *w, const void *buf, size_t size, WirePacketInfo *ret_info,
         if (seal_open(w->keyring, WIRE_SEALED_MAGIC, buf, size, plain, sizeof plain, &n) < 0)
                 return drop(w, WIRE_DROP_AUTH, EPERM);
         /* a sealed packet holds an ordinary one: its HMAC, replay window and checks apply unchanged */
-        return wire_decode_plain(w, plain, n, ret_info, msgs, max_msgs);
+        r = wire_decode_plain(w, plain, n, ret_info, msgs, max_msgs);
+        explicit_bzero(plain, n);
+        return r;
 }
