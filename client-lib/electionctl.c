@@ -138,6 +138,10 @@ static int report(ElectionClient *c, int r, const char *name, const char *id) {
                                   "characters.\n"), id ?: "");
         else if (streq_ptr(n, ELECTION_ERROR_LIMIT_EXCEEDED))
                 fprintf(stderr, _("Limit exceeded: electiond allows no more elections or candidates.\n"));
+        else if (streq_ptr(n, ELECTION_ERROR_QUOTA_EXCEEDED))
+                fprintf(stderr, _("Quota exceeded: this user holds as many persistent candidacies as allowed "
+                                  "(MaxPersistentPerUser=). Leave one, enter without --persistent, or get the polkit "
+                                  "authorization org.electiond.Election1.enter-persistent.\n"));
         else if (streq_ptr(n, ELECTION_ERROR_NO_QUORUM))
                 /* the daemon says which: a change not applied, or no terms to show yet */
                 fprintf(stderr, _("No quorum: %s\n"), m ?: _("the change was not applied."));
@@ -313,7 +317,7 @@ static int verb_status(int argc, char **argv) {
         _cleanup_(freep) char *node = NULL, *version = NULL, *cluster = NULL;
         _cleanup_(strv_freep_) char **drained = NULL;
         int r, code, quorate = 0;
-        unsigned voters;
+        unsigned voters, protocol = 0, max_protocol = 0;
 
         code = connect_client(&c);
         if (code != EXIT_OK)
@@ -331,6 +335,8 @@ static int verb_status(int argc, char **argv) {
                 r = election_client_list_elections(c, &l);
         if (r >= 0)
                 r = election_client_get_drained(c, &drained);
+        if (r >= 0)
+                r = election_client_get_protocol_version(c, &protocol, &max_protocol);
         if (r < 0)
                 return report(c, r, NULL, NULL);
         voters = count_member_voters(members);
@@ -342,7 +348,8 @@ static int verb_status(int argc, char **argv) {
                 json_string(version);
                 printf(",\"cluster\":");
                 json_string(cluster);
-                printf(",\"quorate\":%s,\"drained\":[", quorate ? "true" : "false");
+                printf(",\"quorate\":%s,\"protocol\":%u,\"max_protocol\":%u,\"drained\":[",
+                       quorate ? "true" : "false", protocol, max_protocol);
                 for (size_t i = 0; drained && drained[i]; i++) {
                         if (i > 0)
                                 putchar(',');
@@ -379,6 +386,7 @@ static int verb_status(int argc, char **argv) {
         printf(_("  Version: %s\n"), version);
         printf(_("  Cluster: %s\n"), cluster[0] ? cluster : _("(standalone)"));
         printf(_("  Quorate: %s\n"), quorate ? _("yes") : _("no"));
+        printf(_(" Protocol: %u (this node speaks up to %u)\n"), protocol, max_protocol);
         if (drained && drained[0]) {
                 /* "" is a drain of every election */
                 printf(_("  Drained: %s"), drained[0][0] ? drained[0] : _("all elections"));

@@ -120,6 +120,7 @@ static const sd_bus_error_map election_error_map[] = {
         SD_BUS_ERROR_MAP(ELECTION_ERROR_INVALID_NAME, EINVAL),
         SD_BUS_ERROR_MAP(ELECTION_ERROR_INVALID_ID, EINVAL),
         SD_BUS_ERROR_MAP(ELECTION_ERROR_LIMIT_EXCEEDED, ENOSPC),
+        SD_BUS_ERROR_MAP(ELECTION_ERROR_QUOTA_EXCEEDED, EDQUOT),
         SD_BUS_ERROR_MAP(ELECTION_ERROR_NO_QUORUM, ETIMEDOUT),
         SD_BUS_ERROR_MAP(ELECTION_ERROR_OUTCOME_UNKNOWN, EINPROGRESS),
         SD_BUS_ERROR_MAP_END,
@@ -417,6 +418,39 @@ _public_ int election_client_is_quorate(ElectionClient *c) {
                 return client_set_error(c, &error, r);
         client_clear_error(c);
         return !!b;
+}
+
+static int client_get_u32_property(ElectionClient *c, const char *name, unsigned *ret) {
+        _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
+        uint32_t u = 0;
+        int r;
+
+        r = sd_bus_get_property_trivial(c->bus, BUS_NAME, MANAGER_PATH, MANAGER_INTERFACE, name, &error, 'u', &u);
+        if (r < 0 && sd_bus_error_has_name(&error, SD_BUS_ERROR_UNKNOWN_PROPERTY))
+                u = 1; /* electiond 0.1.0 had no protocol record: it speaks version 1 */
+        else if (r < 0)
+                return client_set_error(c, &error, r);
+        *ret = u;
+        return 0;
+}
+
+_public_ int election_client_get_protocol_version(ElectionClient *c, unsigned *ret_cluster, unsigned *ret_max) {
+        unsigned cluster = 0, max = 0;
+        int r;
+
+        if (!c)
+                return -EINVAL;
+        r = client_get_u32_property(c, "ProtocolVersion", &cluster);
+        if (r >= 0)
+                r = client_get_u32_property(c, "MaxProtocolVersion", &max);
+        if (r < 0)
+                return r;
+        client_clear_error(c);
+        if (ret_cluster)
+                *ret_cluster = cluster;
+        if (ret_max)
+                *ret_max = max;
+        return 0;
 }
 
 /* ---- drain ----------------------------------------------------------------------------------- */

@@ -152,7 +152,7 @@ static int channel_decode_plain(ChannelCodec *c, const void *data, size_t size, 
         uint8_t mac[HMAC_SIZE];
         size_t name_len, off, payload_len;
 
-        if (size < HEADER_FIXED || memcmp(p, CHANNEL_MAGIC, 4) != 0 || p[4] != CHANNEL_VERSION)
+        if (size < HEADER_FIXED || memcmp(p, CHANNEL_MAGIC, 4) != 0 || p[4] < CHANNEL_VERSION_MIN || p[4] > CHANNEL_VERSION)
                 goto malformed;
         name_len = p[5];
         if (size < HEADER_FIXED + name_len + AFTER_NAME + HMAC_SIZE)

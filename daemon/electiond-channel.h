@@ -28,7 +28,8 @@
 #include "electiond-util.h"
 
 #define CHANNEL_MAGIC "ELCM"
-#define CHANNEL_VERSION 1
+#define CHANNEL_VERSION 1     /* sent; unchanged since v0.1.0 */
+#define CHANNEL_VERSION_MIN 1 /* oldest accepted (v0.1.0's); see docs/DESIGN.md "Versions" */
 #define CHANNEL_PAYLOAD_MAX (60 * 1024)
 #define CHANNEL_REPLAY_WINDOW 64
 #define CHANNEL_SENDERS_MAX 1024

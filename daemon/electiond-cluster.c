@@ -30,11 +30,15 @@ enum {
 };
 
 #define TAGS_VERSION 1
+/* 20 bytes in v0.1.0, which reads the first 20 of longer tags; byte 20 (protocol 2 on) is the
+ * highest protocol version the node speaks: absent = 1. */
+#define TAGS_SIZE 21
 #define TAG_HAS_STATE   (1u << 0)
 #define TAG_RAFT_LEADER (1u << 1)
 #define TAG_WITNESS     (1u << 2) /* [Node] Witness=yes: always a voter, never holds candidacies */
 #define BOOTSTRAP_STABLE_ROUNDS 4
 #define JOIN_RETRY_USEC (300 * USEC_PER_MSEC)
+#define PROTOCOL_RETRY_USEC (1 * USEC_PER_SEC)
 
 typedef struct Tags {
         uint8_t version;
@@ -42,6 +46,7 @@ typedef struct Tags {
         uint64_t cluster_id;
         uint16_t raft_port;
         uint64_t fingerprint; /* of the timing settings; 0 = not told */
+        uint8_t protocol;     /* highest protocol version it speaks; 1 when not told */
 } Tags;
 
 typedef struct Peer {
@@ -57,6 +62,7 @@ typedef struct Peer {
         uint64_t attest_index;  /* its latest attestation (rule 4): at this applied index ... */
         GArray *attested;       /* ... these lease ids hold no grant of its (u64) */
         uint64_t mismatch_logged; /* when we last logged that its timing settings differ */
+        uint64_t protocol_logged; /* when we last refused its JOIN for its protocol version */
 } Peer;
 
 typedef struct DropVote {
@@ -111,6 +117,9 @@ struct Cluster {
         uint64_t next_ask_id;
         const ElectionState *state;
         void (*submit_drop)(void *userdata, const char *node);
+        void (*submit_protocol)(void *userdata, unsigned version);
+        unsigned protocol_pending;     /* SET_PROTOCOL submitted at protocol_submitted_at */
+        uint64_t protocol_submitted_at;
 
         sd_event_source *tick;
         sd_event_source *deadline;
@@ -122,7 +131,7 @@ struct Cluster {
         uint64_t join_sent_at;
         bool links_up;
         bool conflict;
-        uint8_t last_tags[20];
+        uint8_t last_tags[TAGS_SIZE];
         bool change_in_flight;
         /* Hand-over confirmations (APPLIED) mean "applied, and my leader units are stopped":
          * while a demotion's stops run they wait (at most the hand-over wait). Leases never do. */
@@ -202,7 +211,7 @@ static bool raft_dir_has_state(const char *dir) {
         return g_file_test(m1, G_FILE_TEST_EXISTS) || g_file_test(m2, G_FILE_TEST_EXISTS);
 }
 
-static void tags_encode(const Tags *t, uint8_t out[20]) {
+static void tags_encode(const Tags *t, uint8_t out[TAGS_SIZE]) {
         uint64_t id = GUINT64_TO_LE(t->cluster_id);
         uint16_t port = GUINT16_TO_LE(t->raft_port);
         out[0] = t->version;
@@ -211,6 +220,7 @@ static void tags_encode(const Tags *t, uint8_t out[20]) {
         uint64_t fp = GUINT64_TO_LE(t->fingerprint);
         memcpy(out + 10, &port, 2);
         memcpy(out + 12, &fp, 8);
+        out[20] = t->protocol;
 }
 
 static bool tags_decode(const uint8_t *p, size_t n, Tags *ret) {
@@ -223,7 +233,7 @@ static bool tags_decode(const uint8_t *p, size_t n, Tags *ret) {
         if (n >= 20)
                 memcpy(&fp, p + 12, 8);
         *ret = (Tags) { .version = p[0], .flags = p[1], .cluster_id = GUINT64_FROM_LE(id), .raft_port = GUINT16_FROM_LE(port),
-                        .fingerprint = GUINT64_FROM_LE(fp) };
+                        .fingerprint = GUINT64_FROM_LE(fp), .protocol = n > 20 && p[20] > 1 ? p[20] : 1 };
         return true;
 }
 
@@ -900,8 +910,8 @@ int cluster_forward(Cluster *c, const void *batch, size_t size) {
 
 static void update_tags(Cluster *c) {
         Tags t = { .version = TAGS_VERSION, .cluster_id = c->cluster_id, .raft_port = c->config->port,
-                   .fingerprint = c->fingerprint };
-        uint8_t buf[20];
+                   .fingerprint = c->fingerprint, .protocol = PROTOCOL_VERSION_MAX };
+        uint8_t buf[TAGS_SIZE];
         if (c->engine && raft_dir_has_state(c->raft_dir))
                 t.flags |= TAG_HAS_STATE;
         if (c->engine && engine_is_leader(c->engine))
@@ -1358,6 +1368,58 @@ static void start_change(Cluster *c, int kind, uint64_t id, const char *address,
         }
 }
 
+/* ---- protocol version (rolling upgrade) ---- */
+
+/* The highest protocol version every member of the Raft configuration (voters and stand-bys)
+ * advertises in its tags; one we have not heard from counts as 1 (v0.1.0 advertised nothing), and
+ * so does one that is not alive now: it may come back with another release. */
+static unsigned members_protocol(Cluster *c, const Servers *s) {
+        unsigned v = PROTOCOL_VERSION_MAX;
+
+        for (size_t i = 0; i < s->n; i++) {
+                Peer *p;
+
+                if (s->items[i].id == c->node_id)
+                        continue;
+                p = peer_by_id(c, s->items[i].id);
+                v = MIN(v, p && p->state == MEMBER_ALIVE ? MAX(p->tags.protocol, 1u) : 1u);
+        }
+        return v;
+}
+
+/* What a joining node must speak: the committed version, or one being committed right now. */
+static unsigned join_protocol(Cluster *c) {
+        unsigned v = election_state_protocol(c->state);
+        if (c->protocol_submitted_at != 0 && now_usec() - c->protocol_submitted_at < PROTOCOL_RETRY_USEC)
+                v = MAX(v, c->protocol_pending);
+        return v;
+}
+
+/* As Raft leader: once every member speaks a newer protocol than the committed one, commit it
+ * (SET_PROTOCOL). Not while a configuration change is in flight: a member being added must have
+ * been counted. Retried every PROTOCOL_RETRY_USEC until applied. */
+static void maybe_raise_protocol(Cluster *c, const Servers *s, uint64_t now) {
+        unsigned committed, v;
+
+        if (!c->state || !c->submit_protocol || c->change_in_flight)
+                return;
+        committed = election_state_protocol(c->state);
+        v = members_protocol(c, s);
+        if (v <= committed)
+                return;
+        if (c->protocol_submitted_at != 0 && now - c->protocol_submitted_at < PROTOCOL_RETRY_USEC)
+                return;
+        c->protocol_submitted_at = now;
+        c->protocol_pending = v;
+        log_info("Every member of cluster '%s' speaks protocol version %u: committing it (was %u).",
+                 c->config->cluster_name, v, committed);
+        c->submit_protocol(c->userdata, v);
+}
+
+void cluster_set_protocol_hook(Cluster *c, void (*submit_protocol)(void *userdata, unsigned version)) {
+        c->submit_protocol = submit_protocol;
+}
+
 static void on_join(Cluster *c, const ChannelPacket *p) {
         Servers s;
         if (p->payload_size < 9 || p->payload_size > 8 + 63 || !c->engine || !engine_is_leader(c->engine))
@@ -1371,6 +1433,17 @@ static void on_join(Cluster *c, const ChannelPacket *p) {
                 /* never let a node whose timing settings differ vote (or one we cannot check yet) */
                 if (from && from->tags.fingerprint != 0)
                         log_mismatch(c, from, now_usec());
+                return;
+        }
+        if (from->tags.protocol < join_protocol(c)) {
+                /* it could not decode what the log holds (or is about to) */
+                uint64_t now = now_usec();
+                if (from->protocol_logged == 0 || now - from->protocol_logged >= 10 * USEC_PER_SEC) {
+                        from->protocol_logged = now;
+                        log_error("Node %s speaks protocol version %u only, the cluster uses %u: not adding it "
+                                  "(downgrades below the cluster protocol version are not supported).",
+                                  from->name, from->tags.protocol, join_protocol(c));
+                }
                 return;
         }
         if (!servers_get(c, &s))
@@ -1584,6 +1657,7 @@ static int on_tick(sd_event_source *src, uint64_t usec, void *userdata) {
         if (engine_is_leader(c->engine)) {
                 drive_drops(c, &s, now);
                 maintain_configuration(c, &s, now);
+                maybe_raise_protocol(c, &s, now);
         }
         update_tags(c);
         servers_done(&s);
@@ -1631,7 +1705,7 @@ static void on_channel(Channel *ch, const ChannelPacket *p, const struct sockadd
         case MSG_FORWARD:
                 if (c->engine && engine_is_leader(c->engine) && c->hooks.remote_batch) {
                         metrics_get()->forwarded_received++;
-                        c->hooks.remote_batch(c->userdata, p->payload, p->payload_size);
+                        c->hooks.remote_batch(c->userdata, p->sender, p->payload, p->payload_size);
                 }
                 break;
         case MSG_JOIN:
@@ -1814,9 +1888,9 @@ static uint64_t next_channel_epoch(Cluster *c) {
 }
 
 int cluster_start(Cluster *c) {
-        uint8_t tags[20];
+        uint8_t tags[TAGS_SIZE];
         Tags t = { .version = TAGS_VERSION, .cluster_id = c->cluster_id, .raft_port = c->config->port,
-                   .fingerprint = c->fingerprint };
+                   .fingerprint = c->fingerprint, .protocol = PROTOCOL_VERSION_MAX };
         GossipCallbacks gcb = { .member_event = on_member_event, .links_changed = on_links_changed,
                                 .identity_conflict = on_identity_conflict, .epoch_bumped = on_epoch_bumped };
         gsize key_size;
@@ -1930,6 +2004,21 @@ const char *cluster_name(Cluster *c) {
 
 bool cluster_conflict(Cluster *c) {
         return c->conflict;
+}
+
+bool cluster_peer_has_name(Cluster *c, uint64_t id, const char *name) {
+        GHashTableIter it;
+        gpointer v;
+
+        /* a renamed node may still have its old entry: look for this very pair */
+        g_hash_table_iter_init(&it, c->peers);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                const Peer *p = v;
+                if (p->node_id == id && streq_ptr(p->name, name) &&
+                    (p->state == MEMBER_ALIVE || p->state == MEMBER_SUSPECT))
+                        return true;
+        }
+        return false;
 }
 
 typedef struct MemberList {

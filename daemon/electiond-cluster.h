@@ -26,8 +26,8 @@ typedef struct ClusterHooks {
         void (*engine_started)(void *userdata, Engine *engine);
         /* Quorum, lease, hand-over or membership changed: re-read Quorate/LocalLeader/Members. */
         void (*status_changed)(void *userdata);
-        /* As Raft leader: commands forwarded by another node (an encoded batch, not framed). */
-        void (*remote_batch)(void *userdata, const void *batch, size_t size);
+        /* As Raft leader: commands forwarded by node sender_id (an encoded batch, not framed). */
+        void (*remote_batch)(void *userdata, uint64_t sender_id, const void *batch, size_t size);
         /* Leader units of a demotion are still stopping (optional). */
         bool (*units_stopping)(void *userdata);
         /* The lease may have moved (an ack, a round, an expiry): re-read cluster_lease_expiry()
@@ -49,6 +49,9 @@ Cluster *cluster_free(Cluster *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Cluster *, cluster_free)
 /* The manager's state (read to find which nodes own candidacies) and how to commit DROP_NODE. */
 void cluster_set_state(Cluster *c, const ElectionState *state, void (*submit_drop)(void *userdata, const char *node));
+/* Rolling upgrade: how the Raft leader commits SET_PROTOCOL(version) once every member of the
+ * configuration advertises it (docs/DESIGN.md "Versions"). */
+void cluster_set_protocol_hook(Cluster *c, void (*submit_protocol)(void *userdata, unsigned version));
 int cluster_start(Cluster *c);
 /* Reload: re-reads [Cluster] KeyFile=/KeyDirectory=/PrimaryKey= of the (already updated) config
  * and installs the keys in gossip, channel and transport at once. 1 if the keys changed, 0 if
@@ -99,6 +102,8 @@ const char *cluster_name(Cluster *c);
 int cluster_fault_tolerance(Cluster *c, unsigned *ret_voters, unsigned *ret_servers);
 /* A foreign cluster of the same name was seen (never merged; shown in status). */
 bool cluster_conflict(Cluster *c);
+/* Whether gossip knows node `id` as a live member named `name` (one holder per name). */
+bool cluster_peer_has_name(Cluster *c, uint64_t id, const char *name);
 
 /* This node's lease expiry (CLOCK_BOOTTIME µs): 0 without engine or cluster link, else the
  * requester's expiry, which may lie in the past (compare with now). */

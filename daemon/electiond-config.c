@@ -17,6 +17,7 @@ typedef enum KeyKind {
         KIND_UINT,      /* unsigned, [min, max] */
         KIND_PORT,      /* uint16_t, [min, max] */
         KIND_DURATION,  /* uint64_t usec, seconds as a decimal number > 0 */
+        KIND_DURATION0, /* the same, or 0 (off) */
         KIND_IFNAMES,   /* char **, interface names */
         KIND_STRV,      /* char **, non-empty words */
         KIND_KEYNAME,   /* char *, a file name "NAME.key" (no '/') */
@@ -42,6 +43,8 @@ static const ConfigKey config_keys[] = {
         { "Node",    "MaxElections",       KIND_UINT,     offsetof(Config, max_elections), 0, UINT32_MAX },
         { "Node",    "MaxCandidates",      KIND_UINT,     offsetof(Config, max_candidates), 0, UINT32_MAX },
         { "Node",    "CommitTimeoutSec",   KIND_DURATION, offsetof(Config, commit_timeout_usec) },
+        { "Node",    "MaxPersistentPerUser", KIND_UINT,   offsetof(Config, max_persistent_per_user), 0, UINT32_MAX },
+        { "Node",    "RemoveEmptyElectionsSec", KIND_DURATION0, offsetof(Config, remove_empty_usec) },
         { "Node",    "ElectionsDirectory", KIND_PATH,     offsetof(Config, elections_dir) },
         { "Node",    "RuntimeDirectory",   KIND_PATH,     offsetof(Config, runtime_dir), .fixed = FIXED_RESTART },
         { "Cluster", "Name",               KIND_NAME,     offsetof(Config, cluster_name), .fixed = FIXED_CLUSTER },
@@ -66,6 +69,8 @@ void config_init_defaults(Config *c) {
                 .node_name = g_strdup(g_get_host_name()),
                 .max_elections = 65536,
                 .max_candidates = 1024,
+                .max_persistent_per_user = 64,
+                .remove_empty_usec = 60 * USEC_PER_SEC,
                 .commit_timeout_usec = 5 * USEC_PER_SEC,
                 .elections_dir = g_strdup(ELECTIOND_DEFAULT_ELECTIONS_DIR),
                 .runtime_dir = g_strdup(ELECTIOND_DEFAULT_RUNTIME_DIR),
@@ -221,6 +226,12 @@ static int parse_key(Config *c, const ConfigKey *k, const char *value, const cha
                 return 0;
         }
 
+        case KIND_DURATION0:
+                if (streq_ptr(value, "0")) {
+                        *(uint64_t *) field = 0;
+                        return 0;
+                }
+                __attribute__((fallthrough));
         case KIND_DURATION:
                 r = parse_duration(value, &u, ret_reason);
                 if (r < 0)
@@ -390,6 +401,7 @@ static bool field_equal(const ConfigKey *k, const Config *a, const Config *b) {
         case KIND_BOOL:
                 return *(const bool *) fa == *(const bool *) fb;
         case KIND_DURATION:
+        case KIND_DURATION0:
                 return *(const uint64_t *) fa == *(const uint64_t *) fb;
         case KIND_IFNAMES:
         case KIND_STRV: {
@@ -423,6 +435,7 @@ static void field_copy(const ConfigKey *k, Config *dst, const Config *src) {
                 *(bool *) fd = *(const bool *) fs;
                 return;
         case KIND_DURATION:
+        case KIND_DURATION0:
                 *(uint64_t *) fd = *(const uint64_t *) fs;
                 return;
         case KIND_IFNAMES:

@@ -13,6 +13,8 @@ typedef struct Config {
         char *node_name;            /* Name=, default: host name */
         unsigned max_elections;     /* MaxElections=, default 65536 (0 = unlimited) */
         unsigned max_candidates;    /* MaxCandidates=, default 1024 per election (0 = unlimited) */
+        unsigned max_persistent_per_user; /* MaxPersistentPerUser=, default 64 (0 = unlimited): persistent candidacies per non-root uid */
+        uint64_t remove_empty_usec; /* RemoveEmptyElectionsSec=, default 60 s (0 = never): empty elections are then deleted */
         uint64_t commit_timeout_usec; /* CommitTimeoutSec=, default 5 s: pending calls fail with NoQuorum after it */
         char *elections_dir;        /* ElectionsDirectory=, default /etc/electiond/elections.d (units module) */
         char *runtime_dir;          /* RuntimeDirectory=, default /run/electiond (leader flag files) */

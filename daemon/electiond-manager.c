@@ -61,6 +61,7 @@ struct Manager {
         sd_event_source *flush_event;
 
         bool drop_run_submitted;
+        uint64_t name_refusal_logged; /* when we last refused commands under a name the sender does not hold */
         bool drop_run_committed;
         bool serving;
         bool shutting_down;
@@ -83,6 +84,10 @@ struct Manager {
         uint64_t step_down_deadline;     /* CLOCK_MONOTONIC µs */
         bool step_down_transferring;     /* as Raft leader: handing the Raft lead on too */
         bool step_down_finished;
+        /* empty elections (issue 14 §1): name → EmptySeen*, as this node saw them while it may
+         * collect; the timer looks every RemoveEmptyElectionsSec / 4 */
+        GHashTable *empty_seen;
+        sd_event_source *collect_timer;
         int fault_tolerance_logged; /* as last logged, -1 = not yet */
         bool fault_tolerance_warned; /* the last log was the 0-tolerance warning */
 };
@@ -97,6 +102,10 @@ Term *term_new_from_election(const Election *e) {
         t->leader = g_strdup(election_leader(e));
         t->candidates = e ? election_candidate_ids(e) : g_new0(char *, 1);
         return t;
+}
+
+static gint string_compare_ptr(gconstpointer a, gconstpointer b) {
+        return strcmp(*(const char *const *) a, *(const char *const *) b);
 }
 
 Term *term_free(Term *t) {
@@ -344,7 +353,7 @@ static bool batch_still_pending(Manager *m, const Batch *b) {
         return false;
 }
 
-static void on_remote_batch(void *userdata, const void *batch, size_t size);
+static void on_remote_batch(void *userdata, uint64_t sender_id, const void *batch, size_t size);
 
 static int on_resend(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
@@ -367,7 +376,7 @@ static int on_resend(sd_event_source *s, uint64_t usec, void *userdata) {
                 data = g_bytes_get_data(b->encoded, &n);
                 if (leader) {
                         /* we lead now: append them ourselves (dedup covers a copy already sent) */
-                        on_remote_batch(m, data, n);
+                        on_remote_batch(m, 0, data, n);
                         g_hash_table_iter_remove(&it);
                         batch_free(b);
                         continue;
@@ -446,6 +455,15 @@ static int manager_submit_full(Manager *m, Command *c, uint64_t timeout_usec, Ma
 
         if (m->shutting_down)
                 return -ESHUTDOWN;
+        /* Older members would skip an entry holding a command they cannot decode (and everything
+         * batched with it): a newer command waits for the cluster protocol version. SET_PROTOCOL
+         * itself is gated by the cluster (every member advertises it). */
+        if (c->type != COMMAND_SET_PROTOCOL && command_type_protocol(c->type) > manager_protocol_version(m))
+                return -EPROTONOSUPPORT;
+        /* The same for the Enter quota's extension: below it the bus edge's check (against this
+         * node's copy of the state) is all the quota there is. */
+        if (cmd->max_persistent > 0 && manager_protocol_version(m) < COMMAND_MAX_PERSISTENT_PROTOCOL)
+                cmd->max_persistent = 0;
 
         g_free(cmd->origin);
         cmd->origin = g_strdup(m->config.node_name);
@@ -494,9 +512,9 @@ static int on_restore_check(sd_event_source *s, void *userdata);
 
 /* Everyone who reacts to a changed election, in commit order. */
 static void manager_election_changed(Manager *m, const Election *e) {
-        log_debug("Election '%s' now at term %" PRIu64 ", leader '%s', %u candidates.",
-                  e->name, e->term_id, election_leader(e), e->candidates->len);
-        metrics_election_changed(metrics_get(), e->name, e->term_id, false);
+        log_debug("Election '%s' now at term %" PRIu64 ", leader '%s', %u candidates%s.",
+                  e->name, e->term_id, election_leader(e), e->candidates->len, e->removed ? ", removed" : "");
+        metrics_election_changed(metrics_get(), e->name, e->term_id, e->removed);
         if (m->edge)
                 bus_edge_term_changed(m->edge, e);
         if (m->units) {
@@ -524,10 +542,28 @@ static void track_leader(Manager *m, const Election *e) {
 static void on_election_changed(const Election *e, void *userdata) {
         Manager *m = userdata;
 
+        if (e->removed) {
+                /* empty, so it led nothing: no hand-over; the next one of that name starts afresh */
+                if (m->leaders)
+                        g_hash_table_remove(m->leaders, e->name);
+                log_info("Election '%s' was empty and is removed (its next term id is above %" PRIu64 ").",
+                         e->name, election_state_term_floor(m->state));
+                manager_election_changed(m, e);
+                return;
+        }
         /* before anyone reads LocalLeader for this change */
         if (m->cluster)
                 track_leader(m, e);
         manager_election_changed(m, e);
+}
+
+/* A snapshot did not have name any more (a FORGET we did not apply one by one): tell everyone
+ * as for an applied one. */
+static void manager_election_gone(Manager *m, const char *name) {
+        g_autoptr(GPtrArray) none = g_ptr_array_new();
+        Election gone = { .name = (char *) name, .candidates = none, .removed = true };
+
+        on_election_changed(&gone, m);
 }
 
 /* DRAIN/UNDRAIN of this node changed the drained table: Manager.Drained moved. */
@@ -565,6 +601,12 @@ static void on_engine_apply(void *userdata, const void *data, size_t size, uint6
                 if (m->cluster && c->type == COMMAND_DROP_NODE && result == ELECTION_CHANGED)
                         cluster_node_dropped(m->cluster, c->node, index);
                 manager_note_drain(m, c, result);
+                if (c->type == COMMAND_SET_PROTOCOL && result == ELECTION_CHANGED) {
+                        log_notice("Cluster protocol version is now %u (this node speaks %u to %u).",
+                                   election_state_protocol(m->state), PROTOCOL_VERSION_MIN, PROTOCOL_VERSION_MAX);
+                        if (m->edge)
+                                bus_edge_protocol_changed(m->edge);
+                }
                 log_debug("Applied entry %" PRIu64 " request %s/%" PRIu64 ": %s election='%s' id='%s' -> %d",
                           index, c->origin ?: "", c->request_id, command_type_to_string(c->type),
                           c->election ?: "", c->id ?: "", (int) result);
@@ -641,6 +683,20 @@ static int on_engine_restore(void *userdata, const void *data, size_t size) {
 
                 if (!streq_ptr(g_hash_table_lookup(before, e->name), now))
                         manager_election_changed(m, e);
+                g_hash_table_remove(before, e->name);
+        }
+        {
+                /* what is left in before is gone */
+                g_autoptr(GPtrArray) gone = g_ptr_array_new();
+                GHashTableIter it;
+                gpointer k;
+
+                g_hash_table_iter_init(&it, before);
+                while (g_hash_table_iter_next(&it, &k, NULL))
+                        g_ptr_array_add(gone, k);
+                g_ptr_array_sort(gone, string_compare_ptr);
+                for (unsigned i = 0; i < gone->len; i++)
+                        manager_election_gone(m, gone->pdata[i]);
         }
         return 0;
 }
@@ -820,6 +876,122 @@ static Command *self_command_new(Manager *m, CommandType type, const char *owner
         return c;
 }
 
+/* ---- empty elections (issue 14 §1) ----
+ * An election nobody stands in (no candidacy, none parked) still counts against MaxElections.
+ * The node that decides for the cluster — the Raft leader, or the standalone node — submits
+ * FORGET(name, term) once it has seen the election empty at the same term for
+ * RemoveEmptyElectionsSec; the rules delete it only if it is still empty at that term, so a
+ * decision overtaken by an Enter does nothing. Elections in this node's elections.d are never
+ * collected. What this node saw is forgotten whenever it stops deciding: a new Raft leader waits
+ * the whole time again. FORGET is protocol 2 (v0.1.0 cannot decode it): nothing is collected
+ * while the cluster is below it. */
+
+typedef struct EmptySeen {
+        uint64_t term;     /* the term it was empty at */
+        uint64_t since;    /* CLOCK_MONOTONIC µs: first seen empty at that term */
+        bool submitted;    /* FORGET in flight */
+} EmptySeen;
+
+static bool manager_may_collect(Manager *m) {
+        if (m->shutting_down || m->config.remove_empty_usec == 0 || !m->engine || !engine_is_leader(m->engine))
+                return false;
+        /* every member must be able to decode FORGET (docs/DESIGN.md "Versions") */
+        if (command_type_protocol(COMMAND_FORGET) > manager_protocol_version(m))
+                return false;
+        return m->drop_run_committed && manager_quorate(m);
+}
+
+static uint64_t collect_interval(const Manager *m) {
+        if (m->config.remove_empty_usec == 0)
+                return 10 * USEC_PER_SEC; /* off: only looks whether a reload turned it on */
+        return CLAMP(m->config.remove_empty_usec / 4, 50 * USEC_PER_MSEC, 10 * USEC_PER_SEC);
+}
+
+static void on_forget_done(Manager *m, int status, ElectionResult result, const Term *term, void *userdata) {
+        g_autofree char *name = userdata;
+        EmptySeen *seen;
+
+        if (status < 0)
+                log_debug_errno(status, "Removing empty election '%s' did not commit (tried again later): %m", name);
+        else if (result != ELECTION_CHANGED)
+                log_debug("Election '%s' was not removed: no longer empty at that term.", name);
+        seen = m->empty_seen ? g_hash_table_lookup(m->empty_seen, name) : NULL;
+        if (seen)
+                seen->submitted = false;
+}
+
+static int collect_submit(Manager *m, const char *name, uint64_t term) {
+        Command *c = self_command_new(m, COMMAND_FORGET, NULL);
+        char *userdata = g_strdup(name);
+        int r;
+
+        g_free(c->election);
+        c->election = g_strdup(name);
+        c->run = term;
+        r = manager_submit_full(m, c, m->config.commit_timeout_usec, on_forget_done, userdata);
+        if (r < 0) {
+                log_debug_errno(r, "Failed to submit the removal of empty election '%s': %m", name);
+                g_free(userdata);
+        }
+        return r;
+}
+
+static void collect_empty(Manager *m) {
+        g_autoptr(GHashTable) seen = NULL;
+        g_autoptr(GPtrArray) list = NULL, due = NULL;
+        uint64_t now = now_monotonic_usec();
+
+        if (!manager_may_collect(m)) {
+                g_hash_table_remove_all(m->empty_seen);
+                return;
+        }
+
+        /* rebuilt each round: what is not empty (at the same term) any more drops out */
+        seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        due = g_ptr_array_new();
+        list = election_state_list(m->state);
+        for (unsigned i = 0; i < list->len; i++) {
+                const Election *e = list->pdata[i];
+                EmptySeen *old, *n;
+
+                if (!election_empty(e) || units_configured(m->units, e->name))
+                        continue;
+                old = g_hash_table_lookup(m->empty_seen, e->name);
+                n = g_new0(EmptySeen, 1);
+                n->term = e->term_id;
+                n->since = now;
+                if (old && old->term == e->term_id) {
+                        n->since = old->since;
+                        n->submitted = old->submitted;
+                }
+                if (!n->submitted && now - n->since >= m->config.remove_empty_usec) {
+                        n->submitted = true;
+                        g_ptr_array_add(due, (gpointer) e); /* submitting applies nothing yet */
+                }
+                g_hash_table_insert(seen, g_strdup(e->name), n);
+        }
+        g_hash_table_unref(m->empty_seen);
+        m->empty_seen = g_steal_pointer(&seen);
+
+        for (unsigned i = 0; i < due->len; i++) {
+                const Election *e = due->pdata[i];
+
+                if (collect_submit(m, e->name, e->term_id) < 0) {
+                        EmptySeen *n = g_hash_table_lookup(m->empty_seen, e->name);
+                        n->submitted = false; /* the next round tries again */
+                }
+        }
+}
+
+static int on_collect_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        collect_empty(m);
+        (void) sd_event_source_set_time_relative(s, collect_interval(m));
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return 0;
+}
+
 static void on_bump_terms_done(Manager *m, int status, ElectionResult result, const Term *term, void *userdata) {
         g_autofree char *marker = g_build_filename(m->state_dir, CLUSTER_FORCE_BUMP_MARKER, NULL);
 
@@ -924,12 +1096,31 @@ void manager_units_settled(Manager *m) {
                 cluster_units_settled(m->cluster);
 }
 
-static void on_remote_batch(void *userdata, const void *batch, size_t size) {
+/* sender_id 0: our own batch, appended now that we lead. */
+static void on_remote_batch(void *userdata, uint64_t sender_id, const void *batch, size_t size) {
         Manager *m = userdata;
         g_autoptr(GPtrArray) cmds = NULL;
 
         if (command_batch_decode(batch, size, &cmds) < 0) {
                 log_debug("Dropping an undecodable forwarded batch (%zu bytes).", size);
+                return;
+        }
+        /* One holder per name: a process that took a name in use (a second machine with the same
+         * host name) must not commit under it, or its DROP_RUN would end the real holder's run
+         * and every later request of that run would be refused as stale. Gossip keeps the first
+         * live holder of a name; commands are taken only from the node id it knows by that name. */
+        for (unsigned i = 0; sender_id != 0 && m->cluster && i < cmds->len; i++) {
+                const Command *c = cmds->pdata[i];
+
+                if (cluster_peer_has_name(m->cluster, sender_id, c->origin ?: ""))
+                        continue;
+                uint64_t now = now_boottime_usec();
+                if (m->name_refusal_logged == 0 || now - m->name_refusal_logged >= 10 * USEC_PER_SEC) {
+                        m->name_refusal_logged = now;
+                        log_warning("Refusing %u commands forwarded by node %016" PRIx64 " as '%s': gossip does not "
+                                    "know it by that name (a second machine with the same name?).",
+                                    cmds->len, sender_id, c->origin ?: "");
+                }
                 return;
         }
         for (unsigned i = 0; i < cmds->len; i++)
@@ -954,6 +1145,31 @@ static void submit_drop_node(void *userdata, const char *node) {
         r = manager_submit(m, c, on_drop_node_done, NULL);
         if (r < 0)
                 log_warning_errno(r, "Failed to submit the removal of node %s: %m", node);
+}
+
+static void on_set_protocol_done(Manager *m, int status, ElectionResult result, const Term *term, void *userdata) {
+        if (status < 0)
+                log_debug_errno(status, "SET_PROTOCOL not committed (will be retried): %m");
+}
+
+/* The cluster saw every member advertise `version` (we are the Raft leader). */
+static void submit_set_protocol(void *userdata, unsigned version) {
+        Manager *m = userdata;
+        Command *c;
+        int r;
+
+        if (!manager_caught_up(m))
+                return; /* the cluster asks again */
+        c = self_command_new(m, COMMAND_SET_PROTOCOL, NULL);
+        c->run = version;
+        r = manager_submit(m, c, on_set_protocol_done, NULL);
+        if (r < 0)
+                log_warning_errno(r, "Failed to submit protocol version %u: %m", version);
+}
+
+unsigned manager_protocol_version(Manager *m) {
+        /* standalone, this node is every member */
+        return m->cluster ? election_state_protocol(m->state) : PROTOCOL_VERSION_MAX;
 }
 
 /* ---- reload (SIGHUP, systemctl reload) ---- */
@@ -1087,6 +1303,12 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
         if (r < 0)
                 return log_error_errno(r, "Failed to add the restore check: %m");
         (void) sd_event_source_set_enabled(m->restore_event, SD_EVENT_OFF);
+        m->empty_seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        r = sd_event_add_time_relative(m->event, &m->collect_timer, CLOCK_MONOTONIC, collect_interval(m),
+                                       10 * USEC_PER_MSEC, on_collect_timer, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the timer for empty elections: %m");
+        (void) sd_event_source_set_description(m->collect_timer, "collect-empty");
 
         r = m->user_bus ? sd_bus_open_user(&m->bus) : sd_bus_open_system(&m->bus);
         if (r < 0)
@@ -1125,6 +1347,7 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
                 if (r < 0)
                         return log_error_errno(r, "Failed to set up cluster '%s': %m", m->config.cluster_name);
                 cluster_set_state(m->cluster, m->state, submit_drop_node);
+                cluster_set_protocol_hook(m->cluster, submit_set_protocol);
                 if (opts->force_new_cluster || opts->restore) {
                         r = cluster_set_force_new(m->cluster, opts->restore);
                         if (r < 0)
@@ -1207,6 +1430,8 @@ Manager *manager_free(Manager *m) {
         m->name_slot = sd_bus_slot_unref(m->name_slot);
         m->flush_event = sd_event_source_disable_unref(m->flush_event);
         m->restore_event = sd_event_source_disable_unref(m->restore_event);
+        m->collect_timer = sd_event_source_disable_unref(m->collect_timer);
+        g_clear_pointer(&m->empty_seen, g_hash_table_unref);
         m->step_down_timer = sd_event_source_disable_unref(m->step_down_timer);
 
         /* The cluster stops gossip and its timers first; the engine it started is ours to free. */

@@ -77,6 +77,9 @@ bool manager_quorate(Manager *m);
  * everything committed before it started. Until then its copy of the state may be older than what
  * it showed before a restart: the bus edge shows no terms (term ids never go back). */
 bool manager_caught_up(Manager *m);
+/* The cluster protocol version (committed SET_PROTOCOL; PROTOCOL_VERSION_MAX standalone): commands
+ * of a newer protocol are refused by manager_submit() with -EPROTONOSUPPORT. */
+unsigned manager_protocol_version(Manager *m);
 /* A candidate owned by this node leads e, and this node is quorate with an unexpired lease.
  * Evaluated at the moment of the call (never a cached flag). */
 bool manager_local_leader(Manager *m, const Election *e);

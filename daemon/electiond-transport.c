@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <glib.h>
 #include <raft.h>
 #include <raft/uv.h>
@@ -17,7 +19,8 @@
 #define CHALLENGE_SIZE (NONCE_SIZE + MAC_SIZE)
 #define AUTH_FIXED_SIZE (MAC_SIZE + 8 + 2)
 #define ADDRESS_MAX 255
-#define PROTOCOL_VERSION 1
+#define PROTOCOL_VERSION 1     /* sent by clients; unchanged since v0.1.0 */
+#define PROTOCOL_VERSION_OLDEST 1 /* oldest a server accepts (v0.1.0's); see docs/DESIGN.md "Versions" */
 #define OK_BYTE 0x01
 /* Encrypt=yes: AUTH's id and address travel as the first record of the client's sealed stream,
  * the address padded to ADDRESS_MAX so that its length does not show either. */
@@ -647,11 +650,13 @@ static void handshake_step(Handshake *h) {
         switch (h->stage) {
         case STAGE_HELLO:
                 h->sealed = keyring_encrypts(t->keyring);
-                if (memcmp(h->in, h->sealed ? magic : magic_sealed, 4) == 0 && h->in[4] == PROTOCOL_VERSION) {
+                if (memcmp(h->in, h->sealed ? magic : magic_sealed, 4) == 0 &&
+                    h->in[4] >= PROTOCOL_VERSION_OLDEST && h->in[4] <= PROTOCOL_VERSION) {
                         log_encrypt_mismatch(h);
                         return handshake_fail(h, "the peer's Encrypt= differs from ours");
                 }
-                if (memcmp(h->in, h->sealed ? magic_sealed : magic, 4) != 0 || h->in[4] != PROTOCOL_VERSION)
+                if (memcmp(h->in, h->sealed ? magic_sealed : magic, 4) != 0 ||
+                    h->in[4] < PROTOCOL_VERSION_OLDEST || h->in[4] > PROTOCOL_VERSION)
                         return handshake_fail(h, "not an electiond Raft handshake");
                 memcpy(h->client_nonce, h->in + 5, NONCE_SIZE);
                 if (random_bytes(h->server_nonce, NONCE_SIZE) < 0)
@@ -801,6 +806,18 @@ static int transport_init(struct raft_uv_transport *iface, raft_id id, const cha
         return 0;
 }
 
+/* No Nagle, and a bound on unacknowledged data (AUTH_TRANSPORT_USER_TIMEOUT_MSEC). */
+static void tune_stream(uv_tcp_t *tcp) {
+        unsigned timeout = AUTH_TRANSPORT_USER_TIMEOUT_MSEC;
+        uv_os_fd_t fd;
+
+        uv_tcp_nodelay(tcp, 1);
+        if (uv_fileno((uv_handle_t *) tcp, &fd) < 0)
+                return;
+        if (setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout, sizeof timeout) < 0)
+                log_debug_errno(errno, "Failed to set TCP_USER_TIMEOUT on a Raft connection, ignoring: %m");
+}
+
 static void on_connection(uv_stream_t *server, int status) {
         AuthTransport *t = server->data;
         Handshake *h;
@@ -812,7 +829,7 @@ static void on_connection(uv_stream_t *server, int status) {
                 return;
         if (uv_accept(server, (uv_stream_t *) h->tcp) < 0)
                 return handshake_fail(h, "accept failed");
-        uv_tcp_nodelay(h->tcp, 1);
+        tune_stream(h->tcp);
         expect(h, STAGE_HELLO, HELLO_SIZE);
         if (uv_read_start((uv_stream_t *) h->tcp, on_alloc, on_read) < 0)
                 handshake_fail(h, "read failed");
@@ -853,7 +870,7 @@ static void on_connected(uv_connect_t *req, int status) {
         if (status < 0)
                 return handshake_fail(h, uv_strerror(status));
 
-        uv_tcp_nodelay(h->tcp, 1);
+        tune_stream(h->tcp);
         h->sealed = keyring_encrypts(t->keyring);
         memcpy(h->out, h->sealed ? magic_sealed : magic, 4);
         h->out[4] = PROTOCOL_VERSION;

@@ -65,3 +65,9 @@ void auth_transport_set_identity_check(struct raft_uv_transport *t, AuthTranspor
 
 /* Exposed for tests. */
 #define AUTH_TRANSPORT_HANDSHAKE_TIMEOUT_MSEC 2000
+/* TCP_USER_TIMEOUT of every Raft connection: data unacknowledged this long ends it. Without it a
+ * connection whose peer vanished inside a cut (its FIN/RST lost) stays "established" while the
+ * retransmission timer doubles (…6.4, 12.8, 25.6 s), and the peer hears nothing on it for that
+ * long after the heal; with it libraft reconnects within a second of the heal. Heartbeats go
+ * every 30 ms, so a live peer acknowledges well within it. */
+#define AUTH_TRANSPORT_USER_TIMEOUT_MSEC 1000

@@ -445,6 +445,7 @@ static int wire_decode_plain(Wire *w, const void *buf, size_t size, WirePacketIn
         uint8_t mac[WIRE_HMAC_SIZE];
         const uint8_t *magic;
         WirePacketInfo info;
+        uint8_t version;
         size_t n = 0;
         int r;
 
@@ -456,7 +457,8 @@ static int wire_decode_plain(Wire *w, const void *buf, size_t size, WirePacketIn
                 return drop(w, WIRE_DROP_MALFORMED, EBADMSG);
         if (memcmp(magic, WIRE_MAGIC, 4) != 0)
                 return drop(w, WIRE_DROP_MAGIC, EBADMSG);
-        if (get_u8(&rd) != WIRE_VERSION)
+        version = get_u8(&rd);
+        if (rd.bad || version < WIRE_VERSION_MIN || version > WIRE_VERSION)
                 return drop(w, rd.bad ? WIRE_DROP_MALFORMED : WIRE_DROP_VERSION, EBADMSG);
         get_str(&rd, cluster);
         info.sender_id = get_u64(&rd);

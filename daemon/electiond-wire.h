@@ -26,7 +26,8 @@
 #include "electiond-membership.h"
 
 #define WIRE_MAGIC              "ELGP"
-#define WIRE_VERSION            1
+#define WIRE_VERSION            1       /* sent; unchanged since v0.1.0 */
+#define WIRE_VERSION_MIN        1       /* oldest accepted (v0.1.0's); see docs/DESIGN.md "Versions" */
 #define WIRE_HMAC_SIZE          32
 #define WIRE_PACKET_MAX         1400    /* stays below a 1500 MTU for IPv4 and IPv6 */
 #define WIRE_MESSAGES_MAX       128

@@ -29,6 +29,8 @@ static void test_defaults(void) {
         g_assert_cmpstr(c.node_name, ==, g_get_host_name());
         g_assert_cmpuint(c.max_elections, ==, 65536);
         g_assert_cmpuint(c.max_candidates, ==, 1024);
+        g_assert_cmpuint(c.max_persistent_per_user, ==, 64);
+        g_assert_cmpuint(c.remove_empty_usec, ==, 60 * USEC_PER_SEC);
         g_assert_cmpuint(c.commit_timeout_usec, ==, 5 * USEC_PER_SEC);
         g_assert_cmpstr(c.elections_dir, ==, "/etc/electiond/elections.d");
         g_assert_cmpstr(c.runtime_dir, ==, "/run/electiond");
@@ -73,6 +75,8 @@ static void test_every_key(void) {
                                   "Name=node-ä 1\n"
                                   "MaxElections=7\n"
                                   "MaxCandidates=0\n"
+                                  "MaxPersistentPerUser=0\n"
+                                  "RemoveEmptyElectionsSec=0\n"
                                   "CommitTimeoutSec=0.25\n"
                                   "ElectionsDirectory=/srv/el.d\n"
                                   "RuntimeDirectory=/run/x\n"
@@ -93,6 +97,8 @@ static void test_every_key(void) {
         g_assert_cmpstr(c.node_name, ==, "node-ä 1");
         g_assert_cmpuint(c.max_elections, ==, 7);
         g_assert_cmpuint(c.max_candidates, ==, 0);
+        g_assert_cmpuint(c.max_persistent_per_user, ==, 0);
+        g_assert_cmpuint(c.remove_empty_usec, ==, 0);    /* 0: off, unlike the other durations */
         g_assert_cmpuint(c.commit_timeout_usec, ==, 250 * USEC_PER_MSEC);
         g_assert_cmpstr(c.elections_dir, ==, "/srv/el.d");
         g_assert_cmpstr(c.runtime_dir, ==, "/run/x");
@@ -154,6 +160,11 @@ static const Malformed malformed[] = {
         { "Node",    "CommitTimeoutSec",   "0x10" },
         { "Node",    "CommitTimeoutSec",   "1.2.3" },
         { "Node",    "CommitTimeoutSec",   "100000000" },
+        { "Node",    "MaxPersistentPerUser", "-1" },
+        { "Node",    "MaxPersistentPerUser", "lots" },
+        { "Node",    "RemoveEmptyElectionsSec", "-1" },
+        { "Node",    "RemoveEmptyElectionsSec", "0.0000001" },
+        { "Node",    "RemoveEmptyElectionsSec", "never" },
         { "Node",    "ElectionsDirectory", "elections.d" },
         { "Node",    "RuntimeDirectory",   "" },
         { "Cluster", "Name",               "" },

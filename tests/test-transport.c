@@ -520,6 +520,32 @@ static void test_garbage_and_replay(void) {
         g_assert_cmpint(uv_loop_close(&loop), ==, 0);
 }
 
+/* Rolling upgrade: the HELLO of test_garbage_and_replay is v0.1.0's (version 1, built by hand)
+ * and is accepted; a version this build does not speak is refused before any nonce is sent. */
+static void test_unknown_version(void) {
+        uv_loop_t loop;
+        g_autofree char *addr_a = loopback_address();
+        Side a;
+        uint8_t hello[37] = { 'E', 'D', 'R', 'T', 2 };
+        int fd;
+
+        uv_loop_init(&loop);
+        side_init(&a, &loop, KEY, "prod", 1, addr_a);
+        g_assert_cmpint(a.t->listen(a.t, on_accept), ==, 0);
+        fd = raw_connect(addr_a);
+        g_assert_cmpint(write(fd, hello, sizeof hello), ==, (ssize_t) sizeof hello);
+        pump_until_rejected(&loop, &a, 1);
+        close(fd);
+        hello[4] = 0;
+        fd = raw_connect(addr_a);
+        g_assert_cmpint(write(fd, hello, sizeof hello), ==, (ssize_t) sizeof hello);
+        pump_until_rejected(&loop, &a, 2);
+        close(fd);
+        side_done(&a, &loop);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        g_assert_cmpint(uv_loop_close(&loop), ==, 0);
+}
+
 static void on_read_eof(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf) {
         Side *s = stream->data;
         if (n > 0)
@@ -601,7 +627,7 @@ static void test_sealed_raw(void) {
         uint8_t back[8];
         g_assert_cmpint(seal_stream_open(&s2c, rec, 24, back, &n), ==, 0);
         g_assert_cmpmem(back, n, "pong", 4);
-        /* a replayed record: the relay hangs up, libraft's end sees EOF */
+        /* a tampered record: the relay hangs up, libraft's end sees EOF */
         g_assert_false(a.closed);
         g_assert_cmpint(seal_stream_seal(&c2s, "next", 4, rec), ==, 0);
         rec[5] ^= 1;
@@ -801,6 +827,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/transport/wrong-cluster", test_wrong_cluster);
         g_test_add_func("/transport/keyring-rotation", test_keyring_rotation);
         g_test_add_func("/transport/garbage-and-replay", test_garbage_and_replay);
+        g_test_add_func("/transport/unknown-version", test_unknown_version);
         g_test_add_func("/transport/cancel-on-close", test_cancel_on_close);
         g_test_add_func("/transport/engines-same-key", test_engines_same_key);
         g_test_add_func("/transport/engines-wrong-key", test_engines_wrong_key);

@@ -32,6 +32,8 @@ typedef struct ElectionMemberList ElectionMemberList;
 #define ELECTION_ERROR_INVALID_NAME   "org.electiond.Election1.Error.InvalidName"    /* -EINVAL */
 #define ELECTION_ERROR_INVALID_ID     "org.electiond.Election1.Error.InvalidId"      /* -EINVAL */
 #define ELECTION_ERROR_LIMIT_EXCEEDED "org.electiond.Election1.Error.LimitExceeded"  /* -ENOSPC */
+/* a persistent Enter beyond [Node] MaxPersistentPerUser= (not for uid 0) */
+#define ELECTION_ERROR_QUOTA_EXCEEDED "org.electiond.Election1.Error.QuotaExceeded"  /* -EDQUOT */
 #define ELECTION_ERROR_NO_QUORUM      "org.electiond.Election1.Error.NoQuorum"       /* -ETIMEDOUT */
 /* submitted but not seen committed in time: it may still take effect (read the term) */
 #define ELECTION_ERROR_OUTCOME_UNKNOWN "org.electiond.Election1.Error.OutcomeUnknown" /* -EINPROGRESS */
@@ -66,6 +68,10 @@ int election_client_get_version(ElectionClient *c, char **ret);
 int election_client_get_cluster_name(ElectionClient *c, char **ret);
 /* 1 if the node has heard from a quorum of voters within the lease (always standalone), 0 if not. */
 int election_client_is_quorate(ElectionClient *c);
+/* Rolling upgrade: the cluster protocol version (what every member speaks and the cluster uses)
+ * and the highest one the daemon speaks; both 1 from a daemon older than these properties
+ * (electiond 0.1.0). Either pointer may be NULL. */
+int election_client_get_protocol_version(ElectionClient *c, unsigned *ret_cluster, unsigned *ret_max);
 
 /* Maintenance (polkit org.electiond.Election1.drain or uid 0): this node stays out of the lead of
  * the named elections (NULL or empty: every election) until undrained; see
@@ -76,7 +82,7 @@ int election_client_undrain(ElectionClient *c, char **names);
  * frees each string and the array. */
 int election_client_get_drained(ElectionClient *c, char ***ret);
 
-/* Every election that ever had a term. */
+/* Every election that had a term and was not removed for being empty since. */
 int election_client_list_elections(ElectionClient *c, ElectionList **ret);
 size_t election_list_size(const ElectionList *l);
 const char *election_list_get_name(const ElectionList *l, size_t i);
