@@ -281,7 +281,6 @@ typedef struct Relay {
         size_t have;            /* bytes of net_buf not yet opened */
         uint8_t local_buf[SEAL_RECORD_PLAIN_MAX];
         uint8_t net_buf[SEAL_RECORD_MAX];
-        uint8_t plain[SEAL_RECORD_PLAIN_MAX];
         GList link;             /* in transport->relays */
 } Relay;
 
@@ -365,19 +364,24 @@ static void on_relay_written(uv_write_t *req, int status) {
         relay_maybe_free(r);
 }
 
-/* Queues a copy of data on to; stops reading from while to has too much unsent. */
-static int relay_write(Relay *r, uv_stream_t *to, const void *data, size_t size, uv_stream_t *from, bool *paused) {
+/* Room for size bytes: sealed or opened straight into it, no further copy. */
+static RelayWrite *relay_write_new(Relay *r, size_t size) {
         RelayWrite *w = g_malloc(sizeof *w + size);
-        uv_buf_t buf;
-        int k;
 
         w->relay = r;
         w->size = size;
         w->req.data = w;
-        memcpy(w->data, data, size);
-        buf = uv_buf_init((char *) w->data, (unsigned) size);
+        return w;
+}
+
+/* Queues w (taken, also on failure) on to; stops reading from while to has too much unsent. */
+static int relay_write(Relay *r, RelayWrite *w, uv_stream_t *to, uv_stream_t *from, bool *paused) {
+        uv_buf_t buf = uv_buf_init((char *) w->data, (unsigned) w->size);
+        int k;
+
         k = uv_write(&w->req, to, &buf, 1, on_relay_written);
         if (k < 0) {
+                explicit_bzero(w->data, w->size);
                 g_free(w);
                 return k;
         }
@@ -392,19 +396,20 @@ static int relay_write(Relay *r, uv_stream_t *to, const void *data, size_t size,
 /* libraft wrote plaintext: seal it onto the network. */
 static void on_relay_local_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
         Relay *r = stream->data;
-        uint8_t *rec;
-        size_t size;
+        RelayWrite *w;
 
         if (nread == 0 || r->closing)
                 return;
         if (nread < 0)
                 return relay_close(r);
-        size = (size_t) nread + SEAL_RECORD_HEADER + SEAL_TAG_SIZE;
-        rec = g_malloc(size);
-        if (seal_stream_seal(&r->tx, r->local_buf, (size_t) nread, rec) < 0 ||
-            relay_write(r, (uv_stream_t *) r->tcp, rec, size, stream, &r->local_paused) < 0)
+        w = relay_write_new(r, (size_t) nread + SEAL_RECORD_HEADER + SEAL_TAG_SIZE);
+        if (seal_stream_seal(&r->tx, r->local_buf, (size_t) nread, w->data) < 0) {
+                g_free(w);
+                return relay_close(r);
+        }
+        explicit_bzero(r->local_buf, (size_t) nread);
+        if (relay_write(r, w, (uv_stream_t *) r->tcp, stream, &r->local_paused) < 0)
                 relay_close(r);
-        g_free(rec);
 }
 
 /* Records from the network: open each whole one for libraft. */
@@ -427,12 +432,17 @@ static void on_relay_tcp_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t
                 }
                 if (r->have - off < SEAL_RECORD_HEADER + (size_t) len)
                         break;
-                if (seal_stream_open(&r->rx, r->net_buf + off, SEAL_RECORD_HEADER + (size_t) len, r->plain, &n) < 0) {
+                RelayWrite *w = relay_write_new(r, (size_t) len - SEAL_TAG_SIZE);
+                if (seal_stream_open(&r->rx, r->net_buf + off, SEAL_RECORD_HEADER + (size_t) len, w->data, &n) < 0) {
+                        g_free(w);
                         log_debug("Raft connection closed: a sealed record does not open (tampered?)");
                         return relay_close(r);
                 }
                 off += SEAL_RECORD_HEADER + (size_t) len;
-                if (n > 0 && relay_write(r, (uv_stream_t *) &r->local, r->plain, n, stream, &r->tcp_paused) < 0)
+                w->size = n;
+                if (n == 0)
+                        g_free(w);
+                else if (relay_write(r, w, (uv_stream_t *) &r->local, stream, &r->tcp_paused) < 0)
                         return relay_close(r);
         }
         memmove(r->net_buf, r->net_buf + off, r->have - off);
