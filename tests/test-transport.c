@@ -357,6 +357,83 @@ static void test_sealed_handshake(void) {
         g_assert_cmpint(uv_loop_close(&loop), ==, 0);
 }
 
+/* Bulk through a sealed connection whose reader starts late: the relays stop reading while the
+ * far side has too much unsent (back-pressure) and resume; every byte arrives, in order. */
+#define BULK_SIZE (48u << 20)
+typedef struct Bulk {
+        size_t got;
+        bool bad;
+        char buf[65536];
+} Bulk;
+
+static void on_bulk_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+        Bulk *b = h->data;
+        *buf = uv_buf_init(b->buf, sizeof b->buf);
+}
+
+static void on_bulk_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf) {
+        Bulk *b = stream->data;
+        for (ssize_t i = 0; i < n; i++)
+                if ((uint8_t) buf->base[i] != (uint8_t) ((b->got + (size_t) i) * 7 / 3))
+                        b->bad = true;
+        if (n > 0)
+                b->got += (size_t) n;
+}
+
+static void on_bulk_written(uv_write_t *req, int status) {
+        g_assert_cmpint(status, ==, 0);
+        *(bool *) req->data = true;
+}
+
+static void test_sealed_bulk(void) {
+        uv_loop_t loop;
+        g_autofree char *addr_a = loopback_address(), *addr_b = loopback_address();
+        g_autoptr(Keyring) k = sealed_ring(KEY, NULL);
+        g_autofree uint8_t *data = g_malloc(BULK_SIZE);
+        Bulk bulk = {};
+        uv_write_t req;
+        bool written = false;
+        Side a, b;
+
+        for (size_t i = 0; i < BULK_SIZE; i++)
+                data[i] = (uint8_t) (i * 7 / 3);
+        uv_loop_init(&loop);
+        side_init(&a, &loop, KEY, "prod", 1, addr_a);
+        side_init(&b, &loop, KEY, "prod", 2, addr_b);
+        g_assert_cmpint(auth_transport_set_keyring(a.t, k), ==, 0);
+        g_assert_cmpint(auth_transport_set_keyring(b.t, k), ==, 0);
+        g_assert_cmpint(a.t->listen(a.t, on_accept), ==, 0);
+        g_assert_cmpint(b.t->connect(b.t, &b.req, 1, addr_a, on_connect), ==, 0);
+        g_assert_true(run_until(&loop, &b.connect_done, 3000));
+        g_assert_cmpint(b.connect_status, ==, 0);
+        for (int i = 0; i < 2000 && a.accepted == 0; i++) {
+                uv_run(&loop, UV_RUN_NOWAIT);
+                g_usleep(1000);
+        }
+        g_assert_cmpuint(a.accepted, ==, 1);
+
+        uv_buf_t buf = uv_buf_init((char *) data, BULK_SIZE);
+        req.data = &written;
+        g_assert_cmpint(uv_write(&req, b.out, &buf, 1, on_bulk_written), ==, 0);
+        /* nobody reads at a for a while: the buffers and queues on the way fill up */
+        for (int i = 0; i < 300; i++)
+                uv_run(&loop, UV_RUN_NOWAIT);
+        g_assert_false(written);
+        a.stream->data = &bulk;
+        g_assert_cmpint(uv_read_start(a.stream, on_bulk_alloc, on_bulk_read), ==, 0);
+        for (int i = 0; i < 20000 && (bulk.got < BULK_SIZE || !written); i++)
+                uv_run(&loop, UV_RUN_NOWAIT);
+        g_assert_true(written);
+        g_assert_cmpuint(bulk.got, ==, BULK_SIZE);
+        g_assert_false(bulk.bad);
+        uv_read_stop(a.stream);
+
+        side_done(&b, &loop);
+        side_done(&a, &loop);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        g_assert_cmpint(uv_loop_close(&loop), ==, 0);
+}
+
 /* Encrypt= differs: refused either way round, and counted as a mismatch at the server. */
 static void test_sealed_mismatch(void) {
         g_autoptr(Keyring) sealed = sealed_ring(KEY, NULL), plain = ring(KEY, NULL);
@@ -835,6 +912,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/transport/sealed-mismatch", test_sealed_mismatch);
         g_test_add_func("/transport/sealed-rotation", test_sealed_rotation);
         g_test_add_func("/transport/sealed-raw", test_sealed_raw);
+        g_test_add_func("/transport/sealed-bulk", test_sealed_bulk);
         g_test_add_func("/transport/engines-sealed", test_engines_sealed);
         g_test_add_func("/transport/engines-sealed-mismatch", test_engines_sealed_mismatch);
         return g_test_run();
