@@ -490,9 +490,13 @@ def electiond_result():
             "part_n": 0, "part_takeover": [], "part_ll_read_two": 0}
 
 
+# Extra configuration of every electiond cluster (--encrypt: {"Cluster": {"Encrypt": "yes"}}).
+CLUSTER_CONFIG = None
+
+
 def bench_electiond(n, trials, part_trials, anoint_trials, form_timeout, res):
     """Fills res (electiond_result()); raises Unavailable when no cluster forms."""
-    with cluster.Cluster(n) as c:
+    with cluster.Cluster(n, config=CLUSTER_CONFIG) as c:
         try:
             c.start(wait=False)
             for x in c.nodes:
@@ -755,6 +759,7 @@ def main():
     ap.add_argument("--plot-dir", default=None, help="where the PNGs go (default: next to --output)")
     ap.add_argument("--build-dir", default=os.environ.get("ELECTIOND_BUILD_ROOT", os.path.join(ROOT, "build")))
     ap.add_argument("--form-timeout", type=float, default=60, help="seconds for a cluster to form")
+    ap.add_argument("--encrypt", action="store_true", help="electiond with [Cluster] Encrypt=yes")
     ap.add_argument("--replot", action="store_true",
                     help="no trials: rebuild the report and plots from the raw JSON next to --output")
     args = ap.parse_args()
@@ -766,6 +771,9 @@ def main():
                              else (2 if args.quick else 10))
     args.anoint_trials = args.anoint_trials if args.anoint_trials is not None else args.trials
     args.plot_dir = args.plot_dir or os.path.dirname(os.path.abspath(args.output))
+    if args.encrypt:
+        global CLUSTER_CONFIG
+        CLUSTER_CONFIG = {"Cluster": {"Encrypt": "yes"}}
 
     if args.replot:
         with open(raw_path(args)) as f:

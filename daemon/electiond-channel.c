@@ -4,6 +4,7 @@
 
 #include "electiond-channel.h"
 #include "electiond-keyring.h"
+#include "electiond-seal.h"
 
 #define HMAC_SIZE 32
 #define HEADER_FIXED (4 + 1 + 1) /* magic, version, name length */
@@ -23,6 +24,7 @@ struct ChannelCodec {
         uint64_t seq;
         GHashTable *senders; /* u64 id → Sender */
         uint64_t drops[_CHANNEL_DROP_MAX];
+        uint8_t *plain;      /* Encrypt=yes: the opened packet, what ChannelPacket.payload points into */
 };
 
 void channel_codec_set_epoch(ChannelCodec *c, uint64_t epoch) {
@@ -52,6 +54,9 @@ ChannelCodec *channel_codec_free(ChannelCodec *c) {
         keyring_unref(c->keyring);
         g_free(c->cluster);
         g_hash_table_unref(c->senders);
+        if (c->plain)
+                explicit_bzero(c->plain, CHANNEL_SEALED_MAX);
+        g_free(c->plain);
         g_free(c);
         return NULL;
 }
@@ -82,7 +87,7 @@ int channel_codec_set_keyring(ChannelCodec *c, Keyring *keyring) {
         return 0;
 }
 
-int channel_encode(ChannelCodec *c, uint8_t type, const void *payload, size_t size, GByteArray **ret) {
+static int channel_encode_plain(ChannelCodec *c, uint8_t type, const void *payload, size_t size, GByteArray **ret) {
         g_autoptr(GByteArray) b = NULL;
         uint8_t mac[HMAC_SIZE];
         uint8_t len = (uint8_t) strlen(c->cluster);
@@ -142,7 +147,7 @@ static bool replay_check(ChannelCodec *c, uint64_t sender, uint64_t epoch, uint6
         return true;
 }
 
-int channel_decode(ChannelCodec *c, const void *data, size_t size, ChannelPacket *ret) {
+static int channel_decode_plain(ChannelCodec *c, const void *data, size_t size, ChannelPacket *ret) {
         const uint8_t *p = data;
         uint8_t mac[HMAC_SIZE];
         size_t name_len, off, payload_len;
@@ -190,7 +195,65 @@ malformed:
         return -EBADMSG;
 }
 
+/* ---- the seal/open layer of Encrypt=yes (electiond-seal.h): around the authenticated packet ---- */
+
+int channel_encode(ChannelCodec *c, uint8_t type, const void *payload, size_t size, GByteArray **ret) {
+        g_autoptr(GByteArray) plain = NULL, b = NULL;
+        size_t n;
+        int r;
+
+        r = channel_encode_plain(c, type, payload, size, &plain);
+        if (r < 0 || !keyring_encrypts(c->keyring)) {
+                if (r >= 0)
+                        *ret = g_steal_pointer(&plain);
+                return r;
+        }
+        b = g_byte_array_sized_new(plain->len + SEAL_OVERHEAD);
+        g_byte_array_set_size(b, plain->len + SEAL_OVERHEAD);
+        r = seal_packet(c->keyring, CHANNEL_SEALED_MAGIC, plain->data, plain->len, b->data, b->len, &n);
+        explicit_bzero(plain->data, plain->len);
+        if (r < 0)
+                return r;
+        g_byte_array_set_size(b, (guint) n);
+        *ret = g_steal_pointer(&b);
+        return 0;
+}
+
+int channel_decode(ChannelCodec *c, const void *data, size_t size, ChannelPacket *ret) {
+        bool sealed = seal_has_magic(data, size, CHANNEL_SEALED_MAGIC);
+        size_t n;
+
+        if (!keyring_encrypts(c->keyring)) {
+                if (!sealed)
+                        return channel_decode_plain(c, data, size, ret);
+                c->drops[CHANNEL_DROP_ENCRYPTED]++;
+                return -EPROTONOSUPPORT;
+        }
+        if (!sealed) {
+                if (seal_has_magic(data, size, CHANNEL_MAGIC)) {
+                        c->drops[CHANNEL_DROP_PLAINTEXT]++;
+                        return -EPROTO;
+                }
+                c->drops[CHANNEL_DROP_MALFORMED]++;
+                return -EBADMSG;
+        }
+        if (size < SEAL_OVERHEAD || size > CHANNEL_SEALED_MAX) {
+                c->drops[CHANNEL_DROP_MALFORMED]++;
+                return -EBADMSG;
+        }
+        if (!c->plain)
+                c->plain = g_malloc(CHANNEL_SEALED_MAX);
+        if (seal_open(c->keyring, CHANNEL_SEALED_MAGIC, data, size, c->plain, CHANNEL_SEALED_MAX, &n) < 0) {
+                c->drops[CHANNEL_DROP_AUTH]++;
+                return -EPERM;
+        }
+        /* an ordinary packet inside: its HMAC, replay window and checks apply unchanged */
+        return channel_decode_plain(c, c->plain, n, ret);
+}
+
 /* ---- socket ---- */
+
+#define ENCRYPT_MISMATCH_LOG_USEC (30 * USEC_PER_SEC)
 
 struct Channel {
         ChannelCodec *codec;
@@ -198,8 +261,25 @@ struct Channel {
         sd_event_source *io4, *io6;
         ChannelReceiveFn cb;
         void *userdata;
-        uint8_t buf[CHANNEL_PAYLOAD_MAX + 1024];
+        uint64_t encrypt_mismatch_logged;
+        uint8_t buf[CHANNEL_SEALED_MAX];
 };
+
+static void log_encrypt_mismatch(Channel *ch, int error, const struct sockaddr_storage *from) {
+        char host[INET6_ADDRSTRLEN] = "?";
+        uint64_t now = now_boottime_usec();
+
+        if (ch->encrypt_mismatch_logged != 0 && now - ch->encrypt_mismatch_logged < ENCRYPT_MISMATCH_LOG_USEC)
+                return;
+        ch->encrypt_mismatch_logged = now;
+        if (from->ss_family == AF_INET)
+                inet_ntop(AF_INET, &((const struct sockaddr_in *) from)->sin_addr, host, sizeof host);
+        else if (from->ss_family == AF_INET6)
+                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) from)->sin6_addr, host, sizeof host);
+        log_error("Cluster channel: %s sends %s packets but this node has Encrypt=%s: its encryption settings differ, "
+                  "its leases and votes are refused. Give every node of the cluster the same [Cluster] Encrypt=.",
+                  host, error == -EPROTO ? "unencrypted" : "encrypted", error == -EPROTO ? "yes" : "no");
+}
 
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Channel *ch = userdata;
@@ -208,13 +288,17 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                 struct sockaddr_storage from;
                 socklen_t len = sizeof from;
                 ChannelPacket p;
+                int r;
                 ssize_t n = recvfrom(fd, ch->buf, sizeof ch->buf, MSG_DONTWAIT, (struct sockaddr *) &from, &len);
                 if (n < 0) {
                         if (errno != EAGAIN && errno != EINTR)
                                 log_debug_errno(errno, "Channel receive failed: %m");
                         return 0;
                 }
-                if (channel_decode(ch->codec, ch->buf, (size_t) n, &p) < 0)
+                r = channel_decode(ch->codec, ch->buf, (size_t) n, &p);
+                if (r == -EPROTO || r == -EPROTONOSUPPORT)
+                        log_encrypt_mismatch(ch, r, &from);
+                if (r < 0)
                         continue;
                 ch->cb(ch, &p, &from, ch->userdata);
         }

@@ -1820,6 +1820,8 @@ static int load_keyring(const Config *config, Keyring **ret) {
                 log_error("%s", error ?: "Failed to load the cluster keys.");
                 return r;
         }
+        /* Encrypt= travels with the keys to every codec (fixed for a run: config_apply_reload refuses it) */
+        keyring_set_encrypt(*ret, config->encrypt);
         return 0;
 }
 
@@ -1839,8 +1841,8 @@ int cluster_reload_keys(Cluster *c) {
         /* In place: gossip, channel and transport hold references to this ring. */
         keyring_assign(c->keyring, k);
         keyring_key_tag(c->keyring, 0, tag);
-        log_info("Cluster '%s': keys reloaded: %zu installed, sending under key %s.", c->config->cluster_name,
-                 keyring_size(c->keyring), tag);
+        log_info("Cluster '%s': keys reloaded: %zu installed, sending under key %s%s.", c->config->cluster_name,
+                 keyring_size(c->keyring), tag, keyring_encrypts(c->keyring) ? ", encrypted" : "");
         return 1;
 }
 

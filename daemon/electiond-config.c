@@ -54,6 +54,7 @@ static const ConfigKey config_keys[] = {
         { "Cluster", "KeyFile",            KIND_PATH,     offsetof(Config, key_file) },
         { "Cluster", "KeyDirectory",       KIND_PATH,     offsetof(Config, key_dir) },
         { "Cluster", "PrimaryKey",         KIND_KEYNAME,  offsetof(Config, primary_key) },
+        { "Cluster", "Encrypt",            KIND_BOOL,     offsetof(Config, encrypt), .fixed = FIXED_CLUSTER },
         { "Cluster", "Interfaces",         KIND_IFNAMES,  offsetof(Config, interfaces), .fixed = FIXED_RESTART },
         { "Cluster", "Port",               KIND_PORT,     offsetof(Config, port), 1, UINT16_MAX - 1, .fixed = FIXED_CLUSTER }, /* Port+1: the cluster channel */
         { "Cluster", "Peers",              KIND_STRV,     offsetof(Config, peers), .fixed = FIXED_RESTART },

@@ -34,6 +34,7 @@ typedef struct Config {
         char *key_file;             /* KeyFile=: one key, the file's bytes (the primary unless PrimaryKey=) */
         char *key_dir;              /* KeyDirectory=: more accepted keys, every *.key file (electiond-keyring.h) */
         char *primary_key;          /* PrimaryKey=: file name in KeyDirectory= of the key packets are sent under */
+        bool encrypt;               /* Encrypt=, default no: seal gossip, channel and Raft traffic (electiond-seal.h) */
         char **interfaces;          /* Interfaces=, NULL = every up non-loopback interface with an address */
         uint16_t port;              /* Port=, default 7946 */
         char **peers;               /* Peers=: "192.0.2.1[:port]", "[2001:db8::1]:port", "[fe80::1%eth0]:port" (electiond-address.h) */

@@ -59,6 +59,7 @@ struct Gossip {
         int joined6[JOINED_MAX];
         size_t n_joined6;
         uint64_t foreign_drops;         /* arrived on an interface not configured */
+        uint64_t encrypt_mismatch_logged; /* when we last logged a peer whose Encrypt= differs */
         uint64_t epoch;                 /* ours (realtime µs at start): who started later is newer */
         uint64_t started_usec;          /* boottime */
         uint64_t twin_seen_usec;        /* an older-or-newer twin's last packet (0: none) */
@@ -299,7 +300,7 @@ static void send_one(Gossip *g, const uint8_t *buf, size_t size, const MemberAdd
 static void send_actions_scoped(Gossip *g, MembershipActions *actions, uint32_t scope_hint) {
         for (size_t i = 0; i < actions->n; i++) {
                 const MembershipAction *act = &actions->items[i];
-                uint8_t buf[WIRE_PACKET_MAX];
+                uint8_t buf[WIRE_SEALED_MAX]; /* room for Encrypt=yes */
                 size_t size;
                 int r;
 
@@ -400,6 +401,21 @@ static void deliver_user_messages(Gossip *g, const GossipMessage *msgs, size_t n
 /* Another process with our identity: the newer of the two refuses to run (it is the copy, or the
  * one an operator just started by mistake). An older epoch within the grace after our start is
  * most likely our own previous run's late packet. */
+/* A peer whose Encrypt= differs from ours is cut off entirely: say so loudly, but at most every
+ * ENCRYPT_MISMATCH_LOG_USEC (counted per packet in the "plaintext"/"encrypted" drop reasons). */
+#define ENCRYPT_MISMATCH_LOG_USEC (30 * USEC_PER_SEC)
+static void log_encrypt_mismatch(Gossip *g, int error, const char *from) {
+        uint64_t now = now_boottime_usec();
+
+        if (g->encrypt_mismatch_logged != 0 && now - g->encrypt_mismatch_logged < ENCRYPT_MISMATCH_LOG_USEC)
+                return;
+        g->encrypt_mismatch_logged = now;
+        log_error("gossip: the node at %s sends %s packets but this node has Encrypt=%s: its encryption settings "
+                  "differ, every packet between the two is refused. Give every node of cluster '%s' the same "
+                  "[Cluster] Encrypt=.", from, error == -EPROTO ? "unencrypted" : "encrypted",
+                  error == -EPROTO ? "yes" : "no", g->cluster_name);
+}
+
 static void check_twin(Gossip *g, bool same_id, uint64_t their_epoch, const MemberAddress *from) {
         bool we_are_newer = their_epoch < g->epoch;
 
@@ -446,7 +462,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         run_due(g);
         /* A bounded batch per wakeup keeps timers punctual under a flood. */
         for (unsigned i = 0; i < 64; i++) {
-                uint8_t buf[WIRE_PACKET_MAX + 1];
+                uint8_t buf[WIRE_SEALED_MAX + 1];
                 struct sockaddr_storage sa;
                 GossipMessage msgs[WIRE_MESSAGES_MAX];
                 MembershipActions actions = {};
@@ -490,6 +506,8 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                         check_twin(g, true, info.epoch, &from);
                         continue;
                 }
+                if (k == -EPROTO || k == -EPROTONOSUPPORT)
+                        log_encrypt_mismatch(g, k, address_format_sockaddr((struct sockaddr *) &sa, (char[ADDRESS_STRLEN]) {}));
                 if (k < 0) {
                         if (k != -ELOOP)
                                 log_debug_errno(k, "gossip: dropped a packet from %s: %m",

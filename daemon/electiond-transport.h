@@ -19,6 +19,16 @@
  * connect as long as the server's primary is installed at the client. Fresh nonces on both sides
  * defeat replays; a server that cannot prove the key is refused by the client, and the other way
  * round. Failures are counted and logged at debug level, never fatal.
+ *
+ * Encrypt=yes (keyring_encrypts() at the time of the handshake): HELLO's magic is "EDRS"; AUTH is
+ *   MAC("cli", …) as above, then one sealed record (electiond-seal.h) holding u64 id, u16 len and
+ *   the address zero-padded to 255 bytes
+ * and everything after OK is a sealed stream both ways: records of u32 length, XChaCha20-Poly1305
+ * ciphertext, tag, under per-connection keys HKDF(AEAD key of the key the CHALLENGE was proved
+ * under, cluster name, both nonces) with counter nonces (fresh keys per connection: no nonce can
+ * repeat, across restarts too). libraft gets the plain end of a local socketpair, a relay in the
+ * same loop seals and opens. A server whose Encrypt= differs from the HELLO's refuses it with a
+ * rate-limited error log (AuthTransportStats.mismatched).
  */
 
 #include <stdbool.h>
@@ -34,6 +44,7 @@ typedef struct AuthTransportStats {
         uint64_t connected;
         uint64_t rejected_in;   /* inbound handshakes that failed (bad MAC, garbage, timeout) */
         uint64_t rejected_out;  /* outbound handshakes that failed */
+        uint64_t mismatched;    /* inbound ones refused because the peer's Encrypt= differs (in rejected_in too) */
 } AuthTransportStats;
 
 /* Creates an initialized transport (version 1) for raft_uv_init(). key is copied. */

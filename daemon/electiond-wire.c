@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include "electiond-keyring.h"
+#include "electiond-seal.h"
 #include "electiond-util.h"
 #include "electiond-wire.h"
 
@@ -33,6 +34,8 @@ static const char *const wire_drop_table[_WIRE_DROP_MAX] = {
         [WIRE_DROP_AUTH] = "auth",
         [WIRE_DROP_REPLAY] = "replay",
         [WIRE_DROP_SELF] = "self",
+        [WIRE_DROP_PLAINTEXT] = "plaintext",
+        [WIRE_DROP_ENCRYPTED] = "encrypted",
 };
 
 const char *wire_drop_to_string(WireDrop d) {
@@ -200,7 +203,8 @@ int wire_set_keyring(Wire *w, Keyring *keyring) {
         return 0;
 }
 
-int wire_encode(Wire *w, const GossipMessage *msgs, size_t n_msgs, uint8_t *buf, size_t buf_size, size_t *ret_size) {
+static int wire_encode_plain(Wire *w, const GossipMessage *msgs, size_t n_msgs, uint8_t *buf, size_t buf_size,
+                             size_t *ret_size) {
         Writer wr = { .p = buf, .size = buf_size };
         uint8_t mac[WIRE_HMAC_SIZE];
 
@@ -434,8 +438,8 @@ static void replay_record(Wire *w, uint64_t sender, uint64_t epoch, uint64_t seq
         rw->used = ++w->use_counter;
 }
 
-int wire_decode(Wire *w, const void *buf, size_t size, WirePacketInfo *ret_info,
-                GossipMessage *msgs, size_t max_msgs) {
+static int wire_decode_plain(Wire *w, const void *buf, size_t size, WirePacketInfo *ret_info,
+                             GossipMessage *msgs, size_t max_msgs) {
         Reader rd = { .p = buf, .size = size };
         char cluster[MEMBER_NAME_MAX + 1];
         uint8_t mac[WIRE_HMAC_SIZE];
@@ -502,4 +506,51 @@ int wire_decode(Wire *w, const void *buf, size_t size, WirePacketInfo *ret_info,
         if (ret_info)
                 *ret_info = info;
         return (int) n;
+}
+
+/* --- the seal/open layer of Encrypt=yes (electiond-seal.h): around the authenticated packet --- */
+
+int wire_encode(Wire *w, const GossipMessage *msgs, size_t n_msgs, uint8_t *buf, size_t buf_size, size_t *ret_size) {
+        size_t n;
+        int r;
+
+        if (!w || !buf || !ret_size || !keyring_encrypts(w->keyring))
+                return wire_encode_plain(w, msgs, n_msgs, buf, buf_size, ret_size);
+        if (buf_size < SEAL_OVERHEAD)
+                return -EMSGSIZE;
+        /* built where the ciphertext goes, sealed in place */
+        r = wire_encode_plain(w, msgs, n_msgs, buf + SEAL_HEADER_SIZE, buf_size - SEAL_OVERHEAD, &n);
+        if (r < 0)
+                return r;
+        return seal_packet(w->keyring, WIRE_SEALED_MAGIC, buf + SEAL_HEADER_SIZE, n, buf, buf_size, ret_size);
+}
+
+int wire_decode(Wire *w, const void *buf, size_t size, WirePacketInfo *ret_info,
+                GossipMessage *msgs, size_t max_msgs) {
+        uint8_t plain[WIRE_SEALED_MAX];
+        size_t n;
+        bool sealed;
+        int r;
+
+        if (!w || (!buf && size > 0) || (!msgs && max_msgs > 0))
+                return -EINVAL;
+        sealed = seal_has_magic(buf, size, WIRE_SEALED_MAGIC);
+        if (!keyring_encrypts(w->keyring)) {
+                if (sealed)
+                        return drop(w, WIRE_DROP_ENCRYPTED, EPROTONOSUPPORT);
+                return wire_decode_plain(w, buf, size, ret_info, msgs, max_msgs);
+        }
+        if (!sealed) {
+                if (seal_has_magic(buf, size, WIRE_MAGIC))
+                        return drop(w, WIRE_DROP_PLAINTEXT, EPROTO);
+                return drop(w, size < SEAL_MAGIC_SIZE ? WIRE_DROP_MALFORMED : WIRE_DROP_MAGIC, EBADMSG);
+        }
+        if (size < SEAL_OVERHEAD || size > sizeof plain)
+                return drop(w, WIRE_DROP_MALFORMED, EBADMSG);
+        if (seal_open(w->keyring, WIRE_SEALED_MAGIC, buf, size, plain, sizeof plain, &n) < 0)
+                return drop(w, WIRE_DROP_AUTH, EPERM);
+        /* a sealed packet holds an ordinary one: its HMAC, replay window and checks apply unchanged */
+        r = wire_decode_plain(w, plain, n, ret_info, msgs, max_msgs);
+        explicit_bzero(plain, n);
+        return r;
 }

@@ -104,6 +104,7 @@ SAMPLES = {
     ('Cluster', 'AddressFamily'): 'any',
     ('Cluster', 'PrimaryKey'): 'docs.key',
     ('Node', 'Witness'): 'no',  # a boolean: documented as "Default: no."
+    ('Cluster', 'Encrypt'): 'yes',  # a boolean too; the non-default value, to parse it
 }
 
 
