@@ -29,6 +29,7 @@ enum {
         MSG_LEASE_REQ = 9, /* u64 seq, u64 applied, u64 settings fingerprint, u64 µs without lease, name */
         MSG_LEASE_ACK = 10, /* u64 seq, u64 the requester's channel epoch (an ack never outlives its run) */
         MSG_APPLIED = 11,  /* u64 confirmed index, u64 attesting index, u16 n, n × u64 lease ids attested */
+        MSG_NAME_IN_USE = 12, /* from the Raft leader: your commands' name belongs to another node id */
 };
 
 #define TAGS_VERSION 1
@@ -1785,7 +1786,9 @@ static void on_channel(Channel *ch, const ChannelPacket *p, const struct sockadd
         case MSG_FORWARD:
                 if (c->engine && engine_is_leader(c->engine) && c->hooks.remote_batch) {
                         metrics_get()->forwarded_received++;
-                        c->hooks.remote_batch(c->userdata, p->sender, p->payload, p->payload_size);
+                        if (!c->hooks.remote_batch(c->userdata, p->sender, p->payload, p->payload_size) && c->channel)
+                                /* tell it: a process that took a name in use refuses to run on */
+                                (void) channel_send(c->channel, from, MSG_NAME_IN_USE, NULL, 0);
                 }
                 break;
         case MSG_JOIN:
@@ -1802,6 +1805,15 @@ static void on_channel(Channel *ch, const ChannelPacket *p, const struct sockadd
                 c->engine = NULL; /* the manager frees it */
                 mark_removed(c);
                 (void) sd_event_exit(c->event, EXIT_FAILURE);
+                break;
+        }
+        case MSG_NAME_IN_USE: {
+                Peer *leader = peer_by_id(c, p->sender);
+                /* believe only the node that says it leads Raft (as for MSG_NOT_MEMBER) */
+                if (!c->engine || !leader || !(leader->tags.flags & TAG_RAFT_LEADER) ||
+                    leader->tags.cluster_id != c->cluster_id || !c->hooks.name_in_use)
+                        break;
+                c->hooks.name_in_use(c->userdata, leader->name);
                 break;
         }
         default:

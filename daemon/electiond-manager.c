@@ -354,7 +354,7 @@ static bool batch_still_pending(Manager *m, const Batch *b) {
         return false;
 }
 
-static void on_remote_batch(void *userdata, uint64_t sender_id, const void *batch, size_t size);
+static bool on_remote_batch(void *userdata, uint64_t sender_id, const void *batch, size_t size);
 
 static int on_resend(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
@@ -1114,13 +1114,13 @@ void manager_units_settled(Manager *m) {
 }
 
 /* sender_id 0: our own batch, appended now that we lead. */
-static void on_remote_batch(void *userdata, uint64_t sender_id, const void *batch, size_t size) {
+static bool on_remote_batch(void *userdata, uint64_t sender_id, const void *batch, size_t size) {
         Manager *m = userdata;
         g_autoptr(GPtrArray) cmds = NULL;
 
         if (command_batch_decode(batch, size, &cmds) < 0) {
                 log_debug("Dropping an undecodable forwarded batch (%zu bytes).", size);
-                return;
+                return true;
         }
         /* One holder per name: a process that took a name in use (a second machine with the same
          * host name) must not commit under it, or its DROP_RUN would end the real holder's run
@@ -1138,11 +1138,34 @@ static void on_remote_batch(void *userdata, uint64_t sender_id, const void *batc
                                     "know it by that name (a second machine with the same name?).",
                                     cmds->len, sender_id, c->origin ?: "");
                 }
-                return;
+                return false;
         }
         for (unsigned i = 0; i < cmds->len; i++)
                 g_queue_push_tail(&m->remote, command_copy(cmds->pdata[i]));
         manager_schedule_flush(m);
+        return true;
+}
+
+/* The Raft leader refuses our commands: gossip knows our name by another node id. Before our
+ * DROP_RUN committed we are the newcomer (a second machine with this name, or a copy whose
+ * peers cannot hear us apart): refuse to run, as the direct gossip check does. Once serving, the
+ * leader's view is stale (a restart it has not heard yet): only warn. */
+static void on_name_in_use(void *userdata, const char *leader_name) {
+        Manager *m = userdata;
+        uint64_t now = now_boottime_usec();
+
+        if (!m->drop_run_committed) {
+                log_error("Duplicate identity: the Raft leader (%s) refuses this node's commands, its peers know the "
+                          "name '%s' as another node's. Refusing to run: give each machine its own [Node] Name= "
+                          "(or host name), and each its own state directory.", leader_name, m->config.node_name);
+                (void) sd_event_exit(m->event, EXIT_FAILURE);
+                return;
+        }
+        if (m->name_refusal_logged != 0 && now - m->name_refusal_logged < 10 * USEC_PER_SEC)
+                return;
+        m->name_refusal_logged = now;
+        log_warning("The Raft leader (%s) refused this node's commands under the name '%s' (its view of the "
+                    "name is stale or another process uses it); they are resent.", leader_name, m->config.node_name);
 }
 
 static void on_drop_node_done(Manager *m, int status, ElectionResult result, const Term *term, void *userdata) {
@@ -1356,6 +1379,7 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
                         .engine_started = on_cluster_engine_started,
                         .status_changed = on_cluster_status_changed,
                         .remote_batch = on_remote_batch,
+                        .name_in_use = on_name_in_use,
                         .units_stopping = on_cluster_units_stopping,
                         .lease_renewed = on_cluster_lease_renewed,
                 };

@@ -519,7 +519,9 @@ class Composed(unittest.TestCase):
         request of the holder is refused as stale until the holder restarts. [Fixed: the Raft
         leader takes forwarded commands only from the node id gossip knows by the commands'
         origin name (one holder per name); the intruder's DROP_RUN never commits and the holder
-        serves on.] On main: the holder's Enter fails after the intruder started."""
+        serves on; the leader tells the intruder (MSG_NAME_IN_USE) and the intruder, which has not
+        started serving, exits with status 1 saying "Duplicate identity".] On main: the holder's
+        Enter fails after the intruder started, and the intruder runs on."""
         c = self.make(3)
         self.wait_formed(c)
         R = wait_until(lambda: raft_leader(c), 10, "one Raft leader")
@@ -548,14 +550,24 @@ class Composed(unittest.TestCase):
         except TimeoutError:
             ok = False
         cands = (term(R, "e") or (0, "", []))[2]
-        print("intruder alive: %s; holder's Enter: %s; e on %s: %s" % (
-            I.alive(), "ok" if ok else entered.error, R.name, cands))
+        try:
+            wait_until(lambda: not I.alive(), 10, "the intruder to refuse to run", 0.05)
+        except TimeoutError:
+            pass
+        refused = not I.alive()
+        rc = I.daemon.popen.returncode if refused else None
+        said = "duplicate identity" in log_text(I).lower()
+        print("intruder exited: %s (status %s, says duplicate: %s); holder's Enter: %s; e on %s: %s" % (
+            refused, rc, said, "ok" if ok else entered.error, R.name, cands))
         if I.alive():
             I.kill()
         c.log_event("node_fault_end", node=I.name, nodes=[I.name, H.name], fault="dupname")
         self.assertTrue(ok, "the holder %s cannot Enter after %s started under its name: %s"
                         % (H.name, I.name, entered.error))
         self.assertIn("h1", cands)
+        self.assertTrue(refused, "the intruder %s still runs under %s's name" % (I.name, H.name))
+        self.assertEqual(rc, 1)
+        self.assertTrue(said, "the intruder's log does not say \"Duplicate identity\"")
 
     # =========================================================================================
     def test_failing_disk_is_fail_stop(self):
