@@ -651,17 +651,24 @@ static void handshake_step(Handshake *h) {
         int key;
 
         switch (h->stage) {
-        case STAGE_HELLO:
+        case STAGE_HELLO: {
+                ByteReader r = bytes_reader(h->in, HELLO_SIZE);
+                const uint8_t *m, *nonce;
+                uint8_t version;
+                bool known;
+
+                bytes_read(&r, 4, &m);
+                bytes_read_u8(&r, &version);
+                bytes_read(&r, NONCE_SIZE, &nonce);
+                known = version >= PROTOCOL_VERSION_OLDEST && version <= PROTOCOL_VERSION;
                 h->sealed = keyring_encrypts(t->keyring);
-                if (memcmp(h->in, h->sealed ? magic : magic_sealed, 4) == 0 &&
-                    h->in[4] >= PROTOCOL_VERSION_OLDEST && h->in[4] <= PROTOCOL_VERSION) {
+                if (memcmp(m, h->sealed ? magic : magic_sealed, 4) == 0 && known) {
                         log_encrypt_mismatch(h);
                         return handshake_fail(h, "the peer's Encrypt= differs from ours");
                 }
-                if (memcmp(h->in, h->sealed ? magic_sealed : magic, 4) != 0 ||
-                    h->in[4] < PROTOCOL_VERSION_OLDEST || h->in[4] > PROTOCOL_VERSION)
+                if (memcmp(m, h->sealed ? magic_sealed : magic, 4) != 0 || !known)
                         return handshake_fail(h, "not an electiond Raft handshake");
-                memcpy(h->client_nonce, h->in + 5, NONCE_SIZE);
+                memcpy(h->client_nonce, nonce, NONCE_SIZE);
                 if (random_bytes(h->server_nonce, NONCE_SIZE) < 0)
                         return handshake_fail(h, "no randomness");
                 memcpy(h->out, h->server_nonce, NONCE_SIZE);
@@ -671,6 +678,7 @@ static void handshake_step(Handshake *h) {
                 if (send_bytes(h, CHALLENGE_SIZE) < 0)
                         return handshake_fail(h, "write failed");
                 return;
+        }
 
         case STAGE_CHALLENGE: {
                 memcpy(h->server_nonce, h->in, NONCE_SIZE);
@@ -895,11 +903,13 @@ static void on_connected(uv_connect_t *req, int status) {
 
         tune_stream(h->tcp);
         h->sealed = keyring_encrypts(t->keyring);
-        memcpy(h->out, h->sealed ? magic_sealed : magic, 4);
-        h->out[4] = PROTOCOL_VERSION;
         if (random_bytes(h->client_nonce, NONCE_SIZE) < 0)
                 return handshake_fail(h, "no randomness");
-        memcpy(h->out + 5, h->client_nonce, NONCE_SIZE);
+        ByteWriter w = bytes_writer_fixed(h->out, sizeof h->out);
+        bytes_write(&w, h->sealed ? magic_sealed : magic, 4);
+        bytes_write_u8(&w, PROTOCOL_VERSION);
+        bytes_write(&w, h->client_nonce, NONCE_SIZE);
+        g_assert(bytes_writer_len(&w) == HELLO_SIZE);
         expect(h, STAGE_CHALLENGE, CHALLENGE_SIZE);
         if (uv_read_start((uv_stream_t *) h->tcp, on_alloc, on_read) < 0)
                 return handshake_fail(h, "read failed");
