@@ -57,6 +57,16 @@ static void test_old_beyond_window(void) {
         g_assert_cmpint(accept(&w, 1, 100), ==, -EALREADY); /* now below the window */
         g_assert_cmpint(accept(&w, 1, 101), ==, 0);         /* the oldest slot, not seen */
 
+        /* the same with a full window: none of the old marks survive the jump */
+        replay_window_init(&w, 1, 100);
+        for (uint64_t s = 101; s <= 110; s++)
+                g_assert_cmpint(accept(&w, 1, s), ==, 0);
+        g_assert_cmpint(accept(&w, 1, 110 + REPLAY_WINDOW_SIZE), ==, 0);
+        g_assert_cmpuint(w.bits, ==, 1);
+        for (uint64_t s = 111; s < 110 + REPLAY_WINDOW_SIZE; s++)
+                g_assert_cmpint(accept(&w, 1, s), ==, 0);
+        g_assert_cmpuint(w.bits, ==, UINT64_MAX);
+
         /* a jump of 63 keeps the old top as the window's oldest entry */
         replay_window_init(&w, 1, 100);
         g_assert_cmpint(accept(&w, 1, 163), ==, 0);
