@@ -141,6 +141,54 @@ static void test_wrap(void) {
         g_assert_cmpuint(w.bits, ==, 3); /* seq 0 shifted out */
 }
 
+/* Against a plain model (the set of every seq accepted in the epoch): random traffic with
+ * duplicates, reordering, jumps and restarts. */
+static void test_model(void) {
+        GRand *rand = g_rand_new_with_seed(14);
+
+        for (unsigned run = 0; run < 50; run++) {
+                g_autoptr(GHashTable) seen = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+                uint64_t epoch = 1, top = 0, next = 1;
+                ReplayWindow w;
+
+                replay_window_init(&w, epoch, 0);
+                g_hash_table_add(seen, g_memdup2(&top, sizeof top));
+                for (unsigned i = 0; i < 4000; i++) {
+                        uint64_t e = epoch, s;
+                        unsigned pick = (unsigned) g_rand_int_range(rand, 0, 100);
+                        bool fresh;
+
+                        if (pick < 50)
+                                s = next++;                                        /* in order */
+                        else if (pick < 85)
+                                s = top - MIN(top, (uint64_t) g_rand_int_range(rand, 0, 80)); /* late or repeated */
+                        else if (pick < 95)
+                                s = next += (uint64_t) g_rand_int_range(rand, 1, 100); /* a gap */
+                        else if (pick < 98)
+                                e = epoch - (epoch > 0), s = next;                 /* an old life */
+                        else
+                                e = epoch + 1, s = next = (uint64_t) g_rand_int_range(rand, 0, 3); /* restart */
+
+                        if (e != epoch)
+                                fresh = e > epoch;
+                        else
+                                fresh = s > top || (top - s < REPLAY_WINDOW_SIZE && !g_hash_table_contains(seen, &s));
+                        g_assert_cmpint(accept(&w, e, s), ==, (fresh ? 0 : -EALREADY));
+                        if (!fresh)
+                                continue;
+                        if (e > epoch) {
+                                epoch = e;
+                                top = s;
+                                g_hash_table_remove_all(seen);
+                        }
+                        top = MAX(top, s);
+                        next = MAX(next, top + 1);
+                        g_hash_table_add(seen, g_memdup2(&s, sizeof s));
+                }
+        }
+        g_rand_free(rand);
+}
+
 static void test_table(void) {
         ReplayTable *t = replay_table_new(3);
 
@@ -181,6 +229,7 @@ int main(int argc, char **argv) {
         g_test_add_func("/replay/reordering", test_reordering);
         g_test_add_func("/replay/epoch", test_epoch);
         g_test_add_func("/replay/wrap", test_wrap);
+        g_test_add_func("/replay/model", test_model);
         g_test_add_func("/replay/table", test_table);
         return g_test_run();
 }
