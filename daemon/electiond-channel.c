@@ -2,19 +2,17 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
+#include "electiond-bytes.h"
 #include "electiond-channel.h"
 #include "electiond-keyring.h"
+#include "electiond-replay.h"
 #include "electiond-seal.h"
 
 #define HMAC_SIZE 32
 #define HEADER_FIXED (4 + 1 + 1) /* magic, version, name length */
 #define AFTER_NAME (8 + 8 + 8 + 1 + 4)
 
-typedef struct Sender {
-        uint64_t epoch;
-        uint64_t top;    /* highest seq seen in this epoch */
-        uint64_t window; /* bit i: top - i seen */
-} Sender;
+G_STATIC_ASSERT(CHANNEL_REPLAY_WINDOW == REPLAY_WINDOW_SIZE);
 
 struct ChannelCodec {
         char *cluster;
@@ -22,7 +20,7 @@ struct ChannelCodec {
         uint64_t self;
         uint64_t epoch;
         uint64_t seq;
-        GHashTable *senders; /* u64 id → Sender */
+        ReplayTable *replay; /* per sender: epoch + sequence window */
         uint64_t drops[_CHANNEL_DROP_MAX];
         uint8_t *plain;      /* Encrypt=yes: the opened packet, what ChannelPacket.payload points into */
 };
@@ -44,7 +42,7 @@ ChannelCodec *channel_codec_new(const char *cluster, const void *key, size_t key
         c->keyring = keyring_new_single(key, key_size);
         c->self = self_id;
         c->epoch = epoch;
-        c->senders = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+        c->replay = replay_table_new(CHANNEL_SENDERS_MAX);
         return c;
 }
 
@@ -53,7 +51,7 @@ ChannelCodec *channel_codec_free(ChannelCodec *c) {
                 return NULL;
         keyring_unref(c->keyring);
         g_free(c->cluster);
-        g_hash_table_unref(c->senders);
+        replay_table_free(c->replay);
         if (c->plain)
                 explicit_bzero(c->plain, CHANNEL_SEALED_MAX);
         g_free(c->plain);
@@ -63,20 +61,6 @@ ChannelCodec *channel_codec_free(ChannelCodec *c) {
 
 uint64_t channel_drop_count(const ChannelCodec *c, ChannelDrop d) {
         return d < _CHANNEL_DROP_MAX ? c->drops[d] : 0;
-}
-
-static void put_le(GByteArray *b, uint64_t v, unsigned n) {
-        for (unsigned i = 0; i < n; i++) {
-                uint8_t x = (uint8_t) (v >> (8 * i));
-                g_byte_array_append(b, &x, 1);
-        }
-}
-
-static uint64_t get_le(const uint8_t *p, unsigned n) {
-        uint64_t v = 0;
-        for (unsigned i = 0; i < n; i++)
-                v |= (uint64_t) p[i] << (8 * i);
-        return v;
 }
 
 int channel_codec_set_keyring(ChannelCodec *c, Keyring *keyring) {
@@ -89,101 +73,67 @@ int channel_codec_set_keyring(ChannelCodec *c, Keyring *keyring) {
 
 static int channel_encode_plain(ChannelCodec *c, uint8_t type, const void *payload, size_t size, GByteArray **ret) {
         g_autoptr(GByteArray) b = NULL;
+        ByteWriter w;
         uint8_t mac[HMAC_SIZE];
         uint8_t len = (uint8_t) strlen(c->cluster);
 
         if (size > CHANNEL_PAYLOAD_MAX)
                 return -EMSGSIZE;
         b = g_byte_array_sized_new((guint) (HEADER_FIXED + len + AFTER_NAME + size + HMAC_SIZE));
-        g_byte_array_append(b, (const uint8_t *) CHANNEL_MAGIC, 4);
-        put_le(b, CHANNEL_VERSION, 1);
-        put_le(b, len, 1);
-        g_byte_array_append(b, (const uint8_t *) c->cluster, len);
-        put_le(b, c->self, 8);
-        put_le(b, c->epoch, 8);
-        put_le(b, ++c->seq, 8);
-        put_le(b, type, 1);
-        put_le(b, size, 4);
-        if (size > 0)
-                g_byte_array_append(b, payload, (guint) size);
+        w = bytes_writer_array(b);
+        bytes_write(&w, CHANNEL_MAGIC, 4);
+        bytes_write_u8(&w, CHANNEL_VERSION);
+        bytes_write_u8(&w, len);
+        bytes_write(&w, c->cluster, len);
+        bytes_write_u64(&w, c->self);
+        bytes_write_u64(&w, c->epoch);
+        bytes_write_u64(&w, ++c->seq);
+        bytes_write_u8(&w, type);
+        bytes_write_u32(&w, (uint32_t) size);
+        bytes_write(&w, payload, size);
         keyring_sign(c->keyring, b->data, b->len, mac);
-        g_byte_array_append(b, mac, HMAC_SIZE);
+        bytes_write(&w, mac, HMAC_SIZE);
         *ret = g_steal_pointer(&b);
         return 0;
 }
 
-/* Records (epoch, seq) of sender; false if replayed or stale. */
-static bool replay_check(ChannelCodec *c, uint64_t sender, uint64_t epoch, uint64_t seq) {
-        Sender *s = g_hash_table_lookup(c->senders, &sender);
-
-        if (!s) {
-                if (g_hash_table_size(c->senders) >= CHANNEL_SENDERS_MAX)
-                        g_hash_table_remove_all(c->senders); /* bounded memory; at worst one replay window reopens */
-                s = g_new0(Sender, 1);
-                g_hash_table_insert(c->senders, g_memdup2(&sender, sizeof sender), s);
-                s->epoch = epoch;
-                s->top = seq;
-                s->window = 1;
-                return true;
-        }
-        if (epoch < s->epoch)
-                return false;
-        if (epoch > s->epoch) {
-                s->epoch = epoch;
-                s->top = seq;
-                s->window = 1;
-                return true;
-        }
-        if (seq > s->top) {
-                uint64_t shift = seq - s->top;
-                s->window = shift >= 64 ? 1 : (s->window << shift) | 1;
-                s->top = seq;
-                return true;
-        }
-        uint64_t back = s->top - seq;
-        if (back >= CHANNEL_REPLAY_WINDOW || (s->window & (UINT64_C(1) << back)))
-                return false;
-        s->window |= UINT64_C(1) << back;
-        return true;
-}
-
 static int channel_decode_plain(ChannelCodec *c, const void *data, size_t size, ChannelPacket *ret) {
-        const uint8_t *p = data;
-        uint8_t mac[HMAC_SIZE];
-        size_t name_len, off, payload_len;
+        ByteReader r = bytes_reader(data, size);
+        const uint8_t *magic, *name, *payload, *mac;
+        uint8_t version, name_len;
+        uint32_t payload_len;
+        ChannelPacket pk;
 
-        if (size < HEADER_FIXED || memcmp(p, CHANNEL_MAGIC, 4) != 0 || p[4] < CHANNEL_VERSION_MIN || p[4] > CHANNEL_VERSION)
+        if (!bytes_read(&r, 4, &magic) || memcmp(magic, CHANNEL_MAGIC, 4) != 0 ||
+            !bytes_read_u8(&r, &version) || version < CHANNEL_VERSION_MIN || version > CHANNEL_VERSION ||
+            !bytes_read_u8(&r, &name_len) || !bytes_read(&r, name_len, &name))
                 goto malformed;
-        name_len = p[5];
-        if (size < HEADER_FIXED + name_len + AFTER_NAME + HMAC_SIZE)
+        pk = (ChannelPacket) {};
+        bytes_read_u64(&r, &pk.sender);
+        bytes_read_u64(&r, &pk.epoch);
+        bytes_read_u64(&r, &pk.seq);
+        bytes_read_u8(&r, &pk.type);
+        if (!bytes_read_u32(&r, &payload_len) || payload_len > CHANNEL_PAYLOAD_MAX ||
+            r.left != (size_t) payload_len + HMAC_SIZE)
                 goto malformed;
-        off = HEADER_FIXED + name_len;
-        payload_len = (size_t) get_le(p + off + 25, 4);
-        if (payload_len > CHANNEL_PAYLOAD_MAX || size != off + AFTER_NAME + payload_len + HMAC_SIZE)
-                goto malformed;
-        if (name_len != strlen(c->cluster) || memcmp(p + HEADER_FIXED, c->cluster, name_len) != 0) {
+        bytes_read(&r, payload_len, &payload);
+        bytes_read(&r, HMAC_SIZE, &mac);
+        pk.payload = payload;
+        pk.payload_size = payload_len;
+        if (name_len != strlen(c->cluster) || memcmp(name, c->cluster, name_len) != 0) {
                 c->drops[CHANNEL_DROP_CLUSTER]++;
                 return -ESRCH;
         }
-        memcpy(mac, p + size - HMAC_SIZE, HMAC_SIZE);
-        if (keyring_verify(c->keyring, p, size - HMAC_SIZE, mac) < 0) {
+        if (keyring_verify(c->keyring, data, size - HMAC_SIZE, mac) < 0) {
                 c->drops[CHANNEL_DROP_AUTH]++;
                 return -EPERM;
         }
 
-        ChannelPacket pk = {
-                .sender = get_le(p + off, 8),
-                .epoch = get_le(p + off + 8, 8),
-                .seq = get_le(p + off + 16, 8),
-                .type = p[off + 24],
-                .payload = p + off + AFTER_NAME,
-                .payload_size = payload_len,
-        };
         if (pk.sender == c->self) {
                 c->drops[CHANNEL_DROP_SELF]++;
                 return -ELOOP;
         }
-        if (!replay_check(c, pk.sender, pk.epoch, pk.seq)) {
+        if (replay_table_accept(c->replay, pk.sender, pk.epoch, pk.seq) < 0) {
                 c->drops[CHANNEL_DROP_REPLAY]++;
                 return -EALREADY;
         }

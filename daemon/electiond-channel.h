@@ -9,9 +9,9 @@
  *   u64 seq, u8 type, u32 payload length, payload, HMAC-SHA256(key, everything before)
  *
  * Replay protection: per sender, the newest epoch (a restart picks a larger one) and a 64-entry
- * window of sequence numbers. Anything malformed, unauthenticated, from another cluster or
- * replayed is dropped and counted. The codec is pure (tested and fuzzed); the socket part only
- * exists once channel_start() is called.
+ * window of sequence numbers (electiond-replay.h, shared with gossip). Anything malformed,
+ * unauthenticated, from another cluster or replayed is dropped and counted. The codec is pure
+ * (tested and fuzzed); the socket part only exists once channel_start() is called.
  *
  * Encrypt=yes (keyring_encrypts()): the whole packet is sealed (electiond-seal.h) into "ELCS" |
  * nonce | ciphertext | tag, and only such envelopes are accepted; a plaintext "ELCM" packet is

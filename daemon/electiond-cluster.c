@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "electiond-address.h"
+#include "electiond-bytes.h"
 #include "electiond-channel.h"
 #include "electiond-cluster.h"
 #include "electiond-gossip.h"
@@ -167,17 +168,6 @@ static uint64_t name_hash(const char *s) {
         return h ?: 1;
 }
 
-static void put_u64(GByteArray *b, uint64_t v) {
-        uint64_t le = GUINT64_TO_LE(v);
-        g_byte_array_append(b, (const uint8_t *) &le, 8);
-}
-
-static uint64_t get_u64(const uint8_t *p) {
-        uint64_t le;
-        memcpy(&le, p, 8);
-        return GUINT64_FROM_LE(le);
-}
-
 static int read_u64_file(const char *path, uint64_t *ret) {
         g_autofree char *s = NULL;
         char *end;
@@ -215,14 +205,11 @@ static bool raft_dir_has_state(const char *dir) {
 }
 
 static void tags_encode(const Tags *t, uint8_t out[TAGS_SIZE]) {
-        uint64_t id = GUINT64_TO_LE(t->cluster_id);
-        uint16_t port = GUINT16_TO_LE(t->raft_port);
         out[0] = t->version;
         out[1] = t->flags;
-        memcpy(out + 2, &id, 8);
-        uint64_t fp = GUINT64_TO_LE(t->fingerprint);
-        memcpy(out + 10, &port, 2);
-        memcpy(out + 12, &fp, 8);
+        bytes_set_u64(out + 2, t->cluster_id);
+        bytes_set_u16(out + 10, t->raft_port);
+        bytes_set_u64(out + 12, t->fingerprint);
         out[20] = t->protocol;
 }
 
@@ -231,12 +218,12 @@ static bool tags_decode(const uint8_t *p, size_t n, Tags *ret) {
         uint16_t port;
         if (n < 12 || p[0] != TAGS_VERSION)
                 return false;
-        memcpy(&id, p + 2, 8);
-        memcpy(&port, p + 10, 2);
+        id = bytes_get_u64(p + 2);
+        port = bytes_get_u16(p + 10);
         if (n >= 20)
-                memcpy(&fp, p + 12, 8);
-        *ret = (Tags) { .version = p[0], .flags = p[1], .cluster_id = GUINT64_FROM_LE(id), .raft_port = GUINT16_FROM_LE(port),
-                        .fingerprint = GUINT64_FROM_LE(fp), .protocol = n > 20 && p[20] > 1 ? p[20] : 1 };
+                fp = bytes_get_u64(p + 12);
+        *ret = (Tags) { .version = p[0], .flags = p[1], .cluster_id = id, .raft_port = port,
+                        .fingerprint = fp, .protocol = n > 20 && p[20] > 1 ? p[20] : 1 };
         return true;
 }
 
@@ -413,10 +400,10 @@ static void lease_round(Cluster *c, const Servers *s, uint64_t now) {
 
         update_voters(c, s);
         seq = lease_requester_begin_round(c->requester, now);
-        put_u64(b, seq);
-        put_u64(b, applied);
-        put_u64(b, c->fingerprint);
-        put_u64(b, without);
+        bytes_put_u64(b, seq);
+        bytes_put_u64(b, applied);
+        bytes_put_u64(b, c->fingerprint);
+        bytes_put_u64(b, without);
         g_byte_array_append(b, (const uint8_t *) c->node_name, (guint) strlen(c->node_name));
 
         for (size_t i = 0; i < s->n; i++) {
@@ -471,8 +458,8 @@ static void on_lease_req(Cluster *c, const ChannelPacket *p, uint64_t now) {
                 return;
 
         /* (no hand-over confirmation: only APPLIED says "applied, and my units are stopped") */
-        uint64_t seq = get_u64(p->payload), applied = get_u64(p->payload + 8);
-        uint64_t fingerprint = get_u64(p->payload + 16), without = get_u64(p->payload + 24);
+        uint64_t seq = bytes_get_u64(p->payload), applied = bytes_get_u64(p->payload + 8);
+        uint64_t fingerprint = bytes_get_u64(p->payload + 16), without = bytes_get_u64(p->payload + 24);
         g_autofree char *name = g_strndup((const char *) p->payload + 32, p->payload_size - 32);
         if (fingerprint != c->fingerprint) {
                 log_mismatch(c, peer_by_id(c, p->sender), now);
@@ -485,8 +472,8 @@ static void on_lease_req(Cluster *c, const ChannelPacket *p, uint64_t now) {
         }
 
         g_autoptr(GByteArray) b = g_byte_array_new();
-        put_u64(b, seq);
-        put_u64(b, p->epoch);
+        bytes_put_u64(b, seq);
+        bytes_put_u64(b, p->epoch);
         send_to_id(c, p->sender, MSG_LEASE_ACK, b->data, b->len);
 }
 
@@ -592,10 +579,10 @@ static void on_lease_ack(Cluster *c, const ChannelPacket *p, uint64_t now) {
         if (p->payload_size != 16)
                 return;
         /* an ack for another run of ours (recorded, replayed after our restart) is worthless */
-        if (get_u64(p->payload + 8) != c->channel_epoch)
+        if (bytes_get_u64(p->payload + 8) != c->channel_epoch)
                 return;
         uint64_t before = lease_requester_expiry(c->requester);
-        lease_requester_ack(c->requester, p->sender, get_u64(p->payload));
+        lease_requester_ack(c->requester, p->sender, bytes_get_u64(p->payload));
         if (lease_requester_expiry(c->requester) > before)
                 metrics_get()->lease_renewals++;
         check_quorum(c, now);
@@ -687,8 +674,8 @@ static void drive_drops(Cluster *c, const Servers *s, uint64_t now) {
                         d->ask_id = ++c->next_ask_id;
                         if (is_voter(s, c->node_id) && lease_granter_expired(c->granter, target, now))
                                 g_hash_table_add(d->yes, g_memdup2(&c->node_id, sizeof c->node_id));
-                        put_u64(b, target);
-                        put_u64(b, d->ask_id);
+                        bytes_put_u64(b, target);
+                        bytes_put_u64(b, d->ask_id);
                         metrics_get()->drop_vote_requests++;
                         for (size_t i = 0; i < s->n; i++)
                                 if (s->items[i].voter && s->items[i].id != c->node_id) {
@@ -711,7 +698,7 @@ static void on_expired_q(Cluster *c, const ChannelPacket *p, uint64_t now) {
         servers_done(&s);
         if (!voter)
                 return;
-        uint64_t target = get_u64(p->payload);
+        uint64_t target = bytes_get_u64(p->payload);
         g_autoptr(GByteArray) b = g_byte_array_new();
         uint8_t yes = lease_granter_expired(c->granter, target, now);
         if (yes)
@@ -741,7 +728,7 @@ static void on_expired_a(Cluster *c, const ChannelPacket *p, uint64_t now) {
         voters = count_voters(&s);
         servers_done(&s);
 
-        uint64_t target = get_u64(p->payload), ask = get_u64(p->payload + 8);
+        uint64_t target = bytes_get_u64(p->payload), ask = bytes_get_u64(p->payload + 8);
         g_hash_table_iter_init(&it, c->drops);
         while (g_hash_table_iter_next(&it, NULL, &v)) {
                 DropVote *d = v;
@@ -811,7 +798,6 @@ static void broadcast_applied(Cluster *c) {
         g_autoptr(GByteArray) b = NULL;
         g_autoptr(GArray) attested = g_array_new(false, false, sizeof(uint64_t));
         uint64_t now = now_usec(), applied;
-        uint16_t n;
         Servers s;
 
         if (!c->channel || !c->engine)
@@ -835,12 +821,11 @@ static void broadcast_applied(Cluster *c) {
         }
 
         b = g_byte_array_new();
-        put_u64(b, c->confirmed_index);
-        put_u64(b, applied);
-        n = GUINT16_TO_LE((uint16_t) attested->len);
-        g_byte_array_append(b, (const uint8_t *) &n, 2);
+        bytes_put_u64(b, c->confirmed_index);
+        bytes_put_u64(b, applied);
+        bytes_put_u16(b, (uint16_t) attested->len);
         for (guint i = 0; i < attested->len; i++)
-                put_u64(b, g_array_index(attested, uint64_t, i));
+                bytes_put_u64(b, g_array_index(attested, uint64_t, i));
         g_hash_table_iter_init(&it, c->peers);
         while (g_hash_table_iter_next(&it, NULL, &v))
                 if (((Peer *) v)->state == MEMBER_ALIVE || ((Peer *) v)->state == MEMBER_SUSPECT)
@@ -899,22 +884,21 @@ static void on_applied(Cluster *c, const ChannelPacket *p, uint64_t now) {
 
         if (p->payload_size < 18)
                 return;
-        memcpy(&n, p->payload + 16, 2);
-        n = GUINT16_FROM_LE(n);
+        n = bytes_get_u16(p->payload + 16);
         if (p->payload_size != 18 + (size_t) n * 8)
                 return;
-        note_peer_applied(c, p->sender, get_u64(p->payload));
+        note_peer_applied(c, p->sender, bytes_get_u64(p->payload));
         peer = peer_by_id(c, p->sender);
         if (!peer)
                 return;
-        if (get_u64(p->payload + 8) >= peer->attest_index) {
-                peer->attest_index = get_u64(p->payload + 8);
+        if (bytes_get_u64(p->payload + 8) >= peer->attest_index) {
+                peer->attest_index = bytes_get_u64(p->payload + 8);
                 if (!peer->attested)
                         peer->attested = g_array_new(false, false, sizeof(uint64_t));
                 g_array_set_size(peer->attested, 0);
                 for (uint16_t i = 0; i < n; i++) {
                         /* lease ids → Raft ids, the currency of hand-overs */
-                        uint64_t lid = get_u64(p->payload + 18 + (size_t) i * 8);
+                        uint64_t lid = bytes_get_u64(p->payload + 18 + (size_t) i * 8);
                         GHashTableIter pit;
                         gpointer pv;
                         g_hash_table_iter_init(&pit, c->peers);
@@ -1396,7 +1380,7 @@ static void maybe_send_join(Cluster *c, const Servers *s, uint64_t now) {
         if (!address)
                 return;
         g_autoptr(GByteArray) b = g_byte_array_new();
-        put_u64(b, c->node_id);
+        bytes_put_u64(b, c->node_id);
         g_byte_array_append(b, (const uint8_t *) address, (guint) strlen(address));
         c->join_sent_at = now;
         /* to whoever says it leads; everyone with state if nobody does */
@@ -1505,7 +1489,7 @@ static void on_join(Cluster *c, const ChannelPacket *p) {
         Servers s;
         if (p->payload_size < 9 || p->payload_size > 8 + 63 || !c->engine || !engine_is_leader(c->engine))
                 return;
-        uint64_t id = get_u64(p->payload);
+        uint64_t id = bytes_get_u64(p->payload);
         g_autofree char *address = g_strndup((const char *) p->payload + 8, p->payload_size - 8);
         Peer *from = peer_by_id(c, p->sender);
         if (id != p->sender || c->change_in_flight)

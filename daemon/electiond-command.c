@@ -138,8 +138,7 @@ int command_batch_append(GByteArray *buf, const Command *c) {
 
         /* Bump the count in place rather than re-encoding the batch. */
         count++;
-        for (unsigned i = 0; i < 4; i++)
-                buf->data[4 + i] = (uint8_t) (count >> (8 * i));
+        bytes_set_u32(buf->data + 4, count);
         return 0;
 }
 

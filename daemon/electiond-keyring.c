@@ -4,6 +4,7 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "electiond-bytes.h"
 #include "electiond-keyring.h"
 #include "electiond-util.h"
 
@@ -111,7 +112,7 @@ static int keyring_find(const Keyring *k, const void *key, size_t size) {
         for (unsigned i = 0; i < k->keys->len; i++) {
                 gsize n;
                 const void *d = g_bytes_get_data(k->keys->pdata[i], &n);
-                if (n == size && memcmp(d, key, size) == 0)
+                if (n == size && bytes_equal_ct(d, key, size))
                         return (int) i;
         }
         return -ENOENT;
@@ -161,9 +162,13 @@ bool keyring_equal(const Keyring *a, const Keyring *b) {
                 return a == b;
         if (a->keys->len != b->keys->len || a->encrypt != b->encrypt)
                 return false;
-        for (unsigned i = 0; i < a->keys->len; i++)
-                if (!g_bytes_equal(a->keys->pdata[i], b->keys->pdata[i]))
+        for (unsigned i = 0; i < a->keys->len; i++) {
+                gsize na, nb;
+                const void *da = g_bytes_get_data(a->keys->pdata[i], &na);
+                const void *db = g_bytes_get_data(b->keys->pdata[i], &nb);
+                if (na != nb || !bytes_equal_ct(da, db, na))
                         return false;
+        }
         return true;
 }
 
@@ -232,11 +237,7 @@ void keyring_sign(const Keyring *k, const void *data, size_t size, uint8_t ret[s
 }
 
 bool keyring_mac_equal(const uint8_t *a, const uint8_t *b) {
-        uint8_t d = 0;
-
-        for (size_t i = 0; i < KEYRING_MAC_SIZE; i++)
-                d |= a[i] ^ b[i];
-        return d == 0;
+        return bytes_equal_ct(a, b, KEYRING_MAC_SIZE);
 }
 
 int keyring_verify_parts(const Keyring *k, const void *const *parts, const size_t *sizes, size_t n_parts,

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "electiond-bytes.h"
 #include "electiond-lease.h"
 
 /* Rounds a requester remembers: an ack of an older round is ignored, which only shortens leases. */
@@ -20,11 +21,16 @@ uint64_t lease_params_fingerprint(const LeaseParams *p) {
                                LEASE_ACT_MARGIN_USEC };
         uint64_t h = UINT64_C(0xcbf29ce484222325);
 
-        for (size_t i = 0; i < ELEMENTSOF(v); i++)
-                for (unsigned b = 0; b < 8; b++) {
-                        h ^= (v[i] >> (8 * b)) & 0xff;
+        /* FNV-1a over each value's little-endian bytes: the same on every host */
+        for (size_t i = 0; i < ELEMENTSOF(v); i++) {
+                uint8_t b[8];
+
+                bytes_set_u64(b, v[i]);
+                for (unsigned k = 0; k < sizeof b; k++) {
+                        h ^= b[k];
                         h *= UINT64_C(0x100000001b3);
                 }
+        }
         return h;
 }
 

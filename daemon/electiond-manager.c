@@ -7,6 +7,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "electiond-bus.h"
+#include "electiond-bytes.h"
 #include "electiond-cluster.h"
 #include "electiond-manager.h"
 #include "electiond-metrics.h"
@@ -255,10 +256,11 @@ static void on_batch_done(int status, void *userdata) {
 #define MAX_BATCH_BYTES (32u * 1024u)
 
 static void entry_frame(GByteArray *buf) {
-        uint64_t len = GUINT64_TO_LE((uint64_t) buf->len);
+        uint8_t len[ENTRY_HEADER_SIZE];
         static const uint8_t zeros[8] = {};
 
-        g_byte_array_prepend(buf, (const uint8_t *) &len, sizeof len);
+        bytes_set_u64(len, buf->len);
+        g_byte_array_prepend(buf, len, sizeof len);
         if (buf->len % 8 != 0)
                 g_byte_array_append(buf, zeros, 8 - buf->len % 8);
 }
@@ -268,8 +270,7 @@ static int entry_unframe(const void *data, size_t size, const void **ret_batch, 
 
         if (size < ENTRY_HEADER_SIZE)
                 return -EBADMSG;
-        memcpy(&len, data, sizeof len);
-        len = GUINT64_FROM_LE(len);
+        len = bytes_get_u64(data);
         if (len > size - ENTRY_HEADER_SIZE || size - ENTRY_HEADER_SIZE - len >= 8)
                 return -EBADMSG;
         *ret_batch = (const uint8_t *) data + ENTRY_HEADER_SIZE;

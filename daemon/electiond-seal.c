@@ -3,6 +3,7 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "electiond-bytes.h"
 #include "electiond-keyring.h"
 #include "electiond-seal.h"
 
@@ -87,8 +88,7 @@ int seal_stream_keys(const Keyring *k, size_t key_index, const char *cluster, co
 
 static void stream_nonce(uint64_t counter, uint8_t ret[static SEAL_NONCE_SIZE]) {
         memset(ret, 0, SEAL_NONCE_SIZE);
-        for (int i = 0; i < 8; i++)
-                ret[i] = (uint8_t) (counter >> (8 * i));
+        bytes_set_u64(ret, counter);
 }
 
 int seal_stream_seal(SealStream *s, const void *plain, size_t plain_size, uint8_t *out) {
@@ -98,8 +98,7 @@ int seal_stream_seal(SealStream *s, const void *plain, size_t plain_size, uint8_
 
         if (plain_size > SEAL_RECORD_PLAIN_MAX || s->counter == UINT64_MAX)
                 return -EMSGSIZE;
-        for (int i = 0; i < 4; i++)
-                out[i] = (uint8_t) (len >> (24 - 8 * i));
+        bytes_set_u32_be(out, (uint32_t) len);
         stream_nonce(s->counter++, nonce);
         if (crypto_aead_xchacha20poly1305_ietf_encrypt(out + SEAL_RECORD_HEADER, &n, plain, plain_size,
                                                        out, SEAL_RECORD_HEADER, NULL, nonce, s->key) < 0)
@@ -108,10 +107,8 @@ int seal_stream_seal(SealStream *s, const void *plain, size_t plain_size, uint8_
 }
 
 int seal_stream_record_size(const uint8_t header[static SEAL_RECORD_HEADER]) {
-        uint32_t len = 0;
+        uint32_t len = bytes_get_u32_be(header);
 
-        for (int i = 0; i < 4; i++)
-                len = len << 8 | header[i];
         if (len < SEAL_TAG_SIZE || len > SEAL_RECORD_PLAIN_MAX + SEAL_TAG_SIZE)
                 return -EBADMSG;
         return (int) len;

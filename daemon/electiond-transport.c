@@ -9,6 +9,7 @@
 #include <sys/random.h>
 #include <uv.h>
 
+#include "electiond-bytes.h"
 #include "electiond-keyring.h"
 #include "electiond-seal.h"
 #include "electiond-transport.h"
@@ -159,18 +160,6 @@ static int random_bytes(void *p, size_t n) {
                 n -= (size_t) k;
         }
         return 0;
-}
-
-static void put_u64(uint8_t *p, uint64_t v) {
-        for (int i = 0; i < 8; i++)
-                p[i] = (uint8_t) (v >> (8 * i));
-}
-
-static uint64_t get_u64(const uint8_t *p) {
-        uint64_t v = 0;
-        for (int i = 0; i < 8; i++)
-                v |= (uint64_t) p[i] << (8 * i);
-        return v;
 }
 
 /* "1.2.3.4:5", "[::1]:5" or "[fe80::1%eth0]:5" */
@@ -645,7 +634,7 @@ static void auth_open(Handshake *h) {
         }
         if (!opened)
                 return handshake_fail(h, "client failed to prove the cluster key");
-        alen = (size_t) plain[8] | ((size_t) plain[9] << 8);
+        alen = bytes_get_u16(plain + 8);
         if (alen == 0 || alen > ADDRESS_MAX)
                 return handshake_fail(h, "bad address length");
         /* the plain AUTH layout, MAC already in place */
@@ -662,17 +651,24 @@ static void handshake_step(Handshake *h) {
         int key;
 
         switch (h->stage) {
-        case STAGE_HELLO:
+        case STAGE_HELLO: {
+                ByteReader r = bytes_reader(h->in, HELLO_SIZE);
+                const uint8_t *m, *nonce;
+                uint8_t version;
+                bool known;
+
+                bytes_read(&r, 4, &m);
+                bytes_read_u8(&r, &version);
+                bytes_read(&r, NONCE_SIZE, &nonce);
+                known = version >= PROTOCOL_VERSION_OLDEST && version <= PROTOCOL_VERSION;
                 h->sealed = keyring_encrypts(t->keyring);
-                if (memcmp(h->in, h->sealed ? magic : magic_sealed, 4) == 0 &&
-                    h->in[4] >= PROTOCOL_VERSION_OLDEST && h->in[4] <= PROTOCOL_VERSION) {
+                if (memcmp(m, h->sealed ? magic : magic_sealed, 4) == 0 && known) {
                         log_encrypt_mismatch(h);
                         return handshake_fail(h, "the peer's Encrypt= differs from ours");
                 }
-                if (memcmp(h->in, h->sealed ? magic_sealed : magic, 4) != 0 ||
-                    h->in[4] < PROTOCOL_VERSION_OLDEST || h->in[4] > PROTOCOL_VERSION)
+                if (memcmp(m, h->sealed ? magic_sealed : magic, 4) != 0 || !known)
                         return handshake_fail(h, "not an electiond Raft handshake");
-                memcpy(h->client_nonce, h->in + 5, NONCE_SIZE);
+                memcpy(h->client_nonce, nonce, NONCE_SIZE);
                 if (random_bytes(h->server_nonce, NONCE_SIZE) < 0)
                         return handshake_fail(h, "no randomness");
                 memcpy(h->out, h->server_nonce, NONCE_SIZE);
@@ -682,6 +678,7 @@ static void handshake_step(Handshake *h) {
                 if (send_bytes(h, CHALLENGE_SIZE) < 0)
                         return handshake_fail(h, "write failed");
                 return;
+        }
 
         case STAGE_CHALLENGE: {
                 memcpy(h->server_nonce, h->in, NONCE_SIZE);
@@ -691,10 +688,10 @@ static void handshake_step(Handshake *h) {
 
                 size_t alen = strlen(t->address);
                 uint8_t extra[AUTH_SEALED_PLAIN] = {};
-                put_u64(extra, t->id);
-                extra[8] = (uint8_t) (alen & 0xff);
-                extra[9] = (uint8_t) (alen >> 8);
-                memcpy(extra + 10, t->address, alen);
+                ByteWriter w = bytes_writer_fixed(extra, sizeof extra);
+                bytes_write_u64(&w, t->id);
+                bytes_write_u16(&w, (uint16_t) alen);
+                bytes_write(&w, t->address, alen);
                 /* Answered under the key the server used: that one both sides hold. */
                 mac_compute(t, (size_t) key, "cli", h, extra, 10 + alen, h->out);
                 expect(h, STAGE_OK, 1);
@@ -718,7 +715,7 @@ static void handshake_step(Handshake *h) {
         case STAGE_AUTH_FIXED: {
                 if (h->sealed)
                         return auth_open(h);
-                size_t alen = (size_t) h->in[MAC_SIZE + 8] | ((size_t) h->in[MAC_SIZE + 9] << 8);
+                size_t alen = bytes_get_u16(h->in + MAC_SIZE + 8);
                 if (alen == 0 || alen > ADDRESS_MAX)
                         return handshake_fail(h, "bad address length");
                 h->stage = STAGE_AUTH_ADDRESS;
@@ -733,7 +730,7 @@ static void handshake_step(Handshake *h) {
                         return handshake_fail(h, "client failed to prove the cluster key");
                 if (memchr(h->in + AUTH_FIXED_SIZE, 0, alen))
                         return handshake_fail(h, "bad address");
-                h->peer_id = get_u64(h->in + MAC_SIZE);
+                h->peer_id = bytes_get_u64(h->in + MAC_SIZE);
                 memcpy(h->peer_address, h->in + AUTH_FIXED_SIZE, alen);
                 h->peer_address[alen] = 0;
                 if (h->peer_id == 0)
@@ -906,11 +903,13 @@ static void on_connected(uv_connect_t *req, int status) {
 
         tune_stream(h->tcp);
         h->sealed = keyring_encrypts(t->keyring);
-        memcpy(h->out, h->sealed ? magic_sealed : magic, 4);
-        h->out[4] = PROTOCOL_VERSION;
         if (random_bytes(h->client_nonce, NONCE_SIZE) < 0)
                 return handshake_fail(h, "no randomness");
-        memcpy(h->out + 5, h->client_nonce, NONCE_SIZE);
+        ByteWriter w = bytes_writer_fixed(h->out, sizeof h->out);
+        bytes_write(&w, h->sealed ? magic_sealed : magic, 4);
+        bytes_write_u8(&w, PROTOCOL_VERSION);
+        bytes_write(&w, h->client_nonce, NONCE_SIZE);
+        g_assert(bytes_writer_len(&w) == HELLO_SIZE);
         expect(h, STAGE_CHALLENGE, CHALLENGE_SIZE);
         if (uv_read_start((uv_stream_t *) h->tcp, on_alloc, on_read) < 0)
                 return handshake_fail(h, "read failed");

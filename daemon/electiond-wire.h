@@ -12,7 +12,8 @@
  * Replay protection: per sender node id we keep its epoch (the sender picks a larger one at every
  * start: realtime at start, in usec) and a 64-packet sliding window of sequence numbers. A packet
  * from an older epoch, older than the window, or already seen is dropped. The window is updated
- * only by authenticated, well-formed packets, so forged packets cannot disturb it.
+ * only by authenticated, well-formed packets, so forged packets cannot disturb it
+ * (electiond-replay.h, shared with the cluster channel).
  *
  * Encrypt=yes (keyring_encrypts()): the whole packet above is sealed (electiond-seal.h) into
  *   magic "ELGS" | nonce (24) | XChaCha20-Poly1305 ciphertext | tag (16)
