@@ -48,6 +48,7 @@ struct BusEdge {
         GHashTable *lease_watchers; /* unique name -> LeaseWatcher*: WatchLease callers still connected */
         uint64_t lease_sent;      /* expiry as last sent to the watchers */
         GQueue draining;          /* DrainCall*, Drain/Undrain calls not yet answered */
+        ManagerObserver observer; /* registered with the manager for the edge's whole life */
 };
 
 /* A WatchLease caller, watched without waiting for the bus (as TrackedOwner). */
@@ -1464,6 +1465,36 @@ void bus_edge_cluster_changed(BusEdge *b) {
 
 /* ---- Life cycle ---- */
 
+/* ---- the manager's notifications (ManagerObserver) ---- */
+
+static void observe_election_changed(void *userdata, const Election *e) {
+        bus_edge_term_changed(userdata, e);
+}
+
+static void observe_status_changed(void *userdata) {
+        bus_edge_cluster_changed(userdata);
+}
+
+static void observe_caught_up(void *userdata) {
+        bus_edge_caught_up(userdata);
+}
+
+static void observe_drained_changed(void *userdata) {
+        bus_edge_drained_changed(userdata);
+}
+
+static void observe_protocol_changed(void *userdata) {
+        bus_edge_protocol_changed(userdata);
+}
+
+static void observe_lease_renewed(void *userdata) {
+        bus_edge_lease_renewed(userdata);
+}
+
+static bool observe_owner_tracked(void *userdata, const char *owner) {
+        return bus_edge_owner_tracked(userdata, owner);
+}
+
 int bus_edge_new(Manager *m, sd_bus *bus, BusEdge **ret) {
         _cleanup_(bus_edge_freep) BusEdge *b = NULL;
         g_autoptr(GPtrArray) list = NULL;
@@ -1505,6 +1536,18 @@ int bus_edge_new(Manager *m, sd_bus *bus, BusEdge **ret) {
         if (r < 0)
                 return log_error_errno(r, "Failed to add election enumerator: %m");
 
+        b->observer = (ManagerObserver) {
+                .order = MANAGER_OBSERVER_ORDER_BUS,
+                .userdata = b,
+                .election_changed = observe_election_changed,
+                .status_changed = observe_status_changed,
+                .caught_up = observe_caught_up,
+                .drained_changed = observe_drained_changed,
+                .protocol_changed = observe_protocol_changed,
+                .lease_renewed = observe_lease_renewed,
+                .owner_tracked = observe_owner_tracked,
+        };
+        manager_add_observer(m, &b->observer);
         *ret = g_steal_pointer(&b);
         return 0;
 }
@@ -1515,6 +1558,7 @@ BusEdge *bus_edge_free(BusEdge *b) {
         if (!b)
                 return NULL;
 
+        manager_remove_observer(b->manager, &b->observer);
         /* Calls still waiting for the bus or polkit get an answer rather than silence. */
         while ((l = g_queue_peek_head_link(&b->waiting))) {
                 Call *c = l->data;

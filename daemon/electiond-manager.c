@@ -50,7 +50,7 @@ struct Manager {
         ElectionState *state;
         BusEdge *edge;
         Units *units;            /* leadership-driven systemd units (elections.d) */
-        unsigned units_leading;  /* as last put in STATUS= */
+        GPtrArray *observers;    /* const ManagerObserver*, sorted by order */
 
         uint64_t run_id;
         uint64_t next_request_id;
@@ -92,6 +92,65 @@ struct Manager {
         int fault_tolerance_logged; /* as last logged, -1 = not yet */
         bool fault_tolerance_warned; /* the last log was the 0-tolerance warning */
 };
+
+/* ---- observers ---- */
+
+static gint observer_compare(gconstpointer a, gconstpointer b) {
+        const ManagerObserver *x = *(const ManagerObserver *const *) a, *y = *(const ManagerObserver *const *) b;
+
+        return x->order < y->order ? -1 : x->order > y->order;
+}
+
+void manager_add_observer(Manager *m, const ManagerObserver *o) {
+        g_assert(m);
+        g_assert(o);
+
+        g_ptr_array_add(m->observers, (gpointer) o);
+        /* stable: ties keep their registration order */
+        g_ptr_array_sort(m->observers, observer_compare);
+}
+
+void manager_remove_observer(Manager *m, const ManagerObserver *o) {
+        if (m && m->observers)
+                (void) g_ptr_array_remove(m->observers, (gpointer) o);
+}
+
+/* Calls the callback `cb` (no arguments but userdata) of every observer that has it. */
+#define NOTIFY(m, cb)                                                                   \
+        do {                                                                            \
+                for (unsigned _i = 0; _i < (m)->observers->len; _i++) {                 \
+                        const ManagerObserver *_o = (m)->observers->pdata[_i];           \
+                        if (_o->cb)                                                     \
+                                _o->cb(_o->userdata);                                   \
+                }                                                                       \
+        } while (false)
+
+static bool observers_owner_tracked(Manager *m, const char *owner) {
+        for (unsigned i = 0; i < m->observers->len; i++) {
+                const ManagerObserver *o = m->observers->pdata[i];
+                if (o->owner_tracked && o->owner_tracked(o->userdata, owner))
+                        return true;
+        }
+        return false;
+}
+
+static bool observers_election_pinned(Manager *m, const char *name) {
+        for (unsigned i = 0; i < m->observers->len; i++) {
+                const ManagerObserver *o = m->observers->pdata[i];
+                if (o->election_pinned && o->election_pinned(o->userdata, name))
+                        return true;
+        }
+        return false;
+}
+
+static bool observers_stopping(Manager *m) {
+        for (unsigned i = 0; i < m->observers->len; i++) {
+                const ManagerObserver *o = m->observers->pdata[i];
+                if (o->stopping && o->stopping(o->userdata))
+                        return true;
+        }
+        return false;
+}
 
 /* Forwarded batches are resent this often until applied here (dedup makes resends harmless). */
 #define FORWARD_RESEND_USEC (100 * USEC_PER_MSEC)
@@ -516,12 +575,10 @@ static void manager_election_changed(Manager *m, const Election *e) {
         log_debug("Election '%s' now at term %" PRIu64 ", leader '%s', %u candidates%s.",
                   e->name, e->term_id, election_leader(e), e->candidates->len, e->removed ? ", removed" : "");
         metrics_election_changed(metrics_get(), e->name, e->term_id, e->removed);
-        if (m->edge)
-                bus_edge_term_changed(m->edge, e);
-        if (m->units) {
-                units_election_changed(m->units, e);
-                if (units_n_leading(m->units) != m->units_leading)
-                        manager_update_status(m, false);
+        for (unsigned i = 0; i < m->observers->len; i++) {
+                const ManagerObserver *o = m->observers->pdata[i];
+                if (o->election_changed)
+                        o->election_changed(o->userdata, e);
         }
 }
 
@@ -570,8 +627,8 @@ static void manager_election_gone(Manager *m, const char *name) {
 /* DRAIN/UNDRAIN of this node changed the drained table: Manager.Drained moved. */
 static void manager_note_drain(Manager *m, const Command *c, ElectionResult result) {
         if ((c->type == COMMAND_DRAIN || c->type == COMMAND_UNDRAIN) && result == ELECTION_CHANGED &&
-            streq_ptr(c->node, m->config.node_name) && m->edge)
-                bus_edge_drained_changed(m->edge);
+            streq_ptr(c->node, m->config.node_name))
+                NOTIFY(m, drained_changed);
 }
 
 static void on_engine_apply(void *userdata, const void *data, size_t size, uint64_t index) {
@@ -605,8 +662,7 @@ static void on_engine_apply(void *userdata, const void *data, size_t size, uint6
                 if (c->type == COMMAND_SET_PROTOCOL && result == ELECTION_CHANGED) {
                         log_notice("Cluster protocol version is now %u (this node speaks %u to %u).",
                                    election_state_protocol(m->state), PROTOCOL_VERSION_MIN, PROTOCOL_VERSION_MAX);
-                        if (m->edge)
-                                bus_edge_protocol_changed(m->edge);
+                        NOTIFY(m, protocol_changed);
                 }
                 log_debug("Applied entry %" PRIu64 " request %s/%" PRIu64 ": %s election='%s' id='%s' -> %d",
                           index, c->origin ?: "", c->request_id, command_type_to_string(c->type),
@@ -649,7 +705,7 @@ static int on_engine_restore(void *userdata, const void *data, size_t size) {
 
         /* A snapshot replaces the state wholesale (catch-up in a cluster): remember the terms
          * so that watchers hear about every election it moved. */
-        if (m->edge || m->units) {
+        if (m->observers->len > 0) {
                 before = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
                 list = election_state_list(m->state);
                 for (unsigned i = 0; i < list->len; i++) {
@@ -662,8 +718,7 @@ static int on_engine_restore(void *userdata, const void *data, size_t size) {
         r = election_state_restore(m->state, data, size);
         if (r < 0)
                 return log_error_errno(r, "Failed to restore a snapshot of %zu bytes: %m", size);
-        if (m->edge)
-                bus_edge_drained_changed(m->edge); /* the snapshot may carry another drain table */
+        NOTIFY(m, drained_changed); /* the snapshot may carry another drain table */
         log_debug("Restored a snapshot: %u elections.", election_state_count(m->state));
 
         if (m->cluster) {
@@ -749,18 +804,21 @@ static char *fault_tolerance_status(Manager *m) {
 
 /* STATUS= for systemctl status: node, engine role, quorum, and how much state we hold. */
 static void manager_update_status(Manager *m, bool ready) {
-        g_autofree char *units = NULL, *ft = NULL;
+        g_autoptr(GString) units = g_string_new(NULL);
+        g_autofree char *ft = NULL;
 
-        m->units_leading = units_n_leading(m->units);
+        for (unsigned i = 0; i < m->observers->len; i++) {
+                const ManagerObserver *o = m->observers->pdata[i];
+                if (o->status_append)
+                        o->status_append(o->userdata, units);
+        }
         if (!m->serving)
                 return;
-        if (units_n_elections(m->units) > 0)
-                units = g_strdup_printf(", leading %u of %u configured", m->units_leading, units_n_elections(m->units));
         ft = fault_tolerance_status(m);
         (void) sd_notifyf(false, "%sSTATUS=Node %s%s: %s, %s%s, elections: %u%s",
                           ready ? "READY=1\n" : "", m->config.node_name, m->config.witness ? " (witness)" : "",
                           engine_role_name(m->engine), manager_quorate(m) ? "quorate" : "no quorum", ft ?: "",
-                          election_state_count(m->state), units ?: "");
+                          election_state_count(m->state), units->str);
 }
 
 /* Another witness instance on this machine (one per cluster, electiond-witness@.service) owns
@@ -858,8 +916,7 @@ static void on_drop_run_done(Manager *m, int status, ElectionResult result, cons
                 /* served since start-up; terms are shown, changes are accepted (and Quorate,
                  * LocalLeader can be true) from now on, and leader units are driven once the node
                  * holds a lease */
-                if (m->edge)
-                        bus_edge_caught_up(m->edge);
+                NOTIFY(m, caught_up);
                 manager_cluster_changed(m);
                 return;
         }
@@ -957,7 +1014,7 @@ static void collect_empty(Manager *m) {
                 const Election *e = list->pdata[i];
                 EmptySeen *old, *n;
 
-                if (!election_empty(e) || units_configured(m->units, e->name))
+                if (!election_empty(e) || observers_election_pinned(m, e->name))
                         continue;
                 old = g_hash_table_lookup(m->empty_seen, e->name);
                 n = g_new0(EmptySeen, 1);
@@ -1104,8 +1161,7 @@ static void on_cluster_lease_renewed(void *userdata) {
 }
 
 static bool on_cluster_units_stopping(void *userdata) {
-        Manager *m = userdata;
-        return units_stopping(m->units);
+        return observers_stopping(userdata);
 }
 
 void manager_units_settled(Manager *m) {
@@ -1214,8 +1270,11 @@ int manager_reload(Manager *m) {
         /* In place: only what may change live changes; the cluster keeps &m->config. */
         refused = config_apply_reload(&m->config, &loaded, m->config_path);
 
-        if (m->units)
-                (void) units_reload(m->units, m->config.elections_dir);
+        for (unsigned i = 0; i < m->observers->len; i++) {
+                const ManagerObserver *o = m->observers->pdata[i];
+                if (o->reloaded)
+                        o->reloaded(o->userdata, &m->config);
+        }
         if (m->cluster)
                 (void) cluster_reload_keys(m->cluster);
 
@@ -1252,6 +1311,7 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
         m->leaders = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         m->pending = g_hash_table_new(g_int64_hash, g_int64_equal);
         m->batches = g_hash_table_new(NULL, NULL);
+        m->observers = g_ptr_array_new();
         m->user_bus = opts->user_bus;
         m->state_dir = g_strdup(opts->state_dir ?: ELECTIOND_DEFAULT_STATE_DIR);
         m->config_path = g_strdup(opts->config_path ?: ELECTIOND_DEFAULT_CONFIG);
@@ -1485,6 +1545,9 @@ Manager *manager_free(Manager *m) {
                 g_hash_table_destroy(m->pending);
         }
 
+        if (m->observers)
+                g_assert(m->observers->len == 0);
+        g_clear_pointer(&m->observers, g_ptr_array_unref);
         m->bus = sd_bus_flush_close_unref(m->bus);
         m->state = election_state_free(m->state);
         m->event = sd_event_unref(m->event);
@@ -1561,7 +1624,7 @@ static int on_restore_check(sd_event_source *s, void *userdata) {
         gone = g_hash_table_new(g_str_hash, g_str_equal);
         for (unsigned i = 0; i < parked->len; i++) {
                 const Candidacy *cd = parked->pdata[i];
-                if (cd->persistent || cd->run != m->run_id || bus_edge_owner_tracked(m->edge, cd->owner) ||
+                if (cd->persistent || cd->run != m->run_id || observers_owner_tracked(m, cd->owner) ||
                     g_hash_table_contains(gone, cd->owner))
                         continue;
                 g_hash_table_add(gone, cd->owner);
@@ -1596,10 +1659,7 @@ void manager_cluster_changed(Manager *m) {
         if (m->edge && !m->shutting_down && manager_quorate(m))
                 start_units(m);
 
-        if (m->edge)
-                bus_edge_cluster_changed(m->edge);
-        if (m->units)
-                units_quorum_changed(m->units);
+        NOTIFY(m, status_changed);
         if (m->restore_event && election_state_parked_count(m->state) > 0)
                 (void) sd_event_source_set_enabled(m->restore_event, SD_EVENT_ONESHOT);
         manager_update_status(m, false);
@@ -1621,8 +1681,11 @@ uint64_t manager_lease_expiry(Manager *m) {
 }
 
 void manager_lease_renewed(Manager *m) {
-        if (m->edge)
-                bus_edge_lease_renewed(m->edge);
+        NOTIFY(m, lease_renewed);
+}
+
+void manager_status_changed(Manager *m) {
+        manager_update_status(m, false);
 }
 
 /* ---- planned stop: hand over, then leave ----

@@ -2,8 +2,9 @@
 #pragma once
 
 /*
- * The manager ties the pieces together: configuration, the election state, the engine, pending
- * D-Bus calls waiting for their commands to commit, and the bus edge. It owns the Manager object.
+ * The manager owns configuration, the election state, the engine, submit and apply. It knows no
+ * edge: the bus edge and the units module read it through manager_*() and hear of its changes as
+ * ManagerObservers (docs/DESIGN.md "Layering").
  */
 
 #include <systemd/sd-bus.h>
@@ -91,3 +92,46 @@ void manager_cluster_changed(Manager *m);
 uint64_t manager_lease_expiry(Manager *m);
 /* The cluster's lease may have moved: the bus edge announces it if it did (LeaseRenewed). */
 void manager_lease_renewed(Manager *m);
+
+/* Someone who reacts to the manager's changes (the bus edge, the units module, the composition).
+ * Every callback is optional. The struct is the subscriber's (usually embedded in its object) and
+ * must stay valid until manager_remove_observer(). */
+typedef struct ManagerObserver {
+        /* lower first; ties in registration order */
+        int order;
+        void *userdata;
+        /* e changed (a CHANGED command, or a snapshot moved it), in commit order; e->removed: it
+         * is gone (FORGET, or absent from a snapshot) */
+        void (*election_changed)(void *userdata, const Election *e);
+        /* quorum, membership or lease moved (manager_cluster_changed()) */
+        void (*status_changed)(void *userdata);
+        /* manager_caught_up() became true (cluster) */
+        void (*caught_up)(void *userdata);
+        /* this node's drained elections may have changed */
+        void (*drained_changed)(void *userdata);
+        /* the cluster protocol version moved */
+        void (*protocol_changed)(void *userdata);
+        /* the lease may have moved (called often: compare with the last value) */
+        void (*lease_renewed)(void *userdata);
+        /* the configuration was reloaded (after config_apply_reload()) */
+        void (*reloaded)(void *userdata, const Config *config);
+
+        /* Questions; the manager takes any observer's true. */
+        /* Is this bus connection (unique name) still tracked as an owner of candidacies? */
+        bool (*owner_tracked)(void *userdata, const char *owner);
+        /* name must never be collected while empty (configured in elections.d) */
+        bool (*election_pinned)(void *userdata, const char *name);
+        /* stop jobs of a demotion still running: not fully stepped down yet */
+        bool (*stopping)(void *userdata);
+        /* append this observer's part of STATUS= (", leading 1 of 2 configured") to s */
+        void (*status_append)(void *userdata, GString *s);
+} ManagerObserver;
+
+#define MANAGER_OBSERVER_ORDER_DAEMON 0
+#define MANAGER_OBSERVER_ORDER_BUS    10
+#define MANAGER_OBSERVER_ORDER_UNITS  20
+
+void manager_add_observer(Manager *m, const ManagerObserver *o);
+void manager_remove_observer(Manager *m, const ManagerObserver *o);
+/* An observer's part of STATUS= moved: send STATUS= again. */
+void manager_status_changed(Manager *m);

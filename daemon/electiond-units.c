@@ -40,6 +40,8 @@ struct Units {
         sd_event_source *recheck;
         sd_event_source *exit_source;
         bool started;
+        ManagerObserver observer;   /* registered with the manager for its whole life */
+        unsigned leading_shown;     /* units_n_leading() as last put in STATUS= */
 };
 
 struct UnitsElection {
@@ -797,6 +799,40 @@ static UnitsElection *units_election_add(Units *u, ElectionUnitConfig *config) {
         return e;
 }
 
+/* ---- the manager's notifications (ManagerObserver) ---- */
+
+static void observe_election_changed(void *userdata, const Election *e) {
+        Units *u = userdata;
+
+        units_election_changed(u, e);
+        if (units_n_leading(u) != u->leading_shown)
+                manager_status_changed(u->manager);
+}
+
+static void observe_status_changed(void *userdata) {
+        units_quorum_changed(userdata);
+}
+
+static void observe_reloaded(void *userdata, const Config *config) {
+        (void) units_reload(userdata, config->elections_dir);
+}
+
+static bool observe_election_pinned(void *userdata, const char *name) {
+        return units_configured(userdata, name);
+}
+
+static bool observe_stopping(void *userdata) {
+        return units_stopping(userdata);
+}
+
+static void observe_status_append(void *userdata, GString *s) {
+        Units *u = userdata;
+
+        u->leading_shown = units_n_leading(u);
+        if (units_n_elections(u) > 0)
+                g_string_append_printf(s, ", leading %u of %u configured", u->leading_shown, units_n_elections(u));
+}
+
 int units_new(Manager *m, const char *elections_dir, const char *runtime_dir, Units **ret) {
         g_autoptr(GPtrArray) configs = NULL;
         Units *u;
@@ -828,6 +864,17 @@ int units_new(Manager *m, const char *elections_dir, const char *runtime_dir, Un
                 (void) units_election_add(u, g_steal_pointer(&configs->pdata[i]));
 
         leader_dir_clear(u);
+        u->observer = (ManagerObserver) {
+                .order = MANAGER_OBSERVER_ORDER_UNITS,
+                .userdata = u,
+                .election_changed = observe_election_changed,
+                .status_changed = observe_status_changed,
+                .reloaded = observe_reloaded,
+                .election_pinned = observe_election_pinned,
+                .stopping = observe_stopping,
+                .status_append = observe_status_append,
+        };
+        manager_add_observer(m, &u->observer);
         *ret = u;
         return 0;
 }
@@ -1046,6 +1093,7 @@ Units *units_free(Units *u) {
         if (!u)
                 return NULL;
 
+        manager_remove_observer(u->manager, &u->observer);
         units_stop_all(u);
 
         for (unsigned i = 0; i < u->tickets->len; i++)
