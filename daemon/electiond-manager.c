@@ -6,11 +6,9 @@
 #include <sys/random.h>
 #include <systemd/sd-daemon.h>
 
-#include "electiond-bus.h"
 #include "electiond-cluster.h"
 #include "electiond-manager.h"
 #include "electiond-metrics.h"
-#include "electiond-units.h"
 #include "electiond-util.h"
 
 /* A command waiting to be committed; completed exactly once (applied, failed or timed out). */
@@ -45,11 +43,8 @@ struct Manager {
 
         sd_event *event;
         sd_bus *bus;
-        sd_bus_slot *name_slot;
         Engine *engine;
         ElectionState *state;
-        BusEdge *edge;
-        Units *units;            /* leadership-driven systemd units (elections.d) */
         GPtrArray *observers;    /* const ManagerObserver*, sorted by order */
 
         uint64_t run_id;
@@ -63,7 +58,8 @@ struct Manager {
         bool drop_run_submitted;
         uint64_t name_refusal_logged; /* when we last refused commands under a name the sender does not hold */
         bool drop_run_committed;
-        bool serving;
+        bool serve_requested;    /* observers were asked to serve (the bus edge is up) */
+        bool serving;            /* the bus name is ours (manager_set_serving()) */
         bool shutting_down;
 
         /* clustered (KeyFile=) only */
@@ -821,82 +817,24 @@ static void manager_update_status(Manager *m, bool ready) {
                           election_state_count(m->state), units->str);
 }
 
-/* Another witness instance on this machine (one per cluster, electiond-witness@.service) owns
- * the bus name: a witness needs no callers, so it votes on without the name (its objects stay
- * reachable under its unique name) and reports ready. */
-static void witness_without_name(Manager *m) {
-        const char *unique = NULL;
-
-        (void) sd_bus_get_unique_name(m->bus, &unique);
-        log_notice("Bus name %s is owned by another process (another witness instance?): this witness serves "
-                   "only as %s and keeps voting.", ELECTIOND_BUS_NAME, unique ?: "?");
+void manager_set_serving(Manager *m) {
         m->serving = true;
         manager_update_status(m, true);
 }
 
-static int on_name_acquired(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
-        Manager *m = userdata;
-        const sd_bus_error *e;
-        uint32_t code;
+/* The bus edge may come up now (the composition brings it); drive_units: and the leader units. */
+static int manager_begin_serving(Manager *m, bool drive_units) {
         int r;
 
-        m->name_slot = sd_bus_slot_unref(m->name_slot);
-
-        e = sd_bus_message_get_error(reply);
-        if (e) {
-                r = sd_bus_error_get_errno(e);
-                log_error_errno(r, "Failed to acquire bus name %s: %s", ELECTIOND_BUS_NAME, e->message ?: e->name);
-                return sd_event_exit(m->event, EXIT_FAILURE);
+        m->serve_requested = true;
+        for (unsigned i = 0; i < m->observers->len; i++) {
+                const ManagerObserver *o = m->observers->pdata[i];
+                if (!o->serve)
+                        continue;
+                r = o->serve(o->userdata, drive_units);
+                if (r < 0)
+                        return r;
         }
-        r = sd_bus_message_read(reply, "u", &code);
-        if (r < 0) {
-                log_error_errno(r, "Failed to parse RequestName reply: %m");
-                return sd_event_exit(m->event, EXIT_FAILURE);
-        }
-        if (code != 1 && code != 4 && m->config.witness) { /* DBUS_REQUEST_NAME_REPLY_{PRIMARY,ALREADY}_OWNER */
-                witness_without_name(m);
-                return 0;
-        }
-        if (code != 1 && code != 4) {
-                log_error("Bus name %s is already owned by another process.", ELECTIOND_BUS_NAME);
-                return sd_event_exit(m->event, EXIT_FAILURE);
-        }
-
-        m->serving = true;
-        log_info("Serving %s on the %s bus as node '%s' (%u elections).", ELECTIOND_BUS_NAME,
-                 m->user_bus ? "session" : "system", m->config.node_name, election_state_count(m->state));
-        manager_update_status(m, true);
-        return 0;
-}
-
-static int start_serving(Manager *m) {
-        int r;
-
-        r = bus_edge_new(m, m->bus, &m->edge);
-        if (r < 0)
-                return log_error_errno(r, "Failed to register bus objects: %m");
-
-        r = sd_bus_request_name_async(m->bus, &m->name_slot, ELECTIOND_BUS_NAME, 0, on_name_acquired, m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to request bus name %s: %m", ELECTIOND_BUS_NAME);
-        return 0;
-}
-
-static void start_units(Manager *m) {
-        int r;
-
-        r = units_start(m->units);
-        if (r < 0)
-                log_warning_errno(r, "Failed to start driving leader units, continuing without: %m");
-}
-
-static int start_serving_and_units(Manager *m) {
-        int r;
-
-        r = start_serving(m);
-        if (r < 0)
-                return r;
-        start_units(m);
         return 0;
 }
 
@@ -920,7 +858,7 @@ static void on_drop_run_done(Manager *m, int status, ElectionResult result, cons
                 manager_cluster_changed(m);
                 return;
         }
-        if (!m->edge && start_serving_and_units(m) < 0)
+        if (!m->serve_requested && manager_begin_serving(m, true) < 0)
                 (void) sd_event_exit(m->event, EXIT_FAILURE);
 }
 
@@ -1397,6 +1335,16 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
         if (r < 0)
                 return log_error_errno(r, "Failed to attach the bus to the event loop: %m");
 
+        *ret = g_steal_pointer(&m);
+        return 0;
+}
+
+int manager_setup_engine(Manager *m, const ManagerOptions *opts) {
+        int r;
+
+        g_assert(m);
+        g_assert(opts);
+
         EngineConfig ec = {
                 .dir = m->engine_dir,
                 .server_id = 1,
@@ -1407,10 +1355,6 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
                 .restore = on_engine_restore,
                 .role_changed = on_engine_role_changed,
         };
-        r = units_new(m, m->config.elections_dir, m->config.runtime_dir, &m->units);
-        if (r < 0)
-                return log_error_errno(r, "Failed to load elections from %s: %m", m->config.elections_dir);
-
         if (config_is_clustered(&m->config)) {
                 static const ClusterHooks hooks = {
                         .engine_started = on_cluster_engine_started,
@@ -1445,12 +1389,10 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
 
         log_info("electiond %s starting: node '%s', state directory %s, %s bus.", ELECTIOND_VERSION,
                  m->config.node_name, m->state_dir, m->user_bus ? "session" : "system");
-
-        *ret = g_steal_pointer(&m);
         return 0;
 }
 
-int manager_run(Manager *m) {
+int manager_start(Manager *m) {
         int r;
 
         g_assert(m);
@@ -1463,8 +1405,9 @@ int manager_run(Manager *m) {
                 /* Serve at once, quorate or not (READY=1 once the name is ours): a node that boots
                  * before its peers must not fail its start job. Until this run's DROP_RUN has
                  * committed and while it holds no lease, Quorate and LocalLeader are false and
-                 * changes fail with NoQuorum (manager_quorate()). */
-                r = start_serving(m);
+                 * changes fail with NoQuorum (manager_quorate()). Leader units wait for a lease
+                 * (manager_cluster_changed()). */
+                r = manager_begin_serving(m, false);
                 if (r < 0)
                         return r;
         } else {
@@ -1477,22 +1420,12 @@ int manager_run(Manager *m) {
                         return log_error_errno(r, "Failed to add the start-up timer: %m");
                 on_engine_role_changed(m);
         }
-
-        r = sd_event_loop(m->event);
-        if (r < 0)
-                return log_error_errno(r, "Event loop failed: %m");
-
-        (void) sd_notify(false, "STOPPING=1\nSTATUS=Shutting down");
-        log_info("Exiting (status %d).", r);
-        return r;
+        return 0;
 }
 
-Manager *manager_free(Manager *m) {
-        GHashTableIter iter;
-        gpointer v;
-
+void manager_begin_shutdown(Manager *m) {
         if (!m)
-                return NULL;
+                return;
 
         m->shutting_down = true;
 
@@ -1504,11 +1437,17 @@ Manager *manager_free(Manager *m) {
                         pending_fail(p, p->submitted ? MANAGER_OUTCOME_UNKNOWN : -ESHUTDOWN);
                 }
         }
+}
 
-        /* Stops leader units, so it must go while the bus is still open. */
-        m->units = units_free(m->units);
-        m->edge = bus_edge_free(m->edge);
-        m->name_slot = sd_bus_slot_unref(m->name_slot);
+Manager *manager_free(Manager *m) {
+        GHashTableIter iter;
+        gpointer v;
+
+        if (!m)
+                return NULL;
+
+        /* the composition freed the edges (units, bus edge) after manager_begin_shutdown() */
+        manager_begin_shutdown(m);
         m->flush_event = sd_event_source_disable_unref(m->flush_event);
         m->restore_event = sd_event_source_disable_unref(m->restore_event);
         m->collect_timer = sd_event_source_disable_unref(m->collect_timer);
@@ -1584,6 +1523,10 @@ uint64_t manager_run_id(Manager *m) {
         return m->run_id;
 }
 
+bool manager_shutting_down(Manager *m) {
+        return m->shutting_down;
+}
+
 bool manager_caught_up(Manager *m) {
         return !m->cluster || m->drop_run_committed;
 }
@@ -1655,10 +1598,7 @@ bool manager_local_leader(Manager *m, const Election *e) {
 void manager_cluster_changed(Manager *m) {
         g_assert(m);
 
-        /* leader units are driven from the first time this node holds a lease */
-        if (m->edge && !m->shutting_down && manager_quorate(m))
-                start_units(m);
-
+        /* (the composition observes first: it starts the leader units once this node holds a lease) */
         NOTIFY(m, status_changed);
         if (m->restore_event && election_state_parked_count(m->state) > 0)
                 (void) sd_event_source_set_enabled(m->restore_event, SD_EVENT_ONESHOT);

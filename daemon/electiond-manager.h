@@ -47,11 +47,25 @@ typedef struct ManagerOptions {
         bool restore;           /* --restore: the same, for a restored backup, under a new node id */
 } ManagerOptions;
 
+/* Start and shutdown order is the composition's (electiond-daemon.c):
+ *   manager_new()           configuration, state, event loop, signals, bus connection;
+ *   (units_new())           elections.d, before the engine exists;
+ *   manager_setup_engine()  the cluster (which brings the engine once a member) or the engine;
+ *   manager_start()         starts them; observers' serve() brings up the bus edge (cluster: at
+ *                           once, standalone: once this run's DROP_RUN committed);
+ *   (event loop)
+ *   manager_begin_shutdown() answers every waiting caller while the edges can still reply;
+ *   (units_free(), bus_edge_free()) while the bus is open;
+ *   manager_free()          cluster, engine, bus, state. */
 int manager_new(const ManagerOptions *opts, Manager **ret);
+int manager_setup_engine(Manager *m, const ManagerOptions *opts);
+int manager_start(Manager *m);
+void manager_begin_shutdown(Manager *m);
 Manager *manager_free(Manager *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free)
-/* Starts the engine, takes the bus name, and runs the event loop until SIGTERM/SIGINT. */
-int manager_run(Manager *m);
+bool manager_shutting_down(Manager *m);
+/* The bus name is ours (or, for a witness, need not be): READY=1 and STATUS= from now on. */
+void manager_set_serving(Manager *m);
 /* Reload (SIGHUP): re-reads the configuration file, applies the settings that can change live
  * (config_apply_reload()), reloads elections.d (units_reload()) and the cluster keys
  * (cluster_reload_keys()); refused settings are logged and keep their running value. Sends
@@ -123,6 +137,9 @@ typedef struct ManagerObserver {
         bool (*election_pinned)(void *userdata, const char *name);
         /* stop jobs of a demotion still running: not fully stepped down yet */
         bool (*stopping)(void *userdata);
+        /* Serving starts: bring up the bus edge (and, with drive_units, the leader units); < 0
+         * stops the daemon. */
+        int (*serve)(void *userdata, bool drive_units);
         /* append this observer's part of STATUS= (", leading 1 of 2 configured") to s */
         void (*status_append)(void *userdata, GString *s);
 } ManagerObserver;
