@@ -9,29 +9,8 @@
 #include "electiond-cluster.h"
 #include "electiond-manager.h"
 #include "electiond-metrics.h"
+#include "electiond-submit.h"
 #include "electiond-util.h"
-
-/* A command waiting to be committed; completed exactly once (applied, failed or timed out). */
-typedef struct Pending {
-        Manager *manager;
-        uint64_t request_id;     /* hash key */
-        Command *command;        /* until it is encoded into a batch */
-        GList link;              /* in Manager.queue while not yet handed to the engine */
-        bool queued;
-        bool submitted;          /* appended to our log or sent to the leader: it may commit */
-        sd_event_source *timeout;
-        ManagerDoneFn done;
-        void *userdata;
-        uint64_t submitted_usec; /* CLOCK_MONOTONIC, for the commit latency histogram */
-} Pending;
-
-/* One engine entry: the request ids it carries, to fail them if the entry cannot be committed. */
-typedef struct Batch {
-        Manager *manager;
-        GArray *request_ids;     /* uint64_t */
-        GBytes *encoded;         /* forwarded batches: the batch as sent to the leader */
-        bool unsent;             /* engine_submit() refused it at once */
-} Batch;
 
 struct Manager {
         Config config;
@@ -48,15 +27,9 @@ struct Manager {
         GPtrArray *observers;    /* const ManagerObserver*, sorted by order */
 
         uint64_t run_id;
-        uint64_t next_request_id;
-
-        GQueue queue;            /* Pending*, not yet submitted to the engine */
-        GHashTable *pending;     /* &Pending.request_id -> Pending*, every uncompleted record */
-        GHashTable *batches;     /* Batch*, submitted and not yet reported done */
-        sd_event_source *flush_event;
+        Submit *submit;          /* pending records, batches, forwarding (electiond-submit.c) */
 
         bool drop_run_submitted;
-        uint64_t name_refusal_logged; /* when we last refused commands under a name the sender does not hold */
         bool drop_run_committed;
         bool serve_requested;    /* observers were asked to serve (the bus edge is up) */
         bool serving;            /* the bus name is ours (manager_set_serving()) */
@@ -64,9 +37,6 @@ struct Manager {
 
         /* clustered (KeyFile=) only */
         Cluster *cluster;
-        GQueue remote;           /* Command*: forwarded to us as Raft leader, for the next entry */
-        GHashTable *forwarded;   /* Batch*: sent to the leader, resent until every record completes */
-        sd_event_source *resend_timer;
         GHashTable *leaders;     /* election name → "node\nid" of its leader as last applied */
         uint64_t applying_index;
         bool applying_leader_changed;
@@ -148,9 +118,6 @@ static bool observers_stopping(Manager *m) {
         return false;
 }
 
-/* Forwarded batches are resent this often until applied here (dedup makes resends harmless). */
-#define FORWARD_RESEND_USEC (100 * USEC_PER_MSEC)
-
 Term *term_new_from_election(const Election *e) {
         Term *t = g_new0(Term, 1);
 
@@ -173,390 +140,9 @@ Term *term_free(Term *t) {
         return NULL;
 }
 
-static Pending *pending_free(Pending *p) {
-        if (!p)
-                return NULL;
-        command_free(p->command);
-        sd_event_source_disable_unref(p->timeout);
-        g_free(p);
-        return NULL;
-}
-
-/* Detaches p from the manager, frees it, then reports: done() may submit again. */
-static void pending_complete(Pending *p, int status, ElectionResult result, const Term *term) {
-        Manager *m = p->manager;
-        ManagerDoneFn done = p->done;
-        void *userdata = p->userdata;
-
-        if (status >= 0)
-                histogram_observe(&metrics_get()->commit_latency,
-                                  (double) (now_monotonic_usec() - p->submitted_usec) / (double) USEC_PER_SEC);
-        else
-                metrics_get()->commits_failed++;
-        g_hash_table_remove(m->pending, &p->request_id);
-        if (p->queued)
-                g_queue_unlink(&m->queue, &p->link);
-        pending_free(p);
-
-        if (done)
-                done(m, status, result, term, userdata);
-}
-
-static void pending_fail(Pending *p, int status) {
-        g_autoptr(Term) t = term_new_from_election(NULL);
-
-        pending_complete(p, status, ELECTION_INVALID, t);
-}
-
-static int on_pending_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
-        Pending *p = userdata;
-
-        log_debug("Request %" PRIu64 " not committed within %" PRIu64 " ms%s.",
-                  p->request_id, p->manager->config.commit_timeout_usec / USEC_PER_MSEC,
-                  p->submitted ? " (submitted: outcome unknown)" : " (never submitted)");
-        pending_fail(p, p->submitted ? MANAGER_OUTCOME_UNKNOWN : -ETIMEDOUT);
-        return 0;
-}
-
-/* The records of b's request ids still waiting: it was handed on, so they may commit. */
-static void batch_mark_submitted(Manager *m, const Batch *b) {
-        for (unsigned i = 0; i < b->request_ids->len; i++) {
-                Pending *p = g_hash_table_lookup(m->pending, &g_array_index(b->request_ids, uint64_t, i));
-                if (p)
-                        p->submitted = true;
-        }
-}
-
-static void forward_keep(Manager *m, Batch *b);
-
-static void manager_schedule_flush(Manager *m);
-static int manager_forward(Manager *m);
-
-static Batch *batch_free(Batch *b) {
-        if (!b)
-                return NULL;
-        if (b->encoded)
-                g_bytes_unref(b->encoded);
-        g_array_unref(b->request_ids);
-        g_free(b);
-        return NULL;
-}
-
-/* Commands a bus caller waits for (as opposed to the daemon's own housekeeping). */
-static bool command_from_client(const Command *c) {
-        switch (c->type) {
-        case COMMAND_ENTER:
-        case COMMAND_LEAVE:
-        case COMMAND_ANOINT:
-        case COMMAND_PROMOTE:
-        case COMMAND_EVICT:
-                return true;
-        default:
-                return false;
-        }
-}
-
-static void on_batch_done(int status, void *userdata) {
-        Batch *b = userdata;
-        Manager *m = b->manager;
-
-        g_hash_table_remove(m->batches, b);
-        /* Whatever queued up while this entry was being written goes out as the next one. */
-        if ((!g_queue_is_empty(&m->queue) || !g_queue_is_empty(&m->remote)) && !m->shutting_down)
-                manager_schedule_flush(m);
-        else if (status >= 0 && m->cluster && !m->shutting_down)
-                /* nothing follows to carry the commit index: followers (and forwarding callers
-                 * waiting there) would learn of this commit only with a heartbeat tick */
-                (void) engine_nudge(m->engine);
-
-        /* On success every record was completed when the entry was applied. */
-        if (status < 0) {
-                bool requeued = false;
-
-                log_debug_errno(status, "Batch of %u commands failed: %m", b->request_ids->len);
-                /* in reverse, so that the requeued ones keep their order at the head of the queue */
-                for (unsigned i = b->request_ids->len; i > 0; i--) {
-                        Pending *p = g_hash_table_lookup(m->pending, &g_array_index(b->request_ids, uint64_t, i - 1));
-
-                        if (!p)
-                                continue;
-                        if (m->cluster && !m->shutting_down && !b->unsent && p->command && command_from_client(p->command)) {
-                                /* Typically leadership lost: the entry may still be committed by
-                                 * the next leader, or be gone. A caller is not told "failed": the
-                                 * command goes out again (to the leader, or appended once we lead
-                                 * again; request ids make a second copy harmless, whichever
-                                 * applies first gives the result) and the record keeps waiting. */
-                                p->queued = true;
-                                g_queue_push_head_link(&m->queue, &p->link);
-                                requeued = true;
-                                continue;
-                        }
-                        /* our own housekeeping (DROP_NODE, ...) is decided afresh, not replayed
-                         * late; appended, then failed: whether it is durable is not known */
-                        pending_fail(p, p->submitted ? MANAGER_OUTCOME_UNKNOWN : status);
-                }
-                if (requeued)
-                        manager_schedule_flush(m);
-        }
-        batch_free(b);
-}
-
-/* libraft wants entry lengths in multiples of 8 bytes, but the batch codec rejects trailing bytes:
- * an entry is the batch length (u64, little-endian), the batch, and zero padding. */
-#define ENTRY_HEADER_SIZE 8
-
-#define MAX_BATCHES_IN_FLIGHT 1u
-/* Keeps an entry well inside one 64 KiB storage segment; the rest waits for the next entry. */
-#define MAX_BATCH_BYTES (32u * 1024u)
-
-static void entry_frame(GByteArray *buf) {
-        uint64_t len = GUINT64_TO_LE((uint64_t) buf->len);
-        static const uint8_t zeros[8] = {};
-
-        g_byte_array_prepend(buf, (const uint8_t *) &len, sizeof len);
-        if (buf->len % 8 != 0)
-                g_byte_array_append(buf, zeros, 8 - buf->len % 8);
-}
-
-static int entry_unframe(const void *data, size_t size, const void **ret_batch, size_t *ret_size) {
-        uint64_t len;
-
-        if (size < ENTRY_HEADER_SIZE)
-                return -EBADMSG;
-        memcpy(&len, data, sizeof len);
-        len = GUINT64_FROM_LE(len);
-        if (len > size - ENTRY_HEADER_SIZE || size - ENTRY_HEADER_SIZE - len >= 8)
-                return -EBADMSG;
-        *ret_batch = (const uint8_t *) data + ENTRY_HEADER_SIZE;
-        *ret_size = len;
-        return 0;
-}
-
-static int on_flush(sd_event_source *s, void *userdata) {
-        Manager *m = userdata;
-        g_autoptr(GByteArray) buf = NULL;
-        Batch *b;
-        GList *l;
-        int r;
-
-        if (g_queue_is_empty(&m->queue) && g_queue_is_empty(&m->remote))
-                return 0;
-        if (m->cluster && m->engine && !engine_is_leader(m->engine) && !g_queue_is_empty(&m->queue))
-                return manager_forward(m);
-        /* Not the leader (yet): the records stay queued until leadership returns or they time out. */
-        if (!engine_is_leader(m->engine)) {
-                log_debug("Engine is %s, holding %u queued commands.", engine_role_name(m->engine), m->queue.length);
-                return 0;
-        }
-
-        /* One entry in flight at a time: calls arriving meanwhile share the next entry, which
-         * gives more throughput than many small entries each waiting for its own disk write. */
-        if (g_hash_table_size(m->batches) >= MAX_BATCHES_IN_FLIGHT)
-                return 0;
-
-        buf = g_byte_array_new();
-        b = g_new0(Batch, 1);
-        b->manager = m;
-        b->request_ids = g_array_new(false, false, sizeof(uint64_t));
-
-        /* commands forwarded by other nodes first: they have waited a round trip already */
-        while (!g_queue_is_empty(&m->remote) && buf->len < MAX_BATCH_BYTES) {
-                g_autoptr(Command) c = g_queue_pop_head(&m->remote);
-                r = command_batch_append(buf, c);
-                if (r < 0)
-                        log_debug_errno(r, "Dropping a forwarded %s command: %m", command_type_to_string(c->type));
-        }
-
-        while (buf->len < MAX_BATCH_BYTES && (l = g_queue_pop_head_link(&m->queue))) {
-                Pending *p = l->data;
-
-                p->queued = false;
-                r = command_batch_append(buf, p->command);
-                if (r < 0) {
-                        log_warning_errno(r, "Failed to encode %s command, refusing it: %m",
-                                          command_type_to_string(p->command->type));
-                        pending_fail(p, r);
-                        continue;
-                }
-                g_array_append_val(b->request_ids, p->request_id);
-                /* a client's command is kept to go out again should this entry not commit */
-                if (!m->cluster || !command_from_client(p->command))
-                        p->command = command_free(p->command);
-        }
-
-        if (buf->len == 0) {
-                batch_free(b);
-                return 0;
-        }
-
-        entry_frame(buf);
-        log_debug("Submitting a batch of %u commands (%u bytes).", b->request_ids->len, buf->len);
-        g_hash_table_add(m->batches, b);
-        r = engine_submit(m->engine, buf->data, buf->len, on_batch_done, b);
-        if (r < 0) {
-                log_warning_errno(r, "Failed to submit a batch of %u commands: %m", b->request_ids->len);
-                b->unsent = true; /* refused at once: not appended, and resubmitting would spin */
-                on_batch_done(r, b);
-        } else
-                batch_mark_submitted(m, b);
-        return 0;
-}
-
-static bool batch_still_pending(Manager *m, const Batch *b) {
-        for (unsigned i = 0; i < b->request_ids->len; i++)
-                if (g_hash_table_contains(m->pending, &g_array_index(b->request_ids, uint64_t, i)))
-                        return true;
-        return false;
-}
-
-static void on_remote_batch(void *userdata, uint64_t sender_id, const void *batch, size_t size);
-
-static int on_resend(sd_event_source *s, uint64_t usec, void *userdata) {
-        Manager *m = userdata;
-        bool leader = engine_is_leader(m->engine);
-        GHashTableIter it;
-        gpointer k;
-
-        g_hash_table_iter_init(&it, m->forwarded);
-        while (g_hash_table_iter_next(&it, &k, NULL)) {
-                Batch *b = k;
-                gsize n;
-                const void *data;
-
-                if (!batch_still_pending(m, b)) {
-                        g_hash_table_iter_remove(&it);
-                        batch_free(b);
-                        continue;
-                }
-                /* maybe the leader changed, or the datagram was lost: same request ids, applied once */
-                data = g_bytes_get_data(b->encoded, &n);
-                if (leader) {
-                        /* we lead now: append them ourselves (dedup covers a copy already sent) */
-                        on_remote_batch(m, 0, data, n);
-                        g_hash_table_iter_remove(&it);
-                        batch_free(b);
-                        continue;
-                }
-                if (cluster_forward(m->cluster, data, n) >= 0)
-                        batch_mark_submitted(m, b);
-        }
-        if (g_hash_table_size(m->forwarded) > 0)
-                (void) sd_event_source_set_time_relative(s, FORWARD_RESEND_USEC);
-        else
-                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
-        return 0;
-}
-
-/* Not the Raft leader: hand our queued commands to it. They complete when we apply them. */
-static int manager_forward(Manager *m) {
-        g_autoptr(GByteArray) buf = g_byte_array_new();
-        Batch *b = g_new0(Batch, 1);
-        GList *l;
-        int r;
-
-        b->manager = m;
-        b->request_ids = g_array_new(false, false, sizeof(uint64_t));
-        while (buf->len < MAX_BATCH_BYTES && (l = g_queue_pop_head_link(&m->queue))) {
-                Pending *p = l->data;
-                p->queued = false;
-                r = command_batch_append(buf, p->command);
-                if (r < 0) {
-                        pending_fail(p, r);
-                        continue;
-                }
-                g_array_append_val(b->request_ids, p->request_id);
-                p->command = command_free(p->command);
-        }
-        if (b->request_ids->len == 0) {
-                batch_free(b);
-                return 0;
-        }
-        b->encoded = g_bytes_new(buf->data, buf->len);
-        r = cluster_forward(m->cluster, buf->data, buf->len);
-        if (r < 0)
-                log_debug_errno(r, "No Raft leader to forward %u commands to yet, will retry: %m", b->request_ids->len);
-        else
-                batch_mark_submitted(m, b);
-        forward_keep(m, b);
-        if (!g_queue_is_empty(&m->queue))
-                manager_schedule_flush(m);
-        return 0;
-}
-
-/* b (encoded) is resent to the Raft leader until none of its records waits any more. */
-static void forward_keep(Manager *m, Batch *b) {
-        g_hash_table_add(m->forwarded, b);
-        if (sd_event_source_get_enabled(m->resend_timer, NULL) == 0) {
-                (void) sd_event_source_set_time_relative(m->resend_timer, FORWARD_RESEND_USEC);
-                (void) sd_event_source_set_enabled(m->resend_timer, SD_EVENT_ON);
-        }
-}
-
-static void manager_schedule_flush(Manager *m) {
-        int r;
-
-        r = sd_event_source_set_enabled(m->flush_event, SD_EVENT_ONESHOT);
-        if (r < 0)
-                log_warning_errno(r, "Failed to schedule the command flush: %m");
-}
-
 /* timeout_usec == 0: no deadline (only for our own housekeeping commands). */
 static int manager_submit_full(Manager *m, Command *c, uint64_t timeout_usec, ManagerDoneFn done, void *userdata) {
-        g_autoptr(Command) cmd = c;
-        Pending *p;
-        int r;
-
-        g_assert(m);
-        g_assert(c);
-
-        if (m->shutting_down)
-                return -ESHUTDOWN;
-        /* Older members would skip an entry holding a command they cannot decode (and everything
-         * batched with it): a newer command waits for the cluster protocol version. SET_PROTOCOL
-         * itself is gated by the cluster (every member advertises it). */
-        if (c->type != COMMAND_SET_PROTOCOL && command_type_protocol(c->type) > manager_protocol_version(m))
-                return -EPROTONOSUPPORT;
-        /* The same for the Enter quota's extension: below it the bus edge's check (against this
-         * node's copy of the state) is all the quota there is. */
-        if (cmd->max_persistent > 0 && manager_protocol_version(m) < COMMAND_MAX_PERSISTENT_PROTOCOL)
-                cmd->max_persistent = 0;
-
-        g_free(cmd->origin);
-        cmd->origin = g_strdup(m->config.node_name);
-        cmd->origin_run = m->run_id;
-        cmd->request_id = ++m->next_request_id;
-        /* Our limits travel with the command so that every node decides alike. */
-        cmd->max_elections = m->config.max_elections;
-        cmd->max_candidates = m->config.max_candidates;
-
-        p = g_new0(Pending, 1);
-        p->manager = m;
-        p->request_id = cmd->request_id;
-        p->done = done;
-        p->userdata = userdata;
-        p->link.data = p;
-        p->submitted_usec = now_monotonic_usec();
-
-        if (timeout_usec > 0) {
-                r = sd_event_add_time_relative(m->event, &p->timeout, CLOCK_MONOTONIC, timeout_usec,
-                                               10 * USEC_PER_MSEC, on_pending_timeout, p);
-                if (r < 0) {
-                        pending_free(p);
-                        return log_error_errno(r, "Failed to add commit timeout: %m");
-                }
-        }
-
-        log_debug("Queued request %" PRIu64 ": %s election='%s' id='%s' node='%s' owner='%s' flags=%u",
-                  cmd->request_id, command_type_to_string(cmd->type), cmd->election ?: "", cmd->id ?: "",
-                  cmd->node ?: "", cmd->owner ?: "", cmd->flags);
-
-        p->command = g_steal_pointer(&cmd);
-        g_hash_table_insert(m->pending, &p->request_id, p);
-        g_queue_push_tail_link(&m->queue, &p->link);
-        p->queued = true;
-
-        manager_schedule_flush(m);
-        return 0;
+        return submit_command(m->submit, c, timeout_usec, done, userdata);
 }
 
 int manager_submit(Manager *m, Command *c, ManagerDoneFn done, void *userdata) {
@@ -634,7 +220,7 @@ static void on_engine_apply(void *userdata, const void *data, size_t size, uint6
         size_t batch_size = 0;
         int r;
 
-        r = entry_unframe(data, size, &batch, &batch_size);
+        r = submit_entry_unframe(data, size, &batch, &batch_size);
         if (r >= 0)
                 r = command_batch_decode(batch, batch_size, &cmds);
         if (r < 0) {
@@ -649,7 +235,6 @@ static void on_engine_apply(void *userdata, const void *data, size_t size, uint6
                 const Command *c = cmds->pdata[i];
                 const Election *e = NULL;
                 ElectionResult result;
-                Pending *p;
 
                 result = election_state_apply(m->state, c, on_election_changed, m, &e);
                 if (m->cluster && c->type == COMMAND_DROP_NODE && result == ELECTION_CHANGED)
@@ -666,11 +251,7 @@ static void on_engine_apply(void *userdata, const void *data, size_t size, uint6
 
                 if (!streq_ptr(c->origin, m->config.node_name) || c->origin_run != m->run_id)
                         continue;
-                p = g_hash_table_lookup(m->pending, &c->request_id);
-                if (p) {
-                        g_autoptr(Term) t = term_new_from_election(e);
-                        pending_complete(p, 0, result, t);
-                }
+                submit_applied(m->submit, c->request_id, result, e);
         }
         if (m->cluster) {
                 cluster_entry_applied(m->cluster, index, m->applying_leader_changed);
@@ -1070,23 +651,21 @@ static void on_engine_role_changed(void *userdata) {
         if (m->cluster && m->engine) {
                 /* a follower forwards it; the leader appends it */
                 start_drop_run(m);
-                manager_schedule_flush(m);
-                if (engine_is_leader(m->engine) && g_hash_table_size(m->forwarded) > 0)
-                        (void) sd_event_source_set_time_relative(m->resend_timer, 0);
+                submit_role_changed(m->submit);
                 return;
         }
         if (!engine_is_leader(m->engine))
                 return;
 
         start_drop_run(m);
-        if (!g_queue_is_empty(&m->queue))
-                manager_schedule_flush(m);
+        submit_role_changed(m->submit);
 }
 
 static void on_cluster_engine_started(void *userdata, Engine *engine) {
         Manager *m = userdata;
 
         m->engine = engine;
+        submit_set_engine(m->submit, engine);
         on_engine_role_changed(m);
 }
 
@@ -1102,41 +681,16 @@ static bool on_cluster_units_stopping(void *userdata) {
         return observers_stopping(userdata);
 }
 
-void manager_units_settled(Manager *m) {
-        if (m->cluster)
-                cluster_units_settled(m->cluster);
-}
-
 /* sender_id 0: our own batch, appended now that we lead. */
 static void on_remote_batch(void *userdata, uint64_t sender_id, const void *batch, size_t size) {
         Manager *m = userdata;
-        g_autoptr(GPtrArray) cmds = NULL;
 
-        if (command_batch_decode(batch, size, &cmds) < 0) {
-                log_debug("Dropping an undecodable forwarded batch (%zu bytes).", size);
-                return;
-        }
-        /* One holder per name: a process that took a name in use (a second machine with the same
-         * host name) must not commit under it, or its DROP_RUN would end the real holder's run
-         * and every later request of that run would be refused as stale. Gossip keeps the first
-         * live holder of a name; commands are taken only from the node id it knows by that name. */
-        for (unsigned i = 0; sender_id != 0 && m->cluster && i < cmds->len; i++) {
-                const Command *c = cmds->pdata[i];
+        submit_remote_batch(m->submit, sender_id, batch, size);
+}
 
-                if (cluster_peer_has_name(m->cluster, sender_id, c->origin ?: ""))
-                        continue;
-                uint64_t now = now_boottime_usec();
-                if (m->name_refusal_logged == 0 || now - m->name_refusal_logged >= 10 * USEC_PER_SEC) {
-                        m->name_refusal_logged = now;
-                        log_warning("Refusing %u commands forwarded by node %016" PRIx64 " as '%s': gossip does not "
-                                    "know it by that name (a second machine with the same name?).",
-                                    cmds->len, sender_id, c->origin ?: "");
-                }
-                return;
-        }
-        for (unsigned i = 0; i < cmds->len; i++)
-                g_queue_push_tail(&m->remote, command_copy(cmds->pdata[i]));
-        manager_schedule_flush(m);
+void manager_units_settled(Manager *m) {
+        if (m->cluster)
+                cluster_units_settled(m->cluster);
 }
 
 static void on_drop_node_done(Manager *m, int status, ElectionResult result, const Term *term, void *userdata) {
@@ -1243,12 +797,7 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
 
         m = g_new0(Manager, 1);
         config_init_defaults(&m->config);
-        g_queue_init(&m->queue);
-        g_queue_init(&m->remote);
-        m->forwarded = g_hash_table_new(NULL, NULL);
         m->leaders = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-        m->pending = g_hash_table_new(g_int64_hash, g_int64_equal);
-        m->batches = g_hash_table_new(NULL, NULL);
         m->observers = g_ptr_array_new();
         m->user_bus = opts->user_bus;
         m->state_dir = g_strdup(opts->state_dir ?: ELECTIOND_DEFAULT_STATE_DIR);
@@ -1307,13 +856,9 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
         if (r < 0)
                 log_warning_errno(r, "Failed to enable the watchdog, ignoring: %m");
 
-        /* Idle priority: all pending bus messages are read first, so concurrent calls share one entry. */
-        r = sd_event_add_defer(m->event, &m->flush_event, on_flush, m);
+        r = submit_new(m, m->event, &m->config, m->run_id, &m->submit);
         if (r < 0)
-                return log_error_errno(r, "Failed to add flush event source: %m");
-        (void) sd_event_source_set_priority(m->flush_event, SD_EVENT_PRIORITY_IDLE);
-        (void) sd_event_source_set_enabled(m->flush_event, SD_EVENT_OFF);
-        (void) sd_event_source_set_description(m->flush_event, "command-flush");
+                return r;
         r = sd_event_add_defer(m->event, &m->restore_event, on_restore_check, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to add the restore check: %m");
@@ -1374,17 +919,16 @@ int manager_setup_engine(Manager *m, const ManagerOptions *opts) {
                         if (r < 0)
                                 return r;
                 }
-                r = sd_event_add_time_relative(m->event, &m->resend_timer, CLOCK_MONOTONIC, FORWARD_RESEND_USEC,
-                                               10 * USEC_PER_MSEC, on_resend, m);
+                r = submit_set_cluster(m->submit, m->cluster);
                 if (r < 0)
-                        return log_error_errno(r, "Failed to add the forward timer: %m");
-                (void) sd_event_source_set_enabled(m->resend_timer, SD_EVENT_OFF);
+                        return r;
         } else {
                 if (opts->force_new_cluster || opts->restore)
                         return log_error_errno(EINVAL, "--force-new-cluster and --restore need a cluster ([Cluster] KeyFile=).");
                 r = engine_new(m->event, &ec, &callbacks, m, &m->engine);
                 if (r < 0)
                         return log_error_errno(r, "Failed to set up the replication engine in %s: %m", m->engine_dir);
+                submit_set_engine(m->submit, m->engine);
         }
 
         log_info("electiond %s starting: node '%s', state directory %s, %s bus.", ELECTIOND_VERSION,
@@ -1430,25 +974,15 @@ void manager_begin_shutdown(Manager *m) {
         m->shutting_down = true;
 
         /* Answer every caller still waiting, while the bus edge can still reply. */
-        if (m->pending) {
-                g_autoptr(GList) values = g_hash_table_get_values(m->pending);
-                for (GList *l = values; l; l = l->next) {
-                        Pending *p = l->data;
-                        pending_fail(p, p->submitted ? MANAGER_OUTCOME_UNKNOWN : -ESHUTDOWN);
-                }
-        }
+        submit_begin_shutdown(m->submit);
 }
 
 Manager *manager_free(Manager *m) {
-        GHashTableIter iter;
-        gpointer v;
-
         if (!m)
                 return NULL;
 
         /* the composition freed the edges (units, bus edge) after manager_begin_shutdown() */
         manager_begin_shutdown(m);
-        m->flush_event = sd_event_source_disable_unref(m->flush_event);
         m->restore_event = sd_event_source_disable_unref(m->restore_event);
         m->collect_timer = sd_event_source_disable_unref(m->collect_timer);
         m->startup_timer = sd_event_source_disable_unref(m->startup_timer);
@@ -1457,32 +991,15 @@ Manager *manager_free(Manager *m) {
 
         /* The cluster stops gossip and its timers first; the engine it started is ours to free. */
         m->cluster = cluster_free(m->cluster);
-        m->resend_timer = sd_event_source_disable_unref(m->resend_timer);
-        if (m->forwarded) {
-                g_hash_table_iter_init(&iter, m->forwarded);
-                while (g_hash_table_iter_next(&iter, &v, NULL))
-                        batch_free(v);
-                g_hash_table_destroy(m->forwarded);
-        }
-        while (!g_queue_is_empty(&m->remote))
-                command_free(g_queue_pop_head(&m->remote));
+        if (m->submit)
+                (void) submit_set_cluster(m->submit, NULL);
         if (m->leaders)
                 g_hash_table_destroy(m->leaders);
 
         /* The engine may still report batches (as failed) while closing. */
         m->engine = engine_free(m->engine);
-        if (m->batches) {
-                g_hash_table_iter_init(&iter, m->batches);
-                while (g_hash_table_iter_next(&iter, &v, NULL))
-                        batch_free(v);
-                g_hash_table_destroy(m->batches);
-        }
-        if (m->pending) {
-                g_hash_table_iter_init(&iter, m->pending);
-                while (g_hash_table_iter_next(&iter, NULL, &v))
-                        pending_free(v);
-                g_hash_table_destroy(m->pending);
-        }
+        /* then the forwarded and failed batches and what is left of the records */
+        m->submit = submit_free(m->submit);
 
         if (m->observers)
                 g_assert(m->observers->len == 0);
