@@ -12,24 +12,13 @@
 #include "electiond-address.h"
 #include "electiond-channel.h"
 #include "electiond-cluster.h"
+#include "electiond-cluster-msg.h"
 #include "electiond-gossip.h"
 #include "electiond-keyring.h"
 #include "electiond-lease.h"
 #include "electiond-metrics.h"
 #include "electiond-transport.h"
 
-/* Cluster channel message types. 1 (LEASE_REQ), 2 (LEASE_ACK) and 5 (APPLIED) were the first
- * formats: they are ignored now (an old node gets no lease from us: the safe direction). */
-enum {
-        MSG_EXPIRED_Q = 3, /* u64 target (lease id), u64 ask id */
-        MSG_EXPIRED_A = 4, /* u64 target, u64 ask id, u8 yes */
-        MSG_FORWARD = 6,   /* an encoded command batch */
-        MSG_JOIN = 7,      /* u64 raft id, raft address */
-        MSG_NOT_MEMBER = 8, /* from the Raft leader: your server id is not in the configuration */
-        MSG_LEASE_REQ = 9, /* u64 seq, u64 applied, u64 settings fingerprint, u64 µs without lease, name */
-        MSG_LEASE_ACK = 10, /* u64 seq, u64 the requester's channel epoch (an ack never outlives its run) */
-        MSG_APPLIED = 11,  /* u64 confirmed index, u64 attesting index, u16 n, n × u64 lease ids attested */
-};
 
 #define TAGS_VERSION 1
 /* 20 bytes in v0.1.0, which reads the first 20 of longer tags; byte 20 (protocol 2 on) is the
@@ -164,17 +153,6 @@ static uint64_t name_hash(const char *s) {
                 h *= UINT64_C(0x100000001b3);
         }
         return h ?: 1;
-}
-
-static void put_u64(GByteArray *b, uint64_t v) {
-        uint64_t le = GUINT64_TO_LE(v);
-        g_byte_array_append(b, (const uint8_t *) &le, 8);
-}
-
-static uint64_t get_u64(const uint8_t *p) {
-        uint64_t le;
-        memcpy(&le, p, 8);
-        return GUINT64_FROM_LE(le);
 }
 
 static int read_u64_file(const char *path, uint64_t *ret) {
@@ -396,7 +374,7 @@ static void update_voters(Cluster *c, const Servers *s) {
 }
 
 static void lease_round(Cluster *c, const Servers *s, uint64_t now) {
-        g_autoptr(GByteArray) b = g_byte_array_new();
+        g_autoptr(GByteArray) b = NULL;
         uint64_t applied = engine_last_applied(c->engine);
         uint64_t without = lease_requester_without_usec(c->requester, now);
         uint64_t seq;
@@ -412,11 +390,10 @@ static void lease_round(Cluster *c, const Servers *s, uint64_t now) {
 
         update_voters(c, s);
         seq = lease_requester_begin_round(c->requester, now);
-        put_u64(b, seq);
-        put_u64(b, applied);
-        put_u64(b, c->fingerprint);
-        put_u64(b, without);
-        g_byte_array_append(b, (const uint8_t *) c->node_name, (guint) strlen(c->node_name));
+        b = cluster_msg_lease_req_encode(&(ClusterLeaseReq) {
+                .seq = seq, .applied = applied, .fingerprint = c->fingerprint, .without_usec = without,
+                .name = c->node_name,
+        });
 
         for (size_t i = 0; i < s->n; i++) {
                 if (!s->items[i].voter)
@@ -431,7 +408,7 @@ static void lease_round(Cluster *c, const Servers *s, uint64_t now) {
                                           lease_granter_fenced(c->granter, c->lease_id, now));
                         continue;
                 }
-                send_to_id(c, s->items[i].id, MSG_LEASE_REQ, b->data, b->len);
+                send_to_id(c, s->items[i].id, CLUSTER_MSG_LEASE_REQ, b->data, b->len);
         }
 }
 
@@ -453,8 +430,10 @@ static void log_mismatch(Cluster *c, Peer *p, uint64_t now) {
 
 static void on_lease_req(Cluster *c, const ChannelPacket *p, uint64_t now) {
         Servers s;
-        if (p->payload_size < 33 || p->payload_size > 32 + 255)
+        ClusterLeaseReq req;
+        if (cluster_msg_lease_req_decode(p->payload, p->payload_size, &req) < 0)
                 return;
+        g_autofree char *name = req.name;
         if (!servers_get(c, &s))
                 return;
         bool voter = is_voter(&s, c->node_id);
@@ -463,16 +442,15 @@ static void on_lease_req(Cluster *c, const ChannelPacket *p, uint64_t now) {
         bool stranger = engine_is_leader(c->engine) && !in_servers(&s, p->sender);
         servers_done(&s);
         if (stranger) {
-                send_to_id(c, p->sender, MSG_NOT_MEMBER, NULL, 0);
+                send_to_id(c, p->sender, CLUSTER_MSG_NOT_MEMBER, NULL, 0);
                 return;
         }
         if (!voter || !c->links_up)
                 return;
 
         /* (no hand-over confirmation: only APPLIED says "applied, and my units are stopped") */
-        uint64_t seq = get_u64(p->payload), applied = get_u64(p->payload + 8);
-        uint64_t fingerprint = get_u64(p->payload + 16), without = get_u64(p->payload + 24);
-        g_autofree char *name = g_strndup((const char *) p->payload + 32, p->payload_size - 32);
+        uint64_t seq = req.seq, applied = req.applied;
+        uint64_t fingerprint = req.fingerprint, without = req.without_usec;
         if (fingerprint != c->fingerprint) {
                 log_mismatch(c, peer_by_id(c, p->sender), now);
                 return;
@@ -483,10 +461,8 @@ static void on_lease_req(Cluster *c, const ChannelPacket *p, uint64_t now) {
                 return;
         }
 
-        g_autoptr(GByteArray) b = g_byte_array_new();
-        put_u64(b, seq);
-        put_u64(b, p->epoch);
-        send_to_id(c, p->sender, MSG_LEASE_ACK, b->data, b->len);
+        g_autoptr(GByteArray) b = cluster_msg_lease_ack_encode(&(ClusterLeaseAck) { .seq = seq, .epoch = p->epoch });
+        send_to_id(c, p->sender, CLUSTER_MSG_LEASE_ACK, b->data, b->len);
 }
 
 /* Rule 4 for the hand-over h: every other member confirmed, or a majority of the voters attest
@@ -588,13 +564,14 @@ static void check_quorum(Cluster *c, uint64_t now) {
 }
 
 static void on_lease_ack(Cluster *c, const ChannelPacket *p, uint64_t now) {
-        if (p->payload_size != 16)
+        ClusterLeaseAck ack;
+        if (cluster_msg_lease_ack_decode(p->payload, p->payload_size, &ack) < 0)
                 return;
         /* an ack for another run of ours (recorded, replayed after our restart) is worthless */
-        if (get_u64(p->payload + 8) != c->channel_epoch)
+        if (ack.epoch != c->channel_epoch)
                 return;
         uint64_t before = lease_requester_expiry(c->requester);
-        lease_requester_ack(c->requester, p->sender, get_u64(p->payload));
+        lease_requester_ack(c->requester, p->sender, ack.seq);
         if (lease_requester_expiry(c->requester) > before)
                 metrics_get()->lease_renewals++;
         check_quorum(c, now);
@@ -681,20 +658,19 @@ static void drive_drops(Cluster *c, const Servers *s, uint64_t now) {
                 /* ask every round until a majority agrees; answers count as they arrive, and a
                  * yes stays valid across rounds (each voter that said it fences the node) */
                 if (d->asked_at == 0 || now - d->asked_at >= c->config->probe_interval_usec) {
-                        g_autoptr(GByteArray) b = g_byte_array_new();
+                        g_autoptr(GByteArray) b = NULL;
                         d->asked_at = now;
                         d->ask_id = ++c->next_ask_id;
                         if (is_voter(s, c->node_id) && lease_granter_expired(c->granter, target, now))
                                 g_hash_table_add(d->yes, g_memdup2(&c->node_id, sizeof c->node_id));
-                        put_u64(b, target);
-                        put_u64(b, d->ask_id);
+                        b = cluster_msg_expired_q_encode(&(ClusterExpiredQ) { .target = target, .ask_id = d->ask_id });
                         metrics_get()->drop_vote_requests++;
                         for (size_t i = 0; i < s->n; i++)
                                 if (s->items[i].voter && s->items[i].id != c->node_id) {
                                         Peer *p = peer_by_id(c, s->items[i].id);
                                         if (p && streq_ptr(p->name, node))
                                                 continue; /* never ask the node about itself */
-                                        send_to_peer(c, p, MSG_EXPIRED_Q, b->data, b->len);
+                                        send_to_peer(c, p, CLUSTER_MSG_EXPIRED_Q, b->data, b->len);
                                 }
                 }
                 maybe_submit_drop(c, d, voters, now);
@@ -702,24 +678,24 @@ static void drive_drops(Cluster *c, const Servers *s, uint64_t now) {
 }
 
 static void on_expired_q(Cluster *c, const ChannelPacket *p, uint64_t now) {
+        ClusterExpiredQ q;
         Servers s;
         bool voter;
-        if (p->payload_size != 16 || !servers_get(c, &s))
+        if (cluster_msg_expired_q_decode(p->payload, p->payload_size, &q) < 0 || !servers_get(c, &s))
                 return;
         voter = is_voter(&s, c->node_id);
         servers_done(&s);
         if (!voter)
                 return;
-        uint64_t target = get_u64(p->payload);
-        g_autoptr(GByteArray) b = g_byte_array_new();
+        uint64_t target = q.target;
+        g_autoptr(GByteArray) b = NULL;
         uint8_t yes = lease_granter_expired(c->granter, target, now);
         if (yes)
                 metrics_get()->drop_votes_yes++;
         else
                 metrics_get()->drop_votes_no++;
-        g_byte_array_append(b, p->payload, 16);
-        g_byte_array_append(b, &yes, 1);
-        send_to_id(c, p->sender, MSG_EXPIRED_A, b->data, b->len);
+        b = cluster_msg_expired_a_encode(&(ClusterExpiredA) { .target = q.target, .ask_id = q.ask_id, .yes = yes });
+        send_to_id(c, p->sender, CLUSTER_MSG_EXPIRED_A, b->data, b->len);
 }
 
 static void on_expired_a(Cluster *c, const ChannelPacket *p, uint64_t now) {
@@ -727,8 +703,10 @@ static void on_expired_a(Cluster *c, const ChannelPacket *p, uint64_t now) {
         gpointer v;
         Servers s;
         size_t voters;
+        ClusterExpiredA a;
 
-        if (p->payload_size != 17 || p->payload[16] != 1 || !c->engine || !engine_is_leader(c->engine))
+        if (cluster_msg_expired_a_decode(p->payload, p->payload_size, &a) < 0 || a.yes != 1 || !c->engine ||
+            !engine_is_leader(c->engine))
                 return;
         if (!servers_get(c, &s))
                 return;
@@ -740,7 +718,7 @@ static void on_expired_a(Cluster *c, const ChannelPacket *p, uint64_t now) {
         voters = count_voters(&s);
         servers_done(&s);
 
-        uint64_t target = get_u64(p->payload), ask = get_u64(p->payload + 8);
+        uint64_t target = a.target, ask = a.ask_id;
         g_hash_table_iter_init(&it, c->drops);
         while (g_hash_table_iter_next(&it, NULL, &v)) {
                 DropVote *d = v;
@@ -810,7 +788,6 @@ static void broadcast_applied(Cluster *c) {
         g_autoptr(GByteArray) b = NULL;
         g_autoptr(GArray) attested = g_array_new(false, false, sizeof(uint64_t));
         uint64_t now = now_usec(), applied;
-        uint16_t n;
         Servers s;
 
         if (!c->channel || !c->engine)
@@ -833,17 +810,14 @@ static void broadcast_applied(Cluster *c) {
                 servers_done(&s);
         }
 
-        b = g_byte_array_new();
-        put_u64(b, c->confirmed_index);
-        put_u64(b, applied);
-        n = GUINT16_TO_LE((uint16_t) attested->len);
-        g_byte_array_append(b, (const uint8_t *) &n, 2);
-        for (guint i = 0; i < attested->len; i++)
-                put_u64(b, g_array_index(attested, uint64_t, i));
+        b = cluster_msg_applied_encode(&(ClusterApplied) {
+                .confirmed_index = c->confirmed_index, .attest_index = applied,
+                .attested = (uint64_t *) attested->data, .n_attested = attested->len,
+        });
         g_hash_table_iter_init(&it, c->peers);
         while (g_hash_table_iter_next(&it, NULL, &v))
                 if (((Peer *) v)->state == MEMBER_ALIVE || ((Peer *) v)->state == MEMBER_SUSPECT)
-                        send_to_peer(c, v, MSG_APPLIED, b->data, b->len);
+                        send_to_peer(c, v, CLUSTER_MSG_APPLIED, b->data, b->len);
 }
 
 static bool units_stopping(Cluster *c) {
@@ -894,26 +868,23 @@ static void on_applied(Cluster *c, const ChannelPacket *p, uint64_t now) {
         GHashTableIter it;
         gpointer v;
         Peer *peer;
-        uint16_t n;
+        _cleanup_(cluster_applied_done) ClusterApplied a = {};
 
-        if (p->payload_size < 18)
+        if (cluster_msg_applied_decode(p->payload, p->payload_size, &a) < 0)
                 return;
-        memcpy(&n, p->payload + 16, 2);
-        n = GUINT16_FROM_LE(n);
-        if (p->payload_size != 18 + (size_t) n * 8)
-                return;
-        note_peer_applied(c, p->sender, get_u64(p->payload));
+        size_t n = a.n_attested;
+        note_peer_applied(c, p->sender, a.confirmed_index);
         peer = peer_by_id(c, p->sender);
         if (!peer)
                 return;
-        if (get_u64(p->payload + 8) >= peer->attest_index) {
-                peer->attest_index = get_u64(p->payload + 8);
+        if (a.attest_index >= peer->attest_index) {
+                peer->attest_index = a.attest_index;
                 if (!peer->attested)
                         peer->attested = g_array_new(false, false, sizeof(uint64_t));
                 g_array_set_size(peer->attested, 0);
-                for (uint16_t i = 0; i < n; i++) {
+                for (size_t i = 0; i < n; i++) {
                         /* lease ids → Raft ids, the currency of hand-overs */
-                        uint64_t lid = get_u64(p->payload + 18 + (size_t) i * 8);
+                        uint64_t lid = a.attested[i];
                         GHashTableIter pit;
                         gpointer pv;
                         g_hash_table_iter_init(&pit, c->peers);
@@ -951,7 +922,7 @@ int cluster_forward(Cluster *c, const void *batch, size_t size) {
         int r = peer_channel_address(c, p, &to);
         if (r < 0)
                 return -ENOTCONN;
-        r = channel_send(c->channel, &to, MSG_FORWARD, batch, size);
+        r = channel_send(c->channel, &to, CLUSTER_MSG_FORWARD, batch, size);
         if (r >= 0)
                 metrics_get()->forwarded_sent++;
         return r;
@@ -1394,9 +1365,7 @@ static void maybe_send_join(Cluster *c, const Servers *s, uint64_t now) {
         address = self_raft_address(c);
         if (!address)
                 return;
-        g_autoptr(GByteArray) b = g_byte_array_new();
-        put_u64(b, c->node_id);
-        g_byte_array_append(b, (const uint8_t *) address, (guint) strlen(address));
+        g_autoptr(GByteArray) b = cluster_msg_join_encode(&(ClusterJoin) { .raft_id = c->node_id, .address = address });
         c->join_sent_at = now;
         /* to whoever says it leads; everyone with state if nobody does */
         bool sent = false;
@@ -1404,7 +1373,7 @@ static void maybe_send_join(Cluster *c, const Servers *s, uint64_t now) {
         while (g_hash_table_iter_next(&it, NULL, &v)) {
                 Peer *p = v;
                 if (p->state == MEMBER_ALIVE && (p->tags.flags & TAG_RAFT_LEADER)) {
-                        send_to_peer(c, p, MSG_JOIN, b->data, b->len);
+                        send_to_peer(c, p, CLUSTER_MSG_JOIN, b->data, b->len);
                         sent = true;
                 }
         }
@@ -1412,7 +1381,7 @@ static void maybe_send_join(Cluster *c, const Servers *s, uint64_t now) {
                 g_hash_table_iter_init(&it, c->peers);
                 while (g_hash_table_iter_next(&it, NULL, &v))
                         if (((Peer *) v)->state == MEMBER_ALIVE && (((Peer *) v)->tags.flags & TAG_HAS_STATE))
-                                send_to_peer(c, v, MSG_JOIN, b->data, b->len);
+                                send_to_peer(c, v, CLUSTER_MSG_JOIN, b->data, b->len);
         }
 }
 
@@ -1502,10 +1471,11 @@ void cluster_set_protocol_hook(Cluster *c, void (*submit_protocol)(void *userdat
 
 static void on_join(Cluster *c, const ChannelPacket *p) {
         Servers s;
-        if (p->payload_size < 9 || p->payload_size > 8 + 63 || !c->engine || !engine_is_leader(c->engine))
+        ClusterJoin join;
+        if (!c->engine || !engine_is_leader(c->engine) || cluster_msg_join_decode(p->payload, p->payload_size, &join) < 0)
                 return;
-        uint64_t id = get_u64(p->payload);
-        g_autofree char *address = g_strndup((const char *) p->payload + 8, p->payload_size - 8);
+        uint64_t id = join.raft_id;
+        g_autofree char *address = join.address;
         Peer *from = peer_by_id(c, p->sender);
         if (id != p->sender || c->change_in_flight)
                 return;
@@ -1767,31 +1737,31 @@ static void on_channel(Channel *ch, const ChannelPacket *p, const struct sockadd
         uint64_t now = now_usec();
 
         switch (p->type) {
-        case MSG_LEASE_REQ:
+        case CLUSTER_MSG_LEASE_REQ:
                 on_lease_req(c, p, now);
                 break;
-        case MSG_LEASE_ACK:
+        case CLUSTER_MSG_LEASE_ACK:
                 on_lease_ack(c, p, now);
                 break;
-        case MSG_EXPIRED_Q:
+        case CLUSTER_MSG_EXPIRED_Q:
                 on_expired_q(c, p, now);
                 break;
-        case MSG_EXPIRED_A:
+        case CLUSTER_MSG_EXPIRED_A:
                 on_expired_a(c, p, now);
                 break;
-        case MSG_APPLIED:
+        case CLUSTER_MSG_APPLIED:
                 on_applied(c, p, now);
                 break;
-        case MSG_FORWARD:
+        case CLUSTER_MSG_FORWARD:
                 if (c->engine && engine_is_leader(c->engine) && c->hooks.remote_batch) {
                         metrics_get()->forwarded_received++;
                         c->hooks.remote_batch(c->userdata, p->sender, p->payload, p->payload_size);
                 }
                 break;
-        case MSG_JOIN:
+        case CLUSTER_MSG_JOIN:
                 on_join(c, p);
                 break;
-        case MSG_NOT_MEMBER: {
+        case CLUSTER_MSG_NOT_MEMBER: {
                 Peer *from = peer_by_id(c, p->sender);
                 /* believe only the node that says it leads Raft, and only once we have a log */
                 if (!c->engine || !raft_dir_has_state(c->raft_dir) || !from || !(from->tags.flags & TAG_RAFT_LEADER) ||
