@@ -13,6 +13,7 @@
 #include "electiond-channel.h"
 #include "electiond-cluster.h"
 #include "electiond-cluster-private.h"
+#include "electiond-cluster-rules.h"
 #include "electiond-cluster-msg.h"
 #include "electiond-gossip.h"
 #include "electiond-keyring.h"
@@ -259,7 +260,7 @@ static void collect_owner(const Election *e, GHashTable *owners, const char *sel
 static void maybe_submit_drop(Cluster *c, DropVote *d, size_t voters, uint64_t now) {
         if (d->submitted_at != 0 && now - d->submitted_at < 1 * USEC_PER_SEC)
                 return;
-        if (g_hash_table_size(d->yes) <= voters / 2)
+        if (!cluster_drop_has_majority(g_hash_table_size(d->yes), voters))
                 return;
         log_notice("Node %s silent for over %" PRIu64 " ms and fenced by a majority: removing its candidacies.",
                    d->node, c->lease_params.node_timeout_usec / USEC_PER_MSEC);
@@ -383,7 +384,7 @@ void on_expired_a(Cluster *c, const ChannelPacket *p, uint64_t now) {
         g_hash_table_iter_init(&it, c->drops);
         while (g_hash_table_iter_next(&it, NULL, &v)) {
                 DropVote *d = v;
-                if (d->target != target || ask < d->first_ask_id || ask > d->ask_id)
+                if (d->target != target || !cluster_drop_answer_current(ask, d->first_ask_id, d->ask_id))
                         continue;
                 g_hash_table_add(d->yes, g_memdup2(&p->sender, sizeof p->sender));
                 maybe_submit_drop(c, d, voters, now);

@@ -13,6 +13,7 @@
 #include "electiond-channel.h"
 #include "electiond-cluster.h"
 #include "electiond-cluster-private.h"
+#include "electiond-cluster-rules.h"
 #include "electiond-cluster-msg.h"
 #include "electiond-gossip.h"
 #include "electiond-keyring.h"
@@ -404,7 +405,7 @@ static unsigned members_protocol(Cluster *c, const Servers *s) {
                 if (s->items[i].id == c->node_id)
                         continue;
                 p = peer_by_id(c, s->items[i].id);
-                v = MIN(v, p && p->state == MEMBER_ALIVE ? MAX(p->tags.protocol, 1u) : 1u);
+                v = MIN(v, cluster_member_protocol(p && p->state == MEMBER_ALIVE, p ? p->tags.protocol : 0));
         }
         return v;
 }
@@ -584,7 +585,7 @@ int cluster_fault_tolerance(Cluster *c, unsigned *ret_voters, unsigned *ret_serv
         if (ret_servers)
                 *ret_servers = (unsigned) s.n;
         servers_done(&s);
-        return voters > 0 ? (int) ((voters - 1) / 2) : 0;
+        return cluster_fault_tolerance_of(voters);
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
