@@ -39,10 +39,6 @@ int cluster_msg_lease_req_decode(const void *data, size_t size, ClusterLeaseReq 
         return 0;
 }
 
-void cluster_lease_req_done(ClusterLeaseReq *m) {
-        g_clear_pointer(&m->name, g_free);
-}
-
 GByteArray *cluster_msg_lease_ack_encode(const ClusterLeaseAck *m) {
         GByteArray *b = g_byte_array_new();
 
@@ -159,6 +155,3 @@ int cluster_msg_join_decode(const void *data, size_t size, ClusterJoin *ret) {
         return 0;
 }
 
-void cluster_join_done(ClusterJoin *m) {
-        g_clear_pointer(&m->address, g_free);
-}

@@ -71,7 +71,8 @@ GByteArray *cluster_msg_expired_a_encode(const ClusterExpiredA *m);
 GByteArray *cluster_msg_applied_encode(const ClusterApplied *m);
 GByteArray *cluster_msg_join_encode(const ClusterJoin *m);
 
-/* 0 or -EBADMSG; on success the allocated fields are the caller's (the *_done() functions). */
+/* 0 or -EBADMSG; on success the allocated fields (name, address: g_free(); attested:
+ * cluster_applied_done()) are the caller's. */
 int cluster_msg_lease_req_decode(const void *data, size_t size, ClusterLeaseReq *ret);
 int cluster_msg_lease_ack_decode(const void *data, size_t size, ClusterLeaseAck *ret);
 int cluster_msg_expired_q_decode(const void *data, size_t size, ClusterExpiredQ *ret);
@@ -79,6 +80,4 @@ int cluster_msg_expired_a_decode(const void *data, size_t size, ClusterExpiredA 
 int cluster_msg_applied_decode(const void *data, size_t size, ClusterApplied *ret);
 int cluster_msg_join_decode(const void *data, size_t size, ClusterJoin *ret);
 
-void cluster_lease_req_done(ClusterLeaseReq *m);
 void cluster_applied_done(ClusterApplied *m);
-void cluster_join_done(ClusterJoin *m);

@@ -774,20 +774,8 @@ Cluster *cluster_free(Cluster *c) {
         return NULL;
 }
 
-Engine *cluster_get_engine(Cluster *c) {
-        return c ? c->engine : NULL;
-}
-
-uint64_t cluster_node_id(Cluster *c) {
-        return c->node_id;
-}
-
 const char *cluster_name(Cluster *c) {
         return c->config->cluster_name;
-}
-
-bool cluster_conflict(Cluster *c) {
-        return c->conflict;
 }
 
 bool cluster_peer_has_name(Cluster *c, uint64_t id, const char *name) {

@@ -27,7 +27,7 @@ static void test_lease_req(void) {
         g_assert_cmpuint(out.fingerprint, ==, in.fingerprint);
         g_assert_cmpuint(out.without_usec, ==, in.without_usec);
         g_assert_cmpstr(out.name, ==, "node-a");
-        cluster_lease_req_done(&out);
+        g_clear_pointer(&out.name, g_free);
         g_assert_null(out.name);
 
         /* no name, a name too long */
@@ -39,12 +39,12 @@ static void test_lease_req(void) {
         g_assert_cmpint(cluster_msg_lease_req_decode(big->data, big->len, &out), ==, -EBADMSG);
         g_assert_cmpint(cluster_msg_lease_req_decode(big->data, big->len - 1, &out), ==, 0);
         g_assert_cmpuint(strlen(out.name), ==, CLUSTER_MSG_NAME_MAX);
-        cluster_lease_req_done(&out);
+        g_clear_pointer(&out.name, g_free);
         /* a NUL inside ends the name (as before the codec existed) */
         b->data[34] = 0;
         g_assert_cmpint(cluster_msg_lease_req_decode(b->data, b->len, &out), ==, 0);
         g_assert_cmpstr(out.name, ==, "no");
-        cluster_lease_req_done(&out);
+        g_clear_pointer(&out.name, g_free);
 }
 
 static void test_fixed(void) {
@@ -121,7 +121,7 @@ static void test_join(void) {
         g_assert_cmpint(cluster_msg_join_decode(b->data, b->len, &out), ==, 0);
         g_assert_cmpuint(out.raft_id, ==, 77);
         g_assert_cmpstr(out.address, ==, in.address);
-        cluster_join_done(&out);
+        g_clear_pointer(&out.address, g_free);
 
         g_assert_cmpint(cluster_msg_join_decode(b->data, 8, &out), ==, -EBADMSG);
         uint8_t big[8 + CLUSTER_MSG_ADDRESS_MAX + 1];
@@ -129,7 +129,7 @@ static void test_join(void) {
         g_assert_cmpint(cluster_msg_join_decode(big, sizeof big, &out), ==, -EBADMSG);
         g_assert_cmpint(cluster_msg_join_decode(big, sizeof big - 1, &out), ==, 0);
         g_assert_cmpuint(strlen(out.address), ==, CLUSTER_MSG_ADDRESS_MAX);
-        cluster_join_done(&out);
+        g_clear_pointer(&out.address, g_free);
 }
 
 /* Whatever the bytes, a decoder never reads past them (run under the sanitizers in CI, and here
@@ -154,7 +154,7 @@ static void test_random(void) {
                         buf[17] = 0;
                 }
                 if (cluster_msg_lease_req_decode(buf, n, &lr) == 0)
-                        cluster_lease_req_done(&lr);
+                        g_clear_pointer(&lr.name, g_free);
                 (void) cluster_msg_lease_ack_decode(buf, n, &la);
                 (void) cluster_msg_expired_q_decode(buf, n, &eq);
                 (void) cluster_msg_expired_a_decode(buf, n, &ea);
@@ -163,7 +163,7 @@ static void test_random(void) {
                         cluster_applied_done(&ap);
                 }
                 if (cluster_msg_join_decode(buf, n, &j) == 0)
-                        cluster_join_done(&j);
+                        g_clear_pointer(&j.address, g_free);
         }
         g_rand_free(rnd);
 }
