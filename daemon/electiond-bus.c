@@ -51,6 +51,22 @@ struct BusEdge {
         ManagerObserver observer; /* registered with the manager for the edge's whole life */
 };
 
+/* What the edge does on the manager's notifications (ManagerObserver, see bus_edge_new()). */
+/* Called by the manager once per change, in commit order. */
+static void bus_edge_term_changed(BusEdge *b, const Election *e);
+/* Quorum / membership / lease changes: re-evaluate and emit PropertiesChanged where values moved. */
+static void bus_edge_cluster_changed(BusEdge *b);
+/* manager_caught_up() became true: announce every election as it is now. */
+static void bus_edge_caught_up(BusEdge *b);
+/* This node's drained elections (Manager.Drained) may have changed. */
+static void bus_edge_drained_changed(BusEdge *b);
+/* The cluster protocol version moved (Manager.ProtocolVersion). */
+static void bus_edge_protocol_changed(BusEdge *b);
+/* Is this bus connection (unique name) still tracked as an owner of candidacies? */
+static bool bus_edge_owner_tracked(BusEdge *b, const char *owner);
+/* The lease may have moved: emit LeaseRenewed if it did and someone called WatchLease. */
+static void bus_edge_lease_renewed(BusEdge *b);
+
 /* A WatchLease caller, watched without waiting for the bus (as TrackedOwner). */
 typedef struct LeaseWatcher {
         BusEdge *edge;
@@ -918,7 +934,7 @@ static int method_watch_lease(sd_bus_message *msg, void *userdata, sd_bus_error 
         return sd_bus_reply_method_return(msg, "t", b->lease_sent);
 }
 
-void bus_edge_lease_renewed(BusEdge *b) {
+static void bus_edge_lease_renewed(BusEdge *b) {
         uint64_t expiry;
         int r;
 
@@ -1251,7 +1267,7 @@ static int property_drained(sd_bus *bus, const char *path, const char *interface
         return sd_bus_message_append_strv(reply, names);
 }
 
-void bus_edge_drained_changed(BusEdge *b) {
+static void bus_edge_drained_changed(BusEdge *b) {
         int r;
 
         if (!b)
@@ -1261,7 +1277,7 @@ void bus_edge_drained_changed(BusEdge *b) {
                 log_warning_errno(r, "Failed to emit PropertiesChanged(Drained): %m");
 }
 
-void bus_edge_protocol_changed(BusEdge *b) {
+static void bus_edge_protocol_changed(BusEdge *b) {
         int r;
 
         g_assert(b);
@@ -1361,7 +1377,7 @@ static void emit_term_changed(BusEdge *b, const char *path, const Election *e) {
                 log_warning_errno(r, "Failed to emit TermChanged for election '%s': %m", e->name);
 }
 
-void bus_edge_term_changed(BusEdge *b, const Election *e) {
+static void bus_edge_term_changed(BusEdge *b, const Election *e) {
         g_autofree char *path = NULL;
         bool known, moved;
         int r;
@@ -1405,7 +1421,7 @@ void bus_edge_term_changed(BusEdge *b, const Election *e) {
                 log_warning_errno(r, "Failed to emit PropertiesChanged for election '%s': %m", e->name);
 }
 
-void bus_edge_caught_up(BusEdge *b) {
+static void bus_edge_caught_up(BusEdge *b) {
         g_autoptr(GPtrArray) list = NULL;
 
         g_assert(b);
@@ -1417,7 +1433,7 @@ void bus_edge_caught_up(BusEdge *b) {
                 bus_edge_term_changed(b, list->pdata[i]);
 }
 
-void bus_edge_cluster_changed(BusEdge *b) {
+static void bus_edge_cluster_changed(BusEdge *b) {
         g_autoptr(GPtrArray) list = NULL;
         int r;
 
@@ -1581,6 +1597,6 @@ BusEdge *bus_edge_free(BusEdge *b) {
         return NULL;
 }
 
-bool bus_edge_owner_tracked(BusEdge *b, const char *owner) {
+static bool bus_edge_owner_tracked(BusEdge *b, const char *owner) {
         return b && owner && g_hash_table_contains(b->tracks, owner);
 }

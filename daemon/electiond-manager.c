@@ -59,6 +59,17 @@ struct Manager {
         bool fault_tolerance_warned; /* the last log was the 0-tolerance warning */
 };
 
+/* Reload (SIGHUP): re-reads the configuration file, applies the settings that can change live
+ * (config_apply_reload()), reloads elections.d (units_reload()) and the cluster keys
+ * (cluster_reload_keys()); refused settings are logged and keep their running value. Sends
+ * RELOADING=1 … READY=1. 1: all applied, 0: something refused, < 0: the file could not be used. */
+static int manager_reload(Manager *m);
+/* Quorum, membership or lease moved (cluster): re-announce Quorate/Members/LocalLeader and
+ * re-evaluate leader units. Call at the moment it happens. */
+static void manager_cluster_changed(Manager *m);
+/* The cluster's lease may have moved: the bus edge announces it if it did (LeaseRenewed). */
+static void manager_lease_renewed(Manager *m);
+
 /* ---- observers ---- */
 
 static gint observer_compare(gconstpointer a, gconstpointer b) {
@@ -739,7 +750,7 @@ unsigned manager_protocol_version(Manager *m) {
 
 /* ---- reload (SIGHUP, systemctl reload) ---- */
 
-int manager_reload(Manager *m) {
+static int manager_reload(Manager *m) {
         g_autofree char *error = NULL;
         Config loaded;
         unsigned refused;
@@ -1112,7 +1123,7 @@ bool manager_local_leader(Manager *m, const Election *e) {
         return streq_ptr(leader->node, m->config.node_name) && manager_quorate(m);
 }
 
-void manager_cluster_changed(Manager *m) {
+static void manager_cluster_changed(Manager *m) {
         g_assert(m);
 
         /* (the composition observes first: it starts the leader units once this node holds a lease) */
@@ -1137,7 +1148,7 @@ uint64_t manager_lease_expiry(Manager *m) {
         return expiry > now_boottime_usec() ? expiry : 0;
 }
 
-void manager_lease_renewed(Manager *m) {
+static void manager_lease_renewed(Manager *m) {
         NOTIFY(m, lease_renewed);
 }
 

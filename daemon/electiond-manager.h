@@ -66,11 +66,6 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free)
 bool manager_shutting_down(Manager *m);
 /* The bus name is ours (or, for a witness, need not be): READY=1 and STATUS= from now on. */
 void manager_set_serving(Manager *m);
-/* Reload (SIGHUP): re-reads the configuration file, applies the settings that can change live
- * (config_apply_reload()), reloads elections.d (units_reload()) and the cluster keys
- * (cluster_reload_keys()); refused settings are logged and keep their running value. Sends
- * RELOADING=1 … READY=1. 1: all applied, 0: something refused, < 0: the file could not be used. */
-int manager_reload(Manager *m);
 
 /* Takes ownership of c; fills in origin, origin_run, request_id and limits. */
 int manager_submit(Manager *m, Command *c, ManagerDoneFn done, void *userdata);
@@ -98,14 +93,9 @@ unsigned manager_protocol_version(Manager *m);
 /* A candidate owned by this node leads e, and this node is quorate with an unexpired lease.
  * Evaluated at the moment of the call (never a cached flag). */
 bool manager_local_leader(Manager *m, const Election *e);
-/* Quorum, membership or lease moved (cluster): re-announce Quorate/Members/LocalLeader and
- * re-evaluate leader units. Call at the moment it happens. */
-void manager_cluster_changed(Manager *m);
 /* This node's lease expiry for clients (WatchLease): CLOCK_BOOTTIME µs, 0 = no lease now,
  * UINT64_MAX = standalone (never ends). */
 uint64_t manager_lease_expiry(Manager *m);
-/* The cluster's lease may have moved: the bus edge announces it if it did (LeaseRenewed). */
-void manager_lease_renewed(Manager *m);
 
 /* Someone who reacts to the manager's changes (the bus edge, the units module, the composition).
  * Every callback is optional. The struct is the subscriber's (usually embedded in its object) and
