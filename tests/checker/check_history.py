@@ -437,7 +437,18 @@ def _check_acked(recs, res, T, fault_grace_ns, slack_ns):
         if r.get("type") == "invoke" and r.get("op") == "enter":
             enterers[(r["election"], r["id"])].append(r)
 
+    # Leave/Evict calls by (election, id): (invoked, replied or None). One invoked before the Enter
+    # but still in flight when the Enter was invoked is concurrent with it, and may apply after it.
+    replies = {r["req"]: r["t"] for r in recs if r.get("type") in ("ok", "fail") and r.get("req")}
+    removers = defaultdict(list)
+    for r in recs:
+        if r.get("type") == "invoke" and r.get("op") in excuse_ops:
+            removers[(r.get("election"), r.get("id"))].append((r["t"], replies.get(r.get("req")), r))
+
     def excused(e, cid, since, until):
+        for t_i, t_r, r in removers.get((e, cid), ()):
+            if t_i < since and (t_r is None or t_r >= since):
+                return r
         owners = {x.get("owner") for x in enterers[(e, cid)] if x["t"] <= until}
         owner_nodes = {x.get("node") for x in enterers[(e, cid)] if x["t"] <= until}
         for n in owner_nodes:

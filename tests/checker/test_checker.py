@@ -292,6 +292,21 @@ class CheckerTest(unittest.TestCase):
             r = h.check()
             self.assertEqual(r.violations, [], "%s: %s" % (excuse, [str(v) for v in r.violations]))
 
+    def test_evict_concurrent_with_enter_excuses(self):
+        # 3-node soak, seed 360202690: an Evict invoked a moment before the Enter, still in flight,
+        # applies after it (both acknowledged): the Enter's candidacy is gone, legitimately
+        def hist(evict_inv, evict_ok):
+            h = H()
+            h.op(evict_inv, evict_ok, "n3", "evict", "a", "r0", 1, "", [])
+            h.op(100, 106, "n1", "enter", "a", "r1", 1, "a", ["a"])
+            h.term(105, "n1", 1, "a", ["a"])
+            h.term(114, "n1", 1, "", [])
+            h.term(300, "n1", 2, "b", ["b"])
+            return h
+        self.assertPasses(hist(99, 114))
+        # one that had already returned before the Enter was invoked excuses nothing
+        self.assertCaught(hist(50, 60), "lost-enter")
+
     def lost_enter_history(self, fault_ms, heal_ms, enter_ms):
         h = H()
         h.term_all(10, 1, "x", ["x"])

@@ -114,10 +114,7 @@ class Recorder:
                 if first:
                     # The daemon does not announce LocalLeader for an election it just created
                     # (no previous value to compare with): read it.
-                    self.get_prop(path, ELECTION_IFACE, "LocalLeader",
-                                  lambda v, t2, name=name: self.write(
-                                      {"type": "local_leader", "election": name, "value": bool(v),
-                                       "term": self.terms.get(name), "src": "read"}, t2))
+                    self.read_local_leader(path, name, "read")
             return
         if member == "PropertiesChanged" and iface == PROPS_IFACE and len(args) == 3:
             piface, changed, invalidated = str(args[0]), args[1], [str(x) for x in args[2]]
@@ -148,10 +145,7 @@ class Recorder:
                                 "value": bool(changed["LocalLeader"]),
                                 "term": self.terms.get(name), "src": "prop", "seen": t}, when)
                 elif "LocalLeader" in invalidated:
-                    self.get_prop(path, ELECTION_IFACE, "LocalLeader",
-                                  lambda v, t2, name=name: self.write(
-                                      {"type": "local_leader", "election": name, "value": bool(v),
-                                       "term": self.terms.get(name), "src": "prop"}, t2))
+                    self.read_local_leader(path, name, "prop")
 
     # --- reads (asynchronous: a stopped daemon must not stall the recorder) ----------------
     def call(self, path, iface, method, sig, args, done):
@@ -166,6 +160,21 @@ class Recorder:
     def get_prop(self, path, iface, prop, done):
         self.call(path, PROPS_IFACE, "Get", "ss", (iface, prop), lambda r, t: done(r[0], t))
 
+    def read_local_leader(self, path, name, src):
+        """Reads LocalLeader with LocalLeaderChanged (one GetAll) and stamps the record with the
+        node's own instant of that value's flip, as for PropertiesChanged: a reply that was on its
+        way while the value flipped (it arrives after the flip's signal) must not reopen a claim
+        at its receipt time."""
+        def done(r, t2):
+            props = r[0]
+            v = bool(props.get("LocalLeader", False))
+            when = int(props.get("LocalLeaderChanged", 0)) * 1000 or t2
+            if self.receipt_time:
+                when = t2
+            self.write({"type": "local_leader", "election": name, "value": v,
+                        "term": self.terms.get(name), "src": src, "seen": t2}, when)
+        self.call(path, PROPS_IFACE, "GetAll", "s", (ELECTION_IFACE,), done)
+
     def snapshot(self, src):
         self.get_prop(ROOT, MANAGER_IFACE, "Quorate",
                       lambda v, t: self.write({"type": "quorate", "value": bool(v), "src": src}, t))
@@ -175,10 +184,7 @@ class Recorder:
                 name, path = str(name), str(path)
                 self.call(path, ELECTION_IFACE, "GetTerm", "", (),
                           lambda r, t2, name=name: self.term_rec(name, r[0], r[1], r[2], src, t2))
-                self.get_prop(path, ELECTION_IFACE, "LocalLeader",
-                              lambda v, t2, name=name: self.write(
-                                  {"type": "local_leader", "election": name, "value": bool(v),
-                                   "term": self.terms.get(name), "src": src}, t2))
+                self.read_local_leader(path, name, src)
         self.call(ROOT, MANAGER_IFACE, "ListElections", "", (), listed)
 
     def on_stdin(self, fd, cond):
