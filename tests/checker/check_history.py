@@ -439,15 +439,28 @@ def _check_acked(recs, res, T, fault_grace_ns, slack_ns):
 
     # Leave/Evict calls by (election, id): (invoked, replied or None). One invoked before the Enter
     # but still in flight when the Enter was invoked is concurrent with it, and may apply after it.
-    replies = {r["req"]: r["t"] for r in recs if r.get("type") in ("ok", "fail") and r.get("req")}
+    # A call that failed without a definite answer (OutcomeUnknown, no reply, a timeout…) may
+    # still commit at any later time (DESIGN.md "outcome unknown"): it excuses a later loss too.
+    definite = {"org.electiond.Election1.Error.NotCandidate", "org.freedesktop.DBus.Error.AccessDenied",
+                "org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner"}
+    replies = {}
+    for r in recs:
+        if r.get("type") in ("ok", "fail") and r.get("req"):
+            refused = r.get("type") == "fail" and (
+                r.get("error") in definite or (r.get("error") == "org.electiond.Election1.Error.NoQuorum"
+                                               and str(r.get("message", "")).startswith("This node has no quorum")))
+            unknown = r.get("type") == "fail" and not refused
+            replies[r["req"]] = (r["t"], refused, unknown)
     removers = defaultdict(list)
     for r in recs:
         if r.get("type") == "invoke" and r.get("op") in excuse_ops:
             removers[(r.get("election"), r.get("id"))].append((r["t"], replies.get(r.get("req")), r))
 
     def excused(e, cid, since, until):
-        for t_i, t_r, r in removers.get((e, cid), ()):
-            if t_i < since and (t_r is None or t_r >= since):
+        for t_i, rep, r in removers.get((e, cid), ()):
+            if t_i >= since:
+                continue
+            if rep is None or rep[0] >= since or rep[2]:
                 return r
         owners = {x.get("owner") for x in enterers[(e, cid)] if x["t"] <= until}
         owner_nodes = {x.get("node") for x in enterers[(e, cid)] if x["t"] <= until}

@@ -306,6 +306,15 @@ class CheckerTest(unittest.TestCase):
         self.assertPasses(hist(99, 114))
         # one that had already returned before the Enter was invoked excuses nothing
         self.assertCaught(hist(50, 60), "lost-enter")
+        # unless its outcome was unknown: it may commit long after (5-node soak, seed 775100249)
+        h = H()
+        h.add(50, type="invoke", op="leave", election="e", id="a", node="n1", req="r0", owner=":1.n1")
+        h.add(60, type="fail", op="leave", election="e", id="a", node="n1", req="r0", owner=":1.n1",
+              error="org.electiond.Election1.Error.OutcomeUnknown", message="The change was submitted")
+        h.op(100, 106, "n1", "enter", "a", "r1", 1, "a", ["a"])
+        h.term(105, "n1", 1, "a", ["a"])
+        h.term(200, "n1", 1, "", [])
+        self.assertPasses(h)
 
     def lost_enter_history(self, fault_ms, heal_ms, enter_ms):
         h = H()
