@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "electiond-channel.h"
 #include "electiond-cluster.h"
@@ -1143,6 +1144,8 @@ static int start_engine(Cluster *c, const EngineServer *bootstrap, size_t n_boot
                 .dir = c->raft_dir,
                 .server_id = c->node_id,
                 .address = address,
+                .election_timeout_msec = (unsigned) (c->config->raft_election_timeout_usec / USEC_PER_MSEC),
+                .heartbeat_timeout_msec = (unsigned) (c->config->raft_heartbeat_usec / USEC_PER_MSEC),
                 .transport_new = make_transport,
                 .transport_free = free_transport,
                 .transport_userdata = c,
@@ -1768,7 +1771,7 @@ int cluster_reload_keys(Cluster *c) {
  * count as a grant for that long (lease_granter_set_prior_lease). Written before any grant. */
 static int note_lease_setting(Cluster *c) {
         g_autofree char *path = g_build_filename(c->state_dir, "lease-usec", NULL);
-        uint64_t prior = 0;
+        uint64_t prior = 0, margin;
         int r;
 
         if (read_u64_file(path, &prior) >= 0 && prior > c->lease_params.lease_usec) {
@@ -1776,9 +1779,27 @@ static int note_lease_setting(Cluster *c) {
                            (double) prior / USEC_PER_SEC);
                 lease_granter_set_prior_lease(c->granter, prior);
         }
-        if (prior == c->lease_params.lease_usec)
+        if (prior != c->lease_params.lease_usec) {
+                r = write_u64_file(path, c->lease_params.lease_usec);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to write %s: %m", path);
+        }
+
+        /* The same for δ (ActionMarginSec=); without the file the previous run (if any) was a
+         * release with the built-in δ. */
+        g_free(path);
+        path = g_build_filename(c->state_dir, "act-margin-usec", NULL);
+        margin = lease_act_margin_usec(&c->lease_params);
+        if (read_u64_file(path, &prior) < 0)
+                prior = LEASE_ACT_MARGIN_USEC;
+        if (prior > margin) {
+                log_notice("ActionMarginSec= went down from %.3f s: grants of the previous run count with it.",
+                           (double) prior / USEC_PER_SEC);
+                lease_granter_set_prior_margin(c->granter, prior);
+        }
+        if (access(path, F_OK) == 0 && prior == margin)
                 return 0;
-        r = write_u64_file(path, c->lease_params.lease_usec);
+        r = write_u64_file(path, margin);
         if (r < 0)
                 return log_error_errno(r, "Failed to write %s: %m", path);
         return 0;
@@ -1810,9 +1831,18 @@ int cluster_new(sd_event *event, const Config *config, const char *state_dir, co
         c->standby = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
         c->owners = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         c->owners_dirty = true;
-        c->lease_params = (LeaseParams) { .lease_usec = config->lease_usec, .node_timeout_usec = config->node_timeout_usec };
+        c->lease_params = (LeaseParams) {
+                .lease_usec = config->lease_usec,
+                .node_timeout_usec = config->node_timeout_usec,
+                .act_margin_usec = config->act_margin_usec,
+                /* hashed into the fingerprint only when not the defaults (rolling upgrades) */
+                .raft_election_timeout_usec = config->raft_election_timeout_usec == CONFIG_RAFT_ELECTION_TIMEOUT_USEC
+                        ? 0 : config->raft_election_timeout_usec,
+                .raft_heartbeat_usec = config->raft_heartbeat_usec == CONFIG_RAFT_HEARTBEAT_USEC
+                        ? 0 : config->raft_heartbeat_usec,
+        };
         if (!lease_params_valid(&c->lease_params))
-                return log_error_errno(EINVAL, "NodeTimeoutSec= must exceed LeaseSec= × 1.01 + 0.1 s.");
+                return log_error_errno(EINVAL, "NodeTimeoutSec= must exceed LeaseSec= × 1.01 + ActionMarginSec=.");
         c->fingerprint = lease_params_fingerprint(&c->lease_params);
         c->requester = lease_requester_new(0, &c->lease_params);
         c->granter = lease_granter_new(&c->lease_params, c->started);
