@@ -1626,12 +1626,23 @@ static void force_new_tick(Cluster *c, uint64_t now) {
         }
 }
 
+/* The next lease round: one probe interval after this one (or after now, if we are late) — or,
+ * if sooner, when gossip's next probe round starts. Both are periodic with the same interval, so
+ * after the first round they fire at the same instant and share one wake-up (issue 12: idle
+ * wake-ups). Never later than the interval. */
+static uint64_t next_tick_usec(Cluster *c, uint64_t usec, uint64_t now) {
+        uint64_t next = (usec + c->config->probe_interval_usec > now ? usec : now) + c->config->probe_interval_usec;
+        uint64_t probe = c->gossip ? membership_next_probe_usec(gossip_get_membership(c->gossip)) : UINT64_MAX;
+
+        return probe > now && probe < next ? probe : next;
+}
+
 static int on_tick(sd_event_source *src, uint64_t usec, void *userdata) {
         Cluster *c = userdata;
         uint64_t now = now_usec();
         Servers s;
 
-        (void) sd_event_source_set_time(src, (usec + c->config->probe_interval_usec > now ? usec : now) + c->config->probe_interval_usec);
+        (void) sd_event_source_set_time(src, next_tick_usec(c, usec, now));
 
         if (c->force_new && !c->engine) {
                 force_new_tick(c, now);
