@@ -143,11 +143,11 @@ def main():
               "| date | timing | nodes | seconds | load | client results | term changes | Quorate=false "
               "| leader's LocalLeader=false | load average at the end |",
               "|---|---|---|---|---|---|---|---|---|---|"]
-    if not os.path.exists(a.output):
-        with open(a.output, "w") as f:
-            f.write("\n".join(header) + "\n")
-    with open(a.output, "a") as f:
-        f.write(row + "\n")
+    lines = open(a.output).read().split("\n") if os.path.exists(a.output) else header + [""]
+    rows_at = [i for i, l in enumerate(lines) if l.startswith("|---") or l.startswith("| 20")]
+    lines.insert(rows_at[-1] + 1 if rows_at else len(lines), row)   # after the table's last row
+    with open(a.output, "w") as f:
+        f.write("\n".join(lines).rstrip("\n") + "\n")
     print(row)
     if errors or false_sd or unquorate or ll_lost:
         for r in (terms + unquorate + ll_lost)[:20]:
