@@ -272,7 +272,7 @@ def run_client(client, node, *args, timeout=300):
 
 def bench_3node(a):
     res = {"nodes": 3}
-    with cluster.Cluster(3, record=False, electiond=a.electiond) as c:
+    with cluster.Cluster(3, record=False, electiond=a.electiond, config=getattr(a, "cluster_config", None)) as c:
         t0 = time.monotonic()
         c.start()
         quorate_all(c.nodes, 60)
@@ -324,7 +324,7 @@ def bench_3node(a):
 
 def bench_scale(a, n):
     res = {"nodes": n, "max_voters": 5, "notes": []}
-    cfg = {"Cluster": {"MaxVoters": "5"}}
+    cfg = {"Cluster": dict({"MaxVoters": "5"}, **(getattr(a, "cluster_config", None) or {}).get("Cluster", {}))}
     with cluster.Cluster(n, config=cfg, electiond=a.electiond) as c:
         c.start_buses()   # buses and recorders first: formation counts from the first daemon's exec
         t0 = time.monotonic()
@@ -696,7 +696,9 @@ def main():
     ap.add_argument("--trials", type=int, help="failover trials at scale (default 6, 2 with --quick)")
     ap.add_argument("--out-dir", help="where the report and plots go (default bench/)")
     ap.add_argument("--check", action="store_true", help="fail unless the report has numbers (smoke test)")
+    ap.add_argument("--encrypt", action="store_true", help="every node with [Cluster] Encrypt=yes")
     a = ap.parse_args()
+    a.cluster_config = {"Cluster": {"Encrypt": "yes"}} if a.encrypt else None
     a.argv = sys.argv[1:]
     a.seconds = 1.0 if a.quick else 3.0
     a.warmup = 0.3 if a.quick else 0.5

@@ -490,6 +490,10 @@ def electiond_result():
             "part_n": 0, "part_takeover": [], "part_ll_read_two": 0}
 
 
+# Extra configuration of every electiond cluster (--encrypt: {"Cluster": {"Encrypt": "yes"}}).
+CLUSTER_CONFIG = None
+
+
 def read_profile(path):
     """A drop-in (conf/50-fast.conf): {section: {key: value}} for cluster.Cluster(config=)."""
     import configparser
@@ -501,8 +505,13 @@ def read_profile(path):
 
 
 def bench_electiond(n, trials, part_trials, anoint_trials, form_timeout, res, config=None):
-    """Fills res (electiond_result()); raises Unavailable when no cluster forms."""
-    with cluster.Cluster(n, config=config) as c:
+    """Fills res (electiond_result()); raises Unavailable when no cluster forms. config: a
+    profile's keys, on top of CLUSTER_CONFIG."""
+    merged = {}
+    for extra in (CLUSTER_CONFIG, config):
+        for sec, kv in (extra or {}).items():
+            merged.setdefault(sec, {}).update(kv)
+    with cluster.Cluster(n, config=merged or None) as c:
         try:
             c.start(wait=False)
             for x in c.nodes:
@@ -783,6 +792,7 @@ def main():
     ap.add_argument("--form-timeout", type=float, default=60, help="seconds for a cluster to form")
     ap.add_argument("--profile", default=None,
                     help="electiond timing from this drop-in (e.g. conf/50-fast.conf) instead of the defaults")
+    ap.add_argument("--encrypt", action="store_true", help="electiond with [Cluster] Encrypt=yes")
     ap.add_argument("--replot", action="store_true",
                     help="no trials: rebuild the report and plots from the raw JSON next to --output")
     args = ap.parse_args()
@@ -794,6 +804,9 @@ def main():
                              else (2 if args.quick else 10))
     args.anoint_trials = args.anoint_trials if args.anoint_trials is not None else args.trials
     args.plot_dir = args.plot_dir or os.path.dirname(os.path.abspath(args.output))
+    if args.encrypt:
+        global CLUSTER_CONFIG
+        CLUSTER_CONFIG = {"Cluster": {"Encrypt": "yes"}}
 
     if args.replot:
         with open(raw_path(args)) as f:

@@ -138,6 +138,10 @@ static int report(ElectionClient *c, int r, const char *name, const char *id) {
                                   "characters.\n"), id ?: "");
         else if (streq_ptr(n, ELECTION_ERROR_LIMIT_EXCEEDED))
                 fprintf(stderr, _("Limit exceeded: electiond allows no more elections or candidates.\n"));
+        else if (streq_ptr(n, ELECTION_ERROR_QUOTA_EXCEEDED))
+                fprintf(stderr, _("Quota exceeded: this user holds as many persistent candidacies as allowed "
+                                  "(MaxPersistentPerUser=). Leave one, enter without --persistent, or get the polkit "
+                                  "authorization org.electiond.Election1.enter-persistent.\n"));
         else if (streq_ptr(n, ELECTION_ERROR_NO_QUORUM))
                 /* the daemon says which: a change not applied, or no terms to show yet */
                 fprintf(stderr, _("No quorum: %s\n"), m ?: _("the change was not applied."));

@@ -23,6 +23,7 @@ static const struct {
         { "electiond_packets_dropped", "Received packets dropped, by protocol (gossip, channel) and reason." },
         { "electiond_raft_connections", "Authenticated Raft connections, by direction." },
         { "electiond_raft_handshake_failures", "Raft connection handshakes that failed, by direction." },
+        { "electiond_raft_encryption_mismatches", "Inbound Raft handshakes refused because the peer's Encrypt= differs." },
         { "electiond_forwarded_calls", "Command batches forwarded to the Raft leader (sent, resends included) or received from other nodes." },
         { "electiond_commits_failed", "Calls that were not committed (timeout, shutdown, ...)." },
         { "electiond_commit_latency_seconds", "Time from submitting a call's command to its commit and apply on this node." },

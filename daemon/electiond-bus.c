@@ -27,6 +27,7 @@ typedef struct Call {
         BusEdge *edge;
         sd_bus_message *message;
         Command *command;         /* until submitted */
+        uint32_t uid;             /* the caller's, once known */
         sd_bus_slot *slot;        /* while waiting for the bus: the caller's uid, or polkit */
         GList link;               /* in BusEdge.waiting while slot is set */
 } Call;
@@ -158,6 +159,14 @@ static void call_reply_errno(Call *c, int error) {
                 log_debug_errno(r, "Failed to send error reply: %m");
 }
 
+static int reply_quota_exceeded(Call *c, Manager *m) {
+        return sd_bus_reply_method_errorf(c->message, ELECTIOND_ERROR_QUOTA_EXCEEDED,
+                                          "User %" PRIu32 " holds as many persistent candidacies as allowed "
+                                          "(MaxPersistentPerUser=%u); more need uid 0 or polkit action %s.",
+                                          c->uid, manager_get_config(m)->max_persistent_per_user,
+                                          ELECTIOND_POLKIT_ACTION_ENTER_PERSISTENT);
+}
+
 static void on_call_done(Manager *m, int status, ElectionResult result, const Term *term, void *userdata) {
         Call *c = userdata;
         const char *name = sd_bus_message_get_member(c->message);
@@ -197,6 +206,9 @@ static void on_call_done(Manager *m, int status, ElectionResult result, const Te
                         r = sd_bus_reply_method_errorf(c->message, SD_BUS_ERROR_ACCESS_DENIED,
                                                        "Not allowed to change this candidacy.");
                         break;
+                case ELECTION_QUOTA_EXCEEDED:
+                        r = reply_quota_exceeded(c, m);
+                        break;
                 case ELECTION_INVALID:
                 default:
                         r = sd_bus_reply_method_errorf(c->message, SD_BUS_ERROR_INVALID_ARGS,
@@ -232,28 +244,36 @@ static void call_submit(Call *c) {
         }
 }
 
-static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
-        Call *c = userdata;
+/* polkit's answer: true if authorized. Failures deny. */
+static bool polkit_reply_authorized(sd_bus_message *reply) {
         const sd_bus_error *e;
         int authorized = false, challenge = false, r;
+
+        e = sd_bus_message_get_error(reply);
+        if (e) {
+                log_debug("polkit check failed (%s: %s), denying.", e->name, e->message ?: "");
+                return false;
+        }
+        r = sd_bus_message_enter_container(reply, 'r', "bba{ss}");
+        if (r >= 0)
+                r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
+        if (r < 0) {
+                log_debug_errno(r, "Failed to parse polkit reply, denying: %m");
+                return false;
+        }
+        return authorized;
+}
+
+static void call_check_manage(Call *c);
+
+static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Call *c = userdata;
+        int r;
 
         c->slot = sd_bus_slot_unref(c->slot);
         g_queue_unlink(&c->edge->waiting, &c->link);
 
-        e = sd_bus_message_get_error(reply);
-        if (e)
-                log_debug("polkit check failed (%s: %s), denying.", e->name, e->message ?: "");
-        else {
-                r = sd_bus_message_enter_container(reply, 'r', "bba{ss}");
-                if (r >= 0)
-                        r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
-                if (r < 0) {
-                        log_debug_errno(r, "Failed to parse polkit reply, denying: %m");
-                        authorized = false;
-                }
-        }
-
-        if (!authorized) {
+        if (!polkit_reply_authorized(reply)) {
                 r = sd_bus_reply_method_errorf(c->message, SD_BUS_ERROR_ACCESS_DENIED,
                                                "Not authorized: this needs uid 0 or polkit action %s.",
                                                ELECTIOND_POLKIT_ACTION);
@@ -265,6 +285,27 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
 
         c->command->flags |= COMMAND_FLAG_AUTHORIZED;
         call_submit(c);
+        return 0;
+}
+
+/* enter-persistent: authorized, the Enter goes without the quota; else QuotaExceeded. */
+static int on_quota_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Call *c = userdata;
+        int r;
+
+        c->slot = sd_bus_slot_unref(c->slot);
+        g_queue_unlink(&c->edge->waiting, &c->link);
+
+        if (!polkit_reply_authorized(reply)) {
+                r = reply_quota_exceeded(c, c->edge->manager);
+                if (r < 0)
+                        log_debug_errno(r, "Failed to send reply: %m");
+                call_free(c);
+                return 0;
+        }
+
+        c->command->max_persistent = 0;
+        call_check_manage(c);
         return 0;
 }
 
@@ -287,11 +328,11 @@ static int polkit_check_async(sd_bus *bus, sd_bus_slot **ret_slot, sd_bus_messag
         return sd_bus_call_async(bus, ret_slot, req, callback, userdata, 0);
 }
 
-/* Asks polkit without blocking; the call continues in on_polkit_reply(). */
-static int call_authorize(Call *c) {
+/* Asks polkit about action without blocking; the call continues in callback. */
+static int call_authorize(Call *c, const char *action, sd_bus_message_handler_t callback) {
         int r;
 
-        r = polkit_check_async(c->edge->bus, &c->slot, c->message, ELECTIOND_POLKIT_ACTION, on_polkit_reply, c);
+        r = polkit_check_async(c->edge->bus, &c->slot, c->message, action, callback, c);
         if (r < 0)
                 return r;
         g_queue_push_tail_link(&c->edge->waiting, &c->link);
@@ -516,13 +557,48 @@ static bool command_needs_authorization(BusEdge *b, const Command *c) {
         }
 }
 
-/* The call's uid is known: authorize if needed, then submit. Replies on every failure. */
+/* Whether a persistent Enter by a non-root caller would go beyond MaxPersistentPerUser= in the
+ * committed state as this node has it (the rules decide again at apply: concurrent Enters). */
+static bool call_over_quota(BusEdge *b, const Command *cmd, unsigned quota) {
+        const ElectionState *s = manager_get_state(b->manager);
+        const Candidacy *cand;
+
+        cand = election_find(edge_election(b, cmd->election), cmd->id, NULL);
+        if (cand && cand->persistent && cand->uid == cmd->uid)
+                return false; /* a re-bind of its own: no new one */
+        return election_state_persistent_count(s, cmd->uid) >= quota;
+}
+
+/* Anoint/Promote/Evict, a re-bind or Leave of another user's candidacy: root or polkit manage.
+ * Then submits. Replies on every failure. */
+static void call_check_manage(Call *c) {
+        int r;
+
+        if (!command_needs_authorization(c->edge, c->command)) {
+                call_submit(c);
+                return;
+        }
+        r = call_authorize(c, ELECTIOND_POLKIT_ACTION, on_polkit_reply);
+        if (r < 0) {
+                log_debug_errno(r, "Cannot ask polkit, denying: %m");
+                r = sd_bus_reply_method_errorf(c->message, SD_BUS_ERROR_ACCESS_DENIED,
+                                               "Not authorized: this needs uid 0 or polkit action %s.",
+                                               ELECTIOND_POLKIT_ACTION);
+                if (r < 0)
+                        log_debug_errno(r, "Failed to send reply: %m");
+                call_free(c);
+        }
+}
+
+/* The call's uid is known: the quota of persistent Enters, authorization, then submit. Replies
+ * on every failure. */
 static void call_continue(Call *c, uid_t uid) {
         BusEdge *b = c->edge;
         Command *cmd = c->command;
+        unsigned quota = manager_get_config(b->manager)->max_persistent_per_user;
         int r;
 
-        cmd->uid = (uint32_t) uid;
+        c->uid = cmd->uid = (uint32_t) uid;
         if (uid == 0)
                 cmd->flags |= COMMAND_FLAG_AUTHORIZED;
 
@@ -537,21 +613,24 @@ static void call_continue(Call *c, uid_t uid) {
                 }
         }
 
-        if (command_needs_authorization(b, cmd)) {
-                r = call_authorize(c);
-                if (r < 0) {
-                        log_debug_errno(r, "Cannot ask polkit, denying: %m");
-                        r = sd_bus_reply_method_errorf(c->message, SD_BUS_ERROR_ACCESS_DENIED,
-                                                       "Not authorized: this needs uid 0 or polkit action %s.",
-                                                       ELECTIOND_POLKIT_ACTION);
-                        if (r < 0)
-                                log_debug_errno(r, "Failed to send reply: %m");
-                        call_free(c);
+        /* Persistent candidacies outlive their caller: a non-root uid holds at most `quota` of
+         * them, unless polkit lets it have more (then the command carries no quota). */
+        if (cmd->type == COMMAND_ENTER && (cmd->flags & COMMAND_FLAG_PERSISTENT) && uid != 0 && quota > 0) {
+                cmd->max_persistent = quota;
+                if (call_over_quota(b, cmd, quota)) {
+                        r = call_authorize(c, ELECTIOND_POLKIT_ACTION_ENTER_PERSISTENT, on_quota_polkit_reply);
+                        if (r < 0) {
+                                log_debug_errno(r, "Cannot ask polkit, refusing beyond the quota: %m");
+                                r = reply_quota_exceeded(c, b->manager);
+                                if (r < 0)
+                                        log_debug_errno(r, "Failed to send reply: %m");
+                                call_free(c);
+                        }
+                        return;
                 }
-                return;
         }
 
-        call_submit(c);
+        call_check_manage(c);
 }
 
 static int on_uid_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
@@ -1295,6 +1374,17 @@ void bus_edge_term_changed(BusEdge *b, const Election *e) {
         path = bus_election_path(e->name);
         if (!path)
                 return (void) log_oom();
+
+        /* FORGET deleted it (it was empty): its object goes from the enumeration and the object
+         * manager; the path still answers, as for any election that does not exist (term 0). */
+        if (e->removed) {
+                if (!g_hash_table_remove(b->local_leader, e->name))
+                        return; /* never announced */
+                r = sd_bus_emit_object_removed(b->bus, path);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to emit InterfacesRemoved for election '%s': %m", e->name);
+                return;
+        }
 
         /* An election not seen before read LocalLeader=false until now. */
         moved = local_leader_update(b, e, &known);

@@ -15,11 +15,14 @@
 #define ELECTIOND_ERROR_INVALID_NAME   "org.electiond.Election1.Error.InvalidName"
 #define ELECTIOND_ERROR_INVALID_ID     "org.electiond.Election1.Error.InvalidId"
 #define ELECTIOND_ERROR_LIMIT_EXCEEDED "org.electiond.Election1.Error.LimitExceeded"
+#define ELECTIOND_ERROR_QUOTA_EXCEEDED "org.electiond.Election1.Error.QuotaExceeded"
 #define ELECTIOND_ERROR_NO_QUORUM      "org.electiond.Election1.Error.NoQuorum"
 #define ELECTIOND_ERROR_OUTCOME_UNKNOWN "org.electiond.Election1.Error.OutcomeUnknown"
 #define ELECTIOND_ERROR_WITNESS        "org.electiond.Election1.Error.Witness"
 #define ELECTIOND_POLKIT_ACTION        "org.electiond.Election1.manage"
 #define ELECTIOND_POLKIT_ACTION_DRAIN  "org.electiond.Election1.drain"
+/* a non-root caller's persistent Enter beyond MaxPersistentPerUser= */
+#define ELECTIOND_POLKIT_ACTION_ENTER_PERSISTENT "org.electiond.Election1.enter-persistent"
 
 typedef struct BusEdge BusEdge;
 

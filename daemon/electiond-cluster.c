@@ -4,11 +4,14 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "electiond-address.h"
+#include "electiond-bytes.h"
 #include "electiond-channel.h"
 #include "electiond-cluster.h"
 #include "electiond-gossip.h"
@@ -28,6 +31,7 @@ enum {
         MSG_LEASE_REQ = 9, /* u64 seq, u64 applied, u64 settings fingerprint, u64 µs without lease, name */
         MSG_LEASE_ACK = 10, /* u64 seq, u64 the requester's channel epoch (an ack never outlives its run) */
         MSG_APPLIED = 11,  /* u64 confirmed index, u64 attesting index, u16 n, n × u64 lease ids attested */
+        MSG_NAME_IN_USE = 12, /* from the Raft leader: your commands' name belongs to another node id */
 };
 
 #define TAGS_VERSION 1
@@ -57,8 +61,8 @@ typedef struct Peer {
         uint64_t dead_since; /* boottime µs, 0 when alive */
         uint64_t applied;    /* highest log index it confirmed (APPLIED) */
         bool have_address;
-        struct sockaddr_storage channel; /* where its cluster channel listens */
-        char raft_address[64];
+        MemberAddress addresses[MEMBER_ADDRESSES_MAX]; /* what it advertises (gossip port) */
+        size_t n_addresses;
         Tags tags;
         uint64_t attest_index;  /* its latest attestation (rule 4): at this applied index ... */
         GArray *attested;       /* ... these lease ids hold no grant of its (u64) */
@@ -165,17 +169,6 @@ static uint64_t name_hash(const char *s) {
         return h ?: 1;
 }
 
-static void put_u64(GByteArray *b, uint64_t v) {
-        uint64_t le = GUINT64_TO_LE(v);
-        g_byte_array_append(b, (const uint8_t *) &le, 8);
-}
-
-static uint64_t get_u64(const uint8_t *p) {
-        uint64_t le;
-        memcpy(&le, p, 8);
-        return GUINT64_FROM_LE(le);
-}
-
 static int read_u64_file(const char *path, uint64_t *ret) {
         g_autofree char *s = NULL;
         char *end;
@@ -213,14 +206,11 @@ static bool raft_dir_has_state(const char *dir) {
 }
 
 static void tags_encode(const Tags *t, uint8_t out[TAGS_SIZE]) {
-        uint64_t id = GUINT64_TO_LE(t->cluster_id);
-        uint16_t port = GUINT16_TO_LE(t->raft_port);
         out[0] = t->version;
         out[1] = t->flags;
-        memcpy(out + 2, &id, 8);
-        uint64_t fp = GUINT64_TO_LE(t->fingerprint);
-        memcpy(out + 10, &port, 2);
-        memcpy(out + 12, &fp, 8);
+        bytes_set_u64(out + 2, t->cluster_id);
+        bytes_set_u16(out + 10, t->raft_port);
+        bytes_set_u64(out + 12, t->fingerprint);
         out[20] = t->protocol;
 }
 
@@ -229,12 +219,12 @@ static bool tags_decode(const uint8_t *p, size_t n, Tags *ret) {
         uint16_t port;
         if (n < 12 || p[0] != TAGS_VERSION)
                 return false;
-        memcpy(&id, p + 2, 8);
-        memcpy(&port, p + 10, 2);
+        id = bytes_get_u64(p + 2);
+        port = bytes_get_u16(p + 10);
         if (n >= 20)
-                memcpy(&fp, p + 12, 8);
-        *ret = (Tags) { .version = p[0], .flags = p[1], .cluster_id = GUINT64_FROM_LE(id), .raft_port = GUINT16_FROM_LE(port),
-                        .fingerprint = GUINT64_FROM_LE(fp), .protocol = n > 20 && p[20] > 1 ? p[20] : 1 };
+                fp = bytes_get_u64(p + 12);
+        *ret = (Tags) { .version = p[0], .flags = p[1], .cluster_id = id, .raft_port = port,
+                        .fingerprint = fp, .protocol = n > 20 && p[20] > 1 ? p[20] : 1 };
         return true;
 }
 
@@ -319,13 +309,58 @@ static size_t count_voters(const Servers *s) {
         return n;
 }
 
+/* ---- addresses ---- */
+
+/* Which of a member's addresses we use: one of a family we have too (a mixed cluster has
+ * IPv4-only, IPv6-only and dual-stack nodes), prefer_family first if given, else IPv4 (as
+ * before IPv6), then global IPv6, then link-local IPv6. NULL if none is usable. */
+static const MemberAddress *pick_address(Cluster *c, const MemberAddress *addrs, size_t n, int prefer_family) {
+        bool have4 = gossip_has_family(c->gossip, AF_INET), have6 = gossip_has_family(c->gossip, AF_INET6);
+        const MemberAddress *best = NULL;
+        int best_rank = INT_MAX;
+
+        for (size_t i = 0; i < n; i++) {
+                const MemberAddress *a = &addrs[i];
+                int rank;
+
+                if ((a->family == AF_INET && !have4) || (a->family == AF_INET6 && !have6))
+                        continue;
+                rank = member_address_preference(a);
+                if (prefer_family != 0 && a->family == prefer_family)
+                        rank -= 10;
+                if (rank < best_rank) {
+                        best_rank = rank;
+                        best = a;
+                }
+        }
+        return best;
+}
+
+/* Where p's cluster channel listens (Port+1 of its gossip address), scope included. */
+static int peer_channel_address(Cluster *c, const Peer *p, struct sockaddr_storage *ret) {
+        const MemberAddress *a;
+        MemberAddress ch;
+
+        if (!p || !p->have_address)
+                return -EHOSTUNREACH;
+        a = pick_address(c, p->addresses, p->n_addresses, 0);
+        if (!a)
+                return -EHOSTUNREACH;
+        ch = *a;
+        ch.port = (uint16_t) (a->port + 1);
+        return gossip_resolve(c->gossip, &ch, ret, NULL);
+}
+
 /* ---- channel sends ---- */
 
 static void send_to_peer(Cluster *c, const Peer *p, uint8_t type, const void *data, size_t size) {
+        struct sockaddr_storage to;
         int r;
         if (!c->channel || !p || !p->have_address)
                 return;
-        r = channel_send(c->channel, &p->channel, type, data, size);
+        r = peer_channel_address(c, p, &to);
+        if (r >= 0)
+                r = channel_send(c->channel, &to, type, data, size);
         if (r < 0)
                 log_debug_errno(r, "Failed to send message %u to %s: %m", type, p->name);
 }
@@ -366,10 +401,10 @@ static void lease_round(Cluster *c, const Servers *s, uint64_t now) {
 
         update_voters(c, s);
         seq = lease_requester_begin_round(c->requester, now);
-        put_u64(b, seq);
-        put_u64(b, applied);
-        put_u64(b, c->fingerprint);
-        put_u64(b, without);
+        bytes_put_u64(b, seq);
+        bytes_put_u64(b, applied);
+        bytes_put_u64(b, c->fingerprint);
+        bytes_put_u64(b, without);
         g_byte_array_append(b, (const uint8_t *) c->node_name, (guint) strlen(c->node_name));
 
         for (size_t i = 0; i < s->n; i++) {
@@ -424,8 +459,8 @@ static void on_lease_req(Cluster *c, const ChannelPacket *p, uint64_t now) {
                 return;
 
         /* (no hand-over confirmation: only APPLIED says "applied, and my units are stopped") */
-        uint64_t seq = get_u64(p->payload), applied = get_u64(p->payload + 8);
-        uint64_t fingerprint = get_u64(p->payload + 16), without = get_u64(p->payload + 24);
+        uint64_t seq = bytes_get_u64(p->payload), applied = bytes_get_u64(p->payload + 8);
+        uint64_t fingerprint = bytes_get_u64(p->payload + 16), without = bytes_get_u64(p->payload + 24);
         g_autofree char *name = g_strndup((const char *) p->payload + 32, p->payload_size - 32);
         if (fingerprint != c->fingerprint) {
                 log_mismatch(c, peer_by_id(c, p->sender), now);
@@ -438,8 +473,8 @@ static void on_lease_req(Cluster *c, const ChannelPacket *p, uint64_t now) {
         }
 
         g_autoptr(GByteArray) b = g_byte_array_new();
-        put_u64(b, seq);
-        put_u64(b, p->epoch);
+        bytes_put_u64(b, seq);
+        bytes_put_u64(b, p->epoch);
         send_to_id(c, p->sender, MSG_LEASE_ACK, b->data, b->len);
 }
 
@@ -545,10 +580,10 @@ static void on_lease_ack(Cluster *c, const ChannelPacket *p, uint64_t now) {
         if (p->payload_size != 16)
                 return;
         /* an ack for another run of ours (recorded, replayed after our restart) is worthless */
-        if (get_u64(p->payload + 8) != c->channel_epoch)
+        if (bytes_get_u64(p->payload + 8) != c->channel_epoch)
                 return;
         uint64_t before = lease_requester_expiry(c->requester);
-        lease_requester_ack(c->requester, p->sender, get_u64(p->payload));
+        lease_requester_ack(c->requester, p->sender, bytes_get_u64(p->payload));
         if (lease_requester_expiry(c->requester) > before)
                 metrics_get()->lease_renewals++;
         check_quorum(c, now);
@@ -640,8 +675,8 @@ static void drive_drops(Cluster *c, const Servers *s, uint64_t now) {
                         d->ask_id = ++c->next_ask_id;
                         if (is_voter(s, c->node_id) && lease_granter_expired(c->granter, target, now))
                                 g_hash_table_add(d->yes, g_memdup2(&c->node_id, sizeof c->node_id));
-                        put_u64(b, target);
-                        put_u64(b, d->ask_id);
+                        bytes_put_u64(b, target);
+                        bytes_put_u64(b, d->ask_id);
                         metrics_get()->drop_vote_requests++;
                         for (size_t i = 0; i < s->n; i++)
                                 if (s->items[i].voter && s->items[i].id != c->node_id) {
@@ -664,7 +699,7 @@ static void on_expired_q(Cluster *c, const ChannelPacket *p, uint64_t now) {
         servers_done(&s);
         if (!voter)
                 return;
-        uint64_t target = get_u64(p->payload);
+        uint64_t target = bytes_get_u64(p->payload);
         g_autoptr(GByteArray) b = g_byte_array_new();
         uint8_t yes = lease_granter_expired(c->granter, target, now);
         if (yes)
@@ -694,7 +729,7 @@ static void on_expired_a(Cluster *c, const ChannelPacket *p, uint64_t now) {
         voters = count_voters(&s);
         servers_done(&s);
 
-        uint64_t target = get_u64(p->payload), ask = get_u64(p->payload + 8);
+        uint64_t target = bytes_get_u64(p->payload), ask = bytes_get_u64(p->payload + 8);
         g_hash_table_iter_init(&it, c->drops);
         while (g_hash_table_iter_next(&it, NULL, &v)) {
                 DropVote *d = v;
@@ -764,7 +799,6 @@ static void broadcast_applied(Cluster *c) {
         g_autoptr(GByteArray) b = NULL;
         g_autoptr(GArray) attested = g_array_new(false, false, sizeof(uint64_t));
         uint64_t now = now_usec(), applied;
-        uint16_t n;
         Servers s;
 
         if (!c->channel || !c->engine)
@@ -788,12 +822,11 @@ static void broadcast_applied(Cluster *c) {
         }
 
         b = g_byte_array_new();
-        put_u64(b, c->confirmed_index);
-        put_u64(b, applied);
-        n = GUINT16_TO_LE((uint16_t) attested->len);
-        g_byte_array_append(b, (const uint8_t *) &n, 2);
+        bytes_put_u64(b, c->confirmed_index);
+        bytes_put_u64(b, applied);
+        bytes_put_u16(b, (uint16_t) attested->len);
         for (guint i = 0; i < attested->len; i++)
-                put_u64(b, g_array_index(attested, uint64_t, i));
+                bytes_put_u64(b, g_array_index(attested, uint64_t, i));
         g_hash_table_iter_init(&it, c->peers);
         while (g_hash_table_iter_next(&it, NULL, &v))
                 if (((Peer *) v)->state == MEMBER_ALIVE || ((Peer *) v)->state == MEMBER_SUSPECT)
@@ -852,22 +885,21 @@ static void on_applied(Cluster *c, const ChannelPacket *p, uint64_t now) {
 
         if (p->payload_size < 18)
                 return;
-        memcpy(&n, p->payload + 16, 2);
-        n = GUINT16_FROM_LE(n);
+        n = bytes_get_u16(p->payload + 16);
         if (p->payload_size != 18 + (size_t) n * 8)
                 return;
-        note_peer_applied(c, p->sender, get_u64(p->payload));
+        note_peer_applied(c, p->sender, bytes_get_u64(p->payload));
         peer = peer_by_id(c, p->sender);
         if (!peer)
                 return;
-        if (get_u64(p->payload + 8) >= peer->attest_index) {
-                peer->attest_index = get_u64(p->payload + 8);
+        if (bytes_get_u64(p->payload + 8) >= peer->attest_index) {
+                peer->attest_index = bytes_get_u64(p->payload + 8);
                 if (!peer->attested)
                         peer->attested = g_array_new(false, false, sizeof(uint64_t));
                 g_array_set_size(peer->attested, 0);
                 for (uint16_t i = 0; i < n; i++) {
                         /* lease ids → Raft ids, the currency of hand-overs */
-                        uint64_t lid = get_u64(p->payload + 18 + (size_t) i * 8);
+                        uint64_t lid = bytes_get_u64(p->payload + 18 + (size_t) i * 8);
                         GHashTableIter pit;
                         gpointer pv;
                         g_hash_table_iter_init(&pit, c->peers);
@@ -901,7 +933,11 @@ int cluster_forward(Cluster *c, const void *batch, size_t size) {
                 return -ENOTCONN;
         if (size > CHANNEL_PAYLOAD_MAX)
                 return -EMSGSIZE;
-        int r = channel_send(c->channel, &p->channel, MSG_FORWARD, batch, size);
+        struct sockaddr_storage to;
+        int r = peer_channel_address(c, p, &to);
+        if (r < 0)
+                return -ENOTCONN;
+        r = channel_send(c->channel, &to, MSG_FORWARD, batch, size);
         if (r >= 0)
                 metrics_get()->forwarded_sent++;
         return r;
@@ -946,20 +982,11 @@ static void peer_update(Cluster *c, const Member *m) {
         p->state = m->state;
         if (tags_decode(m->tags, m->tags_size, &t))
                 p->tags = t;
-        for (size_t i = 0; i < m->n_addresses; i++) {
-                const MemberAddress *a = &m->addresses[i];
-                if (a->family != AF_INET)
-                        continue;
-                struct sockaddr_in *sin = (struct sockaddr_in *) &p->channel;
-                char ip[INET_ADDRSTRLEN];
-                memset(&p->channel, 0, sizeof p->channel);
-                sin->sin_family = AF_INET;
-                memcpy(&sin->sin_addr, a->addr, 4);
-                sin->sin_port = htons((uint16_t) (a->port + 1));
-                inet_ntop(AF_INET, a->addr, ip, sizeof ip);
-                snprintf(p->raft_address, sizeof p->raft_address, "%s:%u", ip, t.raft_port ?: a->port);
+        /* all of them: which one to use depends on our own families, which may change */
+        if (m->n_addresses > 0) {
+                p->n_addresses = MIN(m->n_addresses, (size_t) MEMBER_ADDRESSES_MAX);
+                memcpy(p->addresses, m->addresses, p->n_addresses * sizeof p->addresses[0]);
                 p->have_address = true;
-                break;
         }
         if (t.fingerprint != 0 && t.fingerprint != c->fingerprint && m->state == MEMBER_ALIVE)
                 log_mismatch(c, p, now_usec());
@@ -1035,18 +1062,52 @@ static void on_epoch_bumped(Gossip *g, uint64_t epoch, void *userdata) {
                 channel_codec_set_epoch(channel_get_codec(c->channel), c->channel_epoch);
 }
 
+/* Our Raft address in the configuration: the first IPv4 address (as before IPv6), else a global
+ * IPv6, else a link-local one — "[fe80::1]:7946" without a scope, which only has a meaning per
+ * node: peers connect to whatever address of ours suits them (raft_resolve()). */
 static char *self_raft_address(Cluster *c) {
         const Member *self = membership_get_self(gossip_get_membership(c->gossip));
-        char ip[INET_ADDRSTRLEN];
+        char buf[ADDRESS_STRLEN];
+        int best_rank = INT_MAX;
+        MemberAddress best;
 
         if (!self)
                 return NULL;
-        for (size_t i = 0; i < self->n_addresses; i++)
-                if (self->addresses[i].family == AF_INET) {
-                        inet_ntop(AF_INET, self->addresses[i].addr, ip, sizeof ip);
-                        return g_strdup_printf("%s:%u", ip, c->config->port);
+        for (size_t i = 0; i < self->n_addresses; i++) {
+                const MemberAddress *a = &self->addresses[i];
+                int rank = member_address_preference(a);
+                if (rank < best_rank) {
+                        best_rank = rank;
+                        best = *a;
                 }
-        return NULL;
+        }
+        if (best_rank == INT_MAX)
+                return NULL;
+        best.port = c->config->port;
+        return g_strdup(member_address_format(&best, true, buf));
+}
+
+/* libraft's address of a server is one string for the whole cluster, but in a mixed cluster a
+ * node may not have that string's family, and a link-local one needs our scope. So connect to
+ * what the server advertises in gossip, its family if we have it, its Raft port. */
+static int raft_resolve(void *userdata, uint64_t id, const char *address, struct sockaddr_storage *ret) {
+        Cluster *c = userdata;
+        const Peer *p = peer_by_id(c, id);
+        const MemberAddress *a;
+        MemberAddress conf = {}, target;
+
+        if (address_parse(address, c->config->port, &conf, NULL) < 0)
+                conf.port = c->config->port;
+        if (p && p->have_address && (a = pick_address(c, p->addresses, p->n_addresses, conf.family))) {
+                target = *a;
+                target.port = conf.port;
+                if (gossip_resolve(c->gossip, &target, ret, NULL) >= 0)
+                        return 0;
+        }
+        /* not (yet) in gossip: the string itself, a link-local one with the scope we heard it on */
+        if (conf.family != 0 && member_address_is_link_local(&conf))
+                return gossip_resolve(c->gossip, &conf, ret, NULL);
+        return -ENOENT;
 }
 
 /* A Raft connection from a node that gossips another cluster id: refused, so that the members of
@@ -1096,6 +1157,10 @@ static int make_transport(void *userdata, struct uv_loop_s *loop, struct raft_uv
                 return r;
         (void) auth_transport_set_keyring(*ret, c->keyring);
         auth_transport_set_identity_check(*ret, raft_identity_ok, c);
+        auth_transport_set_resolver(*ret, raft_resolve, c);
+        /* With IPv6 we listen on [::] (IPv4 too, dual-stack): a link-local address cannot be
+         * bound without its scope, and peers of either family must get in. */
+        auth_transport_set_listen_any(*ret, gossip_has_family(c->gossip, AF_INET6));
         metrics_get()->transport = *ret;
         return 0;
 }
@@ -1318,7 +1383,7 @@ static void maybe_send_join(Cluster *c, const Servers *s, uint64_t now) {
         if (!address)
                 return;
         g_autoptr(GByteArray) b = g_byte_array_new();
-        put_u64(b, c->node_id);
+        bytes_put_u64(b, c->node_id);
         g_byte_array_append(b, (const uint8_t *) address, (guint) strlen(address));
         c->join_sent_at = now;
         /* to whoever says it leads; everyone with state if nobody does */
@@ -1427,7 +1492,7 @@ static void on_join(Cluster *c, const ChannelPacket *p) {
         Servers s;
         if (p->payload_size < 9 || p->payload_size > 8 + 63 || !c->engine || !engine_is_leader(c->engine))
                 return;
-        uint64_t id = get_u64(p->payload);
+        uint64_t id = bytes_get_u64(p->payload);
         g_autofree char *address = g_strndup((const char *) p->payload + 8, p->payload_size - 8);
         Peer *from = peer_by_id(c, p->sender);
         if (id != p->sender || c->change_in_flight)
@@ -1719,7 +1784,9 @@ static void on_channel(Channel *ch, const ChannelPacket *p, const struct sockadd
         case MSG_FORWARD:
                 if (c->engine && engine_is_leader(c->engine) && c->hooks.remote_batch) {
                         metrics_get()->forwarded_received++;
-                        c->hooks.remote_batch(c->userdata, p->sender, p->payload, p->payload_size);
+                        if (!c->hooks.remote_batch(c->userdata, p->sender, p->payload, p->payload_size) && c->channel)
+                                /* tell it: a process that took a name in use refuses to run on */
+                                (void) channel_send(c->channel, from, MSG_NAME_IN_USE, NULL, 0);
                 }
                 break;
         case MSG_JOIN:
@@ -1738,6 +1805,15 @@ static void on_channel(Channel *ch, const ChannelPacket *p, const struct sockadd
                 (void) sd_event_exit(c->event, EXIT_FAILURE);
                 break;
         }
+        case MSG_NAME_IN_USE: {
+                Peer *leader = peer_by_id(c, p->sender);
+                /* believe only the node that says it leads Raft (as for MSG_NOT_MEMBER) */
+                if (!c->engine || !leader || !(leader->tags.flags & TAG_RAFT_LEADER) ||
+                    leader->tags.cluster_id != c->cluster_id || !c->hooks.name_in_use)
+                        break;
+                c->hooks.name_in_use(c->userdata, leader->name);
+                break;
+        }
         default:
                 break;
         }
@@ -1754,6 +1830,8 @@ static int load_keyring(const Config *config, Keyring **ret) {
                 log_error("%s", error ?: "Failed to load the cluster keys.");
                 return r;
         }
+        /* Encrypt= travels with the keys to every codec (fixed for a run: config_apply_reload refuses it) */
+        keyring_set_encrypt(*ret, config->encrypt);
         return 0;
 }
 
@@ -1773,8 +1851,8 @@ int cluster_reload_keys(Cluster *c) {
         /* In place: gossip, channel and transport hold references to this ring. */
         keyring_assign(c->keyring, k);
         keyring_key_tag(c->keyring, 0, tag);
-        log_info("Cluster '%s': keys reloaded: %zu installed, sending under key %s.", c->config->cluster_name,
-                 keyring_size(c->keyring), tag);
+        log_info("Cluster '%s': keys reloaded: %zu installed, sending under key %s%s.", c->config->cluster_name,
+                 keyring_size(c->keyring), tag, keyring_encrypts(c->keyring) ? ", encrypted" : "");
         return 1;
 }
 
@@ -1957,7 +2035,9 @@ int cluster_start(Cluster *c) {
         if (!codec)
                 return log_oom();
         (void) channel_codec_set_keyring(codec, c->keyring);
-        r = channel_new(c->event, codec, (uint16_t) (gossip_get_port(c->gossip) + 1), on_channel, c, &c->channel);
+        r = channel_new_families(c->event, codec, (uint16_t) (gossip_get_port(c->gossip) + 1),
+                                 config_family_allows(c->config, AF_INET), config_family_allows(c->config, AF_INET6),
+                                 on_channel, c, &c->channel);
         if (r < 0) {
                 channel_codec_free(codec);
                 return log_error_errno(r, "Failed to open the cluster channel: %m");

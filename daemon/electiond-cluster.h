@@ -26,8 +26,12 @@ typedef struct ClusterHooks {
         void (*engine_started)(void *userdata, Engine *engine);
         /* Quorum, lease, hand-over or membership changed: re-read Quorate/LocalLeader/Members. */
         void (*status_changed)(void *userdata);
-        /* As Raft leader: commands forwarded by node sender_id (an encoded batch, not framed). */
-        void (*remote_batch)(void *userdata, uint64_t sender_id, const void *batch, size_t size);
+        /* As Raft leader: commands forwarded by node sender_id (an encoded batch, not framed);
+         * false if refused because sender_id does not hold the commands' origin name. */
+        bool (*remote_batch)(void *userdata, uint64_t sender_id, const void *batch, size_t size);
+        /* The Raft leader (leader_name) refused our commands: gossip knows our name by another
+         * node id (optional). */
+        void (*name_in_use)(void *userdata, const char *leader_name);
         /* Leader units of a demotion are still stopping (optional). */
         bool (*units_stopping)(void *userdata);
         /* The lease may have moved (an ack, a round, an expiry): re-read cluster_lease_expiry()

@@ -13,7 +13,13 @@
  * where str = u32 length + that many bytes (no NUL, at most COMMAND_STRING_MAX).
  * The magic is the layout's version (unchanged since v0.1.0); which types a batch may hold is
  * the protocol version's (command_type_protocol()): a decoder refuses a type it does not know.
+ * Extension (protocol 2, issue 14 §1): when bit 7 of the type byte (COMMAND_WIRE_EXT) is set,
+ * the command is followed by u32 max_persistent. It is set only when that field is not 0, so
+ * every other command keeps the v0.1.0 bytes; v0.1.0 refuses one that carries it (a persistent
+ * Enter of a non-root caller under MaxPersistentPerUser=), so it is sent only from protocol 2.
  */
+
+#define COMMAND_WIRE_EXT 0x80u
 
 #define BATCH_MAGIC "ELB1"
 #define BATCH_HEADER_SIZE 8
@@ -69,6 +75,7 @@ static const char *const command_type_table[_COMMAND_TYPE_MAX] = {
         [COMMAND_UNDRAIN] = "undrain",
         [COMMAND_BUMP_TERMS] = "bump-terms",
         [COMMAND_SET_PROTOCOL] = "set-protocol",
+        [COMMAND_FORGET] = "forget",
 };
 
 const char *command_type_to_string(CommandType t) {
@@ -113,7 +120,7 @@ int command_batch_append(GByteArray *buf, const Command *c) {
         if (count >= COMMAND_BATCH_MAX)
                 return -ENOBUFS; /* the caller starts a new batch */
 
-        g_byte_array_append(buf, (const uint8_t[]) { (uint8_t) c->type }, 1);
+        g_byte_array_append(buf, (const uint8_t[]) { (uint8_t) c->type | (c->max_persistent ? COMMAND_WIRE_EXT : 0) }, 1);
         bytes_put_str(buf, c->origin);
         bytes_put_u64(buf, c->origin_run);
         bytes_put_u64(buf, c->request_id);
@@ -126,11 +133,12 @@ int command_batch_append(GByteArray *buf, const Command *c) {
         bytes_put_u32(buf, c->flags);
         bytes_put_u32(buf, c->max_elections);
         bytes_put_u32(buf, c->max_candidates);
+        if (c->max_persistent)
+                bytes_put_u32(buf, c->max_persistent);
 
         /* Bump the count in place rather than re-encoding the batch. */
         count++;
-        for (unsigned i = 0; i < 4; i++)
-                buf->data[4 + i] = (uint8_t) (count >> (8 * i));
+        bytes_set_u32(buf->data + 4, count);
         return 0;
 }
 
@@ -147,8 +155,13 @@ typedef ByteReader Reader;
 static int command_decode_one(Reader *r, Command **ret) {
         g_autoptr(Command) c = NULL;
         uint8_t type;
+        bool ext;
 
-        if (!bytes_read_u8(r, &type) || type == 0 || type >= _COMMAND_TYPE_MAX)
+        if (!bytes_read_u8(r, &type))
+                return -EBADMSG;
+        ext = type & COMMAND_WIRE_EXT;
+        type &= ~COMMAND_WIRE_EXT;
+        if (type == 0 || type >= _COMMAND_TYPE_MAX)
                 return -EBADMSG;
 
         c = command_new((CommandType) type);
@@ -164,6 +177,9 @@ static int command_decode_one(Reader *r, Command **ret) {
             !bytes_read_u32(r, &c->flags) ||
             !bytes_read_u32(r, &c->max_elections) ||
             !bytes_read_u32(r, &c->max_candidates))
+                return -EBADMSG;
+        /* the extension is written only when its field is not 0: one encoding per command */
+        if (ext && (!bytes_read_u32(r, &c->max_persistent) || c->max_persistent == 0))
                 return -EBADMSG;
 
         *ret = g_steal_pointer(&c);

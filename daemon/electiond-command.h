@@ -28,6 +28,9 @@ typedef enum CommandType {
         COMMAND_DRAIN,      /* node stays out of the lead of election ("" = every election) */
         COMMAND_UNDRAIN,    /* undoes DRAIN of election ("" = every DRAIN of the node) */
         COMMAND_SET_PROTOCOL, /* protocol 2: the cluster protocol version becomes run (every member supports it) */
+        /* protocol 2 (issue 14 §1): election was empty (no candidacy, none parked) at term `run`:
+         * delete it. v0.1.0 cannot decode it. */
+        COMMAND_FORGET,
         _COMMAND_TYPE_MAX,
 } CommandType;
 
@@ -50,14 +53,21 @@ typedef struct Command {
         uint32_t flags;         /* COMMAND_FLAG_* */
         uint32_t max_elections; /* limits of the submitting node, so all nodes decide alike; 0 = unlimited */
         uint32_t max_candidates;
+        /* Enter (persistent, uid != 0): the caller's uid may hold at most this many persistent
+         * candidacies in all elections; 0 = no quota. Protocol 2 (issue 14 §1): encoded only when
+         * not 0, as the command's extension (see electiond-command.c); v0.1.0 cannot decode it. */
+        uint32_t max_persistent;
 } Command;
 
 /* Protocol versions (rolling upgrade, docs/DESIGN.md "Versions"): a build speaks every version
  * from PROTOCOL_VERSION_MIN to PROTOCOL_VERSION_MAX. Version 1 is the v0.1.0 protocol (command
- * types ENTER..UNDRAIN); version 2 adds SET_PROTOCOL and snapshot version 6. A command of a newer
- * protocol is submitted only once the cluster's committed protocol version reaches it. */
+ * types ENTER..UNDRAIN); version 2 adds SET_PROTOCOL, FORGET, the Enter extension max_persistent
+ * and snapshot version 6. A command of a newer protocol is submitted only once the cluster's
+ * committed protocol version reaches it (the extension: manager_submit() clears it before). */
 #define PROTOCOL_VERSION_MIN 1u
 #define PROTOCOL_VERSION_MAX 2u
+/* The protocol version that introduced the Enter extension max_persistent. */
+#define COMMAND_MAX_PERSISTENT_PROTOCOL 2u
 /* The protocol version that introduced type t (0 for an unknown type). */
 unsigned command_type_protocol(CommandType t);
 

@@ -5,6 +5,7 @@
 #include <net/if.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "electiond-config.h"
 #include "electiond-elections-d.h"
@@ -19,10 +20,12 @@ typedef enum KeyKind {
         KIND_UINT,      /* unsigned, [min, max] */
         KIND_PORT,      /* uint16_t, [min, max] */
         KIND_DURATION,  /* uint64_t usec, seconds as a decimal number > 0 */
+        KIND_DURATION0, /* the same, or 0 (off) */
         KIND_IFNAMES,   /* char **, interface names */
         KIND_STRV,      /* char **, non-empty words */
         KIND_KEYNAME,   /* char *, a file name "NAME.key" (no '/') */
         KIND_BOOL,      /* bool: yes/no, true/false, on/off, 1/0 */
+        KIND_FAMILY,    /* unsigned CONFIG_FAMILY_*: any, ipv4, ipv6 */
 } KeyKind;
 
 typedef struct ConfigKey {
@@ -44,6 +47,8 @@ static const ConfigKey config_keys[] = {
         { "Node",    "MaxElections",       KIND_UINT,     offsetof(Config, max_elections), 0, UINT32_MAX },
         { "Node",    "MaxCandidates",      KIND_UINT,     offsetof(Config, max_candidates), 0, UINT32_MAX },
         { "Node",    "CommitTimeoutSec",   KIND_DURATION, offsetof(Config, commit_timeout_usec) },
+        { "Node",    "MaxPersistentPerUser", KIND_UINT,   offsetof(Config, max_persistent_per_user), 0, UINT32_MAX },
+        { "Node",    "RemoveEmptyElectionsSec", KIND_DURATION0, offsetof(Config, remove_empty_usec) },
         { "Node",    "ElectionsDirectory", KIND_PATH,     offsetof(Config, elections_dir) },
         { "Node",    "RuntimeDirectory",   KIND_PATH,     offsetof(Config, runtime_dir), .fixed = FIXED_RESTART },
         { "Cluster", "Name",               KIND_NAME,     offsetof(Config, cluster_name), .fixed = FIXED_CLUSTER },
@@ -51,9 +56,11 @@ static const ConfigKey config_keys[] = {
         { "Cluster", "KeyFile",            KIND_PATH,     offsetof(Config, key_file) },
         { "Cluster", "KeyDirectory",       KIND_PATH,     offsetof(Config, key_dir) },
         { "Cluster", "PrimaryKey",         KIND_KEYNAME,  offsetof(Config, primary_key) },
+        { "Cluster", "Encrypt",            KIND_BOOL,     offsetof(Config, encrypt), .fixed = FIXED_CLUSTER },
         { "Cluster", "Interfaces",         KIND_IFNAMES,  offsetof(Config, interfaces), .fixed = FIXED_RESTART },
         { "Cluster", "Port",               KIND_PORT,     offsetof(Config, port), 1, UINT16_MAX - 1, .fixed = FIXED_CLUSTER }, /* Port+1: the cluster channel */
         { "Cluster", "Peers",              KIND_STRV,     offsetof(Config, peers), .fixed = FIXED_RESTART },
+        { "Cluster", "AddressFamily",      KIND_FAMILY,   offsetof(Config, address_family), .fixed = FIXED_RESTART },
         { "Cluster", "BootstrapExpect",    KIND_UINT,     offsetof(Config, bootstrap_expect), 1, 99, .fixed = FIXED_RESTART },
         { "Cluster", "MaxVoters",          KIND_UINT,     offsetof(Config, max_voters), 1, 99, .fixed = FIXED_RESTART },
         { "Cluster", "ProbeIntervalSec",   KIND_DURATION, offsetof(Config, probe_interval_usec), .fixed = FIXED_RESTART },
@@ -70,6 +77,8 @@ void config_init_defaults(Config *c) {
                 .node_name = g_strdup(g_get_host_name()),
                 .max_elections = 65536,
                 .max_candidates = 1024,
+                .max_persistent_per_user = 64,
+                .remove_empty_usec = 60 * USEC_PER_SEC,
                 .commit_timeout_usec = 5 * USEC_PER_SEC,
                 .elections_dir = g_strdup(ELECTIOND_DEFAULT_ELECTIONS_DIR),
                 .runtime_dir = g_strdup(ELECTIOND_DEFAULT_RUNTIME_DIR),
@@ -99,6 +108,12 @@ void config_done(Config *c) {
         g_clear_pointer(&c->primary_key, g_free);
         g_clear_pointer(&c->interfaces, g_strfreev);
         g_clear_pointer(&c->peers, g_strfreev);
+}
+
+bool config_family_allows(const Config *c, int family) {
+        return c->address_family == CONFIG_FAMILY_ANY ||
+                (c->address_family == CONFIG_FAMILY_IPV4 && family == AF_INET) ||
+                (c->address_family == CONFIG_FAMILY_IPV6 && family == AF_INET6);
 }
 
 bool config_is_clustered(const Config *c) {
@@ -228,6 +243,12 @@ static int parse_key(Config *c, const ConfigKey *k, const char *value, const cha
                 return 0;
         }
 
+        case KIND_DURATION0:
+                if (streq_ptr(value, "0")) {
+                        *(uint64_t *) field = 0;
+                        return 0;
+                }
+                __attribute__((fallthrough));
         case KIND_DURATION:
                 r = parse_duration(value, &u, ret_reason);
                 if (r < 0)
@@ -244,6 +265,19 @@ static int parse_key(Config *c, const ConfigKey *k, const char *value, const cha
                         *(bool *) field = false;
                 else {
                         *ret_reason = N_("not a boolean (yes or no)");
+                        return -EINVAL;
+                }
+                return 0;
+
+        case KIND_FAMILY:
+                if (g_ascii_strcasecmp(value, "any") == 0)
+                        *(unsigned *) field = CONFIG_FAMILY_ANY;
+                else if (g_ascii_strcasecmp(value, "ipv4") == 0)
+                        *(unsigned *) field = CONFIG_FAMILY_IPV4;
+                else if (g_ascii_strcasecmp(value, "ipv6") == 0)
+                        *(unsigned *) field = CONFIG_FAMILY_IPV6;
+                else {
+                        *ret_reason = N_("not one of any, ipv4, ipv6");
                         return -EINVAL;
                 }
                 return 0;
@@ -464,12 +498,14 @@ static bool field_equal(const ConfigKey *k, const Config *a, const Config *b) {
         case KIND_KEYNAME:
                 return streq_ptr(*(char *const *) fa, *(char *const *) fb);
         case KIND_UINT:
+        case KIND_FAMILY:
                 return *(const unsigned *) fa == *(const unsigned *) fb;
         case KIND_PORT:
                 return *(const uint16_t *) fa == *(const uint16_t *) fb;
         case KIND_BOOL:
                 return *(const bool *) fa == *(const bool *) fb;
         case KIND_DURATION:
+        case KIND_DURATION0:
                 return *(const uint64_t *) fa == *(const uint64_t *) fb;
         case KIND_IFNAMES:
         case KIND_STRV: {
@@ -494,6 +530,7 @@ static void field_copy(const ConfigKey *k, Config *dst, const Config *src) {
                 *(char **) fd = g_strdup(*(char *const *) fs);
                 return;
         case KIND_UINT:
+        case KIND_FAMILY:
                 *(unsigned *) fd = *(const unsigned *) fs;
                 return;
         case KIND_PORT:
@@ -503,6 +540,7 @@ static void field_copy(const ConfigKey *k, Config *dst, const Config *src) {
                 *(bool *) fd = *(const bool *) fs;
                 return;
         case KIND_DURATION:
+        case KIND_DURATION0:
                 *(uint64_t *) fd = *(const uint64_t *) fs;
                 return;
         case KIND_IFNAMES:

@@ -8,11 +8,21 @@
 #define ELECTIOND_DEFAULT_CONFIG    "/etc/electiond/electiond.conf"
 #define ELECTIOND_DEFAULT_STATE_DIR "/var/lib/electiond"
 
+/* [Cluster] AddressFamily=: which IP versions gossip, the channel and Raft use. */
+enum {
+        CONFIG_FAMILY_ANY,          /* "any": IPv4 and IPv6, whatever the interfaces have */
+        CONFIG_FAMILY_IPV4,         /* "ipv4": IPv4 only, no IPv6 socket at all */
+        CONFIG_FAMILY_IPV6,         /* "ipv6": IPv6 only, no IPv4 socket at all */
+};
+
+
 typedef struct Config {
         /* [Node] */
         char *node_name;            /* Name=, default: host name */
         unsigned max_elections;     /* MaxElections=, default 65536 (0 = unlimited) */
         unsigned max_candidates;    /* MaxCandidates=, default 1024 per election (0 = unlimited) */
+        unsigned max_persistent_per_user; /* MaxPersistentPerUser=, default 64 (0 = unlimited): persistent candidacies per non-root uid */
+        uint64_t remove_empty_usec; /* RemoveEmptyElectionsSec=, default 60 s (0 = never): empty elections are then deleted */
         uint64_t commit_timeout_usec; /* CommitTimeoutSec=, default 5 s: pending calls fail with NoQuorum after it */
         char *elections_dir;        /* ElectionsDirectory=, default /etc/electiond/elections.d (units module) */
         char *runtime_dir;          /* RuntimeDirectory=, default /run/electiond (leader flag files) */
@@ -24,9 +34,11 @@ typedef struct Config {
         char *key_file;             /* KeyFile=: one key, the file's bytes (the primary unless PrimaryKey=) */
         char *key_dir;              /* KeyDirectory=: more accepted keys, every *.key file (electiond-keyring.h) */
         char *primary_key;          /* PrimaryKey=: file name in KeyDirectory= of the key packets are sent under */
+        bool encrypt;               /* Encrypt=, default no: seal gossip, channel and Raft traffic (electiond-seal.h) */
         char **interfaces;          /* Interfaces=, NULL = every up non-loopback interface with an address */
         uint16_t port;              /* Port=, default 7946 */
-        char **peers;               /* Peers= */
+        char **peers;               /* Peers=: "192.0.2.1[:port]", "[2001:db8::1]:port", "[fe80::1%eth0]:port" (electiond-address.h) */
+        unsigned address_family;    /* AddressFamily=: CONFIG_FAMILY_*, default any */
         unsigned bootstrap_expect;  /* BootstrapExpect=, default 1 */
         unsigned max_voters;        /* MaxVoters=, default 5, odd */
         uint64_t probe_interval_usec;   /* ProbeIntervalSec= */
@@ -59,6 +71,8 @@ void config_done(Config *c);
  * malformed drop-in, is -EINVAL with a message in *ret_error. Cross-key checks run on the result. */
 int config_load(Config *c, const char *path, bool allow_missing, char **ret_error);
 bool config_is_clustered(const Config *c);
+/* Whether AddressFamily= lets us use family (AF_INET or AF_INET6). */
+bool config_family_allows(const Config *c, int family);
 
 /* Reload (SIGHUP): copies the keys of loaded that can change while running into running, in
  * place (pointers of the others stay valid: the cluster keeps &running). A key that differs but

@@ -29,6 +29,9 @@ struct ElectionState {
         unsigned n_parked;     /* parked candidacies in all elections: most states have none */
         /* node -> NodeDrain* (owned): DRAIN/UNDRAIN. Most states have none. */
         GHashTable *drained;
+        /* uid -> number of its persistent candidacies, listed and parked (the Enter quota): kept
+         * with candidacy_index() and the parked list, never serialized */
+        GHashTable *persistent_by_uid;
         /* BUMP_TERMS adds its offset here too: an election created later starts above it, since the
          * lost members of a forced cluster may have created it and handed out its first ids. */
         uint64_t term_floor;
@@ -150,6 +153,7 @@ ElectionState *election_state_new(void) {
         s->dedup = g_hash_table_new_full(dedup_entry_hash, dedup_entry_equal, dedup_entry_destroy, NULL);
         s->runs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         s->drained = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, node_drain_destroy);
+        s->persistent_by_uid = g_hash_table_new(NULL, NULL);
         s->protocol = PROTOCOL_VERSION_MIN;
         return s;
 }
@@ -164,6 +168,7 @@ ElectionState *election_state_free(ElectionState *s) {
         g_hash_table_unref(s->dedup);
         g_hash_table_unref(s->runs);
         g_hash_table_unref(s->drained);
+        g_hash_table_unref(s->persistent_by_uid);
         g_free(s);
         return NULL;
 }
@@ -198,6 +203,14 @@ unsigned election_state_parked_count(const ElectionState *s) {
 
 uint64_t election_state_term_floor(const ElectionState *s) {
         return s ? s->term_floor : 0;
+}
+
+bool election_empty(const Election *e) {
+        return !e || (e->candidates->len == 0 && (!e->parked || e->parked->len == 0));
+}
+
+unsigned election_state_persistent_count(const ElectionState *s, uint32_t uid) {
+        return s ? GPOINTER_TO_UINT(g_hash_table_lookup(s->persistent_by_uid, GUINT_TO_POINTER(uid))) : 0;
 }
 
 unsigned election_state_protocol(const ElectionState *s) {
@@ -275,7 +288,24 @@ static void index_adjust(GHashTable *index, const char *key, Election *e, int de
         }
 }
 
+/* A persistent candidacy came (+1) or went (-1), listed or parked. */
+static void uid_count(ElectionState *s, const Candidacy *c, int delta) {
+        gpointer key = GUINT_TO_POINTER(c->uid);
+        unsigned n;
+
+        if (!c->persistent)
+                return;
+        n = GPOINTER_TO_UINT(g_hash_table_lookup(s->persistent_by_uid, key));
+        g_assert(delta > 0 || n > 0);
+        n += delta;
+        if (n > 0)
+                g_hash_table_insert(s->persistent_by_uid, key, GUINT_TO_POINTER(n));
+        else
+                g_hash_table_remove(s->persistent_by_uid, key);
+}
+
 static void candidacy_index(ElectionState *s, Election *e, const Candidacy *c, int delta) {
+        uid_count(s, c, delta);
         index_adjust(s->by_node, c->node, e, delta);
         if (!c->persistent)
                 index_adjust(s->by_owner, c->owner, e, delta);
@@ -432,10 +462,12 @@ static void park(ElectionState *s, Election *e, Candidacy *cand) {
         if (!e->parked)
                 e->parked = g_ptr_array_new_with_free_func(candidacy_destroy);
         if (e->parked->len >= PARKED_MAX) {
+                uid_count(s, e->parked->pdata[0], -1);
                 g_ptr_array_remove_index(e->parked, 0);
                 s->n_parked--;
         }
         g_ptr_array_add(e->parked, cand);
+        uid_count(s, cand, +1);
         s->n_parked++;
 }
 
@@ -450,6 +482,7 @@ static bool parked_remove_where(ElectionState *s, Election *e, CandidacyMatchFn 
                         i++;
                         continue;
                 }
+                uid_count(s, e->parked->pdata[i], -1);
                 g_ptr_array_remove_index(e->parked, i);
                 s->n_parked--;
                 removed = true;
@@ -556,6 +589,19 @@ static void candidacy_bind(Candidacy *cand, const Command *c) {
         cand->persistent = persistent;
 }
 
+/* The quota of Enter (MaxPersistentPerUser=, carried in the command): existing is the candidacy
+ * being re-bound, if any (a persistent one of the same uid is counted already). */
+static bool enter_over_quota(const ElectionState *s, const Command *c, const Candidacy *existing) {
+        unsigned n;
+
+        if (c->max_persistent == 0 || c->uid == 0 || !(c->flags & COMMAND_FLAG_PERSISTENT))
+                return false;
+        if (existing && existing->persistent && existing->uid == c->uid)
+                return false;
+        n = election_state_persistent_count(s, c->uid);
+        return n >= c->max_persistent;
+}
+
 static ElectionResult apply_enter(ElectionState *s, const Command *c, Election **e) {
         Candidacy *cand;
 
@@ -577,6 +623,8 @@ static ElectionResult apply_enter(ElectionState *s, const Command *c, Election *
                         /* Re-bind: another Unix user's candidacy needs authorization. */
                         if (cand->uid != c->uid && !(c->flags & COMMAND_FLAG_AUTHORIZED))
                                 return ELECTION_ACCESS_DENIED;
+                        if (enter_over_quota(s, c, cand))
+                                return ELECTION_QUOTA_EXCEEDED;
                         bool was_drained = candidacy_drained(s, *e, cand);
 
                         candidacy_index(s, *e, cand, -1);
@@ -587,9 +635,14 @@ static ElectionResult apply_enter(ElectionState *s, const Command *c, Election *
                                 return ELECTION_CHANGED;
                         return ELECTION_NOOP;
                 }
+                /* a parked one of the same id is superseded by this Enter: not one more */
+                if (enter_over_quota(s, c, parked_find(*e, c->id)))
+                        return ELECTION_QUOTA_EXCEEDED;
                 if (c->max_candidates > 0 && (*e)->candidates->len >= c->max_candidates)
                         return ELECTION_LIMIT_EXCEEDED;
         } else {
+                if (enter_over_quota(s, c, NULL))
+                        return ELECTION_QUOTA_EXCEEDED;
                 if (c->max_elections > 0 && election_state_count(s) >= c->max_elections)
                         return ELECTION_LIMIT_EXCEEDED;
                 *e = election_new(c->election);
@@ -657,6 +710,7 @@ static ElectionResult apply_restore(ElectionState *s, const Command *c, Election
                                 continue;
                         }
                         cand = g_ptr_array_steal_index(e->parked, j);
+                        uid_count(s, cand, -1); /* back through election_append(), or gone */
                         s->n_parked--;
                         if ((!cand->persistent && (cand->run != c->run || (know_run && run != c->run))) ||
                             election_find(e, cand->id, NULL)) {
@@ -953,6 +1007,28 @@ static ElectionResult apply_bump_terms(ElectionState *s, const Command *c, Elect
         return any ? ELECTION_CHANGED : ELECTION_NOOP;
 }
 
+/* FORGET(election, term in `run`): an empty election is deleted, so it no longer counts against
+ * MaxElections. Its term id goes into the floor: re-created, it starts above every id it had. The
+ * term must match, so a FORGET decided before someone came and went in between does nothing. */
+static ElectionResult apply_forget(ElectionState *s, const Command *c, ElectionChangedFn changed, void *userdata) {
+        Election *e;
+
+        if (!election_string_valid(c->election))
+                return ELECTION_INVALID;
+        e = g_hash_table_lookup(s->elections, c->election);
+        if (!e || !election_empty(e) || e->term_id != c->run)
+                return ELECTION_NOOP;
+
+        s->term_floor = MAX(s->term_floor, e->term_id);
+        /* not indexed: no candidacy, none parked */
+        g_hash_table_steal(s->elections, e->name);
+        e->removed = true;
+        if (changed)
+                changed(e, userdata);
+        election_free(e);
+        return ELECTION_CHANGED;
+}
+
 /* SET_PROTOCOL(version in `run`): the cluster protocol version only grows (a late copy of an older
  * record is a NOOP). Every member advertised support before the leader submitted it. */
 static ElectionResult apply_set_protocol(ElectionState *s, const Command *c) {
@@ -1020,6 +1096,8 @@ ElectionResult election_state_apply(ElectionState *s, const Command *c,
                 return apply_drain(s, c, changed, userdata);
         case COMMAND_BUMP_TERMS:
                 return apply_bump_terms(s, c, changed, userdata);
+        case COMMAND_FORGET:
+                return apply_forget(s, c, changed, userdata);
         case COMMAND_SET_PROTOCOL:
                 return apply_set_protocol(s, c);
         default:
@@ -1244,6 +1322,8 @@ static int restore_election(ElectionState *n, Reader *r, uint32_t version) {
                 if (k < 0)
                         return k;
                 n->n_parked += e->parked->len;
+                for (unsigned j = 0; j < e->parked->len; j++)
+                        uid_count(n, e->parked->pdata[j], +1);
                 if (e->parked->len == 0)
                         g_clear_pointer(&e->parked, g_ptr_array_unref);
         }

@@ -7,7 +7,9 @@
  * nothing here may depend on local configuration or time: limits travel inside the commands.
  *
  * Invariant: an election has a leader iff it has candidates, and the leader is candidates[0].
- * An election that ever had a term (term_id > 0) is kept forever so its term id is never reused.
+ * An election that ever had a term (term_id > 0) is kept until a FORGET deletes it while it is
+ * empty; the state's term floor then rises to its term id, and every election created later
+ * starts at the floor, so no term id of it is ever handed out again.
  */
 
 #include <glib.h>
@@ -33,6 +35,9 @@ typedef struct Election {
          * lead nothing and are not listed; RESTORE_NODE from their node re-enters them at the back,
          * Leave/Evict/a new Enter of the same id forget them. NULL when none. */
         GPtrArray *parked;
+        /* Set only while ElectionChangedFn runs for the FORGET that deletes it: the last event of
+         * this election (watchers drop it); the pointer is freed right after. */
+        bool removed;
 } Election;
 
 typedef struct ElectionState ElectionState;
@@ -45,6 +50,7 @@ typedef enum ElectionResult {
         ELECTION_ACCESS_DENIED,    /* -> org.freedesktop.DBus.Error.AccessDenied */
         ELECTION_INVALID,          /* malformed command (bad name/id); never changes state */
         ELECTION_DUPLICATE,        /* request id already applied: ignored */
+        ELECTION_QUOTA_EXCEEDED,   /* -> org.electiond.Election1.Error.QuotaExceeded (MaxPersistentPerUser=) */
 } ElectionResult;
 
 /* Called once per changed election, in commit order, while applying a command. */
@@ -78,7 +84,14 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(ElectionState, election_state_free)
  *  - Dedup pruning: DROP_RUN(node, R) forgets the windows of (node, run != R); DROP_NODE(node)
  *    those of the node's runs other than its recorded one (the node may be alive and retry).
  *  - STEP_DOWN(node), DRAIN/UNDRAIN(node, election or ""): see docs/DESIGN.md "The rules"; a
- *    drained node's candidacies always stand behind every other node's in its drained elections. */
+ *    drained node's candidacies always stand behind every other node's in its drained elections.
+ *  - FORGET(election, term in `run`): deletes the election if it is empty and still at that
+ *    term (CHANGED, changed() once with e->removed set, *ret_election NULL), else NOOP. The term
+ *    floor becomes max(floor, its term id).
+ *  - Enter with max_persistent > 0 (quota), persistent, uid != 0: if the uid already holds
+ *    max_persistent persistent candidacies (listed or parked; the one re-bound, or the parked one
+ *    of that id the Enter supersedes, not counted when it is the uid's persistent one) ->
+ *    QUOTA_EXCEEDED, checked after the re-bind permission and before the other limits. */
 ElectionResult election_state_apply(ElectionState *s, const Command *c,
                                     ElectionChangedFn changed, void *userdata,
                                     const Election **ret_election);
@@ -88,8 +101,13 @@ const Election *election_state_get(const ElectionState *s, const char *name);
 GPtrArray *election_state_parked(const ElectionState *s, const char *node);
 unsigned election_state_parked_count(const ElectionState *s);
 unsigned election_state_count(const ElectionState *s);
-/* The sum of the BUMP_TERMS offsets: a new election's first term id is above it. */
+/* The sum of the BUMP_TERMS offsets, raised to the term id of every election FORGET deleted: a
+ * new election's first term id is above it. */
 uint64_t election_state_term_floor(const ElectionState *s);
+/* Persistent candidacies (listed and parked, in every election) held by uid. */
+unsigned election_state_persistent_count(const ElectionState *s, uint32_t uid);
+/* Nobody stands in e: no candidacy, none parked (what FORGET deletes). */
+bool election_empty(const Election *e);
 /* The committed cluster protocol version (SET_PROTOCOL), PROTOCOL_VERSION_MIN until one applied. */
 unsigned election_state_protocol(const ElectionState *s);
 /* Sorted by name; the array is newly allocated, the elements are borrowed. */

@@ -7,7 +7,9 @@
 #include <raft.h>
 #include <raft/uv.h>
 #include <signal.h>
+#include <stddef.h>
 #include <sys/epoll.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "electiond-engine.h"
@@ -54,6 +56,8 @@ typedef struct EngineRequest {
 
 /* Not raft_barrier(): libraft leaves its payload uninitialized, which valgrind reports on every
  * election; our own no-op entry has the same effect once applied. */
+static void storage_checks_install(Engine *e);
+
 typedef struct EngineBarrier {
         struct raft_apply req;
         Engine *engine;
@@ -86,6 +90,7 @@ struct Engine {
         bool transport_is_builtin_tcp;
 
         struct raft_io io;
+        struct raft_io io_base;  /* raft_uv's own methods: io's storage methods check their results */
         bool io_initialized;
         struct raft_fsm fsm;
         struct raft raft;
@@ -604,6 +609,7 @@ int engine_new(sd_event *event, const EngineConfig *config, const EngineCallback
         }
         e->io_initialized = true;
         raft_uv_set_segment_size(&e->io, SEGMENT_SIZE);
+        storage_checks_install(e);
 
         e->fsm = (struct raft_fsm) {
                 .version = 1,
@@ -632,6 +638,142 @@ int engine_new(sd_event *event, const EngineConfig *config, const EngineCallback
 
         *ret = g_steal_pointer(&e);
         return 0;
+}
+
+/* ---- storage checks ----
+ *
+ * libraft is not safe to drive after a failed write of its storage: besides the leader's own
+ * appends (apply_cb), a follower's append, the term or vote, a truncation or a snapshot that
+ * fail ended it in SIGABRT/SIGSEGV (the nemesis's failing disk). Every such write goes through
+ * these wrappers; a failure stops the process at once, with a reason: what it acknowledged is on
+ * disk (each reply waits for its entry to be synced), and libraft never runs again on state it
+ * could not store. */
+
+static bool storage_error(int rv) {
+        return rv == RAFT_IOERR || rv == RAFT_NOSPACE || rv == RAFT_CORRUPT;
+}
+
+__attribute__((noreturn)) static void storage_fatal(Engine *e, const char *what, int status) {
+        log_error("Writing the Raft log in %s failed (%s: %s: %s): stopping at once, so that nothing is "
+                  "acknowledged that is not on disk.", e->dir ?: "the state directory", what,
+                  raft_strerror(status), e->io.errmsg);
+        _exit(EXIT_FAILURE);
+}
+
+/* In-flight asynchronous writes: request -> (engine, libraft's callback). */
+typedef struct StoragePending {
+        Engine *engine;
+        void (*cb)(void *req, int status);
+} StoragePending;
+
+static GHashTable *storage_pending;
+
+static void storage_pending_add(void *req, Engine *e, void (*cb)(void *req, int status)) {
+        StoragePending *p = g_new(StoragePending, 1);
+
+        if (!storage_pending)
+                storage_pending = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+        *p = (StoragePending) { .engine = e, .cb = cb };
+        g_hash_table_insert(storage_pending, req, p);
+}
+
+static StoragePending storage_pending_take(void *req) {
+        StoragePending *p = storage_pending ? g_hash_table_lookup(storage_pending, req) : NULL;
+        StoragePending copy = {};
+
+        assert(p);
+        copy = *p;
+        g_hash_table_remove(storage_pending, req);
+        if (g_hash_table_size(storage_pending) == 0)
+                g_clear_pointer(&storage_pending, g_hash_table_unref);
+        return copy;
+}
+
+/* libraft calls our methods with the raft_io we gave it: the one inside Engine (io->data is its). */
+static Engine *engine_of_io(struct raft_io *io) {
+        return (Engine *) ((char *) io - offsetof(Engine, io));
+}
+
+static int io_set_term(struct raft_io *io, raft_term term) {
+        Engine *e = engine_of_io(io);
+        int rv = e->io_base.set_term(io, term);
+
+        if (storage_error(rv))
+                storage_fatal(e, "storing the term", rv);
+        return rv;
+}
+
+static int io_set_vote(struct raft_io *io, raft_id server_id) {
+        Engine *e = engine_of_io(io);
+        int rv = e->io_base.set_vote(io, server_id);
+
+        if (storage_error(rv))
+                storage_fatal(e, "storing the vote", rv);
+        return rv;
+}
+
+static int io_truncate(struct raft_io *io, raft_index index) {
+        Engine *e = engine_of_io(io);
+        int rv = e->io_base.truncate(io, index);
+
+        if (storage_error(rv))
+                storage_fatal(e, "truncating the log", rv);
+        return rv;
+}
+
+static void io_append_done(struct raft_io_append *req, int status) {
+        StoragePending p = storage_pending_take(req);
+
+        if (status != 0 && status != RAFT_CANCELED)
+                storage_fatal(p.engine, "appending entries", status);
+        ((raft_io_append_cb) p.cb)(req, status);
+}
+
+static int io_append(struct raft_io *io, struct raft_io_append *req, const struct raft_entry entries[], unsigned n,
+                     raft_io_append_cb cb) {
+        Engine *e = engine_of_io(io);
+        int rv;
+
+        storage_pending_add(req, e, (void (*)(void *, int)) cb);
+        rv = e->io_base.append(io, req, entries, n, io_append_done);
+        if (rv != 0) {
+                (void) storage_pending_take(req);
+                if (storage_error(rv))
+                        storage_fatal(e, "appending entries", rv);
+        }
+        return rv;
+}
+
+static void io_snapshot_put_done(struct raft_io_snapshot_put *req, int status) {
+        StoragePending p = storage_pending_take(req);
+
+        if (status != 0 && status != RAFT_CANCELED)
+                storage_fatal(p.engine, "writing a snapshot", status);
+        ((raft_io_snapshot_put_cb) p.cb)(req, status);
+}
+
+static int io_snapshot_put(struct raft_io *io, unsigned trailing, struct raft_io_snapshot_put *req,
+                           const struct raft_snapshot *snapshot, raft_io_snapshot_put_cb cb) {
+        Engine *e = engine_of_io(io);
+        int rv;
+
+        storage_pending_add(req, e, (void (*)(void *, int)) cb);
+        rv = e->io_base.snapshot_put(io, trailing, req, snapshot, io_snapshot_put_done);
+        if (rv != 0) {
+                (void) storage_pending_take(req);
+                if (storage_error(rv))
+                        storage_fatal(e, "writing a snapshot", rv);
+        }
+        return rv;
+}
+
+static void storage_checks_install(Engine *e) {
+        e->io_base = e->io;
+        e->io.set_term = io_set_term;
+        e->io.set_vote = io_set_vote;
+        e->io.truncate = io_truncate;
+        e->io.append = io_append;
+        e->io.snapshot_put = io_snapshot_put;
 }
 
 static int configuration_from_servers(const EngineServer *servers, size_t n, struct raft_configuration *ret) {

@@ -1,15 +1,26 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* The gossip runtime: one UDP socket (IPv4, INADDR_ANY:Port) on sd-event, the membership rules
+/* The gossip runtime: UDP sockets on Port (0.0.0.0 and, IPV6_V6ONLY, [::]; AddressFamily= may
+ * leave one out) on sd-event, the membership rules
  * driven by a CLOCK_BOOTTIME timer with 1 µs accuracy at high priority, the wire codec, libnl
  * for the addresses to advertise and for link changes, multicast discovery on the configured
  * interfaces and unicast pings to Peers=.
  *
- * Multicast discovery group: 239.255.46.80 (IPv4 organization-local scope, RFC 2365), on Port=,
- * TTL 1, sent on each configured up interface that supports multicast, every second. Packets
- * are taken only if they arrived on a configured interface or come from a Peers= address, and
- * then only if they authenticate.
+ * Multicast discovery groups: 239.255.46.80 (IPv4 organization-local scope, RFC 2365) on each
+ * configured up multicast interface with an IPv4 address, and ff12::2e50 (IPv6 link-local scope,
+ * transient: not an IANA-assigned group) joined with IPV6_JOIN_GROUP on each one with any IPv6
+ * address (a link-local one is enough); on Port=, TTL / hop limit 1, every second — the IPv6
+ * group only on links without IPv4 discovery (it is joined on all: an IPv6-only node's ping is
+ * answered by dual-stack ones, which find each other over IPv4). Packets are
+ * taken only if they arrived on a configured interface or come from a Peers= address, and then
+ * only if they authenticate.
+ *
+ * Link-local IPv6: gossip carries addresses without a scope (a scope is one node's interface
+ * index). A link-local address is used with the scope of the interface we heard it on: the
+ * interface a packet from it arrived on, else the one a packet mentioning it arrived on (the
+ * former wins), else a Peers= "%ifname"; never heard of, a packet goes out on every configured
+ * interface with IPv6.
  *
  * Nothing is created by gossip_new(): no socket exists and nothing is sent until gossip_start().
  * The daemon only starts it when KeyFile= is set. */
@@ -17,6 +28,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <systemd/sd-event.h>
 
 #include "electiond-config.h"
@@ -24,6 +36,7 @@
 #include "electiond-wire.h"
 
 #define GOSSIP_MULTICAST_GROUP "239.255.46.80"
+#define GOSSIP_MULTICAST_GROUP6 "ff12::2e50"
 #define GOSSIP_DISCOVERY_INTERVAL_USEC (1 * USEC_PER_SEC)
 
 typedef struct Gossip Gossip;
@@ -47,7 +60,7 @@ typedef struct GossipCallbacks {
         void (*epoch_bumped)(Gossip *g, uint64_t epoch, void *userdata);
 } GossipCallbacks;
 
-/* config: cluster name, Interfaces=, Port=, Peers=, timing (copied). key: the cluster secret
+/* config: cluster name, Interfaces=, Port=, Peers=, AddressFamily=, timing (copied). key: the cluster secret
  * (≥ WIRE_KEY_MIN bytes). node_id: persistent, unique. tags: opaque for the consensus layer
  * (≤ MEMBER_TAGS_MAX bytes). */
 int gossip_new(sd_event *event, const Config *config, uint64_t node_id, const void *key, size_t key_size,
@@ -71,7 +84,12 @@ int gossip_set_watched(Gossip *g, const char *name, bool watched);
 
 const Membership *gossip_get_membership(const Gossip *g);
 const Wire *gossip_get_wire(const Gossip *g);
-uint16_t gossip_get_port(const Gossip *g);     /* the bound port (Port=0 → ephemeral) */
+uint16_t gossip_get_port(const Gossip *g);
+/* A member's address as a socket address, with the scope of a link-local one (see above):
+ * -ENXIO for a link-local address never heard of. ret_len may be NULL. */
+int gossip_resolve(Gossip *g, const MemberAddress *a, struct sockaddr_storage *ret, socklen_t *ret_len);
+/* Whether we have a socket of this family and advertise an address of it. */
+bool gossip_has_family(const Gossip *g, int family);     /* the bound port (Port=0 → ephemeral) */
 uint64_t gossip_get_foreign_drops(const Gossip *g); /* packets from elsewhere than configured */
 
 /* Lease anchor (see membership_quorum_contact_usec()), but 0 while no configured link is up and

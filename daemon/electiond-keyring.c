@@ -1,14 +1,18 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <glib/gi18n.h>
+#include <sodium.h>
 #include <string.h>
 
+#include "electiond-bytes.h"
 #include "electiond-keyring.h"
 #include "electiond-util.h"
 
 struct Keyring {
         unsigned n_ref;
         GPtrArray *keys; /* GBytes*, 0 = primary */
+        GPtrArray *aead; /* uint8_t[KEYRING_AEAD_KEY_SIZE] derived from keys[i], same order */
+        bool encrypt;
 };
 
 static void key_wipe_free(void *p) {
@@ -25,11 +29,59 @@ static void key_wipe_free(void *p) {
         g_bytes_unref(b);
 }
 
+static void aead_wipe_free(void *p) {
+        if (!p)
+                return;
+        sodium_memzero(p, KEYRING_AEAD_KEY_SIZE);
+        g_free(p);
+}
+
+void keyring_hkdf(const void *ikm, size_t ikm_size, const char *salt, const void *info, size_t info_size,
+                  uint8_t *ret, size_t ret_size) {
+        crypto_auth_hmacsha256_state st;
+        uint8_t prk[crypto_auth_hmacsha256_BYTES], t[crypto_auth_hmacsha256_BYTES];
+        size_t done = 0;
+
+        /* RFC 5869 with HMAC-SHA256: extract, then expand block by block. */
+        g_assert(ret_size <= 255 * sizeof t);
+        crypto_auth_hmacsha256_init(&st, (const unsigned char *) salt, strlen(salt));
+        crypto_auth_hmacsha256_update(&st, ikm, ikm_size);
+        crypto_auth_hmacsha256_final(&st, prk);
+        for (uint8_t i = 1; done < ret_size; i++) {
+                size_t n = MIN(sizeof t, ret_size - done);
+
+                crypto_auth_hmacsha256_init(&st, prk, sizeof prk);
+                if (i > 1)
+                        crypto_auth_hmacsha256_update(&st, t, sizeof t);
+                crypto_auth_hmacsha256_update(&st, info, info_size);
+                crypto_auth_hmacsha256_update(&st, &i, 1);
+                crypto_auth_hmacsha256_final(&st, t);
+                memcpy(ret + done, t, n);
+                done += n;
+        }
+        sodium_memzero(prk, sizeof prk);
+        sodium_memzero(t, sizeof t);
+        sodium_memzero(&st, sizeof st);
+}
+
+/* The encryption key of a cluster key: never the HMAC key itself (a separate HKDF use). */
+static uint8_t *aead_derive(const void *key, size_t size) {
+        static const char info[] = "aead-xchacha20poly1305";
+        uint8_t *a = g_malloc(KEYRING_AEAD_KEY_SIZE);
+
+        keyring_hkdf(key, size, "electiond-encrypt-v1", info, sizeof info - 1, a, KEYRING_AEAD_KEY_SIZE);
+        return a;
+}
+
 Keyring *keyring_new(void) {
         Keyring *k = g_new0(Keyring, 1);
 
+        /* idempotent; picks libsodium's implementations before the first derivation */
+        if (sodium_init() < 0)
+                g_error("libsodium failed to initialize");
         k->n_ref = 1;
         k->keys = g_ptr_array_new_with_free_func(key_wipe_free);
+        k->aead = g_ptr_array_new_with_free_func(aead_wipe_free);
         return k;
 }
 
@@ -51,6 +103,7 @@ Keyring *keyring_unref(Keyring *k) {
         if (!k || --k->n_ref > 0)
                 return NULL;
         g_ptr_array_unref(k->keys);
+        g_ptr_array_unref(k->aead);
         g_free(k);
         return NULL;
 }
@@ -59,7 +112,7 @@ static int keyring_find(const Keyring *k, const void *key, size_t size) {
         for (unsigned i = 0; i < k->keys->len; i++) {
                 gsize n;
                 const void *d = g_bytes_get_data(k->keys->pdata[i], &n);
-                if (n == size && memcmp(d, key, size) == 0)
+                if (n == size && bytes_equal_ct(d, key, size))
                         return (int) i;
         }
         return -ENOENT;
@@ -77,12 +130,14 @@ int keyring_add(Keyring *k, const void *key, size_t size, bool primary) {
                 if (primary && i > 0) {
                         GBytes *b = g_ptr_array_steal_index(k->keys, (guint) i);
                         g_ptr_array_insert(k->keys, 0, b);
+                        g_ptr_array_insert(k->aead, 0, g_ptr_array_steal_index(k->aead, (guint) i));
                 }
                 return -EEXIST;
         }
         if (k->keys->len >= KEYRING_KEYS_MAX)
                 return -E2BIG;
         g_ptr_array_insert(k->keys, primary ? 0 : -1, g_bytes_new(key, size));
+        g_ptr_array_insert(k->aead, primary ? 0 : -1, aead_derive(key, size));
         return 0;
 }
 
@@ -92,21 +147,28 @@ void keyring_assign(Keyring *dst, const Keyring *src) {
         if (dst == src)
                 return;
         g_ptr_array_set_size(dst->keys, 0);
+        g_ptr_array_set_size(dst->aead, 0);
         for (unsigned i = 0; i < src->keys->len; i++) {
                 gsize n;
                 const void *d = g_bytes_get_data(src->keys->pdata[i], &n);
                 g_ptr_array_add(dst->keys, g_bytes_new(d, n));
+                g_ptr_array_add(dst->aead, g_memdup2(src->aead->pdata[i], KEYRING_AEAD_KEY_SIZE));
         }
+        dst->encrypt = src->encrypt;
 }
 
 bool keyring_equal(const Keyring *a, const Keyring *b) {
         if (!a || !b)
                 return a == b;
-        if (a->keys->len != b->keys->len)
+        if (a->keys->len != b->keys->len || a->encrypt != b->encrypt)
                 return false;
-        for (unsigned i = 0; i < a->keys->len; i++)
-                if (!g_bytes_equal(a->keys->pdata[i], b->keys->pdata[i]))
+        for (unsigned i = 0; i < a->keys->len; i++) {
+                gsize na, nb;
+                const void *da = g_bytes_get_data(a->keys->pdata[i], &na);
+                const void *db = g_bytes_get_data(b->keys->pdata[i], &nb);
+                if (na != nb || !bytes_equal_ct(da, db, na))
                         return false;
+        }
         return true;
 }
 
@@ -127,6 +189,19 @@ const uint8_t *keyring_key(const Keyring *k, size_t i, size_t *ret_size) {
         if (ret_size)
                 *ret_size = n;
         return d;
+}
+
+const uint8_t *keyring_aead_key(const Keyring *k, size_t i) {
+        return k && i < k->aead->len ? k->aead->pdata[i] : NULL;
+}
+
+void keyring_set_encrypt(Keyring *k, bool encrypt) {
+        g_assert(k);
+        k->encrypt = encrypt;
+}
+
+bool keyring_encrypts(const Keyring *k) {
+        return k && k->encrypt;
 }
 
 void keyring_key_tag(const Keyring *k, size_t i, char ret[static 9]) {
@@ -162,11 +237,7 @@ void keyring_sign(const Keyring *k, const void *data, size_t size, uint8_t ret[s
 }
 
 bool keyring_mac_equal(const uint8_t *a, const uint8_t *b) {
-        uint8_t d = 0;
-
-        for (size_t i = 0; i < KEYRING_MAC_SIZE; i++)
-                d |= a[i] ^ b[i];
-        return d == 0;
+        return bytes_equal_ct(a, b, KEYRING_MAC_SIZE);
 }
 
 int keyring_verify_parts(const Keyring *k, const void *const *parts, const size_t *sizes, size_t n_parts,

@@ -20,6 +20,7 @@
 #define KEYRING_KEY_MIN  16
 #define KEYRING_KEYS_MAX 16
 #define KEYRING_MAC_SIZE 32
+#define KEYRING_AEAD_KEY_SIZE 32
 
 typedef struct Keyring Keyring;
 
@@ -41,6 +42,16 @@ bool keyring_equal(const Keyring *a, const Keyring *b);
 size_t keyring_size(const Keyring *k);
 /* Key i (0 = primary), NULL past the end. Borrowed. */
 const uint8_t *keyring_key(const Keyring *k, size_t i, size_t *ret_size);
+/* The encryption key derived from key i (HKDF-SHA256, salt "electiond-encrypt-v1"; never the
+ * HMAC key itself), KEYRING_AEAD_KEY_SIZE bytes, NULL past the end. Borrowed. */
+const uint8_t *keyring_aead_key(const Keyring *k, size_t i);
+/* HKDF-SHA256 (RFC 5869): salt is a NUL-terminated domain label. ret_size <= 8160. */
+void keyring_hkdf(const void *ikm, size_t ikm_size, const char *salt, const void *info, size_t info_size,
+                  uint8_t *ret, size_t ret_size);
+/* [Cluster] Encrypt=: whether the codecs sharing this ring seal what they send and require sealed
+ * packets (electiond-seal.h). Part of what keyring_assign() copies (the daemon keeps it for a run). */
+void keyring_set_encrypt(Keyring *k, bool encrypt);
+bool keyring_encrypts(const Keyring *k);
 /* A short non-secret tag of key i for logs (first 4 bytes of SHA-256 of the key, hex). */
 void keyring_key_tag(const Keyring *k, size_t i, char ret[static 9]);
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "electiond-bytes.h"
 #include "electiond-lease.h"
 
 /* Rounds a requester remembers: an ack of an older round is ignored, which only shortens leases. */
@@ -19,9 +20,13 @@ uint64_t lease_bound_usec(const LeaseParams *p) {
         return (uint64_t) ((double) p->lease_usec * (1.0 + LEASE_CLOCK_RATE_BOUND)) + lease_act_margin_usec(p);
 }
 
+/* FNV-1a over v's little-endian bytes: the same on every host */
 static uint64_t fnv1a_u64(uint64_t h, uint64_t v) {
-        for (unsigned b = 0; b < 8; b++) {
-                h ^= (v >> (8 * b)) & 0xff;
+        uint8_t b[8];
+
+        bytes_set_u64(b, v);
+        for (unsigned k = 0; k < sizeof b; k++) {
+                h ^= b[k];
                 h *= UINT64_C(0x100000001b3);
         }
         return h;

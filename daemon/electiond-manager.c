@@ -7,6 +7,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "electiond-bus.h"
+#include "electiond-bytes.h"
 #include "electiond-cluster.h"
 #include "electiond-manager.h"
 #include "electiond-metrics.h"
@@ -84,6 +85,11 @@ struct Manager {
         uint64_t step_down_deadline;     /* CLOCK_MONOTONIC µs */
         bool step_down_transferring;     /* as Raft leader: handing the Raft lead on too */
         bool step_down_finished;
+        /* empty elections (issue 14 §1): name → EmptySeen*, as this node saw them while it may
+         * collect; the timer looks every RemoveEmptyElectionsSec / 4 */
+        GHashTable *empty_seen;
+        sd_event_source *collect_timer;
+        sd_event_source *startup_timer; /* standalone: the start-up entry must reach the disk */
         int fault_tolerance_logged; /* as last logged, -1 = not yet */
         bool fault_tolerance_warned; /* the last log was the 0-tolerance warning */
 };
@@ -98,6 +104,10 @@ Term *term_new_from_election(const Election *e) {
         t->leader = g_strdup(election_leader(e));
         t->candidates = e ? election_candidate_ids(e) : g_new0(char *, 1);
         return t;
+}
+
+static gint string_compare_ptr(gconstpointer a, gconstpointer b) {
+        return strcmp(*(const char *const *) a, *(const char *const *) b);
 }
 
 Term *term_free(Term *t) {
@@ -246,10 +256,11 @@ static void on_batch_done(int status, void *userdata) {
 #define MAX_BATCH_BYTES (32u * 1024u)
 
 static void entry_frame(GByteArray *buf) {
-        uint64_t len = GUINT64_TO_LE((uint64_t) buf->len);
+        uint8_t len[ENTRY_HEADER_SIZE];
         static const uint8_t zeros[8] = {};
 
-        g_byte_array_prepend(buf, (const uint8_t *) &len, sizeof len);
+        bytes_set_u64(len, buf->len);
+        g_byte_array_prepend(buf, len, sizeof len);
         if (buf->len % 8 != 0)
                 g_byte_array_append(buf, zeros, 8 - buf->len % 8);
 }
@@ -259,8 +270,7 @@ static int entry_unframe(const void *data, size_t size, const void **ret_batch, 
 
         if (size < ENTRY_HEADER_SIZE)
                 return -EBADMSG;
-        memcpy(&len, data, sizeof len);
-        len = GUINT64_FROM_LE(len);
+        len = bytes_get_u64(data);
         if (len > size - ENTRY_HEADER_SIZE || size - ENTRY_HEADER_SIZE - len >= 8)
                 return -EBADMSG;
         *ret_batch = (const uint8_t *) data + ENTRY_HEADER_SIZE;
@@ -345,7 +355,7 @@ static bool batch_still_pending(Manager *m, const Batch *b) {
         return false;
 }
 
-static void on_remote_batch(void *userdata, uint64_t sender_id, const void *batch, size_t size);
+static bool on_remote_batch(void *userdata, uint64_t sender_id, const void *batch, size_t size);
 
 static int on_resend(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
@@ -452,6 +462,10 @@ static int manager_submit_full(Manager *m, Command *c, uint64_t timeout_usec, Ma
          * itself is gated by the cluster (every member advertises it). */
         if (c->type != COMMAND_SET_PROTOCOL && command_type_protocol(c->type) > manager_protocol_version(m))
                 return -EPROTONOSUPPORT;
+        /* The same for the Enter quota's extension: below it the bus edge's check (against this
+         * node's copy of the state) is all the quota there is. */
+        if (cmd->max_persistent > 0 && manager_protocol_version(m) < COMMAND_MAX_PERSISTENT_PROTOCOL)
+                cmd->max_persistent = 0;
 
         g_free(cmd->origin);
         cmd->origin = g_strdup(m->config.node_name);
@@ -500,9 +514,9 @@ static int on_restore_check(sd_event_source *s, void *userdata);
 
 /* Everyone who reacts to a changed election, in commit order. */
 static void manager_election_changed(Manager *m, const Election *e) {
-        log_debug("Election '%s' now at term %" PRIu64 ", leader '%s', %u candidates.",
-                  e->name, e->term_id, election_leader(e), e->candidates->len);
-        metrics_election_changed(metrics_get(), e->name, e->term_id, false);
+        log_debug("Election '%s' now at term %" PRIu64 ", leader '%s', %u candidates%s.",
+                  e->name, e->term_id, election_leader(e), e->candidates->len, e->removed ? ", removed" : "");
+        metrics_election_changed(metrics_get(), e->name, e->term_id, e->removed);
         if (m->edge)
                 bus_edge_term_changed(m->edge, e);
         if (m->units) {
@@ -530,10 +544,28 @@ static void track_leader(Manager *m, const Election *e) {
 static void on_election_changed(const Election *e, void *userdata) {
         Manager *m = userdata;
 
+        if (e->removed) {
+                /* empty, so it led nothing: no hand-over; the next one of that name starts afresh */
+                if (m->leaders)
+                        g_hash_table_remove(m->leaders, e->name);
+                log_info("Election '%s' was empty and is removed (its next term id is above %" PRIu64 ").",
+                         e->name, election_state_term_floor(m->state));
+                manager_election_changed(m, e);
+                return;
+        }
         /* before anyone reads LocalLeader for this change */
         if (m->cluster)
                 track_leader(m, e);
         manager_election_changed(m, e);
+}
+
+/* A snapshot did not have name any more (a FORGET we did not apply one by one): tell everyone
+ * as for an applied one. */
+static void manager_election_gone(Manager *m, const char *name) {
+        g_autoptr(GPtrArray) none = g_ptr_array_new();
+        Election gone = { .name = (char *) name, .candidates = none, .removed = true };
+
+        on_election_changed(&gone, m);
 }
 
 /* DRAIN/UNDRAIN of this node changed the drained table: Manager.Drained moved. */
@@ -653,11 +685,26 @@ static int on_engine_restore(void *userdata, const void *data, size_t size) {
 
                 if (!streq_ptr(g_hash_table_lookup(before, e->name), now))
                         manager_election_changed(m, e);
+                g_hash_table_remove(before, e->name);
+        }
+        {
+                /* what is left in before is gone */
+                g_autoptr(GPtrArray) gone = g_ptr_array_new();
+                GHashTableIter it;
+                gpointer k;
+
+                g_hash_table_iter_init(&it, before);
+                while (g_hash_table_iter_next(&it, &k, NULL))
+                        g_ptr_array_add(gone, k);
+                g_ptr_array_sort(gone, string_compare_ptr);
+                for (unsigned i = 0; i < gone->len; i++)
+                        manager_election_gone(m, gone->pdata[i]);
         }
         return 0;
 }
 
 static void start_drop_run(Manager *m);
+#define STARTUP_COMMIT_TIMEOUT_USEC (15 * USEC_PER_SEC)
 
 /* At start: a plan for two voters tolerates no failure (issue 11 §6). */
 static void warn_fault_tolerance_config(const Config *c) {
@@ -807,6 +854,7 @@ static void on_drop_run_done(Manager *m, int status, ElectionResult result, cons
 
         log_debug("Previous runs' connection-bound candidacies removed.");
         m->drop_run_committed = true;
+        m->startup_timer = sd_event_source_disable_unref(m->startup_timer);
         if (m->cluster) {
                 /* served since start-up; terms are shown, changes are accepted (and Quorate,
                  * LocalLeader can be true) from now on, and leader units are driven once the node
@@ -830,6 +878,122 @@ static Command *self_command_new(Manager *m, CommandType type, const char *owner
         c->node = g_strdup(m->config.node_name);
         c->run = m->run_id;
         return c;
+}
+
+/* ---- empty elections (issue 14 §1) ----
+ * An election nobody stands in (no candidacy, none parked) still counts against MaxElections.
+ * The node that decides for the cluster — the Raft leader, or the standalone node — submits
+ * FORGET(name, term) once it has seen the election empty at the same term for
+ * RemoveEmptyElectionsSec; the rules delete it only if it is still empty at that term, so a
+ * decision overtaken by an Enter does nothing. Elections in this node's elections.d are never
+ * collected. What this node saw is forgotten whenever it stops deciding: a new Raft leader waits
+ * the whole time again. FORGET is protocol 2 (v0.1.0 cannot decode it): nothing is collected
+ * while the cluster is below it. */
+
+typedef struct EmptySeen {
+        uint64_t term;     /* the term it was empty at */
+        uint64_t since;    /* CLOCK_MONOTONIC µs: first seen empty at that term */
+        bool submitted;    /* FORGET in flight */
+} EmptySeen;
+
+static bool manager_may_collect(Manager *m) {
+        if (m->shutting_down || m->config.remove_empty_usec == 0 || !m->engine || !engine_is_leader(m->engine))
+                return false;
+        /* every member must be able to decode FORGET (docs/DESIGN.md "Versions") */
+        if (command_type_protocol(COMMAND_FORGET) > manager_protocol_version(m))
+                return false;
+        return m->drop_run_committed && manager_quorate(m);
+}
+
+static uint64_t collect_interval(const Manager *m) {
+        if (m->config.remove_empty_usec == 0)
+                return 10 * USEC_PER_SEC; /* off: only looks whether a reload turned it on */
+        return CLAMP(m->config.remove_empty_usec / 4, 50 * USEC_PER_MSEC, 10 * USEC_PER_SEC);
+}
+
+static void on_forget_done(Manager *m, int status, ElectionResult result, const Term *term, void *userdata) {
+        g_autofree char *name = userdata;
+        EmptySeen *seen;
+
+        if (status < 0)
+                log_debug_errno(status, "Removing empty election '%s' did not commit (tried again later): %m", name);
+        else if (result != ELECTION_CHANGED)
+                log_debug("Election '%s' was not removed: no longer empty at that term.", name);
+        seen = m->empty_seen ? g_hash_table_lookup(m->empty_seen, name) : NULL;
+        if (seen)
+                seen->submitted = false;
+}
+
+static int collect_submit(Manager *m, const char *name, uint64_t term) {
+        Command *c = self_command_new(m, COMMAND_FORGET, NULL);
+        char *userdata = g_strdup(name);
+        int r;
+
+        g_free(c->election);
+        c->election = g_strdup(name);
+        c->run = term;
+        r = manager_submit_full(m, c, m->config.commit_timeout_usec, on_forget_done, userdata);
+        if (r < 0) {
+                log_debug_errno(r, "Failed to submit the removal of empty election '%s': %m", name);
+                g_free(userdata);
+        }
+        return r;
+}
+
+static void collect_empty(Manager *m) {
+        g_autoptr(GHashTable) seen = NULL;
+        g_autoptr(GPtrArray) list = NULL, due = NULL;
+        uint64_t now = now_monotonic_usec();
+
+        if (!manager_may_collect(m)) {
+                g_hash_table_remove_all(m->empty_seen);
+                return;
+        }
+
+        /* rebuilt each round: what is not empty (at the same term) any more drops out */
+        seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        due = g_ptr_array_new();
+        list = election_state_list(m->state);
+        for (unsigned i = 0; i < list->len; i++) {
+                const Election *e = list->pdata[i];
+                EmptySeen *old, *n;
+
+                if (!election_empty(e) || units_configured(m->units, e->name))
+                        continue;
+                old = g_hash_table_lookup(m->empty_seen, e->name);
+                n = g_new0(EmptySeen, 1);
+                n->term = e->term_id;
+                n->since = now;
+                if (old && old->term == e->term_id) {
+                        n->since = old->since;
+                        n->submitted = old->submitted;
+                }
+                if (!n->submitted && now - n->since >= m->config.remove_empty_usec) {
+                        n->submitted = true;
+                        g_ptr_array_add(due, (gpointer) e); /* submitting applies nothing yet */
+                }
+                g_hash_table_insert(seen, g_strdup(e->name), n);
+        }
+        g_hash_table_unref(m->empty_seen);
+        m->empty_seen = g_steal_pointer(&seen);
+
+        for (unsigned i = 0; i < due->len; i++) {
+                const Election *e = due->pdata[i];
+
+                if (collect_submit(m, e->name, e->term_id) < 0) {
+                        EmptySeen *n = g_hash_table_lookup(m->empty_seen, e->name);
+                        n->submitted = false; /* the next round tries again */
+                }
+        }
+}
+
+static int on_collect_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        collect_empty(m);
+        (void) sd_event_source_set_time_relative(s, collect_interval(m));
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return 0;
 }
 
 static void on_bump_terms_done(Manager *m, int status, ElectionResult result, const Term *term, void *userdata) {
@@ -865,6 +1029,20 @@ static void start_bump_terms(Manager *m) {
                 log_error_errno(r, "Failed to submit the term id bump of the forced cluster: %m");
                 (void) sd_event_exit(m->event, EXIT_FAILURE);
         }
+}
+
+/* Standalone, nothing but our own disk stands between start-up and the first commit: if that
+ * entry has not completed by now, the state directory does not take writes (libraft may never
+ * report a failed write of it), so stop with a reason instead of never serving. */
+static int on_startup_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        if (m->drop_run_committed)
+                return 0;
+        log_error("The start-up entry was not written to the Raft log in %s within %u s (a failing or "
+                  "read-only disk?): stopping.", m->state_dir ?: "the state directory",
+                  (unsigned) (STARTUP_COMMIT_TIMEOUT_USEC / USEC_PER_SEC));
+        return sd_event_exit(m->event, EXIT_FAILURE);
 }
 
 /* Candidacies bound to connections of an earlier run of this daemon are gone with it. */
@@ -937,13 +1115,13 @@ void manager_units_settled(Manager *m) {
 }
 
 /* sender_id 0: our own batch, appended now that we lead. */
-static void on_remote_batch(void *userdata, uint64_t sender_id, const void *batch, size_t size) {
+static bool on_remote_batch(void *userdata, uint64_t sender_id, const void *batch, size_t size) {
         Manager *m = userdata;
         g_autoptr(GPtrArray) cmds = NULL;
 
         if (command_batch_decode(batch, size, &cmds) < 0) {
                 log_debug("Dropping an undecodable forwarded batch (%zu bytes).", size);
-                return;
+                return true;
         }
         /* One holder per name: a process that took a name in use (a second machine with the same
          * host name) must not commit under it, or its DROP_RUN would end the real holder's run
@@ -961,11 +1139,34 @@ static void on_remote_batch(void *userdata, uint64_t sender_id, const void *batc
                                     "know it by that name (a second machine with the same name?).",
                                     cmds->len, sender_id, c->origin ?: "");
                 }
-                return;
+                return false;
         }
         for (unsigned i = 0; i < cmds->len; i++)
                 g_queue_push_tail(&m->remote, command_copy(cmds->pdata[i]));
         manager_schedule_flush(m);
+        return true;
+}
+
+/* The Raft leader refuses our commands: gossip knows our name by another node id. Before our
+ * DROP_RUN committed we are the newcomer (a second machine with this name, or a copy whose
+ * peers cannot hear us apart): refuse to run, as the direct gossip check does. Once serving, the
+ * leader's view is stale (a restart it has not heard yet): only warn. */
+static void on_name_in_use(void *userdata, const char *leader_name) {
+        Manager *m = userdata;
+        uint64_t now = now_boottime_usec();
+
+        if (!m->drop_run_committed) {
+                log_error("Duplicate identity: the Raft leader (%s) refuses this node's commands, its peers know the "
+                          "name '%s' as another node's. Refusing to run: give each machine its own [Node] Name= "
+                          "(or host name), and each its own state directory.", leader_name, m->config.node_name);
+                (void) sd_event_exit(m->event, EXIT_FAILURE);
+                return;
+        }
+        if (m->name_refusal_logged != 0 && now - m->name_refusal_logged < 10 * USEC_PER_SEC)
+                return;
+        m->name_refusal_logged = now;
+        log_warning("The Raft leader (%s) refused this node's commands under the name '%s' (its view of the "
+                    "name is stale or another process uses it); they are resent.", leader_name, m->config.node_name);
 }
 
 static void on_drop_node_done(Manager *m, int status, ElectionResult result, const Term *term, void *userdata) {
@@ -1143,6 +1344,12 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
         if (r < 0)
                 return log_error_errno(r, "Failed to add the restore check: %m");
         (void) sd_event_source_set_enabled(m->restore_event, SD_EVENT_OFF);
+        m->empty_seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        r = sd_event_add_time_relative(m->event, &m->collect_timer, CLOCK_MONOTONIC, collect_interval(m),
+                                       10 * USEC_PER_MSEC, on_collect_timer, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the timer for empty elections: %m");
+        (void) sd_event_source_set_description(m->collect_timer, "collect-empty");
 
         r = m->user_bus ? sd_bus_open_user(&m->bus) : sd_bus_open_system(&m->bus);
         if (r < 0)
@@ -1173,6 +1380,7 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
                         .engine_started = on_cluster_engine_started,
                         .status_changed = on_cluster_status_changed,
                         .remote_batch = on_remote_batch,
+                        .name_in_use = on_name_in_use,
                         .units_stopping = on_cluster_units_stopping,
                         .lease_renewed = on_cluster_lease_renewed,
                 };
@@ -1228,6 +1436,10 @@ int manager_run(Manager *m) {
                 r = engine_start(m->engine);
                 if (r < 0)
                         return log_error_errno(r, "Failed to start the replication engine: %m");
+                r = sd_event_add_time_relative(m->event, &m->startup_timer, CLOCK_MONOTONIC,
+                                               STARTUP_COMMIT_TIMEOUT_USEC, 0, on_startup_timeout, m);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to add the start-up timer: %m");
                 on_engine_role_changed(m);
         }
 
@@ -1264,6 +1476,9 @@ Manager *manager_free(Manager *m) {
         m->name_slot = sd_bus_slot_unref(m->name_slot);
         m->flush_event = sd_event_source_disable_unref(m->flush_event);
         m->restore_event = sd_event_source_disable_unref(m->restore_event);
+        m->collect_timer = sd_event_source_disable_unref(m->collect_timer);
+        m->startup_timer = sd_event_source_disable_unref(m->startup_timer);
+        g_clear_pointer(&m->empty_seen, g_hash_table_unref);
         m->step_down_timer = sd_event_source_disable_unref(m->step_down_timer);
 
         /* The cluster stops gossip and its timers first; the engine it started is ours to free. */

@@ -157,6 +157,8 @@ static const char *const channel_drop_names[_CHANNEL_DROP_MAX] = {
         [CHANNEL_DROP_AUTH] = "auth",
         [CHANNEL_DROP_REPLAY] = "replay",
         [CHANNEL_DROP_SELF] = "self",
+        [CHANNEL_DROP_PLAINTEXT] = "plaintext",
+        [CHANNEL_DROP_ENCRYPTED] = "encrypted",
 };
 
 static const char *const raft_roles[] = { "leader", "follower", "candidate", "unavailable" };
@@ -201,6 +203,7 @@ int metrics_append(sd_bus_message *reply, Manager *manager) {
                 SAMPLE("electiond_raft_connections_total", st.connected, "direction", "out");
                 SAMPLE("electiond_raft_handshake_failures_total", st.rejected_in, "direction", "in");
                 SAMPLE("electiond_raft_handshake_failures_total", st.rejected_out, "direction", "out");
+                SAMPLE("electiond_raft_encryption_mismatches_total", st.mismatched);
         }
 
         SAMPLE("electiond_forwarded_calls_total", m->forwarded_sent, "direction", "sent");

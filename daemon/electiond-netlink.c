@@ -9,6 +9,7 @@
 #include <netlink/route/link.h>
 #include <sys/socket.h>
 
+#include "electiond-address.h"
 #include "electiond-netlink.h"
 #include "electiond-util.h"
 
@@ -32,8 +33,7 @@ static bool wanted(const Netlink *nl, const char *name) {
         return !nl->interfaces || g_strv_contains((const char *const *) nl->interfaces, name);
 }
 
-static void collect_addresses(Netlink *nl, NetlinkInterface *ifc) {
-        ifc->n_addresses = 0;
+static void collect_family(Netlink *nl, NetlinkInterface *ifc, bool ipv4) {
         for (struct nl_object *o = nl_cache_get_first(nl->addrs); o; o = nl_cache_get_next(o)) {
                 struct rtnl_addr *a = (struct rtnl_addr *) o;
                 struct nl_addr *local;
@@ -44,22 +44,38 @@ static void collect_addresses(Netlink *nl, NetlinkInterface *ifc) {
                         continue;
                 family = rtnl_addr_get_family(a);
                 local = rtnl_addr_get_local(a);
-                if (!local)
+                if (!local || (family == AF_INET) != ipv4)
                         continue;
                 if (family == AF_INET && nl_addr_get_len(local) == 4)
                         memcpy(ma.addr, nl_addr_get_binary_addr(local), 4);
                 else if (family == AF_INET6 && nl_addr_get_len(local) == 16) {
-                        /* link-local needs a scope id that the gossip cannot carry; skip those
-                         * and addresses still in duplicate address detection */
-                        if (rtnl_addr_get_scope(a) != RT_SCOPE_UNIVERSE ||
-                            (rtnl_addr_get_flags(a) & (IFA_F_TENTATIVE | IFA_F_DADFAILED)))
+                        /* global and link-local (its scope is this interface: gossip adds it);
+                         * not host/site scope, nor addresses still in duplicate address detection,
+                         * nor privacy (temporary) or deprecated ones, which come and go */
+                        int scope = rtnl_addr_get_scope(a);
+                        if ((scope != RT_SCOPE_UNIVERSE && scope != RT_SCOPE_LINK) ||
+                            (rtnl_addr_get_flags(a) & (IFA_F_TENTATIVE | IFA_F_DADFAILED | IFA_F_TEMPORARY |
+                                                       IFA_F_DEPRECATED)))
                                 continue;
                         memcpy(ma.addr, nl_addr_get_binary_addr(local), 16);
+                        ma.family = AF_INET6;
+                        if (scope == RT_SCOPE_LINK && !member_address_is_link_local(&ma))
+                                continue;
                 } else
                         continue;
                 ma.family = (uint8_t) family;
+                if (!member_address_is_link_local(&ma))
+                        ifc->routable = true;
                 ifc->addresses[ifc->n_addresses++] = ma;
         }
+}
+
+/* IPv4 first, so that IPv6 addresses never crowd them out of the slots. */
+static void collect_addresses(Netlink *nl, NetlinkInterface *ifc) {
+        ifc->n_addresses = 0;
+        ifc->routable = false;
+        collect_family(nl, ifc, true);
+        collect_family(nl, ifc, false);
 }
 
 static size_t snapshot(Netlink *nl, NetlinkInterface *out) {
@@ -81,8 +97,9 @@ static size_t snapshot(Netlink *nl, NetlinkInterface *out) {
                 ifc->loopback = flags & IFF_LOOPBACK;
                 g_strlcpy(ifc->name, name, sizeof ifc->name);
                 collect_addresses(nl, ifc);
-                /* Default set: up, non-loopback, with an address. */
-                if (!nl->interfaces && (ifc->loopback || !ifc->up || ifc->n_addresses == 0))
+                /* Default set: up, non-loopback, with an IPv4 or global IPv6 address (every
+                 * interface with IPv6 has a link-local one: that alone does not qualify). */
+                if (!nl->interfaces && (ifc->loopback || !ifc->up || !ifc->routable))
                         continue;
                 n++;
         }

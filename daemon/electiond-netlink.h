@@ -18,8 +18,9 @@ typedef struct NetlinkInterface {
         bool up;                /* IFF_UP and IFF_RUNNING (carrier) */
         bool multicast;         /* IFF_MULTICAST */
         bool loopback;
-        MemberAddress addresses[MEMBER_ADDRESSES_MAX];  /* IPv4 and global IPv6; port 0 */
+        MemberAddress addresses[MEMBER_ADDRESSES_MAX];  /* IPv4, global and link-local IPv6; port 0 */
         size_t n_addresses;
+        bool routable;          /* has an IPv4 or a global IPv6 address (not only link-local) */
 } NetlinkInterface;
 
 typedef struct Netlink Netlink;
@@ -28,7 +29,8 @@ typedef struct Netlink Netlink;
  * when a configured interface that was up went down (or vanished) in this change. */
 typedef void (*NetlinkChangedFunc)(Netlink *nl, bool link_lost, void *userdata);
 
-/* interfaces: names to watch; NULL = every up, non-loopback interface with an address. */
+/* interfaces: names to watch; NULL = every up, non-loopback interface with an IPv4 or global
+ * IPv6 address. */
 int netlink_new(sd_event *event, char *const *interfaces, NetlinkChangedFunc callback, void *userdata,
                 Netlink **ret);
 Netlink *netlink_free(Netlink *nl);

@@ -893,6 +893,15 @@ unsigned units_n_elections(const Units *u) {
         return n;
 }
 
+bool units_configured(const Units *u, const char *name) {
+        for (unsigned i = 0; u && i < u->elections->len; i++) {
+                const UnitsElection *e = u->elections->pdata[i];
+                if (!e->removed && streq_ptr(e->config->name, name))
+                        return true;
+        }
+        return false;
+}
+
 /* ---- reload ---- */
 
 static void election_remove(UnitsElection *e) {

@@ -40,5 +40,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Units *, units_free)
 /* For STATUS= lines: configured elections, and how many this node currently leads. */
 unsigned units_n_elections(const Units *u);
 unsigned units_n_leading(const Units *u);
+/* name is configured in elections.d (and not removed by a reload): never collected while so. */
+bool units_configured(const Units *u, const char *name);
 /* Stop jobs of a demotion still running: this node has not fully stepped down yet. */
 bool units_stopping(const Units *u);

@@ -12,7 +12,13 @@
  * Replay protection: per sender node id we keep its epoch (the sender picks a larger one at every
  * start: realtime at start, in usec) and a 64-packet sliding window of sequence numbers. A packet
  * from an older epoch, older than the window, or already seen is dropped. The window is updated
- * only by authenticated, well-formed packets, so forged packets cannot disturb it. */
+ * only by authenticated, well-formed packets, so forged packets cannot disturb it
+ * (electiond-replay.h, shared with the cluster channel).
+ *
+ * Encrypt=yes (keyring_encrypts()): the whole packet above is sealed (electiond-seal.h) into
+ *   magic "ELGS" | nonce (24) | XChaCha20-Poly1305 ciphertext | tag (16)
+ * and only such envelopes are accepted; an "ELGP" packet is then dropped as "plaintext", and a
+ * node without encryption drops an "ELGS" one as "encrypted" (the two settings differ). */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -29,6 +35,10 @@
 #define WIRE_REPLAY_WINDOW      64
 #define WIRE_SENDERS_MAX        1024
 #define WIRE_KEY_MIN            16
+#define WIRE_SEALED_MAGIC       "ELGS"
+#define WIRE_SEAL_OVERHEAD      (4 + 24 + 16)   /* SEAL_OVERHEAD */
+/* An encrypted packet of a WIRE_PACKET_MAX one: 1444 bytes, still below a 1500 MTU (IPv6 too). */
+#define WIRE_SEALED_MAX         (WIRE_PACKET_MAX + WIRE_SEAL_OVERHEAD)
 
 typedef enum WireDrop {
         WIRE_DROP_MALFORMED,    /* truncated, bad lengths, invalid fields */
@@ -38,6 +48,8 @@ typedef enum WireDrop {
         WIRE_DROP_AUTH,         /* HMAC mismatch: wrong key or tampered */
         WIRE_DROP_REPLAY,       /* old epoch, below the window, or seen */
         WIRE_DROP_SELF,         /* our own packet (multicast loop) */
+        WIRE_DROP_PLAINTEXT,    /* plaintext while Encrypt=yes here */
+        WIRE_DROP_ENCRYPTED,    /* encrypted while Encrypt=no here */
         _WIRE_DROP_MAX,
 } WireDrop;
 
@@ -67,7 +79,9 @@ int wire_encode(Wire *w, const GossipMessage *msgs, size_t n_msgs, uint8_t *buf,
 
 /* Verifies and decodes. On success returns the number of messages stored in msgs (unknown
  * message types are skipped). On failure, counts the reason and returns -EBADMSG (malformed,
- * magic, version), -EXDEV (cluster), -EPERM (auth), -EALREADY (replay) or -ELOOP (self).
+ * magic, version), -EXDEV (cluster), -EPERM (auth, also an envelope no key opens), -EALREADY
+ * (replay), -ELOOP (self), -EPROTO (plaintext, Encrypt=yes here) or -EPROTONOSUPPORT (encrypted,
+ * Encrypt=no here). With Encrypt=yes, encoding needs WIRE_SEAL_OVERHEAD more bytes in buf.
  * -ENOTUNIQ: authenticated, with our own sender id but another epoch (a previous run of ours, or
  * a twin with a copy of our state); *ret_info is filled then, and no messages are decoded. */
 int wire_decode(Wire *w, const void *buf, size_t size, WirePacketInfo *ret_info,

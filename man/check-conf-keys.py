@@ -100,9 +100,11 @@ SAMPLES = {
     ('Node', 'Name'): 'docs-node',
     ('Cluster', 'Name'): 'docs-cluster',
     ('Cluster', 'Interfaces'): 'lo',
-    ('Cluster', 'Peers'): '127.0.0.1:7000, 127.0.0.2',
+    ('Cluster', 'Peers'): '127.0.0.1:7000, 127.0.0.2, [::1]:7000, ::1, [fe80::1%lo]:7000',
+    ('Cluster', 'AddressFamily'): 'any',
     ('Cluster', 'PrimaryKey'): 'docs.key',
     ('Node', 'Witness'): 'no',  # a boolean: documented as "Default: no."
+    ('Cluster', 'Encrypt'): 'yes',  # a boolean too; the non-default value, to parse it
 }
 
 

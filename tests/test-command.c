@@ -16,7 +16,7 @@ static bool command_equal(const Command *a, const Command *b) {
                 streq_ptr(S(a->id), S(b->id)) && streq_ptr(S(a->node), S(b->node)) &&
                 streq_ptr(S(a->owner), S(b->owner)) && a->run == b->run && a->uid == b->uid &&
                 a->flags == b->flags && a->max_elections == b->max_elections &&
-                a->max_candidates == b->max_candidates;
+                a->max_candidates == b->max_candidates && a->max_persistent == b->max_persistent;
 #undef S
 }
 
@@ -64,6 +64,7 @@ static Command *random_command(void) {
         c->flags = g_rand_int_range(rnd, 0, 4);
         c->max_elections = g_rand_int_range(rnd, 0, 3);
         c->max_candidates = g_rand_int_range(rnd, 0, 3);
+        c->max_persistent = g_rand_int_range(rnd, 0, 3);
         return c;
 }
 
@@ -86,6 +87,44 @@ static void assert_round_trip(GPtrArray *cmds) {
 
 static void command_ptr_free(gpointer p) {
         command_free(p);
+}
+
+/* The quota field (issue 14 §1) is an extension: a command without it keeps the original bytes,
+ * so older daemons decode it; with it, bit 7 of the type byte says that 4 more bytes follow. */
+static void test_extension(void) {
+        g_autoptr(Command) c = make_command(COMMAND_ENTER, "x");
+        g_autoptr(GByteArray) plain = g_byte_array_new(), ext = g_byte_array_new();
+        g_autoptr(GPtrArray) out = NULL;
+
+        g_assert_cmpint(command_batch_append(plain, c), ==, 0);
+        /* header 8 + type 1 + 5 strings ("x" x3, "", ":1.42") + 3 u64 + 4 u32: the original layout */
+        g_assert_cmpuint(plain->len, ==, 8 + 1 + (5 * 4 + 3 + 5) + 3 * 8 + 4 * 4);
+        g_assert_cmpuint(plain->data[8], ==, COMMAND_ENTER);
+
+        c->max_persistent = 64;
+        g_assert_cmpint(command_batch_append(ext, c), ==, 0);
+        g_assert_cmpuint(ext->len, ==, plain->len + 4);
+        g_assert_cmpuint(ext->data[8], ==, 0x80 | COMMAND_ENTER);
+        g_assert_cmpmem(ext->data + 9, plain->len - 9, plain->data + 9, plain->len - 9);
+        g_assert_cmpint(command_batch_decode(ext->data, ext->len, &out), ==, 0);
+        g_assert_cmpuint(((Command *) out->pdata[0])->max_persistent, ==, 64);
+        g_clear_pointer(&out, g_ptr_array_unref);
+        g_assert_cmpint(command_batch_decode(plain->data, plain->len, &out), ==, 0);
+        g_assert_cmpuint(((Command *) out->pdata[0])->max_persistent, ==, 0);
+        g_clear_pointer(&out, g_ptr_array_unref);
+
+        /* one encoding per command: an extension holding 0 is refused, as is a missing one */
+        memset(ext->data + ext->len - 4, 0, 4);
+        g_assert_cmpint(command_batch_decode(ext->data, ext->len, &out), ==, -EBADMSG);
+        g_assert_cmpint(command_batch_decode(ext->data, ext->len - 4, &out), ==, -EBADMSG);
+        plain->data[8] |= 0x80;
+        g_assert_cmpint(command_batch_decode(plain->data, plain->len, &out), ==, -EBADMSG);
+        g_assert_null(out);
+
+        /* the new type has a name, and type 0x80 alone is still no type */
+        g_assert_cmpstr(command_type_to_string(COMMAND_FORGET), ==, "forget");
+        plain->data[8] = 0x80;
+        g_assert_cmpint(command_batch_decode(plain->data, plain->len, &out), ==, -EBADMSG);
 }
 
 static void test_type_to_string(void) {
@@ -337,6 +376,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/command/type-to-string", test_type_to_string);
         g_test_add_func("/command/new-copy-free", test_new_copy_free);
         g_test_add_func("/command/round-trip", test_round_trip_every_type);
+        g_test_add_func("/command/extension", test_extension);
         g_test_add_func("/command/batch-many", test_batch_many);
         g_test_add_func("/command/batch-cap", test_batch_cap);
         g_test_add_func("/command/append-errors", test_append_errors);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Config parsing: defaults, every key, every malformed value, missing files. */
 #include <glib.h>
+#include <sys/socket.h>
 #include <glib/gstdio.h>
 
 #include "electiond-config.h"
@@ -29,6 +30,8 @@ static void test_defaults(void) {
         g_assert_cmpstr(c.node_name, ==, g_get_host_name());
         g_assert_cmpuint(c.max_elections, ==, 65536);
         g_assert_cmpuint(c.max_candidates, ==, 1024);
+        g_assert_cmpuint(c.max_persistent_per_user, ==, 64);
+        g_assert_cmpuint(c.remove_empty_usec, ==, 60 * USEC_PER_SEC);
         g_assert_cmpuint(c.commit_timeout_usec, ==, 5 * USEC_PER_SEC);
         g_assert_cmpstr(c.elections_dir, ==, "/etc/electiond/elections.d");
         g_assert_cmpstr(c.runtime_dir, ==, "/run/electiond");
@@ -76,6 +79,8 @@ static void test_every_key(void) {
                                   "Name=node-ä 1\n"
                                   "MaxElections=7\n"
                                   "MaxCandidates=0\n"
+                                  "MaxPersistentPerUser=0\n"
+                                  "RemoveEmptyElectionsSec=0\n"
                                   "CommitTimeoutSec=0.25\n"
                                   "ElectionsDirectory=/srv/el.d\n"
                                   "RuntimeDirectory=/run/x\n"
@@ -99,6 +104,8 @@ static void test_every_key(void) {
         g_assert_cmpstr(c.node_name, ==, "node-ä 1");
         g_assert_cmpuint(c.max_elections, ==, 7);
         g_assert_cmpuint(c.max_candidates, ==, 0);
+        g_assert_cmpuint(c.max_persistent_per_user, ==, 0);
+        g_assert_cmpuint(c.remove_empty_usec, ==, 0);    /* 0: off, unlike the other durations */
         g_assert_cmpuint(c.commit_timeout_usec, ==, 250 * USEC_PER_MSEC);
         g_assert_cmpstr(c.elections_dir, ==, "/srv/el.d");
         g_assert_cmpstr(c.runtime_dir, ==, "/run/x");
@@ -163,6 +170,11 @@ static const Malformed malformed[] = {
         { "Node",    "CommitTimeoutSec",   "0x10" },
         { "Node",    "CommitTimeoutSec",   "1.2.3" },
         { "Node",    "CommitTimeoutSec",   "100000000" },
+        { "Node",    "MaxPersistentPerUser", "-1" },
+        { "Node",    "MaxPersistentPerUser", "lots" },
+        { "Node",    "RemoveEmptyElectionsSec", "-1" },
+        { "Node",    "RemoveEmptyElectionsSec", "0.0000001" },
+        { "Node",    "RemoveEmptyElectionsSec", "never" },
         { "Node",    "ElectionsDirectory", "elections.d" },
         { "Node",    "RuntimeDirectory",   "" },
         { "Cluster", "Name",               "" },
@@ -235,6 +247,69 @@ static void test_witness(void) {
                 }
                 config_done(&c);
         }
+}
+
+static void test_address_family(void) {
+        static const struct {
+                const char *value;
+                int expect; /* CONFIG_FAMILY_*, -1 invalid */
+        } cases[] = {
+                { "any", CONFIG_FAMILY_ANY }, { "ipv4", CONFIG_FAMILY_IPV4 }, { "IPv6", CONFIG_FAMILY_IPV6 },
+                { "both", -1 }, { "4", -1 }, { "", -1 },
+        };
+        Config c;
+
+        config_init_defaults(&c);
+        g_assert_cmpuint(c.address_family, ==, CONFIG_FAMILY_ANY);
+        g_assert_true(config_family_allows(&c, AF_INET) && config_family_allows(&c, AF_INET6));
+        g_assert_false(config_key_reloadable("Cluster", "AddressFamily"));
+        config_done(&c);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                g_autofree char *text = g_strdup_printf("[Cluster]\nAddressFamily=%s\n", cases[i].value);
+                g_autofree char *error = NULL;
+                int r = load_text(text, &c, &error);
+
+                g_test_message("AddressFamily=%s", cases[i].value);
+                if (cases[i].expect < 0) {
+                        g_assert_cmpint(r, ==, -EINVAL);
+                        g_assert_nonnull(strstr(error, "AddressFamily="));
+                } else {
+                        g_assert_cmpint(r, ==, 0);
+                        g_assert_cmpuint(c.address_family, ==, (unsigned) cases[i].expect);
+                        g_assert_cmpint(config_family_allows(&c, AF_INET), ==, cases[i].expect != CONFIG_FAMILY_IPV6);
+                        g_assert_cmpint(config_family_allows(&c, AF_INET6), ==, cases[i].expect != CONFIG_FAMILY_IPV4);
+                }
+                config_done(&c);
+        }
+        /* Peers= takes IPv6 literals as they are (gossip parses them, and ignores bad ones as before) */
+        g_assert_cmpint(load_text("[Cluster]\nPeers=[fe80::1%eth0]:7946, [2001:db8::1]:7946;fe80::2%3\n", &c, NULL), ==, 0);
+        g_assert_cmpuint(g_strv_length(c.peers), ==, 3);
+        g_assert_cmpstr(c.peers[0], ==, "[fe80::1%eth0]:7946");
+        g_assert_cmpstr(c.peers[2], ==, "fe80::2%3");
+        config_done(&c);
+}
+
+/* [Cluster] Encrypt=: a boolean, default no, refused on reload (an established Raft connection
+ * would stay unencrypted). */
+static void test_encrypt(void) {
+        g_autofree char *error = NULL;
+        Config c, loaded;
+
+        config_init_defaults(&c);
+        g_assert_false(c.encrypt);
+        config_done(&c);
+        g_assert_cmpint(load_text("[Cluster]\nKeyFile=/k\nEncrypt=yes\n", &c, &error), ==, 0);
+        g_assert_true(c.encrypt);
+        g_assert_cmpint(load_text("[Cluster]\nKeyFile=/k\nEncrypt=no\n", &loaded, &error), ==, 0);
+        g_assert_false(loaded.encrypt);
+        g_assert_cmpuint(config_apply_reload(&c, &loaded, "test"), ==, 1);
+        g_assert_true(c.encrypt);
+        config_done(&loaded);
+        config_done(&c);
+        g_assert_cmpint(load_text("[Cluster]\nKeyFile=/k\nEncrypt=maybe\n", &c, &error), ==, -EINVAL);
+        g_assert_nonnull(strstr(error, "Encrypt="));
+        config_done(&c);
+        g_assert_false(config_key_reloadable("Cluster", "Encrypt"));
 }
 
 static void test_cross_checks(void) {
@@ -447,6 +522,8 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/config/malformed", test_malformed);
         g_test_add_func("/config/cross-checks", test_cross_checks);
         g_test_add_func("/config/witness", test_witness);
+        g_test_add_func("/config/address-family", test_address_family);
+        g_test_add_func("/config/encrypt", test_encrypt);
         g_test_add_func("/config/syntax-error", test_syntax_error);
         g_test_add_func("/config/reload", test_reload);
         g_test_add_func("/config/dropins", test_dropins);

@@ -1469,6 +1469,8 @@ typedef struct Model {
         bool drain_all[M_NODES];              /* DRAIN(node, "") */
         bool drain_e[M_NODES][M_ELECTIONS];   /* DRAIN(node, election) */
         unsigned n_drain_moved, n_drained_leader, n_anoint_held; /* drain rules that fired */
+        uint64_t floor;                       /* FORGET: the highest term id of a removed election */
+        unsigned n_forgot, n_quota_rebind;    /* FORGETs that removed one; quota refusals of a re-bind */
 } Model;
 
 /* A generated command in model terms. */
@@ -1478,7 +1480,7 @@ typedef struct MCmd {
         int node, owner;    /* caller (Enter/Leave) or target (drops) */
         bool node_empty;    /* Enter/Leave with node "": falls back to origin */
         uint64_t run;
-        uint32_t uid, flags, max_e, max_c;
+        uint32_t uid, flags, max_e, max_c, max_p;
         int origin;
         uint64_t origin_run, rid;
 } MCmd;
@@ -1601,6 +1603,28 @@ static bool m_dup(Model *m, const MCmd *c) {
 }
 
 /* Model of the rules; sets changed[] for the elections it changed. */
+/* Persistent candidacies of uid, listed and parked, in every election. */
+static unsigned m_persistent(const Model *m, uint32_t uid) {
+        unsigned n = 0;
+
+        for (int k = 0; k < M_ELECTIONS; k++) {
+                for (int i = 0; i < m->e[k].n; i++)
+                        n += m->e[k].c[i].owner < 0 && m->e[k].c[i].uid == uid;
+                for (int i = 0; i < m->e[k].np; i++)
+                        n += m->e[k].p[i].owner < 0 && m->e[k].p[i].uid == uid;
+        }
+        return n;
+}
+
+/* The Enter quota: existing is the candidacy re-bound or superseded (may be NULL). */
+static bool m_over_quota(const Model *m, const MCmd *c, const MCand *existing) {
+        if (!(c->flags & COMMAND_FLAG_PERSISTENT) || c->uid == 0 || c->max_p == 0)
+                return false;
+        if (existing && existing->owner < 0 && existing->uid == c->uid)
+                return false;
+        return m_persistent(m, c->uid) >= c->max_p;
+}
+
 static ElectionResult m_apply(Model *m, const MCmd *c, bool changed[]) {
         memset(changed, 0, sizeof(bool) * M_ELECTIONS);
 
@@ -1619,6 +1643,21 @@ static ElectionResult m_apply(Model *m, const MCmd *c, bool changed[]) {
                 return ELECTION_DUPLICATE;
         if (c->flags & ~3u)
                 return ELECTION_INVALID;
+
+        if (c->type == COMMAND_FORGET) {
+                MElection *e;
+
+                if (c->election < 0)
+                        return ELECTION_INVALID;
+                e = &m->e[c->election];
+                if (e->term == 0 || e->n > 0 || e->np > 0 || e->term != c->run)
+                        return ELECTION_NOOP;
+                m->floor = MAX(m->floor, e->term);
+                e->term = 0;
+                changed[c->election] = true;
+                m->n_forgot++;
+                return ELECTION_CHANGED;
+        }
 
         if (c->type <= COMMAND_PROMOTE) {
                 MElection *e;
@@ -1647,6 +1686,10 @@ static ElectionResult m_apply(Model *m, const MCmd *c, bool changed[]) {
                                 bool was = m_drained(m, e->c[i].node, c->election);
                                 if (e->c[i].uid != c->uid && !(c->flags & COMMAND_FLAG_AUTHORIZED))
                                         return ELECTION_ACCESS_DENIED;
+                                if (m_over_quota(m, c, &e->c[i])) {
+                                        m->n_quota_rebind++;
+                                        return ELECTION_QUOTA_EXCEEDED;
+                                }
                                 e->c[i] = nc;
                                 if (was != m_drained(m, nc.node, c->election) && m_regroup(m, c->election, -1)) {
                                         changed[c->election] = true;
@@ -1655,6 +1698,8 @@ static ElectionResult m_apply(Model *m, const MCmd *c, bool changed[]) {
                                 return ELECTION_NOOP;
                         }
                         int pk = m_find_parked(e, c->id);
+                        if (m_over_quota(m, c, pk >= 0 ? &e->p[pk] : NULL))
+                                return ELECTION_QUOTA_EXCEEDED;
                         if (e->term == 0 && c->max_e > 0) {
                                 unsigned count = 0;
                                 for (int k = 0; k < M_ELECTIONS; k++)
@@ -1664,6 +1709,8 @@ static ElectionResult m_apply(Model *m, const MCmd *c, bool changed[]) {
                         }
                         if (c->max_c > 0 && (unsigned) e->n >= c->max_c)
                                 return ELECTION_LIMIT_EXCEEDED;
+                        if (e->term == 0)
+                                e->term = m->floor; /* created: above every removed one */
                         if (e->n > 0 && m_drained(m, e->c[0].node, c->election) && !m_drained(m, nc.node, c->election))
                                 m->n_drained_leader++; /* a non-drained Enter takes the lead from a drained one */
                         m_append(m, c->election, nc);
@@ -1882,7 +1929,7 @@ static Command *m_to_command(const MCmd *m) {
         if (m->type <= COMMAND_PROMOTE) {
                 c->election = m_name(m->election);
                 c->id = m->id < 0 ? g_strdup("x\ty") : g_strdup_printf("c%d", m->id);
-        } else if (m->type == COMMAND_DRAIN || m->type == COMMAND_UNDRAIN) {
+        } else if (m->type == COMMAND_DRAIN || m->type == COMMAND_UNDRAIN || m->type == COMMAND_FORGET) {
                 c->election = m_name(m->election);
                 c->id = g_strdup("");
         } else {
@@ -1896,6 +1943,7 @@ static Command *m_to_command(const MCmd *m) {
         c->flags = m->flags;
         c->max_elections = m->max_e;
         c->max_candidates = m->max_c;
+        c->max_persistent = m->max_p;
         return c;
 }
 
@@ -1907,7 +1955,7 @@ static MCmd m_random(GRand *r, Model *m) {
         c.type = p < 30 ? COMMAND_ENTER : p < 50 ? COMMAND_LEAVE : p < 58 ? COMMAND_EVICT :
                  p < 66 ? COMMAND_ANOINT : p < 78 ? COMMAND_PROMOTE : p < 87 ? COMMAND_DROP_OWNER :
                  p < 93 ? COMMAND_DROP_RUN : p < 95 ? COMMAND_DROP_NODE : p < 96 ? COMMAND_RESTORE_NODE :
-                 p < 97 ? COMMAND_STEP_DOWN : p < 98 ? COMMAND_DRAIN : p < 99 ? COMMAND_UNDRAIN : COMMAND_ENTER;
+                 p < 97 ? COMMAND_STEP_DOWN : p < 98 ? COMMAND_DRAIN : p < 99 ? COMMAND_UNDRAIN : COMMAND_FORGET;
         c.election = g_rand_int_range(r, 0, M_ELECTIONS);
         c.id = g_rand_int_range(r, 0, M_IDS);
         if (g_rand_int_range(r, 0, 200) == 0)
@@ -1928,6 +1976,11 @@ static MCmd m_random(GRand *r, Model *m) {
                   (g_rand_int_range(r, 0, 300) == 0 ? 1u << 9 : 0);
         c.max_e = g_rand_int_range(r, 0, 4) == 0 ? g_rand_int_range(r, 1, M_ELECTIONS + 1) : 0;
         c.max_c = g_rand_int_range(r, 0, 4) == 0 ? g_rand_int_range(r, 1, M_IDS + 1) : 0;
+        c.max_p = g_rand_int_range(r, 0, 3) == 0 ? g_rand_int_range(r, 1, 4) : 0;
+        /* FORGET: mostly at the election's current term (so that an empty one goes) */
+        if (c.type == COMMAND_FORGET)
+                c.run = c.election >= 0 && g_rand_int_range(r, 0, 5) > 0 ? m->e[c.election].term
+                                                                         : (uint64_t) g_rand_int_range(r, 0, 4);
 
         /* The submitter: for Enter/Leave the caller's node, or "" meaning that same origin. */
         c.origin = c.type <= COMMAND_PROMOTE ? c.node : g_rand_int_range(r, 0, M_NODES);
@@ -1974,6 +2027,9 @@ static void m_check(const Model *m, const ElectionState *s, const uint64_t prev_
                         windows += m->d[n][k].used;
         }
         g_assert_cmpuint(election_state_dedup_count(s), ==, windows);
+        g_assert_cmpuint(election_state_term_floor(s), ==, m->floor);
+        for (unsigned u = 0; u < ELEMENTSOF(m_uids); u++)
+                g_assert_cmpuint(election_state_persistent_count(s, m_uids[u]), ==, m_persistent(m, m_uids[u]));
 
         for (int k = 0; k < M_ELECTIONS; k++) {
                 g_autofree char *name = m_name(k);
@@ -2059,7 +2115,7 @@ static void run_random(guint32 seed, unsigned steps) {
         GRand *r = g_rand_new_with_seed(seed);
         Model m = {};
         uint64_t prev_terms[M_ELECTIONS] = {};
-        unsigned results[ELECTION_DUPLICATE + 1] = {}, snapshots = 0;
+        unsigned results[ELECTION_QUOTA_EXCEEDED + 1] = {}, snapshots = 0;
 
         g_test_message("random sequence: seed %u, %u steps", seed, steps);
         for (int n = 0; n < M_NODES; n++)
@@ -2116,8 +2172,13 @@ static void run_random(guint32 seed, unsigned steps) {
                 }
         }
 
-        g_test_message("results: changed %u noop %u not-candidate %u limit %u denied %u invalid %u duplicate %u; %u snapshots",
-                       results[0], results[1], results[2], results[3], results[4], results[5], results[6], snapshots);
+        g_test_message("results: changed %u noop %u not-candidate %u limit %u denied %u invalid %u duplicate %u "
+                       "quota %u; %u snapshots", results[0], results[1], results[2], results[3], results[4],
+                       results[5], results[6], results[7], snapshots);
+        g_test_message("forget: %u removed, floor %" PRIu64 "; quota refusals of a re-bind %u", m.n_forgot, m.floor,
+                       m.n_quota_rebind);
+        g_assert_cmpuint(m.n_forgot, >, 0);
+        g_assert_cmpuint(m.n_quota_rebind, >, 0);
         /* The generator must reach every outcome, or this test proves less than it claims. */
         for (unsigned i = 0; i < ELEMENTSOF(results); i++)
                 g_assert_cmpuint(results[i], >, 0);
@@ -2159,6 +2220,186 @@ static void test_random_env(void) {
         run_random(env_seed, random_steps());
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * FORGET (garbage collection of empty elections) and the persistent quota (issue 14 §1)
+ * ------------------------------------------------------------------------------------------- */
+
+static bool removed_seen;
+
+static void on_changed_forget(const Election *e, void *userdata) {
+        removed_seen = e->removed;
+        on_changed(e, userdata);
+}
+
+static ElectionResult forget(ElectionState *s, const char *name, uint64_t term, ElectionResult expect) {
+        g_autoptr(Command) c = cmd(COMMAND_FORGET, name, "", &R, 0);
+        const Election *e = (const Election *) 0x1;
+        ElectionResult r;
+
+        c->run = term;
+        events_reset();
+        removed_seen = false;
+        r = election_state_apply(s, c, on_changed_forget, &events, &e);
+        g_assert_cmpint(r, ==, expect);
+        g_assert_null(e);
+        g_assert_cmpuint(events.n, ==, expect == ELECTION_CHANGED);
+        g_assert_true(removed_seen == (expect == ELECTION_CHANGED));
+        return r;
+}
+
+static void test_forget(void) {
+        g_autoptr(ElectionState) s = state_abc();
+        g_autoptr(GBytes) snap = NULL;
+        g_autoptr(ElectionState) copy = election_state_new();
+
+        /* Not empty, unknown, malformed: nothing. */
+        forget(s, "e", 1, ELECTION_NOOP);
+        forget(s, "nope", 0, ELECTION_NOOP);
+        forget(s, "", 0, ELECTION_INVALID);
+        ANOINT(s, "e", "b", ELECTION_CHANGED);
+        ANOINT(s, "e", "c", ELECTION_CHANGED);           /* term 3 */
+        LEAVE(s, "e", "a", &A, 0, ELECTION_CHANGED);
+        LEAVE(s, "e", "b", &A, 0, ELECTION_CHANGED);     /* b was not leading: term 3 still */
+        LEAVE(s, "e", "c", &A, 0, ELECTION_CHANGED);
+        assert_term(s, "e", 3, "");
+        forget(s, "e", 2, ELECTION_NOOP);                /* decided at another term: someone came and went */
+        g_assert_cmpuint(election_state_count(s), ==, 1);
+        forget(s, "e", 3, ELECTION_CHANGED);
+        g_assert_null(election_state_get(s, "e"));
+        g_assert_cmpuint(election_state_count(s), ==, 0);
+        g_assert_cmpuint(election_state_term_floor(s), ==, 3);
+        forget(s, "e", 3, ELECTION_NOOP);                /* a retry: gone already */
+
+        /* Re-created: above every id it had. Any election created now starts above the floor. */
+        ENTER(s, "e", "a", &A, 0, ELECTION_CHANGED);
+        assert_term(s, "e", 4, "a");
+        ENTER(s, "f", "a", &A, 0, ELECTION_CHANGED);
+        assert_term(s, "f", 4, "a");
+        LEAVE(s, "f", "a", &A, 0, ELECTION_CHANGED);
+        forget(s, "f", 4, ELECTION_CHANGED);
+        g_assert_cmpuint(election_state_term_floor(s), ==, 4);
+        /* The floor only rises: forgetting a lower one keeps it. */
+        ENTER(s, "g", "a", &A, 0, ELECTION_CHANGED);     /* term 5 */
+        ENTER(s, "low", "a", &A, 0, ELECTION_CHANGED);   /* term 5 */
+        ANOINT(s, "g", "a", ELECTION_NOOP);
+        ENTER(s, "g", "b", &A, 0, ELECTION_CHANGED);
+        ANOINT(s, "g", "b", ELECTION_CHANGED);           /* term 6 */
+        LEAVE(s, "g", "a", &A, 0, ELECTION_CHANGED);
+        LEAVE(s, "g", "b", &A, 0, ELECTION_CHANGED);
+        forget(s, "g", 6, ELECTION_CHANGED);
+        LEAVE(s, "low", "a", &A, 0, ELECTION_CHANGED);
+        forget(s, "low", 5, ELECTION_CHANGED);
+        g_assert_cmpuint(election_state_term_floor(s), ==, 6);
+
+        /* Parked candidacies will come back: an election holding only parked ones stays. */
+        ENTER(s, "p", "x", &R, COMMAND_FLAG_PERSISTENT, ELECTION_CHANGED);
+        assert_term(s, "p", 7, "x");
+        drop(s, COMMAND_DROP_NODE, "n2", 0, "", ELECTION_CHANGED, 1, "p,");
+        assert_term(s, "p", 7, "");
+        g_assert_false(election_empty(election_state_get(s, "p")));
+        forget(s, "p", 7, ELECTION_NOOP);
+        drop(s, COMMAND_DROP_NODE, "n2", 0, "", ELECTION_NOOP, 0, NULL);
+
+        /* The floor travels in snapshots (version 5), and the restored state decides alike. */
+        snap = serialize(s);
+        g_assert_cmpuint(((const uint8_t *) g_bytes_get_data(snap, NULL))[4], ==, 5);
+        g_assert_cmpint(election_state_restore(copy, g_bytes_get_data(snap, NULL), g_bytes_get_size(snap)), ==, 0);
+        g_assert_true(election_state_equal(s, copy));
+        g_assert_cmpuint(election_state_term_floor(copy), ==, 6);
+        ENTER(copy, "g", "a", &A, 0, ELECTION_CHANGED);
+        assert_term(copy, "g", 7, "a");
+
+        /* BUMP_TERMS after a FORGET adds to the raised floor. */
+        {
+                Command *c = cmd(COMMAND_BUMP_TERMS, "", "", &R, 0);
+                c->run = 100;
+                apply_full(copy, c, ELECTION_CHANGED, 3);
+                g_assert_cmpuint(election_state_term_floor(copy), ==, 106);
+                ENTER(copy, "new", "a", &A, 0, ELECTION_CHANGED);
+                assert_term(copy, "new", 107, "a");
+        }
+}
+
+/* States restored from the older snapshot versions (1 and 4: no floor) forget and re-create
+ * above the old term too. */
+static void test_forget_old_snapshots(void) {
+        for (uint32_t v = 1; v <= 4; v++) {
+                g_autoptr(GByteArray) old = snapshot_v(v, "e", 41, "a", "b", 0, NULL, 0);
+                g_autoptr(ElectionState) s = election_state_new();
+                g_autoptr(GBytes) snap = NULL;
+                g_autoptr(ElectionState) t = election_state_new();
+
+                g_assert_cmpint(election_state_restore(s, old->data, old->len), ==, 0);
+                g_assert_cmpuint(election_state_term_floor(s), ==, 0);
+                forget(s, "e", 41, ELECTION_NOOP);
+                drop(s, COMMAND_DROP_RUN, "n1", 2, "", ELECTION_CHANGED, 1, "e,"); /* a and b were connection-bound of run 1 */
+                assert_term(s, "e", 41, "");
+                forget(s, "e", 41, ELECTION_CHANGED);
+                snap = serialize(s);
+                g_assert_cmpint(election_state_restore(t, g_bytes_get_data(snap, NULL), g_bytes_get_size(snap)), ==, 0);
+                g_assert_true(election_state_equal(s, t));
+                g_assert_cmpuint(election_state_term_floor(t), ==, 41);
+                g_assert_null(election_state_get(t, "e"));
+                ENTER(t, "e", "a", &R, COMMAND_FLAG_PERSISTENT, ELECTION_CHANGED);
+                assert_term(t, "e", 42, "a");
+        }
+}
+
+static ElectionResult enter_quota(ElectionState *s, const char *e, const char *id, const Caller *who, uint32_t flags,
+                                  uint32_t quota, ElectionResult expect) {
+        Command *c = cmd(COMMAND_ENTER, e, id, who, flags);
+        c->max_persistent = quota;
+        apply_full(s, c, expect, expect == ELECTION_CHANGED);
+        return expect;
+}
+
+static void test_persistent_quota(void) {
+        g_autoptr(ElectionState) s = election_state_new();
+        const Caller root = { "n1", ":1.9", 11, 0 };
+
+        /* A (uid 1000) may hold two persistent candidacies, in any elections. */
+        enter_quota(s, "q1", "a", &A, COMMAND_FLAG_PERSISTENT, 2, ELECTION_CHANGED);
+        enter_quota(s, "q1", "a2", &A, COMMAND_FLAG_PERSISTENT, 2, ELECTION_CHANGED);
+        g_assert_cmpuint(election_state_persistent_count(s, 1000), ==, 2);
+        enter_quota(s, "q2", "a", &A, COMMAND_FLAG_PERSISTENT, 2, ELECTION_QUOTA_EXCEEDED);
+        g_assert_null(election_state_get(s, "q2"));      /* no election was created */
+        enter_quota(s, "q1", "a3", &A, COMMAND_FLAG_PERSISTENT, 2, ELECTION_QUOTA_EXCEEDED);
+        /* re-binding one of its own persistent candidacies is not a new one */
+        enter_quota(s, "q1", "a", &A2, COMMAND_FLAG_PERSISTENT, 2, ELECTION_NOOP);
+        /* connection-bound ones are not counted, and not limited */
+        enter_quota(s, "q2", "a", &A, 0, 2, ELECTION_CHANGED);
+        /* ... but turning one persistent is */
+        enter_quota(s, "q2", "a", &A, COMMAND_FLAG_PERSISTENT, 2, ELECTION_QUOTA_EXCEEDED);
+        g_assert_false(get_candidacy(s, "q2", "a")->persistent);
+        /* per uid: B has its own; root has none; no quota in the command: none */
+        enter_quota(s, "q2", "b", &B, COMMAND_FLAG_PERSISTENT, 2, ELECTION_CHANGED);
+        enter_quota(s, "q3", "r", &root, COMMAND_FLAG_PERSISTENT, 1, ELECTION_CHANGED);
+        enter_quota(s, "q3", "r2", &root, COMMAND_FLAG_PERSISTENT, 1, ELECTION_CHANGED);
+        enter_quota(s, "q3", "a", &A, COMMAND_FLAG_PERSISTENT, 0, ELECTION_CHANGED);
+        g_assert_cmpuint(election_state_persistent_count(s, 1000), ==, 3);
+        /* the quota comes before MaxCandidates: a full election over quota says quota */
+        {
+                Command *c = cmd(COMMAND_ENTER, "q1", "a4", &B, COMMAND_FLAG_PERSISTENT);
+                c->max_persistent = 1;
+                c->max_candidates = 2;
+                apply_full(s, c, ELECTION_QUOTA_EXCEEDED, 0);
+        }
+        /* Leaving frees a slot. */
+        LEAVE(s, "q3", "a", &A, 0, ELECTION_CHANGED);
+        LEAVE(s, "q1", "a2", &A, 0, ELECTION_CHANGED);
+        g_assert_cmpuint(election_state_persistent_count(s, 1000), ==, 1);
+        enter_quota(s, "q4", "a", &A, COMMAND_FLAG_PERSISTENT, 2, ELECTION_CHANGED);
+        enter_quota(s, "q4", "a2", &A, COMMAND_FLAG_PERSISTENT, 2, ELECTION_QUOTA_EXCEEDED);
+        /* parked ones count: they come back */
+        drop(s, COMMAND_DROP_NODE, "n1", 0, "", ELECTION_CHANGED, 4, "q1,q2,q3,q4,");
+        g_assert_cmpuint(election_state_persistent_count(s, 1000), ==, 2);
+        enter_quota(s, "q5", "a", &A2, COMMAND_FLAG_PERSISTENT, 2, ELECTION_QUOTA_EXCEEDED);
+        /* ... but entering a parked one again supersedes it: not one more */
+        enter_quota(s, "q1", "a", &A2, COMMAND_FLAG_PERSISTENT, 2, ELECTION_CHANGED);
+        g_assert_cmpuint(election_state_persistent_count(s, 1000), ==, 2);
+        g_assert_true(get_candidacy(s, "q1", "a")->persistent);
+}
+
 int main(int argc, char *argv[]) {
         const char *env = g_getenv("ELECTIOND_TEST_SEED");
         int r;
@@ -2179,6 +2420,9 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/election/promote", test_promote);
         g_test_add_func("/election/bump-terms", test_bump_terms);
         g_test_add_func("/election/limits", test_limits);
+        g_test_add_func("/election/forget", test_forget);
+        g_test_add_func("/election/forget-old-snapshots", test_forget_old_snapshots);
+        g_test_add_func("/election/persistent-quota", test_persistent_quota);
         g_test_add_func("/election/drop-owner", test_drop_owner);
         g_test_add_func("/election/drop-run", test_drop_run);
         g_test_add_func("/election/drop-node", test_drop_node);

@@ -35,6 +35,9 @@ typedef struct Inst {
 } Inst;
 
 static Inst insts[4];
+/* how inst_start() configures the next instance */
+static unsigned inst_family = CONFIG_FAMILY_ANY;
+static const char *inst_peer_format = "127.0.0.1:%u";
 
 static void on_member(Gossip *g, MembershipEvent e, const Member *m, void *userdata) {
         Inst *in = userdata;
@@ -70,7 +73,7 @@ static bool b_got_message(void) {
 static void inst_start(Inst *in, const char *name, uint64_t node_id, const char *k, uint16_t seed_port) {
         Config c;
         GossipCallbacks cb = { .member_event = on_member, .links_changed = on_links, .message = on_message };
-        char peer[32];
+        char peer[64];
 
         g_assert_null(in->gossip);
         in->paused = false;
@@ -84,9 +87,10 @@ static void inst_start(Inst *in, const char *name, uint64_t node_id, const char 
         c.port = 0; /* ephemeral */
         c.interfaces = g_strsplit("lo", ";", 0);
         if (seed_port) {
-                snprintf(peer, sizeof peer, "127.0.0.1:%u", seed_port);
+                snprintf(peer, sizeof peer, inst_peer_format, seed_port);
                 c.peers = g_strsplit(peer, ";", 0);
         }
+        c.address_family = inst_family;
         if (!in->event)
                 g_assert_cmpint(sd_event_new(&in->event), >=, 0);
         g_assert_cmpint(gossip_new(in->event, &c, node_id, k, strlen(k), "tags", 4, &cb, in, &in->gossip), ==, 0);
@@ -351,6 +355,66 @@ static void test_detection_latency(void) {
                 inst_stop(&insts[i]);
                 insts[i].event = sd_event_unref(insts[i].event);
         }
+}
+
+static bool ipv6_loopback_usable(void) {
+        struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+        int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        bool ok = fd >= 0 && bind(fd, (struct sockaddr *) &sa, sizeof sa) == 0;
+
+        if (fd >= 0)
+                close(fd);
+        return ok;
+}
+
+/* AddressFamily=ipv6 on loopback: no IPv4 socket at all, the seed given as "[::1]:port"; ::1
+ * is not advertised (host scope), so members are known by where their packets come from. */
+static void test_ipv6_loopback(void) {
+        uint16_t seed;
+
+        if (!ipv6_loopback_usable()) {
+                g_test_skip("no IPv6 on loopback");
+                return;
+        }
+        memset(insts, 0, sizeof insts);
+        inst_family = CONFIG_FAMILY_IPV6;
+        inst_peer_format = "[::1]:%u";
+        inst_start(&insts[0], "a", 0xA, key, 0);
+        seed = gossip_get_port(insts[0].gossip);
+        inst_start(&insts[1], "b", 0xB, key, seed);
+        inst_start(&insts[2], "c", 0xC, key, seed);
+        run_until(all_three_alive, 5 * SEC, "discovery over IPv6");
+        for (int i = 0; i < 3; i++) {
+                g_assert_false(gossip_has_family(insts[i].gossip, AF_INET));
+                for (int j = 0; j < 3; j++) {
+                        const Member *m = view(i, insts[j].name);
+                        struct sockaddr_storage ss;
+
+                        g_assert_nonnull(m);
+                        if (m->is_self)
+                                continue;
+                        /* the source address of a member heard directly (the seed at least) */
+                        g_assert_cmpuint(m->n_addresses, <=, 1);
+                        if (j == 0)
+                                g_assert_cmpuint(m->n_addresses, ==, 1);
+                        if (m->n_addresses == 0)
+                                continue;
+                        g_assert_cmpint(m->addresses[0].family, ==, AF_INET6);
+                        g_assert_cmpint(gossip_resolve(insts[i].gossip, &m->addresses[0], &ss, NULL), ==, 0);
+                        g_assert_cmpint(ss.ss_family, ==, AF_INET6);
+                }
+        }
+        g_assert_cmpint(gossip_send(insts[0].gossip, "b", 7, "over v6", 7), ==, 0);
+        run_until(b_got_message, SEC, "message over IPv6");
+        g_assert_cmpstr(insts[1].last_message, ==, "a:over v6");
+
+        for (int i = 0; i < 4; i++) {
+                inst_stop(&insts[i]);
+                insts[i].event = sd_event_unref(insts[i].event);
+        }
+        memset(insts, 0, sizeof insts);
+        inst_family = CONFIG_FAMILY_ANY;
+        inst_peer_format = "127.0.0.1:%u";
 }
 
 /* Packets that arrive on an interface not configured (and not from Peers=) are not taken. */
@@ -650,6 +714,7 @@ int main(int argc, char *argv[]) {
         log_set_max_level(LOG_WARNING);
         g_test_add_func("/gossip/not-started", test_not_started);
         g_test_add_func("/gossip/loopback-cluster", test_loopback_cluster);
+        g_test_add_func("/gossip/ipv6-loopback", test_ipv6_loopback);
         g_test_add_func("/gossip/foreign-interface", test_foreign_interface);
         g_test_add_func("/gossip/detection-latency", test_detection_latency);
         g_test_add_func("/gossip/netlink-netns", test_netlink);

@@ -520,6 +520,31 @@ static int do_limit(int argc, char **argv) {
         return failures ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
+/* Run as a uid other than 0 against a daemon with MaxPersistentPerUser=1: the second persistent
+ * Enter is refused with -EDQUOT and its error name; a connection-bound one is not limited. */
+static int do_quota(int argc, char **argv) {
+        Election *p1, *p2, *bound;
+        int r;
+
+        CHECK_OK(election_client_new(&client));
+        p1 = get(client, argv[2], "q1", true);
+        p2 = get(client, argv[2], "q2", true);
+        bound = get(client, argv[2], "q3", false);
+        CHECK_OK(election_enter(p1, NULL));
+        r = election_enter(p2, NULL);
+        CHECK(r == -EDQUOT);
+        CHECK(strcmp(election_client_last_error_name(client) ?: "", ELECTION_ERROR_QUOTA_EXCEEDED) == 0);
+        CHECK_OK(election_enter(bound, NULL));
+        CHECK_OK(election_leave(p1, NULL));
+        CHECK_OK(election_leave(bound, NULL));
+        election_unref(p1);
+        election_unref(p2);
+        election_unref(bound);
+        if (!failures)
+                printf("quota: all checks passed\n");
+        return failures ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
 /* The lease watch on a standalone daemon: WatchLease answers "never ends" (UINT64_MAX). */
 static void on_lease(ElectionClient *c, int status, uint64_t expiry, void *userdata) {
         sd_event *event = userdata;
@@ -563,7 +588,9 @@ int main(int argc, char *argv[]) {
                 return do_limit(argc, argv);
         if (argc >= 2 && strcmp(argv[1], "lease") == 0)
                 return do_lease(argc, argv);
-        fprintf(stderr, "usage: %s calls NAME NODE | watch NAME [ID [enter|enter-reenter]] | two-handles NAME | glib NAME | limit NAME | lease\n",
+        if (argc >= 3 && strcmp(argv[1], "quota") == 0)
+                return do_quota(argc, argv);
+        fprintf(stderr, "usage: %s calls NAME NODE | watch NAME [ID [enter|enter-reenter]] | two-handles NAME | glib NAME | limit NAME | lease | quota NAME\n",
                 argv[0]);
         return 2;
 }

@@ -194,6 +194,9 @@ static void test_commands(void) {
         for (int t = 1; t <= COMMAND_UNDRAIN; t++)
                 g_assert_cmpuint(command_type_protocol(t), ==, 1);
         g_assert_cmpuint(command_type_protocol(COMMAND_SET_PROTOCOL), ==, 2);
+        /* issue 14 §1: FORGET and the Enter quota's extension are protocol 2 as well */
+        g_assert_cmpuint(command_type_protocol(COMMAND_FORGET), ==, 2);
+        g_assert_cmpuint(COMMAND_MAX_PERSISTENT_PROTOCOL, ==, 2);
         g_assert_cmpuint(command_type_protocol(0), ==, 0);
         g_assert_cmpuint(command_type_protocol(_COMMAND_TYPE_MAX), ==, 0);
         for (int t = 1; t < _COMMAND_TYPE_MAX; t++)

@@ -85,6 +85,59 @@ static void test_round_trip(void) {
         wire_free(b);
 }
 
+/* IPv6 addresses travel in the layout every version had (family u8, 16 address bytes, port
+ * u16): an IPv6-only member, the most addresses a member may have mixing both families, and
+ * link-local ones without any scope (a scope is local to each node). */
+static void test_ipv6_addresses(void) {
+        Wire *a = wire_new("lab", key, sizeof key - 1, 0xA, 100);
+        Wire *b = wire_new("lab", key, sizeof key - 1, 0xB, 200);
+        GossipMessage in[2] = {}, out[2];
+        uint8_t buf[WIRE_PACKET_MAX];
+        size_t size, off;
+
+        in[0] = (GossipMessage) { .type = GOSSIP_ALIVE, .node_id = 0xA, .incarnation = 1, .n_addresses = MEMBER_ADDRESSES_MAX };
+        g_strlcpy(in[0].name, "six", sizeof in[0].name);
+        for (size_t i = 0; i < MEMBER_ADDRESSES_MAX; i++) {
+                MemberAddress *m = &in[0].addresses[i];
+                if (i % 3 == 2)
+                        *m = (MemberAddress) { .family = AF_INET, .addr = { 198, 18, 0, (uint8_t) i }, .port = 7946 };
+                else if (i % 3 == 1)
+                        *m = (MemberAddress) { .family = AF_INET6, .addr = { 0xfe, 0x80, [8] = 0xed, [15] = (uint8_t) i }, .port = 7946 };
+                else
+                        *m = (MemberAddress) { .family = AF_INET6, .addr = { 0x20, 0x01, 0x0d, 0xb8, [15] = (uint8_t) i }, .port = (uint16_t) (1 + i) };
+        }
+        in[1] = (GossipMessage) { .type = GOSSIP_PING_REQ, .seq = 9, .n_addresses = 1 };
+        g_strlcpy(in[1].name, "other", sizeof in[1].name);
+        in[1].addresses[0] = (MemberAddress) { .family = AF_INET6, .addr = { 0xfd, 0x00, [15] = 1 }, .port = 65535 };
+
+        g_assert_cmpint(wire_encode(a, in, 2, buf, sizeof buf, &size), ==, 0);
+        g_assert_cmpint(wire_decode(b, buf, size, NULL, out, G_N_ELEMENTS(out)), ==, 2);
+        for (size_t i = 0; i < 2; i++)
+                g_assert_cmpmem(&in[i], sizeof in[i], &out[i], sizeof out[i]);
+
+        /* the bytes: ALIVE = type, len u16, name, id u64, inc u64, count u8, then 19 per address */
+        off = header_size("lab");
+        g_assert_cmpuint(buf[off], ==, GOSSIP_ALIVE);
+        off += 3 + 1 + strlen("six") + 8 + 8;
+        g_assert_cmpuint(buf[off], ==, MEMBER_ADDRESSES_MAX);
+        off++;
+        g_assert_cmpuint(buf[off], ==, AF_INET6);
+        g_assert_cmpmem(buf + off + 1, 16, in[0].addresses[0].addr, 16);
+        g_assert_cmpuint(buf[off + 17] << 8 | buf[off + 18], ==, 1);
+        off += 19;
+        g_assert_cmpuint(buf[off], ==, AF_INET6);
+        g_assert_cmpuint(buf[off + 1], ==, 0xfe);
+        off += 19;
+        g_assert_cmpuint(buf[off], ==, AF_INET);
+        g_assert_cmpmem(buf + off + 1, 4, ((uint8_t[]) { 198, 18, 0, 2 }), 4);
+
+        /* an unknown family is malformed, as always */
+        buf[off] = 99;
+        g_assert_cmpint(wire_decode(b, buf, size, NULL, out, G_N_ELEMENTS(out)), <, 0);
+        wire_free(a);
+        wire_free(b);
+}
+
 static void test_truncations_and_flips(void) {
         Wire *a = wire_new("lab", key, sizeof key - 1, 0xA, 100);
         Wire *b = wire_new("lab", key, sizeof key - 1, 0xB, 200);
@@ -325,6 +378,7 @@ static void test_keyring(void) {
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/wire/round-trip", test_round_trip);
+        g_test_add_func("/wire/ipv6-addresses", test_ipv6_addresses);
         g_test_add_func("/wire/truncations-and-bit-flips", test_truncations_and_flips);
         g_test_add_func("/wire/key-and-cluster", test_key_and_cluster);
         g_test_add_func("/wire/replay", test_replay);

@@ -456,5 +456,23 @@ class CtlLimitTest(DaemonTestCase):
         self.assertIn('Limit exceeded', r.stderr)
 
 
+@unittest.skipUnless(os.geteuid() == 0, 'needs root to run electionctl as another uid')
+class CtlQuotaTest(DaemonTestCase):
+    config_extra = 'MaxPersistentPerUser=1\n'
+
+    def ctl(self, *args):
+        argv = ['setpriv', f'--reuid={NOBODY}', f'--regid={NOBODY}', '--clear-groups', ELECTIONCTL, *args]
+        return subprocess.run(argv, env=client_env(self.bus), capture_output=True, text=True, timeout=T(30))
+
+    def test_quota_exceeded(self):
+        name = self.fresh_name()
+        self.assertEqual(self.ctl('enter', name, '--id', 'a', '--persistent').returncode, 0)
+        r = self.ctl('enter', name, '--id', 'b', '--persistent')
+        self.assertEqual(r.returncode, 6, r.stderr)
+        self.assertIn('Quota exceeded', r.stderr)
+        self.assertIn('org.electiond.Election1.enter-persistent', r.stderr)
+        self.assertEqual(self.ctl('leave', name, '--id', 'a').returncode, 0)
+
+
 if __name__ == '__main__':
     main()

@@ -10,7 +10,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from electiond_test import DaemonTestCase, SignalRecorder, T, main, wait_until, wrapper_argv  # noqa: E402
+from electiond_test import NOBODY, DaemonTestCase, SignalRecorder, T, main, wait_until, wrapper_argv  # noqa: E402
 from test_client_common import CAMPAIGN, TEST_LIBELECTION, LineProcess, client_env  # noqa: E402
 
 ESHUTDOWN = 108
@@ -286,6 +286,20 @@ class LimitTest(DaemonTestCase):
                            capture_output=True, text=True, timeout=T(60))
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn('all checks passed', r.stdout)
+
+
+@unittest.skipUnless(os.geteuid() == 0, 'needs root to run the client as another uid')
+class QuotaTest(DaemonTestCase):
+    config_extra = 'MaxPersistentPerUser=1\n'
+
+    def test_quota_exceeded(self):
+        """QuotaExceeded maps to -EDQUOT with its error name."""
+        name = self.fresh_name()
+        r = subprocess.run(['setpriv', f'--reuid={NOBODY}', f'--regid={NOBODY}', '--clear-groups',
+                            TEST_LIBELECTION, 'quota', name], env=client_env(self.bus),
+                           capture_output=True, text=True, timeout=T(60))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn('quota: all checks passed', r.stdout)
 
 
 if __name__ == '__main__':

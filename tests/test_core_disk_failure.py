@@ -62,6 +62,35 @@ class DiskFailure(unittest.TestCase):
         self.assertEqual(list(t[2]), ['a', 'b'])
         c.close()
 
+    def test_failing_disk_at_start_stops(self):
+        """A disk that fails before the start-up entry is written: libraft never reports that
+        append, and the daemon used to wait for it forever, never serving and never exiting.
+        It must stop with status 1 and say why (STARTUP_COMMIT_TIMEOUT_USEC, 15 s)."""
+        import subprocess
+        d = et.Daemon(self.bus, start=False)
+        self.addCleanup(d.cleanup)
+        d.start()
+        c = et.Client(self.bus)
+        self.assertEqual(c.election('disk').enter('a', 1)[2], ['a'])
+        c.close()
+        d.stop()
+        with open(self.ctl, 'w') as f:
+            f.write('fail\n')
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.bus.address, LD_PRELOAD=SHIM,
+                   EDH_FAULTFS_DIR=d.state_dir, EDH_FAULTFS_CTL=self.ctl,
+                   ASAN_OPTIONS='detect_leaks=0:verify_asan_link_order=0')
+        log = os.path.join(d.tmp, 'output.failing')
+        with open(log, 'w') as out:
+            p = subprocess.Popen(d.argv(), env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                 stderr=subprocess.STDOUT)
+        self.addCleanup(lambda: p.poll() is None and p.kill())
+        et.wait_until(lambda: p.poll() is not None, et.T(30), 'electiond to give up on its disk')
+        with open(log, errors='replace') as f:
+            text = f.read()
+        self.assertEqual(p.returncode, 1, text[-3000:])
+        self.assertIn('was not written to the Raft log', text)
+        self.assertIsNone(self.bus.owner_pid())
+
 
 if __name__ == '__main__':
     unittest.main(verbosity=2)

@@ -60,7 +60,7 @@ add_backports() {
 
 pkgs=(
     build-essential meson ninja-build pkg-config gettext git
-    libsystemd-dev libnl-3-dev libnl-route-3-dev libglib2.0-dev libuv1-dev liblz4-dev
+    libsystemd-dev libnl-3-dev libnl-route-3-dev libglib2.0-dev libuv1-dev liblz4-dev libsodium-dev
     dbus dbus-bin systemd polkitd iproute2 nftables psmisc procps util-linux
     python3 python3-dbus python3-gi python3-dbusmock
     libxml2-utils groff-base man-db

@@ -32,6 +32,8 @@ typedef struct ElectionMemberList ElectionMemberList;
 #define ELECTION_ERROR_INVALID_NAME   "org.electiond.Election1.Error.InvalidName"    /* -EINVAL */
 #define ELECTION_ERROR_INVALID_ID     "org.electiond.Election1.Error.InvalidId"      /* -EINVAL */
 #define ELECTION_ERROR_LIMIT_EXCEEDED "org.electiond.Election1.Error.LimitExceeded"  /* -ENOSPC */
+/* a persistent Enter beyond [Node] MaxPersistentPerUser= (not for uid 0) */
+#define ELECTION_ERROR_QUOTA_EXCEEDED "org.electiond.Election1.Error.QuotaExceeded"  /* -EDQUOT */
 #define ELECTION_ERROR_NO_QUORUM      "org.electiond.Election1.Error.NoQuorum"       /* -ETIMEDOUT */
 /* submitted but not seen committed in time: it may still take effect (read the term) */
 #define ELECTION_ERROR_OUTCOME_UNKNOWN "org.electiond.Election1.Error.OutcomeUnknown" /* -EINPROGRESS */
@@ -80,7 +82,7 @@ int election_client_undrain(ElectionClient *c, char **names);
  * frees each string and the array. */
 int election_client_get_drained(ElectionClient *c, char ***ret);
 
-/* Every election that ever had a term. */
+/* Every election that had a term and was not removed for being empty since. */
 int election_client_list_elections(ElectionClient *c, ElectionList **ret);
 size_t election_list_size(const ElectionList *l);
 const char *election_list_get_name(const ElectionList *l, size_t i);

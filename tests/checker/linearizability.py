@@ -51,7 +51,9 @@ model allows these as nondeterministic steps between calls, each constrained by 
   * a removed (parked) candidacy may be re-appended at the back later (any time): persistent ones,
     and connection-bound ones whose connection still lives, come back when their node is back;
     Leave/Evict of a parked id forget it and answer ok (nothing visible changes);
-  * a removal of several candidacies may be one command (one term change at most) or several.
+  * a removal of several candidacies may be one command (one term change at most) or several;
+  * the same candidacies may be parked and re-appended several times before one call (a node
+    that flaps: each cycle of a sole candidate is a term), up to MAX_EXTRA_CYCLES more.
 
 "At a time" is judged against the search's position: a removal placed just before the
 linearization point of call C must have a window that starts before C completed and ends after
@@ -108,6 +110,7 @@ NOT_DELIVERED = {"org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.D
 NO_QUORUM = "org.electiond.Election1.Error.NoQuorum"
 REFUSED_PREFIX = "This node has no quorum"
 DEFAULT_BUDGET = 500_000
+MAX_EXTRA_CYCLES = 4        # park/restore cycles of the same candidacies before one call
 DEFAULT_FAULT_GRACE = 2.5  # composed faults: a drop (and its restore) may commit well after one ends
 
 
@@ -311,6 +314,18 @@ class _Search:
             return
         want = op.result[2]
         term, cands, fenced = state
+        # a sole candidate whose node flaps: each park and return is one more term (also one
+        # that is parked now and comes back first)
+        sole = [state] if len(cands) == 1 else []
+        if not cands:
+            sole += [st for st in (_reappend(state, f[0]) for f in sorted(fenced)) if st is not None]
+        for st in sole:
+            if not self.droppable(st[1][0], lo, hi):
+                continue
+            if st is not state:
+                yield st
+            for j in range(1, min(MAX_EXTRA_CYCLES, op.result[1] - st[0]) + 1):
+                yield (st[0] + j, st[1], st[2])
         want_set = set(want)
         own = op.cid if op.op in ("leave", "evict") else None
         must = [c for c in cands if c[0] not in want_set and c[0] != own]
@@ -352,6 +367,16 @@ class _Search:
                     st = st2
                 else:
                     yield st
+                    # the same candidacies parked and back again (a flapping node: each cycle
+                    # of a sole candidate is one more term), as often as the reply's term allows
+                    for _ in range(min(MAX_EXTRA_CYCLES, op.result[1] - st[0]) if tail else 0):
+                        back = [st[1][_find(st[1], cid)] for cid in tail]
+                        if not all(self.droppable(c, lo, hi) for c in back):
+                            break
+                        st = _remove(st, frozenset(tail))
+                        for cid in tail:
+                            st = _reappend(st, cid)
+                        yield st
 
     def matches(self, op, state, outcome):
         r = op.result

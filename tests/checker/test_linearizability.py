@@ -235,6 +235,31 @@ class HandMade(unittest.TestCase):
                .call("enter", "c", 5000, 5010, node="n3", owner=":3.1", reply=(2, ["b", "a", "c"]))
         self.ok(h)
 
+    def test_parked_and_restored_twice(self):
+        # nemesis seed 497610148: the sole candidate a is parked and back twice (terms 2 and 3)
+        # before the Promote's reply shows it leading at term 3
+        def hist(t_fault):
+            return H().call("enter", "a", 0, 10, flags=1, reply=(1, ["a"])) \
+                      .event(t_fault, "partition", groups=[["n1"], ["n2", "n3"]]) \
+                      .event(t_fault + 1000, "heal").event(t_fault + 1000, "healed")
+        self.ok(hist(1000).call("promote", "a", 1500, 1600, reply=(3, ["a"])))
+        self.ok(hist(1000).call("promote", "a", 1500, 1600, reply=(2, ["a"])))
+        # no fault on n1: a cannot have been parked at all
+        self.bad(hist(100000).call("promote", "a", 1500, 1600, reply=(3, ["a"])))
+        # the same before a Leave of it (seed 497610148, election s2)
+        self.ok(hist(1000).call("leave", "a", 1500, 1600, reply=(4, [])))
+        self.bad(hist(100000).call("leave", "a", 1500, 1600, reply=(4, [])))
+        # parked when the Leave comes: back first, then flapping (seed 102 of the soak runs)
+        h = H().call("enter", "a", 0, 10, flags=1, reply=(1, ["a"])) \
+               .event(1000, "partition", groups=[["n1"], ["n2", "n3"]]) \
+               .call("enter", "b", 1100, 1110, node="n2", owner=":2.1", reply=(1, ["a", "b"])) \
+               .call("leave", "a", 1200, 1210, reply=(2, ["b"])) \
+               .call("leave", "b", 1300, 1310, node="n2", owner=":2.1", reply=(2, [])) \
+               .event(2000, "heal").event(2000, "healed")
+        self.ok(h)
+        # beyond the cycles allowed
+        self.bad(hist(1000).call("promote", "a", 1500, 1600, reply=(3 + L.MAX_EXTRA_CYCLES + 1, ["a"])))
+
     def test_final_state(self):
         h = H().call("enter", "a", 0, 10, reply=(1, ["a"])).final(5000, [], 1)
         self.bad(h)          # acknowledged Enter lost without excuse

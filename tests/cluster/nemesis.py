@@ -199,19 +199,19 @@ class Nemesis:
 
     # --- network composition -----------------------------------------------------------------
     def apply_net(self):
-        addr = {n.name: n.addr for n in self.c.nodes}
+        addrs = {n.name: n.addrs for n in self.c.nodes}  # both families of dual-stack nodes
         for n in self.c.nodes:
             n.net.clear_faults()
         lossy = {}
         for f in self.active:
             for recv, send in f.cuts:
-                self.c.node(recv).net.drop_in.add(addr[send])
+                self.c.node(recv).net.drop_in.update(addrs[send])
             for name, p in f.lossy.items():
                 lossy[name] = max(lossy.get(name, 0), p)
         for name, p in lossy.items():
             n = self.c.node(name)
             n.net.loss = p
-            n.net.loss_peers = {addr[m] for m in lossy if m != name}
+            n.net.loss_peers = {a for m in lossy if m != name for a in addrs[m]}
         self.c._apply()
 
     def add_net(self, kind, desc, cuts=(), lossy=None, groups=None):

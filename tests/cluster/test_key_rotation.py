@@ -6,7 +6,11 @@ a new one in three reload steps, each a SIGHUP to every daemon's pid in turn: in
 (KeyDirectory=), switch the primary (PrimaryKey=), remove the old key (KeyFile= line gone). No call
 fails (in particular none with NoQuorum), the term of a steady election does not change on any
 node, and afterwards a node that holds only the old key cannot join, while the same node with the
-new key can."""
+new key can.
+
+KeyRotationEncrypted runs the same with [Cluster] Encrypt=yes on every node (issue 13 §4): every
+packet is sealed under the primary and opened under any installed key, so the same three steps
+work, and the old-key node stays out just the same."""
 
 import hashlib
 import os
@@ -30,12 +34,17 @@ def key_tag(data):
 
 
 class KeyRotation(unittest.TestCase):
+    encrypt = False
+
     def setUp(self):
         why = netns.usable()
         if why:
             self.skipTest(why)
+        config = {"Node": {"CommitTimeoutSec": "5"}}
+        if self.encrypt:
+            config["Cluster"] = {"Encrypt": "yes"}
         # n4 is set up on the fabric but started only at the end
-        self.c = cluster.Cluster(4, bootstrap_expect=3, config={"Node": {"CommitTimeoutSec": "5"}})
+        self.c = cluster.Cluster(4, bootstrap_expect=3, config=config)
         self.addCleanup(self.c.close)
         with open(self.c.key_file, 'rb') as f:
             self.old = f.read()
@@ -118,16 +127,19 @@ class KeyRotation(unittest.TestCase):
         for n in self.members:
             with open(os.path.join(n.keys_dir, NEW_KEY), 'wb') as f:
                 f.write(self.new)
-        self.reload_all('keys reloaded: 2 installed, sending under key %s' % key_tag(self.old))
+        self.reload_all('keys reloaded: 2 installed, sending under key %s%s'
+                        % (key_tag(self.old), ', encrypted' if self.encrypt else '.'))
         # 2. switch the primary
         for n in self.members:
             self.write_config(n, primary=NEW_KEY)
-        self.reload_all('keys reloaded: 2 installed, sending under key %s' % key_tag(self.new))
+        self.reload_all('keys reloaded: 2 installed, sending under key %s%s'
+                        % (key_tag(self.new), ', encrypted' if self.encrypt else '.'))
         # 3. remove the old key: its file and the KeyFile= line
         for n in self.members:
             os.unlink(os.path.join(n.keys_dir, 'old.key'))
             self.write_config(n, primary=NEW_KEY, key_file=False)
-        self.reload_all('keys reloaded: 1 installed, sending under key %s' % key_tag(self.new))
+        self.reload_all('keys reloaded: 1 installed, sending under key %s%s'
+                        % (key_tag(self.new), ', encrypted' if self.encrypt else '.'))
         for _ in range(10):
             self.one_op()
 
@@ -168,6 +180,15 @@ class KeyRotation(unittest.TestCase):
         n4.start(wait=False)
         wait_until(n4_known, 20, 'n4 to join with the new key')
         wait_until(n4_quorate, 20, 'n4 to be quorate with the new key')
+        if self.encrypt:
+            for n in c.nodes:
+                log = self.log(n)
+                self.assertNotIn('encryption settings differ', log, n.name)
+                self.assertNotIn('Encrypt=no', log, n.name)
+
+
+class KeyRotationEncrypted(KeyRotation):
+    encrypt = True
 
 
 if __name__ == '__main__':

@@ -530,7 +530,9 @@ class Composed(unittest.TestCase):
         request of the holder is refused as stale until the holder restarts. [Fixed: the Raft
         leader takes forwarded commands only from the node id gossip knows by the commands'
         origin name (one holder per name); the intruder's DROP_RUN never commits and the holder
-        serves on.] On main: the holder's Enter fails after the intruder started."""
+        serves on; the leader tells the intruder (MSG_NAME_IN_USE) and the intruder, which has not
+        started serving, exits with status 1 saying "Duplicate identity".] On main: the holder's
+        Enter fails after the intruder started, and the intruder runs on."""
         c = self.make(3)
         self.wait_formed(c)
         R = wait_until(lambda: raft_leader(c), 10, "one Raft leader")
@@ -559,14 +561,80 @@ class Composed(unittest.TestCase):
         except TimeoutError:
             ok = False
         cands = (term(R, "e") or (0, "", []))[2]
-        print("intruder alive: %s; holder's Enter: %s; e on %s: %s" % (
-            I.alive(), "ok" if ok else entered.error, R.name, cands))
+        try:
+            wait_until(lambda: not I.alive(), 10, "the intruder to refuse to run", 0.05)
+        except TimeoutError:
+            pass
+        refused = not I.alive()
+        rc = I.daemon.popen.returncode if refused else None
+        said = "duplicate identity" in log_text(I).lower()
+        print("intruder exited: %s (status %s, says duplicate: %s); holder's Enter: %s; e on %s: %s" % (
+            refused, rc, said, "ok" if ok else entered.error, R.name, cands))
         if I.alive():
             I.kill()
         c.log_event("node_fault_end", node=I.name, nodes=[I.name, H.name], fault="dupname")
         self.assertTrue(ok, "the holder %s cannot Enter after %s started under its name: %s"
                         % (H.name, I.name, entered.error))
         self.assertIn("h1", cands)
+        self.assertTrue(refused, "the intruder %s still runs under %s's name" % (I.name, H.name))
+        self.assertEqual(rc, 1)
+        self.assertTrue(said, "the intruder's log does not say \"Duplicate identity\"")
+
+    # =========================================================================================
+    def test_failing_disk_is_fail_stop(self):
+        """Finding of the nemesis (kind disk_fail): a node whose state directory starts failing
+        writes (EIO) died of SIGABRT/SIGSEGV inside libraft on the paths other than the leader's
+        own appends (a follower's appends, the term and vote, snapshots). [Fixed: every write
+        libraft asks of its storage goes through the engine's checks; a failure stops the daemon
+        with status 1 and "Writing the Raft log" in its log, on a follower and on the Raft
+        leader; the others carry on.]"""
+        so = os.path.join(os.environ.get("EDH_SHIM_DIR") or os.path.join(
+            os.environ.get("ELECTIOND_BUILD_ROOT", "build"), "tests"), "edh-faultfs.so")
+        self.assertTrue(os.path.exists(so), "the fault shim is not built: %s" % so)
+        c = self.make(3, start=[])
+        ctl = {}
+        for n in c.nodes:
+            ctl[n.name] = os.path.join(n.dir, "faultfs.ctl")
+            n.env.update({"LD_PRELOAD": so, "EDH_FAULTFS_DIR": n.state_dir, "EDH_FAULTFS_CTL": ctl[n.name]})
+            n.start(wait=False)
+        for n in c.nodes:
+            n.wait_ready(20)
+        self.wait_formed(c)
+        k = [0]
+
+        def load_until_gone(victim, others):
+            deadline = time.monotonic() + 15
+            while victim.alive() and time.monotonic() < deadline:
+                k[0] += 1
+                try:
+                    c.client(others[k[0] % len(others)]).op("enter", "d", "x%d" % k[0])
+                except Exception:
+                    pass
+                hold(0.05)
+            return not victim.alive()
+
+        results = []
+        for role in ("follower", "leader"):
+            R = wait_until(lambda: raft_leader(c), 15, "one Raft leader")
+            victim = R if role == "leader" else [n for n in c.nodes if n is not R][0]
+            others = [n for n in c.nodes if n is not victim]
+            with open(ctl[victim.name], "w") as f:
+                f.write("fail\n")
+            gone = load_until_gone(victim, others)
+            rc = victim.daemon.popen.returncode if gone else None
+            text = log_text(victim)
+            results.append((role, victim.name, gone, rc, "Writing the Raft log" in text or
+                            "was not written" in text or "Storing" in text))
+            os.unlink(ctl[victim.name])
+            if gone:
+                victim.start(wait=False)
+                victim.wait_ready(20)
+                self.wait_formed(c)
+        print("failing disk: %s" % results)
+        for role, name, gone, rc, said in results:
+            self.assertTrue(gone, "the %s %s kept running on a failing disk for 15 s" % (role, name))
+            self.assertEqual(rc, 1, "the %s %s ended with %s on a failing disk (want status 1)" % (role, name, rc))
+            self.assertTrue(said, "the %s %s did not log why it stopped" % (role, name))
 
     # =========================================================================================
     def test_frozen_daemon_child(self):

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -103,6 +104,7 @@ class Load:
     def __init__(self, c, nodes):
         self.c = c
         self.failures = []
+        self.messages = []   # "time node op: error message", for the report
         self.ops = 0
         self.lock = threading.Lock()
         self.stop = threading.Event()
@@ -138,8 +140,10 @@ class Load:
                 entered = not entered
             except Exception as e:  # dbus.DBusException: its name says why
                 name = e.get_dbus_name() if hasattr(e, "get_dbus_name") else repr(e)
+                msg = e.get_dbus_message() if hasattr(e, "get_dbus_message") else ""
                 with self.lock:
                     self.failures.append((node.name, op, name))
+                    self.messages.append("%.3f %s %s: %s %s" % (time.monotonic(), node.name, op, name, msg))
             self.stop.wait(0.02)
         self.idle[node.name].set()
 
@@ -306,7 +310,7 @@ class RollingUpgrade(ClusterBase):
         print("load: %d calls, %d failed; Raft leader at the end: %s"
               % (load.count(), len(load.failures), self.raft_leader(members)), flush=True)
 
-        self.assertEqual([f for f in load.failures if f[2] == NOQUORUM], [])
+        self.assertEqual([f for f in load.failures if f[2] == NOQUORUM], [], "\n".join(load.messages))
         self.assertEqual(load.failures, [])
         for n in members:
             self.assertTrue(n.daemon.alive(), n.name)

@@ -47,6 +47,8 @@ void fuzz_seeds(GPtrArray *out) {
                 "Peers=198.18.0.1;198.18.0.2:7000\nBootstrapExpect=3\nMaxVoters=5\nProbeIntervalSec=0.05\n"
                 "LeaseSec=0.2\nNodeTimeoutSec=0.35\nRemoveDeadAfterSec=3600\n",
                 "# comment\n[Node]\nName=n\xc3\xa9\n[Unknown]\nKey=value\n",
+                "[Cluster]\nAddressFamily=ipv6\nPeers=[2001:db8::1]:7946;[fe80::1%eth0]:7946, fe80::2%3\n",
+                "[Cluster]\nAddressFamily=any\nPeers=198.18.0.1;[fd00::1]\n",
         };
         for (size_t i = 0; i < G_N_ELEMENTS(seeds); i++)
                 g_ptr_array_add(out, g_bytes_new(seeds[i], strlen(seeds[i])));
