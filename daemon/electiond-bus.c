@@ -48,7 +48,24 @@ struct BusEdge {
         GHashTable *lease_watchers; /* unique name -> LeaseWatcher*: WatchLease callers still connected */
         uint64_t lease_sent;      /* expiry as last sent to the watchers */
         GQueue draining;          /* DrainCall*, Drain/Undrain calls not yet answered */
+        ManagerObserver observer; /* registered with the manager for the edge's whole life */
 };
+
+/* What the edge does on the manager's notifications (ManagerObserver, see bus_edge_new()). */
+/* Called by the manager once per change, in commit order. */
+static void bus_edge_term_changed(BusEdge *b, const Election *e);
+/* Quorum / membership / lease changes: re-evaluate and emit PropertiesChanged where values moved. */
+static void bus_edge_cluster_changed(BusEdge *b);
+/* manager_caught_up() became true: announce every election as it is now. */
+static void bus_edge_caught_up(BusEdge *b);
+/* This node's drained elections (Manager.Drained) may have changed. */
+static void bus_edge_drained_changed(BusEdge *b);
+/* The cluster protocol version moved (Manager.ProtocolVersion). */
+static void bus_edge_protocol_changed(BusEdge *b);
+/* Is this bus connection (unique name) still tracked as an owner of candidacies? */
+static bool bus_edge_owner_tracked(BusEdge *b, const char *owner);
+/* The lease may have moved: emit LeaseRenewed if it did and someone called WatchLease. */
+static void bus_edge_lease_renewed(BusEdge *b);
 
 /* A WatchLease caller, watched without waiting for the bus (as TrackedOwner). */
 typedef struct LeaseWatcher {
@@ -917,7 +934,7 @@ static int method_watch_lease(sd_bus_message *msg, void *userdata, sd_bus_error 
         return sd_bus_reply_method_return(msg, "t", b->lease_sent);
 }
 
-void bus_edge_lease_renewed(BusEdge *b) {
+static void bus_edge_lease_renewed(BusEdge *b) {
         uint64_t expiry;
         int r;
 
@@ -1250,7 +1267,7 @@ static int property_drained(sd_bus *bus, const char *path, const char *interface
         return sd_bus_message_append_strv(reply, names);
 }
 
-void bus_edge_drained_changed(BusEdge *b) {
+static void bus_edge_drained_changed(BusEdge *b) {
         int r;
 
         if (!b)
@@ -1260,7 +1277,7 @@ void bus_edge_drained_changed(BusEdge *b) {
                 log_warning_errno(r, "Failed to emit PropertiesChanged(Drained): %m");
 }
 
-void bus_edge_protocol_changed(BusEdge *b) {
+static void bus_edge_protocol_changed(BusEdge *b) {
         int r;
 
         g_assert(b);
@@ -1360,7 +1377,7 @@ static void emit_term_changed(BusEdge *b, const char *path, const Election *e) {
                 log_warning_errno(r, "Failed to emit TermChanged for election '%s': %m", e->name);
 }
 
-void bus_edge_term_changed(BusEdge *b, const Election *e) {
+static void bus_edge_term_changed(BusEdge *b, const Election *e) {
         g_autofree char *path = NULL;
         bool known, moved;
         int r;
@@ -1404,7 +1421,7 @@ void bus_edge_term_changed(BusEdge *b, const Election *e) {
                 log_warning_errno(r, "Failed to emit PropertiesChanged for election '%s': %m", e->name);
 }
 
-void bus_edge_caught_up(BusEdge *b) {
+static void bus_edge_caught_up(BusEdge *b) {
         g_autoptr(GPtrArray) list = NULL;
 
         g_assert(b);
@@ -1416,7 +1433,7 @@ void bus_edge_caught_up(BusEdge *b) {
                 bus_edge_term_changed(b, list->pdata[i]);
 }
 
-void bus_edge_cluster_changed(BusEdge *b) {
+static void bus_edge_cluster_changed(BusEdge *b) {
         g_autoptr(GPtrArray) list = NULL;
         int r;
 
@@ -1464,6 +1481,36 @@ void bus_edge_cluster_changed(BusEdge *b) {
 
 /* ---- Life cycle ---- */
 
+/* ---- the manager's notifications (ManagerObserver) ---- */
+
+static void observe_election_changed(void *userdata, const Election *e) {
+        bus_edge_term_changed(userdata, e);
+}
+
+static void observe_status_changed(void *userdata) {
+        bus_edge_cluster_changed(userdata);
+}
+
+static void observe_caught_up(void *userdata) {
+        bus_edge_caught_up(userdata);
+}
+
+static void observe_drained_changed(void *userdata) {
+        bus_edge_drained_changed(userdata);
+}
+
+static void observe_protocol_changed(void *userdata) {
+        bus_edge_protocol_changed(userdata);
+}
+
+static void observe_lease_renewed(void *userdata) {
+        bus_edge_lease_renewed(userdata);
+}
+
+static bool observe_owner_tracked(void *userdata, const char *owner) {
+        return bus_edge_owner_tracked(userdata, owner);
+}
+
 int bus_edge_new(Manager *m, sd_bus *bus, BusEdge **ret) {
         _cleanup_(bus_edge_freep) BusEdge *b = NULL;
         g_autoptr(GPtrArray) list = NULL;
@@ -1505,6 +1552,18 @@ int bus_edge_new(Manager *m, sd_bus *bus, BusEdge **ret) {
         if (r < 0)
                 return log_error_errno(r, "Failed to add election enumerator: %m");
 
+        b->observer = (ManagerObserver) {
+                .order = MANAGER_OBSERVER_ORDER_BUS,
+                .userdata = b,
+                .election_changed = observe_election_changed,
+                .status_changed = observe_status_changed,
+                .caught_up = observe_caught_up,
+                .drained_changed = observe_drained_changed,
+                .protocol_changed = observe_protocol_changed,
+                .lease_renewed = observe_lease_renewed,
+                .owner_tracked = observe_owner_tracked,
+        };
+        manager_add_observer(m, &b->observer);
         *ret = g_steal_pointer(&b);
         return 0;
 }
@@ -1515,6 +1574,7 @@ BusEdge *bus_edge_free(BusEdge *b) {
         if (!b)
                 return NULL;
 
+        manager_remove_observer(b->manager, &b->observer);
         /* Calls still waiting for the bus or polkit get an answer rather than silence. */
         while ((l = g_queue_peek_head_link(&b->waiting))) {
                 Call *c = l->data;
@@ -1537,6 +1597,6 @@ BusEdge *bus_edge_free(BusEdge *b) {
         return NULL;
 }
 
-bool bus_edge_owner_tracked(BusEdge *b, const char *owner) {
+static bool bus_edge_owner_tracked(BusEdge *b, const char *owner) {
         return b && owner && g_hash_table_contains(b->tracks, owner);
 }

@@ -30,19 +30,4 @@ int bus_edge_new(Manager *m, sd_bus *bus, BusEdge **ret);
 BusEdge *bus_edge_free(BusEdge *b);
 DEFINE_TRIVIAL_CLEANUP_FUNC(BusEdge *, bus_edge_free)
 
-/* Called by the manager once per change, in commit order. */
-void bus_edge_term_changed(BusEdge *b, const Election *e);
-/* Quorum / membership / lease changes: re-evaluate and emit PropertiesChanged where values moved. */
-void bus_edge_cluster_changed(BusEdge *b);
-/* manager_caught_up() became true: announce every election as it is now. */
-void bus_edge_caught_up(BusEdge *b);
-/* This node's drained elections (Manager.Drained) may have changed. */
-void bus_edge_drained_changed(BusEdge *b);
-/* The cluster protocol version moved (Manager.ProtocolVersion). */
-void bus_edge_protocol_changed(BusEdge *b);
-/* Is this bus connection (unique name) still tracked as an owner of candidacies? */
-bool bus_edge_owner_tracked(BusEdge *b, const char *owner);
-/* The lease may have moved: emit LeaseRenewed if it did and someone called WatchLease. */
-void bus_edge_lease_renewed(BusEdge *b);
-
 char *bus_election_path(const char *name); /* g_free */

@@ -72,9 +72,6 @@ int cluster_reload_keys(Cluster *c);
 #define CLUSTER_FORCE_LISTEN_USEC (3 * USEC_PER_SEC)
 int cluster_set_force_new(Cluster *c, bool restore);
 
-Engine *cluster_get_engine(Cluster *c);
-uint64_t cluster_node_id(Cluster *c);
-
 /* Evaluated at `now` (CLOCK_BOOTTIME µs), never cached. */
 bool cluster_quorate(Cluster *c, uint64_t now);
 bool cluster_local_leader(Cluster *c, const Election *e, uint64_t now);
@@ -104,8 +101,6 @@ const char *cluster_name(Cluster *c);
 /* How many voters may fail with the cluster still quorate: floor((voters - 1) / 2), from the Raft
  * configuration as this node knows it; -ENOTCONN before the node is a member. */
 int cluster_fault_tolerance(Cluster *c, unsigned *ret_voters, unsigned *ret_servers);
-/* A foreign cluster of the same name was seen (never merged; shown in status). */
-bool cluster_conflict(Cluster *c);
 /* Whether gossip knows node `id` as a live member named `name` (one holder per name). */
 bool cluster_peer_has_name(Cluster *c, uint64_t id, const char *name);
 

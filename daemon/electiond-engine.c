@@ -1235,10 +1235,6 @@ size_t engine_n_voters(Engine *e) {
         return n;
 }
 
-uint64_t engine_server_id(const Engine *e) {
-        return e ? e->server_id : 0;
-}
-
 uint64_t engine_current_term(const Engine *e) {
         return e && e->raft_initialized ? e->raft.current_term : 0;
 }

@@ -120,5 +120,4 @@ void engine_leader(Engine *e, uint64_t *ret_id, const char **ret_address);
  * valid until the engine runs again. */
 int engine_get_servers(Engine *e, EngineServer **ret, size_t *ret_n);
 size_t engine_n_voters(Engine *e);
-uint64_t engine_server_id(const Engine *e);
 uint64_t engine_current_term(const Engine *e); /* Raft term (not an election's term id) */

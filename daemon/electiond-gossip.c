@@ -53,7 +53,6 @@ struct Gossip {
 
         bool started, leaving;
         bool links_up;
-        uint64_t link_down_usec;        /* last time a configured link went down */
         int joined4[JOINED_MAX];        /* multicast memberships we hold, per family */
         size_t n_joined4;
         int joined6[JOINED_MAX];
@@ -386,17 +385,6 @@ static bool accept_from(Gossip *g, int ifindex, const MemberAddress *from) {
         return false;
 }
 
-static void deliver_user_messages(Gossip *g, const GossipMessage *msgs, size_t n) {
-        const Member *sender = membership_get(g->membership, msgs[0].name);
-
-        /* only from a member we accepted as such (not a name conflict, not ourselves) */
-        if (!sender || sender->is_self || sender->node_id != msgs[0].node_id || !g->callbacks.message)
-                return;
-        for (size_t i = 1; i < n; i++)
-                if (msgs[i].type == GOSSIP_USER)
-                        g->callbacks.message(g, sender, msgs[i].seq, msgs[i].tags, msgs[i].tags_size, g->userdata);
-}
-
 
 /* Another process with our identity: the newer of the two refuses to run (it is the copy, or the
  * one an operator just started by mistake). An older epoch within the grace after our start is
@@ -521,8 +509,6 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                         log_debug_errno(r, "gossip: packet from %s refused: %m",
                                         address_format_sockaddr((struct sockaddr *) &sa, (char[ADDRESS_STRLEN]) {}));
                 send_actions(g, &actions);
-                if (r >= 0)
-                        deliver_user_messages(g, msgs, (size_t) k);
         }
         rearm(g);
         return 0;
@@ -632,8 +618,6 @@ static void on_links(Netlink *nl, bool link_lost, void *userdata) {
         self = membership_get_self(g->membership);
         n = local_addresses(g, addrs);
 
-        if (link_lost)
-                g->link_down_usec = now_boottime_usec();
         multicast_rejoin(g);
         if (n != self->n_addresses || memcmp(addrs, self->addresses, n * sizeof addrs[0]) != 0) {
                 log_info("gossip: advertising %zu address(es)", n);
@@ -883,19 +867,6 @@ int gossip_set_tags(Gossip *g, const void *tags, size_t tags_size) {
         return membership_update_self(g->membership, self->addresses, self->n_addresses, tags, tags_size);
 }
 
-int gossip_send(Gossip *g, const char *name, uint32_t kind, const void *data, size_t size) {
-        GossipMessage msg = { .type = GOSSIP_USER, .seq = kind, .tags_size = (uint16_t) size };
-        MembershipActions actions = {};
-        int r;
-
-        if (!g || !g->membership || !name || size > MEMBER_TAGS_MAX || (size > 0 && !data))
-                return -EINVAL;
-        memcpy(msg.tags, data, size);
-        r = membership_send(g->membership, name, &msg, 1, now_boottime_usec(), &actions);
-        send_actions(g, &actions);
-        return r;
-}
-
 int gossip_set_watched(Gossip *g, const char *name, bool watched) {
         if (!g || !g->membership)
                 return -EINVAL;
@@ -918,12 +889,3 @@ uint16_t gossip_get_port(const Gossip *g) {
         return g->port;
 }
 
-uint64_t gossip_quorum_contact_usec(const Gossip *g, const char *const *voters, size_t n_voters,
-                                    size_t n_needed, uint64_t now) {
-        uint64_t t;
-
-        if (!g->membership || !g->links_up)
-                return 0;
-        t = membership_quorum_contact_usec(g->membership, voters, n_voters, n_needed, now);
-        return t > g->link_down_usec ? t : 0;
-}

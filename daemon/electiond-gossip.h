@@ -47,10 +47,6 @@ typedef struct GossipCallbacks {
         /* Our own connectivity changed: any_up is false when no configured interface is up with
          * an address. Called at once on a netlink notification: drop leadership right away. */
         void (*links_changed)(Gossip *g, bool any_up, void *userdata);
-        /* A datagram from gossip_send() on another node: authenticated, replay-protected, but
-         * like any UDP packet it may be lost or reordered. */
-        void (*message)(Gossip *g, const Member *sender, uint32_t kind, const void *data, size_t size,
-                        void *userdata);
         /* Another live process uses our node id (a cloned state directory) or our name (two machines
          * with one host name). we_are_newer: the rule is that the newer one refuses to run. */
         void (*identity_conflict)(Gossip *g, bool same_id, bool we_are_newer, const MemberAddress *from,
@@ -76,9 +72,6 @@ int gossip_start(Gossip *g);
 int gossip_leave(Gossip *g);
 
 int gossip_set_tags(Gossip *g, const void *tags, size_t tags_size);
-/* Sends size ≤ MEMBER_TAGS_MAX bytes to a member by name (e.g. lease requests and acks), as one
- * authenticated datagram to each of its addresses. -ENOENT unknown, -EHOSTUNREACH left. */
-int gossip_send(Gossip *g, const char *name, uint32_t kind, const void *data, size_t size);
 /* Watched members (voters, owners of leaders) are probed every interval. */
 int gossip_set_watched(Gossip *g, const char *name, bool watched);
 
@@ -92,7 +85,3 @@ int gossip_resolve(Gossip *g, const MemberAddress *a, struct sockaddr_storage *r
 bool gossip_has_family(const Gossip *g, int family);     /* the bound port (Port=0 → ephemeral) */
 uint64_t gossip_get_foreign_drops(const Gossip *g); /* packets from elsewhere than configured */
 
-/* Lease anchor (see membership_quorum_contact_usec()), but 0 while no configured link is up and
- * never earlier than the last time one of our links went down. */
-uint64_t gossip_quorum_contact_usec(const Gossip *g, const char *const *voters, size_t n_voters,
-                                    size_t n_needed, uint64_t now);

@@ -5,8 +5,8 @@
 #include <locale.h>
 #include <stdio.h>
 
+#include "electiond-daemon.h"
 #include "electiond-main.h"
-#include "electiond-manager.h"
 #include "electiond-util.h"
 
 #define EXIT_USAGE 2
@@ -141,7 +141,7 @@ static int parse_argv(int argc, char *argv[], Args *args) {
 }
 
 int electiond_main(int argc, char *argv[]) {
-        _cleanup_(manager_freep) Manager *m = NULL;
+        _cleanup_(daemon_freep) Daemon *d = NULL;
         Args args = {
                 .config_path = ELECTIOND_DEFAULT_CONFIG,
                 .state_dir = ELECTIOND_DEFAULT_STATE_DIR,
@@ -173,11 +173,11 @@ int electiond_main(int argc, char *argv[]) {
                 .restore = args.restore,
         };
 
-        r = manager_new(&opts, &m);
+        r = daemon_new(&opts, &d);
         if (r < 0)
-                return EXIT_FAILURE; /* manager_new() logged why */
+                return EXIT_FAILURE; /* daemon_new() logged why */
 
-        r = manager_run(m);
+        r = daemon_run(d);
         if (r < 0)
                 return EXIT_FAILURE;
         return r; /* the event loop's exit code */

@@ -6,35 +6,11 @@
 #include <sys/random.h>
 #include <systemd/sd-daemon.h>
 
-#include "electiond-bus.h"
-#include "electiond-bytes.h"
 #include "electiond-cluster.h"
 #include "electiond-manager.h"
 #include "electiond-metrics.h"
-#include "electiond-units.h"
+#include "electiond-submit.h"
 #include "electiond-util.h"
-
-/* A command waiting to be committed; completed exactly once (applied, failed or timed out). */
-typedef struct Pending {
-        Manager *manager;
-        uint64_t request_id;     /* hash key */
-        Command *command;        /* until it is encoded into a batch */
-        GList link;              /* in Manager.queue while not yet handed to the engine */
-        bool queued;
-        bool submitted;          /* appended to our log or sent to the leader: it may commit */
-        sd_event_source *timeout;
-        ManagerDoneFn done;
-        void *userdata;
-        uint64_t submitted_usec; /* CLOCK_MONOTONIC, for the commit latency histogram */
-} Pending;
-
-/* One engine entry: the request ids it carries, to fail them if the entry cannot be committed. */
-typedef struct Batch {
-        Manager *manager;
-        GArray *request_ids;     /* uint64_t */
-        GBytes *encoded;         /* forwarded batches: the batch as sent to the leader */
-        bool unsent;             /* engine_submit() refused it at once */
-} Batch;
 
 struct Manager {
         Config config;
@@ -46,32 +22,22 @@ struct Manager {
 
         sd_event *event;
         sd_bus *bus;
-        sd_bus_slot *name_slot;
         Engine *engine;
         ElectionState *state;
-        BusEdge *edge;
-        Units *units;            /* leadership-driven systemd units (elections.d) */
-        unsigned units_leading;  /* as last put in STATUS= */
+        GPtrArray *observers;    /* const ManagerObserver*, sorted by order */
 
         uint64_t run_id;
-        uint64_t next_request_id;
-
-        GQueue queue;            /* Pending*, not yet submitted to the engine */
-        GHashTable *pending;     /* &Pending.request_id -> Pending*, every uncompleted record */
-        GHashTable *batches;     /* Batch*, submitted and not yet reported done */
-        sd_event_source *flush_event;
+        Submit *submit;          /* pending records, batches, forwarding (electiond-submit.c) */
 
         bool drop_run_submitted;
-        uint64_t name_refusal_logged; /* when we last refused commands under a name the sender does not hold */
         bool drop_run_committed;
-        bool serving;
+        uint64_t name_in_use_logged; /* when we last warned that the Raft leader refused our name */
+        bool serve_requested;    /* observers were asked to serve (the bus edge is up) */
+        bool serving;            /* the bus name is ours (manager_set_serving()) */
         bool shutting_down;
 
         /* clustered (KeyFile=) only */
         Cluster *cluster;
-        GQueue remote;           /* Command*: forwarded to us as Raft leader, for the next entry */
-        GHashTable *forwarded;   /* Batch*: sent to the leader, resent until every record completes */
-        sd_event_source *resend_timer;
         GHashTable *leaders;     /* election name → "node\nid" of its leader as last applied */
         uint64_t applying_index;
         bool applying_leader_changed;
@@ -94,8 +60,75 @@ struct Manager {
         bool fault_tolerance_warned; /* the last log was the 0-tolerance warning */
 };
 
-/* Forwarded batches are resent this often until applied here (dedup makes resends harmless). */
-#define FORWARD_RESEND_USEC (100 * USEC_PER_MSEC)
+/* Reload (SIGHUP): re-reads the configuration file, applies the settings that can change live
+ * (config_apply_reload()), reloads elections.d (units_reload()) and the cluster keys
+ * (cluster_reload_keys()); refused settings are logged and keep their running value. Sends
+ * RELOADING=1 … READY=1. 1: all applied, 0: something refused, < 0: the file could not be used. */
+static int manager_reload(Manager *m);
+/* Quorum, membership or lease moved (cluster): re-announce Quorate/Members/LocalLeader and
+ * re-evaluate leader units. Call at the moment it happens. */
+static void manager_cluster_changed(Manager *m);
+/* The cluster's lease may have moved: the bus edge announces it if it did (LeaseRenewed). */
+static void manager_lease_renewed(Manager *m);
+
+/* ---- observers ---- */
+
+static gint observer_compare(gconstpointer a, gconstpointer b) {
+        const ManagerObserver *x = *(const ManagerObserver *const *) a, *y = *(const ManagerObserver *const *) b;
+
+        return x->order < y->order ? -1 : x->order > y->order;
+}
+
+void manager_add_observer(Manager *m, const ManagerObserver *o) {
+        g_assert(m);
+        g_assert(o);
+
+        g_ptr_array_add(m->observers, (gpointer) o);
+        /* stable: ties keep their registration order */
+        g_ptr_array_sort(m->observers, observer_compare);
+}
+
+void manager_remove_observer(Manager *m, const ManagerObserver *o) {
+        if (m && m->observers)
+                (void) g_ptr_array_remove(m->observers, (gpointer) o);
+}
+
+/* Calls the callback `cb` (no arguments but userdata) of every observer that has it. */
+#define NOTIFY(m, cb)                                                                   \
+        do {                                                                            \
+                for (unsigned _i = 0; _i < (m)->observers->len; _i++) {                 \
+                        const ManagerObserver *_o = (m)->observers->pdata[_i];           \
+                        if (_o->cb)                                                     \
+                                _o->cb(_o->userdata);                                   \
+                }                                                                       \
+        } while (false)
+
+static bool observers_owner_tracked(Manager *m, const char *owner) {
+        for (unsigned i = 0; i < m->observers->len; i++) {
+                const ManagerObserver *o = m->observers->pdata[i];
+                if (o->owner_tracked && o->owner_tracked(o->userdata, owner))
+                        return true;
+        }
+        return false;
+}
+
+static bool observers_election_pinned(Manager *m, const char *name) {
+        for (unsigned i = 0; i < m->observers->len; i++) {
+                const ManagerObserver *o = m->observers->pdata[i];
+                if (o->election_pinned && o->election_pinned(o->userdata, name))
+                        return true;
+        }
+        return false;
+}
+
+static bool observers_stopping(Manager *m) {
+        for (unsigned i = 0; i < m->observers->len; i++) {
+                const ManagerObserver *o = m->observers->pdata[i];
+                if (o->stopping && o->stopping(o->userdata))
+                        return true;
+        }
+        return false;
+}
 
 Term *term_new_from_election(const Election *e) {
         Term *t = g_new0(Term, 1);
@@ -119,390 +152,9 @@ Term *term_free(Term *t) {
         return NULL;
 }
 
-static Pending *pending_free(Pending *p) {
-        if (!p)
-                return NULL;
-        command_free(p->command);
-        sd_event_source_disable_unref(p->timeout);
-        g_free(p);
-        return NULL;
-}
-
-/* Detaches p from the manager, frees it, then reports: done() may submit again. */
-static void pending_complete(Pending *p, int status, ElectionResult result, const Term *term) {
-        Manager *m = p->manager;
-        ManagerDoneFn done = p->done;
-        void *userdata = p->userdata;
-
-        if (status >= 0)
-                histogram_observe(&metrics_get()->commit_latency,
-                                  (double) (now_monotonic_usec() - p->submitted_usec) / (double) USEC_PER_SEC);
-        else
-                metrics_get()->commits_failed++;
-        g_hash_table_remove(m->pending, &p->request_id);
-        if (p->queued)
-                g_queue_unlink(&m->queue, &p->link);
-        pending_free(p);
-
-        if (done)
-                done(m, status, result, term, userdata);
-}
-
-static void pending_fail(Pending *p, int status) {
-        g_autoptr(Term) t = term_new_from_election(NULL);
-
-        pending_complete(p, status, ELECTION_INVALID, t);
-}
-
-static int on_pending_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
-        Pending *p = userdata;
-
-        log_debug("Request %" PRIu64 " not committed within %" PRIu64 " ms%s.",
-                  p->request_id, p->manager->config.commit_timeout_usec / USEC_PER_MSEC,
-                  p->submitted ? " (submitted: outcome unknown)" : " (never submitted)");
-        pending_fail(p, p->submitted ? MANAGER_OUTCOME_UNKNOWN : -ETIMEDOUT);
-        return 0;
-}
-
-/* The records of b's request ids still waiting: it was handed on, so they may commit. */
-static void batch_mark_submitted(Manager *m, const Batch *b) {
-        for (unsigned i = 0; i < b->request_ids->len; i++) {
-                Pending *p = g_hash_table_lookup(m->pending, &g_array_index(b->request_ids, uint64_t, i));
-                if (p)
-                        p->submitted = true;
-        }
-}
-
-static void forward_keep(Manager *m, Batch *b);
-
-static void manager_schedule_flush(Manager *m);
-static int manager_forward(Manager *m);
-
-static Batch *batch_free(Batch *b) {
-        if (!b)
-                return NULL;
-        if (b->encoded)
-                g_bytes_unref(b->encoded);
-        g_array_unref(b->request_ids);
-        g_free(b);
-        return NULL;
-}
-
-/* Commands a bus caller waits for (as opposed to the daemon's own housekeeping). */
-static bool command_from_client(const Command *c) {
-        switch (c->type) {
-        case COMMAND_ENTER:
-        case COMMAND_LEAVE:
-        case COMMAND_ANOINT:
-        case COMMAND_PROMOTE:
-        case COMMAND_EVICT:
-                return true;
-        default:
-                return false;
-        }
-}
-
-static void on_batch_done(int status, void *userdata) {
-        Batch *b = userdata;
-        Manager *m = b->manager;
-
-        g_hash_table_remove(m->batches, b);
-        /* Whatever queued up while this entry was being written goes out as the next one. */
-        if ((!g_queue_is_empty(&m->queue) || !g_queue_is_empty(&m->remote)) && !m->shutting_down)
-                manager_schedule_flush(m);
-        else if (status >= 0 && m->cluster && !m->shutting_down)
-                /* nothing follows to carry the commit index: followers (and forwarding callers
-                 * waiting there) would learn of this commit only with a heartbeat tick */
-                (void) engine_nudge(m->engine);
-
-        /* On success every record was completed when the entry was applied. */
-        if (status < 0) {
-                bool requeued = false;
-
-                log_debug_errno(status, "Batch of %u commands failed: %m", b->request_ids->len);
-                /* in reverse, so that the requeued ones keep their order at the head of the queue */
-                for (unsigned i = b->request_ids->len; i > 0; i--) {
-                        Pending *p = g_hash_table_lookup(m->pending, &g_array_index(b->request_ids, uint64_t, i - 1));
-
-                        if (!p)
-                                continue;
-                        if (m->cluster && !m->shutting_down && !b->unsent && p->command && command_from_client(p->command)) {
-                                /* Typically leadership lost: the entry may still be committed by
-                                 * the next leader, or be gone. A caller is not told "failed": the
-                                 * command goes out again (to the leader, or appended once we lead
-                                 * again; request ids make a second copy harmless, whichever
-                                 * applies first gives the result) and the record keeps waiting. */
-                                p->queued = true;
-                                g_queue_push_head_link(&m->queue, &p->link);
-                                requeued = true;
-                                continue;
-                        }
-                        /* our own housekeeping (DROP_NODE, ...) is decided afresh, not replayed
-                         * late; appended, then failed: whether it is durable is not known */
-                        pending_fail(p, p->submitted ? MANAGER_OUTCOME_UNKNOWN : status);
-                }
-                if (requeued)
-                        manager_schedule_flush(m);
-        }
-        batch_free(b);
-}
-
-/* libraft wants entry lengths in multiples of 8 bytes, but the batch codec rejects trailing bytes:
- * an entry is the batch length (u64, little-endian), the batch, and zero padding. */
-#define ENTRY_HEADER_SIZE 8
-
-#define MAX_BATCHES_IN_FLIGHT 1u
-/* Keeps an entry well inside one 1 MiB storage segment; the rest waits for the next entry. */
-#define MAX_BATCH_BYTES (32u * 1024u)
-
-static void entry_frame(GByteArray *buf) {
-        uint8_t len[ENTRY_HEADER_SIZE];
-        static const uint8_t zeros[8] = {};
-
-        bytes_set_u64(len, buf->len);
-        g_byte_array_prepend(buf, len, sizeof len);
-        if (buf->len % 8 != 0)
-                g_byte_array_append(buf, zeros, 8 - buf->len % 8);
-}
-
-static int entry_unframe(const void *data, size_t size, const void **ret_batch, size_t *ret_size) {
-        uint64_t len;
-
-        if (size < ENTRY_HEADER_SIZE)
-                return -EBADMSG;
-        len = bytes_get_u64(data);
-        if (len > size - ENTRY_HEADER_SIZE || size - ENTRY_HEADER_SIZE - len >= 8)
-                return -EBADMSG;
-        *ret_batch = (const uint8_t *) data + ENTRY_HEADER_SIZE;
-        *ret_size = len;
-        return 0;
-}
-
-static int on_flush(sd_event_source *s, void *userdata) {
-        Manager *m = userdata;
-        g_autoptr(GByteArray) buf = NULL;
-        Batch *b;
-        GList *l;
-        int r;
-
-        if (g_queue_is_empty(&m->queue) && g_queue_is_empty(&m->remote))
-                return 0;
-        if (m->cluster && m->engine && !engine_is_leader(m->engine) && !g_queue_is_empty(&m->queue))
-                return manager_forward(m);
-        /* Not the leader (yet): the records stay queued until leadership returns or they time out. */
-        if (!engine_is_leader(m->engine)) {
-                log_debug("Engine is %s, holding %u queued commands.", engine_role_name(m->engine), m->queue.length);
-                return 0;
-        }
-
-        /* One entry in flight at a time: calls arriving meanwhile share the next entry, which
-         * gives more throughput than many small entries each waiting for its own disk write. */
-        if (g_hash_table_size(m->batches) >= MAX_BATCHES_IN_FLIGHT)
-                return 0;
-
-        buf = g_byte_array_new();
-        b = g_new0(Batch, 1);
-        b->manager = m;
-        b->request_ids = g_array_new(false, false, sizeof(uint64_t));
-
-        /* commands forwarded by other nodes first: they have waited a round trip already */
-        while (!g_queue_is_empty(&m->remote) && buf->len < MAX_BATCH_BYTES) {
-                g_autoptr(Command) c = g_queue_pop_head(&m->remote);
-                r = command_batch_append(buf, c);
-                if (r < 0)
-                        log_debug_errno(r, "Dropping a forwarded %s command: %m", command_type_to_string(c->type));
-        }
-
-        while (buf->len < MAX_BATCH_BYTES && (l = g_queue_pop_head_link(&m->queue))) {
-                Pending *p = l->data;
-
-                p->queued = false;
-                r = command_batch_append(buf, p->command);
-                if (r < 0) {
-                        log_warning_errno(r, "Failed to encode %s command, refusing it: %m",
-                                          command_type_to_string(p->command->type));
-                        pending_fail(p, r);
-                        continue;
-                }
-                g_array_append_val(b->request_ids, p->request_id);
-                /* a client's command is kept to go out again should this entry not commit */
-                if (!m->cluster || !command_from_client(p->command))
-                        p->command = command_free(p->command);
-        }
-
-        if (buf->len == 0) {
-                batch_free(b);
-                return 0;
-        }
-
-        entry_frame(buf);
-        log_debug("Submitting a batch of %u commands (%u bytes).", b->request_ids->len, buf->len);
-        g_hash_table_add(m->batches, b);
-        r = engine_submit(m->engine, buf->data, buf->len, on_batch_done, b);
-        if (r < 0) {
-                log_warning_errno(r, "Failed to submit a batch of %u commands: %m", b->request_ids->len);
-                b->unsent = true; /* refused at once: not appended, and resubmitting would spin */
-                on_batch_done(r, b);
-        } else
-                batch_mark_submitted(m, b);
-        return 0;
-}
-
-static bool batch_still_pending(Manager *m, const Batch *b) {
-        for (unsigned i = 0; i < b->request_ids->len; i++)
-                if (g_hash_table_contains(m->pending, &g_array_index(b->request_ids, uint64_t, i)))
-                        return true;
-        return false;
-}
-
-static bool on_remote_batch(void *userdata, uint64_t sender_id, const void *batch, size_t size);
-
-static int on_resend(sd_event_source *s, uint64_t usec, void *userdata) {
-        Manager *m = userdata;
-        bool leader = engine_is_leader(m->engine);
-        GHashTableIter it;
-        gpointer k;
-
-        g_hash_table_iter_init(&it, m->forwarded);
-        while (g_hash_table_iter_next(&it, &k, NULL)) {
-                Batch *b = k;
-                gsize n;
-                const void *data;
-
-                if (!batch_still_pending(m, b)) {
-                        g_hash_table_iter_remove(&it);
-                        batch_free(b);
-                        continue;
-                }
-                /* maybe the leader changed, or the datagram was lost: same request ids, applied once */
-                data = g_bytes_get_data(b->encoded, &n);
-                if (leader) {
-                        /* we lead now: append them ourselves (dedup covers a copy already sent) */
-                        on_remote_batch(m, 0, data, n);
-                        g_hash_table_iter_remove(&it);
-                        batch_free(b);
-                        continue;
-                }
-                if (cluster_forward(m->cluster, data, n) >= 0)
-                        batch_mark_submitted(m, b);
-        }
-        if (g_hash_table_size(m->forwarded) > 0)
-                (void) sd_event_source_set_time_relative(s, FORWARD_RESEND_USEC);
-        else
-                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
-        return 0;
-}
-
-/* Not the Raft leader: hand our queued commands to it. They complete when we apply them. */
-static int manager_forward(Manager *m) {
-        g_autoptr(GByteArray) buf = g_byte_array_new();
-        Batch *b = g_new0(Batch, 1);
-        GList *l;
-        int r;
-
-        b->manager = m;
-        b->request_ids = g_array_new(false, false, sizeof(uint64_t));
-        while (buf->len < MAX_BATCH_BYTES && (l = g_queue_pop_head_link(&m->queue))) {
-                Pending *p = l->data;
-                p->queued = false;
-                r = command_batch_append(buf, p->command);
-                if (r < 0) {
-                        pending_fail(p, r);
-                        continue;
-                }
-                g_array_append_val(b->request_ids, p->request_id);
-                p->command = command_free(p->command);
-        }
-        if (b->request_ids->len == 0) {
-                batch_free(b);
-                return 0;
-        }
-        b->encoded = g_bytes_new(buf->data, buf->len);
-        r = cluster_forward(m->cluster, buf->data, buf->len);
-        if (r < 0)
-                log_debug_errno(r, "No Raft leader to forward %u commands to yet, will retry: %m", b->request_ids->len);
-        else
-                batch_mark_submitted(m, b);
-        forward_keep(m, b);
-        if (!g_queue_is_empty(&m->queue))
-                manager_schedule_flush(m);
-        return 0;
-}
-
-/* b (encoded) is resent to the Raft leader until none of its records waits any more. */
-static void forward_keep(Manager *m, Batch *b) {
-        g_hash_table_add(m->forwarded, b);
-        if (sd_event_source_get_enabled(m->resend_timer, NULL) == 0) {
-                (void) sd_event_source_set_time_relative(m->resend_timer, FORWARD_RESEND_USEC);
-                (void) sd_event_source_set_enabled(m->resend_timer, SD_EVENT_ON);
-        }
-}
-
-static void manager_schedule_flush(Manager *m) {
-        int r;
-
-        r = sd_event_source_set_enabled(m->flush_event, SD_EVENT_ONESHOT);
-        if (r < 0)
-                log_warning_errno(r, "Failed to schedule the command flush: %m");
-}
-
 /* timeout_usec == 0: no deadline (only for our own housekeeping commands). */
 static int manager_submit_full(Manager *m, Command *c, uint64_t timeout_usec, ManagerDoneFn done, void *userdata) {
-        g_autoptr(Command) cmd = c;
-        Pending *p;
-        int r;
-
-        g_assert(m);
-        g_assert(c);
-
-        if (m->shutting_down)
-                return -ESHUTDOWN;
-        /* Older members would skip an entry holding a command they cannot decode (and everything
-         * batched with it): a newer command waits for the cluster protocol version. SET_PROTOCOL
-         * itself is gated by the cluster (every member advertises it). */
-        if (c->type != COMMAND_SET_PROTOCOL && command_type_protocol(c->type) > manager_protocol_version(m))
-                return -EPROTONOSUPPORT;
-        /* The same for the Enter quota's extension: below it the bus edge's check (against this
-         * node's copy of the state) is all the quota there is. */
-        if (cmd->max_persistent > 0 && manager_protocol_version(m) < COMMAND_MAX_PERSISTENT_PROTOCOL)
-                cmd->max_persistent = 0;
-
-        g_free(cmd->origin);
-        cmd->origin = g_strdup(m->config.node_name);
-        cmd->origin_run = m->run_id;
-        cmd->request_id = ++m->next_request_id;
-        /* Our limits travel with the command so that every node decides alike. */
-        cmd->max_elections = m->config.max_elections;
-        cmd->max_candidates = m->config.max_candidates;
-
-        p = g_new0(Pending, 1);
-        p->manager = m;
-        p->request_id = cmd->request_id;
-        p->done = done;
-        p->userdata = userdata;
-        p->link.data = p;
-        p->submitted_usec = now_monotonic_usec();
-
-        if (timeout_usec > 0) {
-                r = sd_event_add_time_relative(m->event, &p->timeout, CLOCK_MONOTONIC, timeout_usec,
-                                               10 * USEC_PER_MSEC, on_pending_timeout, p);
-                if (r < 0) {
-                        pending_free(p);
-                        return log_error_errno(r, "Failed to add commit timeout: %m");
-                }
-        }
-
-        log_debug("Queued request %" PRIu64 ": %s election='%s' id='%s' node='%s' owner='%s' flags=%u",
-                  cmd->request_id, command_type_to_string(cmd->type), cmd->election ?: "", cmd->id ?: "",
-                  cmd->node ?: "", cmd->owner ?: "", cmd->flags);
-
-        p->command = g_steal_pointer(&cmd);
-        g_hash_table_insert(m->pending, &p->request_id, p);
-        g_queue_push_tail_link(&m->queue, &p->link);
-        p->queued = true;
-
-        manager_schedule_flush(m);
-        return 0;
+        return submit_command(m->submit, c, timeout_usec, done, userdata);
 }
 
 int manager_submit(Manager *m, Command *c, ManagerDoneFn done, void *userdata) {
@@ -517,12 +169,10 @@ static void manager_election_changed(Manager *m, const Election *e) {
         log_debug("Election '%s' now at term %" PRIu64 ", leader '%s', %u candidates%s.",
                   e->name, e->term_id, election_leader(e), e->candidates->len, e->removed ? ", removed" : "");
         metrics_election_changed(metrics_get(), e->name, e->term_id, e->removed);
-        if (m->edge)
-                bus_edge_term_changed(m->edge, e);
-        if (m->units) {
-                units_election_changed(m->units, e);
-                if (units_n_leading(m->units) != m->units_leading)
-                        manager_update_status(m, false);
+        for (unsigned i = 0; i < m->observers->len; i++) {
+                const ManagerObserver *o = m->observers->pdata[i];
+                if (o->election_changed)
+                        o->election_changed(o->userdata, e);
         }
 }
 
@@ -571,8 +221,8 @@ static void manager_election_gone(Manager *m, const char *name) {
 /* DRAIN/UNDRAIN of this node changed the drained table: Manager.Drained moved. */
 static void manager_note_drain(Manager *m, const Command *c, ElectionResult result) {
         if ((c->type == COMMAND_DRAIN || c->type == COMMAND_UNDRAIN) && result == ELECTION_CHANGED &&
-            streq_ptr(c->node, m->config.node_name) && m->edge)
-                bus_edge_drained_changed(m->edge);
+            streq_ptr(c->node, m->config.node_name))
+                NOTIFY(m, drained_changed);
 }
 
 static void on_engine_apply(void *userdata, const void *data, size_t size, uint64_t index) {
@@ -582,7 +232,7 @@ static void on_engine_apply(void *userdata, const void *data, size_t size, uint6
         size_t batch_size = 0;
         int r;
 
-        r = entry_unframe(data, size, &batch, &batch_size);
+        r = submit_entry_unframe(data, size, &batch, &batch_size);
         if (r >= 0)
                 r = command_batch_decode(batch, batch_size, &cmds);
         if (r < 0) {
@@ -597,7 +247,6 @@ static void on_engine_apply(void *userdata, const void *data, size_t size, uint6
                 const Command *c = cmds->pdata[i];
                 const Election *e = NULL;
                 ElectionResult result;
-                Pending *p;
 
                 result = election_state_apply(m->state, c, on_election_changed, m, &e);
                 if (m->cluster && c->type == COMMAND_DROP_NODE && result == ELECTION_CHANGED)
@@ -606,8 +255,7 @@ static void on_engine_apply(void *userdata, const void *data, size_t size, uint6
                 if (c->type == COMMAND_SET_PROTOCOL && result == ELECTION_CHANGED) {
                         log_notice("Cluster protocol version is now %u (this node speaks %u to %u).",
                                    election_state_protocol(m->state), PROTOCOL_VERSION_MIN, PROTOCOL_VERSION_MAX);
-                        if (m->edge)
-                                bus_edge_protocol_changed(m->edge);
+                        NOTIFY(m, protocol_changed);
                 }
                 log_debug("Applied entry %" PRIu64 " request %s/%" PRIu64 ": %s election='%s' id='%s' -> %d",
                           index, c->origin ?: "", c->request_id, command_type_to_string(c->type),
@@ -615,11 +263,7 @@ static void on_engine_apply(void *userdata, const void *data, size_t size, uint6
 
                 if (!streq_ptr(c->origin, m->config.node_name) || c->origin_run != m->run_id)
                         continue;
-                p = g_hash_table_lookup(m->pending, &c->request_id);
-                if (p) {
-                        g_autoptr(Term) t = term_new_from_election(e);
-                        pending_complete(p, 0, result, t);
-                }
+                submit_applied(m->submit, c->request_id, result, e);
         }
         if (m->cluster) {
                 cluster_entry_applied(m->cluster, index, m->applying_leader_changed);
@@ -650,7 +294,7 @@ static int on_engine_restore(void *userdata, const void *data, size_t size) {
 
         /* A snapshot replaces the state wholesale (catch-up in a cluster): remember the terms
          * so that watchers hear about every election it moved. */
-        if (m->edge || m->units) {
+        if (m->observers->len > 0) {
                 before = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
                 list = election_state_list(m->state);
                 for (unsigned i = 0; i < list->len; i++) {
@@ -663,8 +307,7 @@ static int on_engine_restore(void *userdata, const void *data, size_t size) {
         r = election_state_restore(m->state, data, size);
         if (r < 0)
                 return log_error_errno(r, "Failed to restore a snapshot of %zu bytes: %m", size);
-        if (m->edge)
-                bus_edge_drained_changed(m->edge); /* the snapshot may carry another drain table */
+        NOTIFY(m, drained_changed); /* the snapshot may carry another drain table */
         log_debug("Restored a snapshot: %u elections.", election_state_count(m->state));
 
         if (m->cluster) {
@@ -750,96 +393,41 @@ static char *fault_tolerance_status(Manager *m) {
 
 /* STATUS= for systemctl status: node, engine role, quorum, and how much state we hold. */
 static void manager_update_status(Manager *m, bool ready) {
-        g_autofree char *units = NULL, *ft = NULL;
+        g_autoptr(GString) units = g_string_new(NULL);
+        g_autofree char *ft = NULL;
 
-        m->units_leading = units_n_leading(m->units);
+        for (unsigned i = 0; i < m->observers->len; i++) {
+                const ManagerObserver *o = m->observers->pdata[i];
+                if (o->status_append)
+                        o->status_append(o->userdata, units);
+        }
         if (!m->serving)
                 return;
-        if (units_n_elections(m->units) > 0)
-                units = g_strdup_printf(", leading %u of %u configured", m->units_leading, units_n_elections(m->units));
         ft = fault_tolerance_status(m);
         (void) sd_notifyf(false, "%sSTATUS=Node %s%s: %s, %s%s, elections: %u%s",
                           ready ? "READY=1\n" : "", m->config.node_name, m->config.witness ? " (witness)" : "",
                           engine_role_name(m->engine), manager_quorate(m) ? "quorate" : "no quorum", ft ?: "",
-                          election_state_count(m->state), units ?: "");
+                          election_state_count(m->state), units->str);
 }
 
-/* Another witness instance on this machine (one per cluster, electiond-witness@.service) owns
- * the bus name: a witness needs no callers, so it votes on without the name (its objects stay
- * reachable under its unique name) and reports ready. */
-static void witness_without_name(Manager *m) {
-        const char *unique = NULL;
-
-        (void) sd_bus_get_unique_name(m->bus, &unique);
-        log_notice("Bus name %s is owned by another process (another witness instance?): this witness serves "
-                   "only as %s and keeps voting.", ELECTIOND_BUS_NAME, unique ?: "?");
+void manager_set_serving(Manager *m) {
         m->serving = true;
         manager_update_status(m, true);
 }
 
-static int on_name_acquired(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
-        Manager *m = userdata;
-        const sd_bus_error *e;
-        uint32_t code;
+/* The bus edge may come up now (the composition brings it); drive_units: and the leader units. */
+static int manager_begin_serving(Manager *m, bool drive_units) {
         int r;
 
-        m->name_slot = sd_bus_slot_unref(m->name_slot);
-
-        e = sd_bus_message_get_error(reply);
-        if (e) {
-                r = sd_bus_error_get_errno(e);
-                log_error_errno(r, "Failed to acquire bus name %s: %s", ELECTIOND_BUS_NAME, e->message ?: e->name);
-                return sd_event_exit(m->event, EXIT_FAILURE);
+        m->serve_requested = true;
+        for (unsigned i = 0; i < m->observers->len; i++) {
+                const ManagerObserver *o = m->observers->pdata[i];
+                if (!o->serve)
+                        continue;
+                r = o->serve(o->userdata, drive_units);
+                if (r < 0)
+                        return r;
         }
-        r = sd_bus_message_read(reply, "u", &code);
-        if (r < 0) {
-                log_error_errno(r, "Failed to parse RequestName reply: %m");
-                return sd_event_exit(m->event, EXIT_FAILURE);
-        }
-        if (code != 1 && code != 4 && m->config.witness) { /* DBUS_REQUEST_NAME_REPLY_{PRIMARY,ALREADY}_OWNER */
-                witness_without_name(m);
-                return 0;
-        }
-        if (code != 1 && code != 4) {
-                log_error("Bus name %s is already owned by another process.", ELECTIOND_BUS_NAME);
-                return sd_event_exit(m->event, EXIT_FAILURE);
-        }
-
-        m->serving = true;
-        log_info("Serving %s on the %s bus as node '%s' (%u elections).", ELECTIOND_BUS_NAME,
-                 m->user_bus ? "session" : "system", m->config.node_name, election_state_count(m->state));
-        manager_update_status(m, true);
-        return 0;
-}
-
-static int start_serving(Manager *m) {
-        int r;
-
-        r = bus_edge_new(m, m->bus, &m->edge);
-        if (r < 0)
-                return log_error_errno(r, "Failed to register bus objects: %m");
-
-        r = sd_bus_request_name_async(m->bus, &m->name_slot, ELECTIOND_BUS_NAME, 0, on_name_acquired, m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to request bus name %s: %m", ELECTIOND_BUS_NAME);
-        return 0;
-}
-
-static void start_units(Manager *m) {
-        int r;
-
-        r = units_start(m->units);
-        if (r < 0)
-                log_warning_errno(r, "Failed to start driving leader units, continuing without: %m");
-}
-
-static int start_serving_and_units(Manager *m) {
-        int r;
-
-        r = start_serving(m);
-        if (r < 0)
-                return r;
-        start_units(m);
         return 0;
 }
 
@@ -859,12 +447,11 @@ static void on_drop_run_done(Manager *m, int status, ElectionResult result, cons
                 /* served since start-up; terms are shown, changes are accepted (and Quorate,
                  * LocalLeader can be true) from now on, and leader units are driven once the node
                  * holds a lease */
-                if (m->edge)
-                        bus_edge_caught_up(m->edge);
+                NOTIFY(m, caught_up);
                 manager_cluster_changed(m);
                 return;
         }
-        if (!m->edge && start_serving_and_units(m) < 0)
+        if (!m->serve_requested && manager_begin_serving(m, true) < 0)
                 (void) sd_event_exit(m->event, EXIT_FAILURE);
 }
 
@@ -958,7 +545,7 @@ static void collect_empty(Manager *m) {
                 const Election *e = list->pdata[i];
                 EmptySeen *old, *n;
 
-                if (!election_empty(e) || units_configured(m->units, e->name))
+                if (!election_empty(e) || observers_election_pinned(m, e->name))
                         continue;
                 old = g_hash_table_lookup(m->empty_seen, e->name);
                 n = g_new0(EmptySeen, 1);
@@ -1076,23 +663,21 @@ static void on_engine_role_changed(void *userdata) {
         if (m->cluster && m->engine) {
                 /* a follower forwards it; the leader appends it */
                 start_drop_run(m);
-                manager_schedule_flush(m);
-                if (engine_is_leader(m->engine) && g_hash_table_size(m->forwarded) > 0)
-                        (void) sd_event_source_set_time_relative(m->resend_timer, 0);
+                submit_role_changed(m->submit);
                 return;
         }
         if (!engine_is_leader(m->engine))
                 return;
 
         start_drop_run(m);
-        if (!g_queue_is_empty(&m->queue))
-                manager_schedule_flush(m);
+        submit_role_changed(m->submit);
 }
 
 static void on_cluster_engine_started(void *userdata, Engine *engine) {
         Manager *m = userdata;
 
         m->engine = engine;
+        submit_set_engine(m->submit, engine);
         on_engine_role_changed(m);
 }
 
@@ -1105,46 +690,14 @@ static void on_cluster_lease_renewed(void *userdata) {
 }
 
 static bool on_cluster_units_stopping(void *userdata) {
-        Manager *m = userdata;
-        return units_stopping(m->units);
-}
-
-void manager_units_settled(Manager *m) {
-        if (m->cluster)
-                cluster_units_settled(m->cluster);
+        return observers_stopping(userdata);
 }
 
 /* sender_id 0: our own batch, appended now that we lead. */
 static bool on_remote_batch(void *userdata, uint64_t sender_id, const void *batch, size_t size) {
         Manager *m = userdata;
-        g_autoptr(GPtrArray) cmds = NULL;
 
-        if (command_batch_decode(batch, size, &cmds) < 0) {
-                log_debug("Dropping an undecodable forwarded batch (%zu bytes).", size);
-                return true;
-        }
-        /* One holder per name: a process that took a name in use (a second machine with the same
-         * host name) must not commit under it, or its DROP_RUN would end the real holder's run
-         * and every later request of that run would be refused as stale. Gossip keeps the first
-         * live holder of a name; commands are taken only from the node id it knows by that name. */
-        for (unsigned i = 0; sender_id != 0 && m->cluster && i < cmds->len; i++) {
-                const Command *c = cmds->pdata[i];
-
-                if (cluster_peer_has_name(m->cluster, sender_id, c->origin ?: ""))
-                        continue;
-                uint64_t now = now_boottime_usec();
-                if (m->name_refusal_logged == 0 || now - m->name_refusal_logged >= 10 * USEC_PER_SEC) {
-                        m->name_refusal_logged = now;
-                        log_warning("Refusing %u commands forwarded by node %016" PRIx64 " as '%s': gossip does not "
-                                    "know it by that name (a second machine with the same name?).",
-                                    cmds->len, sender_id, c->origin ?: "");
-                }
-                return false;
-        }
-        for (unsigned i = 0; i < cmds->len; i++)
-                g_queue_push_tail(&m->remote, command_copy(cmds->pdata[i]));
-        manager_schedule_flush(m);
-        return true;
+        return submit_remote_batch(m->submit, sender_id, batch, size);
 }
 
 /* The Raft leader refuses our commands: gossip knows our name by another node id. Before our
@@ -1162,11 +715,16 @@ static void on_name_in_use(void *userdata, const char *leader_name) {
                 (void) sd_event_exit(m->event, EXIT_FAILURE);
                 return;
         }
-        if (m->name_refusal_logged != 0 && now - m->name_refusal_logged < 10 * USEC_PER_SEC)
+        if (m->name_in_use_logged != 0 && now - m->name_in_use_logged < 10 * USEC_PER_SEC)
                 return;
-        m->name_refusal_logged = now;
+        m->name_in_use_logged = now;
         log_warning("The Raft leader (%s) refused this node's commands under the name '%s' (its view of the "
                     "name is stale or another process uses it); they are resent.", leader_name, m->config.node_name);
+}
+
+void manager_units_settled(Manager *m) {
+        if (m->cluster)
+                cluster_units_settled(m->cluster);
 }
 
 static void on_drop_node_done(Manager *m, int status, ElectionResult result, const Term *term, void *userdata) {
@@ -1215,7 +773,7 @@ unsigned manager_protocol_version(Manager *m) {
 
 /* ---- reload (SIGHUP, systemctl reload) ---- */
 
-int manager_reload(Manager *m) {
+static int manager_reload(Manager *m) {
         g_autofree char *error = NULL;
         Config loaded;
         unsigned refused;
@@ -1238,8 +796,11 @@ int manager_reload(Manager *m) {
         /* In place: only what may change live changes; the cluster keeps &m->config. */
         refused = config_apply_reload(&m->config, &loaded, m->config_path);
 
-        if (m->units)
-                (void) units_reload(m->units, m->config.elections_dir);
+        for (unsigned i = 0; i < m->observers->len; i++) {
+                const ManagerObserver *o = m->observers->pdata[i];
+                if (o->reloaded)
+                        o->reloaded(o->userdata, &m->config);
+        }
         if (m->cluster)
                 (void) cluster_reload_keys(m->cluster);
 
@@ -1270,12 +831,8 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
 
         m = g_new0(Manager, 1);
         config_init_defaults(&m->config);
-        g_queue_init(&m->queue);
-        g_queue_init(&m->remote);
-        m->forwarded = g_hash_table_new(NULL, NULL);
         m->leaders = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-        m->pending = g_hash_table_new(g_int64_hash, g_int64_equal);
-        m->batches = g_hash_table_new(NULL, NULL);
+        m->observers = g_ptr_array_new();
         m->user_bus = opts->user_bus;
         m->state_dir = g_strdup(opts->state_dir ?: ELECTIOND_DEFAULT_STATE_DIR);
         m->config_path = g_strdup(opts->config_path ?: ELECTIOND_DEFAULT_CONFIG);
@@ -1333,13 +890,9 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
         if (r < 0)
                 log_warning_errno(r, "Failed to enable the watchdog, ignoring: %m");
 
-        /* Idle priority: all pending bus messages are read first, so concurrent calls share one entry. */
-        r = sd_event_add_defer(m->event, &m->flush_event, on_flush, m);
+        r = submit_new(m, m->event, &m->config, m->run_id, &m->submit);
         if (r < 0)
-                return log_error_errno(r, "Failed to add flush event source: %m");
-        (void) sd_event_source_set_priority(m->flush_event, SD_EVENT_PRIORITY_IDLE);
-        (void) sd_event_source_set_enabled(m->flush_event, SD_EVENT_OFF);
-        (void) sd_event_source_set_description(m->flush_event, "command-flush");
+                return r;
         r = sd_event_add_defer(m->event, &m->restore_event, on_restore_check, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to add the restore check: %m");
@@ -1361,6 +914,16 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
         if (r < 0)
                 return log_error_errno(r, "Failed to attach the bus to the event loop: %m");
 
+        *ret = g_steal_pointer(&m);
+        return 0;
+}
+
+int manager_setup_engine(Manager *m, const ManagerOptions *opts) {
+        int r;
+
+        g_assert(m);
+        g_assert(opts);
+
         EngineConfig ec = {
                 .dir = m->engine_dir,
                 .server_id = 1,
@@ -1371,10 +934,6 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
                 .restore = on_engine_restore,
                 .role_changed = on_engine_role_changed,
         };
-        r = units_new(m, m->config.elections_dir, m->config.runtime_dir, &m->units);
-        if (r < 0)
-                return log_error_errno(r, "Failed to load elections from %s: %m", m->config.elections_dir);
-
         if (config_is_clustered(&m->config)) {
                 static const ClusterHooks hooks = {
                         .engine_started = on_cluster_engine_started,
@@ -1395,27 +954,24 @@ int manager_new(const ManagerOptions *opts, Manager **ret) {
                         if (r < 0)
                                 return r;
                 }
-                r = sd_event_add_time_relative(m->event, &m->resend_timer, CLOCK_MONOTONIC, FORWARD_RESEND_USEC,
-                                               10 * USEC_PER_MSEC, on_resend, m);
+                r = submit_set_cluster(m->submit, m->cluster);
                 if (r < 0)
-                        return log_error_errno(r, "Failed to add the forward timer: %m");
-                (void) sd_event_source_set_enabled(m->resend_timer, SD_EVENT_OFF);
+                        return r;
         } else {
                 if (opts->force_new_cluster || opts->restore)
                         return log_error_errno(EINVAL, "--force-new-cluster and --restore need a cluster ([Cluster] KeyFile=).");
                 r = engine_new(m->event, &ec, &callbacks, m, &m->engine);
                 if (r < 0)
                         return log_error_errno(r, "Failed to set up the replication engine in %s: %m", m->engine_dir);
+                submit_set_engine(m->submit, m->engine);
         }
 
         log_info("electiond %s starting: node '%s', state directory %s, %s bus.", ELECTIOND_VERSION,
                  m->config.node_name, m->state_dir, m->user_bus ? "session" : "system");
-
-        *ret = g_steal_pointer(&m);
         return 0;
 }
 
-int manager_run(Manager *m) {
+int manager_start(Manager *m) {
         int r;
 
         g_assert(m);
@@ -1428,8 +984,9 @@ int manager_run(Manager *m) {
                 /* Serve at once, quorate or not (READY=1 once the name is ours): a node that boots
                  * before its peers must not fail its start job. Until this run's DROP_RUN has
                  * committed and while it holds no lease, Quorate and LocalLeader are false and
-                 * changes fail with NoQuorum (manager_quorate()). */
-                r = start_serving(m);
+                 * changes fail with NoQuorum (manager_quorate()). Leader units wait for a lease
+                 * (manager_cluster_changed()). */
+                r = manager_begin_serving(m, false);
                 if (r < 0)
                         return r;
         } else {
@@ -1442,39 +999,25 @@ int manager_run(Manager *m) {
                         return log_error_errno(r, "Failed to add the start-up timer: %m");
                 on_engine_role_changed(m);
         }
-
-        r = sd_event_loop(m->event);
-        if (r < 0)
-                return log_error_errno(r, "Event loop failed: %m");
-
-        (void) sd_notify(false, "STOPPING=1\nSTATUS=Shutting down");
-        log_info("Exiting (status %d).", r);
-        return r;
+        return 0;
 }
 
-Manager *manager_free(Manager *m) {
-        GHashTableIter iter;
-        gpointer v;
-
+void manager_begin_shutdown(Manager *m) {
         if (!m)
-                return NULL;
+                return;
 
         m->shutting_down = true;
 
         /* Answer every caller still waiting, while the bus edge can still reply. */
-        if (m->pending) {
-                g_autoptr(GList) values = g_hash_table_get_values(m->pending);
-                for (GList *l = values; l; l = l->next) {
-                        Pending *p = l->data;
-                        pending_fail(p, p->submitted ? MANAGER_OUTCOME_UNKNOWN : -ESHUTDOWN);
-                }
-        }
+        submit_begin_shutdown(m->submit);
+}
 
-        /* Stops leader units, so it must go while the bus is still open. */
-        m->units = units_free(m->units);
-        m->edge = bus_edge_free(m->edge);
-        m->name_slot = sd_bus_slot_unref(m->name_slot);
-        m->flush_event = sd_event_source_disable_unref(m->flush_event);
+Manager *manager_free(Manager *m) {
+        if (!m)
+                return NULL;
+
+        /* the composition freed the edges (units, bus edge) after manager_begin_shutdown() */
+        manager_begin_shutdown(m);
         m->restore_event = sd_event_source_disable_unref(m->restore_event);
         m->collect_timer = sd_event_source_disable_unref(m->collect_timer);
         m->startup_timer = sd_event_source_disable_unref(m->startup_timer);
@@ -1483,33 +1026,19 @@ Manager *manager_free(Manager *m) {
 
         /* The cluster stops gossip and its timers first; the engine it started is ours to free. */
         m->cluster = cluster_free(m->cluster);
-        m->resend_timer = sd_event_source_disable_unref(m->resend_timer);
-        if (m->forwarded) {
-                g_hash_table_iter_init(&iter, m->forwarded);
-                while (g_hash_table_iter_next(&iter, &v, NULL))
-                        batch_free(v);
-                g_hash_table_destroy(m->forwarded);
-        }
-        while (!g_queue_is_empty(&m->remote))
-                command_free(g_queue_pop_head(&m->remote));
+        if (m->submit)
+                (void) submit_set_cluster(m->submit, NULL);
         if (m->leaders)
                 g_hash_table_destroy(m->leaders);
 
         /* The engine may still report batches (as failed) while closing. */
         m->engine = engine_free(m->engine);
-        if (m->batches) {
-                g_hash_table_iter_init(&iter, m->batches);
-                while (g_hash_table_iter_next(&iter, &v, NULL))
-                        batch_free(v);
-                g_hash_table_destroy(m->batches);
-        }
-        if (m->pending) {
-                g_hash_table_iter_init(&iter, m->pending);
-                while (g_hash_table_iter_next(&iter, NULL, &v))
-                        pending_free(v);
-                g_hash_table_destroy(m->pending);
-        }
+        /* then the forwarded and failed batches and what is left of the records */
+        m->submit = submit_free(m->submit);
 
+        if (m->observers)
+                g_assert(m->observers->len == 0);
+        g_clear_pointer(&m->observers, g_ptr_array_unref);
         m->bus = sd_bus_flush_close_unref(m->bus);
         m->state = election_state_free(m->state);
         m->event = sd_event_unref(m->event);
@@ -1544,6 +1073,10 @@ const char *manager_node_name(Manager *m) {
 
 uint64_t manager_run_id(Manager *m) {
         return m->run_id;
+}
+
+bool manager_shutting_down(Manager *m) {
+        return m->shutting_down;
 }
 
 bool manager_caught_up(Manager *m) {
@@ -1586,7 +1119,7 @@ static int on_restore_check(sd_event_source *s, void *userdata) {
         gone = g_hash_table_new(g_str_hash, g_str_equal);
         for (unsigned i = 0; i < parked->len; i++) {
                 const Candidacy *cd = parked->pdata[i];
-                if (cd->persistent || cd->run != m->run_id || bus_edge_owner_tracked(m->edge, cd->owner) ||
+                if (cd->persistent || cd->run != m->run_id || observers_owner_tracked(m, cd->owner) ||
                     g_hash_table_contains(gone, cd->owner))
                         continue;
                 g_hash_table_add(gone, cd->owner);
@@ -1614,17 +1147,11 @@ bool manager_local_leader(Manager *m, const Election *e) {
         return streq_ptr(leader->node, m->config.node_name) && manager_quorate(m);
 }
 
-void manager_cluster_changed(Manager *m) {
+static void manager_cluster_changed(Manager *m) {
         g_assert(m);
 
-        /* leader units are driven from the first time this node holds a lease */
-        if (m->edge && !m->shutting_down && manager_quorate(m))
-                start_units(m);
-
-        if (m->edge)
-                bus_edge_cluster_changed(m->edge);
-        if (m->units)
-                units_quorum_changed(m->units);
+        /* (the composition observes first: it starts the leader units once this node holds a lease) */
+        NOTIFY(m, status_changed);
         if (m->restore_event && election_state_parked_count(m->state) > 0)
                 (void) sd_event_source_set_enabled(m->restore_event, SD_EVENT_ONESHOT);
         manager_update_status(m, false);
@@ -1645,9 +1172,12 @@ uint64_t manager_lease_expiry(Manager *m) {
         return expiry > now_boottime_usec() ? expiry : 0;
 }
 
-void manager_lease_renewed(Manager *m) {
-        if (m->edge)
-                bus_edge_lease_renewed(m->edge);
+static void manager_lease_renewed(Manager *m) {
+        NOTIFY(m, lease_renewed);
+}
+
+void manager_status_changed(Manager *m) {
+        manager_update_status(m, false);
 }
 
 /* ---- planned stop: hand over, then leave ----

@@ -2,8 +2,9 @@
 #pragma once
 
 /*
- * The manager ties the pieces together: configuration, the election state, the engine, pending
- * D-Bus calls waiting for their commands to commit, and the bus edge. It owns the Manager object.
+ * The manager owns configuration, the election state, the engine, submit and apply. It knows no
+ * edge: the bus edge and the units module read it through manager_*() and hear of its changes as
+ * ManagerObservers (docs/DESIGN.md "Layering").
  */
 
 #include <systemd/sd-bus.h>
@@ -46,16 +47,25 @@ typedef struct ManagerOptions {
         bool restore;           /* --restore: the same, for a restored backup, under a new node id */
 } ManagerOptions;
 
+/* Start and shutdown order is the composition's (electiond-daemon.c):
+ *   manager_new()           configuration, state, event loop, signals, bus connection;
+ *   (units_new())           elections.d, before the engine exists;
+ *   manager_setup_engine()  the cluster (which brings the engine once a member) or the engine;
+ *   manager_start()         starts them; observers' serve() brings up the bus edge (cluster: at
+ *                           once, standalone: once this run's DROP_RUN committed);
+ *   (event loop)
+ *   manager_begin_shutdown() answers every waiting caller while the edges can still reply;
+ *   (units_free(), bus_edge_free()) while the bus is open;
+ *   manager_free()          cluster, engine, bus, state. */
 int manager_new(const ManagerOptions *opts, Manager **ret);
+int manager_setup_engine(Manager *m, const ManagerOptions *opts);
+int manager_start(Manager *m);
+void manager_begin_shutdown(Manager *m);
 Manager *manager_free(Manager *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free)
-/* Starts the engine, takes the bus name, and runs the event loop until SIGTERM/SIGINT. */
-int manager_run(Manager *m);
-/* Reload (SIGHUP): re-reads the configuration file, applies the settings that can change live
- * (config_apply_reload()), reloads elections.d (units_reload()) and the cluster keys
- * (cluster_reload_keys()); refused settings are logged and keep their running value. Sends
- * RELOADING=1 … READY=1. 1: all applied, 0: something refused, < 0: the file could not be used. */
-int manager_reload(Manager *m);
+bool manager_shutting_down(Manager *m);
+/* The bus name is ours (or, for a witness, need not be): READY=1 and STATUS= from now on. */
+void manager_set_serving(Manager *m);
 
 /* Takes ownership of c; fills in origin, origin_run, request_id and limits. */
 int manager_submit(Manager *m, Command *c, ManagerDoneFn done, void *userdata);
@@ -83,11 +93,52 @@ unsigned manager_protocol_version(Manager *m);
 /* A candidate owned by this node leads e, and this node is quorate with an unexpired lease.
  * Evaluated at the moment of the call (never a cached flag). */
 bool manager_local_leader(Manager *m, const Election *e);
-/* Quorum, membership or lease moved (cluster): re-announce Quorate/Members/LocalLeader and
- * re-evaluate leader units. Call at the moment it happens. */
-void manager_cluster_changed(Manager *m);
 /* This node's lease expiry for clients (WatchLease): CLOCK_BOOTTIME µs, 0 = no lease now,
  * UINT64_MAX = standalone (never ends). */
 uint64_t manager_lease_expiry(Manager *m);
-/* The cluster's lease may have moved: the bus edge announces it if it did (LeaseRenewed). */
-void manager_lease_renewed(Manager *m);
+
+/* Someone who reacts to the manager's changes (the bus edge, the units module, the composition).
+ * Every callback is optional. The struct is the subscriber's (usually embedded in its object) and
+ * must stay valid until manager_remove_observer(). */
+typedef struct ManagerObserver {
+        /* lower first; ties in registration order */
+        int order;
+        void *userdata;
+        /* e changed (a CHANGED command, or a snapshot moved it), in commit order; e->removed: it
+         * is gone (FORGET, or absent from a snapshot) */
+        void (*election_changed)(void *userdata, const Election *e);
+        /* quorum, membership or lease moved (manager_cluster_changed()) */
+        void (*status_changed)(void *userdata);
+        /* manager_caught_up() became true (cluster) */
+        void (*caught_up)(void *userdata);
+        /* this node's drained elections may have changed */
+        void (*drained_changed)(void *userdata);
+        /* the cluster protocol version moved */
+        void (*protocol_changed)(void *userdata);
+        /* the lease may have moved (called often: compare with the last value) */
+        void (*lease_renewed)(void *userdata);
+        /* the configuration was reloaded (after config_apply_reload()) */
+        void (*reloaded)(void *userdata, const Config *config);
+
+        /* Questions; the manager takes any observer's true. */
+        /* Is this bus connection (unique name) still tracked as an owner of candidacies? */
+        bool (*owner_tracked)(void *userdata, const char *owner);
+        /* name must never be collected while empty (configured in elections.d) */
+        bool (*election_pinned)(void *userdata, const char *name);
+        /* stop jobs of a demotion still running: not fully stepped down yet */
+        bool (*stopping)(void *userdata);
+        /* Serving starts: bring up the bus edge (and, with drive_units, the leader units); < 0
+         * stops the daemon. */
+        int (*serve)(void *userdata, bool drive_units);
+        /* append this observer's part of STATUS= (", leading 1 of 2 configured") to s */
+        void (*status_append)(void *userdata, GString *s);
+} ManagerObserver;
+
+#define MANAGER_OBSERVER_ORDER_DAEMON 0
+#define MANAGER_OBSERVER_ORDER_BUS    10
+#define MANAGER_OBSERVER_ORDER_UNITS  20
+
+void manager_add_observer(Manager *m, const ManagerObserver *o);
+void manager_remove_observer(Manager *m, const ManagerObserver *o);
+/* An observer's part of STATUS= moved: send STATUS= again. */
+void manager_status_changed(Manager *m);

@@ -630,7 +630,6 @@ static int probe_acked(Membership *m, guint index, uint64_t now) {
         mem = member_lookup(m, p.target);
         if (!mem)
                 return 0;
-        mem->quorum_contact_usec = MAX(mem->quorum_contact_usec, p.sent_usec);
         mem->last_contact_usec = MAX(mem->last_contact_usec, p.sent_usec);
         return 0;
 }
@@ -1059,20 +1058,6 @@ int membership_tick(Membership *m, uint64_t now, MembershipActions *actions) {
         return 0;
 }
 
-int membership_send(Membership *m, const char *name, const GossipMessage *msgs, size_t n_msgs,
-                    uint64_t now, MembershipActions *actions) {
-        const Member *mem;
-
-        if (!m || !name || (!msgs && n_msgs > 0) || !actions)
-                return -EINVAL;
-        mem = member_lookup(m, name);
-        if (!mem || mem->is_self)
-                return -ENOENT;
-        if (m->leaving || mem->state == MEMBER_LEFT || mem->n_addresses == 0)
-                return -EHOSTUNREACH;
-        return send_to_member(m, actions, mem, msgs, n_msgs, now);
-}
-
 int membership_ping_address(Membership *m, const MemberAddress *address, uint64_t now, MembershipActions *actions) {
         GossipMessage ping = { .type = GOSSIP_PING, .seq = m->next_seq++ };
 
@@ -1136,17 +1121,6 @@ int membership_set_watched(Membership *m, const char *name, bool watched) {
         return 0;
 }
 
-int membership_forget(Membership *m, const char *name) {
-        Member *mem = m ? member_lookup(m, name) : NULL;
-        if (!mem)
-                return -ENOENT;
-        if (mem->is_self || member_reachable(mem))
-                return -EBUSY;
-        probes_drop_target(m, name);
-        g_hash_table_remove(m->members, name);
-        return 0;
-}
-
 const Member *membership_get_self(const Membership *m) {
         return m->self;
 }
@@ -1180,73 +1154,8 @@ void membership_foreach(const Membership *m, void (*f)(const Member *member, voi
                 f(mem, userdata);
 }
 
-unsigned membership_awareness(const Membership *m) {
-        return m->awareness;
-}
-
 const MembershipStats *membership_stats(const Membership *m) {
         return &m->stats;
-}
-
-static gint u64_desc(gconstpointer a, gconstpointer b) {
-        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
-        return x > y ? -1 : (x < y ? 1 : 0);
-}
-
-uint64_t membership_quorum_contact_usec(const Membership *m, const char *const *voters, size_t n_voters,
-                                        size_t n_needed, uint64_t now) {
-        g_autoptr(GArray) t = g_array_new(false, false, sizeof(uint64_t));
-
-        if (n_needed == 0)
-                return now;
-        for (size_t i = 0; i < n_voters; i++) {
-                const Member *mem = member_lookup(m, voters[i]);
-                uint64_t v;
-
-                if (!mem)
-                        continue;
-                if (mem->is_self)
-                        v = now;
-                else if (member_reachable(mem))
-                        v = mem->quorum_contact_usec;
-                else
-                        continue;
-                g_array_append_val(t, v);
-        }
-        if (t->len < n_needed)
-                return 0;
-        g_array_sort(t, u64_desc);
-        return g_array_index(t, uint64_t, n_needed - 1);
-}
-
-size_t membership_count_silent(const Membership *m, const char *name, const char *const *voters,
-                               size_t n_voters, uint64_t min_silent_usec, uint64_t now) {
-        const Member *mem = member_lookup(m, name);
-        size_t n = 0;
-
-        if (!mem || mem->is_self)
-                return 0;
-
-        for (size_t i = 0; i < mem->n_suspectors; i++) {
-                const char *who = mem->suspectors[i].name;
-                bool listed = !voters;
-
-                if (streq_ptr(who, m->self->name))
-                        continue; /* our own view is counted below, from fresh data */
-                for (size_t j = 0; voters && j < n_voters; j++)
-                        if (streq_ptr(voters[j], who))
-                                listed = true;
-                if (listed && now >= mem->suspectors[i].silent_since_usec + min_silent_usec)
-                        n++;
-        }
-
-        bool self_listed = !voters;
-        for (size_t j = 0; voters && j < n_voters; j++)
-                if (streq_ptr(voters[j], m->self->name))
-                        self_listed = true;
-        if (self_listed && now >= mem->last_contact_usec + min_silent_usec)
-                n++;
-        return n;
 }
 
 Membership *membership_new(

@@ -64,7 +64,7 @@ typedef enum GossipMessageType {
         GOSSIP_DEAD = 6,        /* name, incarnation, from, silent_usec */
         GOSSIP_LEFT = 7,        /* name, incarnation */
         GOSSIP_NACK = 8,        /* seq: a relay could not reach the target (Lifeguard) */
-        GOSSIP_USER = 9,        /* seq: kind, tags: payload; for the layers above, ignored here */
+        GOSSIP_USER = 9,        /* seq: kind, tags: payload; decoded, but nothing sends or uses it any more */
         _GOSSIP_MESSAGE_TYPE_MAX,
 } GossipMessageType;
 
@@ -117,7 +117,6 @@ typedef struct Member {
         bool is_self;
         bool watched;
         uint64_t last_contact_usec;     /* latest time it is known to have been alive (our clock) */
-        uint64_t quorum_contact_usec;   /* SEND time of our latest probe it answered (lease anchor) */
         uint64_t state_change_usec;
         uint64_t suspected_usec;
         bool dead_reported;             /* someone declared it dead; we wait for our own NodeTimeout */
@@ -195,10 +194,6 @@ uint64_t membership_next_probe_usec(const Membership *m);
  * acceptable (nothing was changed then). */
 int membership_receive(Membership *m, const GossipMessage *messages, size_t n_messages,
                        const MemberAddress *from_address, uint64_t now, MembershipActions *actions);
-/* Sends msgs (e.g. GOSSIP_USER) to a known member, with the usual hello and piggy-backed
- * updates. -ENOENT if unknown, -EHOSTUNREACH if it has left or has no address. */
-int membership_send(Membership *m, const char *name, const GossipMessage *msgs, size_t n_msgs,
-                    uint64_t now, MembershipActions *actions);
 /* Discovery/seed: ask whoever listens at address to introduce itself. */
 int membership_ping_address(Membership *m, const MemberAddress *address, uint64_t now, MembershipActions *actions);
 /* Graceful leave: tell up to a few members at once; the rest learn by gossip. */
@@ -208,8 +203,6 @@ int membership_update_self(Membership *m, const MemberAddress *addresses, size_t
                            const void *tags, size_t tags_size);
 /* Watched members are probed every interval (voters, nodes owning leaders). */
 int membership_set_watched(Membership *m, const char *name, bool watched);
-/* Drop a dead/left member from the table (e.g. after the cluster removed it). */
-int membership_forget(Membership *m, const char *name);
 
 const Member *membership_get_self(const Membership *m);
 const Member *membership_get(const Membership *m, const char *name);
@@ -217,17 +210,5 @@ size_t membership_size(const Membership *m);     /* members, self included, any 
 size_t membership_count_alive(const Membership *m); /* alive + suspect, self included */
 /* Calls f for every member (self included), in no particular order. */
 void membership_foreach(const Membership *m, void (*f)(const Member *member, void *userdata), void *userdata);
-unsigned membership_awareness(const Membership *m);
 const MembershipStats *membership_stats(const Membership *m);
 
-/* Lease anchor: the send time T such that at least n_needed of the named voters answered a probe
- * of ours sent at or after T (self, if listed, counts as answering "now"). 0 if not reached.
- * The caller's lease is valid while now < T + Lease. */
-uint64_t membership_quorum_contact_usec(const Membership *m, const char *const *voters, size_t n_voters,
-                                        size_t n_needed, uint64_t now);
-/* How many of the named voters (NULL = anybody) have, by what we know, not heard from `name` for
- * at least min_silent_usec. Our own view counts when we list ourselves. Commit DROP_NODE only
- * when this reaches a quorum with min_silent_usec = NodeTimeout: then no quorum can still have
- * renewed that node's lease. */
-size_t membership_count_silent(const Membership *m, const char *name, const char *const *voters,
-                               size_t n_voters, uint64_t min_silent_usec, uint64_t now);

@@ -40,7 +40,26 @@ struct Units {
         sd_event_source *recheck;
         sd_event_source *exit_source;
         bool started;
+        ManagerObserver observer;   /* registered with the manager for its whole life */
+        unsigned leading_shown;     /* units_n_leading() as last put in STATUS= */
 };
+
+/* What the module does on the manager's notifications and questions (ManagerObserver, see
+ * units_new()). */
+static void units_election_changed(Units *u, const Election *e);
+static void units_quorum_changed(Units *u);
+/* Reload: re-reads elections_dir. New files enter, removed ones leave (and stop their units),
+ * a changed Units= applies at once; elections whose file did not change are not touched (no
+ * Leave/Enter, so no term change). A changed Id= or HealthUnit= of a still configured election is
+ * refused with a logged reason. A directory that cannot be read keeps everything as it is. */
+static int units_reload(Units *u, const char *elections_dir);
+/* For STATUS= lines: configured elections, and how many this node currently leads. */
+static unsigned units_n_elections(const Units *u);
+static unsigned units_n_leading(const Units *u);
+/* name is configured in elections.d (and not removed by a reload): never collected while so. */
+static bool units_configured(const Units *u, const char *name);
+/* Stop jobs of a demotion still running: this node has not fully stepped down yet. */
+static bool units_stopping(const Units *u);
 
 struct UnitsElection {
         Units *units;
@@ -363,7 +382,7 @@ static int election_retry_cb(sd_event_source *s, uint64_t usec, void *userdata) 
         return 0;
 }
 
-bool units_stopping(const Units *u) {
+static bool units_stopping(const Units *u) {
         if (!u)
                 return false;
         for (unsigned i = 0; i < u->elections->len; i++) {
@@ -460,7 +479,7 @@ static void units_update_recheck(Units *u) {
                 (void) sd_event_source_set_priority(u->recheck, SD_EVENT_PRIORITY_IMPORTANT);
 }
 
-void units_election_changed(Units *u, const Election *e) {
+static void units_election_changed(Units *u, const Election *e) {
         UnitsElection *ue;
 
         if (!u || !e)
@@ -470,7 +489,7 @@ void units_election_changed(Units *u, const Election *e) {
                 election_evaluate(ue, e);
 }
 
-void units_quorum_changed(Units *u) {
+static void units_quorum_changed(Units *u) {
         if (u)
                 units_evaluate_all(u);
 }
@@ -797,6 +816,40 @@ static UnitsElection *units_election_add(Units *u, ElectionUnitConfig *config) {
         return e;
 }
 
+/* ---- the manager's notifications (ManagerObserver) ---- */
+
+static void observe_election_changed(void *userdata, const Election *e) {
+        Units *u = userdata;
+
+        units_election_changed(u, e);
+        if (units_n_leading(u) != u->leading_shown)
+                manager_status_changed(u->manager);
+}
+
+static void observe_status_changed(void *userdata) {
+        units_quorum_changed(userdata);
+}
+
+static void observe_reloaded(void *userdata, const Config *config) {
+        (void) units_reload(userdata, config->elections_dir);
+}
+
+static bool observe_election_pinned(void *userdata, const char *name) {
+        return units_configured(userdata, name);
+}
+
+static bool observe_stopping(void *userdata) {
+        return units_stopping(userdata);
+}
+
+static void observe_status_append(void *userdata, GString *s) {
+        Units *u = userdata;
+
+        u->leading_shown = units_n_leading(u);
+        if (units_n_elections(u) > 0)
+                g_string_append_printf(s, ", leading %u of %u configured", u->leading_shown, units_n_elections(u));
+}
+
 int units_new(Manager *m, const char *elections_dir, const char *runtime_dir, Units **ret) {
         g_autoptr(GPtrArray) configs = NULL;
         Units *u;
@@ -828,6 +881,17 @@ int units_new(Manager *m, const char *elections_dir, const char *runtime_dir, Un
                 (void) units_election_add(u, g_steal_pointer(&configs->pdata[i]));
 
         leader_dir_clear(u);
+        u->observer = (ManagerObserver) {
+                .order = MANAGER_OBSERVER_ORDER_UNITS,
+                .userdata = u,
+                .election_changed = observe_election_changed,
+                .status_changed = observe_status_changed,
+                .reloaded = observe_reloaded,
+                .election_pinned = observe_election_pinned,
+                .stopping = observe_stopping,
+                .status_append = observe_status_append,
+        };
+        manager_add_observer(m, &u->observer);
         *ret = u;
         return 0;
 }
@@ -882,7 +946,7 @@ static void election_begin(UnitsElection *e) {
                 candidate_sync(e);
 }
 
-unsigned units_n_elections(const Units *u) {
+static unsigned units_n_elections(const Units *u) {
         unsigned n = 0;
 
         if (!u)
@@ -893,7 +957,7 @@ unsigned units_n_elections(const Units *u) {
         return n;
 }
 
-bool units_configured(const Units *u, const char *name) {
+static bool units_configured(const Units *u, const char *name) {
         for (unsigned i = 0; u && i < u->elections->len; i++) {
                 const UnitsElection *e = u->elections->pdata[i];
                 if (!e->removed && streq_ptr(e->config->name, name))
@@ -947,7 +1011,7 @@ static bool strv_equal0(char **a, char **b) {
         return g_strv_equal((const char *const *) a, (const char *const *) b);
 }
 
-int units_reload(Units *u, const char *elections_dir) {
+static int units_reload(Units *u, const char *elections_dir) {
         g_autoptr(GPtrArray) configs = NULL;
         unsigned added = 0, removed = 0, changed = 0;
         int r;
@@ -1031,7 +1095,7 @@ int units_reload(Units *u, const char *elections_dir) {
         return 0;
 }
 
-unsigned units_n_leading(const Units *u) {
+static unsigned units_n_leading(const Units *u) {
         unsigned n = 0;
 
         if (!u)
@@ -1046,6 +1110,7 @@ Units *units_free(Units *u) {
         if (!u)
                 return NULL;
 
+        manager_remove_observer(u->manager, &u->observer);
         units_stop_all(u);
 
         for (unsigned i = 0; i < u->tickets->len; i++)

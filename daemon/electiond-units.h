@@ -11,11 +11,12 @@
  * asynchronously; jobs are tracked through JobRemoved and failures retried with backoff. An
  * optional HealthUnit= withdraws the candidacy while it is failed.
  *
- * Hooks the manager calls (nothing here blocks):
- *   units_new()              after the bus is connected and the state exists;
- *   units_start()            once the engine is ready (after the DROP_RUN commit);
- *   units_election_changed() wherever bus_edge_term_changed() is called (each CHANGED election);
- *   units_quorum_changed()   wherever bus_edge_cluster_changed() is called (quorum/lease moved);
+ * The composition (electiond-daemon.c) calls (nothing here blocks):
+ *   units_new()              after the bus is connected and the state exists; it subscribes to
+ *                            the manager (ManagerObserver, after the bus edge): each changed
+ *                            election, quorum/lease changes, reload, and the manager's questions
+ *                            (configured election? stop jobs running? STATUS= part);
+ *   units_start()            once serving (standalone) or once this node holds a lease (cluster);
  *   units_free()             on shutdown, BEFORE the bus is closed (it stops leader units).
  */
 
@@ -27,20 +28,6 @@ typedef struct Units Units;
  * previous run in runtime_dir/leader. NULL dirs mean the defaults. */
 int units_new(Manager *m, const char *elections_dir, const char *runtime_dir, Units **ret);
 int units_start(Units *u);
-void units_election_changed(Units *u, const Election *e);
-void units_quorum_changed(Units *u);
-/* Reload: re-reads elections_dir. New files enter, removed ones leave (and stop their units),
- * a changed Units= applies at once; elections whose file did not change are not touched (no
- * Leave/Enter, so no term change). A changed Id= or HealthUnit= of a still configured election is
- * refused with a logged reason. A directory that cannot be read keeps everything as it is. */
-int units_reload(Units *u, const char *elections_dir);
 Units *units_free(Units *u);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Units *, units_free)
 
-/* For STATUS= lines: configured elections, and how many this node currently leads. */
-unsigned units_n_elections(const Units *u);
-unsigned units_n_leading(const Units *u);
-/* name is configured in elections.d (and not removed by a reload): never collected while so. */
-bool units_configured(const Units *u, const char *name);
-/* Stop jobs of a demotion still running: this node has not fully stepped down yet. */
-bool units_stopping(const Units *u);

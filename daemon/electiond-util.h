@@ -24,7 +24,6 @@
 
 /* Log to stderr with a "<N>" priority prefix when run under systemd (journal picks it up). */
 void log_set_max_level(int level);
-int log_get_max_level(void);
 int log_internal(int level, int error, const char *file, int line, const char *fmt, ...) _printf_(5, 6);
 
 #define log_full_errno(level, error, ...) log_internal((level), (error), __FILE__, __LINE__, __VA_ARGS__)
