@@ -4,7 +4,7 @@
  * connection keeps exactly one call in flight, issuing Enter/Leave pairs of its own id back to back,
  * and every call's latency (send to reply) is recorded. Prints one JSON line with the figures.
  *
- *   bench-client --address ADDR [--clients N] [--seconds S] [--warmup S] [--election NAME]
+ *   bench-client --address ADDR [--clients N] [--seconds S] [--warmup S] [--election NAME] [--trace FILE]
  *   bench-client --address ADDR --populate N [--window W]   (N elections, one persistent candidate each)
  */
 
@@ -44,6 +44,7 @@ struct Bench {
         unsigned in_flight;
         Conn *conns;
         uint64_t *lat;          /* per measured call, usec */
+        FILE *trace;            /* --trace: one line per measured call, "sent_usec latency_usec" */
         size_t n_lat, lat_cap;
         uint64_t n_errors;
         char first_error[256];
@@ -106,6 +107,8 @@ static int on_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) 
                         b->lat_cap = cap;
                 }
                 b->lat[b->n_lat++] = now - c->sent_usec;
+                if (b->trace)
+                        fprintf(b->trace, "%" PRIu64 " %" PRIu64 "\n", c->sent_usec - b->measure_usec, now - c->sent_usec);
         }
         c->step++;
 
@@ -256,6 +259,7 @@ int main(int argc, char *argv[]) {
                 { "election", required_argument, NULL, 'e' },
                 { "populate", required_argument, NULL, 'p' },
                 { "window",   required_argument, NULL, 'W' },
+                { "trace",    required_argument, NULL, 't' },
                 {}
         };
         Bench b = {
@@ -277,11 +281,18 @@ int main(int argc, char *argv[]) {
                 case 'e': b.election = optarg; break;
                 case 'p': b.populate = (unsigned) strtoul(optarg, NULL, 10); break;
                 case 'W': b.window = (unsigned) strtoul(optarg, NULL, 10); break;
+                case 't':
+                        b.trace = fopen(optarg, "we");
+                        if (!b.trace) {
+                                fprintf(stderr, "bench-client: %s: %s\n", optarg, strerror(errno));
+                                return 1;
+                        }
+                        break;
                 default: return 2;
                 }
         if (!b.address || b.n_clients == 0 || b.seconds <= 0 || b.window == 0) {
                 fprintf(stderr, "usage: bench-client --address ADDR [--clients N] [--seconds S] [--warmup S] "
-                                "[--election NAME] | --populate N [--window W]\n");
+                                "[--election NAME] [--trace FILE] | --populate N [--window W]\n");
                 return 2;
         }
 
@@ -296,6 +307,8 @@ int main(int argc, char *argv[]) {
         if (b.n_errors > 0)
                 fprintf(stderr, "bench-client: %" PRIu64 " failed calls, first: %s\n", b.n_errors, b.first_error);
 
+        if (b.trace)
+                fclose(b.trace);
         free(b.lat);
         free(b.path);
         sd_event_unref(b.event);

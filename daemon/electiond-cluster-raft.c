@@ -168,6 +168,8 @@ int start_engine(Cluster *c, const EngineServer *bootstrap, size_t n_bootstrap) 
                 .dir = c->raft_dir,
                 .server_id = c->node_id,
                 .address = address,
+                .election_timeout_msec = (unsigned) (c->config->raft_election_timeout_usec / USEC_PER_MSEC),
+                .heartbeat_timeout_msec = (unsigned) (c->config->raft_heartbeat_usec / USEC_PER_MSEC),
                 .transport_new = make_transport,
                 .transport_free = free_transport,
                 .transport_userdata = c,

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "electiond-address.h"
 #include "electiond-bytes.h"
@@ -403,12 +404,23 @@ static void force_new_tick(Cluster *c, uint64_t now) {
         }
 }
 
+/* The next lease round: one probe interval after this one (or after now, if we are late) — or,
+ * if sooner, when gossip's next probe round starts. Both are periodic with the same interval, so
+ * after the first round they fire at the same instant and share one wake-up (issue 12: idle
+ * wake-ups). Never later than the interval. */
+static uint64_t next_tick_usec(Cluster *c, uint64_t usec, uint64_t now) {
+        uint64_t next = (usec + c->config->probe_interval_usec > now ? usec : now) + c->config->probe_interval_usec;
+        uint64_t probe = c->gossip ? membership_next_probe_usec(gossip_get_membership(c->gossip)) : UINT64_MAX;
+
+        return probe > now && probe < next ? probe : next;
+}
+
 static int on_tick(sd_event_source *src, uint64_t usec, void *userdata) {
         Cluster *c = userdata;
         uint64_t now = now_usec();
         Servers s;
 
-        (void) sd_event_source_set_time(src, (usec + c->config->probe_interval_usec > now ? usec : now) + c->config->probe_interval_usec);
+        (void) sd_event_source_set_time(src, next_tick_usec(c, usec, now));
 
         if (c->force_new && !c->engine) {
                 force_new_tick(c, now);
@@ -561,7 +573,7 @@ int cluster_reload_keys(Cluster *c) {
  * count as a grant for that long (lease_granter_set_prior_lease). Written before any grant. */
 static int note_lease_setting(Cluster *c) {
         g_autofree char *path = g_build_filename(c->state_dir, "lease-usec", NULL);
-        uint64_t prior = 0;
+        uint64_t prior = 0, margin;
         int r;
 
         if (read_u64_file(path, &prior) >= 0 && prior > c->lease_params.lease_usec) {
@@ -569,9 +581,27 @@ static int note_lease_setting(Cluster *c) {
                            (double) prior / USEC_PER_SEC);
                 lease_granter_set_prior_lease(c->granter, prior);
         }
-        if (prior == c->lease_params.lease_usec)
+        if (prior != c->lease_params.lease_usec) {
+                r = write_u64_file(path, c->lease_params.lease_usec);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to write %s: %m", path);
+        }
+
+        /* The same for δ (ActionMarginSec=); without the file the previous run (if any) was a
+         * release with the built-in δ. */
+        g_free(path);
+        path = g_build_filename(c->state_dir, "act-margin-usec", NULL);
+        margin = lease_act_margin_usec(&c->lease_params);
+        if (read_u64_file(path, &prior) < 0)
+                prior = LEASE_ACT_MARGIN_USEC;
+        if (prior > margin) {
+                log_notice("ActionMarginSec= went down from %.3f s: grants of the previous run count with it.",
+                           (double) prior / USEC_PER_SEC);
+                lease_granter_set_prior_margin(c->granter, prior);
+        }
+        if (access(path, F_OK) == 0 && prior == margin)
                 return 0;
-        r = write_u64_file(path, c->lease_params.lease_usec);
+        r = write_u64_file(path, margin);
         if (r < 0)
                 return log_error_errno(r, "Failed to write %s: %m", path);
         return 0;
@@ -603,9 +633,18 @@ int cluster_new(sd_event *event, const Config *config, const char *state_dir, co
         c->standby = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
         c->owners = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         c->owners_dirty = true;
-        c->lease_params = (LeaseParams) { .lease_usec = config->lease_usec, .node_timeout_usec = config->node_timeout_usec };
+        c->lease_params = (LeaseParams) {
+                .lease_usec = config->lease_usec,
+                .node_timeout_usec = config->node_timeout_usec,
+                .act_margin_usec = config->act_margin_usec,
+                /* hashed into the fingerprint only when not the defaults (rolling upgrades) */
+                .raft_election_timeout_usec = config->raft_election_timeout_usec == CONFIG_RAFT_ELECTION_TIMEOUT_USEC
+                        ? 0 : config->raft_election_timeout_usec,
+                .raft_heartbeat_usec = config->raft_heartbeat_usec == CONFIG_RAFT_HEARTBEAT_USEC
+                        ? 0 : config->raft_heartbeat_usec,
+        };
         if (!lease_params_valid(&c->lease_params))
-                return log_error_errno(EINVAL, "NodeTimeoutSec= must exceed LeaseSec= × 1.01 + 0.1 s.");
+                return log_error_errno(EINVAL, "NodeTimeoutSec= must exceed LeaseSec= × 1.01 + ActionMarginSec=.");
         c->fingerprint = lease_params_fingerprint(&c->lease_params);
         c->requester = lease_requester_new(0, &c->lease_params);
         c->granter = lease_granter_new(&c->lease_params, c->started);

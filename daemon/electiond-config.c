@@ -3,6 +3,8 @@
 #include <glib/gi18n.h>
 #include <math.h>
 #include <net/if.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include "electiond-config.h"
@@ -65,6 +67,9 @@ static const ConfigKey config_keys[] = {
         { "Cluster", "LeaseSec",           KIND_DURATION, offsetof(Config, lease_usec), .fixed = FIXED_LEASE },
         { "Cluster", "NodeTimeoutSec",     KIND_DURATION, offsetof(Config, node_timeout_usec), .fixed = FIXED_LEASE },
         { "Cluster", "RemoveDeadAfterSec", KIND_DURATION, offsetof(Config, dead_member_timeout_usec), .fixed = FIXED_RESTART },
+        { "Cluster", "ActionMarginSec",    KIND_DURATION, offsetof(Config, act_margin_usec), .fixed = FIXED_LEASE },
+        { "Cluster", "RaftElectionTimeoutSec", KIND_DURATION, offsetof(Config, raft_election_timeout_usec), .fixed = FIXED_LEASE },
+        { "Cluster", "RaftHeartbeatSec",   KIND_DURATION, offsetof(Config, raft_heartbeat_usec), .fixed = FIXED_LEASE },
 };
 
 void config_init_defaults(Config *c) {
@@ -84,6 +89,9 @@ void config_init_defaults(Config *c) {
                 .probe_interval_usec = 50 * USEC_PER_MSEC,
                 .lease_usec = 200 * USEC_PER_MSEC,
                 .node_timeout_usec = 350 * USEC_PER_MSEC,
+                .act_margin_usec = CONFIG_LEASE_MARGIN_USEC,
+                .raft_election_timeout_usec = CONFIG_RAFT_ELECTION_TIMEOUT_USEC,
+                .raft_heartbeat_usec = CONFIG_RAFT_HEARTBEAT_USEC,
                 .dead_member_timeout_usec = 3600 * USEC_PER_SEC,
         };
 }
@@ -309,14 +317,40 @@ static int config_verify(const Config *c, const char *path, char **ret_error) {
                 return -EINVAL;
         }
 
+        if (c->act_margin_usec < CONFIG_LEASE_MARGIN_MIN_USEC) {
+                *ret_error = g_strdup_printf(
+                        _("%s: [Cluster] ActionMarginSec=%g must be at least %g: a node must be able to stop "
+                          "acting as leader within it"),
+                        path, (double) c->act_margin_usec / USEC_PER_SEC,
+                        (double) CONFIG_LEASE_MARGIN_MIN_USEC / USEC_PER_SEC);
+                return -EINVAL;
+        }
         /* The cluster may take over a silent node's candidacies only once that node's lease has
          * surely expired, even if its clock runs slow. */
-        bound = c->lease_usec + c->lease_usec * CONFIG_CLOCK_RATE_BOUND_PERCENT / 100 + CONFIG_LEASE_MARGIN_USEC;
+        bound = c->lease_usec + c->lease_usec * CONFIG_CLOCK_RATE_BOUND_PERCENT / 100 + c->act_margin_usec;
         if (c->node_timeout_usec <= bound) {
                 *ret_error = g_strdup_printf(
-                        _("%s: [Cluster] NodeTimeoutSec=%g must be greater than LeaseSec=%g * 1.01 + 0.1 (%g)"),
+                        _("%s: [Cluster] NodeTimeoutSec=%g must be greater than LeaseSec=%g * 1.01 + ActionMarginSec=%g (%g)"),
                         path, (double) c->node_timeout_usec / USEC_PER_SEC,
-                        (double) c->lease_usec / USEC_PER_SEC, (double) bound / USEC_PER_SEC);
+                        (double) c->lease_usec / USEC_PER_SEC, (double) c->act_margin_usec / USEC_PER_SEC,
+                        (double) bound / USEC_PER_SEC);
+                return -EINVAL;
+        }
+        /* libraft counts in milliseconds. */
+        if (c->raft_election_timeout_usec % USEC_PER_MSEC != 0 || c->raft_heartbeat_usec % USEC_PER_MSEC != 0 ||
+            c->raft_election_timeout_usec > 60 * USEC_PER_SEC) {
+                *ret_error = g_strdup_printf(
+                        _("%s: [Cluster] RaftElectionTimeoutSec=%g and RaftHeartbeatSec=%g must be whole milliseconds, "
+                          "the election timeout at most 60"),
+                        path, (double) c->raft_election_timeout_usec / USEC_PER_SEC,
+                        (double) c->raft_heartbeat_usec / USEC_PER_SEC);
+                return -EINVAL;
+        }
+        if (c->raft_heartbeat_usec >= c->raft_election_timeout_usec) {
+                *ret_error = g_strdup_printf(
+                        _("%s: [Cluster] RaftHeartbeatSec=%g must be less than RaftElectionTimeoutSec=%g"),
+                        path, (double) c->raft_heartbeat_usec / USEC_PER_SEC,
+                        (double) c->raft_election_timeout_usec / USEC_PER_SEC);
                 return -EINVAL;
         }
         if (c->probe_interval_usec >= c->node_timeout_usec) {
@@ -329,15 +363,13 @@ static int config_verify(const Config *c, const char *path, char **ret_error) {
         return 0;
 }
 
-int config_load(Config *c, const char *path, bool allow_missing, char **ret_error) {
+/* One file's keys into c, without the cross-key checks. */
+static int config_load_file(Config *c, const char *path, bool allow_missing, char **ret_error) {
         g_autoptr(GKeyFile) kf = g_key_file_new();
         g_autoptr(GError) err = NULL;
         g_auto(GStrv) groups = NULL;
         g_autofree char *error = NULL;
         int r;
-
-        g_assert(c);
-        g_assert(path);
 
         if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &err)) {
                 if (g_error_matches(err, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
@@ -394,14 +426,63 @@ int config_load(Config *c, const char *path, bool allow_missing, char **ret_erro
                 }
         }
 
-        r = config_verify(c, path, &error);
-        if (r < 0)
-                goto fail;
-
         return 0;
 
 fail:
         if (ret_error)
+                *ret_error = g_steal_pointer(&error);
+        return r;
+}
+
+static int cmp_strings(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* The "*.conf" files in path + ".d", sorted; none if the directory does not exist. */
+static int config_dropins(const char *path, GPtrArray **ret, char **ret_error) {
+        g_autofree char *dir = g_strconcat(path, CONFIG_DROPIN_SUFFIX, NULL);
+        g_autoptr(GPtrArray) files = g_ptr_array_new_with_free_func(g_free);
+        g_autoptr(GError) err = NULL;
+        g_autoptr(GDir) d = g_dir_open(dir, 0, &err);
+        const char *name;
+
+        if (!d) {
+                if (!g_error_matches(err, G_FILE_ERROR, G_FILE_ERROR_NOENT) &&
+                    !g_error_matches(err, G_FILE_ERROR, G_FILE_ERROR_NOTDIR)) {
+                        *ret_error = g_strdup_printf(_("%s: cannot read drop-in directory: %s"), dir, err->message);
+                        return -EIO;
+                }
+                *ret = g_steal_pointer(&files);
+                return 0;
+        }
+        while ((name = g_dir_read_name(d)))
+                if (g_str_has_suffix(name, ".conf") && name[0] != '.')
+                        g_ptr_array_add(files, g_build_filename(dir, name, NULL));
+        qsort(files->pdata, files->len, sizeof(char *), cmp_strings);
+        *ret = g_steal_pointer(&files);
+        return 0;
+}
+
+int config_load(Config *c, const char *path, bool allow_missing, char **ret_error) {
+        g_autoptr(GPtrArray) dropins = NULL;
+        g_autofree char *error = NULL;
+        const char *last = path;
+        int r;
+
+        g_assert(c);
+        g_assert(path);
+
+        r = config_load_file(c, path, allow_missing, &error);
+        if (r >= 0)
+                r = config_dropins(path, &dropins, &error);
+        for (unsigned i = 0; r >= 0 && i < dropins->len; i++) {
+                last = dropins->pdata[i];
+                r = config_load_file(c, last, false, &error);
+        }
+        /* A cross-key error names the last file read: with drop-ins, the one that set the keys last. */
+        if (r >= 0)
+                r = config_verify(c, last, &error);
+        if (r < 0 && ret_error)
                 *ret_error = g_steal_pointer(&error);
         return r;
 }

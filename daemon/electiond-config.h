@@ -44,18 +44,31 @@ typedef struct Config {
         uint64_t probe_interval_usec;   /* ProbeIntervalSec= */
         uint64_t lease_usec;            /* LeaseSec= */
         uint64_t node_timeout_usec;     /* NodeTimeoutSec= */
+        uint64_t act_margin_usec;       /* ActionMarginSec=: δ, the time to act on an expired lease */
+        uint64_t raft_election_timeout_usec; /* RaftElectionTimeoutSec=, whole ms */
+        uint64_t raft_heartbeat_usec;   /* RaftHeartbeatSec=, whole ms, < the election timeout */
         uint64_t dead_member_timeout_usec; /* RemoveDeadAfterSec= */
 } Config;
 
-/* Bound on clock-rate difference between nodes, and the time to act on lease expiry: the cluster
- * may only take over a node's candidacies after NodeTimeout > Lease * (1 + RHO) + DELTA. */
+/* Bound on clock-rate difference between nodes, and the default time to act on lease expiry
+ * (ActionMarginSec=): the cluster may only take over a node's candidacies after
+ * NodeTimeout > Lease * (1 + RHO) + DELTA. */
 #define CONFIG_CLOCK_RATE_BOUND_PERCENT 1
 #define CONFIG_LEASE_MARGIN_USEC (100 * UINT64_C(1000))
+/* Below this no timer on a busy machine reliably fires in time. */
+#define CONFIG_LEASE_MARGIN_MIN_USEC (5 * UINT64_C(1000))
+/* The clustered Raft timeouts (libraft randomizes the election timeout in [T, 2T]). */
+#define CONFIG_RAFT_ELECTION_TIMEOUT_USEC (150 * UINT64_C(1000))
+#define CONFIG_RAFT_HEARTBEAT_USEC (30 * UINT64_C(1000))
+/* Drop-ins: every "*.conf" in "<config file>.d/", in lexical order, after the file itself. */
+#define CONFIG_DROPIN_SUFFIX ".d"
 
 void config_init_defaults(Config *c);
 void config_done(Config *c);
-/* Loads path into c (on top of the defaults). A missing file is not an error (-ENOENT is
- * swallowed when allow_missing); a malformed one is -EINVAL with a message in *ret_error. */
+/* Loads path into c (on top of the defaults), then the drop-ins of path + ".d/" ("*.conf", in
+ * lexical order; a later one overrides a key of an earlier one). A missing file is not an error
+ * (-ENOENT is swallowed when allow_missing; the drop-ins are still read); a malformed one, or a
+ * malformed drop-in, is -EINVAL with a message in *ret_error. Cross-key checks run on the result. */
 int config_load(Config *c, const char *path, bool allow_missing, char **ret_error);
 bool config_is_clustered(const Config *c);
 /* Whether AddressFamily= lets us use family (AF_INET or AF_INET6). */

@@ -7,30 +7,44 @@
 /* Stored-index history a granter keeps beyond G, in entries (one per change). */
 #define LEASE_STORED_HISTORY_MAX 4096
 
+uint64_t lease_act_margin_usec(const LeaseParams *p) {
+        return p->act_margin_usec ?: LEASE_ACT_MARGIN_USEC;
+}
+
 bool lease_params_valid(const LeaseParams *p) {
-        double need = (double) p->lease_usec * (1.0 + LEASE_CLOCK_RATE_BOUND) + (double) LEASE_ACT_MARGIN_USEC;
+        double need = (double) p->lease_usec * (1.0 + LEASE_CLOCK_RATE_BOUND) + (double) lease_act_margin_usec(p);
         return p->lease_usec > 0 && (double) p->node_timeout_usec > need;
 }
 
 uint64_t lease_bound_usec(const LeaseParams *p) {
-        return (uint64_t) ((double) p->lease_usec * (1.0 + LEASE_CLOCK_RATE_BOUND)) + LEASE_ACT_MARGIN_USEC;
+        return (uint64_t) ((double) p->lease_usec * (1.0 + LEASE_CLOCK_RATE_BOUND)) + lease_act_margin_usec(p);
+}
+
+/* FNV-1a over v's little-endian bytes: the same on every host */
+static uint64_t fnv1a_u64(uint64_t h, uint64_t v) {
+        uint8_t b[8];
+
+        bytes_set_u64(b, v);
+        for (unsigned k = 0; k < sizeof b; k++) {
+                h ^= b[k];
+                h *= UINT64_C(0x100000001b3);
+        }
+        return h;
 }
 
 uint64_t lease_params_fingerprint(const LeaseParams *p) {
         const uint64_t v[] = { p->lease_usec, p->node_timeout_usec, (uint64_t) (LEASE_CLOCK_RATE_BOUND * 1e6),
-                               LEASE_ACT_MARGIN_USEC };
+                               lease_act_margin_usec(p) };
         uint64_t h = UINT64_C(0xcbf29ce484222325);
 
-        /* FNV-1a over each value's little-endian bytes: the same on every host */
-        for (size_t i = 0; i < ELEMENTSOF(v); i++) {
-                uint8_t b[8];
-
-                bytes_set_u64(b, v[i]);
-                for (unsigned k = 0; k < sizeof b; k++) {
-                        h ^= b[k];
-                        h *= UINT64_C(0x100000001b3);
-                }
-        }
+        for (size_t i = 0; i < ELEMENTSOF(v); i++)
+                h = fnv1a_u64(h, v[i]);
+        /* Appended only when set, with a tag each, so the defaults keep the fingerprint of
+         * releases without these keys and a rolling upgrade is not refused. */
+        if (p->raft_election_timeout_usec != 0)
+                h = fnv1a_u64(fnv1a_u64(h, UINT64_C(0x5261667445)), p->raft_election_timeout_usec);
+        if (p->raft_heartbeat_usec != 0)
+                h = fnv1a_u64(fnv1a_u64(h, UINT64_C(0x5261667448)), p->raft_heartbeat_usec);
         return h;
 }
 
@@ -40,7 +54,7 @@ uint64_t lease_grace_usec(const LeaseParams *p) {
 
 uint64_t lease_handover_wait_usec(const LeaseParams *p) {
         return lease_grace_usec(p) + (uint64_t) ((double) p->lease_usec * (1.0 + LEASE_CLOCK_RATE_BOUND)) +
-               LEASE_ACT_MARGIN_USEC;
+               lease_act_margin_usec(p);
 }
 
 /* ---- requester ---- */
@@ -185,6 +199,7 @@ struct LeaseGranter {
         LeaseParams params;
         uint64_t started;
         uint64_t prior_lease_usec; /* LeaseSec of our previous incarnation, if longer than ours */
+        uint64_t prior_margin_usec; /* its δ, if longer than ours */
         GArray *stored;     /* Stored, oldest first; empty until the log's index is first noted */
         GHashTable *grants; /* node id → Grant */
 };
@@ -200,6 +215,10 @@ LeaseGranter *lease_granter_new(const LeaseParams *p, uint64_t now) {
 
 void lease_granter_set_prior_lease(LeaseGranter *g, uint64_t lease_usec) {
         g->prior_lease_usec = lease_usec;
+}
+
+void lease_granter_set_prior_margin(LeaseGranter *g, uint64_t margin_usec) {
+        g->prior_margin_usec = margin_usec;
 }
 
 LeaseGranter *lease_granter_free(LeaseGranter *g) {
@@ -327,7 +346,8 @@ void lease_granter_node_dropped(LeaseGranter *g, uint64_t node, uint64_t index) 
 
 bool lease_granter_attest(LeaseGranter *g, uint64_t node, uint64_t index, uint64_t now) {
         Grant *gr = grant_get(g, node, true);
-        LeaseParams prior = { .lease_usec = MAX(g->params.lease_usec, g->prior_lease_usec) };
+        LeaseParams prior = { .lease_usec = MAX(g->params.lease_usec, g->prior_lease_usec),
+                              .act_margin_usec = MAX(lease_act_margin_usec(&g->params), g->prior_margin_usec) };
 
         /* a grant of our previous incarnation may be as late as our start */
         if (now < g->started + lease_bound_usec(&prior))

@@ -16,19 +16,29 @@
 typedef struct LeaseParams {
         uint64_t lease_usec;        /* LeaseSec */
         uint64_t node_timeout_usec; /* NodeTimeoutSec, > lease × (1 + ρ) + δ */
+        uint64_t act_margin_usec;   /* δ, ActionMarginSec; 0 = LEASE_ACT_MARGIN_USEC */
+        /* Not used by the lease rules, only part of the fingerprint (rule 8): the Raft timeouts
+         * (RaftElectionTimeoutSec, RaftHeartbeatSec); 0 = the built-in default, not hashed. */
+        uint64_t raft_election_timeout_usec;
+        uint64_t raft_heartbeat_usec;
 } LeaseParams;
 
-/* ρ and δ of the design: clock-rate bound and time to act on an expired lease. */
+/* ρ of the design (clock-rate bound) and the default δ (time to act on an expired lease). */
 #define LEASE_CLOCK_RATE_BOUND 0.01
 #define LEASE_ACT_MARGIN_USEC (100 * USEC_PER_MSEC)
+
+/* δ of these parameters. */
+uint64_t lease_act_margin_usec(const LeaseParams *p);
 
 /* Is NodeTimeout > Lease × (1 + ρ) + δ? */
 bool lease_params_valid(const LeaseParams *p);
 /* Lease × (1 + ρ) + δ: how long after a grant that grant may still back someone's action. */
 uint64_t lease_bound_usec(const LeaseParams *p);
-/* One number for the settings the safety bound ties together (Lease, NodeTimeout, ρ, δ): a
- * granter only grants to requesters whose fingerprint equals its own, so every lease is measured
- * with the values its granters fence with, whatever each node's configuration says. */
+/* One number for the settings the safety bound ties together (Lease, NodeTimeout, ρ, δ), and the
+ * Raft timeouts when they are not the defaults (so the defaults give the same number as releases
+ * that had no such keys): a granter only grants to requesters whose fingerprint equals its own,
+ * so every lease is measured with the values its granters fence with, whatever each node's
+ * configuration says. */
 uint64_t lease_params_fingerprint(const LeaseParams *p);
 /* G: how far back a granter looks at its stored index (rule 3). */
 uint64_t lease_grace_usec(const LeaseParams *p);
@@ -74,6 +84,8 @@ LeaseGranter *lease_granter_new(const LeaseParams *p, uint64_t now);
 /* Our previous incarnation ran with this LeaseSec (kept in the state directory): if it was longer,
  * its grants may back leases for that long after our start. */
 void lease_granter_set_prior_lease(LeaseGranter *g, uint64_t lease_usec);
+/* Likewise its δ (ActionMarginSec): a grant of it backed actions for Lease × (1 + ρ) + that δ. */
+void lease_granter_set_prior_margin(LeaseGranter *g, uint64_t margin_usec);
 LeaseGranter *lease_granter_free(LeaseGranter *g);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(LeaseGranter, lease_granter_free)
 

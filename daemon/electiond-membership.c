@@ -989,6 +989,10 @@ uint64_t membership_next_deadline(const Membership *m) {
         return t;
 }
 
+uint64_t membership_next_probe_usec(const Membership *m) {
+        return m && !m->leaving ? m->next_probe_usec : UINT64_MAX;
+}
+
 int membership_tick(Membership *m, uint64_t now, MembershipActions *actions) {
         uint64_t due;
         GHashTableIter it;

@@ -186,6 +186,9 @@ Membership *membership_free(Membership *m);
 int membership_tick(Membership *m, uint64_t now, MembershipActions *actions);
 /* When membership_tick() must be called next. */
 uint64_t membership_next_deadline(const Membership *m);
+/* When the next probe round starts (UINT64_MAX while leaving). Rounds come every probe interval
+ * at a fixed phase, so other periodic work can share their wake-ups (the cluster's lease tick). */
+uint64_t membership_next_probe_usec(const Membership *m);
 /* A decoded packet: messages[0] must be ALIVE(sender). from_address is where it came from
  * (used if the sender did not advertise an address). Returns -EBADMSG if the packet is not
  * acceptable (nothing was changed then). */

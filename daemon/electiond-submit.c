@@ -188,7 +188,7 @@ static void on_batch_done(int status, void *userdata) {
 #define ENTRY_HEADER_SIZE 8
 
 #define MAX_BATCHES_IN_FLIGHT 1u
-/* Keeps an entry well inside one 64 KiB storage segment; the rest waits for the next entry. */
+/* Keeps an entry well inside one 1 MiB storage segment; the rest waits for the next entry. */
 #define MAX_BATCH_BYTES (32u * 1024u)
 
 static void entry_frame(GByteArray *buf) {

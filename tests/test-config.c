@@ -45,6 +45,9 @@ static void test_defaults(void) {
         g_assert_cmpuint(c.probe_interval_usec, ==, 50 * USEC_PER_MSEC);
         g_assert_cmpuint(c.lease_usec, ==, 200 * USEC_PER_MSEC);
         g_assert_cmpuint(c.node_timeout_usec, ==, 350 * USEC_PER_MSEC);
+        g_assert_cmpuint(c.act_margin_usec, ==, 100 * USEC_PER_MSEC);
+        g_assert_cmpuint(c.raft_election_timeout_usec, ==, 150 * USEC_PER_MSEC);
+        g_assert_cmpuint(c.raft_heartbeat_usec, ==, 30 * USEC_PER_MSEC);
         g_assert_cmpuint(c.dead_member_timeout_usec, ==, 3600 * USEC_PER_SEC);
         g_assert_false(config_is_clustered(&c));
         config_done(&c);
@@ -92,7 +95,10 @@ static void test_every_key(void) {
                                   "ProbeIntervalSec=0.05\n"
                                   "LeaseSec=1\n"
                                   "NodeTimeoutSec=1.5\n"
-                                  "RemoveDeadAfterSec=60\n",
+                                  "RemoveDeadAfterSec=60\n"
+                                  "ActionMarginSec=0.05\n"
+                                  "RaftElectionTimeoutSec=0.2\n"
+                                  "RaftHeartbeatSec=0.02\n",
                                   &c, &error), ==, 0);
         g_assert_null(error);
         g_assert_cmpstr(c.node_name, ==, "node-ä 1");
@@ -120,6 +126,9 @@ static void test_every_key(void) {
         g_assert_cmpuint(c.lease_usec, ==, USEC_PER_SEC);
         g_assert_cmpuint(c.node_timeout_usec, ==, 1500 * USEC_PER_MSEC);
         g_assert_cmpuint(c.dead_member_timeout_usec, ==, 60 * USEC_PER_SEC);
+        g_assert_cmpuint(c.act_margin_usec, ==, 50 * USEC_PER_MSEC);
+        g_assert_cmpuint(c.raft_election_timeout_usec, ==, 200 * USEC_PER_MSEC);
+        g_assert_cmpuint(c.raft_heartbeat_usec, ==, 20 * USEC_PER_MSEC);
         config_done(&c);
 }
 
@@ -183,6 +192,9 @@ static const Malformed malformed[] = {
         { "Cluster", "LeaseSec",           "nan" },
         { "Cluster", "NodeTimeoutSec",     "" },
         { "Cluster", "RemoveDeadAfterSec", "forever" },
+        { "Cluster", "ActionMarginSec",    "0" },
+        { "Cluster", "RaftElectionTimeoutSec", "-1" },
+        { "Cluster", "RaftHeartbeatSec",   "1e-3" },
 };
 
 static void test_malformed(void) {
@@ -307,10 +319,23 @@ static void test_cross_checks(void) {
                 "[Cluster]\nLeaseSec=0.4\nNodeTimeoutSec=0.5\n",
                 "[Cluster]\nLeaseSec=1\n",
                 "[Cluster]\nProbeIntervalSec=0.5\n",
+                /* δ enters the bound: 0.35 <= 0.2 * 1.01 + 0.15 = 0.352 */
+                "[Cluster]\nActionMarginSec=0.15\n",
+                "[Cluster]\nActionMarginSec=0.004\n",
+                "[Cluster]\nRaftElectionTimeoutSec=0.0505\n",
+                "[Cluster]\nRaftHeartbeatSec=0.0105\n",
+                "[Cluster]\nRaftHeartbeatSec=0.15\n",
+                "[Cluster]\nRaftElectionTimeoutSec=0.03\n",
+                "[Cluster]\nRaftElectionTimeoutSec=61\nRaftHeartbeatSec=1\n",
         };
         static const char *const good[] = {
                 "[Cluster]\nMaxVoters=1\n",
                 "[Cluster]\nLeaseSec=0.39\nNodeTimeoutSec=0.5\n",
+                /* 0.35 > 0.2 * 1.01 + 0.145 = 0.347 */
+                "[Cluster]\nActionMarginSec=0.145\n",
+                "[Cluster]\nLeaseSec=0.08\nActionMarginSec=0.04\nNodeTimeoutSec=0.13\n",
+                "[Cluster]\nRaftElectionTimeoutSec=0.031\n",
+                "[Cluster]\nRaftElectionTimeoutSec=0.06\nRaftHeartbeatSec=0.015\n",
         };
 
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
@@ -339,6 +364,77 @@ static void test_syntax_error(void) {
         g_assert_cmpint(load_text("this is not a key file\n", &c, &error), ==, -EINVAL);
         g_assert_nonnull(error);
         g_assert_nonnull(strstr(error, "electiond.conf"));
+        config_done(&c);
+}
+
+/* Drop-ins: the *.conf files of <file>.d after the file, in lexical order; cross-key checks on the result. */
+static void test_dropins(void) {
+        g_autofree char *dir = g_build_filename(tmpdir, "drop.conf.d", NULL);
+        g_autofree char *main_path = write_config("drop.conf", "[Cluster]\nLeaseSec=0.1\nMaxVoters=3\n");
+        g_autofree char *a = NULL, *b = NULL, *ignored = NULL, *error = NULL;
+        Config c;
+
+        g_assert_cmpint(g_mkdir(dir, 0700), ==, 0);
+        a = write_config("drop.conf.d/20-b.conf", "[Cluster]\nLeaseSec=0.2\nMaxVoters=7\n");
+        b = write_config("drop.conf.d/10-a.conf", "[Cluster]\nLeaseSec=0.3\nBootstrapExpect=2\n");
+        ignored = write_config("drop.conf.d/30-c.conf.example", "[Cluster]\nLeaseSec=5\n");
+
+        config_init_defaults(&c);
+        g_assert_cmpint(config_load(&c, main_path, false, &error), ==, 0);
+        g_assert_null(error);
+        g_assert_cmpuint(c.lease_usec, ==, 200 * USEC_PER_MSEC); /* 20-b after 10-a after the file */
+        g_assert_cmpuint(c.max_voters, ==, 7);
+        g_assert_cmpuint(c.bootstrap_expect, ==, 2);
+        config_done(&c);
+
+        /* A bad drop-in is named in the error; a cross-key error names the last file read. */
+        g_assert_true(g_file_set_contents(b, "[Cluster]\nLeaseSec=soon\n", -1, NULL));
+        config_init_defaults(&c);
+        g_assert_cmpint(config_load(&c, main_path, false, &error), ==, -EINVAL);
+        g_assert_nonnull(strstr(error, "10-a.conf"));
+        g_clear_pointer(&error, g_free);
+        config_done(&c);
+        g_assert_true(g_file_set_contents(b, "[Cluster]\nNodeTimeoutSec=0.25\n", -1, NULL));
+        config_init_defaults(&c);
+        g_assert_cmpint(config_load(&c, main_path, false, &error), ==, -EINVAL);
+        g_assert_nonnull(strstr(error, "20-b.conf"));
+        g_assert_nonnull(strstr(error, "ActionMarginSec"));
+        g_clear_pointer(&error, g_free);
+        config_done(&c);
+
+        /* A missing main file that may be missing still gets its drop-ins. */
+        g_assert_cmpint(g_unlink(main_path), ==, 0);
+        g_assert_cmpint(g_unlink(b), ==, 0);
+        config_init_defaults(&c);
+        g_assert_cmpint(config_load(&c, main_path, true, &error), ==, 0);
+        g_assert_cmpuint(c.max_voters, ==, 7);
+        config_done(&c);
+
+        g_assert_cmpint(g_unlink(a), ==, 0);
+        g_assert_cmpint(g_unlink(ignored), ==, 0);
+        g_assert_cmpint(g_rmdir(dir), ==, 0);
+}
+
+/* The shipped fast profile is valid on its own and names every timing key it changes. */
+static void test_fast_profile(void) {
+        const char *root = g_getenv("ELECTIOND_SOURCE_ROOT");
+        g_autofree char *path = NULL, *error = NULL;
+        Config c;
+
+        if (!root) {
+                g_test_skip("ELECTIOND_SOURCE_ROOT not set");
+                return;
+        }
+        path = g_build_filename(root, "conf", "50-fast.conf", NULL);
+        config_init_defaults(&c);
+        g_assert_cmpint(config_load(&c, path, false, &error), ==, 0);
+        g_assert_null(error);
+        g_assert_cmpuint(c.probe_interval_usec, ==, 20 * USEC_PER_MSEC);
+        g_assert_cmpuint(c.lease_usec, ==, 80 * USEC_PER_MSEC);
+        g_assert_cmpuint(c.act_margin_usec, ==, 40 * USEC_PER_MSEC);
+        g_assert_cmpuint(c.node_timeout_usec, ==, 130 * USEC_PER_MSEC);
+        g_assert_cmpuint(c.raft_election_timeout_usec, ==, 60 * USEC_PER_MSEC);
+        g_assert_cmpuint(c.raft_heartbeat_usec, ==, 15 * USEC_PER_MSEC);
         config_done(&c);
 }
 
@@ -430,6 +526,8 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/config/encrypt", test_encrypt);
         g_test_add_func("/config/syntax-error", test_syntax_error);
         g_test_add_func("/config/reload", test_reload);
+        g_test_add_func("/config/dropins", test_dropins);
+        g_test_add_func("/config/fast-profile", test_fast_profile);
 
         r = g_test_run();
 

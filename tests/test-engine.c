@@ -906,10 +906,10 @@ static void big_apply(void *userdata, const void *data, size_t size, uint64_t in
 }
 
 /* Any length (libraft itself only takes multiples of 8), including entries far larger than a
- * 64 KiB segment, commits and comes back intact after a restart. */
+ * 1 MiB segment, commits and comes back intact after a restart. */
 static void test_entry_sizes(void) {
         g_autofree char *dir = make_tmpdir();
-        const size_t sizes[] = { 0, 1, 7, 8, 9, 15, 16, 65535, 65536, 200001, 4 << 20 };
+        const size_t sizes[] = { 0, 1, 7, 8, 9, 15, 16, 65535, 65536, 200001, 1 << 20, (1 << 20) + 8, 4 << 20 };
         EngineCallbacks cb = { .apply = big_apply };
         EngineConfig config = { .dir = dir, .server_id = 1 };
         sd_event *event = NULL;

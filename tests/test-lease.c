@@ -190,6 +190,15 @@ static void test_granter_attest(void) {
         lease_granter_set_prior_lease(p, prior.lease_usec);
         g_assert_false(lease_granter_attest(p, 3, 1, 1000 * MS + bound));
         g_assert_true(lease_granter_attest(p, 3, 1, 1000 * MS + lease_bound_usec(&prior)));
+
+        /* so does a longer δ (ActionMarginSec) of the previous run */
+        LeaseParams fast = { .lease_usec = 80 * MS, .node_timeout_usec = 130 * MS, .act_margin_usec = 40 * MS };
+        g_assert_cmpuint(lease_bound_usec(&fast), ==, 80800 + 40 * MS);
+        g_autoptr(LeaseGranter) f = lease_granter_new(&fast, 1000 * MS);
+        lease_granter_set_prior_margin(f, LEASE_ACT_MARGIN_USEC);
+        g_assert_false(lease_granter_attest(f, 3, 1, 1000 * MS + lease_bound_usec(&fast)));
+        g_assert_false(lease_granter_attest(f, 3, 1, 1000 * MS + 80800 + LEASE_ACT_MARGIN_USEC - 1));
+        g_assert_true(lease_granter_attest(f, 3, 1, 1000 * MS + 80800 + LEASE_ACT_MARGIN_USEC));
 }
 
 static void test_stored_history_fails_closed(void) {
@@ -225,6 +234,22 @@ static void test_fingerprint(void) {
         g_assert_cmpuint(lease_params_fingerprint(&a), ==, lease_params_fingerprint(&params_default));
         g_assert_cmpuint(lease_params_fingerprint(&a), !=, lease_params_fingerprint(&b));
         g_assert_cmpuint(lease_params_fingerprint(&a), !=, lease_params_fingerprint(&c));
+
+        /* The defaults keep the number of releases that had no ActionMarginSec/Raft keys (FNV-1a
+         * of 200000, 350000, 10000, 100000 as u64 LE), so a rolling upgrade is not refused. */
+        g_assert_cmpuint(lease_params_fingerprint(&a), ==, UINT64_C(0x3e66e05abc32709b));
+        LeaseParams d = params_default;
+        d.act_margin_usec = LEASE_ACT_MARGIN_USEC;
+        g_assert_cmpuint(lease_params_fingerprint(&d), ==, lease_params_fingerprint(&a));
+        /* δ and each Raft timeout change it, and the two Raft timeouts are told apart */
+        d.act_margin_usec = 50 * MS;
+        g_assert_cmpuint(lease_params_fingerprint(&d), !=, lease_params_fingerprint(&a));
+        LeaseParams e = params_default, h = params_default;
+        e.raft_election_timeout_usec = 60 * MS;
+        h.raft_heartbeat_usec = 60 * MS;
+        g_assert_cmpuint(lease_params_fingerprint(&e), !=, lease_params_fingerprint(&a));
+        g_assert_cmpuint(lease_params_fingerprint(&h), !=, lease_params_fingerprint(&a));
+        g_assert_cmpuint(lease_params_fingerprint(&e), !=, lease_params_fingerprint(&h));
 }
 
 static void test_handover(void) {

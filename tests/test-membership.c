@@ -547,12 +547,30 @@ static void test_dissemination(void) {
         sim_free(s);
 }
 
+/* Probe rounds keep a fixed phase (the cluster's lease tick shares their wake-ups): the next
+ * round is always one interval after the previous one, however the ticks fall in between. */
+static void test_probe_phase(void) {
+        Sim *s = sim_new(3, 43, NULL);
+        uint64_t interval = s->params.probe_interval_usec;
+        uint64_t first = membership_next_probe_usec(s->nodes[0].m);
+
+        g_assert_cmpuint(first, >=, s->now);
+        g_assert_cmpuint(first, <, s->now + interval);
+        sim_bootstrap(s, 5 * SEC);
+        uint64_t next = membership_next_probe_usec(s->nodes[0].m);
+        g_assert_cmpuint(next, >, s->now);
+        g_assert_cmpuint(next, <=, s->now + interval);
+        g_assert_cmpuint((next - first) % interval, ==, 0);
+        sim_free(s);
+}
+
 static void test_leave(void) {
         Sim *s = sim_new(4, 41, NULL);
         MembershipActions a = {};
 
         sim_bootstrap(s, 5 * SEC);
         g_assert_cmpint(membership_leave(s->nodes[1].m, s->now, &a), ==, 0);
+        g_assert_cmpuint(membership_next_probe_usec(s->nodes[1].m), ==, UINT64_MAX);
         dispatch(s, 1, &a);
         s->nodes[1].killed = true;
         sim_run_until(s, s->now + 2 * SEC, 0);
@@ -616,6 +634,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/membership/converge-32", test_converge);
         g_test_add_func("/membership/refutation", test_refutation);
         g_test_add_func("/membership/leave", test_leave);
+        g_test_add_func("/membership/probe-phase", test_probe_phase);
         g_test_add_func("/membership/pause", test_pause);
         g_test_add_func("/membership/dissemination-32", test_dissemination);
         g_test_add_func("/membership/starved", test_starved);

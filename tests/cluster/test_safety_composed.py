@@ -249,8 +249,19 @@ class Composed(unittest.TestCase):
         the cluster's is refused leases, logs "timing settings differ" and never becomes
         LocalLeader; so n3 may never take its bus name at all.] On main: n3 led, and held
         LocalLeader 470-580 ms into the others' new claim."""
+        self._mismatched_timing({"LeaseSec": "1", "NodeTimeoutSec": "1.2"})
+
+    def test_mismatched_fast_timing(self):
+        """The keys of the fast profile are timing settings too (issue 12): n3 runs with the
+        defaults' LeaseSec/NodeTimeoutSec but another ActionMarginSec= and Raft timeouts; it is
+        refused like a node with another LeaseSec (logs "timing settings differ", never leads
+        while the others do)."""
+        self._mismatched_timing({"ActionMarginSec": "0.05", "RaftElectionTimeoutSec": "0.1",
+                                 "RaftHeartbeatSec": "0.02"})
+
+    def _mismatched_timing(self, n3_cluster_config):
         c = self.make(3, start=["n1", "n2", "n3"], wait=[],
-                      node_config={"n3": {"Cluster": {"LeaseSec": "1", "NodeTimeoutSec": "1.2"}}})
+                      node_config={"n3": {"Cluster": n3_cluster_config}})
         n1, n2, n3 = c.nodes
         try:   # the two nodes with the cluster's (default) timing must serve, whoever bootstraps
             n1.wait_ready(20)
