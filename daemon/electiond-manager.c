@@ -1286,13 +1286,45 @@ static bool step_down_needed(Manager *m) {
         return false;
 }
 
+/* No lead to hand over, but we lead Raft: transfer that first (bounded like a hand-over), or
+ * the others wait out an election timeout, and their granters refuse every lease meanwhile (our
+ * last entries are stored, not known committed: rule 3), which ends every node's lease. */
+static int raft_hand_over_begin(Manager *m) {
+        uint64_t now;
+        int r;
+
+        if (!m->engine || !engine_is_leader(m->engine))
+                return 0;
+        r = sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        if (r < 0)
+                return log_warning_errno(r, "Failed to read the clock: %m");
+        m->step_down_deadline = now + STEP_DOWN_TIMEOUT_USEC;
+        r = sd_event_add_time(m->event, &m->step_down_timer, CLOCK_MONOTONIC, m->step_down_deadline, 0,
+                              on_step_down_timer, m);
+        if (r < 0)
+                return log_warning_errno(r, "Failed to add the hand-over deadline: %m");
+        r = engine_transfer_leadership(m->engine, 0, on_step_down_transfer_done, m);
+        if (r < 0) {
+                log_debug_errno(r, "Planned stop: Raft leadership transfer refused: %m");
+                m->step_down_timer = sd_event_source_disable_unref(m->step_down_timer);
+                return 0;
+        }
+        m->step_down_transferring = true;
+        m->stepping_down = true;
+        (void) sd_notify(false, "STOPPING=1\nSTATUS=Handing the Raft leadership over before stopping");
+        log_info("Planned stop: handing the Raft leadership over first.");
+        return 1;
+}
+
 /* Returns > 0 if a hand-over started (the loop goes on), 0 if there is nothing to hand over. */
 static int step_down_begin(Manager *m) {
         uint64_t now;
         int r;
 
-        if (!m->cluster || m->shutting_down || !m->drop_run_committed || !manager_quorate(m) || !step_down_needed(m))
+        if (!m->cluster || m->shutting_down || !m->drop_run_committed || !manager_quorate(m))
                 return 0;
+        if (!step_down_needed(m))
+                return raft_hand_over_begin(m);
 
         r = sd_event_now(m->event, CLOCK_MONOTONIC, &now);
         if (r < 0)

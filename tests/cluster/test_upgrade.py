@@ -205,6 +205,14 @@ class RollingUpgrade(ClusterBase):
 
     def restart(self, load, node, binary, members):
         load.pause(node)
+        if (node.electiond or self.cluster.electiond) == self.old:
+            # v0.1.0 hands the Raft leadership over at a planned stop only when it leads an
+            # election (the current release always does): give it one to hand over, or a stop
+            # of a v0.1.0 Raft leader leaves every node without a lease for an election timeout
+            # (README "Rolling upgrade")
+            cl = self.cluster.client(node, "handover-" + node.name)
+            cl.op("enter", "handover", "h-" + node.name, flags=1)
+            cl.op("anoint", "handover", "h-" + node.name)
         node.terminate()   # planned stop; returns once the daemon exited
         self.assertEqual(node.daemon.popen.returncode, 0, node.log_tail())
         node.electiond = binary
