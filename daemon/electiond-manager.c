@@ -1289,12 +1289,11 @@ static bool step_down_needed(Manager *m) {
 /* No lead to hand over, but we lead Raft: transfer that first (bounded like a hand-over), or
  * the others wait out an election timeout, and their granters refuse every lease meanwhile (our
  * last entries are stored, not known committed: rule 3), which ends every node's lease. */
-static int raft_hand_over_begin(Manager *m) {
+/* The bound of a planned stop's wait: STEP_DOWN_TIMEOUT_USEC from now, polled by on_step_down_timer. */
+static int step_down_arm_deadline(Manager *m) {
         uint64_t now;
         int r;
 
-        if (!m->engine || !engine_is_leader(m->engine))
-                return 0;
         r = sd_event_now(m->event, CLOCK_MONOTONIC, &now);
         if (r < 0)
                 return log_warning_errno(r, "Failed to read the clock: %m");
@@ -1303,6 +1302,17 @@ static int raft_hand_over_begin(Manager *m) {
                               on_step_down_timer, m);
         if (r < 0)
                 return log_warning_errno(r, "Failed to add the hand-over deadline: %m");
+        return 0;
+}
+
+static int raft_hand_over_begin(Manager *m) {
+        int r;
+
+        if (!m->engine || !engine_is_leader(m->engine))
+                return 0;
+        r = step_down_arm_deadline(m);
+        if (r < 0)
+                return r;
         r = engine_transfer_leadership(m->engine, 0, on_step_down_transfer_done, m);
         if (r < 0) {
                 log_debug_errno(r, "Planned stop: Raft leadership transfer refused: %m");
@@ -1318,7 +1328,6 @@ static int raft_hand_over_begin(Manager *m) {
 
 /* Returns > 0 if a hand-over started (the loop goes on), 0 if there is nothing to hand over. */
 static int step_down_begin(Manager *m) {
-        uint64_t now;
         int r;
 
         if (!m->cluster || m->shutting_down || !m->drop_run_committed || !manager_quorate(m))
@@ -1326,14 +1335,9 @@ static int step_down_begin(Manager *m) {
         if (!step_down_needed(m))
                 return raft_hand_over_begin(m);
 
-        r = sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        r = step_down_arm_deadline(m);
         if (r < 0)
-                return log_warning_errno(r, "Failed to read the clock: %m");
-        m->step_down_deadline = now + STEP_DOWN_TIMEOUT_USEC;
-        r = sd_event_add_time(m->event, &m->step_down_timer, CLOCK_MONOTONIC, m->step_down_deadline, 0,
-                              on_step_down_timer, m);
-        if (r < 0)
-                return log_warning_errno(r, "Failed to add the hand-over deadline: %m");
+                return r;
         (void) sd_event_source_set_priority(m->step_down_timer, SD_EVENT_PRIORITY_IDLE);
 
         r = manager_submit_full(m, self_command_new(m, COMMAND_STEP_DOWN, NULL), STEP_DOWN_TIMEOUT_USEC,

@@ -18,14 +18,14 @@
 
 static void put_be(GByteArray *b, uint64_t v, unsigned n) {
         for (unsigned i = 0; i < n; i++) {
-                uint8_t x = (uint8_t) (v >> (8 * (n - 1 - i)));
+                uint8_t x = n - 1 - i < 8 ? (uint8_t) (v >> (8 * (n - 1 - i))) : 0; /* n may exceed 8: zeros */
                 g_byte_array_append(b, &x, 1);
         }
 }
 
 static void put_le(GByteArray *b, uint64_t v, unsigned n) {
         for (unsigned i = 0; i < n; i++) {
-                uint8_t x = (uint8_t) (v >> (8 * i));
+                uint8_t x = i < 8 ? (uint8_t) (v >> (8 * i)) : 0; /* n may exceed 8: zeros */
                 g_byte_array_append(b, &x, 1);
         }
 }

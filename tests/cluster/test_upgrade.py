@@ -210,6 +210,9 @@ class RollingUpgrade(ClusterBase):
             # election (the current release always does): give it one to hand over, or a stop
             # of a v0.1.0 Raft leader leaves every node without a lease for an election timeout
             # (README "Rolling upgrade")
+            # (its candidacy first, another node's behind it: that is what it hands over)
+            other = [m for m in members if m is not node][0]
+            self.cluster.client(other, "handover-" + other.name).op("enter", "handover", "h-" + other.name, flags=1)
             cl = self.cluster.client(node, "handover-" + node.name)
             cl.op("enter", "handover", "h-" + node.name, flags=1)
             cl.op("anoint", "handover", "h-" + node.name)
