@@ -365,6 +365,7 @@ void on_expired_a(Cluster *c, const ChannelPacket *p, uint64_t now) {
         gpointer v;
         Servers s;
         size_t voters;
+        bool voter;
         ClusterExpiredA a;
 
         if (cluster_msg_expired_a_decode(p->payload, p->payload_size, &a) < 0 || a.yes != 1 || !c->engine ||
@@ -373,10 +374,7 @@ void on_expired_a(Cluster *c, const ChannelPacket *p, uint64_t now) {
         if (!servers_get(c, &s))
                 return;
         /* rule 2 needs a majority of voters: nobody else's word counts */
-        if (!is_voter(&s, p->sender)) {
-                servers_done(&s);
-                return;
-        }
+        voter = is_voter(&s, p->sender);
         voters = count_voters(&s);
         servers_done(&s);
 
@@ -384,7 +382,7 @@ void on_expired_a(Cluster *c, const ChannelPacket *p, uint64_t now) {
         g_hash_table_iter_init(&it, c->drops);
         while (g_hash_table_iter_next(&it, NULL, &v)) {
                 DropVote *d = v;
-                if (d->target != target || !cluster_drop_answer_current(ask, d->first_ask_id, d->ask_id))
+                if (d->target != target || !cluster_drop_answer_counts(voter, ask, d->first_ask_id, d->ask_id))
                         continue;
                 g_hash_table_add(d->yes, g_memdup2(&p->sender, sizeof p->sender));
                 maybe_submit_drop(c, d, voters, now);

@@ -11,6 +11,10 @@ bool cluster_drop_answer_current(uint64_t ask_id, uint64_t first_ask_id, uint64_
         return ask_id >= first_ask_id && ask_id <= last_ask_id;
 }
 
+bool cluster_drop_answer_counts(bool from_voter, uint64_t ask_id, uint64_t first_ask_id, uint64_t last_ask_id) {
+        return from_voter && cluster_drop_answer_current(ask_id, first_ask_id, last_ask_id);
+}
+
 int cluster_fault_tolerance_of(size_t voters) {
         return voters > 0 ? (int) ((voters - 1) / 2) : 0;
 }

@@ -30,6 +30,15 @@ static void test_answer_current(void) {
         g_assert_false(cluster_drop_answer_current(7, 8, 7));
 }
 
+/* Drop votes come only from voters: a stand-by's (or any other authenticated sender's) "yes"
+ * must not make a majority (rule 2). */
+static void test_answer_counts_voters_only(void) {
+        g_assert_true(cluster_drop_answer_counts(true, 6, 5, 7));
+        g_assert_false(cluster_drop_answer_counts(false, 6, 5, 7));
+        g_assert_false(cluster_drop_answer_counts(true, 4, 5, 7));
+        g_assert_false(cluster_drop_answer_counts(false, 4, 5, 7));
+}
+
 static void test_fault_tolerance(void) {
         static const int expected[] = { 0, 0, 0, 1, 1, 2, 2, 3 };
 
@@ -49,6 +58,7 @@ int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/cluster-rules/majority", test_majority);
         g_test_add_func("/cluster-rules/answer-current", test_answer_current);
+        g_test_add_func("/cluster-rules/answer-counts-voters-only", test_answer_counts_voters_only);
         g_test_add_func("/cluster-rules/fault-tolerance", test_fault_tolerance);
         g_test_add_func("/cluster-rules/member-protocol", test_member_protocol);
         return g_test_run();
