@@ -17,7 +17,6 @@ import os
 import struct
 import subprocess
 import sys
-import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -78,7 +77,6 @@ class Encryption(unittest.TestCase):
         n3.restart(graceful=True)
         wait_until(lambda: n3.get_term(ELECTION) == term, 15, "n3 to see the election again")
         c.client("n2").op("get", ELECTION)
-        time.sleep(0.5)  # a few more lease rounds on the capture
         sniffer.popen.stdin.close()
         count = int(sniffer.popen.stdout.readline().decode().strip() or 0)
         sniffer.popen.wait(10)
@@ -136,8 +134,9 @@ class Encryption(unittest.TestCase):
         wait_until(lambda: "encryption settings differ" in log(n1), 10, "n1 to log the mismatch")
         wait_until(lambda: "encryption settings differ" in log(n4), 10, "n4 to log the mismatch")
         self.assertIn("Encrypt=yes", log(n1).split("encryption settings differ")[0].splitlines()[-1])
-        # rate-limited: one line per 30 s per codec, however many packets
-        time.sleep(2)
+        # rate-limited: one line per 30 s per codec, however many packets: let 20 more arrive
+        seen = dropped(n1, "plaintext")
+        wait_until(lambda: dropped(n1, "plaintext") >= seen + 20, 15, "20 more plaintext packets at n1")
         self.assertLessEqual(log(n1).count("sends unencrypted packets"), 1)
         self.assertFalse(any(str(m[0]) == "n4" for m in n1.manager_prop("Members")))
         self.assertTrue(n4.daemon.alive(), n4.log_tail())
