@@ -31,7 +31,9 @@ Importable: check(records, bound, fault_grace) -> check_history.Result.
 
 (i) mismatched-node-led: a node the nemesis restarted with other timing settings (node_fault
     "timing") must be refused leases, so from its start inside the window until node_fault_end it
-    never reports LocalLeader=true.
+    never reports LocalLeader=true — unless overlapping timing faults made the nodes with those
+    settings a majority of the cluster: then they may lead, and the others, after a second,
+    may not.
 """
 
 import argparse
@@ -195,28 +197,71 @@ def _false_step_down(recs, res, T, grace, slack):
     return n
 
 
-def _mismatched_led(recs, res, T):
-    """(i) A node running with timing settings that differ from the cluster's (nemesis fault
-    "timing") is refused leases: from its first start inside the fault window to the window's
-    end it must never report LocalLeader=true."""
-    window = {}      # node -> True once its mismatched daemon started
+def _mismatched_led(recs, res, T, grace_ns=NS):
+    """(i) A granter grants only to requesters with its own timing settings (DESIGN.md rule 8),
+    so a lease needs a majority of the cluster's nodes running one set of settings. A node
+    running the nemesis' "timing" settings, from its first start inside the fault window to the
+    window's end, may report LocalLeader=true only while those nodes are a majority; and while
+    they are, a node with the cluster's own settings may not (after grace_ns: the lease it held
+    when the majority changed sides runs out). Several timing faults may overlap; all of them
+    run the same settings."""
+    window = {}      # node -> False (fault, not started yet), True (its mismatched daemon started),
+                     # "ending" (window ended; the mismatched daemon may run until the next start)
+    nodes = []
+    majority_since = None    # when the started mismatched nodes became a majority
+    minority_since = None    # when they stopped being one (their leases may run out until + grace)
     n = 0
+    reported = set()
+
+    def is_majority():
+        started = sum(1 for v in window.values() if v)     # True and "ending"
+        return bool(nodes) and 2 * started > len(nodes)
+
     for r in recs:
         ty = r.get("type")
         if ty == "node_event":
             ev, node = r.get("event"), r.get("node")
-            if ev == "node_fault" and r.get("fault") == "timing":
+            if ev == "cluster" and r.get("nodes"):
+                nodes = list(r["nodes"])
+            elif ev == "node_fault" and r.get("fault") == "timing":
                 window[node] = False
                 n += 1
             elif ev == "node_fault_end" and r.get("fault") == "timing":
-                window.pop(node, None)
+                if window.get(node) is True:
+                    window[node] = "ending"
+                else:
+                    window.pop(node, None)
+                reported.discard(node)
             elif ev == "start" and node in window:
-                window[node] = True
-        elif ty == "local_leader" and r.get("value") and window.get(r.get("node")):
-            res.add("mismatched-node-led",
-                    "node %s runs with timing settings that differ from the cluster's, yet held LocalLeader "
-                    "of election %r at %s" % (r["node"], r["election"], T(r["t"])), [r])
-            window[r["node"]] = False    # once per window
+                if window[node] == "ending":
+                    window.pop(node)
+                else:
+                    window[node] = True
+            if is_majority():
+                if majority_since is None:
+                    majority_since, minority_since = r["t"], None
+                    reported = {x for x in reported if x in window}
+            elif majority_since is not None:
+                majority_since, minority_since = None, r["t"]
+                reported = {x for x in reported if x in window}
+        elif ty == "local_leader" and r.get("value"):
+            node = r.get("node")
+            if node in reported:
+                continue
+
+            if (window.get(node) is True and majority_since is None
+                    and (minority_since is None or r["t"] > minority_since + grace_ns)):
+                res.add("mismatched-node-led",
+                        "node %s runs with timing settings that differ from the cluster's, yet held LocalLeader "
+                        "of election %r at %s" % (node, r["election"], T(r["t"])), [r])
+                reported.add(node)      # once per window
+            elif (node not in window and majority_since is not None
+                  and r["t"] > majority_since + grace_ns):
+                res.add("mismatched-node-led",
+                        "node %s keeps the cluster's timing settings, but since %s a majority of the nodes runs "
+                        "others, yet it held LocalLeader of election %r at %s"
+                        % (node, T(majority_since), r["election"], T(r["t"])), [r])
+                reported.add(node)
     return n
 
 

@@ -137,5 +137,36 @@ class MismatchedTiming(unittest.TestCase):
         self.assertEqual(liveness.check(self.hist(True)).kinds(), ["mismatched-node-led"])
 
 
+class OverlappingTiming(unittest.TestCase):
+    """Two of three nodes run the nemesis' timing settings: they are the majority that leads."""
+    def hist(self, *leads):
+        h = base() + [ev(100, "node_fault", node="n1", nodes=["n1"], fault="timing"),
+                      ev(110, "terminate", node="n1"), ev(200, "start", node="n1"),
+                      ev(1000, "node_fault", node="n3", nodes=["n3"], fault="timing"),
+                      ev(1010, "terminate", node="n3"), ev(1100, "start", node="n3"),
+                      ev(8000, "node_fault_end", node="n1", nodes=["n1"], fault="timing"),
+                      ev(8010, "terminate", node="n1"), ev(9000, "start", node="n1"),
+                      ev(20000, "node_fault_end", node="n3", nodes=["n3"], fault="timing"),
+                      ev(20010, "terminate", node="n3"), ev(20100, "start", node="n3")]
+        h += [ll(t, node, True, 3) for t, node in leads]
+        return sorted(h, key=lambda r: r["t"])
+
+    def test_majority_leads(self):
+        self.assertTrue(liveness.check(self.hist((1500, "n3"), (5000, "n1"))).ok)
+
+    def test_lone_mismatched_node_before_the_second(self):
+        self.assertEqual(liveness.check(self.hist((500, "n1"))).kinds(), ["mismatched-node-led"])
+
+    def test_minority_with_cluster_settings(self):
+        self.assertTrue(liveness.check(self.hist((1600, "n2"))).ok)     # its old lease runs out
+        self.assertEqual(liveness.check(self.hist((3000, "n2"))).kinds(), ["mismatched-node-led"])
+
+    def test_after_the_majority_ended(self):
+        # n1 still runs the mismatched settings until its restart at 9 s
+        self.assertTrue(liveness.check(self.hist((8500, "n3"), (9500, "n3"))).ok)
+        self.assertEqual(liveness.check(self.hist((12000, "n3"))).kinds(), ["mismatched-node-led"])
+        self.assertTrue(liveness.check(self.hist((12000, "n2"), (21000, "n1"))).ok)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
