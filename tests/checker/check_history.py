@@ -21,6 +21,7 @@ time.monotonic_ns(), one clock for every namespace of the host):
                 | link_down | link_up | partition(groups) | partition_oneway(nodes, from_nodes)
                 | loss(percent, nodes) | bridge_down | bridge_up | heal | healed
                 | node_fault / node_fault_end (nemesis, nodes) | all_healed, node/nodes
+                | stall / stall_end (node: its event loop sat in a delayed write)
   final         node, elections: {name: {term, leader, candidates}}   read at the end of a run
 
 The model, rule by rule
@@ -40,13 +41,16 @@ The model, rule by rule
     LocalLeader=true (signal or read) and closes at the first of
       - the node's own report LocalLeader=false;
       - cap = F + lease * (1 + rho), where F is the time the harness SIGSTOPped, SIGKILLed or
-        terminated the node's daemon (or the recorder saw its bus name vanish). A node that
+        terminated the node's daemon (or the recorder saw its bus name vanish), or the start of a
+        stall: node_event "stall" .. "stall_end", a write that the nemesis' slow disk delayed
+        on the daemon's main thread, so its event loop ran nothing (a pause by other means;
+        README "A frozen daemon"). A node that
         cannot run cannot report its step-down, but its lease, anchored at send times before F,
         ends by then on a clock that is at most rho slow. Kills are treated like pauses on
         purpose: the others cannot tell them apart, so a successor claiming before the cap means
         NodeTimeout is too short for a paused node.
       - a restart of the daemon (a new process starts with no claim).
-    If the node resumes (SIGCONT) before the cap, the cap is dropped: it is observable again and
+    If the node resumes (SIGCONT, stall_end) before the cap, the cap is dropped: it is observable again and
     its own reports count. If it resumes after the cap, the old claim stays closed at the cap; a
     new claim needs a new true record (the harness asks the recorder to read LocalLeader right
     after SIGCONT, so a node that did not step down on resume is caught).
@@ -98,6 +102,8 @@ DEFAULT_RECORD_SLACK = 0.5  # how late a recorder may see a signal emitted befor
 DEFAULT_FAULT_GRACE = 1.0  # a drop decided during a fault may commit this long after it ends
 
 PROCESS_DOWN = {"kill", "terminate", "stop"}
+# a daemon whose event loop sat in a write the disk shim delayed (nemesis disk_slow): like a pause
+STALL, STALL_END = "stall", "stall_end"
 NET_CUT = {"link_down", "partition", "partition_oneway"}
 
 
@@ -301,8 +307,8 @@ def _term_observations(recs):
 
 def _claims(recs, cap_ns, end_t, clip_partitions):
     """election -> [(start, end, node, opening record)]"""
-    cut = PROCESS_DOWN | (NET_CUT if clip_partitions else set())
-    resume = {"cont"} | ({"link_up", "heal"} if clip_partitions else set())
+    cut = PROCESS_DOWN | {STALL} | (NET_CUT if clip_partitions else set())
+    resume = {"cont", STALL_END} | ({"link_up", "heal"} if clip_partitions else set())
     out = defaultdict(list)
     open_ = {}   # (node, election) -> [start, cap or None, record]
 
@@ -386,6 +392,10 @@ def _fault_intervals(recs, grace_ns):
             begin(who, "stop", t)
         elif ev == "cont":
             end(who, ["stop"], t)
+        elif ev == STALL:
+            begin(who, "stall", t)
+        elif ev == STALL_END:
+            end(who, ["stall"], t)
         elif ev == "link_down":
             begin(who, "link", t)
         elif ev == "link_up":

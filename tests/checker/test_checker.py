@@ -229,6 +229,36 @@ class CheckerTest(unittest.TestCase):
         h.ll(700, "n2", False)
         self.assertCaught(h, "split-brain")
 
+    def test_stalled_leader_taken_over_after_lease_passes(self):
+        # the 5-node soak's case: a 300 ms disk delay, twice, on the daemon's main thread; the
+        # recorder sees its step-down 1.2 s after the stall began (events written out of order)
+        h = H()
+        h.ll(50, "n1", True)
+        h.ll(450, "n2", True)          # after stall + lease * (1 + rho) = 302 ms
+        h.ll(1300, "n1", False)
+        h.ev(100, "stall", node="n1")
+        h.ev(1250, "stall_end", node="n1")
+        h.recs.sort(key=lambda r: r["t"])
+        self.assertPasses(h)
+
+    def test_stalled_leader_overlap_within_lease_is_caught(self):
+        h = H()
+        h.ll(50, "n1", True)
+        h.ev(100, "stall", node="n1")
+        h.ll(250, "n2", True)          # inside the lease n1 renewed before the stall
+        h.ev(700, "stall_end", node="n1")
+        h.ll(701, "n1", False)
+        self.assertCaught(h, "split-brain")
+
+    def test_short_stall_keeps_claim(self):
+        h = H()
+        h.ll(50, "n1", True)
+        h.ev(100, "stall", node="n1")
+        h.ev(120, "stall_end", node="n1")
+        h.ll(500, "n2", True)          # n1 ran again and never stepped down
+        h.ll(600, "n1", False)
+        self.assertCaught(h, "split-brain")
+
     def test_short_pause_keeps_claim(self):
         # Stopped for less than the lease and resumed: the claim continues past the old cap.
         h = H()

@@ -117,15 +117,20 @@ class Nemesis:
         self.steps_since_heal = 0
         self.saved = {}               # node -> original config / state dir to restore
         self.ctl = {}                 # node -> faultfs control file
+        self.stall_log = {}           # node -> faultfs stall log (main-thread delays)
+        self.stall_read = {}          # node -> bytes of it read
+        self.stall_pending = {}       # node -> [start, end] not written yet (may continue)
         for n in c.nodes:
             self.ctl[n.name] = os.path.join(n.dir, "faultfs.ctl")
+            self.stall_log[n.name] = os.path.join(n.dir, "faultfs-stalls.log")
         if any(k in ("disk_slow", "disk_fail") for k in self.kinds):
             so = shim_path("faultfs")
             if not so:
                 raise RuntimeError("disk faults need build/tests/edh-faultfs.so (set EDH_SHIM_DIR)")
             for n in c.nodes:
                 n.env.update({"LD_PRELOAD": so, "EDH_FAULTFS_DIR": n.state_dir,
-                              "EDH_FAULTFS_CTL": self.ctl[n.name]})
+                              "EDH_FAULTFS_CTL": self.ctl[n.name],
+                              "EDH_FAULTFS_STALLS": self.stall_log[n.name]})
         if "clock" in self.kinds and not shim_path("clockrate"):
             raise RuntimeError("the clock fault needs build/tests/edh-clockrate.so (set EDH_SHIM_DIR)")
 
@@ -575,6 +580,43 @@ class Nemesis:
             self.c.log_event("node_fault_end", node=n.name, nodes=[n.name], fault="clock")
         return self._own("clock", "%s clock rate %.2f" % (n.name, self.clock_rate), n, end)
 
+    STALL_MERGE_NS = 10_000_000      # delays this close together are one stall of the loop
+
+    def collect_stalls(self, final=False):
+        """Writes node_event "stall" / "stall_end" (node, t = when it happened) for the delays
+        the disk shim imposed on a daemon's main thread: its event loop ran nothing meanwhile,
+        which the checkers treat like a SIGSTOP. Back-to-back delays (one blocking write is
+        several calls) are merged; the last stall of a node is held back until a second has
+        passed, since it may still continue."""
+        now = time.monotonic_ns()
+        for name, path in self.stall_log.items():
+            try:
+                with open(path, "rb") as f:
+                    f.seek(self.stall_read.get(name, 0))
+                    data = f.read()
+            except FileNotFoundError:
+                data = b""
+            complete = data[:data.rfind(b"\n") + 1]
+            self.stall_read[name] = self.stall_read.get(name, 0) + len(complete)
+            cur = self.stall_pending.pop(name, None)
+            for line in complete.decode().splitlines():
+                a, b = (int(x) for x in line.split())
+                if cur is not None and a - cur[1] <= self.STALL_MERGE_NS:
+                    cur[1] = max(cur[1], b)
+                    continue
+                if cur is not None:
+                    self._write_stall(name, cur)
+                cur = [a, b]
+            if cur is not None:
+                if final or now - cur[1] > 1_000_000_000:
+                    self._write_stall(name, cur)
+                else:
+                    self.stall_pending[name] = cur
+
+    def _write_stall(self, name, iv):
+        self.c.log_event("stall", node=name, t=iv[0], ms=round((iv[1] - iv[0]) / 1e6, 1))
+        self.c.log_event("stall_end", node=name, t=iv[1])
+
     # --- driving ---------------------------------------------------------------------------------
     def begin(self, kind):
         f = getattr(self, "s_" + kind)()
@@ -592,6 +634,7 @@ class Nemesis:
         if f.end_fn:
             f.end_fn()
         self.c.log_event("fault_end", fault=f.kind, desc=f.desc, nodes=f.nodes)
+        self.collect_stalls()
         for n in self.c.nodes:
             n.probe()
 

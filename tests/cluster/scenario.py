@@ -425,6 +425,8 @@ def main(argv=None):
                                "the quiet tail", 0.2)
         w.finish()
         s.settle()
+        if nem is not None:
+            nem.collect_stalls(final=True)
         c.write_final()
         recs = c.history()
         say("checking %d records" % len(recs))

@@ -64,6 +64,7 @@ class ComposeTest(unittest.TestCase):
         code = ("import os,sys,time\n"
                 "d=sys.argv[1]; f=os.open(d+'/x', os.O_WRONLY|os.O_CREAT)\n"
                 "t=time.monotonic(); os.fsync(f); print(time.monotonic()-t)\n"
+                "import threading; th=threading.Thread(target=os.fsync, args=(f,)); th.start(); th.join()\n"
                 "open(d+'.ctl','w').write('fail\\n')\n"
                 "try:\n os.fsync(f); print('nofail')\nexcept OSError as e: print(e.errno)\n")
         import tempfile
@@ -72,16 +73,54 @@ class ComposeTest(unittest.TestCase):
             os.makedirs(d)
             with open(d + ".ctl", "w") as f:
                 f.write("delay 200\n")
-            env = dict(os.environ, LD_PRELOAD=ff, EDH_FAULTFS_DIR=d, EDH_FAULTFS_CTL=d + ".ctl")
+            stalls = os.path.join(tmp, "stalls.log")
+            env = dict(os.environ, LD_PRELOAD=ff, EDH_FAULTFS_DIR=d, EDH_FAULTFS_CTL=d + ".ctl",
+                       EDH_FAULTFS_STALLS=stalls)
             out = subprocess.run([PY, "-c", code, d], env=env, capture_output=True, text=True, timeout=30).stdout.split()
             self.assertGreaterEqual(float(out[0]), 0.2)
             self.assertEqual(out[1], "5")        # EIO
+            # the main thread's delay is logged as a stall; the other thread's is not
+            with open(stalls) as f:
+                lines = [tuple(map(int, x.split())) for x in f.read().splitlines()]
+            self.assertEqual(len(lines), 1, lines)
+            self.assertGreaterEqual(lines[0][1] - lines[0][0], 200_000_000)
         code = "import time; r=time.time(); m=time.monotonic(); time.sleep(0.4); print(time.monotonic()-m, time.time()-r)"
         env = dict(os.environ, LD_PRELOAD=cr, EDH_CLOCK_RATE="0.5")
         mono, real = map(float, subprocess.run([PY, "-c", code], env=env, capture_output=True, text=True,
                                                timeout=30).stdout.split())
         self.assertAlmostEqual(mono, 0.4, delta=0.05)   # the process's own sleep, on its clock
         self.assertGreater(real, 0.75)                  # took twice as long in real time
+
+    def test_stalls_become_events(self):
+        """collect_stalls() merges back-to-back delays into one stall and holds back the last one
+        until it cannot continue any more."""
+        import tempfile
+        events = []
+
+        class FakeCluster:
+            def log_event(self, event, **kw):
+                events.append(dict(kw, event=event))
+        with tempfile.TemporaryDirectory(prefix="edh%d-0-stall" % os.getpid()) as tmp:
+            nem = nemesis.Nemesis.__new__(nemesis.Nemesis)
+            nem.c = FakeCluster()
+            log = os.path.join(tmp, "n1.log")
+            nem.stall_log, nem.stall_read, nem.stall_pending = {"n1": log}, {}, {}
+            ms = 1_000_000
+            now = __import__("time").monotonic_ns()
+            old = now - 10_000 * ms
+            with open(log, "w") as f:     # two calls of one write, a later stall, a recent one
+                f.write("%d %d\n%d %d\n" % (old, old + 300 * ms, old + 301 * ms, old + 600 * ms))
+                f.write("%d %d\n%d %d\n%d" % (old + 2000 * ms, old + 2020 * ms, now - 5 * ms, now, now + ms))
+            nem.collect_stalls()
+            self.assertEqual([(e["event"], e["t"]) for e in events],
+                             [("stall", old), ("stall_end", old + 600 * ms),
+                              ("stall", old + 2000 * ms), ("stall_end", old + 2020 * ms)])
+            with open(log, "a") as f:     # the held-back stall continues; the partial line completes
+                f.write(" %d\n" % (now + 3 * ms))
+            del events[:]
+            nem.collect_stalls(final=True)
+            self.assertEqual([(e["event"], e["t"]) for e in events],
+                             [("stall", now - 5 * ms), ("stall_end", now + 3 * ms)])
 
 
 class ClockTest(unittest.TestCase):

@@ -6,6 +6,10 @@
  *                                      missing or empty  no fault
  *                                      "delay MS"        sleep MS ms before each write/sync
  *                                      "fail"            writes and syncs fail with EIO
+ *   EDH_FAULTFS_STALLS=/path/to/log  optional: each delay the process's main thread sat through
+ *                                    (it runs the daemon's event loop) appends a line
+ *                                    "START END" (CLOCK_MONOTONIC ns), so the history checker can
+ *                                    treat the stall like a pause (tests/checker/check_history.py)
  *
  * Intercepted: fsync, fdatasync, write, pwrite, pwrite64, writev, pwritev, and io_submit through
  * syscall(2) (libraft's kernel-AIO writer calls it that way; the iocb's file descriptor decides).
@@ -94,6 +98,26 @@ static int under_dir(int fd) {
         return strncmp(path, dir, strlen(dir)) == 0;
 }
 
+static void log_stall(const struct timespec *a, const struct timespec *b) {
+        static ssize_t (*real_write)(int, const void *, size_t);
+        const char *path = getenv("EDH_FAULTFS_STALLS");
+        char line[64];
+        int fd, n;
+
+        if (!path || gettid() != getpid())
+                return;
+        if (!real_write)
+                real_write = next("write");
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0)
+                return;
+        n = snprintf(line, sizeof(line), "%lld %lld\n",
+                     (long long) a->tv_sec * 1000000000LL + a->tv_nsec,
+                     (long long) b->tv_sec * 1000000000LL + b->tv_nsec);
+        (void) !real_write(fd, line, (size_t) n);   /* one O_APPEND write: lines never interleave */
+        close(fd);
+}
+
 /* 0: go on; -1 with errno: fail the call */
 static int fault(int fd) {
         long ms;
@@ -106,9 +130,15 @@ static int fault(int fd) {
                 return -1;
         }
         if (ms > 0) {
-                struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+                struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L }, a, b;
+                int saved = errno;
+
+                clock_gettime(CLOCK_MONOTONIC, &a);
                 while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
                         ;
+                clock_gettime(CLOCK_MONOTONIC, &b);
+                log_stall(&a, &b);
+                errno = saved;
         }
         return 0;
 }
