@@ -600,13 +600,15 @@ class Nemesis:
             self.stall_read[name] = self.stall_read.get(name, 0) + len(complete)
             cur = self.stall_pending.pop(name, None)
             for line in complete.decode().splitlines():
-                a, b = (int(x) for x in line.split())
+                f = line.split()
+                a, b, call = int(f[0]), int(f[1]), f[2] if len(f) > 2 else "?"
                 if cur is not None and a - cur[1] <= self.STALL_MERGE_NS:
                     cur[1] = max(cur[1], b)
+                    cur[2][call] = cur[2].get(call, 0) + 1
                     continue
                 if cur is not None:
                     self._write_stall(name, cur)
-                cur = [a, b]
+                cur = [a, b, {call: 1}]
             if cur is not None:
                 if final or now - cur[1] > 1_000_000_000:
                     self._write_stall(name, cur)
@@ -614,7 +616,8 @@ class Nemesis:
                     self.stall_pending[name] = cur
 
     def _write_stall(self, name, iv):
-        self.c.log_event("stall", node=name, t=iv[0], ms=round((iv[1] - iv[0]) / 1e6, 1))
+        self.c.log_event("stall", node=name, t=iv[0], ms=round((iv[1] - iv[0]) / 1e6, 1),
+                         calls=" ".join("%s×%d" % kv for kv in sorted(iv[2].items())))
         self.c.log_event("stall_end", node=name, t=iv[1])
 
     # --- driving ---------------------------------------------------------------------------------

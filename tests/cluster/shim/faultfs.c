@@ -8,11 +8,13 @@
  *                                      "fail"            writes and syncs fail with EIO
  *   EDH_FAULTFS_STALLS=/path/to/log  optional: each delay the process's main thread sat through
  *                                    (it runs the daemon's event loop) appends a line
- *                                    "START END" (CLOCK_MONOTONIC ns), so the history checker can
+ *                                    "START END CALL" (CLOCK_MONOTONIC ns), so the history checker can
  *                                    treat the stall like a pause (tests/checker/check_history.py)
  *
  * Intercepted: fsync, fdatasync, write, pwrite, pwrite64, writev, pwritev, and io_submit through
  * syscall(2) (libraft's kernel-AIO writer calls it that way; the iocb's file descriptor decides).
+ * The synchronous calls sleep in the caller; a delayed io_submit returns at once and its batch is
+ * submitted by a worker thread when the delay has passed (see submit_later).
  * A test shim, not part of electiond. */
 
 /* both pwrite and pwrite64 are defined here: no redirection of one to the other */
@@ -98,10 +100,10 @@ static int under_dir(int fd) {
         return strncmp(path, dir, strlen(dir)) == 0;
 }
 
-static void log_stall(const struct timespec *a, const struct timespec *b) {
+static void log_stall(const char *call, const struct timespec *a, const struct timespec *b) {
         static ssize_t (*real_write)(int, const void *, size_t);
         const char *path = getenv("EDH_FAULTFS_STALLS");
-        char line[64];
+        char line[96];
         int fd, n;
 
         if (!path || gettid() != getpid())
@@ -111,15 +113,15 @@ static void log_stall(const struct timespec *a, const struct timespec *b) {
         fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
         if (fd < 0)
                 return;
-        n = snprintf(line, sizeof(line), "%lld %lld\n",
+        n = snprintf(line, sizeof(line), "%lld %lld %s\n",
                      (long long) a->tv_sec * 1000000000LL + a->tv_nsec,
-                     (long long) b->tv_sec * 1000000000LL + b->tv_nsec);
+                     (long long) b->tv_sec * 1000000000LL + b->tv_nsec, call);
         (void) !real_write(fd, line, (size_t) n);   /* one O_APPEND write: lines never interleave */
         close(fd);
 }
 
 /* 0: go on; -1 with errno: fail the call */
-static int fault(int fd) {
+static int fault(const char *call, int fd) {
         long ms;
         int m = current_mode(&ms);
 
@@ -137,7 +139,7 @@ static int fault(int fd) {
                 while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
                         ;
                 clock_gettime(CLOCK_MONOTONIC, &b);
-                log_stall(&a, &b);
+                log_stall(call, &a, &b);
                 errno = saved;
         }
         return 0;
@@ -147,7 +149,7 @@ int fsync(int fd) {
         static int (*f)(int);
         if (!f)
                 f = next("fsync");
-        if (fault(fd) < 0)
+        if (fault("fsync", fd) < 0)
                 return -1;
         return f(fd);
 }
@@ -156,7 +158,7 @@ int fdatasync(int fd) {
         static int (*f)(int);
         if (!f)
                 f = next("fdatasync");
-        if (fault(fd) < 0)
+        if (fault("fdatasync", fd) < 0)
                 return -1;
         return f(fd);
 }
@@ -165,7 +167,7 @@ ssize_t write(int fd, const void *buf, size_t count) {
         static ssize_t (*f)(int, const void *, size_t);
         if (!f)
                 f = next("write");
-        if (fd > 2 && fault(fd) < 0)
+        if (fd > 2 && fault("write", fd) < 0)
                 return -1;
         return f(fd, buf, count);
 }
@@ -174,7 +176,7 @@ ssize_t pwrite(int fd, const void *buf, size_t count, off_t off) {
         static ssize_t (*f)(int, const void *, size_t, off_t);
         if (!f)
                 f = next("pwrite");
-        if (fault(fd) < 0)
+        if (fault("pwrite", fd) < 0)
                 return -1;
         return f(fd, buf, count, off);
 }
@@ -183,7 +185,7 @@ ssize_t pwrite64(int fd, const void *buf, size_t count, off_t off) {
         static ssize_t (*f)(int, const void *, size_t, off_t);
         if (!f)
                 f = next("pwrite64");
-        if (fault(fd) < 0)
+        if (fault("pwrite64", fd) < 0)
                 return -1;
         return f(fd, buf, count, off);
 }
@@ -192,7 +194,7 @@ ssize_t writev(int fd, const struct iovec *iov, int n) {
         static ssize_t (*f)(int, const struct iovec *, int);
         if (!f)
                 f = next("writev");
-        if (fd > 2 && fault(fd) < 0)
+        if (fd > 2 && fault("writev", fd) < 0)
                 return -1;
         return f(fd, iov, n);
 }
@@ -201,26 +203,130 @@ ssize_t pwritev(int fd, const struct iovec *iov, int n, off_t off) {
         static ssize_t (*f)(int, const struct iovec *, int, off_t);
         if (!f)
                 f = next("pwritev");
-        if (fault(fd) < 0)
+        if (fault("pwritev", fd) < 0)
                 return -1;
         return f(fd, iov, n, off);
 }
 
+/* A slow disk does not block io_submit: libraft submits with RWF_NOWAIT and the latency shows at
+ * completion. So a delayed io_submit is accepted at once and handed to one worker thread, which
+ * submits each batch, in order, once its delay has passed. */
+typedef struct Pending {
+        struct Pending *next;
+        long ctx, nr;
+        struct iocb **iocbs;
+        struct timespec due;
+} Pending;
+
+static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t queue_cond = PTHREAD_COND_INITIALIZER;
+static Pending *queue_head, *queue_tail;
+static int worker_running;
+static long (*real_syscall)(long, ...);
+
+static void *submit_worker(void *arg) {
+        (void) arg;
+        for (;;) {
+                Pending *p;
+                long done = 0;
+
+                pthread_mutex_lock(&queue_lock);
+                while (!queue_head)
+                        pthread_cond_wait(&queue_cond, &queue_lock);
+                p = queue_head;
+                pthread_mutex_unlock(&queue_lock);
+
+                while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &p->due, NULL) == EINTR)
+                        ;
+                while (done < p->nr) {
+                        long r = real_syscall(SYS_io_submit, p->ctx, p->nr - done, p->iocbs + done);
+                        if (r > 0) {
+                                done += r;
+                                continue;
+                        }
+                        /* the caller cannot hear of a failure any more: submit what NOWAIT refused
+                         * blocking (this thread may block), and give up on anything else */
+                        if (r < 0 && errno == EAGAIN && (p->iocbs[done]->aio_rw_flags & RWF_NOWAIT)) {
+                                p->iocbs[done]->aio_rw_flags &= ~RWF_NOWAIT;
+                                continue;
+                        }
+                        break;
+                }
+                pthread_mutex_lock(&queue_lock);
+                queue_head = p->next;
+                if (!queue_head)
+                        queue_tail = NULL;
+                pthread_mutex_unlock(&queue_lock);
+                free(p->iocbs);
+                free(p);
+        }
+        return NULL;
+}
+
+static long submit_later(long ctx, long nr, struct iocb **iocbs, long ms) {
+        Pending *p = calloc(1, sizeof(Pending));
+
+        if (!p || !(p->iocbs = malloc(sizeof(struct iocb *) * (size_t) nr))) {
+                free(p);
+                errno = EAGAIN;
+                return -1;
+        }
+        memcpy(p->iocbs, iocbs, sizeof(struct iocb *) * (size_t) nr);
+        p->ctx = ctx;
+        p->nr = nr;
+        clock_gettime(CLOCK_MONOTONIC, &p->due);
+        p->due.tv_sec += ms / 1000;
+        p->due.tv_nsec += (ms % 1000) * 1000000L;
+        if (p->due.tv_nsec >= 1000000000L) {
+                p->due.tv_sec++;
+                p->due.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&queue_lock);
+        if (!worker_running) {
+                pthread_t t;
+                if (pthread_create(&t, NULL, submit_worker, NULL) != 0) {
+                        pthread_mutex_unlock(&queue_lock);
+                        free(p->iocbs);
+                        free(p);
+                        errno = EAGAIN;
+                        return -1;
+                }
+                pthread_detach(t);
+                worker_running = 1;
+        }
+        if (queue_tail)
+                queue_tail->next = p;
+        else
+                queue_head = p;
+        queue_tail = p;
+        pthread_cond_signal(&queue_cond);
+        pthread_mutex_unlock(&queue_lock);
+        return nr;
+}
+
 long syscall(long number, ...) {
-        static long (*f)(long, ...);
         long a[6];
         va_list ap;
 
-        if (!f)
-                f = next("syscall");
+        if (!real_syscall)
+                real_syscall = next("syscall");
         va_start(ap, number);
         for (int i = 0; i < 6; i++)
                 a[i] = va_arg(ap, long);
         va_end(ap);
         if (number == SYS_io_submit && a[1] > 0 && a[2]) {
                 struct iocb **iocbs = (struct iocb **) a[2];
-                if (fault((int) iocbs[0]->aio_fildes) < 0)
-                        return -1;
+                long ms;
+                int m = current_mode(&ms);
+
+                if (m != MODE_NONE && under_dir((int) iocbs[0]->aio_fildes)) {
+                        if (m == MODE_FAIL) {
+                                errno = EIO;
+                                return -1;
+                        }
+                        if (ms > 0)
+                                return submit_later(a[0], a[1], iocbs, ms);
+                }
         }
-        return f(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+        return real_syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
