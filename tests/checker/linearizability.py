@@ -57,7 +57,10 @@ model allows these as nondeterministic steps between calls, each constrained by 
 
 "At a time" is judged against the search's position: a removal placed just before the
 linearization point of call C must have a window that starts before C completed and ends after
-the latest invocation among the calls already linearized (a lower bound of "now"). The removals
+the latest invocation among the calls already linearized (a lower bound of "now") — except
+NotCandidate replies: they change nothing and observe only their own id, so a removal of another
+id commutes with them and they do not raise that bound (seed 548158137: a candidacy dropped with its node's restart at
+59 s, whose first later call, at 83.8 s, came just after a NotCandidate of another id). The removals
 are guessed lazily: only when a call's reply shows that candidacies are gone (or moved to the
 back), and only those; so a search never invents removals no reply asks for.
 
@@ -417,12 +420,18 @@ class _Search:
             if counts[s] < len(lst) and lst[counts[s]].inv < mc:
                 cand.append(lst[counts[s]])
         for op in cand:
-            nlo = max(lo, op.inv)
+            # lo: a lower bound of when an internal step placed here happened, the latest
+            # invocation among the calls linearized — but not NotCandidate replies: they change
+            # nothing and observe only their own id, so a removal of another id that the sequence
+            # puts after one of them may have happened before it (the two commute; either order
+            # fits the call's interval) — unless a removal was guessed for it
+            passive = op.result == ("err", "not_candidate")
             tried = set()
             for st in self.guesses(state, op, lo, op.ret):
                 if st in tried:
                     continue
                 tried.add(st)
+                nlo = lo if passive and st == state else max(lo, op.inv)
                 ns, outcome = apply(st, op)
                 if not self.matches(op, ns, outcome):
                     continue

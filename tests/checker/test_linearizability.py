@@ -207,6 +207,22 @@ class HandMade(unittest.TestCase):
         self.ok(h)
         h = hist().call("evict", "a", 1600, 1610, node="n3", owner=":3.1", error=NOTC)
         self.bad(h)
+        # seed 548158137: a NotCandidate of another id comes first, long after the window; the
+        # drop commutes with it (it changes and observes nothing of a)
+        h = hist().event(1000, "kill", node="n1").event(1500, "start", node="n1") \
+                  .call("evict", "z", 9000, 9010, node="n3", owner=":3.1", error=NOTC) \
+                  .call("evict", "a", 9200, 9210, node="n3", owner=":3.1", error=NOTC)
+        self.ok(h)
+        # ... but not with a reply that saw a still listed
+        h = hist().event(1000, "kill", node="n1").event(1500, "start", node="n1") \
+                  .call("anoint", "b", 9000, 9010, node="n2", owner=":2.1", reply=(2, ["b", "a"])) \
+                  .call("evict", "a", 9200, 9210, node="n3", owner=":3.1", error=NOTC)
+        self.bad(h)
+        # ... nor with a NotCandidate that returned before the window began
+        h = hist().call("evict", "z", 900, 910, node="n3", owner=":3.1", error=NOTC) \
+                  .event(1000, "kill", node="n1").event(1500, "start", node="n1") \
+                  .call("evict", "a", 9200, 9210, node="n3", owner=":3.1", error=NOTC)
+        self.ok(h)           # (the drop may still come after it: fine)
         # two leaders dropped: two commands (two new terms) or one (one new term) both fit
         for term in (2, 3):
             h = H().call("enter", "a", 0, 10, reply=(1, ["a"])) \
