@@ -223,6 +223,16 @@ class HandMade(unittest.TestCase):
                   .event(1000, "kill", node="n1").event(1500, "start", node="n1") \
                   .call("evict", "a", 9200, 9210, node="n3", owner=":3.1", error=NOTC)
         self.ok(h)           # (the drop may still come after it: fine)
+        # seed 614504698: the cluster dropped both (c first, then the sole a: no new term), and
+        # the Evict of c forgot the parked c
+        def two():
+            return H().call("enter", "a", 0, 10, reply=(1, ["a"])) \
+                      .call("enter", "c", 20, 30, node="n3", owner=":3.1", reply=(1, ["a", "c"]))
+        h = two().event(1000, "loss", nodes=["n1", "n3"], percent=30).event(2000, "heal") \
+                 .call("evict", "c", 3000, 3010, node="n2", owner=":2.1", reply=(1, []))
+        self.ok(h)
+        h = two().call("evict", "c", 3000, 3010, node="n2", owner=":2.1", reply=(1, []))
+        self.bad(h)          # no fault: a could not have gone
         # two leaders dropped: two commands (two new terms) or one (one new term) both fit
         for term in (2, 3):
             h = H().call("enter", "a", 0, 10, reply=(1, ["a"])) \
