@@ -305,6 +305,20 @@ class _Search:
 
     def guesses(self, state, op, lo, hi):
         """States that internal steps can reach before op, as the op's reply asks for."""
+        back = op.op in ("promote", "anoint") and op.result is not None and op.result[0] == "ok"
+        for st in self._guesses(state, op, lo, hi):
+            yield st
+            if back:
+                # its own id parked and back at the end just before it moves it up (the
+                # reply shows it moved, not at the end: seed 960257850)
+                i = _find(st[1], op.cid)
+                if i >= 0 and self.droppable(st[1][i], lo, hi):
+                    st = _remove(st, frozenset([op.cid]))
+                st2 = _reappend(st, op.cid)
+                if st2 is not None:
+                    yield st2
+
+    def _guesses(self, state, op, lo, hi):
         yield state
         if op.result is not None and op.result == ("err", "not_candidate"):
             # the reply says the id is gone: the cluster may have removed it meanwhile

@@ -233,6 +233,26 @@ class HandMade(unittest.TestCase):
         self.ok(h)
         h = two().call("evict", "c", 3000, 3010, node="n2", owner=":2.1", reply=(1, []))
         self.bad(h)          # no fault: a could not have gone
+        # seed 960257850: a parked, back at the end, then promoted past c: the reply shows it
+        # moved up, not at the end
+        def three():
+            return H().call("enter", "b", 0, 10, node="n2", owner=":2.1", reply=(1, ["b"])) \
+                      .call("enter", "a", 20, 30, flags=1, reply=(1, ["b", "a"])) \
+                      .call("enter", "c", 40, 50, node="n3", owner=":3.1", reply=(1, ["b", "a", "c"]))
+        h = three().event(1000, "stop", node="n1").event(1500, "cont", node="n1") \
+                   .call("promote", "a", 3000, 3010, reply=(1, ["b", "a", "c"]))
+        self.ok(h)
+        h = three().event(1000, "stop", node="n1").event(1500, "cont", node="n1") \
+                   .call("promote", "a", 3000, 3010, reply=(1, ["b", "c", "a"]))
+        self.bad(h)          # a promote that did not move it
+        h = three().call("promote", "a", 3000, 3010, reply=(1, ["b", "a", "c"]))
+        self.bad(h)          # no fault: promoted in place, it would lead under term 2
+        h = three().event(1000, "stop", node="n1").event(1500, "cont", node="n1") \
+                   .call("enter", "d", 2000, 2010, node="n3", owner=":3.2", reply=(1, ["b", "c", "a", "d"])) \
+                   .call("promote", "a", 3000, 3010, reply=(1, ["b", "a", "c", "d"]))
+        self.ok(h)
+        h = three().call("enter", "d", 2000, 2010, node="n3", owner=":3.2", reply=(1, ["b", "c", "a", "d"]))
+        self.bad(h)          # no fault: a cannot have been parked
         # two leaders dropped: two commands (two new terms) or one (one new term) both fit
         for term in (2, 3):
             h = H().call("enter", "a", 0, 10, reply=(1, ["a"])) \
