@@ -25,7 +25,8 @@ Importable: check(records, bound, fault_grace) -> check_history.Result.
 (h) false-step-down: a node reporting LocalLeader=false for an election while the node's own
     latest term record (within --record-slack after the report) still names the same term id
     and the same leader as when the claim began, at a moment when no fault was active anywhere
-    in the cluster (any node's fault window of check_history.py, extended by --fault-grace) and
+    in the cluster (any node's fault window of check_history.py, extended by --fault-grace, and
+    until --fault-grace after the node's first Quorate=true report after it: its catch-up) and
     no client had disconnected within the grace. In a fault-free run every step-down must come
     with a term change.
 
@@ -153,7 +154,23 @@ def _lost_candidacy(recs, res, T):
 
 def _false_step_down(recs, res, T, grace, slack):
     faults = CH._fault_intervals(recs, grace)
-    windows = sorted(iv for ivs in faults.values() for iv in ivs)
+    # A node's fault lasts until it is back: first Quorate=true after the window, + grace. A node
+    # that was cut off (or restarted) for long catches up first, and a granter refuses a lease to
+    # a node that is still applying what it missed (DESIGN.md leases rule 3): seed 102 saw n1
+    # quorate 1.6 s after the heal, then refused once 0.2 s later.
+    quorate = defaultdict(list)
+    for r in recs:
+        if r.get("type") == "quorate" and r.get("value"):
+            quorate[r["node"]].append(r["t"])
+    windows = []
+    for node, ivs in faults.items():
+        qs = quorate.get(node, [])
+        for a, b in ivs:
+            i = bisect.bisect_left(qs, b)
+            if b != float("inf") and i < len(qs):
+                b = max(b, qs[i] + grace)
+            windows.append((a, b))
+    windows.sort()
     disconnects = sorted(r["t"] for r in recs if r.get("type") == "client_event")
 
     def quiet(t):

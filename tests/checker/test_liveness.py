@@ -119,6 +119,16 @@ class FalseStepDown(unittest.TestCase):
                       ev(2900, "stop", node="n3"), ll(3000, "n1", False, 1), ev(3500, "cont", node="n3")]
         self.assertTrue(liveness.check(h).ok)
 
+    def test_step_down_while_catching_up(self):
+        # seed 102: n1 back after a long cut is quorate 1.6 s after the heal, then refused once
+        def hist(t_down):
+            return base() + [ev(100, "partition", groups=[["n1"], ["n2", "n3"]]), ev(200, "heal"),
+                             ev(200, "healed"),
+                             {"t": 2500 * ms, "type": "quorate", "node": "n1", "value": True, "src": "prop"},
+                             term(2501, "n1", 5, ["a"]), ll(2502, "n1", True, 5), ll(t_down, "n1", False, 5)]
+        self.assertTrue(liveness.check(hist(2800)).ok)
+        self.assertEqual(liveness.check(hist(4000)).kinds(), ["false-step-down"])
+
 
 class MismatchedTiming(unittest.TestCase):
     def hist(self, led):
