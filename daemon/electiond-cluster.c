@@ -348,9 +348,10 @@ static void on_identity_conflict(Gossip *g, bool same_id, bool we_are_newer, con
 
         (void) inet_ntop(from->family, from->addr, ip, sizeof ip);
         if (we_are_newer) {
-                log_error("Duplicate identity: the node at %s uses this node's %s (%s) and started earlier. "
-                          "Refusing to run: %s",
-                          ip, same_id ? "node id" : "name", same_id ? "a copy of its state directory?" : c->node_name,
+                /* (a packet with our id may come through a third node, which passes twins' packets on) */
+                log_error("Duplicate identity: a process that started earlier uses this node's %s (%s); its "
+                          "packet came from %s. Refusing to run: %s",
+                          same_id ? "node id" : "name", same_id ? "a copy of its state directory?" : c->node_name, ip,
                           same_id ? "give this machine a fresh state directory (remove /var/lib/electiond/node-id "
                                     "and raft/) or stop the other one."
                                   : "give each machine its own [Node] Name= (or host name).");
@@ -362,8 +363,8 @@ static void on_identity_conflict(Gossip *g, bool same_id, bool we_are_newer, con
         if (c->identity_logged != 0 && now - c->identity_logged < 10 * USEC_PER_SEC)
                 return;
         c->identity_logged = now;
-        log_warning("Duplicate identity: a newer process at %s uses this node's %s; it should refuse to run.", ip,
-                    same_id ? "node id" : "name");
+        log_warning("Duplicate identity: a newer process uses this node's %s (its packet came from %s); it should "
+                    "refuse to run.", same_id ? "node id" : "name", ip);
 }
 
 static uint64_t next_channel_epoch(Cluster *c);

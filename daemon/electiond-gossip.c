@@ -63,7 +63,31 @@ struct Gossip {
         uint64_t started_usec;          /* boottime */
         uint64_t twin_seen_usec;        /* an older-or-newer twin's last packet (0: none) */
         uint64_t twin_epoch;            /* the largest epoch a twin used */
+        GHashTable *senders;            /* node id → SenderWatch: two lives of one id at once */
 };
+
+/* What a third node sees of one sender id, to catch two processes that share it (a copied state
+ * directory) but cannot hear each other: only the newest epoch passes the replay window, so the
+ * older process's packets arrive as replays, from another address, long after the switch. Each
+ * is then sent on to the other process (the packets authenticate as they are), whose own twin
+ * check decides: the newer exits, the older moves past it once it is silent (rule 9). */
+typedef struct SenderWatch {
+        uint64_t epoch;                 /* the newest epoch accepted */
+        uint64_t since;                 /* when it was first accepted */
+        MemberAddress addr;             /* where its latest packet came from */
+        uint32_t scope;
+        MemberAddress older_addr;       /* where an older epoch's packets come from */
+        uint32_t older_scope;
+        uint64_t older_seen;            /* 0: none since the switch */
+        uint64_t relayed_older, relayed_newer, logged;
+        size_t last_size;               /* the newest life's latest packet, for the older one */
+        uint8_t last[WIRE_SEALED_MAX];
+} SenderWatch;
+
+#define SENDERS_MAX 4096u
+/* An older epoch's packet this long after the newer one appeared is no straggler of a restart */
+#define TWIN_RELAY_GRACE_USEC (3 * USEC_PER_SEC)
+#define TWIN_RELAY_INTERVAL_USEC (1 * USEC_PER_SEC)
 
 /* Packets with our id and an older epoch this long after our start are not our previous life's
  * stragglers but a live twin. */
@@ -76,8 +100,10 @@ static void on_member_event(Membership *m, MembershipEvent event, const Member *
 
         log_debug("gossip: member %s %s", member->name, membership_event_to_string(event));
         /* its next life may start with a smaller epoch (clock set back): let it in */
-        if (event == MEMBERSHIP_EVENT_DEAD || event == MEMBERSHIP_EVENT_LEFT)
+        if (event == MEMBERSHIP_EVENT_DEAD || event == MEMBERSHIP_EVENT_LEFT) {
                 wire_forget_sender(g->wire, member->node_id);
+                g_hash_table_remove(g->senders, &member->node_id);
+        }
         if (g->callbacks.member_event)
                 g->callbacks.member_event(g, event, member, g->userdata);
 }
@@ -108,6 +134,7 @@ int gossip_new(sd_event *event, const Config *config, uint64_t node_id, const vo
 
         g = g_new0(Gossip, 1);
         g->event = sd_event_ref(event);
+        g->senders = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
         g->fd4 = g->fd6 = -EBADF;
         g->want4 = config_family_allows(config, AF_INET);
         g->want6 = config_family_allows(config, AF_INET6);
@@ -189,6 +216,8 @@ Gossip *gossip_free(Gossip *g) {
                 close(g->fd6);
         membership_free(g->membership);
         wire_free(g->wire);
+        if (g->senders)
+                g_hash_table_unref(g->senders);
         g_free(g->cluster_name);
         g_strfreev(g->interfaces);
         g_free(g->config.node_name);
@@ -419,6 +448,65 @@ static void check_twin(Gossip *g, bool same_id, uint64_t their_epoch, const Memb
                 g->callbacks.identity_conflict(g, same_id, we_are_newer, from, g->userdata);
 }
 
+/* An accepted packet: the sender's newest life. While an older life of it is heard elsewhere,
+ * this one goes there too, once a second. */
+static void watch_newer(Gossip *g, const WirePacketInfo *info, const void *buf, size_t size,
+                        const MemberAddress *from, uint32_t from_scope) {
+        uint64_t now = now_boottime_usec();
+        SenderWatch *w = g_hash_table_lookup(g->senders, &info->sender_id);
+
+        if (!w) {
+                if (g_hash_table_size(g->senders) >= SENDERS_MAX)
+                        g_hash_table_remove_all(g->senders);
+                w = g_new0(SenderWatch, 1);
+                g_hash_table_insert(g->senders, g_memdup2(&info->sender_id, sizeof info->sender_id), w);
+        }
+        if (w->epoch != info->epoch) {
+                *w = (SenderWatch) { .epoch = info->epoch, .since = now };
+        }
+        w->addr = *from;
+        w->scope = from_scope;
+        w->last_size = MIN(size, sizeof w->last);
+        memcpy(w->last, buf, w->last_size);
+        if (w->older_seen != 0 && now - w->older_seen <= 2 * TWIN_RELAY_INTERVAL_USEC &&
+            (w->relayed_newer == 0 || now - w->relayed_newer >= TWIN_RELAY_INTERVAL_USEC)) {
+                w->relayed_newer = now;
+                send_one(g, buf, size, &w->older_addr, w->older_scope, "a newer twin's packet");
+        }
+}
+
+/* A replayed packet: if it is an older life of the sender, still speaking from another address
+ * well after the newer one appeared, the two are twins. */
+static void watch_older(Gossip *g, const WirePacketInfo *info, const void *buf, size_t size,
+                        const MemberAddress *from, uint32_t from_scope) {
+        uint64_t now = now_boottime_usec();
+        SenderWatch *w = g_hash_table_lookup(g->senders, &info->sender_id);
+
+        if (!w || info->epoch >= w->epoch || now - w->since < TWIN_RELAY_GRACE_USEC ||
+            member_address_same_host(from, &w->addr))
+                return;
+        w->older_addr = *from;
+        w->older_scope = from_scope;
+        w->older_seen = now;
+        if (w->logged == 0 || now - w->logged >= 10 * USEC_PER_SEC) {
+                w->logged = now;
+                log_warning("gossip: node id %016" PRIx64 " speaks from %s and, under an older epoch, from %s: "
+                            "two processes with one identity (a copied state directory?). Passing each one's "
+                            "packets to the other, so that the newer one stops.",
+                            info->sender_id, member_address_format(&w->addr, false, (char[ADDRESS_STRLEN]) {}),
+                            member_address_format(from, false, (char[ADDRESS_STRLEN]) {}));
+        }
+        if (w->relayed_older == 0 || now - w->relayed_older >= TWIN_RELAY_INTERVAL_USEC) {
+                w->relayed_older = now;
+                send_one(g, buf, size, &w->addr, w->scope, "an older twin's packet");
+                /* and at once the other way: the newer one exits on this, and may send no more */
+                if (w->last_size > 0) {
+                        w->relayed_newer = now;
+                        send_one(g, w->last, w->last_size, from, from_scope, "a newer twin's packet");
+                }
+        }
+}
+
 /* Somebody announcing itself (its ALIVE, sent by that very node id) under our name. */
 static void check_duplicate_name(Gossip *g, const WirePacketInfo *info, const GossipMessage *msgs, size_t n,
                                  const MemberAddress *from) {
@@ -494,6 +582,8 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                         check_twin(g, true, info.epoch, &from);
                         continue;
                 }
+                if (k == -EALREADY)
+                        watch_older(g, &info, buf, (size_t) n, &from, from_scope);
                 if (k == -EPROTO || k == -EPROTONOSUPPORT)
                         log_encrypt_mismatch(g, k, address_format_sockaddr((struct sockaddr *) &sa, (char[ADDRESS_STRLEN]) {}));
                 if (k < 0) {
@@ -502,6 +592,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                                                 address_format_sockaddr((struct sockaddr *) &sa, (char[ADDRESS_STRLEN]) {}));
                         continue;
                 }
+                watch_newer(g, &info, buf, (size_t) n, &from, from_scope);
                 learn_scopes(g, &from, from_scope, ifindex, msgs, (size_t) k);
                 check_duplicate_name(g, &info, msgs, (size_t) k, &from);
                 r = membership_receive(g->membership, msgs, (size_t) k, &from, now_boottime_usec(), &actions);

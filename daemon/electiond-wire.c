@@ -321,8 +321,12 @@ static int wire_decode_plain(Wire *w, const void *buf, size_t size, WirePacketIn
                         *ret_info = info;
                 return drop(w, WIRE_DROP_SELF, ENOTUNIQ);
         }
-        if (replay_table_check(w->replay, info.sender_id, info.epoch, info.seq) < 0)
+        if (replay_table_check(w->replay, info.sender_id, info.epoch, info.seq) < 0) {
+                /* authenticated, so the caller may tell an older life of the sender apart */
+                if (ret_info)
+                        *ret_info = info;
                 return drop(w, WIRE_DROP_REPLAY, EALREADY);
+        }
 
         rd.left -= WIRE_HMAC_SIZE; /* the messages end where the HMAC starts */
         while (rd.left > 0) {

@@ -83,7 +83,9 @@ int wire_encode(Wire *w, const GossipMessage *msgs, size_t n_msgs, uint8_t *buf,
  * (replay), -ELOOP (self), -EPROTO (plaintext, Encrypt=yes here) or -EPROTONOSUPPORT (encrypted,
  * Encrypt=no here). With Encrypt=yes, encoding needs WIRE_SEAL_OVERHEAD more bytes in buf.
  * -ENOTUNIQ: authenticated, with our own sender id but another epoch (a previous run of ours, or
- * a twin with a copy of our state); *ret_info is filled then, and no messages are decoded. */
+ * a twin with a copy of our state); *ret_info is filled then, and no messages are decoded.
+ * -EALREADY fills *ret_info too (the packet authenticated: an older epoch of the sender than the
+ * newest one seen is a replay, a straggler of its previous run, or a live twin of it). */
 int wire_decode(Wire *w, const void *buf, size_t size, WirePacketInfo *ret_info,
                 GossipMessage *msgs, size_t max_msgs);
 

@@ -515,6 +515,21 @@ class Composed(unittest.TestCase):
         shutil.copytree(n2.state_dir, n4.state_dir, symlinks=True)   # while n2 runs
         self._fourth_node_refused(c, n4, "cloned")
 
+    def test_cloned_state_dir_cut_from_original(self):
+        """Hole (found by the nemesis, kind clone, composed with cuts): a copy of n2's state
+        directory started under another name while it and n2 cannot hear each other is never
+        refused (neither hears the other's packets, where the twin check lives), and the peers,
+        which keep the newest epoch of an id, take the copy's packets for n2's and drop n2's as
+        replays. [Fixed: a third node that still hears n2's older epoch from another address 3 s
+        after the copy appeared sends each one's packets on to the other; the copy, the newer,
+        exits with "Duplicate identity", and n2 moves past it.] On main the copy runs on."""
+        c = self._three_of_four()
+        n2, n4 = c.node("n2"), c.node("n4")
+        c.partition([["n2"], ["n4"]])                   # n1 and n3 hear both
+        shutil.rmtree(n4.state_dir)
+        shutil.copytree(n2.state_dir, n4.state_dir, symlinks=True)   # while n2 runs
+        self._fourth_node_refused(c, n4, "cloned")
+
     def test_duplicate_name(self):
         """Hole: a second node with Name=n2 (fresh state) is not refused: two processes claim one
         node name. [Fixed: the newcomer exits non-zero within 20 s with an error mentioning a
