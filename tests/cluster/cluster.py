@@ -500,6 +500,10 @@ class Cluster:
         if wait:
             for n in self.nodes:
                 n.wait_ready()
+            if self.clustered:
+                # each was quorate once; right after forming, a lease may lapse once (a Raft
+                # leader change): return when all of them are quorate at one time
+                wait_until(lambda: all(n.quorate() for n in self.nodes), 15, "every node to be quorate at once")
 
     def client(self, node, name=None):
         """A logging scenario client on node's bus (see recorder.Client)."""
