@@ -64,6 +64,7 @@ struct Gossip {
         uint64_t twin_seen_usec;        /* an older-or-newer twin's last packet (0: none) */
         uint64_t twin_epoch;            /* the largest epoch a twin used */
         GHashTable *senders;            /* node id → SenderWatch: two lives of one id at once */
+        GHashTable *names;              /* name → NameWatch: two node ids under one name at once */
 };
 
 /* What a third node sees of one sender id, to catch two processes that share it (a copied state
@@ -83,6 +84,22 @@ typedef struct SenderWatch {
         size_t last_size;               /* the newest life's latest packet, for the older one */
         uint8_t last[WIRE_SEALED_MAX];
 } SenderWatch;
+
+/* What a third node sees of one node name, to catch two node ids that announce it at once (two
+ * machines with one host name) but cannot hear each other: each one's own ALIVE is sent on to
+ * the other, whose duplicate-name check decides (the newer exits). Only two ids both heard within
+ * NAME_RELAY_LIVE_USEC count: a rebuilt node (new id, old one gone silent) is no duplicate. */
+typedef struct NameWatch {
+        uint64_t node_id;               /* the first id heard under this name (while it speaks) */
+        uint64_t heard;                 /* its latest packet */
+        MemberAddress addr;
+        uint32_t scope;
+        uint64_t relayed, logged;
+        size_t last_size;               /* its latest packet, for the other id */
+        uint8_t last[WIRE_SEALED_MAX];
+} NameWatch;
+
+#define NAME_RELAY_LIVE_USEC (2 * USEC_PER_SEC)
 
 #define SENDERS_MAX 4096u
 /* An older epoch's packet this long after the newer one appeared is no straggler of a restart */
@@ -135,6 +152,7 @@ int gossip_new(sd_event *event, const Config *config, uint64_t node_id, const vo
         g = g_new0(Gossip, 1);
         g->event = sd_event_ref(event);
         g->senders = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+        g->names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         g->fd4 = g->fd6 = -EBADF;
         g->want4 = config_family_allows(config, AF_INET);
         g->want6 = config_family_allows(config, AF_INET6);
@@ -218,6 +236,8 @@ Gossip *gossip_free(Gossip *g) {
         wire_free(g->wire);
         if (g->senders)
                 g_hash_table_unref(g->senders);
+        if (g->names)
+                g_hash_table_unref(g->names);
         g_free(g->cluster_name);
         g_strfreev(g->interfaces);
         g_free(g->config.node_name);
@@ -522,6 +542,52 @@ static void check_duplicate_name(Gossip *g, const WirePacketInfo *info, const Go
                 }
 }
 
+/* A sender's own ALIVE (the packet's first message) under a name another live id announces too:
+ * pass each one's packet to the other, once a second. */
+static void watch_name(Gossip *g, const WirePacketInfo *info, const GossipMessage *msgs, size_t n,
+                       const void *buf, size_t size, const MemberAddress *from, uint32_t from_scope) {
+        const Member *self = membership_get_self(g->membership);
+        uint64_t now = now_boottime_usec();
+        NameWatch *w;
+
+        if (n == 0 || msgs[0].type != GOSSIP_ALIVE || msgs[0].node_id != info->sender_id ||
+            info->sender_id == g->node_id || !msgs[0].name[0] || (self && streq_ptr(msgs[0].name, self->name)))
+                return; /* not a self-announcement, or ours to check (check_duplicate_name) */
+        w = g_hash_table_lookup(g->names, msgs[0].name);
+        if (!w) {
+                if (g_hash_table_size(g->names) >= SENDERS_MAX)
+                        g_hash_table_remove_all(g->names);
+                w = g_new0(NameWatch, 1);
+                g_hash_table_insert(g->names, g_strdup(msgs[0].name), w);
+        }
+        if (w->node_id != info->sender_id && (w->heard == 0 || now - w->heard > NAME_RELAY_LIVE_USEC))
+                *w = (NameWatch) { .node_id = info->sender_id }; /* the old id went silent: a rebuild */
+        if (w->node_id == info->sender_id) {
+                w->heard = now;
+                w->addr = *from;
+                w->scope = from_scope;
+                w->last_size = MIN(size, sizeof w->last);
+                memcpy(w->last, buf, w->last_size);
+                return;
+        }
+        if (member_address_same_host(from, &w->addr))
+                return;
+        if (w->logged == 0 || now - w->logged >= 10 * USEC_PER_SEC) {
+                w->logged = now;
+                log_warning("gossip: node ids %016" PRIx64 " (at %s) and %016" PRIx64 " (at %s) both announce "
+                            "the name '%s': two machines with one name? Passing each one's packets to the other, "
+                            "so that the newer one stops.", w->node_id,
+                            member_address_format(&w->addr, false, (char[ADDRESS_STRLEN]) {}), info->sender_id,
+                            member_address_format(from, false, (char[ADDRESS_STRLEN]) {}), msgs[0].name);
+        }
+        if (w->relayed != 0 && now - w->relayed < TWIN_RELAY_INTERVAL_USEC)
+                return;
+        w->relayed = now;
+        send_one(g, buf, size, &w->addr, w->scope, "a packet of another node under its name");
+        if (w->last_size > 0)
+                send_one(g, w->last, w->last_size, from, from_scope, "a packet of another node under its name");
+}
+
 /* Every address an authenticated packet from ifindex carried: link-local ones are on that link. */
 static void learn_scopes(Gossip *g, const MemberAddress *from, uint32_t from_scope, int ifindex,
                          const GossipMessage *msgs, size_t n) {
@@ -595,6 +661,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                 watch_newer(g, &info, buf, (size_t) n, &from, from_scope);
                 learn_scopes(g, &from, from_scope, ifindex, msgs, (size_t) k);
                 check_duplicate_name(g, &info, msgs, (size_t) k, &from);
+                watch_name(g, &info, msgs, (size_t) k, buf, (size_t) n, &from, from_scope);
                 r = membership_receive(g->membership, msgs, (size_t) k, &from, now_boottime_usec(), &actions);
                 if (r < 0)
                         log_debug_errno(r, "gossip: packet from %s refused: %m",

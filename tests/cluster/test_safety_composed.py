@@ -595,6 +595,47 @@ class Composed(unittest.TestCase):
         self.assertEqual(rc, 1)
         self.assertTrue(said, "the intruder's log does not say \"Duplicate identity\"")
 
+    def test_duplicate_name_via_third_node(self):
+        """Hole (found by the nemesis, kind dupname composed with cuts): a new node under a
+        member's name that cannot hear that member, nor the Raft leader (whose one-holder-per-name
+        check would refuse its commands), runs on: the only node that hears both ignores the
+        second id's ALIVE as a name conflict and tells neither. [Fixed: a third node that hears
+        two live node ids announce one name passes each one's packet to the other, once a second;
+        the newer exits with "Duplicate identity" (DESIGN.md rule 9).] On main the newcomer runs
+        on for as long as the cut lasts."""
+        c = self.make(4, start=["n1", "n2", "n3"], bootstrap_expect=3)
+        n4 = c.node("n4")
+        self.wait_formed(c, c.nodes[:3])
+        R = wait_until(lambda: raft_leader(c, c.nodes[:3]), 10, "one Raft leader")
+        H, T = [n for n in c.nodes[:3] if n is not R]   # holder of the name, the third node
+        c.client(H).op("enter", "e", "h1", flags=PERSISTENT)
+        c.node_config["n4"] = {"Node": {"Name": H.name}}
+        n4.write_config()
+        c.partition([[n4], [H, R]])                     # only T hears both
+        t0 = time.monotonic()
+        n4.start(wait=False)
+        try:
+            wait_until(lambda: not n4.alive(), 20, "the newcomer under %s's name to exit" % H.name, 0.05)
+        except TimeoutError:
+            pass
+        took = time.monotonic() - t0
+        refused = not n4.alive()
+        rc = n4.daemon.popen.returncode if refused else None
+        said = "duplicate identity" in log_text(n4).lower()
+        relayed = "both announce the name" in log_text(T)
+        print("newcomer exited: %s after %.1f s (status %s, says duplicate: %s); %s relayed: %s" % (
+            refused, took, rc, said, T.name, relayed))
+        if n4.alive():
+            n4.kill()
+        self.assertTrue(refused, "n4 still runs under %s's name after 20 s (only %s hears both)"
+                        % (H.name, T.name))
+        self.assertEqual(rc, 1)
+        self.assertTrue(said, "n4's log does not say \"Duplicate identity\"")
+        self.assertTrue(H.alive(), "the holder %s died: %s" % (H.name, H.log_tail(10)))
+        c.heal()
+        wait_until(lambda: local_leader(H, "e") is True, 10, "%s to lead e again" % H.name, 0.05)
+        self.assert_safe(c)
+
     # =========================================================================================
     def test_failing_disk_is_fail_stop(self):
         """Finding of the nemesis (kind disk_fail): a node whose state directory starts failing
