@@ -445,6 +445,7 @@ def main(argv=None):
     print(table([(k, counts[k]) for k in sorted(counts)], ["kind", "started"]))
     if nem is not None:
         print("expected exits (refused duplicates, failed disks): %d" % nem.expected_exits)
+        print("duplicates not judged (could not hear their original for 10 s): %d" % nem.unjudged)
     print()
     print("== operations ==")
     print(table([(k, v[0], v[1]) for k, v in sorted(w.by_op.items())], ["op", "ok", "failed"]))
