@@ -32,6 +32,8 @@ struct Manager {
         bool drop_run_submitted;
         bool drop_run_committed;
         uint64_t name_in_use_logged; /* when we last warned that the Raft leader refused our name */
+        uint64_t name_in_use_first;  /* the first refusal of the current run of refusals (0: none) */
+        uint64_t name_in_use_last;   /* the latest refusal */
         bool serve_requested;    /* observers were asked to serve (the bus edge is up) */
         bool serving;            /* the bus name is ours (manager_set_serving()) */
         bool shutting_down;
@@ -700,14 +702,33 @@ static bool on_remote_batch(void *userdata, uint64_t sender_id, const void *batc
         return submit_remote_batch(m->submit, sender_id, batch, size);
 }
 
+/* Refusals this long in a row (resends come every 100 ms) before a newcomer gives up: the
+ * leader's gossip may still hold the name's previous holder that just stopped (a node restarted
+ * at once after a copy of another one ran under its name) until it declares it dead, which can
+ * take a few seconds when the copy was of the leader itself (its peers drop its packets as the
+ * older twin's until it takes a new epoch, 3 s after the copy went silent). */
+#define NAME_IN_USE_GRACE_USEC (6 * USEC_PER_SEC)
+#define NAME_IN_USE_GAP_USEC (1 * USEC_PER_SEC)
+
 /* The Raft leader refuses our commands: gossip knows our name by another node id. Before our
  * DROP_RUN committed we are the newcomer (a second machine with this name, or a copy whose
- * peers cannot hear us apart): refuse to run, as the direct gossip check does. Once serving, the
- * leader's view is stale (a restart it has not heard yet): only warn. */
+ * peers cannot hear us apart): refuse to run, as the direct gossip check does, once the
+ * refusals have lasted NAME_IN_USE_GRACE_USEC. Once serving, the leader's view is stale (a
+ * restart it has not heard yet): only warn. */
 static void on_name_in_use(void *userdata, const char *leader_name) {
         Manager *m = userdata;
         uint64_t now = now_boottime_usec();
 
+        if (m->name_in_use_last == 0 || now - m->name_in_use_last > NAME_IN_USE_GAP_USEC)
+                m->name_in_use_first = now;
+        m->name_in_use_last = now;
+        if (!m->drop_run_committed && now - m->name_in_use_first < NAME_IN_USE_GRACE_USEC) {
+                if (m->name_in_use_first == now)
+                        log_notice("The Raft leader (%s) refuses this node's commands under the name '%s': "
+                                   "waiting up to %.0f s for its view of the name to change.", leader_name,
+                                   m->config.node_name, (double) NAME_IN_USE_GRACE_USEC / USEC_PER_SEC);
+                return;
+        }
         if (!m->drop_run_committed) {
                 log_error("Duplicate identity: the Raft leader (%s) refuses this node's commands, its peers know the "
                           "name '%s' as another node's. Refusing to run: give each machine its own [Node] Name= "

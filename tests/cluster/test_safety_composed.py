@@ -636,6 +636,55 @@ class Composed(unittest.TestCase):
         wait_until(lambda: local_leader(H, "e") is True, 10, "%s to lead e again" % H.name, 0.05)
         self.assert_safe(c)
 
+    def test_restart_right_after_clone_under_its_name(self):
+        """Finding of the nemesis (seed 4242, kinds clone + partition + kill): n3 killed, a copy of
+        n2's state directory started as n3 (refused: "Duplicate identity"), then n3 started again
+        at once on its own state. For a moment the Raft leader's gossip still has the name n3 on
+        the copy's node id (the copy was the name's last live holder, and n3's own ALIVE is a name
+        conflict until that holder is declared dead), so it refuses n3's start-up DROP_RUN with
+        NAME_IN_USE. [Fixed: a node not yet serving gives up only after 3 s of refusals in a row,
+        long enough for the leader's gossip to declare the copy dead; a real duplicate keeps being
+        refused and still exits.] On main the restored n3 exited at once with "Duplicate
+        identity" under its own name and state."""
+        c = self.make(3)
+        n1, n2, n3 = c.nodes
+        self.wait_formed(c)
+        for n, cid in ((n1, "c1"), (n2, "c2"), (n3, "c3")):
+            c.client(n).op("enter", "e", cid, flags=PERSISTENT)
+        self.wait_local_leader(n1, "e", 5)
+        backup = n3.state_dir + ".own"
+        n3.kill()
+        # declared dead first, so that the copy's ALIVE replaces it as the holder of the name n3
+        wait_until(lambda: all(members(x).get("n3", ("", "alive", ""))[1] == "dead" for x in (n1, n2)),
+                   10, "n3 declared dead", 0.05)
+        os.rename(n3.state_dir, backup)
+        shutil.copytree(n2.state_dir, n3.state_dir, symlinks=True)
+        c.log_event("node_fault", node=n3.name, nodes=[n3.name, n2.name], fault="clone")
+        n3.start(wait=False)
+        # the copy holds the name n3 in the Raft leader's gossip; it stops before it is declared
+        # dead (here by SIGKILL, as soon as both list n3 alive again; in the nemesis run it
+        # exited on its own, refused), and n3 restarts at once
+        R = wait_until(lambda: raft_leader(c, [n1, n2]), 10, "one Raft leader")
+        wait_until(lambda: members(R).get("n3", ("", "dead", ""))[1] == "alive" or not n3.alive(),
+                   10, "the copy under n3's name listed alive by the Raft leader", 0.02)
+        if n3.alive():
+            n3.kill()
+        shutil.rmtree(n3.state_dir)
+        os.rename(backup, n3.state_dir)
+        c.log_event("node_fault_end", node=n3.name, nodes=[n3.name, n2.name], fault="clone")
+        n3.start(wait=False)                            # at once: the copy was n3's last holder
+        try:
+            n3.wait_ready(20)
+        except (TimeoutError, RuntimeError) as e:
+            self.fail("n3 on its own state did not come back: %s" % e)
+        # the copy's epoch made n1 drop n2's packets for a while: leads may move, persistent
+        # candidacies are parked and come back (rule 10)
+        want = {"c1", "c2", "c3"}
+        wait_until(lambda: all(set((term(x, "e") or (0, "", ()))[2]) == want for x in c.nodes), 15,
+                   "c1, c2, c3 all listed in e on every node", 0.1)
+        self.assertTrue(n3.alive())
+        self.assert_safe(c)
+
     # =========================================================================================
     def test_failing_disk_is_fail_stop(self):
         """Finding of the nemesis (kind disk_fail): a node whose state directory starts failing
